@@ -1,0 +1,82 @@
+"""``cvae-encode SCENE -o OUTDIR``: one raster in, one file of CCSDS space packets out."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["encode_main", "write_atomic", "version_string"]
+
+
+def write_atomic(path: Path, chunks: list[bytes]) -> None:
+    """Temp file in the same folder, fsync, rename: readers never see a partial file."""
+    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for c in chunks:
+                f.write(c)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def version_string(bundle=None) -> str:
+    import numpy
+    import onnxruntime
+
+    import cvae
+
+    mid = bundle.model_id[:16] if bundle is not None else "-"
+    return f"cvae {cvae.__version__} model {mid} onnxruntime {onnxruntime.__version__} numpy {numpy.__version__}"
+
+
+def encode_main(argv: Sequence[str] | None = None) -> int:
+    from cvae.edge.bundle import Bundle
+    from cvae.edge.encoder import EncodeOptions, encode_scene
+    from cvae.edge.errors import CvaeError
+
+    p = argparse.ArgumentParser(prog="cvae-encode", description=__doc__.splitlines()[0])
+    p.add_argument("scene", nargs="?", help="GeoTIFF/JP2 scene")
+    p.add_argument("-o", "--out", help="output folder (created if missing)")
+    p.add_argument("--bundle", help="model bundle folder (default: the shipped one)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--level", type=int, help="rate level, 0 = lowest rate")
+    g.add_argument("--tile-bytes", type=int, help="byte budget per tile: the highest level that fits")
+    p.add_argument("--tile-size", type=int, default=256, help="tile edge in pixels (multiple of 16)")
+    p.add_argument("--apid", type=lambda s: int(s, 0), default=0x1C5, help="CCSDS APID (default 0x1C5)")
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
+    p.add_argument("--version", action="store_true", help="print versions and the model id")
+    a = p.parse_args(argv)
+    try:
+        bundle = Bundle.load(a.bundle)
+        if a.version:
+            print(version_string(bundle))
+            return 0
+        if not a.scene or not a.out:
+            p.error("SCENE and -o OUTDIR are required")
+        level = a.level if a.level is not None or a.tile_bytes is not None else bundle.levels // 2
+        opts = EncodeOptions(level=level, tile_bytes=a.tile_bytes, tile_size=a.tile_size, apid=a.apid)
+        if a.tile_bytes is not None and a.tile_bytes <= 0:
+            raise ValueError(f"--tile-bytes {a.tile_bytes}: give a positive byte budget")
+        if a.tile_size <= 0 or a.tile_size % 16:
+            raise ValueError(f"--tile-size {a.tile_size} is not a positive multiple of 16")
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        enc = encode_scene(a.scene, bundle, bundle.codec(a.backend), opts)
+        target = out / f"{enc.name}.pkt"
+        write_atomic(target, enc.packets)
+    except (CvaeError, ValueError, OSError) as e:
+        print(f"cvae-encode: {e}", file=sys.stderr)
+        return 2
+    print(f"{target}: {len(enc.packets)} packets, {enc.nbytes} bytes, {enc.tiles} tiles, levels {sorted(set(enc.levels))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(encode_main())

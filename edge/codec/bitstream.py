@@ -1,0 +1,155 @@
+"""The tile bitstream, format version 1: the one module that owns its bytes (docs/bitstream.md).
+
+All integers big-endian. Layout::
+
+    u8   version            = 1
+    4B   model id           first 4 bytes of the bundle's SHA-256 model id
+    u8   level
+    u8   dtype code         see DTYPES
+    u8   bands C            1..32
+    u16  height H, u16 width W
+    u8   flags              bit0: valid mask present; bit1: rotation matrix present (else identity)
+    C x (f32 lo, f32 hi)    band value range, native units
+    C x f16 mean            band mean after normalisation
+    C*C x i8 matrix         rotation rows * 127 (only with flag bit1)
+    ceil(C/8) B present     bit k (MSB first) set when component k is coded
+    per present component:  varint length, then that many bytes of range-coder payload
+    [mask]                  varint length, zlib stream of np.packbits(valid) (only with flag bit0)
+
+A decoder must consume the whole tile; anything left over or missing raises :class:`CorruptTileError`.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from cvae.edge.errors import CorruptTileError
+
+__all__ = ["VERSION", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
+           "MODEL_ID_BYTES"]
+
+VERSION = 1
+MODEL_ID_BYTES = 4
+MAX_BANDS = 32
+DTYPES = tuple(np.dtype(d) for d in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"))
+_FIXED = struct.Struct(">B4sBBBHHB")
+_F_MASK, _F_MATRIX = 1, 2
+
+
+@dataclass(frozen=True)
+class TileHeader:
+    model_id: bytes
+    level: int
+    dtype: np.dtype
+    bands: int
+    height: int
+    width: int
+    lo: np.ndarray      # float32[C]
+    hi: np.ndarray      # float32[C]
+    mean: np.ndarray    # float32[C] (float16-exact)
+    matrix: np.ndarray  # int8[C, C]
+
+
+def header_size(bands: int, has_mask: bool) -> int:
+    """Bytes of the header before the payloads (the rotation matrix counted)."""
+    return _FIXED.size + 10 * bands + bands * bands + (bands + 7) // 8 + (1 if has_mask else 0)
+
+
+def pack_tile(h: TileHeader, payloads: list[bytes | None], valid: np.ndarray | None) -> bytes:
+    c = h.bands
+    identity = np.array_equal(h.matrix, (np.eye(c) * 127).astype(np.int8))
+    flags = (_F_MASK if valid is not None else 0) | (0 if identity else _F_MATRIX)
+    out = bytearray(_FIXED.pack(VERSION, h.model_id, h.level, DTYPES.index(np.dtype(h.dtype)), c,
+                                h.height, h.width, flags))
+    out += np.stack([h.lo, h.hi], axis=1).astype(">f4").tobytes()
+    out += h.mean.astype(">f2").tobytes()
+    if not identity:
+        out += h.matrix.astype(np.int8).tobytes()
+    present = np.array([p is not None for p in payloads], bool)
+    out += np.packbits(present).tobytes()
+    for p in payloads:
+        if p is not None:
+            out += _varint(len(p)) + p
+    if valid is not None:
+        z = zlib.compress(np.packbits(valid).tobytes(), 9)
+        out += _varint(len(z)) + z
+    return bytes(out)
+
+
+def unpack_tile(data: bytes) -> tuple[TileHeader, list[bytes | None], np.ndarray | None]:
+    """Parse a tile; raises :class:`CorruptTileError` on anything malformed."""
+    r = _Reader(bytes(data))
+    version, model_id, level, dcode, c, height, width, flags = r.unpack(_FIXED)
+    if version != VERSION:
+        raise CorruptTileError(f"tile format version {version} is not supported (this decoder reads {VERSION})")
+    if dcode >= len(DTYPES):
+        raise CorruptTileError(f"unknown dtype code {dcode}")
+    if not 1 <= c <= MAX_BANDS or height == 0 or width == 0:
+        raise CorruptTileError(f"bad tile shape bands={c} height={height} width={width}")
+    if flags & ~(_F_MASK | _F_MATRIX):
+        raise CorruptTileError(f"unknown flag bits {flags:#x}")
+    lohi = np.frombuffer(r.take(8 * c), ">f4").astype(np.float32).reshape(c, 2)
+    mean = np.frombuffer(r.take(2 * c), ">f2").astype(np.float32)
+    if not (np.isfinite(lohi).all() and np.isfinite(mean).all()) or (lohi[:, 1] < lohi[:, 0]).any():
+        raise CorruptTileError("band ranges or means are not finite or not ordered")
+    if flags & _F_MATRIX:
+        matrix = np.frombuffer(r.take(c * c), np.int8).reshape(c, c).copy()
+        if abs(np.linalg.det(matrix.astype(np.float64) / 127)) < 0.25:
+            raise CorruptTileError("rotation matrix is singular")
+    else:
+        matrix = (np.eye(c) * 127).astype(np.int8)
+    present = np.unpackbits(np.frombuffer(r.take((c + 7) // 8), np.uint8))[:c].astype(bool)
+    payloads: list[bytes | None] = [r.take(r.varint()) if present[k] else None for k in range(c)]
+    valid = None
+    if flags & _F_MASK:
+        try:
+            raw = zlib.decompressobj().decompress(r.take(r.varint()), (height * width + 7) // 8 + 1)
+        except zlib.error as e:
+            raise CorruptTileError(f"valid mask does not decompress: {e}") from e
+        if len(raw) != (height * width + 7) // 8:
+            raise CorruptTileError("valid mask has the wrong size")
+        valid = np.unpackbits(np.frombuffer(raw, np.uint8))[:height * width].reshape(height, width).astype(bool)
+    if r.pos != len(r.data):
+        raise CorruptTileError(f"{len(r.data) - r.pos} bytes left over after the tile; the tile is corrupt")
+    header = TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height, width=width,
+                        lo=lohi[:, 0].copy(), hi=lohi[:, 1].copy(), mean=mean, matrix=matrix)
+    return header, payloads, valid
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise CorruptTileError(f"tile truncated: needs {n} bytes at offset {self.pos}, has {len(self.data) - self.pos}")
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def unpack(self, s: struct.Struct) -> tuple:
+        return s.unpack(self.take(s.size))
+
+    def varint(self) -> int:
+        n, shift = 0, 0
+        while True:
+            b = self.take(1)[0]
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+            if shift > 28:
+                raise CorruptTileError("varint longer than 4 bytes")

@@ -1,0 +1,51 @@
+"""ONNX Runtime backend: CPU, or the CUDA execution provider when onnxruntime-gpu and a GPU are present."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cvae.edge.errors import BundleError, MissingDependencyError
+
+__all__ = ["OrtTransforms"]
+
+
+class OrtTransforms:
+    """``analysis``/``synthesis`` through two ONNX Runtime sessions. Sessions are created lazily, so an
+    encoder never loads the decoder and the reverse."""
+
+    def __init__(self, encoder: str | Path, decoder: str | Path, providers: list[str] | None = None,
+                 threads: int = 0):
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise MissingDependencyError("backend 'onnxruntime' needs ONNX Runtime: pip install onnxruntime") from e
+        self._ort = ort
+        self.paths = {"encoder": Path(encoder), "decoder": Path(decoder)}
+        available = ort.get_available_providers()
+        self.providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        self.threads = threads
+        self._sessions: dict[str, object] = {}
+
+    def _session(self, which: str):
+        s = self._sessions.get(which)
+        if s is None:
+            path = self.paths[which]
+            if not path.is_file():
+                raise BundleError(f"{path} is missing; re-export the bundle with cvae-export --target onnx")
+            opts = self._ort.SessionOptions()
+            if self.threads:
+                opts.intra_op_num_threads = self.threads
+            s = self._ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
+            self._sessions[which] = s
+        return s
+
+    def analysis(self, x: np.ndarray) -> np.ndarray:
+        return self._session("encoder").run(None, {"x": np.ascontiguousarray(x, np.float32)})[0]
+
+    def synthesis(self, y_hat: np.ndarray) -> np.ndarray:
+        return self._session("decoder").run(None, {"y_hat": np.ascontiguousarray(y_hat, np.float32)})[0]
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {"onnxruntime": self._ort.__version__, "providers": ",".join(self.providers)}

@@ -1,0 +1,78 @@
+"""``cvae-decode PATH... -o OUTDIR``: packet files or folders in, one GeoTIFF per scene and a JSON report out."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "write_geotiff"]
+
+
+def write_geotiff(path: Path, scene) -> None:
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.transform import Affine
+
+    meta = scene.meta
+    profile = {"driver": "GTiff", "width": meta["width"], "height": meta["height"], "count": meta["bands"],
+               "dtype": meta["dtype"], "nodata": meta.get("nodata"), "compress": "deflate",
+               "tiled": meta["width"] >= 256 and meta["height"] >= 256}
+    if meta.get("crs"):
+        profile["crs"] = CRS.from_user_input(meta["crs"])
+    if meta.get("transform"):
+        profile["transform"] = Affine(*meta["transform"])
+    tmp = path.with_name("." + path.name + ".part")
+    lost = bool(scene.tiles_lost)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(scene.pixels)
+            if lost:  # lost tiles are marked in the dataset mask (internal, so one file per scene)
+                dst.write_mask(scene.valid.astype("uint8") * 255)
+    os.replace(tmp, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from cvae.edge.bundle import Bundle
+    from cvae.edge.errors import CvaeError
+    from cvae.ground.decoder import decode_streams
+
+    p = argparse.ArgumentParser(prog="cvae-decode", description=__doc__.splitlines()[0])
+    p.add_argument("paths", nargs="+", help="packet files or folders holding them")
+    p.add_argument("-o", "--out", required=True, help="output folder for GeoTIFFs and report.json")
+    p.add_argument("--bundle", help="model bundle folder (default: the shipped one)")
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
+    a = p.parse_args(argv)
+    files: list[Path] = []
+    for s in a.paths:
+        path = Path(s)
+        if path.is_dir():
+            files += sorted(f for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
+        elif path.is_file():
+            files.append(path)
+        else:
+            print(f"cvae-decode: {path} does not exist", file=sys.stderr)
+            return 2
+    try:
+        bundle = Bundle.load(a.bundle)
+        streams = [f.read_bytes() for f in files]
+        scenes, report = decode_streams(streams, bundle, bundle.codec(a.backend))
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for s in scenes:
+            name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(s.meta.get("name") or s.scene_id))
+            write_geotiff(out / f"{name}.tif", s)
+        report["inputs"] = [str(f) for f in files]
+        (out / "report.json").write_text(json.dumps(report, indent=1))
+    except (CvaeError, OSError) as e:
+        print(f"cvae-decode: {e}", file=sys.stderr)
+        return 2
+    for s in report["scenes"]:
+        print(json.dumps(s))
+    return 0 if scenes else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Ground decoder: packets (in any order, with losses, duplicates and damage) back to scenes.
+
+Packets are grouped by scene id; a scene needs one intact metadata packet (they are repeated). Tiles are
+reassembled from their segments and decoded one by one; a tile whose segments are missing or whose
+bitstream is rejected becomes nodata and is listed in the report.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cvae.edge.bundle import Bundle
+from cvae.edge.codec import packets as pk
+from cvae.edge.codec.tile import TileCodec
+from cvae.edge.errors import CodecError
+from cvae.edge.io.tiling import tile_grid
+
+__all__ = ["DecodedScene", "collect", "decode_scene", "decode_streams"]
+
+
+@dataclass
+class DecodedScene:
+    scene_id: int
+    meta: dict
+    pixels: np.ndarray          # native dtype [C, H, W]
+    valid: np.ndarray           # bool[H, W]: data pixels (False for nodata and for lost tiles)
+    tiles_ok: list[tuple[int, int]] = field(default_factory=list)
+    tiles_lost: list[dict] = field(default_factory=list)
+    levels: dict = field(default_factory=dict)
+
+
+@dataclass
+class _SceneParts:
+    meta: dict | None = None
+    segments: dict = field(default_factory=lambda: defaultdict(dict))  # (row, col) -> {index: (count, level, bytes)}
+    duplicates: int = 0
+
+
+def collect(streams: list[bytes], stats: dict) -> dict[int, _SceneParts]:
+    scenes: dict[int, _SceneParts] = defaultdict(_SceneParts)
+    meta_segments: dict[int, dict] = defaultdict(dict)
+    for data in streams:
+        for p in pk.parse_stream(data, stats):
+            h = p.header
+            stats["packets"] = stats.get("packets", 0) + 1
+            parts = scenes[h.scene_id]
+            if h.kind == pk.KIND_METADATA:
+                if parts.meta is None:
+                    meta_segments[h.scene_id][h.segment] = (h.segments, p.data)
+                    segs = meta_segments[h.scene_id]
+                    if len(segs) == h.segments:
+                        try:
+                            parts.meta = pk.decode_metadata(b"".join(segs[i][1] for i in range(h.segments)))
+                        except (pk.PacketFormatError, KeyError):
+                            meta_segments[h.scene_id].clear()
+            else:
+                tile = parts.segments[(h.row, h.col)]
+                if h.segment in tile:
+                    parts.duplicates += 1
+                    continue
+                tile[h.segment] = (h.segments, h.level, p.data)
+    return scenes
+
+
+def decode_scene(scene_id: int, parts: _SceneParts, codec: TileCodec) -> DecodedScene:
+    meta = parts.meta
+    c, h, w = int(meta["bands"]), int(meta["height"]), int(meta["width"])
+    dtype = np.dtype(meta["dtype"])
+    nodata = meta.get("nodata")
+    fill = nodata if nodata is not None else 0
+    pixels = np.full((c, h, w), fill, dtype=dtype)
+    valid = np.zeros((h, w), bool)
+    out = DecodedScene(scene_id=scene_id, meta=meta, pixels=pixels, valid=valid)
+    for win in tile_grid(h, w, int(meta["tile"])):
+        segs = parts.segments.get((win.row, win.col))
+        key = {"row": win.row, "col": win.col}
+        if not segs:
+            out.tiles_lost.append({**key, "reason": "no packet received"})
+            continue
+        counts = {s[0] for s in segs.values()}
+        count = max(counts)
+        if len(counts) != 1 or set(segs) != set(range(count)):
+            out.tiles_lost.append({**key, "reason": f"segments missing ({len(segs)} of {count} received)"})
+            continue
+        body = b"".join(segs[i][2] for i in range(count))
+        try:
+            t = codec.decompress(body)
+        except CodecError as e:
+            out.tiles_lost.append({**key, "reason": f"rejected: {e}"})
+            continue
+        if t.pixels.shape != (c, win.height, win.width) or t.pixels.dtype != dtype:
+            out.tiles_lost.append({**key, "reason": f"shape {t.pixels.shape}/{t.pixels.dtype} does not fit the scene"})
+            continue
+        ys, xs = win.slices
+        tile_px = t.pixels
+        if nodata is not None:
+            tile_px = tile_px.copy()
+            tile_px[:, ~t.valid] = np.asarray(nodata).astype(dtype)
+        pixels[:, ys, xs] = tile_px
+        valid[ys, xs] = t.valid
+        out.tiles_ok.append((win.row, win.col))
+        out.levels[f"{win.row},{win.col}"] = t.level
+    return out
+
+
+def decode_streams(streams: list[bytes], bundle: Bundle, codec: TileCodec) -> tuple[list[DecodedScene], dict]:
+    """Decode every scene found in ``streams``; returns the scenes and a report dict."""
+    stats: dict = {}
+    scenes = collect(streams, stats)
+    decoded, report = [], {"stats": stats, "scenes": []}
+    for sid, parts in sorted(scenes.items()):
+        if parts.meta is None:
+            report["scenes"].append({"scene_id": sid, "error": "no intact metadata packet: scene cannot be placed",
+                                     "tiles_received": len(parts.segments)})
+            continue
+        if parts.meta.get("model_id") != bundle.model_id:
+            report["scenes"].append({"scene_id": sid, "name": parts.meta.get("name"),
+                                     "error": f"coded with model {str(parts.meta.get('model_id'))[:16]}, the bundle is "
+                                              f"{bundle.model_id[:16]}: decode with --bundle pointing at that model"})
+            continue
+        d = decode_scene(sid, parts, codec)
+        decoded.append(d)
+        report["scenes"].append({"scene_id": sid, "name": d.meta.get("name"), "tiles_ok": len(d.tiles_ok),
+                                 "tiles_lost": d.tiles_lost, "duplicate_segments": parts.duplicates})
+    return decoded, report

@@ -1,0 +1,1 @@
+"""Torch side of the codec: transforms, entropy bottleneck, training (``cvae-train``)."""

@@ -1,0 +1,242 @@
+"""``cvae-train --config FILE``: train the CVAE on a tree of rasters, resumably.
+
+Runs on the CPU or CUDA (``torchrun --nproc_per_node=K -m cvae.models.train --config FILE`` for DDP).
+Writes into ``out_dir``: ``checkpoint.pt`` (the one resumable state, overwritten atomically),
+``log.jsonl`` (one JSON object per logged step and per validation), ``split.json`` (the scene split).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import yaml
+
+from cvae.models.cvae import CVAE, CVAEConfig
+from cvae.models.data import ComponentPatches, find_scenes, load_scene, write_split
+
+__all__ = ["TrainConfig", "train", "main"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data_dir: str
+    out_dir: str
+    model: CVAEConfig = field(default_factory=CVAEConfig)
+    exclude: tuple[str, ...] = ()           # glob patterns (relative to data_dir) kept out of training
+    validation_scenes: tuple[str, ...] = () # scene files used for validation
+    patch: int = 128
+    batch: int = 16
+    lr: float = 4e-4
+    lr_min: float = 1e-5
+    warmup_steps: int = 500
+    decay_fraction: float = 0.25            # last part of the run decays the learning rate linearly
+    steps: int = 30000
+    time_budget_min: float = 0.0            # > 0: also end (after the decay) when this much wall time is used
+    log_every: int = 100
+    validate_every: int = 2000
+    checkpoint_every: int = 500
+    seed: int = 0
+    threads: int = 0                        # torch CPU threads, 0 = all cores
+    workers: int = 1                        # data loader processes
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> "TrainConfig":
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}; known keys are {sorted(known)}")
+        model = raw.pop("model", {}) or {}
+        mknown = {f.name for f in fields(CVAEConfig)}
+        if set(model) - mknown:
+            raise ValueError(f"{path}: model: unknown keys {sorted(set(model) - mknown)}; known: {sorted(mknown)}")
+        if "lambdas" in model:
+            model["lambdas"] = tuple(float(v) for v in model["lambdas"])
+        for k in ("exclude", "validation_scenes"):
+            if k in raw:
+                raw[k] = tuple(raw[k])
+        base = Path(path).parent
+        for k in ("data_dir", "out_dir"):
+            if k in raw and not os.path.isabs(raw[k]):
+                raw[k] = str((base / raw[k]).resolve())
+        if "validation_scenes" in raw:
+            raw["validation_scenes"] = tuple(str((base / p).resolve()) if not os.path.isabs(p) else p
+                                             for p in raw["validation_scenes"])
+        cfg = cls(model=CVAEConfig(**model), **raw)
+        if cfg.patch % 16:
+            raise ValueError(f"{path}: patch: {cfg.patch} is not a multiple of 16 (the network's stride)")
+        return cfg
+
+
+def learning_rate(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
+    """Warm-up, constant, then linear decay over the last ``decay_fraction`` of the run, where the run's
+    progress is the larger of its step fraction and its wall-time fraction."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = step / cfg.steps
+    if cfg.time_budget_min > 0:
+        progress = max(progress, elapsed_s / (60 * cfg.time_budget_min))
+    start = 1 - cfg.decay_fraction
+    if progress <= start:
+        return cfg.lr
+    t = min(1.0, (progress - start) / cfg.decay_fraction)
+    return cfg.lr_min + (cfg.lr - cfg.lr_min) * (1 - t)
+
+
+def rd_loss(net: CVAE, x: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``R + lambda * 255^2 * MSE`` (MSE on the normalised [0, 1] scale, R in bits per pixel)."""
+    r = net(x, level)
+    bpp = -torch.log2(r.likelihoods).sum() / (x.shape[0] * x.shape[2] * x.shape[3])
+    mse = torch.mean((r.x_hat - x) ** 2)
+    return bpp + net.cfg.lambdas[level] * 255 ** 2 * mse, bpp, mse
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train until ``cfg.steps`` (or the time budget); resumes from ``out_dir/checkpoint.pt``. Returns it."""
+    ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    rank = 0
+    if ddp:
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank = torch.distributed.get_rank()
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+
+    val_names = [os.path.basename(p) for p in cfg.validation_scenes]
+    scenes = [load_scene(s) for s in find_scenes(cfg.data_dir, exclude=list(cfg.exclude))]
+    if not scenes:
+        raise SystemExit(f"data_dir: no readable rasters under {cfg.data_dir}; point it at a folder of GeoTIFFs")
+    if rank == 0:
+        write_split(out / "split.json", scenes, val_names, list(cfg.exclude))
+
+    torch.manual_seed(cfg.seed)
+    net = CVAE(cfg.model).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    step = 0
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if state["model_config"] != asdict(cfg.model):
+            raise SystemExit(f"{ckpt_path}: was trained with model {state['model_config']}, the config asks for "
+                             f"{asdict(cfg.model)}; use another out_dir or restore the model section")
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = state["step"]
+        torch.set_rng_state(state["torch_rng"])
+        if rank == 0:
+            print(f"resumed from {ckpt_path} at step {step}", file=sys.stderr)
+    model = torch.nn.parallel.DistributedDataParallel(net) if ddp else net
+
+    data = ComponentPatches(scenes, cfg.patch, seed=cfg.seed + 1000 * rank, start_step=step)
+    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch, num_workers=cfg.workers,
+                                         persistent_workers=cfg.workers > 0)
+    validator = None
+    if rank == 0 and cfg.validation_scenes:
+        from cvae.models.validate import Validator
+        validator = Validator(cfg.validation_scenes)
+    log = open(out / "log.jsonl", "a") if rank == 0 else None
+    try:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0, mininterval=5, file=sys.stderr)
+    except ImportError:  # tqdm is in the train extra; training still runs without a bar
+        bar = None
+    t0 = time.time()
+    acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
+    it = iter(loader)
+    net.train()
+    while step < cfg.steps:
+        elapsed = time.time() - t0
+        if cfg.time_budget_min > 0 and elapsed > 60 * cfg.time_budget_min:
+            break
+        lr = learning_rate(cfg, step, elapsed)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        level = step % cfg.model.levels
+        x = next(it).to(device, non_blocking=True)
+        loss, bpp, mse = rd_loss(model, x, level) if not ddp else rd_loss_ddp(model, net, x, level)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        acc["loss"] += float(loss); acc["bpp"] += float(bpp); acc["mse"] += float(mse); acc["n"] += 1
+        if bar is not None:
+            bar.update(1)
+        if rank == 0 and step % cfg.log_every == 0:
+            n = acc.pop("n")
+            rec = {"step": step, "time": time.time(), "lr": lr, **{k: v / n for k, v in acc.items()}}
+            log.write(json.dumps(rec) + "\n"); log.flush()
+            acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
+        if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            _save(net, opt, cfg, step, ckpt_path)
+        if validator is not None and step % cfg.validate_every == 0:
+            net.eval()
+            rec = validator.run(net, step)
+            net.train()
+            log.write(json.dumps(rec) + "\n"); log.flush()
+            print(f"step {step}: validation {rec.get('summary')}", file=sys.stderr)
+    if rank == 0:
+        _save(net, opt, cfg, step, ckpt_path)
+        if validator is not None:
+            net.eval()
+            rec = validator.run(net, step)
+            log.write(json.dumps(rec) + "\n"); log.flush()
+            print(f"step {step}: validation {rec.get('summary')}", file=sys.stderr)
+        log.close()
+    if ddp:
+        torch.distributed.destroy_process_group()
+    return ckpt_path
+
+
+def rd_loss_ddp(model, net: CVAE, x: torch.Tensor, level: int):
+    r = model(x, level)
+    bpp = -torch.log2(r.likelihoods).sum() / (x.shape[0] * x.shape[2] * x.shape[3])
+    mse = torch.mean((r.x_hat - x) ** 2)
+    return bpp + net.cfg.lambdas[level] * 255 ** 2 * mse, bpp, mse
+
+
+def _save(net: CVAE, opt, cfg: TrainConfig, step: int, path: Path) -> None:
+    _atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                  "model_config": asdict(cfg.model), "torch_rng": torch.get_rng_state(),
+                  "train_config": {k: v for k, v in asdict(cfg).items() if k != "model"}}, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="cvae-train", description=__doc__.splitlines()[0])
+    p.add_argument("--config", required=True, help="YAML training config (see configs/default.yaml)")
+    p.add_argument("--steps", type=int, help="override: total steps")
+    p.add_argument("--time-budget-min", type=float, help="override: wall-time budget in minutes")
+    p.add_argument("--out-dir", help="override: output folder")
+    a = p.parse_args(argv)
+    try:
+        cfg = TrainConfig.from_yaml(a.config, steps=a.steps, time_budget_min=a.time_budget_min, out_dir=a.out_dir)
+    except (OSError, ValueError, TypeError) as e:
+        print(f"cvae-train: {e}", file=sys.stderr)
+        return 2
+    train(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""Builds the range coder C extension; everything else is declared in pyproject.toml.
+
+Only a C compiler is needed (x86-64 and aarch64 alike); numpy's headers are not used, the
+extension works on the buffer protocol.
+"""
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "cvae.edge.codec._rangecoder",
+            sources=["edge/codec/_rangecoder.c"],
+            extra_compile_args=["-O3", "-std=c99"],
+        )
+    ]
+)

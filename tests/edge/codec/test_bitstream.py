@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from cvae.edge.codec import bitstream
+from cvae.edge.codec.bitstream import TileHeader, pack_tile, unpack_tile
+from cvae.edge.errors import CorruptTileError
+
+
+def _header(c=3, h=20, w=30, identity=False, dtype=np.uint16):
+    rng = np.random.default_rng(c)
+    m = (np.eye(c) * 127).astype(np.int8) if identity else np.clip(
+        np.linalg.qr(rng.normal(size=(c, c)))[0] * 127, -127, 127).round().astype(np.int8)
+    return TileHeader(model_id=b"\x01\x02\x03\x04", level=2, dtype=np.dtype(dtype), bands=c, height=h, width=w,
+                      lo=np.arange(c, dtype=np.float32), hi=np.arange(c, dtype=np.float32) + 100.5,
+                      mean=np.linspace(0, 1, c).astype(np.float16).astype(np.float32), matrix=m)
+
+
+@pytest.mark.parametrize("identity", [True, False])
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_round_trip_is_exact(identity, with_mask):
+    h = _header(identity=identity)
+    payloads = [b"abc", None, bytes(range(200))]
+    valid = (np.arange(600).reshape(20, 30) % 7 != 0) if with_mask else None
+    data = pack_tile(h, payloads, valid)
+    h2, p2, v2 = unpack_tile(data)
+    assert p2 == payloads
+    np.testing.assert_array_equal(h2.matrix, h.matrix)
+    np.testing.assert_array_equal(h2.lo, h.lo)
+    np.testing.assert_array_equal(h2.hi, h.hi)
+    np.testing.assert_array_equal(h2.mean, h.mean)
+    assert (h2.level, h2.bands, h2.height, h2.width, h2.dtype) == (2, 3, 20, 30, np.dtype(np.uint16))
+    if with_mask:
+        np.testing.assert_array_equal(v2, valid)
+    else:
+        assert v2 is None
+
+
+def test_header_size_matches_packed_size_without_payloads():
+    h = _header(c=5)
+    data = pack_tile(h, [None] * 5, None)
+    assert len(data) == bitstream.header_size(5, False)
+
+
+def test_rejects_trailing_bytes():
+    data = pack_tile(_header(), [b"x", b"y", b"z"], None)
+    with pytest.raises(CorruptTileError, match="left over"):
+        unpack_tile(data + b"\0")
+
+
+def test_rejects_every_truncation():
+    data = pack_tile(_header(), [b"x" * 5, None, b"z"], np.ones((20, 30), bool))
+    for n in range(len(data)):
+        with pytest.raises(CorruptTileError):
+            unpack_tile(data[:n])
+
+
+def test_rejects_unknown_version():
+    data = bytearray(pack_tile(_header(), [None] * 3, None))
+    data[0] = 99
+    with pytest.raises(CorruptTileError, match="version 99"):
+        unpack_tile(bytes(data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_parse_or_raise_typed_error(blob):
+    try:
+        unpack_tile(blob)
+    except CorruptTileError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_bit_flips_parse_or_raise_typed_error(data):
+    base = bytearray(pack_tile(_header(), [b"abc", None, b"defg"], np.ones((20, 30), bool)))
+    i = data.draw(st.integers(0, len(base) - 1))
+    base[i] ^= 1 << data.draw(st.integers(0, 7))
+    try:
+        unpack_tile(bytes(base))
+    except CorruptTileError:
+        pass
