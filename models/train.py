@@ -180,7 +180,7 @@ def train(cfg: TrainConfig) -> Path:
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         step += 1
-        acc["loss"] += float(loss); acc["bpp"] += float(bpp); acc["mse"] += float(mse); acc["n"] += 1
+        acc["loss"] += loss.item(); acc["bpp"] += bpp.item(); acc["mse"] += mse.item(); acc["n"] += 1
         if bar is not None:
             bar.update(1)
         if rank == 0 and step % cfg.log_every == 0:

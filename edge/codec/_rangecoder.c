@@ -4,7 +4,8 @@
  * The byte format is specified in docs/range_coder.md (format version 1); this file and the
  * pure-Python reference coder in tests/edge/codec/test_rangecoder.py both follow it.
  *
- *   state x: 64 bits, kept in [L, 2^63) with L = 2^31 (ryg_rans "rans64" layout)
+ *   two interleaved 64-bit states (symbol i uses state i % 2), each kept in [L, 2^63) with
+ *   L = 2^31 (ryg_rans "rans64" layout); interleaving lets the CPU overlap two symbols
  *   renormalisation: 32-bit little-endian words, at most one per coding step
  *   table step (start, freq, precision p):  x -> (x / freq) << p | (x % freq) + start
  *   bypass step (k bits, value u):         x -> x << k | u        (freq 1, precision k)
@@ -32,11 +33,11 @@
 #define RC_PREC_MAX 16
 #define RC_L ((uint64_t)1 << 31)     /* lower bound of the normalised state interval */
 #define RC_X_END ((uint64_t)1 << 63) /* exclusive upper bound of the state interval */
-#define RC_HEADER_BYTES 9            /* header byte + 64-bit final encoder state */
-#define RC_LUT_BITS 8                /* decoder: 2^8 search start points per table row */
+#define RC_HEADER_BYTES 17           /* header byte + two 64-bit final encoder states */
+#define RC_LUT_BITS 9                /* decoder: 2^9 search start points per table row */
 #define RC_CHUNK_BITS 16             /* bypass mantissa chunk width */
 #define RC_MAX_GAMMA 32              /* longest Elias-gamma prefix (out-of-range amount < 2^33) */
-/* Encoder: most words one symbol can emit (table step + 33 prefix bits + 2 mantissa chunks). */
+/* Most bytes one symbol can emit: a word per step; table step + 33 prefix bits + 2 chunks. */
 #define RC_MAX_SYMBOL_BYTES (4 * (1 + (RC_MAX_GAMMA + 1) + 2))
 #define RC_RESERVE (RC_MAX_SYMBOL_BYTES + RC_HEADER_BYTES + 16)
 
@@ -44,7 +45,7 @@ enum {
     RC_OK = 0,
     RC_ERR_INDEX = 1,     /* detail: position i with indexes[i] outside [0, C) */
     RC_ERR_TABLE = 2,     /* detail: table row that is not a valid CDF */
-    RC_ERR_SHORT = 3,     /* stream shorter than 9 bytes or not 9 + 4k bytes long */
+    RC_ERR_SHORT = 3,     /* stream not 17 + 4k bytes long */
     RC_ERR_HEADER = 4,    /* detail: the header byte */
     RC_ERR_STATE = 5,     /* stored state outside [2^31, 2^63) */
     RC_ERR_TRUNCATED = 6, /* detail: position of the symbol that ran out of words */
@@ -234,11 +235,13 @@ static int out_grow(out_t *o)
 
 static inline uint64_t enc_put(uint64_t x, const enc_sym *e, unsigned xmax_shift, uint8_t **pp)
 {
-    if (x >= ((uint64_t)e->freq << xmax_shift)) { /* x_max = freq * 2^(63 - p) */
-        *pp -= 4;
-        wr32(*pp, (uint32_t)x);
-        x >>= 32;
-    }
+    /* if x >= x_max = freq * 2^(63 - p): emit the low word, x >>= 32. Branch-free: the word is
+     * always stored below the cursor (the buffer keeps RC_RESERVE bytes free) and the cursor
+     * only moves when it counts. */
+    unsigned shift = (unsigned)(x >= ((uint64_t)e->freq << xmax_shift)) << 5;
+    wr32(*pp - 4, (uint32_t)x);
+    *pp -= shift >> 3;
+    x >>= shift;
     uint64_t q = mulhi64(x, e->rcp_freq) >> e->rcp_shift; /* q = x / freq */
     return x + e->bias + q * e->cmpl_freq;                 /* (q << p) + x % freq + start */
 }
@@ -276,105 +279,126 @@ static uint64_t enc_escape(uint64_t x, int64_t v, const enc_row *r, unsigned xma
     return enc_put(x, &r->sym[r->n], xmax_shift, pp);
 }
 
+typedef struct {
+    const tables_t *t;
+    enc_row *rows;
+    enc_sym *syms;
+    size_t n_rows, row_syms;
+    unsigned xmax_shift;
+    out_t *o;
+} enc_ctx;
+
+/* Puts all steps of one symbol into state *x. */
+static inline int enc_symbol(const enc_ctx *e, int32_t value, int32_t index, uint64_t *x, uint8_t **pp)
+{
+    uint32_t c = (uint32_t)index;
+    if (c >= e->n_rows)
+        return RC_ERR_INDEX;
+    enc_row *r = &e->rows[c];
+    if (!r->ready && !enc_row_build(r, e->syms + (size_t)c * e->row_syms, e->t, (Py_ssize_t)c))
+        return RC_ERR_TABLE;
+    if ((size_t)(*pp - e->o->buf) < RC_RESERVE) {
+        e->o->p = *pp;
+        if (!out_grow(e->o))
+            return RC_ERR_NOMEM;
+        *pp = e->o->p;
+    }
+    int64_t v = (int64_t)value - r->offset;
+    if ((uint64_t)v < r->n)
+        *x = enc_put(*x, &r->sym[v], e->xmax_shift, pp);
+    else
+        *x = enc_escape(*x, v, r, e->xmax_shift, pp);
+    return RC_OK;
+}
+
 static int encode_core(const int32_t *symbols, const int32_t *indexes, Py_ssize_t n, const tables_t *t,
                        out_t *o, Py_ssize_t *detail)
 {
     int status = RC_OK;
-    size_t n_rows = (size_t)t->n_rows;
-    size_t row_syms = t->L > 1 ? (size_t)(t->L - 1) : 1;
-    enc_row *rows = (enc_row *)calloc(n_rows ? n_rows : 1, sizeof(enc_row));
-    enc_sym *syms = (enc_sym *)malloc((n_rows ? n_rows : 1) * row_syms * sizeof(enc_sym));
+    enc_ctx e;
+    e.t = t;
+    e.n_rows = (size_t)t->n_rows;
+    e.row_syms = t->L > 1 ? (size_t)(t->L - 1) : 1;
+    e.xmax_shift = 63u - (unsigned)t->prec;
+    e.o = o;
+    e.rows = (enc_row *)calloc(e.n_rows ? e.n_rows : 1, sizeof(enc_row));
+    e.syms = (enc_sym *)malloc((e.n_rows ? e.n_rows : 1) * e.row_syms * sizeof(enc_sym));
     o->cap = 2 * (size_t)n + RC_RESERVE; /* enough unless escapes are frequent */
     o->buf = (uint8_t *)malloc(o->cap);
-    if (rows == NULL || syms == NULL || o->buf == NULL) {
+    if (e.rows == NULL || e.syms == NULL || o->buf == NULL) {
         status = RC_ERR_NOMEM;
         goto done;
     }
     o->p = o->buf + o->cap;
 
-    const unsigned xmax_shift = 63u - (unsigned)t->prec;
-    uint64_t x = RC_L;
+    /* symbol i uses state x[i % 2]; last to first, two symbols per iteration */
+    uint64_t x0 = RC_L, x1 = RC_L;
     uint8_t *p = o->p;
-    for (Py_ssize_t i = n; i-- > 0;) {
-        uint32_t c = (uint32_t)indexes[i];
-        if (c >= n_rows) {
-            status = RC_ERR_INDEX;
-            *detail = i;
+    Py_ssize_t i = n;
+    if (i & 1) {
+        i--;
+        status = enc_symbol(&e, symbols[i], indexes[i], &x0, &p);
+    }
+    while (status == RC_OK && i > 0) {
+        i -= 2;
+        status = enc_symbol(&e, symbols[i + 1], indexes[i + 1], &x1, &p);
+        if (status != RC_OK) {
+            i++;
             break;
         }
-        enc_row *r = &rows[c];
-        if (!r->ready && !enc_row_build(r, syms + (size_t)c * row_syms, t, (Py_ssize_t)c)) {
-            status = RC_ERR_TABLE;
-            *detail = (Py_ssize_t)c;
-            break;
-        }
-        if ((size_t)(p - o->buf) < RC_RESERVE) {
-            o->p = p;
-            if (!out_grow(o)) {
-                status = RC_ERR_NOMEM;
-                break;
-            }
-            p = o->p;
-        }
-        int64_t v = (int64_t)symbols[i] - r->offset;
-        if ((uint64_t)v < r->n)
-            x = enc_put(x, &r->sym[v], xmax_shift, &p);
-        else
-            x = enc_escape(x, v, r, xmax_shift, &p);
+        status = enc_symbol(&e, symbols[i], indexes[i], &x0, &p);
     }
     if (status == RC_OK) {
-        p -= 8;
-        wr64(p, x);
+        p -= 16;
+        wr64(p, x0);
+        wr64(p + 8, x1);
         p -= 1;
         *p = (uint8_t)((RC_FORMAT_VERSION << 4) | (unsigned)(t->prec - RC_PREC_MIN));
+    } else {
+        *detail = status == RC_ERR_TABLE ? (Py_ssize_t)indexes[i] : i;
     }
     o->p = p;
 done:
-    free(rows);
-    free(syms);
+    free(e.rows);
+    free(e.syms);
     return status;
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Decoder                                                                                  */
 
-typedef struct {
-    const uint8_t *p, *end;
-    uint64_t x;
-} dec_t;
-
 /* bypass step: returns 0 when the stream ran out of words */
-static inline int dec_bits(dec_t *d, unsigned k, uint32_t *u)
+static inline int dec_bits(uint64_t *x, const uint8_t **pp, const uint8_t *end, unsigned k, uint32_t *u)
 {
-    uint64_t x = d->x;
-    *u = (uint32_t)(x & (((uint64_t)1 << k) - 1));
-    x >>= k;
-    if (x < RC_L) {
-        if (d->end - d->p < 4)
+    uint64_t v = *x;
+    *u = (uint32_t)(v & (((uint64_t)1 << k) - 1));
+    v >>= k;
+    if (v < RC_L) {
+        if (end - *pp < 4)
             return 0;
-        x = (x << 32) | rd32(d->p);
-        d->p += 4;
+        v = (v << 32) | rd32(*pp);
+        *pp += 4;
     }
-    d->x = x;
+    *x = v;
     return 1;
 }
 
 /* The escape symbol was decoded: read the bypass value and store the symbol in *out. */
-static int dec_escape(dec_t *d, const dec_row *r, int32_t *out)
+static int dec_escape(uint64_t *x, const uint8_t **pp, const uint8_t *end, const dec_row *r, int32_t *out)
 {
     unsigned nbits = 0;
     uint32_t bit, lo = 0, hi = 0;
     for (;;) {
-        if (!dec_bits(d, 1, &bit))
+        if (!dec_bits(x, pp, end, 1, &bit))
             return RC_ERR_TRUNCATED;
         if (!bit)
             break;
         if (++nbits > RC_MAX_GAMMA)
             return RC_ERR_ESCAPE;
     }
-    if (nbits > 0 && !dec_bits(d, nbits < RC_CHUNK_BITS ? nbits : RC_CHUNK_BITS, &lo))
+    if (nbits > 0 && !dec_bits(x, pp, end, nbits < RC_CHUNK_BITS ? nbits : RC_CHUNK_BITS, &lo))
         return RC_ERR_TRUNCATED;
-    if (nbits > RC_CHUNK_BITS && !dec_bits(d, nbits - RC_CHUNK_BITS, &hi))
+    if (nbits > RC_CHUNK_BITS && !dec_bits(x, pp, end, nbits - RC_CHUNK_BITS, &hi))
         return RC_ERR_TRUNCATED;
     uint64_t m = ((uint64_t)1 << nbits) | ((uint64_t)hi << RC_CHUNK_BITS) | lo;
     uint64_t z = m - 1;
@@ -385,6 +409,51 @@ static int dec_escape(dec_t *d, const dec_row *r, int32_t *out)
         return RC_ERR_OVERFLOW;
     *out = (int32_t)value;
     return RC_OK;
+}
+
+typedef struct {
+    const tables_t *t;
+    dec_row *rows;
+    uint32_t *cdfs;
+    uint16_t *luts;
+    size_t n_rows, L;
+    const uint8_t *end;
+    unsigned prec, bshift;
+    uint32_t mask;
+} dec_ctx;
+
+/* Decodes all steps of one symbol from state *x. */
+static inline int dec_symbol(const dec_ctx *d, int32_t index, uint64_t *x, const uint8_t **pp, int32_t *out)
+{
+    uint32_t c = (uint32_t)index;
+    if (c >= d->n_rows)
+        return RC_ERR_INDEX;
+    dec_row *r = &d->rows[c];
+    if (!r->ready &&
+        !dec_row_build(r, d->cdfs + (size_t)c * d->L, d->luts + ((size_t)c << RC_LUT_BITS), d->t, (Py_ssize_t)c))
+        return RC_ERR_TABLE;
+    const uint32_t *cdf = r->cdf;
+    uint64_t xv = *x;
+    uint32_t slot = (uint32_t)xv & d->mask;
+    uint32_t s = r->lut[slot >> d->bshift];
+    while (cdf[s + 1] <= slot) /* terminates: cdf[len - 1] = 2^p > slot */
+        s++;
+    uint32_t start = cdf[s];
+    xv = (uint64_t)(cdf[s + 1] - start) * (xv >> d->prec) + (slot - start);
+    if (xv < RC_L) {
+        if (d->end - *pp < 4)
+            return RC_ERR_TRUNCATED;
+        xv = (xv << 32) | rd32(*pp);
+        *pp += 4;
+    }
+    *x = xv;
+    if (s < r->lim) {
+        *out = (int32_t)(r->offset + (int64_t)s);
+        return RC_OK;
+    }
+    if (s != r->n)
+        return RC_ERR_OVERFLOW; /* a direct value that does not fit int32 */
+    return dec_escape(x, pp, d->end, r, out);
 }
 
 static int decode_core(const uint8_t *data, Py_ssize_t len, const int32_t *indexes, Py_ssize_t n,
@@ -398,88 +467,55 @@ static int decode_core(const uint8_t *data, Py_ssize_t len, const int32_t *index
         *detail = data[0];
         return RC_ERR_HEADER;
     }
-    dec_t d;
-    d.x = rd64(data + 1);
-    d.p = data + RC_HEADER_BYTES;
-    d.end = data + len;
-    if (d.x < RC_L || d.x >= RC_X_END)
+    uint64_t x0 = rd64(data + 1), x1 = rd64(data + 9);
+    if (x0 < RC_L || x0 >= RC_X_END || x1 < RC_L || x1 >= RC_X_END)
         return RC_ERR_STATE;
 
     int status = RC_OK;
-    size_t n_rows = (size_t)t->n_rows;
-    size_t L = (size_t)t->L;
-    dec_row *rows = (dec_row *)calloc(n_rows ? n_rows : 1, sizeof(dec_row));
-    uint32_t *cdfs = (uint32_t *)malloc((n_rows ? n_rows : 1) * (L ? L : 1) * sizeof(uint32_t));
-    uint16_t *luts = (uint16_t *)malloc((n_rows ? n_rows : 1) * ((size_t)1 << RC_LUT_BITS) * sizeof(uint16_t));
-    if (rows == NULL || cdfs == NULL || luts == NULL) {
+    dec_ctx d;
+    d.t = t;
+    d.n_rows = (size_t)t->n_rows;
+    d.L = (size_t)t->L;
+    d.end = data + len;
+    d.prec = (unsigned)t->prec;
+    d.bshift = d.prec - RC_LUT_BITS;
+    d.mask = ((uint32_t)1 << d.prec) - 1;
+    size_t rows_alloc = d.n_rows ? d.n_rows : 1;
+    d.rows = (dec_row *)calloc(rows_alloc, sizeof(dec_row));
+    d.cdfs = (uint32_t *)malloc(rows_alloc * d.L * sizeof(uint32_t));
+    d.luts = (uint16_t *)malloc(rows_alloc * ((size_t)1 << RC_LUT_BITS) * sizeof(uint16_t));
+    if (d.rows == NULL || d.cdfs == NULL || d.luts == NULL) {
         status = RC_ERR_NOMEM;
         goto done;
     }
 
-    const unsigned prec = (unsigned)t->prec;
-    const uint32_t mask = ((uint32_t)1 << prec) - 1;
-    const unsigned bshift = prec - RC_LUT_BITS;
-    uint64_t x = d.x;
-    const uint8_t *p = d.p;
-    const uint8_t *end = d.end;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        uint32_t c = (uint32_t)indexes[i];
-        if (c >= n_rows) {
-            status = RC_ERR_INDEX;
-            *detail = i;
+    /* symbol i uses state x[i % 2]; first to last, two symbols per iteration */
+    const uint8_t *p = data + RC_HEADER_BYTES;
+    Py_ssize_t i = 0;
+    for (; i + 1 < n; i += 2) {
+        status = dec_symbol(&d, indexes[i], &x0, &p, &out[i]);
+        if (status != RC_OK)
             break;
-        }
-        dec_row *r = &rows[c];
-        if (!r->ready && !dec_row_build(r, cdfs + (size_t)c * L, luts + ((size_t)c << RC_LUT_BITS), t,
-                                        (Py_ssize_t)c)) {
-            status = RC_ERR_TABLE;
-            *detail = (Py_ssize_t)c;
+        status = dec_symbol(&d, indexes[i + 1], &x1, &p, &out[i + 1]);
+        if (status != RC_OK) {
+            i++;
             break;
-        }
-        const uint32_t *cdf = r->cdf;
-        uint32_t slot = (uint32_t)x & mask;
-        uint32_t s = r->lut[slot >> bshift];
-        while (cdf[s + 1] <= slot) /* terminates: cdf[len - 1] = 2^p > slot */
-            s++;
-        uint32_t start = cdf[s];
-        x = (uint64_t)(cdf[s + 1] - start) * (x >> prec) + (slot - start);
-        if (x < RC_L) {
-            if (end - p < 4) {
-                status = RC_ERR_TRUNCATED;
-                *detail = i;
-                break;
-            }
-            x = (x << 32) | rd32(p);
-            p += 4;
-        }
-        if (s < r->lim) {
-            out[i] = (int32_t)(r->offset + (int64_t)s);
-        } else if (s != r->n) {
-            status = RC_ERR_OVERFLOW; /* a direct value that does not fit int32 */
-            *detail = i;
-            break;
-        } else {
-            d.x = x;
-            d.p = p;
-            status = dec_escape(&d, r, &out[i]);
-            x = d.x;
-            p = d.p;
-            if (status != RC_OK) {
-                *detail = i;
-                break;
-            }
         }
     }
-    if (0) {
+    if (status == RC_OK && i < n)
+        status = dec_symbol(&d, indexes[i], &x0, &p, &out[i]);
+    if (status != RC_OK)
+        *detail = status == RC_ERR_TABLE ? (Py_ssize_t)indexes[i] : i;
+    else if (p != d.end) {
         status = RC_ERR_TRAILING;
-        *detail = (Py_ssize_t)(end - p);
-    } else if (status == RC_OK && x != RC_L) {
+        *detail = (Py_ssize_t)(d.end - p);
+    } else if (x0 != RC_L || x1 != RC_L) {
         status = RC_ERR_FINAL;
     }
 done:
-    free(rows);
-    free(cdfs);
-    free(luts);
+    free(d.rows);
+    free(d.cdfs);
+    free(d.luts);
     return status;
 }
 

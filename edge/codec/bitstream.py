@@ -29,11 +29,12 @@ import numpy as np
 from cvae.edge.errors import CorruptTileError
 
 __all__ = ["VERSION", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
-           "MODEL_ID_BYTES"]
+           "MODEL_ID_BYTES", "MAX_EDGE"]
 
 VERSION = 1
 MODEL_ID_BYTES = 4
 MAX_BANDS = 32
+MAX_EDGE = 2048  # tiles are cut from scenes; a bigger one is a corrupt header, not a tile
 DTYPES = tuple(np.dtype(d) for d in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"))
 _FIXED = struct.Struct(">B4sBBBHHB")
 _F_MASK, _F_MATRIX = 1, 2
@@ -87,7 +88,7 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, list[bytes | None], np.ndarray
         raise CorruptTileError(f"tile format version {version} is not supported (this decoder reads {VERSION})")
     if dcode >= len(DTYPES):
         raise CorruptTileError(f"unknown dtype code {dcode}")
-    if not 1 <= c <= MAX_BANDS or height == 0 or width == 0:
+    if not 1 <= c <= MAX_BANDS or not 0 < height <= MAX_EDGE or not 0 < width <= MAX_EDGE:
         raise CorruptTileError(f"bad tile shape bands={c} height={height} width={width}")
     if flags & ~(_F_MASK | _F_MATRIX):
         raise CorruptTileError(f"unknown flag bits {flags:#x}")

@@ -156,8 +156,9 @@ class TileCodec:
                 except rangecoder.CorruptStreamError as e:
                     raise CorruptTileError(f"component {k}: {e}") from e
                 y_hat[i] = s.reshape(m, hl, wl).astype(np.float32) * self.inv_gain[header.level][:, None, None]
-            x = self.transforms.synthesis(y_hat)
-            z[present] = x[:, 0, :h, :w]
+            for i in range(0, len(present), 4):  # bounded memory for many-band tiles
+                x = self.transforms.synthesis(y_hat[i:i + 4])
+                z[present[i:i + 4]] = x[:, 0, :h, :w]
         st = SpectralTransform(lo=header.lo, hi=header.hi, mean=header.mean, matrix=header.matrix)
         rec = st.inverse(z)
         pixels = _to_dtype(rec, header.dtype, header.lo, header.hi)
@@ -182,6 +183,9 @@ def _check_tile(tile: np.ndarray) -> np.ndarray:
         tile = tile[None]
     if tile.ndim != 3 or min(tile.shape) == 0:
         raise InputError(f"tile shape {tile.shape}: expected [bands, height, width] with no empty axis")
+    if max(tile.shape[1:]) > bitstream.MAX_EDGE:
+        raise InputError(f"tile {tile.shape[1]}x{tile.shape[2]} exceeds {bitstream.MAX_EDGE} pixels a side; "
+                         "cut the scene into tiles (cvae.edge.io.tiling)")
     if tile.shape[0] > bitstream.MAX_BANDS:
         raise InputError(f"tile has {tile.shape[0]} bands, the format carries at most {bitstream.MAX_BANDS}")
     if tile.dtype not in bitstream.DTYPES:

@@ -25,12 +25,14 @@ class Raster:
 
 
 def fill_value_mask(pixels: np.ndarray, nodata: float | None) -> np.ndarray:
-    """bool[H, W]: pixels that hold data. Declared nodata wins; without one, zeros in unsigned 16-bit
-    data covering over 1% of the scene are taken as fill (Landsat and Sentinel-2 L1 use 0 so)."""
+    """bool[H, W]: pixels that hold data in at least one band. A pixel is nodata when every band holds the
+    declared nodata value (a value equal to nodata in some bands only, e.g. a saturated band, is coded as
+    data). Without a declared value, zeros in every band of unsigned 16-bit data covering over 1% of the
+    scene are taken as fill (Landsat and Sentinel-2 L1 use 0 so)."""
     if nodata is not None and not np.isnan(nodata):
-        return ~np.any(pixels == np.asarray(nodata).astype(pixels.dtype), axis=0)
+        return ~np.all(pixels == np.asarray(nodata).astype(pixels.dtype), axis=0)
     if nodata is not None:  # NaN nodata
-        return ~np.any(np.isnan(pixels), axis=0)
+        return ~np.all(np.isnan(pixels), axis=0)
     if pixels.dtype == np.uint16:
         zero = np.all(pixels == 0, axis=0)
         if zero.mean() > 0.01:
