@@ -24,6 +24,7 @@ import os
 import platform
 import shlex
 import statistics
+import sysconfig
 import sys
 import tempfile
 import time
@@ -146,7 +147,9 @@ def bench_constriction(p: Problem, cfg: Config, kind: str) -> dict:
     return _row(name, cfg, t_enc, t_dec, 32 * len(data), enc_times, dec_times)
 
 
-def _row(name: str, cfg: Config, t_enc: float, t_dec: float, bits: int, enc_t: list, dec_t: list) -> dict:
+def _row(
+    name: str, cfg: Config, t_enc: float, t_dec: float, bits: int, enc_t: list, dec_t: list
+) -> dict:
     return {
         "coder": name,
         "encode_msym_s": cfg.n / t_enc / 1e6,
@@ -178,14 +181,15 @@ def machine_info() -> dict:
         "cpu_model": cpu,
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
-        **{f"{k}_version": v for k, v in versions.items()},
+        "compiler": sysconfig.get_config_var("CC"),
+        **{f"{k.replace('-', '_')}_version": v for k, v in versions.items()},
     }
 
 
 def run_benchmark(cfg: Config) -> dict:
     problem = make_problem(cfg)
     ours = bench_ours(problem, cfg)
-    rows = [ours, bench_constriction(problem, cfg, "ans"), bench_constriction(problem, cfg, "range")]
+    rows = [ours] + [bench_constriction(problem, cfg, kind) for kind in ("ans", "range")]
     for row in rows[1:]:
         row["ours_over_this_encode"] = ours["encode_msym_s"] / row["encode_msym_s"]
         row["ours_over_this_decode"] = ours["decode_msym_s"] / row["decode_msym_s"]
@@ -229,9 +233,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run_benchmark(cfg)
     write_json(args.out, report)
 
-    print(f"N={cfg.n} C={cfg.tables} L={cfg.width} precision={cfg.precision} repeats={cfg.repeats}; "
-          f"ideal {report['ideal_bits_per_symbol']:.4f} bits/symbol; cpu: {report['machine']['cpu_model']}")
-    print(f"{'coder':48s} {'enc Msym/s':>11s} {'dec Msym/s':>11s} {'bits/sym':>9s} {'ours/this enc':>14s} {'dec':>6s}")
+    print(
+        f"N={cfg.n} C={cfg.tables} L={cfg.width} precision={cfg.precision} "
+        f"repeats={cfg.repeats}; ideal {report['ideal_bits_per_symbol']:.4f} bits/symbol; "
+        f"cpu: {report['machine']['cpu_model']}"
+    )
+    header = ("coder", "enc Msym/s", "dec Msym/s", "bits/sym", "ours/this enc", "dec")
+    print("{:48s} {:>11s} {:>11s} {:>9s} {:>14s} {:>6s}".format(*header))
     for row in report["results"]:
         ratio_e = row.get("ours_over_this_encode")
         ratio_d = row.get("ours_over_this_decode")

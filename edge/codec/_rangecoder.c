@@ -167,14 +167,25 @@ typedef struct {
     int prec;
 } tables_t;
 
+/* Validates row c and fills its encoder steps. Reads every table entry exactly once, so a row
+ * that changes during the call cannot slip past the checks. */
 static int enc_row_build(enc_row *r, enc_sym *sym, const tables_t *t, Py_ssize_t c)
 {
     const int32_t *cdf = t->cdfs + c * t->L;
-    int32_t len = t->lengths[c];
-    if (!row_is_valid(cdf, len, t->L, t->prec))
+    const int32_t len = t->lengths[c];
+    const int32_t total = (int32_t)1 << t->prec;
+    if (len < 3 || (Py_ssize_t)len > t->L)
         return 0;
-    for (int32_t s = 0; s + 1 < len; s++)
-        enc_sym_init(&sym[s], (uint32_t)cdf[s], (uint32_t)(cdf[s + 1] - cdf[s]), t->prec);
+    int32_t prev = cdf[0];
+    if (prev != 0)
+        return 0;
+    for (int32_t s = 0; s + 1 < len; s++) {
+        int32_t next = cdf[s + 1];
+        if (next <= prev || next > total || (s + 2 == len && next != total))
+            return 0;
+        enc_sym_init(&sym[s], (uint32_t)prev, (uint32_t)(next - prev), t->prec);
+        prev = next;
+    }
     r->sym = sym;
     r->offset = t->offsets[c];
     r->n = (uint64_t)(len - 2);
@@ -185,7 +196,7 @@ static int enc_row_build(enc_row *r, enc_sym *sym, const tables_t *t, Py_ssize_t
 static int dec_row_build(dec_row *r, uint32_t *cdf_copy, uint16_t *lut, const tables_t *t, Py_ssize_t c)
 {
     const int32_t *cdf = t->cdfs + c * t->L;
-    int32_t len = t->lengths[c];
+    const int32_t len = t->lengths[c];
     /* copy first, then validate the copy: the caller's array may change under us */
     for (int32_t k = 0; k < len && (Py_ssize_t)k < t->L; k++)
         cdf_copy[k] = (uint32_t)cdf[k];
@@ -198,10 +209,11 @@ static int dec_row_build(dec_row *r, uint32_t *cdf_copy, uint16_t *lut, const ta
             s++;
         lut[b] = (uint16_t)s;
     }
-    int64_t room = (int64_t)INT32_MAX - (int64_t)t->offsets[c] + 1; /* in [1, 2^32] */
+    const int64_t offset = t->offsets[c];
+    const int64_t room = (int64_t)INT32_MAX - offset + 1; /* in [1, 2^32] */
     r->cdf = cdf_copy;
     r->lut = lut;
-    r->offset = t->offsets[c];
+    r->offset = offset;
     r->n = (uint32_t)(len - 2);
     r->lim = room < (int64_t)r->n ? (uint32_t)room : r->n;
     r->ready = 1;
@@ -522,7 +534,7 @@ done:
 /* ---------------------------------------------------------------------------------------- */
 /* Python glue                                                                              */
 
-/* int32 buffer with n_items entries (n_items < 0: any length); 0 with an exception on error */
+/* A C-contiguous native int32 buffer of any shape; returns 0 with an exception on error. */
 static int get_i32(PyObject *obj, Py_buffer *view, int writable, const char *name)
 {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
@@ -531,7 +543,7 @@ static int get_i32(PyObject *obj, Py_buffer *view, int writable, const char *nam
     const char *f = view->format ? view->format : "B";
     size_t fl = strlen(f);
     char code = fl ? f[fl - 1] : '?';
-    if (view->itemsize != 4 || !(code == 'i' || code == 'l') || (fl == 2 && f[0] == '>') || fl > 2) {
+    if (view->itemsize != 4 || !(code == 'i' || code == 'l') || (fl == 2 && (f[0] == '>' || f[0] == '!')) || fl > 2) {
         PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous native int32 buffer (format '%s', itemsize %zd)",
                      name, f, view->itemsize);
         PyBuffer_Release(view);

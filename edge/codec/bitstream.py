@@ -13,7 +13,8 @@ All integers big-endian. Layout::
     C x f16 mean            band mean after normalisation
     C*C x i8 matrix         rotation rows * 127 (only with flag bit1)
     ceil(C/8) B present     bit k (MSB first) set when component k is coded
-    per present component:  varint length, then that many bytes of range-coder payload
+    [payload]               varint length, then one range-coder stream holding every present component
+                            in order (only when at least one component is present)
     [mask]                  varint length, zlib stream of np.packbits(valid) (only with flag bit0)
 
 A decoder must consume the whole tile; anything left over or missing raises :class:`CorruptTileError`.
@@ -59,7 +60,8 @@ def header_size(bands: int, has_mask: bool) -> int:
     return _FIXED.size + 10 * bands + bands * bands + (bands + 7) // 8 + (1 if has_mask else 0)
 
 
-def pack_tile(h: TileHeader, payloads: list[bytes | None], valid: np.ndarray | None) -> bytes:
+def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | None, valid: np.ndarray | None) -> bytes:
+    """``present: bool[C]``; ``payload`` is required exactly when some component is present."""
     c = h.bands
     identity = np.array_equal(h.matrix, (np.eye(c) * 127).astype(np.int8))
     flags = (_F_MASK if valid is not None else 0) | (0 if identity else _F_MATRIX)
@@ -69,18 +71,19 @@ def pack_tile(h: TileHeader, payloads: list[bytes | None], valid: np.ndarray | N
     out += h.mean.astype(">f2").tobytes()
     if not identity:
         out += h.matrix.astype(np.int8).tobytes()
-    present = np.array([p is not None for p in payloads], bool)
+    present = np.asarray(present, bool)
+    if present.shape != (c,) or (payload is None) == bool(present.any()):
+        raise ValueError("pack_tile: give a payload exactly when some component is present")
     out += np.packbits(present).tobytes()
-    for p in payloads:
-        if p is not None:
-            out += _varint(len(p)) + p
+    if payload is not None:
+        out += _varint(len(payload)) + payload
     if valid is not None:
         z = zlib.compress(np.packbits(valid).tobytes(), 9)
         out += _varint(len(z)) + z
     return bytes(out)
 
 
-def unpack_tile(data: bytes) -> tuple[TileHeader, list[bytes | None], np.ndarray | None]:
+def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | None, np.ndarray | None]:
     """Parse a tile; raises :class:`CorruptTileError` on anything malformed."""
     r = _Reader(bytes(data))
     version, model_id, level, dcode, c, height, width, flags = r.unpack(_FIXED)
@@ -102,8 +105,11 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, list[bytes | None], np.ndarray
             raise CorruptTileError("rotation matrix is singular")
     else:
         matrix = (np.eye(c) * 127).astype(np.int8)
-    present = np.unpackbits(np.frombuffer(r.take((c + 7) // 8), np.uint8))[:c].astype(bool)
-    payloads: list[bytes | None] = [r.take(r.varint()) if present[k] else None for k in range(c)]
+    bits = np.unpackbits(np.frombuffer(r.take((c + 7) // 8), np.uint8))
+    if bits[c:].any():
+        raise CorruptTileError("padding bits of the component map are set")
+    present = bits[:c].astype(bool)
+    payload = r.take(r.varint()) if present.any() else None
     valid = None
     if flags & _F_MASK:
         try:
@@ -117,7 +123,7 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, list[bytes | None], np.ndarray
         raise CorruptTileError(f"{len(r.data) - r.pos} bytes left over after the tile; the tile is corrupt")
     header = TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height, width=width,
                         lo=lohi[:, 0].copy(), hi=lohi[:, 1].copy(), mean=mean, matrix=matrix)
-    return header, payloads, valid
+    return header, present, payload, valid
 
 
 def _varint(n: int) -> bytes:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cvae.edge.errors import CodecError
+
 from . import _rangecoder as _rc
 
 __all__ = [
@@ -43,7 +45,7 @@ _INT32_MIN = int(np.iinfo(np.int32).min)
 _INT32_MAX = int(np.iinfo(np.int32).max)
 
 
-class RangeCoderError(ValueError):
+class RangeCoderError(CodecError, ValueError):
     """Invalid input to :func:`encode` or :func:`decode` (arrays, tables or precision)."""
 
 
@@ -71,7 +73,7 @@ def encode(
         precision: bits of the CDFs, 12..16.
 
     Returns:
-        The stream: 1 header byte, the 8-byte final state, then 32-bit words.
+        The stream: 1 header byte, the two 8-byte coder states, then 32-bit words.
 
     Raises:
         RangeCoderError: on invalid arrays, tables, indexes or precision.
@@ -158,7 +160,7 @@ def _as_int32(name: str, value: object, ndim: int) -> np.ndarray:
 def _as_tables(
     cdfs: object, cdf_lengths: object, offsets: object, precision: object
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate the tables once per call (vectorised); returns int32 cdfs[C, L], lengths, offsets."""
+    """Validate the tables once per call (vectorised): int32 cdfs[C, L], lengths[C], offsets[C]."""
     if isinstance(precision, bool) or not isinstance(precision, (int, np.integer)):
         raise RangeCoderError(f"precision: expected an int, got {type(precision).__name__}")
     if not PRECISION_MIN <= precision <= PRECISION_MAX:
@@ -228,7 +230,10 @@ def _input_error(status: int, detail: int, indexes: np.ndarray, n_rows: int) -> 
 
 def _stream_message(status: int, detail: int, size: int, precision: int) -> str:
     if status == _rc.ERR_SHORT:
-        return f"stream of {size} bytes is not 9 + 4k bytes long: truncated or not a range coder stream"
+        return (
+            f"stream of {size} bytes is not 17 + 4k bytes long: truncated, or not a range coder "
+            "stream"
+        )
     if status == _rc.ERR_HEADER:
         version, code = detail >> 4, detail & 0xF
         return (
@@ -236,7 +241,7 @@ def _stream_message(status: int, detail: int, size: int, precision: int) -> str:
             f"not match format version {FORMAT_VERSION} at precision {precision}"
         )
     if status == _rc.ERR_STATE:
-        return "stream's stored coder state is out of range: not a range coder stream"
+        return "stream's stored coder states are out of range: not a range coder stream"
     if status == _rc.ERR_TRUNCATED:
         return f"stream ends while decoding symbol {detail}: truncated, or wrong tables/indexes"
     if status == _rc.ERR_ESCAPE:

@@ -113,20 +113,23 @@ class TileCodec:
         keep = self.coded_components(a, level)
         idx = self._indexes(sym.shape[1:])
         bits = sum(self.tables[level].estimated_bits(sym[k].reshape(-1), idx) for k in np.flatnonzero(keep))
-        return bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None) + 2 * int(keep.sum())
+        return bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None) + (19 if keep.any() else 0)
 
     def encode(self, a: AnalyzedTile, level: int) -> bytes:
         sym = self.symbols(a, level)
         keep = self.coded_components(a, level)
         idx = self._indexes(sym.shape[1:])
         t = self.tables[level]
-        payloads = [rangecoder.encode(sym[k].reshape(-1), idx, t.cdf, t.cdf_length, t.offset, t.precision)
-                    if keep[k] else None for k in range(a.shape[0])]
+        coded = np.flatnonzero(keep)
+        payload = None
+        if len(coded):  # one stream for every coded component: one coder flush per tile
+            payload = rangecoder.encode(sym[coded].reshape(-1), np.tile(idx, len(coded)), t.cdf, t.cdf_length,
+                                        t.offset, t.precision)
         header = bitstream.TileHeader(model_id=self.model_id[:bitstream.MODEL_ID_BYTES], level=level,
                                       dtype=a.dtype, bands=a.shape[0], height=a.shape[1], width=a.shape[2],
                                       lo=a.spectral.lo, hi=a.spectral.hi, mean=a.spectral.mean,
                                       matrix=a.spectral.matrix)
-        return bitstream.pack_tile(header, payloads, a.valid)
+        return bitstream.pack_tile(header, keep, payload, a.valid)
 
     def compress(self, tile: np.ndarray, level: int, valid: np.ndarray | None = None,
                  band_range: tuple[np.ndarray, np.ndarray] | None = None) -> bytes:
@@ -135,7 +138,7 @@ class TileCodec:
 
     # -- decoder -------------------------------------------------------------------------------------
     def decompress(self, data: bytes) -> DecodedTile:
-        header, payloads, valid = bitstream.unpack_tile(data)
+        header, present_mask, payload, valid = bitstream.unpack_tile(data)
         if header.model_id != self.model_id[:bitstream.MODEL_ID_BYTES]:
             raise CorruptTileError(f"tile was coded with model {header.model_id.hex()}, this bundle is "
                                    f"{self.model_id[:bitstream.MODEL_ID_BYTES].hex()}; decode with the matching bundle")
@@ -146,16 +149,15 @@ class TileCodec:
         m = self.gain.shape[1]
         idx = self._indexes((m, hl, wl))
         t = self.tables[header.level]
-        present = [k for k in range(c) if payloads[k] is not None]
+        present = np.flatnonzero(present_mask)
         z = np.zeros((c, h, w), np.float32)
-        if present:
-            y_hat = np.empty((len(present), m, hl, wl), np.float32)
-            for i, k in enumerate(present):
-                try:
-                    s = rangecoder.decode(payloads[k], idx, t.cdf, t.cdf_length, t.offset, t.precision)
-                except rangecoder.CorruptStreamError as e:
-                    raise CorruptTileError(f"component {k}: {e}") from e
-                y_hat[i] = s.reshape(m, hl, wl).astype(np.float32) * self.inv_gain[header.level][:, None, None]
+        if len(present):
+            try:
+                s = rangecoder.decode(payload, np.tile(idx, len(present)), t.cdf, t.cdf_length, t.offset, t.precision)
+            except rangecoder.CorruptStreamError as e:
+                raise CorruptTileError(f"entropy-coded payload: {e}") from e
+            y_hat = s.reshape(len(present), m, hl, wl).astype(np.float32)
+            y_hat *= self.inv_gain[header.level][None, :, None, None]
             for i in range(0, len(present), 4):  # bounded memory for many-band tiles
                 x = self.transforms.synthesis(y_hat[i:i + 4])
                 z[present[i:i + 4]] = x[:, 0, :h, :w]

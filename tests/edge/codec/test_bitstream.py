@@ -20,11 +20,12 @@ def _header(c=3, h=20, w=30, identity=False, dtype=np.uint16):
 @pytest.mark.parametrize("with_mask", [True, False])
 def test_round_trip_is_exact(identity, with_mask):
     h = _header(identity=identity)
-    payloads = [b"abc", None, bytes(range(200))]
+    present = np.array([True, False, True])
     valid = (np.arange(600).reshape(20, 30) % 7 != 0) if with_mask else None
-    data = pack_tile(h, payloads, valid)
-    h2, p2, v2 = unpack_tile(data)
-    assert p2 == payloads
+    data = pack_tile(h, present, bytes(range(200)), valid)
+    h2, present2, p2, v2 = unpack_tile(data)
+    assert p2 == bytes(range(200))
+    np.testing.assert_array_equal(present2, present)
     np.testing.assert_array_equal(h2.matrix, h.matrix)
     np.testing.assert_array_equal(h2.lo, h.lo)
     np.testing.assert_array_equal(h2.hi, h.hi)
@@ -38,25 +39,30 @@ def test_round_trip_is_exact(identity, with_mask):
 
 def test_header_size_matches_packed_size_without_payloads():
     h = _header(c=5)
-    data = pack_tile(h, [None] * 5, None)
+    data = pack_tile(h, np.zeros(5, bool), None, None)
     assert len(data) == bitstream.header_size(5, False)
 
 
+def test_pack_refuses_payload_without_components():
+    with pytest.raises(ValueError):
+        pack_tile(_header(), np.zeros(3, bool), b"x", None)
+
+
 def test_rejects_trailing_bytes():
-    data = pack_tile(_header(), [b"x", b"y", b"z"], None)
+    data = pack_tile(_header(), np.ones(3, bool), b"xyz", None)
     with pytest.raises(CorruptTileError, match="left over"):
         unpack_tile(data + b"\0")
 
 
 def test_rejects_every_truncation():
-    data = pack_tile(_header(), [b"x" * 5, None, b"z"], np.ones((20, 30), bool))
+    data = pack_tile(_header(), np.array([1, 0, 1], bool), b"x" * 5, np.ones((20, 30), bool))
     for n in range(len(data)):
         with pytest.raises(CorruptTileError):
             unpack_tile(data[:n])
 
 
 def test_rejects_unknown_version():
-    data = bytearray(pack_tile(_header(), [None] * 3, None))
+    data = bytearray(pack_tile(_header(), np.zeros(3, bool), None, None))
     data[0] = 99
     with pytest.raises(CorruptTileError, match="version 99"):
         unpack_tile(bytes(data))
@@ -74,7 +80,7 @@ def test_random_bytes_parse_or_raise_typed_error(blob):
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_bit_flips_parse_or_raise_typed_error(data):
-    base = bytearray(pack_tile(_header(), [b"abc", None, b"defg"], np.ones((20, 30), bool)))
+    base = bytearray(pack_tile(_header(), np.array([1, 0, 1], bool), b"abcdefg", np.ones((20, 30), bool)))
     i = data.draw(st.integers(0, len(base) - 1))
     base[i] ^= 1 << data.draw(st.integers(0, 7))
     try:
