@@ -51,6 +51,7 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tile-size", type=int, default=256, help="tile edge in pixels (multiple of 16)")
     p.add_argument("--apid", type=lambda s: int(s, 0), default=0x1C5, help="CCSDS APID (default 0x1C5)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
+    p.add_argument("--key", help="key file SPI:HEX: seal every packet with AES-256-GCM (docs/security.md)")
     p.add_argument("--version", action="store_true", help="print versions and the model id")
     a = p.parse_args(argv)
     try:
@@ -68,7 +69,13 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--tile-size {a.tile_size} is not a positive multiple of 16")
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        enc = encode_scene(a.scene, bundle, bundle.codec(a.backend), opts)
+        writer = None
+        if a.key:
+            from cvae.edge.codec.packets import PacketWriter
+            from cvae.edge.codec.security import Sealer, load_key_file
+
+            writer = PacketWriter(opts.apid, sealer=Sealer(*load_key_file(a.key)))
+        enc = encode_scene(a.scene, bundle, bundle.codec(a.backend), opts, writer=writer)
         target = out / f"{enc.name}.pkt"
         write_atomic(target, enc.packets)
     except (CvaeError, ValueError, OSError) as e:

@@ -44,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("-o", "--out", required=True, help="output folder for GeoTIFFs and report.json")
     p.add_argument("--bundle", help="model bundle folder (default: the shipped one)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
+    p.add_argument("--key", action="append", help="key file SPI:HEX (repeat for several SPIs); with a key only "
+                                                  "authenticated packets are accepted")
     a = p.parse_args(argv)
     files: list[Path] = []
     for s in a.paths:
@@ -57,8 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     try:
         bundle = Bundle.load(a.bundle)
+        opener = None
+        if a.key:
+            from cvae.edge.codec.security import Opener, load_key_file
+
+            opener = Opener(dict(load_key_file(k) for k in a.key))
         streams = [f.read_bytes() for f in files]
-        scenes, report = decode_streams(streams, bundle, bundle.codec(a.backend))
+        scenes, report = decode_streams(streams, bundle, bundle.codec(a.backend), opener)
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
         for s in scenes:

@@ -7,13 +7,14 @@ bitstream is rejected becomes nodata and is listed in the report.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from cvae.edge.bundle import Bundle
 from cvae.edge.codec import packets as pk
+from cvae.edge.codec.security import AuthenticationError, Opener, ReplayError
 from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import CodecError
 from cvae.edge.io.tiling import tile_grid
@@ -39,15 +40,32 @@ class _SceneParts:
     duplicates: int = 0
 
 
-def collect(streams: list[bytes], stats: dict) -> dict[int, _SceneParts]:
+def collect(streams: list[bytes], stats: dict, opener: Opener | None = None) -> dict[int, _SceneParts]:
     scenes: dict[int, _SceneParts] = defaultdict(_SceneParts)
     meta_segments: dict[int, dict] = defaultdict(dict)
+    for key in ("packets", "secured_without_key", "authentication_failures", "replays", "clear_refused"):
+        stats.setdefault(key, 0)
     for data in streams:
         for p in pk.parse_stream(data, stats):
             h = p.header
-            stats["packets"] = stats.get("packets", 0) + 1
+            stats["packets"] += 1
+            if h.secured:
+                if opener is None:
+                    stats["secured_without_key"] += 1
+                    continue
+                try:
+                    p = replace(p, data=opener.open(p.aad, p.data))
+                except ReplayError:
+                    stats["replays"] += 1
+                    continue
+                except AuthenticationError:
+                    stats["authentication_failures"] += 1
+                    continue
+            elif opener is not None:  # with a key, only authenticated packets are trusted
+                stats["clear_refused"] += 1
+                continue
             parts = scenes[h.scene_id]
-            if h.kind == pk.KIND_METADATA:
+            if h.base_kind == pk.KIND_METADATA:
                 if parts.meta is None:
                     meta_segments[h.scene_id][h.segment] = (h.segments, p.data)
                     segs = meta_segments[h.scene_id]
@@ -106,10 +124,12 @@ def decode_scene(scene_id: int, parts: _SceneParts, codec: TileCodec) -> Decoded
     return out
 
 
-def decode_streams(streams: list[bytes], bundle: Bundle, codec: TileCodec) -> tuple[list[DecodedScene], dict]:
-    """Decode every scene found in ``streams``; returns the scenes and a report dict."""
+def decode_streams(streams: list[bytes], bundle: Bundle, codec: TileCodec,
+                   opener: Opener | None = None) -> tuple[list[DecodedScene], dict]:
+    """Decode every scene found in ``streams``; returns the scenes and a report dict. With an ``opener``
+    (keys), only authenticated packets are used; without one, sealed packets are counted and skipped."""
     stats: dict = {}
-    scenes = collect(streams, stats)
+    scenes = collect(streams, stats, opener)
     decoded, report = [], {"stats": stats, "scenes": []}
     for sid, parts in sorted(scenes.items()):
         if parts.meta is None:

@@ -37,6 +37,8 @@ class TrainConfig:
     batch: int = 16
     lr: float = 4e-4
     lr_min: float = 1e-5
+    entropy_lr_mult: float = 10.0            # the factorised densities and the level gains learn faster: the
+    gain_lr_mult: float = 5.0                # rate term lags far behind the transforms at one shared rate
     warmup_steps: int = 500
     decay_fraction: float = 0.25            # last part of the run decays the learning rate linearly
     steps: int = 30000
@@ -133,7 +135,12 @@ def train(cfg: TrainConfig) -> Path:
 
     torch.manual_seed(cfg.seed)
     net = CVAE(cfg.model).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    groups = [
+        {"params": [*net.g_a.parameters(), *net.g_s.parameters()], "mult": 1.0},
+        {"params": list(net.bottlenecks.parameters()), "mult": cfg.entropy_lr_mult},
+        {"params": [net.log_gain, net.log_inv_gain], "mult": cfg.gain_lr_mult},
+    ]
+    opt = torch.optim.Adam(groups, lr=cfg.lr)
     step = 0
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -141,7 +148,10 @@ def train(cfg: TrainConfig) -> Path:
             raise SystemExit(f"{ckpt_path}: was trained with model {state['model_config']}, the config asks for "
                              f"{asdict(cfg.model)}; use another out_dir or restore the model section")
         net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        if len(state["optimizer"]["param_groups"]) == len(opt.param_groups):
+            opt.load_state_dict(state["optimizer"])
+        elif rank == 0:
+            print("optimizer parameter groups changed: Adam moments restart", file=sys.stderr)
         step = state["step"]
         torch.set_rng_state(state["torch_rng"])
         if rank == 0:
@@ -171,7 +181,7 @@ def train(cfg: TrainConfig) -> Path:
             break
         lr = learning_rate(cfg, step, elapsed)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["mult"]
         level = step % cfg.model.levels
         x = next(it).to(device, non_blocking=True)
         loss, bpp, mse = rd_loss(model, x, level) if not ddp else rd_loss_ddp(model, net, x, level)

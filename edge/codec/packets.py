@@ -23,14 +23,16 @@ from typing import Iterator
 
 from spacepackets.ccsds.spacepacket import PacketType, SequenceFlags, SpacePacketHeader
 
+from cvae.edge.codec.security import OVERHEAD
 from cvae.edge.errors import CodecError
 
-__all__ = ["FORMAT_VERSION", "KIND_METADATA", "KIND_TILE", "SecondaryHeader", "Packet", "PacketWriter",
+__all__ = ["FORMAT_VERSION", "KIND_METADATA", "KIND_TILE", "SECURED", "SecondaryHeader", "Packet", "PacketWriter",
            "parse_stream", "MAX_DATA_FIELD", "PRIMARY", "SECONDARY", "CRC_BYTES", "encode_metadata",
            "decode_metadata", "PacketFormatError"]
 
 FORMAT_VERSION = 1
 KIND_METADATA, KIND_TILE = 1, 2
+SECURED = 0x80  # kind bit 7: the data field is AES-256-GCM sealed (cvae.edge.codec.security)
 PRIMARY = 6
 _SEC = struct.Struct(">BB4sIHHBHH")
 SECONDARY = _SEC.size
@@ -38,6 +40,7 @@ CRC_BYTES = 2
 MAX_DATA_FIELD = 65536  # CCSDS: the 16-bit length field counts data field bytes - 1
 MAX_SEGMENT = MAX_DATA_FIELD - SECONDARY - CRC_BYTES
 SEQ_MODULO = 1 << 14
+_KINDS = (KIND_METADATA, KIND_TILE, KIND_METADATA | SECURED, KIND_TILE | SECURED)
 
 
 class PacketFormatError(CodecError, ValueError):
@@ -56,6 +59,14 @@ class SecondaryHeader:
     segments: int = 1
     version: int = FORMAT_VERSION
 
+    @property
+    def secured(self) -> bool:
+        return bool(self.kind & SECURED)
+
+    @property
+    def base_kind(self) -> int:
+        return self.kind & ~SECURED
+
     def pack(self) -> bytes:
         return _SEC.pack(self.version, self.kind, self.model_id, self.scene_id, self.row, self.col, self.level,
                          self.segment, self.segments)
@@ -73,21 +84,25 @@ class Packet:
     seq_count: int
     seq_flags: int
     header: SecondaryHeader
-    data: bytes
+    data: bytes          # user data (still sealed when header.secured)
+    aad: bytes = b""     # primary + secondary header: the associated data of a sealed packet
     offset: int = 0      # where it started in the stream it was parsed from
 
 
 class PacketWriter:
     """Turns tiles and metadata into packets; owns the APID and the wrapping 14-bit sequence count."""
 
-    def __init__(self, apid: int, seq_count: int = 0, max_data_field: int = MAX_DATA_FIELD):
+    def __init__(self, apid: int, seq_count: int = 0, max_data_field: int = MAX_DATA_FIELD, sealer=None):
         if not 0 <= apid < 2047:
             raise ValueError(f"apid: {apid} is outside 0..2046 (2047 is the idle APID)")
         if not SECONDARY + CRC_BYTES < max_data_field <= MAX_DATA_FIELD:
             raise ValueError(f"max_data_field: {max_data_field} must lie in {SECONDARY + CRC_BYTES + 1}..{MAX_DATA_FIELD}")
         self.apid = apid
         self.seq_count = seq_count % SEQ_MODULO
-        self.max_segment = max_data_field - SECONDARY - CRC_BYTES
+        self.sealer = sealer
+        self.max_segment = max_data_field - SECONDARY - CRC_BYTES - (OVERHEAD if sealer is not None else 0)
+        if self.max_segment < 1:
+            raise ValueError(f"max_data_field: {max_data_field} leaves no room for data")
 
     def packets(self, header: SecondaryHeader, body: bytes) -> list[bytes]:
         """Segment ``body`` into as many packets as it needs (first/continuation/last)."""
@@ -101,11 +116,15 @@ class PacketWriter:
             else:
                 flags = (SequenceFlags.FIRST_SEGMENT if i == 0 else
                          SequenceFlags.LAST_SEGMENT if i == len(chunks) - 1 else SequenceFlags.CONTINUATION_SEGMENT)
-            sec = SecondaryHeader(**{**header.__dict__, "segment": i, "segments": len(chunks)}).pack()
-            data_len = len(sec) + len(chunk) + CRC_BYTES - 1
-            primary = SpacePacketHeader(packet_type=PacketType.TM, apid=self.apid, seq_count=self.seq_count,
-                                        data_len=data_len, sec_header_flag=True, seq_flags=flags).pack()
-            pkt = bytes(primary) + sec + chunk
+            kind = header.kind | (SECURED if self.sealer is not None else 0)
+            sec = SecondaryHeader(**{**header.__dict__, "kind": kind, "segment": i, "segments": len(chunks)}).pack()
+            extra = OVERHEAD if self.sealer is not None else 0
+            data_len = len(sec) + extra + len(chunk) + CRC_BYTES - 1
+            primary = bytes(SpacePacketHeader(packet_type=PacketType.TM, apid=self.apid, seq_count=self.seq_count,
+                                              data_len=data_len, sec_header_flag=True, seq_flags=flags).pack())
+            if self.sealer is not None:
+                chunk = self.sealer.seal(primary + sec, chunk)
+            pkt = primary + sec + chunk
             out.append(pkt + binascii.crc_hqx(pkt, 0xFFFF).to_bytes(2, "big"))
             self.seq_count = (self.seq_count + 1) % SEQ_MODULO
         return out
@@ -125,7 +144,7 @@ def parse_stream(data: bytes, stats: dict | None = None) -> Iterator[Packet]:
     while i + minimum <= n:
         b0 = data[i]
         # version 000, type TM (0), secondary header flag 1; our secondary header version and kind
-        if (b0 & 0xF8) != 0x08 or data[i + PRIMARY] != FORMAT_VERSION or data[i + PRIMARY + 1] not in (1, 2):
+        if (b0 & 0xF8) != 0x08 or data[i + PRIMARY] != FORMAT_VERSION or data[i + PRIMARY + 1] not in _KINDS:
             i += 1
             st["bytes_skipped"] += 1
             continue
@@ -148,7 +167,7 @@ def parse_stream(data: bytes, stats: dict | None = None) -> Iterator[Packet]:
         word1 = int.from_bytes(pkt[0:2], "big")
         word2 = int.from_bytes(pkt[2:4], "big")
         yield Packet(apid=word1 & 0x7FF, seq_count=word2 & 0x3FFF, seq_flags=word2 >> 14, header=sec,
-                     data=pkt[PRIMARY + SECONDARY:-2], offset=i)
+                     data=pkt[PRIMARY + SECONDARY:-2], aad=pkt[:PRIMARY + SECONDARY], offset=i)
         i += total
 
 

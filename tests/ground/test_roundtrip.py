@@ -107,3 +107,22 @@ def test_cli_rejects_bad_arguments_with_a_message(scene_path, tmp_path, capsys):
     assert "out of range" in capsys.readouterr().err
     assert encode_main([str(tmp_path / "missing.tif"), "-o", str(tmp_path)]) == 2
     assert encode_main([str(scene_path), "-o", str(tmp_path), "--tile-size", "100"]) == 2
+
+
+def test_encrypted_scene_decodes_only_with_the_key(scene_path, bundle, codec, tmp_path):
+    from cvae.edge.codec.packets import PacketWriter
+    from cvae.edge.codec.security import Opener, Sealer
+
+    key = bytes(range(32))
+    enc = encode_scene(scene_path, bundle, codec, EncodeOptions(level=1),
+                       writer=PacketWriter(0x1C5, sealer=Sealer(9, key)))
+    stream = b"".join(enc.packets)
+    [s], report = decode_streams([stream], bundle, codec, Opener({9: key}))
+    assert len(s.tiles_ok) == enc.tiles
+    scenes, report = decode_streams([stream], bundle, codec)  # no key: nothing decodes, and the report says why
+    assert scenes == [] and report["stats"]["secured_without_key"] == len(enc.packets)
+    scenes, report = decode_streams([stream], bundle, codec, Opener({9: bytes(32)}))
+    assert scenes == [] and report["stats"]["authentication_failures"] == len(enc.packets)
+    # replayed copies are refused, the scene still decodes once
+    [s], report = decode_streams([stream, stream], bundle, codec, Opener({9: key}))
+    assert report["stats"]["replays"] == len(enc.packets) and len(s.tiles_ok) == enc.tiles
