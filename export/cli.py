@@ -25,15 +25,35 @@ def calibration_patches(config_path: str, count: int = 96, patch: int = 128, see
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="cvae-export", description="Export a trained CVAE checkpoint as a model bundle.")
-    p.add_argument("--target", choices=["onnx"], default="onnx",
-                   help="onnx: encoder/decoder ONNX + frozen tables + manifest")
-    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by cvae-train")
-    p.add_argument("--config", required=True, help="the training config (its training data calibrates the bundle)")
-    p.add_argument("-o", "--out", required=True, help="bundle folder to write (replaced whole)")
+    p.add_argument("--target", choices=["onnx", "trt"], default="onnx",
+                   help="onnx: encoder/decoder ONNX + frozen tables + manifest; trt: a TensorRT engine of a "
+                        "bundle's encoder, built on this GPU")
+    p.add_argument("--checkpoint", help="onnx: checkpoint.pt written by cvae-train")
+    p.add_argument("--config", help="onnx: the training config (its training data calibrates the bundle)")
+    p.add_argument("-o", "--out", help="onnx: bundle folder to write (replaced whole)")
+    p.add_argument("--bundle", help="trt: bundle folder to add the engine to (default: the shipped bundle)")
     p.add_argument("--tile-size", type=int, default=256)
+    p.add_argument("--batch", type=int, default=4, help="trt: tiles per engine call")
+    p.add_argument("--precision", choices=["fp16", "fp32"], default="fp16", help="trt: engine precision")
     a = p.parse_args(argv)
-    if a.tile_size % 16:
+    if a.tile_size <= 0 or a.tile_size % 16:
         print(f"cvae-export: --tile-size {a.tile_size} is not a multiple of 16 (the network's stride)", file=sys.stderr)
+        return 2
+    if a.target == "trt":
+        from cvae.edge.bundle import Bundle
+        from cvae.edge.errors import CvaeError
+        from cvae.export.tensorrt import build_engine
+
+        try:
+            bundle = Bundle.load(a.bundle)
+            path = build_engine(bundle.path, a.tile_size, a.batch, a.precision)
+        except CvaeError as e:
+            print(f"cvae-export: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {path}")
+        return 0
+    if not a.checkpoint or not a.config or not a.out:
+        print("cvae-export: --target onnx needs --checkpoint, --config and -o", file=sys.stderr)
         return 2
     if not Path(a.checkpoint).is_file():
         print(f"cvae-export: {a.checkpoint} does not exist; train first with cvae-train --config FILE", file=sys.stderr)

@@ -7,16 +7,29 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvae.edge.codec.tile import Transforms
+from cvae.edge.errors import BundleError
 
 __all__ = ["load_transforms", "BACKENDS"]
 
-BACKENDS = ("auto", "onnxruntime")
+BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
 
 def load_transforms(bundle_dir: str | Path, backend: str = "auto") -> Transforms:
-    """The network halves of the bundle in ``bundle_dir`` on ``backend``."""
+    """The network halves of the bundle in ``bundle_dir`` on ``backend``: ``onnxruntime``, ``tensorrt`` (an
+    engine built for this GPU must be in the bundle's ``engines/``), or ``auto`` (TensorRT when possible)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     from cvae.edge.runtime.ort import OrtTransforms
 
-    return OrtTransforms(Path(bundle_dir) / "encoder.onnx", Path(bundle_dir) / "decoder.onnx")
+    ort = OrtTransforms(Path(bundle_dir) / "encoder.onnx", Path(bundle_dir) / "decoder.onnx")
+    if backend == "onnxruntime":
+        return ort
+    from cvae.edge.runtime.trt import TrtTransforms, find_engine
+
+    engine = find_engine(bundle_dir)
+    if engine is None:
+        if backend == "tensorrt":
+            raise BundleError(f"{bundle_dir}: no TensorRT engine for this GPU and TensorRT version (or TensorRT/pycuda "
+                              "missing); build one on this device with cvae-export --target trt")
+        return ort  # auto: TensorRT when an engine and a GPU are present, else ONNX Runtime
+    return TrtTransforms(engine, fallback=ort)

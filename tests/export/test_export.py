@@ -87,3 +87,38 @@ def test_cli_reports_missing_checkpoint(tmp_path, capsys):
 
     assert main(["--checkpoint", str(tmp_path / "none.pt"), "--config", "x.yaml", "-o", str(tmp_path / "b")]) == 2
     assert "train first" in capsys.readouterr().err
+
+
+def test_trt_export_without_tensorrt_says_to_build_on_the_target(capsys):
+    pytest.importorskip("torch")
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here: the trt-marked test covers the build")
+    except ImportError:
+        pass
+    from cvae.export.cli import main
+
+    assert main(["--target", "trt"]) == 2
+    err = capsys.readouterr().err
+    assert "TensorRT" in err and "target" in err
+
+
+@pytest.mark.trt
+@pytest.mark.gpu
+def test_trt_engine_matches_onnx_runtime(tmp_path):
+    """On a device with TensorRT and a GPU: build the FP16 engine and compare its latents with ORT's."""
+    pytest.importorskip("tensorrt")
+    pytest.importorskip("pycuda")
+    import shutil
+
+    from cvae.edge.runtime.trt import TrtTransforms, find_engine
+    from cvae.export.tensorrt import build_engine
+
+    shutil.copytree(Bundle.load().path, tmp_path / "b")
+    build_engine(tmp_path / "b", tile=64, batch=2)
+    ort = OrtTransforms(tmp_path / "b" / "encoder.onnx", tmp_path / "b" / "decoder.onnx")
+    trt_t = TrtTransforms(find_engine(tmp_path / "b"), fallback=ort)
+    x = (np.random.default_rng(0).random((3, 1, 64, 64), dtype=np.float32) - 0.5) * 0.5
+    y_ort, y_trt = ort.analysis(x), trt_t.analysis(x)
+    # FP16 engine with GDN pinned to FP32: latents within a few hundredths of a quantisation step
+    assert np.abs(y_ort - y_trt).max() < 0.05 * max(1.0, np.abs(y_ort).max())
