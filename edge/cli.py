@@ -48,6 +48,7 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--level", type=int, help="rate level, 0 = lowest rate")
     g.add_argument("--tile-bytes", type=int, help="byte budget per tile: the highest level that fits")
+    g.add_argument("--scene-bytes", type=int, help="byte budget for the scene: levels allocated across tiles")
     p.add_argument("--tile-size", type=int, default=256, help="tile edge in pixels (multiple of 16)")
     p.add_argument("--apid", type=lambda s: int(s, 0), default=0x1C5, help="CCSDS APID (default 0x1C5)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
@@ -61,10 +62,13 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
             return 0
         if not a.scene or not a.out:
             p.error("SCENE and -o OUTDIR are required")
-        level = a.level if a.level is not None or a.tile_bytes is not None else bundle.levels // 2
-        opts = EncodeOptions(level=level, tile_bytes=a.tile_bytes, tile_size=a.tile_size, apid=a.apid)
-        if a.tile_bytes is not None and a.tile_bytes <= 0:
-            raise ValueError(f"--tile-bytes {a.tile_bytes}: give a positive byte budget")
+        budgets = a.tile_bytes is not None or a.scene_bytes is not None
+        level = a.level if a.level is not None or budgets else bundle.levels // 2
+        opts = EncodeOptions(level=level, tile_bytes=a.tile_bytes, scene_bytes=a.scene_bytes,
+                             tile_size=a.tile_size, apid=a.apid)
+        for flag, v in (("--tile-bytes", a.tile_bytes), ("--scene-bytes", a.scene_bytes)):
+            if v is not None and v <= 0:
+                raise ValueError(f"{flag} {v}: give a positive byte budget")
         if a.tile_size <= 0 or a.tile_size % 16:
             raise ValueError(f"--tile-size {a.tile_size} is not a positive multiple of 16")
         out = Path(a.out)

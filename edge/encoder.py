@@ -19,13 +19,14 @@ from cvae.edge.errors import InputError
 from cvae.edge.io.raster import Raster, read_raster
 from cvae.edge.io.tiling import tile_grid
 
-__all__ = ["EncodeOptions", "EncodedScene", "encode_scene", "scene_metadata", "choose_level"]
+__all__ = ["EncodeOptions", "EncodedScene", "encode_scene", "scene_metadata", "choose_level", "allocate_scene"]
 
 
 @dataclass(frozen=True)
 class EncodeOptions:
     level: int | None = None          # fixed rate level
     tile_bytes: int | None = None     # or: per tile byte budget (highest level that fits)
+    scene_bytes: int | None = None    # or: byte budget for the whole scene's tile payloads
     tile_size: int = 256
     apid: int = 0x1C5
     metadata_every: int = 16
@@ -70,10 +71,35 @@ def choose_level(codec: TileCodec, analyzed, budget: int) -> int:
     return best
 
 
+def allocate_scene(estimates: np.ndarray, budget: float) -> np.ndarray:
+    """Per-tile levels for a scene budget. ``estimates: float[T, L]`` bytes of each tile at each level.
+
+    Start from the highest uniform level that fits, then raise single tiles, cheapest step first, while the
+    budget allows. Levels never go below 0 (the budget may then be exceeded: nothing cheaper exists).
+    """
+    t, n_levels = estimates.shape
+    levels = np.zeros(t, int)
+    for lv in range(n_levels):
+        if estimates[:, lv].sum() <= budget:
+            levels[:] = lv
+    spent = estimates[np.arange(t), levels].sum()
+    while True:
+        can = levels < n_levels - 1
+        if not can.any():
+            return levels
+        step = np.where(can, estimates[np.arange(t), np.minimum(levels + 1, n_levels - 1)] -
+                        estimates[np.arange(t), levels], np.inf)
+        i = int(np.argmin(step))
+        if spent + step[i] > budget:
+            return levels
+        levels[i] += 1
+        spent += step[i]
+
+
 def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
                  writer: pk.PacketWriter | None = None) -> EncodedScene:
-    if (opts.level is None) == (opts.tile_bytes is None):
-        raise InputError("give exactly one of --level N or --tile-bytes B")
+    if sum(x is not None for x in (opts.level, opts.tile_bytes, opts.scene_bytes)) != 1:
+        raise InputError("give exactly one of --level N, --tile-bytes B or --scene-bytes B")
     if opts.level is not None and not 0 <= opts.level < codec.levels:
         raise InputError(f"--level {opts.level} is out of range; this bundle has levels 0..{codec.levels - 1}")
     raster = read_raster(path)
@@ -95,11 +121,26 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
     out = writer.packets(meta_header, meta)
     levels = []
     windows = list(tile_grid(pixels.shape[1], pixels.shape[2], opts.tile_size))
-    for i, win in enumerate(windows):
+
+    def analyze(win):
         ys, xs = win.slices
         # an all-nodata tile is still sent (a few bytes: header and mask) so the ground can tell it from a loss
-        a = codec.analyze(pixels[:, ys, xs], raster.valid[ys, xs], band_range=band_range)
-        level = opts.level if opts.level is not None else choose_level(codec, a, opts.tile_bytes)
+        return codec.analyze(pixels[:, ys, xs], raster.valid[ys, xs], band_range=band_range)
+
+    plan = None
+    if opts.scene_bytes is not None:  # one network pass per tile, kept: the levels are chosen from estimates
+        analyzed = [analyze(w) for w in windows]
+        est = np.array([[codec.estimate_bytes(a, lv) for lv in range(codec.levels)] for a in analyzed])
+        overhead = len(meta) * 2 + 27 * len(windows)
+        plan = allocate_scene(est, opts.scene_bytes - overhead)
+    for i, win in enumerate(windows):
+        a = analyzed[i] if plan is not None else analyze(win)
+        if plan is not None:
+            level = int(plan[i])
+        elif opts.level is not None:
+            level = opts.level
+        else:
+            level = choose_level(codec, a, opts.tile_bytes)
         levels.append(level)
         out += writer.packets(pk.SecondaryHeader(kind=pk.KIND_TILE, model_id=mid, scene_id=scene_id,
                                                  row=win.row, col=win.col, level=level), codec.encode(a, level))
