@@ -1,0 +1,1 @@
+"""cvae-edge: the onboard daemon (config, journal, sd_notify, main loop)."""

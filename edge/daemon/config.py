@@ -1,0 +1,94 @@
+"""Daemon configuration: a frozen dataclass loaded from YAML and validated in one place."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from cvae.edge.errors import InputError
+
+__all__ = ["DaemonConfig", "ConfigError"]
+
+
+class ConfigError(InputError):
+    """A config file that does not validate; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    base_dir: Path = Path("/var/lib/cvae-edge")
+    inbox: Path | None = None           # default: base_dir/inbox (and likewise below)
+    outbox: Path | None = None
+    done: Path | None = None
+    quarantine: Path | None = None
+    state: Path | None = None
+    bundle: Path | None = None          # default: the shipped bundle
+    backend: str = "auto"
+    level: int | None = 3
+    tile_bytes: int | None = None
+    tile_size: int = 256
+    apid: int = 0x1C5
+    key_file: Path | None = None
+    after_success: str = "move"         # move to done/, or delete
+    outbox_quota_bytes: int = 1 << 30   # the downlink buffer: encoding pauses above it
+    max_scene_pixels: int = 400_000_000 # bands x height x width; bigger inputs are quarantined
+    poll_interval_s: float = 2.0
+    retry_max_s: float = 60.0           # back-off cap for write errors (ENOSPC, EIO)
+
+    def __post_init__(self) -> None:
+        base = Path(self.base_dir)
+        object.__setattr__(self, "base_dir", base)
+        for name in ("inbox", "outbox", "done", "quarantine", "state"):
+            v = getattr(self, name)
+            object.__setattr__(self, name, Path(v) if v is not None else base / name)
+        for name in ("bundle", "key_file"):
+            v = getattr(self, name)
+            if v is not None:
+                object.__setattr__(self, name, Path(v))
+        self.validate()
+
+    def validate(self) -> None:
+        if self.tile_size <= 0 or self.tile_size % 16:
+            raise ConfigError(f"tile_size: {self.tile_size} is not a positive multiple of 16 (the network's stride)")
+        if (self.level is None) == (self.tile_bytes is None):
+            raise ConfigError("level / tile_bytes: set exactly one (e.g. level: 3, or tile_bytes: 8000 with level: null)")
+        if self.level is not None and not 0 <= self.level < 64:
+            raise ConfigError(f"level: {self.level} is not a rate level; use 0 (lowest rate) .. the bundle's last level")
+        if self.tile_bytes is not None and self.tile_bytes <= 0:
+            raise ConfigError(f"tile_bytes: {self.tile_bytes} must be a positive byte budget")
+        if self.after_success not in ("move", "delete"):
+            raise ConfigError(f"after_success: {self.after_success!r} must be 'move' or 'delete'")
+        if self.backend not in ("auto", "onnxruntime", "tensorrt"):
+            raise ConfigError(f"backend: {self.backend!r} must be auto, onnxruntime or tensorrt")
+        if not 0 <= self.apid < 2047:
+            raise ConfigError(f"apid: {self.apid} must lie in 0..2046")
+        if self.outbox_quota_bytes <= 0:
+            raise ConfigError(f"outbox_quota_bytes: {self.outbox_quota_bytes} must be positive")
+        if self.poll_interval_s <= 0 or self.retry_max_s <= 0:
+            raise ConfigError("poll_interval_s / retry_max_s: must be positive seconds")
+        if len({self.inbox, self.outbox, self.done, self.quarantine}) < 4:
+            raise ConfigError("inbox, outbox, done, quarantine: must be four different folders")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "DaemonConfig":
+        p = Path(path)
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: config file not found; copy deploy/cvae-edge.yaml and edit it") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({e})") from e
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: expected a mapping of keys to values")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise ConfigError(f"{p}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        for k in ("tile_size", "apid", "outbox_quota_bytes", "max_scene_pixels"):
+            if k in raw and not isinstance(raw[k], int):
+                raise ConfigError(f"{p}: {k}: {raw[k]!r} is not an integer")
+        try:
+            return cls(**raw)
+        except TypeError as e:
+            raise ConfigError(f"{p}: {e}") from e

@@ -1,0 +1,282 @@
+"""The daemon's main loop: inbox -> tiles -> packet files in the outbox, crash-safe (see journal.py)."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cvae.edge.bundle import Bundle
+from cvae.edge.codec import bitstream
+from cvae.edge.codec import packets as pk
+from cvae.edge.daemon.config import DaemonConfig
+from cvae.edge.daemon.journal import Journal
+from cvae.edge.daemon.notify import Notifier, watchdog_interval
+from cvae.edge.encoder import choose_level, scene_metadata
+from cvae.edge.errors import CvaeError, InputError
+from cvae.edge.io.raster import Raster, read_raster
+from cvae.edge.io.tiling import tile_grid
+
+__all__ = ["Service", "log"]
+
+_IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload")
+
+
+def log(event: str, **fields) -> None:
+    """One JSON object per line on stderr (journald keeps it)."""
+    print(json.dumps({"t": round(time.time(), 3), "event": event, **fields}, default=str), file=sys.stderr, flush=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class Service:
+    def __init__(self, cfg: DaemonConfig, notifier: Notifier | None = None):
+        self.cfg = cfg
+        self.notifier = notifier or Notifier()
+        self.stop = False
+        self.reload = False
+        self.write_file = write_file_atomic  # replaceable in failure-injection tests
+        self._setup(cfg)
+        self._last_ping = 0.0
+        self.wd = watchdog_interval()
+
+    def _setup(self, cfg: DaemonConfig) -> None:
+        for d in (cfg.inbox, cfg.outbox, cfg.done, cfg.quarantine, cfg.state):
+            d.mkdir(parents=True, exist_ok=True)
+        self.bundle = Bundle.load(cfg.bundle)
+        if cfg.level is not None and cfg.level >= self.bundle.levels:
+            raise InputError(f"level: {cfg.level} is beyond this bundle's levels 0..{self.bundle.levels - 1}")
+        self.codec = self.bundle.codec(cfg.backend)
+        self.sealer = None
+        if cfg.key_file is not None:
+            from cvae.edge.codec.security import Sealer, load_key_file
+
+            self.sealer = Sealer(*load_key_file(cfg.key_file))  # a fresh random salt: IVs never repeat
+        self.journal = Journal(cfg.state / "journal.sqlite")
+        for stale in cfg.outbox.glob(".*.part"):  # temp files of a write cut short: never visible, safe to drop
+            stale.unlink(missing_ok=True)
+
+    # -- signals ----------------------------------------------------------------------------------
+    def install_signals(self) -> None:
+        def on_term(signum, frame):
+            self.stop = True
+
+        def on_hup(signum, frame):
+            self.reload = True
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def ping(self, status: str | None = None, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or self.wd is None or now - self._last_ping >= min(self.wd, 5.0):
+            lines = ["WATCHDOG=1"] + ([f"STATUS={status}"] if status else [])
+            self.notifier.notify(*lines)
+            self._last_ping = now
+
+    def sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.stop and time.monotonic() < end:
+            self.ping()
+            time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+
+    # -- inbox ------------------------------------------------------------------------------------
+    def pending(self) -> list[Path]:
+        files = []
+        for e in os.scandir(self.cfg.inbox):
+            if e.name.startswith(".") or e.name.lower().endswith(_IGNORED_SUFFIXES) or not e.is_file():
+                continue
+            files.append((e.stat().st_mtime_ns, e.name, Path(e.path)))
+        return [p for _, _, p in sorted(files)]
+
+    def outbox_bytes(self) -> int:
+        return sum(e.stat().st_size for e in os.scandir(self.cfg.outbox) if e.is_file())
+
+    def quarantine(self, path: Path, reason: str, scene: int | None = None) -> None:
+        target = self.cfg.quarantine / path.name
+        os.replace(path, target)
+        self.write_file(self.cfg.quarantine / f"{path.name}.reason.txt", (reason + "\n").encode())
+        _fsync_dir(self.cfg.inbox)
+        if scene is not None:
+            self.journal.end_scene(scene, "quarantined", reason)
+        self.journal.add("quarantined", 1)
+        log("quarantined", file=path.name, reason=reason)
+
+    # -- one scene --------------------------------------------------------------------------------
+    def load(self, path: Path) -> Raster:
+        if path.stat().st_size == 0:
+            raise InputError("empty file")
+        r = read_raster(path)
+        c, h, w = r.pixels.shape
+        if c * h * w > self.cfg.max_scene_pixels:
+            raise InputError(f"{c}x{h}x{w} samples exceed max_scene_pixels {self.cfg.max_scene_pixels}")
+        if c > bitstream.MAX_BANDS:
+            raise InputError(f"{c} bands exceed the format's {bitstream.MAX_BANDS}")
+        if r.pixels.dtype not in bitstream.DTYPES:
+            raise InputError(f"dtype {r.pixels.dtype} is not supported ({', '.join(map(str, bitstream.DTYPES))})")
+        if r.pixels.dtype.kind == "f" and not np.isfinite(r.pixels[:, r.valid]).all():
+            raise InputError("NaN or infinite pixels outside nodata")
+        if not r.valid.any():
+            raise InputError("no valid pixel: every pixel is nodata")
+        return r
+
+    def process(self, path: Path) -> bool:
+        """Encode one scene; True when it finished (done or quarantined), False when stopped midway."""
+        st = path.stat()
+        found = self.journal.find_scene(path, st.st_size, st.st_mtime_ns)
+        scene = found[0] if found and found[1] == "active" else self.journal.start_scene(path, st.st_size, st.st_mtime_ns)
+        try:
+            raster = self.load(path)
+        except (InputError, OSError) as e:
+            self.quarantine(path, f"{type(e).__name__}: {e}", scene)
+            return True
+        pixels, valid = raster.pixels, raster.valid
+        windows = list(tile_grid(pixels.shape[1], pixels.shape[2], self.cfg.tile_size))
+        self.journal.set_tiles(scene, len(windows))
+        meta = pk.encode_metadata({**scene_metadata(raster, path.stem, self.bundle, self.cfg.tile_size),
+                                   "scene_id": scene})
+        mid = bytes.fromhex(self.bundle.model_id)[:4]
+        meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=scene)
+        v = pixels[:, valid]
+        band_range = (v.min(axis=1), v.max(axis=1))
+        log("scene_start", scene=scene, file=path.name, shape=list(pixels.shape), tiles=len(windows))
+        units = [-1] + list(range(len(windows))) + [len(windows)]
+        for unit in units:
+            if self.stop:
+                return False
+            t0 = time.monotonic()
+            row = self.journal.unit(scene, unit)
+            name = f"{scene:08d}_{unit + 1:05d}.pkt"
+            if row is not None and row[1] == "done":
+                continue
+            if row is not None and (self.cfg.outbox / row[0]).exists():
+                self.journal.finish(scene, unit, (self.cfg.outbox / row[0]).stat().st_size, None, 0.0,
+                                    tile=0 <= unit < len(windows))
+                continue  # written before a crash, not yet recorded: never rewrite (it may be on its way down)
+            if not self.wait_for_quota():
+                return False
+            level = None
+            if 0 <= unit < len(windows):
+                ys, xs = windows[unit].slices
+                a = self.codec.analyze(pixels[:, ys, xs], valid[ys, xs], band_range=band_range)
+                level = self.cfg.level if self.cfg.level is not None else choose_level(self.codec, a, self.cfg.tile_bytes)
+                bodies = [(pk.SecondaryHeader(kind=pk.KIND_TILE, model_id=mid, scene_id=scene, row=windows[unit].row,
+                                              col=windows[unit].col, level=level), self.codec.encode(a, level))]
+                if (unit + 1) % 16 == 0:
+                    bodies.append((meta_header, meta))  # metadata repeated within the scene
+            else:
+                bodies = [(meta_header, meta)]
+            writer = pk.PacketWriter(self.cfg.apid, sealer=self.sealer)
+            n = sum(max(1, -(-len(b) // writer.max_segment)) for _, b in bodies)
+            first = self.journal.reserve(scene, unit, name, n)
+            writer.seq_count = first % pk.SEQ_MODULO
+            data = b"".join(p for h, b in bodies for p in writer.packets(h, b))
+            if not self.write_with_retry(self.cfg.outbox / name, data):
+                return False
+            self.journal.finish(scene, unit, len(data), level, time.monotonic() - t0, tile=level is not None)
+            self.ping(f"scene {scene} {path.name}: unit {unit + 2}/{len(units)}")
+        self.finish_input(path)
+        self.journal.end_scene(scene, "done")
+        log("scene_done", scene=scene, file=path.name, tiles=len(windows))
+        return True
+
+    def finish_input(self, path: Path) -> None:
+        _fsync_dir(self.cfg.outbox)  # every packet file is durable before the input goes
+        if self.cfg.after_success == "delete":
+            path.unlink()
+        else:
+            os.replace(path, self.cfg.done / path.name)
+            _fsync_dir(self.cfg.done)
+        _fsync_dir(self.cfg.inbox)
+
+    def wait_for_quota(self) -> bool:
+        paused = False
+        while self.outbox_bytes() >= self.cfg.outbox_quota_bytes:
+            if not paused:
+                log("outbox_full", quota=self.cfg.outbox_quota_bytes)
+                self.journal.add("quota_pauses", 1)
+                paused = True
+            self.ping("paused: outbox over quota")
+            self.sleep(self.cfg.poll_interval_s)
+            if self.stop:
+                return False
+        return True
+
+    def write_with_retry(self, path: Path, data: bytes) -> bool:
+        delay = 0.5
+        while True:
+            try:
+                self.write_file(path, data)
+                return True
+            except OSError as e:
+                self.journal.add("write_errors", 1)
+                log("write_error", file=path.name, errno=errno.errorcode.get(e.errno, e.errno), error=str(e),
+                    retry_in_s=delay)
+                Path(path.parent / f".{path.name}.part").unlink(missing_ok=True)
+                self.sleep(delay)
+                if self.stop:
+                    return False
+                delay = min(self.cfg.retry_max_s, delay * 2)
+
+    # -- loop -------------------------------------------------------------------------------------
+    def run(self, once: bool = False, config_path: Path | None = None) -> int:
+        self.notifier.notify("READY=1", f"STATUS=engine loaded, model {self.bundle.model_id[:12]}")
+        log("ready", model=self.bundle.model_id[:16], inbox=str(self.cfg.inbox), outbox=str(self.cfg.outbox))
+        try:
+            while not self.stop:
+                if self.reload and config_path is not None:
+                    self.reload = False
+                    self.do_reload(config_path)
+                files = self.pending()
+                for f in files:
+                    if self.stop:
+                        break
+                    try:
+                        self.process(f)
+                    except FileNotFoundError:
+                        log("vanished", file=f.name)
+                if once and not self.pending():
+                    break
+                if not files:
+                    self.ping("idle")
+                    self.sleep(self.cfg.poll_interval_s)
+        finally:
+            self.notifier.notify("STOPPING=1")
+            log("stopping")
+            self.journal.close()
+        return 0
+
+    def do_reload(self, config_path: Path) -> None:
+        self.notifier.notify("RELOADING=1")
+        try:
+            cfg = DaemonConfig.from_yaml(config_path)
+            self.journal.close()
+            self._setup(cfg)
+            self.cfg = cfg
+            log("reloaded", config=str(config_path))
+        except CvaeError as e:
+            log("reload_failed", error=str(e))
+            self.journal = Journal(self.cfg.state / "journal.sqlite")
+        self.notifier.notify("READY=1")

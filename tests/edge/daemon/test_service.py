@@ -1,0 +1,211 @@
+"""The daemon in-process and as a subprocess: bad inputs, ENOSPC, quota, sd_notify, SIGTERM, SIGHUP."""
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_config, write_scene
+from cvae.edge.codec import packets as pk
+from cvae.edge.daemon.config import DaemonConfig
+from cvae.edge.daemon.notify import Notifier
+from cvae.edge.daemon.service import Service
+
+
+def _tiles_in(outbox: Path) -> dict:
+    seen = {}
+    for f in sorted(outbox.glob("*.pkt")):
+        for p in pk.parse_stream(f.read_bytes()):
+            if p.header.base_kind == pk.KIND_TILE:
+                key = (p.header.scene_id, p.header.row, p.header.col, p.header.segment)
+                seen[key] = seen.get(key, 0) + 1
+    return seen
+
+
+def test_once_encodes_everything_and_moves_inputs(daemon_dirs, real_pixels, bundle):
+    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :300, :300])
+    write_scene(daemon_dirs / "inbox" / "b.tif", real_pixels[:, 300:420, :200])
+    (daemon_dirs / "inbox" / ".c.tif.part").write_bytes(b"half written")  # ignored: not complete yet
+    cfg = DaemonConfig.from_yaml(make_config(daemon_dirs))
+    Service(cfg).run(once=True)
+    assert sorted(p.name for p in (daemon_dirs / "done").iterdir()) == ["a.tif", "b.tif"]
+    assert [p.name for p in (daemon_dirs / "inbox").iterdir()] == [".c.tif.part"]
+    tiles = _tiles_in(daemon_dirs / "outbox")
+    assert len(tiles) == 4 + 1 and set(tiles.values()) == {1}
+    assert not list((daemon_dirs / "outbox").glob(".*"))  # no partial file visible
+
+
+@pytest.mark.parametrize("kind", ["unreadable", "truncated", "empty", "nan", "oversized", "all_nodata", "complex"])
+def test_bad_input_is_quarantined_with_a_reason_and_the_daemon_goes_on(daemon_dirs, real_pixels, kind):
+    inbox = daemon_dirs / "inbox"
+    good = write_scene(inbox / "good.tif", real_pixels[:, :64, :64])
+    bad = inbox / f"bad_{kind}.tif"
+    if kind == "unreadable":
+        bad.write_bytes(os.urandom(4000))
+    elif kind == "truncated":
+        full = write_scene(daemon_dirs / "full.tif", real_pixels[:, :200, :200]).read_bytes()
+        bad.write_bytes(full[: len(full) // 3])
+    elif kind == "empty":
+        bad.write_bytes(b"")
+    elif kind == "nan":
+        write_scene(bad, np.full((2, 32, 32), np.nan, np.float32))
+    elif kind == "oversized":
+        write_scene(bad, real_pixels[:, :400, :400])
+    elif kind == "all_nodata":
+        write_scene(bad, np.zeros((2, 32, 32), np.uint16), nodata=0)
+    elif kind == "complex":
+        write_scene(bad, np.ones((1, 16, 16), np.complex64))
+    os.utime(bad, ns=(0, 0))  # first in line
+    cfg = DaemonConfig.from_yaml(make_config(daemon_dirs, max_scene_pixels=4 * 300 * 300))
+    Service(cfg).run(once=True)
+    assert (daemon_dirs / "quarantine" / bad.name).exists()
+    reason = (daemon_dirs / "quarantine" / f"{bad.name}.reason.txt").read_text()
+    assert reason.strip()
+    assert (daemon_dirs / "done" / good.name).exists()
+
+
+def test_enospc_is_retried_and_nothing_is_lost(daemon_dirs, real_pixels):
+    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :300, :300])
+    svc = Service(DaemonConfig.from_yaml(make_config(daemon_dirs)))
+    real_write, failures = svc.write_file, {"n": 0}
+
+    def flaky(path, data):
+        if failures["n"] < 3:
+            failures["n"] += 1
+            tmp = path.with_name(f".{path.name}.part")
+            tmp.write_bytes(data[: len(data) // 2])  # a partial temp file, as a full disk leaves
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data)
+
+    svc.write_file = flaky
+    svc.run(once=True)
+    assert failures["n"] == 3
+    assert len(_tiles_in(daemon_dirs / "outbox")) == 4
+    from cvae.edge.daemon.journal import Journal
+
+    assert Journal(daemon_dirs / "state" / "journal.sqlite").counter("write_errors") == 3
+    assert not list((daemon_dirs / "outbox").glob(".*"))
+
+
+def test_outbox_quota_pauses_without_losing_anything(daemon_dirs, real_pixels):
+    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :512, :512])
+    svc = Service(DaemonConfig.from_yaml(make_config(daemon_dirs, outbox_quota_bytes=1)))
+    t = threading.Thread(target=svc.run, kwargs={"once": True})
+    t.start()
+    collected = {}
+    deadline = time.time() + 120
+    while t.is_alive() and time.time() < deadline:  # the downlink drains the outbox, one file at a time
+        for f in sorted((daemon_dirs / "outbox").glob("*.pkt")):
+            collected[f.name] = f.read_bytes()
+            f.unlink()
+        time.sleep(0.05)
+    svc.stop = True
+    t.join()
+    for f in sorted((daemon_dirs / "outbox").glob("*.pkt")):
+        collected[f.name] = f.read_bytes()
+    tiles = {}
+    for data in collected.values():
+        for p in pk.parse_stream(data):
+            if p.header.base_kind == pk.KIND_TILE:
+                tiles[(p.header.row, p.header.col)] = tiles.get((p.header.row, p.header.col), 0) + 1
+    assert len(tiles) == 4 and set(tiles.values()) == {1}
+    from cvae.edge.daemon.journal import Journal
+
+    assert Journal(daemon_dirs / "state" / "journal.sqlite").counter("quota_pauses") >= 1
+    assert (daemon_dirs / "done" / "a.tif").exists()
+
+
+def test_sd_notify_over_a_real_unix_datagram_socket(daemon_dirs, real_pixels, tmp_path):
+    sock_path = str(tmp_path / "notify.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(sock_path)
+    srv.settimeout(5)
+    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :64, :64])
+    svc = Service(DaemonConfig.from_yaml(make_config(daemon_dirs)), notifier=Notifier(sock_path))
+    svc.run(once=True)
+    msgs = []
+    try:
+        while True:
+            msgs.append(srv.recv(4096).decode())
+    except socket.timeout:
+        pass
+    finally:
+        srv.close()
+    joined = "\n".join(msgs)
+    assert msgs[0].startswith("READY=1")
+    assert "WATCHDOG=1" in joined and "STATUS=" in joined
+    assert msgs[-1] == "STOPPING=1"
+
+
+def _spawn(config: Path, sock: str | None = None) -> subprocess.Popen:
+    env = {**os.environ, **({"NOTIFY_SOCKET": sock} if sock else {})}
+    return subprocess.Popen([sys.executable, "-m", "cvae.edge.daemon.cli", "--config", str(config)],
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for(pred, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sigterm_finishes_the_current_tile_and_exits_cleanly(daemon_dirs, real_pixels):
+    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :768, :768])
+    proc = _spawn(make_config(daemon_dirs, tile_size=128))
+    assert _wait_for(lambda: len(list((daemon_dirs / "outbox").glob("*.pkt"))) >= 3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert '"event": "stopping"' in err
+    assert not list((daemon_dirs / "outbox").glob(".*"))
+    assert (daemon_dirs / "inbox" / "a.tif").exists()  # unfinished scene stays for the next start
+    proc = _spawn(make_config(daemon_dirs, tile_size=128))
+    assert _wait_for(lambda: (daemon_dirs / "done" / "a.tif").exists(), timeout=120)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    tiles = _tiles_in(daemon_dirs / "outbox")
+    assert len(tiles) == 36 and set(tiles.values()) == {1}
+
+
+def test_sighup_reloads_the_config(daemon_dirs, real_pixels):
+    cfg = make_config(daemon_dirs)
+    proc = _spawn(cfg)
+    try:
+        assert _wait_for(lambda: (daemon_dirs / "state" / "journal.sqlite").exists())
+        time.sleep(0.5)
+        cfg.write_text(cfg.read_text().replace("level: 2", "level: 0"))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :64, :64])
+        assert _wait_for(lambda: (daemon_dirs / "done" / "a.tif").exists())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert '"event": "reloaded"' in err
+    [f] = [f for f in (daemon_dirs / "outbox").glob("*.pkt") if any(
+        p.header.base_kind == pk.KIND_TILE for p in pk.parse_stream(f.read_bytes()))]
+    assert {p.header.level for p in pk.parse_stream(f.read_bytes()) if p.header.base_kind == pk.KIND_TILE} == {0}
+
+
+def test_status_reports_counters(daemon_dirs, real_pixels, capsys):
+    from cvae.edge.daemon.cli import main
+
+    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :64, :64])
+    cfg = make_config(daemon_dirs)
+    assert main(["--config", str(cfg), "--once"]) == 0
+    capsys.readouterr()
+    assert main(["status", "--config", str(cfg)]) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out)
+    assert out["counters"]["tiles"] == 1 and out["counters"]["scenes_done"] == 1 and out["queue_depth"] == 0
