@@ -1,0 +1,31 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cvae.edge.daemon.config import DaemonConfig
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def test_systemd_analyze_accepts_the_unit(tmp_path):
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        pytest.skip("systemd-analyze is not installed here")
+    unit = (DEPLOY / "cvae-edge.service").read_text()
+    assert "Type=notify" in unit and "WatchdogSec=" in unit and "Restart=on-failure" in unit
+    for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=", "PrivateTmp=yes", "User="):
+        assert hardening in unit
+    # verify needs ExecStart to exist on this machine: point it at this Python
+    (tmp_path / "cvae-edge.service").write_text(unit.replace("/opt/cvae/venv/bin/cvae-edge", sys.executable))
+    r = subprocess.run([exe, "verify", str(tmp_path / "cvae-edge.service")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_example_config_validates(tmp_path):
+    text = (DEPLOY / "cvae-edge.yaml").read_text().replace("/var/lib/cvae-edge", str(tmp_path))
+    (tmp_path / "c.yaml").write_text(text)
+    cfg = DaemonConfig.from_yaml(tmp_path / "c.yaml")
+    assert cfg.inbox == tmp_path / "inbox" and cfg.level == 3
