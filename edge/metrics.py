@@ -1,4 +1,5 @@
-"""Distortion metrics and Bjontegaard delta rate, shared by validation and the benchmarks."""
+"""Distortion metrics and Bjontegaard delta rate (numpy; scipy imported where needed), shared by the
+demo, training validation and the benchmarks."""
 from __future__ import annotations
 
 import math
