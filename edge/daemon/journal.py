@@ -11,7 +11,9 @@ never sent twice); one whose file is not there is redone with fresh sequence cou
 """
 from __future__ import annotations
 
+import functools
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -35,8 +37,19 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
+def _locked(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 class Journal:
+    """Every public method holds one lock: the main loop and the emit worker share the connection."""
+
     def __init__(self, path: str | Path):
+        self._lock = threading.RLock()
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         # one thread at a time uses it (the main loop); tests may run that loop in a worker thread
         self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
@@ -44,41 +57,50 @@ class Journal:
         self.db.execute("PRAGMA synchronous=FULL")  # a committed row survives power loss
         self.db.executescript(_SCHEMA)
 
+    @_locked
     def close(self) -> None:
         self.db.close()
 
     # -- counters ---------------------------------------------------------------------------------
+    @_locked
     def counter(self, name: str, default: int = 0) -> int:
         row = self.db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
         return row[0] if row else default
 
+    @_locked
     def add(self, name: str, delta: int) -> None:
         self.db.execute("INSERT INTO counters(name, value) VALUES (?, ?) "
                         "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, delta))
 
     # -- scenes -----------------------------------------------------------------------------------
+    @_locked
     def find_scene(self, path: Path, size: int, mtime_ns: int):
         return self.db.execute("SELECT id, status FROM scenes WHERE path = ? AND size = ? AND mtime_ns = ? "
                                "ORDER BY id DESC LIMIT 1", (str(path), size, mtime_ns)).fetchone()
 
+    @_locked
     def start_scene(self, path: Path, size: int, mtime_ns: int) -> int:
         cur = self.db.execute("INSERT INTO scenes(path, name, size, mtime_ns, started) VALUES (?, ?, ?, ?, ?)",
                               (str(path), path.stem, size, mtime_ns, time.time()))
         return int(cur.lastrowid)
 
+    @_locked
     def set_tiles(self, scene: int, tiles: int) -> None:
         self.db.execute("UPDATE scenes SET tiles = ? WHERE id = ?", (tiles, scene))
 
+    @_locked
     def end_scene(self, scene: int, status: str, reason: str | None = None) -> None:
         self.db.execute("UPDATE scenes SET status = ?, finished = ?, reason = ? WHERE id = ?",
                         (status, time.time(), reason, scene))
         self.add(f"scenes_{status}", 1)
 
     # -- units ------------------------------------------------------------------------------------
+    @_locked
     def unit(self, scene: int, unit: int):
         return self.db.execute("SELECT file, state, seq_first, seq_last FROM units WHERE scene = ? AND unit = ?",
                                (scene, unit)).fetchone()
 
+    @_locked
     def reserve(self, scene: int, unit: int, file: str, packets: int) -> int:
         """Allocate ``packets`` sequence counts for ``unit``; returns the first (before wrapping)."""
         self.db.execute("BEGIN IMMEDIATE")
@@ -94,6 +116,7 @@ class Journal:
             raise
         return first
 
+    @_locked
     def finish(self, scene: int, unit: int, nbytes: int, level: int | None, seconds: float, tile: bool) -> None:
         self.db.execute("BEGIN IMMEDIATE")
         try:
@@ -109,6 +132,7 @@ class Journal:
             raise
 
     # -- status -----------------------------------------------------------------------------------
+    @_locked
     def status(self) -> dict:
         counters = dict(self.db.execute("SELECT name, value FROM counters").fetchall())
         active = self.db.execute("SELECT id, name, tiles, (SELECT COUNT(*) FROM units u WHERE u.scene = s.id "

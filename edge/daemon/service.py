@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from cvae.edge.codec import packets as pk
 from cvae.edge.daemon.config import DaemonConfig
 from cvae.edge.daemon.journal import Journal
 from cvae.edge.daemon.notify import Notifier, watchdog_interval
+from cvae.edge.daemon.watch import InboxWatcher
 from cvae.edge.encoder import choose_level, scene_metadata
 from cvae.edge.errors import CvaeError, InputError
 from cvae.edge.io.raster import Raster, read_raster
@@ -57,6 +59,7 @@ class Service:
         self.stop = False
         self.reload = False
         self.write_file = write_file_atomic  # replaceable in failure-injection tests
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emit")
         self._setup(cfg)
         self._last_ping = 0.0
         self.wd = watchdog_interval()
@@ -163,43 +166,63 @@ class Service:
         band_range = (v.min(axis=1), v.max(axis=1))
         log("scene_start", scene=scene, file=path.name, shape=list(pixels.shape), tiles=len(windows))
         units = [-1] + list(range(len(windows))) + [len(windows)]
+        # Two stages overlap: the network runs on tile k+1 (this thread) while tile k is entropy coded,
+        # reserved, written and committed (one worker thread, so units still complete strictly in order).
+        pending = None
         for unit in units:
             if self.stop:
-                return False
+                break
             t0 = time.monotonic()
             row = self.journal.unit(scene, unit)
             name = f"{scene:08d}_{unit + 1:05d}.pkt"
             if row is not None and row[1] == "done":
                 continue
             if row is not None and (self.cfg.outbox / row[0]).exists():
+                if pending is not None and not pending.result():
+                    return False
+                pending = None
                 self.journal.finish(scene, unit, (self.cfg.outbox / row[0]).stat().st_size, None, 0.0,
                                     tile=0 <= unit < len(windows))
                 continue  # written before a crash, not yet recorded: never rewrite (it may be on its way down)
-            if not self.wait_for_quota():
-                return False
-            level = None
+            analyzed = None
             if 0 <= unit < len(windows):
                 ys, xs = windows[unit].slices
-                a = self.codec.analyze(pixels[:, ys, xs], valid[ys, xs], band_range=band_range)
-                level = self.cfg.level if self.cfg.level is not None else choose_level(self.codec, a, self.cfg.tile_bytes)
-                bodies = [(pk.SecondaryHeader(kind=pk.KIND_TILE, model_id=mid, scene_id=scene, row=windows[unit].row,
-                                              col=windows[unit].col, level=level), self.codec.encode(a, level))]
-                if (unit + 1) % 16 == 0:
-                    bodies.append((meta_header, meta))  # metadata repeated within the scene
-            else:
-                bodies = [(meta_header, meta)]
-            writer = pk.PacketWriter(self.cfg.apid, sealer=self.sealer)
-            n = sum(max(1, -(-len(b) // writer.max_segment)) for _, b in bodies)
-            first = self.journal.reserve(scene, unit, name, n)
-            writer.seq_count = first % pk.SEQ_MODULO
-            data = b"".join(p for h, b in bodies for p in writer.packets(h, b))
-            if not self.write_with_retry(self.cfg.outbox / name, data):
+                analyzed = self.codec.analyze(pixels[:, ys, xs], valid[ys, xs], band_range=band_range)
+            if pending is not None and not pending.result():
                 return False
-            self.journal.finish(scene, unit, len(data), level, time.monotonic() - t0, tile=level is not None)
+            pending = self._pool.submit(self._emit, scene, unit, name, analyzed,
+                                        windows[unit] if analyzed is not None else None, meta_header, meta, mid, t0)
             self.ping(f"scene {scene} {path.name}: unit {unit + 2}/{len(units)}")
+        if pending is not None and not pending.result():
+            return False
+        if self.stop:
+            return False
         self.finish_input(path)
         self.journal.end_scene(scene, "done")
         log("scene_done", scene=scene, file=path.name, tiles=len(windows))
+        return True
+
+    def _emit(self, scene, unit, name, analyzed, window, meta_header, meta, mid, t0) -> bool:
+        """Stage 2 of a unit: quantise + entropy code, reserve sequence counts, write, commit."""
+        if not self.wait_for_quota():
+            return False
+        level = None
+        if analyzed is not None:
+            level = self.cfg.level if self.cfg.level is not None else choose_level(self.codec, analyzed, self.cfg.tile_bytes)
+            bodies = [(pk.SecondaryHeader(kind=pk.KIND_TILE, model_id=mid, scene_id=scene, row=window.row,
+                                          col=window.col, level=level), self.codec.encode(analyzed, level))]
+            if (unit + 1) % 16 == 0:
+                bodies.append((meta_header, meta))  # metadata repeated within the scene
+        else:
+            bodies = [(meta_header, meta)]
+        writer = pk.PacketWriter(self.cfg.apid, sealer=self.sealer)
+        n = sum(max(1, -(-len(b) // writer.max_segment)) for _, b in bodies)
+        first = self.journal.reserve(scene, unit, name, n)
+        writer.seq_count = first % pk.SEQ_MODULO
+        data = b"".join(p for h, b in bodies for p in writer.packets(h, b))
+        if not self.write_with_retry(self.cfg.outbox / name, data):
+            return False
+        self.journal.finish(scene, unit, len(data), level, time.monotonic() - t0, tile=level is not None)
         return True
 
     def finish_input(self, path: Path) -> None:
@@ -243,7 +266,9 @@ class Service:
     # -- loop -------------------------------------------------------------------------------------
     def run(self, once: bool = False, config_path: Path | None = None) -> int:
         self.notifier.notify("READY=1", f"STATUS=engine loaded, model {self.bundle.model_id[:12]}")
-        log("ready", model=self.bundle.model_id[:16], inbox=str(self.cfg.inbox), outbox=str(self.cfg.outbox))
+        self.watcher = InboxWatcher(self.cfg.inbox)
+        log("ready", model=self.bundle.model_id[:16], inbox=str(self.cfg.inbox), outbox=str(self.cfg.outbox),
+            watch=self.watcher.mode)
         try:
             while not self.stop:
                 if self.reload and config_path is not None:
@@ -261,10 +286,18 @@ class Service:
                     break
                 if not files:
                     self.ping("idle")
-                    self.sleep(self.cfg.poll_interval_s)
+                    end = time.monotonic() + self.cfg.poll_interval_s  # a rescan at least this often
+                    while not self.stop and not self.reload and time.monotonic() < end:
+                        if self.watcher.wait(min(0.5, self.cfg.poll_interval_s)):
+                            break
+                        if self.watcher.mode == "polling":
+                            self.sleep(min(0.2, max(0.0, end - time.monotonic())))
+                        self.ping()
         finally:
             self.notifier.notify("STOPPING=1")
             log("stopping")
+            self._pool.shutdown(wait=True)
+            self.watcher.close()
             self.journal.close()
         return 0
 

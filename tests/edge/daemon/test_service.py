@@ -209,3 +209,17 @@ def test_status_reports_counters(daemon_dirs, real_pixels, capsys):
 
     out = json.loads(capsys.readouterr().out)
     assert out["counters"]["tiles"] == 1 and out["counters"]["scenes_done"] == 1 and out["queue_depth"] == 0
+
+
+def test_inbox_watcher_wakes_on_rename(tmp_path):
+    from cvae.edge.daemon.watch import InboxWatcher
+
+    w = InboxWatcher(tmp_path)
+    if w.mode != "inotify":
+        pytest.skip("no inotify here: the daemon polls")
+    assert not w.wait(0.05)
+    (tmp_path / ".x.part").write_bytes(b"x")
+    w.wait(0.05)  # the temp file's close event
+    os.replace(tmp_path / ".x.part", tmp_path / "x.tif")
+    assert w.wait(2.0)
+    w.close()
