@@ -144,9 +144,13 @@ def train(cfg: TrainConfig) -> Path:
     step = 0
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if state["model_config"] != asdict(cfg.model):
+        old, new = dict(state["model_config"]), asdict(cfg.model)
+        old_l, new_l = tuple(old.pop("lambdas")), tuple(new.pop("lambdas"))
+        if old != new or len(old_l) != len(new_l):
             raise SystemExit(f"{ckpt_path}: was trained with model {state['model_config']}, the config asks for "
                              f"{asdict(cfg.model)}; use another out_dir or restore the model section")
+        if old_l != new_l and rank == 0:  # a loss weight, not architecture: the level gains adapt
+            print(f"lambdas changed {old_l} -> {new_l}: continuing with the new trade-offs", file=sys.stderr)
         net.load_state_dict(state["model"])
         if len(state["optimizer"]["param_groups"]) == len(opt.param_groups):
             opt.load_state_dict(state["optimizer"])

@@ -77,7 +77,7 @@ def _jpeg2000_curve(pix: np.ndarray, valid: np.ndarray) -> list[tuple[float, flo
     import imagecodecs
 
     curve = []
-    for q in range(24, 101, 4):
+    for q in range(20, 101, 2):
         bits, rec = 0, np.empty_like(pix)
         for b in range(pix.shape[0]):
             e = imagecodecs.jpeg2k_encode(np.ascontiguousarray(pix[b]), level=q)

@@ -34,6 +34,8 @@ def test_resume_refuses_a_different_architecture(shared_data, tmp_path):
             "patch: 32\nbatch: 2\nsteps: 2\nworkers: 0\nthreads: 1\nvalidate_every: 1000\n")
     cfg.write_text(base + "model: {n: 8, m: 8, lambdas: [0.01, 0.02, 0.04, 0.08]}\n")
     assert main(["--config", str(cfg)]) == 0
+    cfg.write_text(base + "model: {n: 8, m: 8, lambdas: [0.02, 0.04, 0.08, 0.16]}\n")
+    assert main(["--config", str(cfg), "--steps", "4"]) == 0  # new trade-offs, same architecture: resumes
     cfg.write_text(base + "model: {n: 8, m: 16, lambdas: [0.01, 0.02, 0.04, 0.08]}\n")
     with pytest.raises(SystemExit, match="out_dir"):
-        main(["--config", str(cfg), "--steps", "4"])
+        main(["--config", str(cfg), "--steps", "6"])

@@ -1,0 +1,161 @@
+"""The README's headline table, written from benchmark results: never typed by hand.
+
+Reads every ``*.json`` in the results folder that one of the harnesses wrote: ``bench.py rd`` (``rd.json`` by
+default), ``rd_validation.py`` (``rd_validation.json``) and, when present, ``bench.py speed`` (``speed.json``);
+other JSON files are ignored. Prints the Markdown table and writes it to ``README_table.md`` beside them.
+
+    python benchmarks/make_readme_table.py [--results benchmarks/results] [--out FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _bench():
+    mod = sys.modules.get("_bench_bench")
+    if mod is None:
+        spec = importlib.util.spec_from_file_location("_bench_bench", HERE / "bench.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+    return mod
+
+
+def _num(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _pct(v) -> str:
+    v = _num(v)
+    return "n/a" if math.isnan(v) else f"{v:+.1f}%"
+
+
+def _val(v, spec: str) -> str:
+    v = _num(v)
+    return "n/a" if math.isnan(v) else format(v, spec)
+
+
+def kind_of(rec: dict) -> str | None:
+    """'rd', 'speed', 'rd_validation' or None for a JSON file no harness here wrote."""
+    if rec.get("kind") in ("rd", "speed"):
+        return rec["kind"]
+    if isinstance(rec.get("median"), dict) and "bd_rate_psnr" in rec["median"] and "scenes" in rec:
+        return "rd_validation"
+    return None
+
+
+def rd_rows(rec: dict, source: str) -> list[tuple[str, str, str, str]]:
+    labels = _bench().LABELS
+    scenes = rec["scenes"]
+    sensors = sorted({s["sensor"] for s in scenes.values()})
+    on = f"{len(scenes)} scenes ({', '.join(sensors)})"
+    src = f"`{source}`, bundle `{rec['bundle'][:12]}` (step {rec.get('training_step')})"
+    med = rec["median"]
+    rows = [
+        ("BD-rate vs JPEG 2000, PSNR, all packet bytes (median)", _pct(med["bd_rate_psnr"].get("ours")), on, src),
+        ("BD-rate vs JPEG 2000, PSNR, payload only (median)", _pct(med["bd_rate_psnr"].get("ours_payload")), on, src),
+        ("BD-rate vs JPEG 2000, MS-SSIM, all packet bytes (median)", _pct(med["bd_rate_msssim"].get("ours")), on, src),
+    ]
+    peers = [f"{labels[c]} {_pct(med['bd_rate_psnr'][c])}" for c in ("j2k_mct", "jxl", "avif", "webp")
+             if c in med["bd_rate_psnr"]]
+    if peers:
+        rows.append(("Peers' BD-rate vs JPEG 2000, PSNR (median)", "; ".join(peers), "scenes each peer can code", src))
+    at = med.get("at_0_91_bpp", {})
+    ours, j2k = at.get("ours", {}), at.get("j2k", {})
+    in_range = sum(1 for s in scenes.values() if (s["at_0_91_bpp"].get("ours") or {}).get("psnr") is not None)
+    rows.append(("At 0.91 bpp, ours / JPEG 2000 (median)",
+                 f"SSIM {_val(ours.get('ssim'), '.4f')} / {_val(j2k.get('ssim'), '.4f')}, "
+                 f"PSNR {_val(ours.get('psnr'), '.2f')} / {_val(j2k.get('psnr'), '.2f')} dB, "
+                 f"MSE {_val(ours.get('mse'), '.4g')} / {_val(j2k.get('mse'), '.4g')}",
+                 f"{in_range} of {len(scenes)} scenes reach 0.91 bpp", src))
+    lose = [n for n, s in scenes.items() if not math.isnan(_num(s["bd_rate_psnr"].get("ours")))
+            and s["bd_rate_psnr"]["ours"] > 0]
+    known = [n for n, s in scenes.items() if not math.isnan(_num(s["bd_rate_psnr"].get("ours")))]
+    rows.append(("Scenes where JPEG 2000 needs fewer bits (PSNR BD-rate > 0)",
+                 f"{len(lose)} of {len(known)}" + (f": {', '.join(lose)}" if lose else ""), on, src))
+    return rows
+
+
+def validation_rows(rec: dict, source: str) -> list[tuple[str, str, str, str]]:
+    med = rec["median"]
+    return [("Validation scenes: BD-rate vs JPEG 2000, PSNR / MS-SSIM (median)",
+             f"{_pct(med.get('bd_rate_psnr'))} / {_pct(med.get('bd_rate_msssim'))}",
+             f"{len(rec['scenes'])} held-out scenes",
+             f"`{source}`, bundle `{str(rec.get('bundle'))[:12]}` (step {rec.get('training_step')})")]
+
+
+def speed_rows(rec: dict, source: str) -> list[tuple[str, str, str, str]]:
+    cpu = rec["machine"].get("cpu_model")
+    src = f"`{source}`, level {rec['config']['level']}"
+    rows = []
+    for b, entry in rec["backends"].items():
+        s = list(entry["scenes"].values())
+        if not s:
+            continue
+        med = lambda k: statistics.median(x[k] for x in s)
+        rows.append((f"Encoder throughput, {b} (median over scenes)",
+                     f"{med('mpix_per_s'):.3f} MP/s, {med('tiles_per_s'):.2f} tiles/s, "
+                     f"p99 tile {med('tile_latency_p99_ms'):.0f} ms", f"{len(s)} scenes on {cpu}", src))
+    for b, why in rec.get("skipped_backends", {}).items():
+        rows.append((f"Encoder throughput, {b}", "not measured", why, src))
+    rc = {r["coder"]: r for r in rec["range_coder"]["results"]}
+    ans = next((r for k, r in rc.items() if "AnsCoder" in k), None)
+    if ans:
+        rows.append(("Range coder speed / constriction AnsCoder",
+                     f"encode {ans['ours_over_this_encode']:.2f}x, decode {ans['ours_over_this_decode']:.2f}x",
+                     f"{rec['range_coder']['config']['n']} symbols on {cpu}", src))
+    ratios = [j["ours_over_j2k_time"] for j in rec["vs_openjpeg"].values() if "ours_over_j2k_time" in j]
+    if ratios:
+        rows.append(("Whole encode time / OpenJPEG at the same rate (median)", f"{statistics.median(ratios):.1f}x",
+                     f"{len(ratios)} scenes on {cpu}", src))
+    return rows
+
+
+def build_table(results: Path) -> str:
+    rows, sources = [], []
+    for path in sorted(results.glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            print(f"{path}: unreadable ({e}); skipped", file=sys.stderr)
+            continue
+        kind = kind_of(rec) if isinstance(rec, dict) else None
+        if kind is None:
+            continue
+        rows += {"rd": rd_rows, "rd_validation": validation_rows, "speed": speed_rows}[kind](rec, path.name)
+        sources.append(f"`{path.name}` ({rec.get('command', 'command not recorded')})")
+    if not rows:
+        raise SystemExit(f"{results}: no rd/rd_validation/speed results; run benchmarks/bench.py rd --data DIR first")
+    lines = ["<!-- generated by benchmarks/make_readme_table.py from benchmarks/results/*.json: do not edit -->",
+             "| benchmark | result | on | source |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    lines += ["", "Negative BD-rate = fewer bits than JPEG 2000 (OpenJPEG, per band; 3-band scenes against the "
+                  "stronger of J2K and J2K+MCT) for the same quality. Sources: " + "; ".join(sources) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--results", default=str(HERE / "results"), help="folder of result JSON files")
+    p.add_argument("--out", help="Markdown output (default: RESULTS/README_table.md)")
+    a = p.parse_args(argv)
+    results = Path(a.results)
+    table = build_table(results)
+    out = Path(a.out) if a.out else results / "README_table.md"
+    out.write_text(table)
+    print(table)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
