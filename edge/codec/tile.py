@@ -75,8 +75,9 @@ class TileCodec:
 
     # -- encoder -------------------------------------------------------------------------------------
     def analyze(self, tile: np.ndarray, valid: np.ndarray | None = None,
-                band_range: tuple[np.ndarray, np.ndarray] | None = None) -> AnalyzedTile:
-        """Run the network once on ``tile: native[C, H, W]``; ``valid: bool[H, W]`` marks data pixels."""
+                band_range: tuple[np.ndarray, np.ndarray] | None = None, rotate: bool = True) -> AnalyzedTile:
+        """Run the network once on ``tile: native[C, H, W]``; ``valid: bool[H, W]`` marks data pixels.
+        ``rotate=False`` codes the normalised bands themselves (no KLT), for comparison."""
         tile = _check_tile(tile)
         c, h, w = tile.shape
         if valid is not None:
@@ -85,7 +86,7 @@ class TileCodec:
                 raise InputError(f"valid mask shape {valid.shape} != tile shape {(h, w)}; pass a bool[H, W] mask")
             if valid.all():
                 valid = None
-        st = SpectralTransform.fit(tile, valid, band_range=band_range)
+        st = SpectralTransform.fit(tile, valid, band_range=band_range, rotate=rotate)
         z = st.forward(tile)
         if valid is not None:
             z[:, ~valid] = 0.0  # fill with the band mean: nodata costs no bits
