@@ -25,7 +25,6 @@ import contextlib
 import importlib.util
 import math
 import os
-import platform
 import re
 import resource
 import shlex
@@ -379,34 +378,56 @@ def rd_scene(path: Path, bundle, codec, levels: Sequence[int]) -> tuple[dict, di
 
 
 def verdict(scenes: dict) -> dict[str, list[str]]:
-    """Where our codec loses and where it wins, from the numbers: BD-rate per scene and metric, the rates at
-    which J2K has the higher PSNR, sensors' median BD-rate, and peers that beat us."""
-    loses, wins, rates, peers = [], [], [], []
+    """Where our codec loses and where it wins, from the numbers: BD-rate per scene and metric (or why there is
+    none), the rates at which the stronger J2K has the higher or lower PSNR, sensors' medians, and peers that
+    beat us."""
+    out: dict[str, list[str]] = {k: [] for k in ("loses", "wins", "no_bd_rate", "rates_where_j2k_is_better",
+                                                  "rates_where_ours_is_better", "peers_better_than_ours", "by_sensor")}
+    by_sensor: dict[str, tuple[list, list]] = {}
     for name, s in scenes.items():
         tag = f"{name} ({s['sensor']}, {s['shape'][0]} x {s['dtype']})"
         for key, metric in (("bd_rate_psnr", "PSNR"), ("bd_rate_msssim", "MS-SSIM")):
             v = s[key].get("ours")
             if v is None or math.isnan(v):
+                out["no_bd_rate"].append(f"{tag}: {metric} BD-rate n/a ({_why_no_bd(s, metric)})")
                 continue
-            line = f"{tag}: BD-rate {metric} {v:+.1f}% vs JPEG 2000"
-            (loses if v > 0 else wins).append(line)
+            (out["loses"] if v > 0 else out["wins"]).append(f"{tag}: BD-rate {metric} {v:+.1f}% vs JPEG 2000")
             for peer in ("jxl", "avif", "webp"):
                 pv = s[key].get(peer)
                 if pv is not None and not math.isnan(pv) and pv < v:
-                    peers.append(f"{tag}: {LABELS[peer]} {pv:+.1f}% vs ours {v:+.1f}% ({metric} BD-rate vs J2K)")
-        bad = [g for g in s["psnr_gap_vs_j2k"] if g["delta_db"] is not None and g["delta_db"] < 0]
-        if bad:
-            rates.append(f"{tag}: J2K has the higher PSNR at " + ", ".join(
-                f"{g['bpp']:.3f} bpp ({g['delta_db']:+.2f} dB)" for g in bad))
-    by_sensor: dict[str, list[float]] = {}
-    for s in scenes.values():
+                    out["peers_better_than_ours"].append(
+                        f"{tag}: {LABELS[peer]} {pv:+.1f}% vs ours {v:+.1f}% ({metric} BD-rate vs J2K)")
+        gaps = [g for g in s["psnr_gap_vs_j2k"] if g["delta_db"] is not None]
+        for key, sel in (("rates_where_j2k_is_better", [g for g in gaps if g["delta_db"] < 0]),
+                         ("rates_where_ours_is_better", [g for g in gaps if g["delta_db"] >= 0])):
+            if sel:
+                out[key].append(f"{tag}: " + ", ".join(f"level {g['level']} at {g['bpp']:.3f} bpp "
+                                                        f"({g['delta_db']:+.2f} dB)" for g in sel))
+        bd, gap = by_sensor.setdefault(s["sensor"], ([], []))
         v = s["bd_rate_psnr"].get("ours")
         if v is not None and not math.isnan(v):
-            by_sensor.setdefault(s["sensor"], []).append(v)
-    sensors = [f"{k}: median BD-rate PSNR {statistics.median(v):+.1f}% over {len(v)} scene(s) "
-               f"({'loses' if statistics.median(v) > 0 else 'wins'})" for k, v in sorted(by_sensor.items())]
-    return {"loses": loses, "wins": wins, "rates_where_j2k_is_better": rates, "peers_better_than_ours": peers,
-            "by_sensor": sensors}
+            bd.append(v)
+        gap += [g["delta_db"] for g in gaps]
+    for k, (bd, gap) in sorted(by_sensor.items()):
+        parts = []
+        if bd:
+            parts.append(f"median BD-rate PSNR {statistics.median(bd):+.1f}% over {len(bd)} scene(s) "
+                         f"({'loses' if statistics.median(bd) > 0 else 'wins'})")
+        if gap:
+            parts.append(f"median PSNR minus J2K's at our rates {statistics.median(gap):+.2f} dB over {len(gap)} "
+                         "point(s)")
+        out["by_sensor"].append(f"{k}: " + ("; ".join(parts) or "no comparable numbers"))
+    return out
+
+
+def _why_no_bd(s: dict, metric: str) -> str:
+    if "j2k" not in s["curves"]:
+        return f"no JPEG 2000 curve: {s['skipped'].get('j2k', 'skipped')}"
+    key = "psnr" if metric == "PSNR" else "msssim_db"
+    vals = [p[key] for p in s["curves"]["ours"] if p[key] is not None]
+    span = f"{min(vals):.2f}-{max(vals):.2f} dB" if vals else "no finite values"
+    floor = " at >= 20 dB" if metric == "PSNR" else ""
+    return f"our curve spans {span} over {len(vals)} points; BD-rate needs 3 points{floor} and 1 dB shared with J2K"
 
 
 def plot_scene(name: str, curves: dict, path: Path) -> bool:
@@ -415,6 +436,7 @@ def plot_scene(name: str, curves: dict, path: Path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         print("matplotlib absent (pip install -e .[bench]): no PNG", file=sys.stderr)
         return False
@@ -427,6 +449,8 @@ def plot_scene(name: str, curves: dict, path: Path) -> bool:
             ax.plot(*zip(*xy), "o--", lw=1, color=ax.lines[-1].get_color(), alpha=0.6, label=LABELS["ours_payload"])
     ax.axvline(BPP_TABLE, color="gray", lw=0.7, ls=":")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("bits per sample (bpp per band)")
     ax.set_ylabel("PSNR (dB, peak = valid range per band)")
     ax.set_title(name, fontsize=9)
@@ -533,12 +557,16 @@ def rd_markdown(rec: dict) -> str:
     for c, row in med["at_0_91_bpp"].items():
         if any(not math.isnan(v) for v in row.values()):
             lines.append(f"| **median** | {LABELS[c]} | {_fmt(row['ssim'], '.4f', '')} | {_fmt(row['psnr'], '.2f', '')}"
-                         f" | {_fmt(row['mse'], '.4g', '')} | {_fmt(row['ms_ssim'], '.4f', '')} | over scenes in range |")
+                         f" | {_fmt(row['mse'], '.4g', '')} | {_fmt(row['ms_ssim'], '.4f', '')} | "
+                         "over scenes in range |")
     v = rec["verdict"]
-    for title, key in (("Where our codec loses", "loses"), ("Rates at which JPEG 2000 has the higher PSNR",
-                                                             "rates_where_j2k_is_better"),
+    for title, key in (("Where our codec loses", "loses"),
+                       ("Rates at which JPEG 2000 has the higher PSNR (PSNR gap at our rates)",
+                        "rates_where_j2k_is_better"),
                        ("Peers with a lower BD-rate than ours", "peers_better_than_ours"),
-                       ("Where our codec wins", "wins"), ("By sensor", "by_sensor")):
+                       ("Where our codec wins", "wins"),
+                       ("Rates at which our codec has the higher PSNR", "rates_where_ours_is_better"),
+                       ("BD-rate not computable", "no_bd_rate"), ("By sensor", "by_sensor")):
         lines += ["", f"## {title}", ""] + ([f"- {x}" for x in v[key]] or ["- none"])
     lines += ["", "## Peers skipped or adapted", ""]
     for name, s in scenes.items():
@@ -760,7 +788,8 @@ def build_backends(bundle, names: Sequence[str], checkpoint: Path) -> tuple[dict
                                        "(build one with cvae-export --target trt)")
             else:
                 codecs["tensorrt"] = bundle.codec(transforms=TrtTransforms(engine, fallback=ort))
-                notes["tensorrt"] = f"engine {Path(engine['path']).name}, batch {engine['batch']}, tile {engine['tile']}"
+                notes["tensorrt"] = (f"engine {Path(engine['path']).name}, batch {engine['batch']}, "
+                                     f"tile {engine['tile']}")
     return codecs, skipped, notes
 
 
@@ -794,8 +823,11 @@ def j2k_at_rate(path: Path, bpp: float, repeats: int) -> dict:
         return {"skipped": f"{px.dtype} data: OpenJPEG codes integers only"}
     bands = [np.ascontiguousarray(b) for b in px]
     enc = lambda q: [imagecodecs.jpeg2k_encode(b, level=q) for b in bands]
+    rate = lambda q: 8 * sum(map(len, enc(q))) / px.size
     try:
-        rates = {q: 8 * sum(map(len, enc(q))) / px.size for q in range(24, 101, 4)}
+        rates = {q: rate(q) for q in range(24, 101, 4)}  # coarse, then the neighbours of the nearest
+        q = min(rates, key=lambda k: abs(math.log(rates[k] / bpp)))
+        rates.update({k: rate(k) for k in range(max(1, q - 3), min(100, q + 3) + 1) if k not in rates})
     except CODEC_ERRORS as e:
         return {"skipped": f"OpenJPEG failed on {px.dtype}: {e}"}
     q = min(rates, key=lambda k: abs(math.log(rates[k] / bpp)))
@@ -927,7 +959,8 @@ def run_speed(cfg: SpeedConfig, command: str) -> dict:
 def speed_markdown(rec: dict) -> str:
     d = rec["definitions"]
     lines = [f"# Encoder speed: bundle `{rec['bundle'][:16]}`", "",
-             f"`{rec['command']}` on {rec['machine']['cpu_model']} ({rec['machine']['cpu_count']} CPUs), {rec['time']}.",
+             f"`{rec['command']}` on {rec['machine']['cpu_model']} ({rec['machine']['cpu_count']} CPUs), "
+             f"{rec['time']}.",
              f"Medians over {rec['config']['repeats']} runs at level {rec['config']['level']}, "
              f"tiles {rec['config']['tile_size']}.", "", f"- stages: {d['stages']}.", f"- {d['throughput']}.",
              f"- encoder: {rec['encoder_macs']['macs_per_pixel']:.0f} MACs per pixel per component ({d['macs']}); "
@@ -943,7 +976,8 @@ def speed_markdown(rec: dict) -> str:
         for name, s in entry["scenes"].items():
             st = " | ".join(f"{1e3 * s['stages_s'][k]:.1f}" for k in STAGES)
             lines.append(f"| {b} | {name} | {s['tiles']} | {st} | {s['tiles_per_s']:.2f} | {s['mpix_per_s']:.3f} | "
-                         f"{s['tile_latency_p50_ms']:.1f} | {s['tile_latency_p99_ms']:.1f} | {s['network_gflops']:.2f} |")
+                         f"{s['tile_latency_p50_ms']:.1f} | {s['tile_latency_p99_ms']:.1f} | "
+                         f"{s['network_gflops']:.2f} |")
         if entry.get("note"):
             after.append(f"- {b}: {entry['note']}")
         if "energy" in entry:
@@ -963,12 +997,14 @@ def speed_markdown(rec: dict) -> str:
                      f"{r['bits_per_symbol']:.4f} | {_fmt(r.get('ours_over_this_encode'), '.2f', 'x')} | "
                      f"{_fmt(r.get('ours_over_this_decode'), '.2f', 'x')} |")
     lines += ["", "## Whole encode vs OpenJPEG at the same rate", "", d["vs_openjpeg"] + ".", "",
-              "| scene | ours bpp | ours s | J2K quality | J2K bpp | J2K s | ours / J2K time |", "|---|---|---|---|---|---|---|"]
+              "| scene | ours bpp | ours s | J2K quality | J2K bpp | J2K s | ours / J2K time |",
+              "|---|---|---|---|---|---|---|"]
     for name, j in rec["vs_openjpeg"].items():
         if "skipped" in j:
             lines.append(f"| {name} | | | skipped: {j['skipped']} | | | |")
         else:
-            lines.append(f"| {name} | {j['ours_bpp']:.3f} | {j['ours_encode_s']:.3f} | {j['quality']} | {j['bpp']:.3f} | "
+            lines.append(f"| {name} | {j['ours_bpp']:.3f} | {j['ours_encode_s']:.3f} | {j['quality']} | "
+                         f"{j['bpp']:.3f} | "
                          f"{j['encode_s']:.3f} | {j['ours_over_j2k_time']:.1f}x |")
     return "\n".join(lines) + "\n"
 
