@@ -95,12 +95,14 @@ def learning_rate(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
     return cfg.lr_min + (cfg.lr - cfg.lr_min) * (1 - t)
 
 
-def rd_loss(net: CVAE, x: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``R + lambda * 255^2 * MSE`` (MSE on the normalised [0, 1] scale, R in bits per pixel)."""
-    r = net(x, level)
+def rd_loss(model: torch.nn.Module, x: torch.Tensor, level: int, lam: float
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``R + lambda * 255^2 * MSE`` (MSE on the normalised [0, 1] scale, R in bits per pixel).
+    ``model`` is the CVAE or its DDP wrapper."""
+    r = model(x, level)
     bpp = -torch.log2(r.likelihoods).sum() / (x.shape[0] * x.shape[2] * x.shape[3])
     mse = torch.mean((r.x_hat - x) ** 2)
-    return bpp + net.cfg.lambdas[level] * 255 ** 2 * mse, bpp, mse
+    return bpp + lam * 255 ** 2 * mse, bpp, mse
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -160,7 +162,8 @@ def train(cfg: TrainConfig) -> Path:
         torch.set_rng_state(state["torch_rng"])
         if rank == 0:
             print(f"resumed from {ckpt_path} at step {step}", file=sys.stderr)
-    model = torch.nn.parallel.DistributedDataParallel(net) if ddp else net
+    # each step trains one level: the other levels' densities get no gradient that step
+    model = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True) if ddp else net
 
     data = ComponentPatches(scenes, cfg.patch, seed=cfg.seed + 1000 * rank, start_step=step)
     loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch, num_workers=cfg.workers,
@@ -188,7 +191,7 @@ def train(cfg: TrainConfig) -> Path:
             g["lr"] = lr * g["mult"]
         level = step % cfg.model.levels
         x = next(it).to(device, non_blocking=True)
-        loss, bpp, mse = rd_loss(model, x, level) if not ddp else rd_loss_ddp(model, net, x, level)
+        loss, bpp, mse = rd_loss(model, x, level, cfg.model.lambdas[level])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -221,13 +224,6 @@ def train(cfg: TrainConfig) -> Path:
     if ddp:
         torch.distributed.destroy_process_group()
     return ckpt_path
-
-
-def rd_loss_ddp(model, net: CVAE, x: torch.Tensor, level: int):
-    r = model(x, level)
-    bpp = -torch.log2(r.likelihoods).sum() / (x.shape[0] * x.shape[2] * x.shape[3])
-    mse = torch.mean((r.x_hat - x) ** 2)
-    return bpp + net.cfg.lambdas[level] * 255 ** 2 * mse, bpp, mse
 
 
 def _save(net: CVAE, opt, cfg: TrainConfig, step: int, path: Path) -> None:

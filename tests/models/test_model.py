@@ -63,13 +63,13 @@ def test_training_reduces_the_loss_on_a_fixed_batch():
     net = CVAE(CVAEConfig(n=16, m=16, lambdas=(0.01, 0.05)))
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     x = torch.rand(4, 1, 32, 32) * 0.3
-    first = rd_loss(net, x, 1)[0].item()
+    first = rd_loss(net, x, 1, 0.05)[0].item()
     for _ in range(40):
-        loss = rd_loss(net, x, 1)[0]
+        loss = rd_loss(net, x, 1, 0.05)[0]
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert rd_loss(net, x, 1)[0].item() < 0.7 * first
+    assert rd_loss(net, x, 1, 0.05)[0].item() < 0.7 * first
 
 
 def test_learning_rate_warms_up_holds_and_decays():

@@ -39,3 +39,23 @@ def test_resume_refuses_a_different_architecture(shared_data, tmp_path):
     cfg.write_text(base + "model: {n: 8, m: 16, lambdas: [0.01, 0.02, 0.04, 0.08]}\n")
     with pytest.raises(SystemExit, match="out_dir"):
         main(["--config", str(cfg), "--steps", "6"])
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_on_cpu(shared_data, tmp_path):
+    """Two processes with the gloo backend: the DDP path trains and writes one checkpoint."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"data_dir: {shared_data / 'train' / 'rstoolbox-landsat5'}\nout_dir: {tmp_path / 'run'}\n"
+        "model: {n: 8, m: 8, lambdas: [0.01, 0.02, 0.04, 0.08]}\n"
+        "patch: 32\nbatch: 2\nsteps: 4\nlog_every: 2\ncheckpoint_every: 2\nvalidate_every: 1000\n"
+        "workers: 0\nthreads: 1\n"
+    )
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+                        "-m", "cvae.models.train", "--config", str(cfg)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 4
