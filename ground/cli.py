@@ -34,6 +34,21 @@ def write_geotiff(path: Path, scene) -> None:
     os.replace(tmp, path)
 
 
+def _version() -> str:
+    import numpy
+    import onnxruntime
+
+    import cvae
+    from cvae.edge.bundle import Bundle
+    from cvae.edge.errors import CvaeError
+
+    try:
+        mid = Bundle.load().model_id[:16]
+    except CvaeError:
+        mid = "(no default bundle)"
+    return f"cvae {cvae.__version__} model {mid} onnxruntime {onnxruntime.__version__} numpy {numpy.__version__}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from cvae.edge.bundle import Bundle
     from cvae.edge.errors import CvaeError
@@ -44,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("-o", "--out", required=True, help="output folder for GeoTIFFs and report.json")
     p.add_argument("--bundle", help="model bundle folder (default: the shipped one)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
+    p.add_argument("--version", action="version", version=_version())
     p.add_argument("--key", action="append", help="key file SPI:HEX (repeat for several SPIs); with a key only "
                                                   "authenticated packets are accepted")
     a = p.parse_args(argv)

@@ -29,6 +29,12 @@ def test_edge_and_ground_sources_never_import_torch_or_training_code():
     assert not offenders, offenders
 
 
+def test_ground_never_imports_the_daemon():
+    offenders = [str(p) for p in (ROOT / "ground").rglob("*.py")
+                 if any(n.startswith("cvae.edge.daemon") for n in _imports(p))]
+    assert not offenders, offenders
+
+
 def test_edge_and_ground_import_with_torch_poisoned():
     code = (
         "import sys\n"
