@@ -35,18 +35,14 @@ def write_geotiff(path: Path, scene) -> None:
 
 
 def _version() -> str:
-    import numpy
-    import onnxruntime
-
-    import cvae
     from cvae.edge.bundle import Bundle
+    from cvae.edge.cli import version_string
     from cvae.edge.errors import CvaeError
 
     try:
-        mid = Bundle.load().model_id[:16]
+        return version_string(Bundle.load())
     except CvaeError:
-        mid = "(no default bundle)"
-    return f"cvae {cvae.__version__} model {mid} onnxruntime {onnxruntime.__version__} numpy {numpy.__version__}"
+        return version_string(None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
