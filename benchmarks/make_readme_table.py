@@ -20,10 +20,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def _bench():
-    mod = sys.modules.get("_bench_bench")
+def _bench_rd():
+    """``bench_rd.py`` (for its codec labels), loaded once as the harness loads it."""
+    mod = sys.modules.get("_bench_bench_rd")
     if mod is None:
-        spec = importlib.util.spec_from_file_location("_bench_bench", HERE / "bench.py")
+        spec = importlib.util.spec_from_file_location("_bench_bench_rd", HERE / "bench_rd.py")
         mod = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = mod
         spec.loader.exec_module(mod)
@@ -54,7 +55,7 @@ def kind_of(rec: dict) -> str | None:
 
 
 def rd_rows(rec: dict, source: str) -> list[tuple[str, str, str, str]]:
-    labels = _bench().LABELS
+    labels = _bench_rd().LABELS
     scenes = rec["scenes"]
     sensors = sorted({s["sensor"] for s in scenes.values()})
     on = f"{len(scenes)} scenes ({', '.join(sensors)})"

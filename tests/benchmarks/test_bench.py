@@ -27,6 +27,16 @@ def bench():
 
 
 @pytest.fixture(scope="module")
+def bench_rd():
+    return _load("bench_rd")
+
+
+@pytest.fixture(scope="module")
+def bench_speed():
+    return _load("bench_speed")
+
+
+@pytest.fixture(scope="module")
 def tiny_scene(tmp_path_factory) -> Path:
     """A SYNTHETIC 4-band uint16 64 x 64 georeferenced scene."""
     from cvae.edge.demo import synthetic_scene
@@ -86,32 +96,32 @@ def test_readme_table_is_generated_from_rd_and_validation_results(rd_run, tmp_pa
     assert "`rd.json`" in table and "At 0.91 bpp" in table
 
 
-def test_peers_on_three_band_uint8_include_mct_and_webp_as_rgb(bench, rng):
+def test_peers_on_three_band_uint8_include_mct_and_webp_as_rgb(bench_rd, rng):
     orig = rng.integers(0, 256, size=(3, 32, 32), dtype=np.uint8)
     orig[1] = orig[0] // 2 + 60  # correlated bands, as in real RGB
-    curves, skipped, notes = bench.peer_curves(orig, np.ones((32, 32), bool))
+    curves, skipped, notes = bench_rd.peer_curves(orig, np.ones((32, 32), bool))
     assert set(curves) == {"j2k", "j2k_mct", "jxl", "avif", "webp"} and not skipped
     assert notes["webp"] == "the 3 bands as one RGB image"
     for pts in curves.values():
         assert all(p["bpp"] > 0 and "sam_deg" in p for p in pts)
 
 
-def test_peers_skip_avif_above_12_bits_with_the_reason(bench, rng):
+def test_peers_skip_avif_above_12_bits_with_the_reason(bench_rd, rng):
     orig = rng.integers(0, 5000, size=(2, 16, 16), dtype=np.uint16)
-    curves, skipped, _ = bench.peer_curves(orig, np.ones((16, 16), bool))
+    curves, skipped, _ = bench_rd.peer_curves(orig, np.ones((16, 16), bool))
     assert "4095" in skipped["avif"] and "8-bit" in skipped["webp"] and "needs 3" in skipped["j2k_mct"]
     assert {"j2k", "jxl"} <= set(curves)
 
 
-def test_speed_on_tiny_scene_times_every_stage(bench, tiny_scene, tmp_path):
+def test_speed_on_tiny_scene_times_every_stage(bench, bench_speed, tiny_scene, tmp_path):
     argv = ["speed", "--data", str(tiny_scene), "--repeats", "2", "--backends", "onnxruntime,torch,tensorrt",
             "--checkpoint", str(tmp_path / "absent.pt"), "--coder-n", "5000", "--matmul-n", "64",
             "--out", str(tmp_path), "--tegrastats", str(tmp_path / "no-tegrastats")]
     assert bench.main(argv) == 0
     rec = json.loads((tmp_path / "speed.json").read_text())
     s = rec["backends"]["onnxruntime-cpu-fp32"]["scenes"]["s2_tiny"]
-    assert set(s["stages_s"]) == set(bench.STAGES)
-    assert all(s["stages_s"][k] > 0 for k in bench.STAGES)
+    assert set(s["stages_s"]) == set(bench_speed.STAGES)
+    assert all(s["stages_s"][k] > 0 for k in bench_speed.STAGES)
     assert s["tiles"] == 1 and s["tiles_per_s"] > 0 and s["mpix_per_s"] > 0 and s["network_gflops"] > 0
     assert s["tile_latency_p50_ms"] <= s["tile_latency_p99_ms"]
     assert "no checkpoint" in rec["skipped_backends"]["torch"] and rec["skipped_backends"]["tensorrt"]
@@ -122,16 +132,16 @@ def test_speed_on_tiny_scene_times_every_stage(bench, tiny_scene, tmp_path):
     assert rec["peak_rss_mb"] > 0 and "read ms" in (tmp_path / "speed.md").read_text()
 
 
-def test_timed_pipeline_builds_the_packets_encode_scene_builds(bench, tiny_scene, bundle, codec, tmp_path):
+def test_timed_pipeline_builds_the_packets_encode_scene_builds(bench_speed, tiny_scene, bundle, codec, tmp_path):
     from cvae.edge.encoder import EncodeOptions, encode_scene
 
-    run = bench.time_pipeline(tiny_scene, bundle, codec, 2, 32, tmp_path)
+    run = bench_speed.time_pipeline(tiny_scene, bundle, codec, 2, 32, tmp_path)
     enc = encode_scene(tiny_scene, bundle, codec, EncodeOptions(level=2, tile_size=32))
     assert run["tiles"] == enc.tiles == 4 and run["nbytes"] == enc.nbytes
     assert (tmp_path / "s2_tiny.pkt").read_bytes() == b"".join(enc.packets)
 
 
-def test_mac_count_matches_hand_computation(bench, tmp_path):
+def test_mac_count_matches_hand_computation(bench_speed, tmp_path):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -150,33 +160,33 @@ def test_mac_count_matches_hand_computation(bench, tmp_path):
         [w("w1", 4, 1, 3, 3), w("w2raw", 4, 4, 1, 1), w("two", 1), w("w3", 8, 4, 3, 3), w("w4", 8, 2, 3, 3)])
     path = tmp_path / "tiny.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    got = bench.encoder_macs_per_pixel(path)
+    got = bench_speed.encoder_macs_per_pixel(path)
     # per input pixel: 4*1*9 / 2^2 + 4*4*1 / 2^2 + 8*4*9 / 4^2 + 8*(8/4)*9 / 4^2 (grouped: C_in/group = 2)
     hand = 36 / 4 + 16 / 4 + 288 / 16 + 144 / 16
     assert [layer["macs_per_pixel"] for layer in got["layers"]] == [9.0, 4.0, 18.0, 9.0]
     assert got["macs_per_pixel"] == hand == 40.0
 
 
-def test_spectral_angle_of_identical_images_is_zero(bench, rng):
+def test_spectral_angle_of_identical_images_is_zero(bench_rd, rng):
     x = rng.integers(1, 4000, size=(4, 20, 20)).astype(np.uint16)
     valid = np.ones((20, 20), bool)
     valid[:3] = False
-    assert bench.spectral_angle(x, x.copy(), valid) == 0.0
+    assert bench_rd.spectral_angle(x, x.copy(), valid) == 0.0
     a = np.zeros((2, 1, 1)); a[0] = 1
     b = np.zeros((2, 1, 1)); b[1] = 1
-    assert math.isclose(bench.spectral_angle(a, b, np.ones((1, 1), bool)), 90.0)  # orthogonal spectra
-    assert bench.evaluate(x, x, valid)["sam_deg"] == 0.0
+    assert math.isclose(bench_rd.spectral_angle(a, b, np.ones((1, 1), bool)), 90.0)  # orthogonal spectra
+    assert bench_rd.evaluate(x, x, valid)["sam_deg"] == 0.0
 
 
-def test_interpolation_on_log_rate_and_none_outside(bench):
+def test_interpolation_on_log_rate_and_none_outside(bench_rd):
     pts = [{"bpp": 0.5, "psnr": 30.0}, {"bpp": 2.0, "psnr": 40.0}]
-    assert math.isclose(bench.interp_at(pts, 1.0, "psnr"), 35.0)  # 1 bpp is halfway on log-rate
-    assert bench.interp_at(pts, 3.0, "psnr") is None
+    assert math.isclose(bench_rd.interp_at(pts, 1.0, "psnr"), 35.0)  # 1 bpp is halfway on log-rate
+    assert bench_rd.interp_at(pts, 3.0, "psnr") is None
 
 
-def test_tegrastats_power_lines_parse_on_orin_and_xavier(bench):
+def test_tegrastats_power_lines_parse_on_orin_and_xavier(bench_speed):
     orin = "RAM 2448/62840MB CPU [1%@729] VDD_GPU_SOC 2002mW/2002mW VDD_CPU_CV 400mW/400mW VDD_IN 5123mW/5123mW"
     xavier = "RAM 1500/7765MB GPU 0%@114 POM_5V_IN 3456/3456 POM_5V_GPU 0/0"
-    assert bench.parse_tegrastats_power(orin) == 5123.0
-    assert bench.parse_tegrastats_power(xavier) == 3456.0
-    assert bench.parse_tegrastats_power("RAM 1/2MB") is None
+    assert bench_speed.parse_tegrastats_power(orin) == 5123.0
+    assert bench_speed.parse_tegrastats_power(xavier) == 3456.0
+    assert bench_speed.parse_tegrastats_power("RAM 1/2MB") is None

@@ -1,0 +1,111 @@
+"""Helpers shared by ``bench_rd.py`` and ``bench_speed.py``: sibling imports, machine info, scene listing,
+the pixels the encoder codes, JSON-safe records and result files.
+
+``benchmarks/`` is a folder of scripts, not a package: the harnesses put it on ``sys.path`` to import this
+module, and load the other scripts with :func:`sibling` (as ``_bench_NAME``, the names the tests use too).
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+import time
+from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+__all__ = ["CODEC_ERRORS", "DEFAULT_OUT", "HERE", "ROOT", "bar", "clean", "find_scenes", "fmt", "machine_info",
+           "native_pixels", "sibling", "utc_now", "write_results"]
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DEFAULT_OUT = HERE / "results"
+CODEC_ERRORS = (RuntimeError, ValueError, TypeError)  # imagecodecs' errors derive from RuntimeError
+
+
+def sibling(name: str) -> ModuleType:
+    """Import ``benchmarks/NAME.py`` (a plain script folder, not a package) once, as ``_bench_NAME``."""
+    mod = sys.modules.get(f"_bench_{name}")
+    if mod is None:
+        spec = importlib.util.spec_from_file_location(f"_bench_{name}", HERE / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+    return mod
+
+
+def bar(it: Iterable, desc: str, total: int | None = None) -> Iterable:
+    """A tqdm progress bar on stderr when tqdm is installed, else ``it`` unchanged."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is optional: no bar, same results
+        return it
+    return tqdm(it, desc=desc, total=total, file=sys.stderr, leave=False)
+
+
+def machine_info() -> dict:
+    """platform, CPU model (/proc/cpuinfo), and versions of every package the numbers depend on."""
+    info = sibling("coder_speed").machine_info()
+    versions = {}
+    for pkg in ("numpy", "scipy", "onnxruntime", "onnx", "imagecodecs", "constriction", "rasterio", "torch",
+                "tensorrt", "matplotlib", "cvae-satcomp"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    return {**info, "versions": versions}
+
+
+def utc_now() -> str:
+    """The record's timestamp: ISO 8601, UTC, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def clean(x):
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
+    if isinstance(x, dict):
+        return {str(k): clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [clean(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def fmt(v, spec: str = "+.1f", suffix: str = "%") -> str:
+    """``v`` formatted for a Markdown table; ``n/a`` for None or NaN."""
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:{spec}}{suffix}"
+
+
+def find_scenes(data: str | Path, limit: int | None = None) -> list[Path]:
+    """``data`` itself if a file, else every ``*.tif``/``*.tiff`` under it (recursive, sorted), the first ``limit``."""
+    data = Path(data)
+    if data.is_file():
+        return [data]
+    if not data.is_dir():
+        raise SystemExit(f"--data {data}: no such file or folder; point it at a folder of GeoTIFFs")
+    found = sorted(p for p in data.rglob("*") if p.suffix.lower() in (".tif", ".tiff") and p.is_file())
+    if not found:
+        raise SystemExit(f"--data {data}: no *.tif/*.tiff under it")
+    return found[:limit] if limit else found
+
+
+def native_pixels(pixels: np.ndarray) -> np.ndarray:
+    """The array the encoder codes: float rasters holding integers become integers (as encode_scene does)."""
+    if pixels.dtype.kind == "f" and np.isfinite(pixels).all() and np.array_equal(pixels, np.round(pixels)) \
+            and np.abs(pixels).max(initial=0) < 65536:
+        return pixels.astype(np.uint16 if pixels.min(initial=0) >= 0 else np.int32)
+    return pixels
+
+
+def write_results(out: Path, name: str, record: dict, markdown: str) -> Path:
+    """``out/NAME.json`` (JSON-safe, via coder_speed.write_json) and ``out/NAME.md``; returns the JSON path."""
+    path = out / f"{name}.json"
+    sibling("coder_speed").write_json(path, clean(record))
+    (out / f"{name}.md").write_text(markdown)
+    return path

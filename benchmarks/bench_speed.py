@@ -1,0 +1,476 @@
+"""``bench.py speed``: time per encoder stage on real scenes, per backend.
+
+Times each stage of the encoder (read, tile, network, quantize, entropy code, packetize, write) per backend,
+the network's MACs from the ONNX graph against a numpy matrix product, our range coder against constriction
+(``coder_speed.py``), and our whole encode against OpenJPEG at the same rate. ``run_speed`` builds the record
+written to ``NAME.json``, ``speed_markdown`` the ``NAME.md``. On a Jetson, ``tegrastats`` is sampled during each
+backend's run for the energy per megapixel.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import math
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # benchmarks/ is a script folder, not a package
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import (CODEC_ERRORS, DEFAULT_OUT, ROOT, bar, find_scenes, fmt, machine_info,  # noqa: E402
+                          native_pixels, sibling, utc_now)
+
+__all__ = ["BACKENDS", "STAGES", "SpeedConfig", "Tegrastats", "build_backends", "coder_vs_constriction",
+           "encoder_macs_per_pixel", "j2k_at_rate", "matmul_gflops", "parse_tegrastats_power", "run_speed",
+           "speed_markdown", "speed_scene", "time_pipeline"]
+
+STAGES = ("read", "tile", "network", "quantize", "entropy", "packetize", "write")
+BACKENDS = ("onnxruntime", "torch", "tensorrt")
+
+
+# -- references: MACs, matrix product ---------------------------------------------------------------
+def encoder_macs_per_pixel(onnx_path: str | Path) -> dict:
+    """Multiply-accumulates of every Conv/ConvTranspose per input pixel of one component.
+
+    A node's MACs per output position = C_out * C_in/group * kh * kw (weight shape from the initializers,
+    else from ONNX shape inference); output positions per input pixel = 1 / (cumulative stride)^2, the stride
+    carried from the graph input through every node (elementwise nodes keep their input's)."""
+    import onnx
+    from onnx import shape_inference
+
+    model = onnx.load(str(onnx_path))
+    shapes = {i.name: list(i.dims) for i in model.graph.initializer}
+    try:
+        inferred = shape_inference.infer_shapes(model, data_prop=True)
+        for vi in inferred.graph.value_info:
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+            shapes.setdefault(vi.name, dims)
+    except onnx.shape_inference.InferenceError:  # the initializers alone still cover plain convolutions
+        pass
+    scale = {i.name: 1.0 for i in model.graph.input}  # input pixels per output position, per tensor
+    layers, total = [], 0.0
+    for node in model.graph.node:
+        s_in = max((scale[i] for i in node.input if i in scale), default=1.0)
+        s_out = s_in
+        if node.op_type in ("Conv", "ConvTranspose"):
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            w = shapes.get(node.input[1])
+            if not w or None in w:
+                raise ValueError(f"{onnx_path}: cannot tell the weight shape of {node.name or node.op_type}; "
+                                 "export with static weights")
+            strides = attrs.get("strides", [1] * (len(w) - 2))
+            sy, sx = strides[0], strides[-1]
+            group = attrs.get("group", 1)
+            if node.op_type == "Conv":
+                s_out = s_in * sy * sx
+                per_pos = w[0] * w[1] * int(np.prod(w[2:]))  # [C_out, C_in/group, kh, kw]
+            else:
+                s_out = s_in / (sy * sx)
+                per_pos = w[0] * w[1] * group * int(np.prod(w[2:])) / (sy * sx)  # [C_in, C_out/group, kh, kw]
+            macs = per_pos / s_out
+            layers.append({"node": node.name or node.op_type, "weight": w, "strides": list(strides),
+                           "group": group, "macs_per_pixel": macs})
+            total += macs
+        for o in node.output:
+            scale[o] = s_out
+    return {"macs_per_pixel": total, "layers": layers}
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
+    """float32 n x n matrix product through numpy's BLAS, 2 n^3 / median time."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    a @ b
+    times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
+# -- one timed encode -------------------------------------------------------------------------------
+def _entropy(codec, a, sym: np.ndarray, level: int) -> bytes:
+    """The range coder call of TileCodec.encode, on symbols already quantised."""
+    from cvae.edge.codec import rangecoder
+
+    coded = np.flatnonzero(codec.coded_components(a, level))
+    if not len(coded):
+        return b""
+    m, hl, wl = sym.shape[1:]
+    idx = np.repeat(np.arange(m, dtype=np.int32), hl * wl)
+    t = codec.tables[level]
+    return rangecoder.encode(sym[coded].reshape(-1), np.tile(idx, len(coded)), t.cdf, t.cdf_length, t.offset,
+                             t.precision)
+
+
+def time_pipeline(path: Path, bundle, codec, level: int, tile_size: int, workdir: Path,
+                  metadata_every: int = 16) -> dict:
+    """One timed pass of the encoder, stage by stage, building the same packets as ``encode_scene``."""
+    from cvae.edge.codec import packets as pk
+    from cvae.edge.encoder import scene_metadata
+    from cvae.edge.io.raster import Raster, read_raster
+    from cvae.edge.io.tiling import tile_grid
+
+    t = dict.fromkeys(STAGES, 0.0)
+    clock = time.perf_counter
+    t0 = clock()
+    r = read_raster(path)
+    pixels = native_pixels(r.pixels)
+    t["read"] = clock() - t0
+    t0 = clock()
+    c, h, w = pixels.shape
+    windows = list(tile_grid(h, w, tile_size))
+    v = pixels[:, r.valid]
+    band_range = (v.min(axis=1), v.max(axis=1)) if v.size else None
+    tiles = [(np.ascontiguousarray(pixels[:, win.slices[0], win.slices[1]]), r.valid[win.slices]) for win in windows]
+    t["tile"] = clock() - t0
+    name = path.stem
+    scene_id = zlib.crc32(name.encode())
+    mid = bytes.fromhex(bundle.model_id)[:4]
+    t0 = clock()
+    writer = pk.PacketWriter(0x1C5)
+    meta = pk.encode_metadata(scene_metadata(Raster(pixels, r.valid, r.nodata, r.profile), name, bundle, tile_size))
+    meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=scene_id)
+    packets = writer.packets(meta_header, meta)
+    t["packetize"] += clock() - t0
+    latency, net_pixels = [], 0
+    for i, (win, (tile, valid)) in enumerate(zip(windows, tiles)):
+        t0 = clock()
+        a = codec.analyze(tile, valid, band_range=band_range)
+        t1 = clock()
+        sym = codec.symbols(a, level)
+        t2 = clock()
+        _entropy(codec, a, sym, level)
+        t3 = clock()
+        body = codec.encode(a, level)  # untimed: the bytes the entropy stage produced, framed as a tile
+        t4 = clock()
+        packets += writer.packets(pk.SecondaryHeader(kind=pk.KIND_TILE, model_id=mid, scene_id=scene_id,
+                                                     row=win.row, col=win.col, level=level), body)
+        if metadata_every and (i + 1) % metadata_every == 0 and i + 1 < len(windows):
+            packets += writer.packets(meta_header, meta)
+        t5 = clock()
+        for k, dt in (("network", t1 - t0), ("quantize", t2 - t1), ("entropy", t3 - t2), ("packetize", t5 - t4)):
+            t[k] += dt
+        latency.append((t1 - t0) + (t2 - t1) + (t3 - t2) + (t5 - t4))
+        net_pixels += c * (-(-tile.shape[1] // 16) * 16) * (-(-tile.shape[2] // 16) * 16)
+    t0 = clock()
+    packets += writer.packets(meta_header, meta)
+    t["packetize"] += clock() - t0
+    t0 = clock()
+    final = workdir / f"{name}.pkt"
+    tmp = workdir / f".{name}.pkt.part"
+    with open(tmp, "wb") as f:
+        for p in packets:
+            f.write(p)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    t["write"] = clock() - t0
+    return {"stages_s": t, "tiles": len(windows), "pixels": h * w, "samples": c * h * w, "bands": c,
+            "dtype": str(pixels.dtype), "network_pixels": net_pixels, "nbytes": sum(len(p) for p in packets),
+            "tile_latency_s": latency}
+
+
+def speed_scene(path: Path, bundle, codec, level: int, tile_size: int, repeats: int, macs: float) -> dict:
+    """Medians over ``repeats`` timed passes (after a one-tile warm-up of the backend)."""
+    from cvae.edge.io.raster import read_raster
+
+    r = read_raster(path)
+    px = native_pixels(r.pixels)
+    codec.analyze(px[:, :min(tile_size, px.shape[1]), :min(tile_size, px.shape[2])])  # session creation, caches
+    runs, lat = [], []
+    with tempfile.TemporaryDirectory(prefix="cvae-bench-") as d:
+        for _ in range(repeats):
+            run = time_pipeline(path, bundle, codec, level, tile_size, Path(d))
+            runs.append(run)
+            lat += run["tile_latency_s"]
+    stages = {k: statistics.median(x["stages_s"][k] for x in runs) for k in STAGES}
+    total = statistics.median(sum(x["stages_s"].values()) for x in runs)
+    encode = statistics.median(sum(x["stages_s"][k] for k in STAGES[1:6]) for x in runs)
+    first = runs[0]
+    return {"tiles": first["tiles"], "bands": first["bands"], "dtype": first["dtype"], "pixels": first["pixels"],
+            "bytes": first["nbytes"], "bpp": 8 * first["nbytes"] / first["samples"], "stages_s": stages,
+            "pipeline_s": total, "encode_s": encode, "tiles_per_s": first["tiles"] / total,
+            "mpix_per_s": first["pixels"] / total / 1e6, "encode_mpix_per_s": first["pixels"] / encode / 1e6,
+            "tile_latency_p50_ms": 1e3 * float(np.percentile(lat, 50)),
+            "tile_latency_p99_ms": 1e3 * float(np.percentile(lat, 99)),
+            "network_gflops": 2 * macs * first["network_pixels"] / stages["network"] / 1e9,
+            "repeats": [x["stages_s"] for x in runs]}
+
+
+def build_backends(bundle, names: Sequence[str], checkpoint: Path) -> tuple[dict, dict, dict]:
+    """({backend: TileCodec}, {backend: why skipped}, {backend: note})."""
+    from cvae.edge.runtime.ort import OrtTransforms
+
+    codecs, skipped, notes = {}, {}, {}
+    ort = OrtTransforms(bundle.path / "encoder.onnx", bundle.path / "decoder.onnx", providers=["CPUExecutionProvider"])
+    if "onnxruntime" in names:
+        codecs["onnxruntime-cpu-fp32"] = bundle.codec(transforms=ort)
+        notes["onnxruntime-cpu-fp32"] = "CPUExecutionProvider, default threads, fp32"
+    if "torch" in names:
+        if importlib.util.find_spec("torch") is None:
+            skipped["torch"] = "torch is not installed (pip install torch)"
+        elif not checkpoint.is_file():
+            skipped["torch"] = f"no checkpoint at {checkpoint} (train with cvae-train, or pass --checkpoint)"
+        else:
+            import torch
+            from cvae.export.onnx import load_checkpoint
+            from cvae.models.freeze import TorchTransforms
+
+            net, state = load_checkpoint(checkpoint)
+            codecs["torch-cpu-fp32"] = bundle.codec(transforms=TorchTransforms(net))
+            notes["torch-cpu-fp32"] = (f"weights from {checkpoint} (step {state.get('step')}), not the bundle's: "
+                                       f"timing only; {torch.get_num_threads()} threads")
+    if "tensorrt" in names:
+        from cvae.edge.runtime.trt import TrtTransforms, find_engine
+
+        if importlib.util.find_spec("tensorrt") is None or importlib.util.find_spec("pycuda") is None:
+            skipped["tensorrt"] = "TensorRT and pycuda are not installed (JetPack, or pip install tensorrt pycuda)"
+        else:
+            engine = find_engine(bundle.path)
+            if engine is None:
+                skipped["tensorrt"] = (f"no engine for this GPU and TensorRT version in {bundle.path / 'engines'} "
+                                       "(build one with cvae-export --target trt)")
+            else:
+                codecs["tensorrt"] = bundle.codec(transforms=TrtTransforms(engine, fallback=ort))
+                notes["tensorrt"] = (f"engine {Path(engine['path']).name}, batch {engine['batch']}, "
+                                     f"tile {engine['tile']}")
+    return codecs, skipped, notes
+
+
+# -- comparisons: range coder, OpenJPEG; Jetson power -----------------------------------------------
+def coder_vs_constriction(n: int, repeats: int) -> dict:
+    """coder_speed.py's problem and timings: our rANS against constriction's AnsCoder and RangeEncoder."""
+    cs = sibling("coder_speed")
+    cfg = cs.Config(n=n, repeats=repeats)
+    problem = cs.make_problem(cfg)
+    rows = [cs.bench_ours(problem, cfg)]
+    out = {"config": asdict(cfg), "ideal_bits_per_symbol": problem.ideal_bits / cfg.n}
+    if importlib.util.find_spec("constriction") is None:
+        out["skipped"] = "constriction is not installed (pip install constriction)"
+    else:
+        for kind in ("ans", "range"):
+            row = cs.bench_constriction(problem, cfg, kind)
+            row["ours_over_this_encode"] = rows[0]["encode_msym_s"] / row["encode_msym_s"]
+            row["ours_over_this_decode"] = rows[0]["decode_msym_s"] / row["decode_msym_s"]
+            rows.append(row)
+    out["results"] = rows
+    return out
+
+
+def j2k_at_rate(path: Path, bpp: float, repeats: int) -> dict:
+    """OpenJPEG per band at the quality whose rate is nearest ``bpp``; median encode time of all bands."""
+    import imagecodecs
+
+    from cvae.edge.io.raster import read_raster
+
+    px = native_pixels(read_raster(path).pixels)
+    if px.dtype.kind not in "iu":
+        return {"skipped": f"{px.dtype} data: OpenJPEG codes integers only"}
+    bands = [np.ascontiguousarray(b) for b in px]
+    enc = lambda q: [imagecodecs.jpeg2k_encode(b, level=q) for b in bands]
+    rate = lambda q: 8 * sum(map(len, enc(q))) / px.size
+    nearest = lambda: min(rates, key=lambda k: abs(math.log(rates[k] / bpp)))
+    try:
+        rates = {q: rate(q) for q in range(24, 101, 4)}  # coarse, then the neighbours of the nearest
+        q = nearest()
+        rates.update({k: rate(k) for k in range(max(1, q - 3), min(100, q + 3) + 1) if k not in rates})
+    except CODEC_ERRORS as e:
+        return {"skipped": f"OpenJPEG failed on {px.dtype}: {e}"}
+    q = nearest()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        enc(q)
+        times.append(time.perf_counter() - t0)
+    return {"quality": q, "bpp": rates[q], "encode_s": statistics.median(times)}
+
+
+_POWER = re.compile(r"\b(?:VDD_IN|POM_5V_IN) (\d+)(?:mW)?")
+
+
+def parse_tegrastats_power(line: str) -> float | None:
+    """Board input power in mW from one tegrastats line (VDD_IN on Orin, POM_5V_IN on Xavier/Nano)."""
+    m = _POWER.search(line)
+    return float(m.group(1)) if m else None
+
+
+class Tegrastats:
+    """Samples ``tegrastats`` while the block runs; ``mean_mw`` afterwards."""
+
+    def __init__(self, exe: str = "/usr/bin/tegrastats", interval_ms: int = 100) -> None:
+        self.cmd = [exe, "--interval", str(interval_ms)]
+        self.samples: list[float] = []
+
+    def __enter__(self) -> "Tegrastats":
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        self.t0 = time.perf_counter()
+        return self
+
+    def _read(self) -> None:
+        """Reader thread: board power of every line tegrastats prints."""
+        for line in self.proc.stdout:
+            p = parse_tegrastats_power(line)
+            if p is not None:
+                self.samples.append(p)
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.t0
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.thread.join(timeout=5)
+
+    @property
+    def mean_mw(self) -> float:
+        return float(np.mean(self.samples)) if self.samples else float("nan")
+
+
+# -- run, report ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SpeedConfig:
+    """What ``bench.py speed`` was asked to do (stored in the record as ``config``); its defaults are the CLI's."""
+
+    data: str
+    bundle: str | None = None
+    level: int = 3
+    repeats: int = 5
+    tile_size: int = 256
+    backends: str = "all"
+    checkpoint: str = str(ROOT / "runs" / "default" / "checkpoint.pt")
+    coder_n: int = 1_000_000
+    matmul_n: int = 1024
+    out: str = str(DEFAULT_OUT)
+    name: str = "speed"
+    limit: int | None = None
+    tegrastats: str = "/usr/bin/tegrastats"
+
+
+def run_speed(cfg: SpeedConfig, command: str) -> dict:
+    """Every backend on every scene, plus the references: the record for ``NAME.json``."""
+    from cvae.edge.bundle import Bundle
+
+    bundle = Bundle.load(cfg.bundle)
+    if not 0 <= cfg.level < bundle.levels:
+        raise SystemExit(f"--level {cfg.level}: this bundle has levels 0..{bundle.levels - 1}")
+    names = BACKENDS if cfg.backends == "all" else tuple(cfg.backends.split(","))
+    unknown = set(names) - set(BACKENDS)
+    if unknown:
+        raise SystemExit(f"--backends: {', '.join(sorted(unknown))} unknown; use onnxruntime, torch, tensorrt or all")
+    paths = find_scenes(cfg.data, cfg.limit)
+    macs = encoder_macs_per_pixel(bundle.path / "encoder.onnx")
+    codecs, skipped, notes = build_backends(bundle, names, Path(cfg.checkpoint))
+    jetson = Path(cfg.tegrastats).is_file()
+    backends = {}
+    for bname, codec in codecs.items():
+        res = {}
+        with Tegrastats(cfg.tegrastats) if jetson else contextlib.nullcontext() as meter:
+            for path in bar(paths, f"speed {bname}"):
+                res[path.stem] = speed_scene(path, bundle, codec, cfg.level, cfg.tile_size, cfg.repeats,
+                                             macs["macs_per_pixel"])
+        entry = {"note": notes.get(bname), "scenes": res}
+        if meter:
+            mpix = cfg.repeats * sum(s["pixels"] for s in res.values()) / 1e6
+            entry["energy"] = {"mean_power_mw": meter.mean_mw, "seconds": meter.seconds, "samples": len(meter.samples),
+                               "joules_per_mpix": meter.mean_mw / 1e3 * meter.seconds / mpix,
+                               "note": "board input power over the whole backend run (warm-up and reads included)"}
+        backends[bname] = entry
+    vs_j2k = {}
+    ref = backends.get("onnxruntime-cpu-fp32", {}).get("scenes", {})
+    for path in paths:
+        if path.stem in ref:
+            j = j2k_at_rate(path, ref[path.stem]["bpp"], cfg.repeats)
+            if "encode_s" in j:
+                j["ours_bpp"] = ref[path.stem]["bpp"]
+                j["ours_encode_s"] = ref[path.stem]["encode_s"]
+                j["ours_over_j2k_time"] = ref[path.stem]["encode_s"] / j["encode_s"]
+            vs_j2k[path.stem] = j
+    return {"kind": "speed", "command": command, "config": asdict(cfg), "bundle": bundle.model_id,
+            "machine": machine_info(), "time": utc_now(),
+            "definitions": {
+                "stages": "read: read_raster; tile: grid, band range and tile copies; network: codec.analyze "
+                          "(spectral transform + ONNX encoder); quantize: codec.symbols; entropy: the range coder "
+                          "call of TileCodec.encode; packetize: CCSDS packets incl. metadata; write: temp file + "
+                          "fsync + rename",
+                "throughput": "tiles/s and megapixels/s (spatial pixels, all bands) over the whole pipeline; "
+                              "encode_* over tile..packetize only",
+                "tile_latency": "network + quantize + entropy + packetize of one tile, over every tile of every repeat",
+                "macs": "MACs of every Conv node of the encoder (GDN's 1x1 convolutions included, elementwise work "
+                        "not) per input pixel of one component; the network runs once per spectral component",
+                "vs_openjpeg": "our encode_s (in memory, tile..packetize) over OpenJPEG encoding every band in memory "
+                               "at the quality whose rate is nearest ours; both at default threads",
+                "peak_rss": "ru_maxrss of this process over the whole run (all backends)"},
+            "encoder_macs": macs, "matmul_gflops_fp32": matmul_gflops(cfg.matmul_n, cfg.repeats),
+            "backends": backends, "skipped_backends": skipped,
+            "range_coder": coder_vs_constriction(cfg.coder_n, cfg.repeats), "vs_openjpeg": vs_j2k,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "jetson": "tegrastats sampled per backend" if jetson else "not a Jetson (no /usr/bin/tegrastats)"}
+
+
+def speed_markdown(rec: dict) -> str:
+    """``NAME.md`` from the record of ``run_speed``."""
+    d = rec["definitions"]
+    lines = [f"# Encoder speed: bundle `{rec['bundle'][:16]}`", "",
+             f"`{rec['command']}` on {rec['machine']['cpu_model']} ({rec['machine']['cpu_count']} CPUs), "
+             f"{rec['time']}.",
+             f"Medians over {rec['config']['repeats']} runs at level {rec['config']['level']}, "
+             f"tiles {rec['config']['tile_size']}.", "", f"- stages: {d['stages']}.", f"- {d['throughput']}.",
+             f"- encoder: {rec['encoder_macs']['macs_per_pixel']:.0f} MACs per pixel per component ({d['macs']}); "
+             f"numpy float32 matrix product here: {rec['matmul_gflops_fp32']:.1f} GFLOP/s.",
+             f"- peak RSS {rec['peak_rss_mb']:.0f} MB; Jetson: {rec['jetson']}.", ""]
+    for b, why in rec["skipped_backends"].items():
+        lines.append(f"- backend {b} skipped: {why}")
+    head = " | ".join(f"{s} ms" for s in STAGES)
+    lines += ["", f"| backend | scene | tiles | {head} | tiles/s | MP/s | p50 ms | p99 ms | GFLOP/s |",
+              "|---" * (len(STAGES) + 8) + "|"]
+    after = []
+    for b, entry in rec["backends"].items():
+        for name, s in entry["scenes"].items():
+            st = " | ".join(f"{1e3 * s['stages_s'][k]:.1f}" for k in STAGES)
+            lines.append(f"| {b} | {name} | {s['tiles']} | {st} | {s['tiles_per_s']:.2f} | {s['mpix_per_s']:.3f} | "
+                         f"{s['tile_latency_p50_ms']:.1f} | {s['tile_latency_p99_ms']:.1f} | "
+                         f"{s['network_gflops']:.2f} |")
+        if entry.get("note"):
+            after.append(f"- {b}: {entry['note']}")
+        if "energy" in entry:
+            e = entry["energy"]
+            after.append(f"- {b}: {e['joules_per_mpix']:.3f} J per megapixel at {e['mean_power_mw']:.0f} mW mean "
+                         f"({e['note']})")
+    lines += [""] + after
+    rc = rec["range_coder"]
+    lines += ["", f"## Range coder vs constriction (N = {rc['config']['n']}, ideal "
+                  f"{rc['ideal_bits_per_symbol']:.4f} bits/symbol)", ""]
+    if rc.get("skipped"):
+        lines.append(f"constriction skipped: {rc['skipped']}")
+    lines += ["| coder | encode Msym/s | decode Msym/s | bits/symbol | ours/this encode | ours/this decode |",
+              "|---|---|---|---|---|---|"]
+    for r in rc["results"]:
+        lines.append(f"| {r['coder']} | {r['encode_msym_s']:.1f} | {r['decode_msym_s']:.1f} | "
+                     f"{r['bits_per_symbol']:.4f} | {fmt(r.get('ours_over_this_encode'), '.2f', 'x')} | "
+                     f"{fmt(r.get('ours_over_this_decode'), '.2f', 'x')} |")
+    lines += ["", "## Whole encode vs OpenJPEG at the same rate", "", d["vs_openjpeg"] + ".", "",
+              "| scene | ours bpp | ours s | J2K quality | J2K bpp | J2K s | ours / J2K time |",
+              "|---|---|---|---|---|---|---|"]
+    for name, j in rec["vs_openjpeg"].items():
+        if "skipped" in j:
+            lines.append(f"| {name} | | | skipped: {j['skipped']} | | | |")
+        else:
+            lines.append(f"| {name} | {j['ours_bpp']:.3f} | {j['ours_encode_s']:.3f} | {j['quality']} | "
+                         f"{j['bpp']:.3f} | "
+                         f"{j['encode_s']:.3f} | {j['ours_over_j2k_time']:.1f}x |")
+    return "\n".join(lines) + "\n"
+
