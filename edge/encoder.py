@@ -19,7 +19,10 @@ from cvae.edge.errors import InputError
 from cvae.edge.io.raster import Raster, read_raster
 from cvae.edge.io.tiling import tile_grid
 
-__all__ = ["EncodeOptions", "EncodedScene", "encode_scene", "scene_metadata", "choose_level", "allocate_scene"]
+#: hex digits of the model id in scene metadata (64 bits: ample to tell bundles apart, 48 bytes less per copy)
+META_MODEL_ID_HEX = 16
+
+__all__ = ["META_MODEL_ID_HEX", "EncodeOptions", "EncodedScene", "encode_scene", "scene_metadata", "choose_level", "allocate_scene"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def scene_metadata(raster: Raster, name: str, bundle: Bundle, tile_size: int) ->
     return {"v": 1, "name": name, "width": w, "height": h, "bands": c, "dtype": str(raster.pixels.dtype),
             "nodata": raster.nodata, "crs": crs_out,
             "transform": list(transform)[:6] if transform is not None else None,
-            "tile": tile_size, "model_id": bundle.model_id}
+            "tile": tile_size, "model_id": bundle.model_id[:META_MODEL_ID_HEX]}
 
 
 def choose_level(codec: TileCodec, analyzed, budget: int) -> int:
