@@ -22,9 +22,10 @@ def code_scene(codec, r, level: int, rotate: bool, tile: int = 256) -> tuple[flo
     from cvae.edge.io.tiling import tile_grid
     from cvae.edge.metrics import psnr_bands
 
+    from cvae.edge.io.raster import band_ranges
+
     px, valid = r.pixels, r.valid
-    v = px[:, valid]
-    band_range = (v.min(axis=1), v.max(axis=1))
+    band_range = band_ranges(px, valid, r.nodata)
     rec = np.zeros_like(px)
     nbytes = 0
     for w in tile_grid(px.shape[1], px.shape[2], tile):

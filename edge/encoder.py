@@ -16,7 +16,7 @@ from cvae.edge.bundle import Bundle
 from cvae.edge.codec import packets as pk
 from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import InputError
-from cvae.edge.io.raster import Raster, read_raster
+from cvae.edge.io.raster import Raster, band_ranges, read_raster
 from cvae.edge.io.tiling import tile_grid
 
 #: hex digits of the model id in scene metadata (64 bits: ample to tell bundles apart, 48 bytes less per copy)
@@ -119,8 +119,7 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
     meta = pk.encode_metadata(scene_metadata(Raster(pixels, raster.valid, raster.nodata, raster.profile),
                                              name, bundle, opts.tile_size))
     meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=scene_id)
-    v = pixels[:, raster.valid]
-    band_range = (v.min(axis=1), v.max(axis=1)) if v.size else None
+    band_range = band_ranges(pixels, raster.valid, raster.nodata)
     out = writer.packets(meta_header, meta)
     levels = []
     windows = list(tile_grid(pixels.shape[1], pixels.shape[2], opts.tile_size))

@@ -21,7 +21,7 @@ from cvae.edge.daemon.notify import Notifier, watchdog_interval
 from cvae.edge.daemon.watch import InboxWatcher
 from cvae.edge.encoder import choose_level, scene_metadata
 from cvae.edge.errors import CvaeError, InputError
-from cvae.edge.io.raster import Raster, read_raster
+from cvae.edge.io.raster import Raster, band_ranges, read_raster
 from cvae.edge.io.tiling import tile_grid
 
 __all__ = ["Service", "log"]
@@ -162,8 +162,7 @@ class Service:
                                    "scene_id": scene})
         mid = bytes.fromhex(self.bundle.model_id)[:4]
         meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=scene)
-        v = pixels[:, valid]
-        band_range = (v.min(axis=1), v.max(axis=1))
+        band_range = band_ranges(pixels, valid, raster.nodata)
         log("scene_start", scene=scene, file=path.name, shape=list(pixels.shape), tiles=len(windows))
         units = [-1] + list(range(len(windows))) + [len(windows)]
         # Two stages overlap: the network runs on tile k+1 (this thread) while tile k is entropy coded,

@@ -11,7 +11,7 @@ import numpy as np
 
 from cvae.edge.errors import InputError
 
-__all__ = ["Raster", "read_raster", "fill_value_mask"]
+__all__ = ["Raster", "read_raster", "fill_value_mask", "band_ranges"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,28 @@ def fill_value_mask(pixels: np.ndarray, nodata: float | None) -> np.ndarray:
         if zero.mean() > 0.01:
             return ~zero
     return np.ones(pixels.shape[1:], bool)
+
+
+def band_ranges(pixels: np.ndarray, valid: np.ndarray, nodata: float | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per band ``(lo, hi)`` over valid pixels, leaving out that band's own fill values (the nodata value,
+    or 0 in zero-filled unsigned 16-bit scenes) where a pixel is fill in some bands only. This is the
+    peak that per-band PSNR uses; a fill value below ``lo`` decodes clipped to ``lo``. None when no pixel
+    is valid."""
+    if not valid.any():
+        return None
+    fill = None
+    if nodata is not None and not np.isnan(nodata):
+        fill = np.asarray(nodata).astype(pixels.dtype)
+    elif nodata is None and pixels.dtype == np.uint16 and (~valid).mean() > 0.01:
+        fill = np.uint16(0)
+    lo = np.empty(pixels.shape[0], np.float64)
+    hi = np.empty(pixels.shape[0], np.float64)
+    for b in range(pixels.shape[0]):
+        v = pixels[b][valid]
+        if fill is not None and (v != fill).any():
+            v = v[v != fill]
+        lo[b], hi[b] = v.min(), v.max()
+    return lo, hi
 
 
 def read_raster(path: str | Path) -> Raster:
