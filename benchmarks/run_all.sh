@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Reproduces every figure quoted in README.md into benchmarks/results/ (needs ../shared/data and the
+# bench extra: pip install -e ".[bench]"). About 30-40 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+R=benchmarks/results
+mkdir -p "$R"
+# the validation scenes of configs/default.yaml, as a folder for the scorer
+VAL=$(mktemp -d)
+python - "$VAL" <<'PY'
+import os, sys, yaml
+cfg = yaml.safe_load(open("configs/default.yaml"))
+for p in cfg["validation_scenes"]:
+    src = os.path.normpath(os.path.join("configs", p))
+    os.symlink(os.path.abspath(src), os.path.join(sys.argv[1], os.path.basename(src)))
+PY
+python ../shared/tools/rd_vs_jpeg2000.py "$VAL" "$(mktemp -d)" | tee "$R/scorer_validation.txt" || true
+python benchmarks/rd_validation.py
+python benchmarks/spectral_ablation.py
+python benchmarks/learning_curve.py
+python benchmarks/coder_speed.py
+python benchmarks/bench.py speed --data "$VAL" --repeats 3
+python benchmarks/bench.py rd --data "$VAL"
+python benchmarks/train_profile.py --steps 20
+python benchmarks/soak.py --minutes 5
+python benchmarks/make_readme_table.py
