@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -11,34 +12,104 @@ import numpy as np
 __all__ = ["main"]
 
 
-def calibration_patches(config_path: str, count: int = 96, patch: int = 128, seed: int = 1234) -> np.ndarray:
-    """Spectral components of training crops (never validation scenes), float32[N, 1, P, P]."""
+# small validation scenes of configs/default.yaml that the INT8 report codes unless --report-scenes is given
+INT8_REPORT_SCENES = ("s2_ben_87_48_b2348.tif", "l8_elkton_b1234567.tif")
+
+
+def default_config() -> Path:
+    """configs/default.yaml of the source tree this package runs from."""
+    import cvae
+
+    return Path(cvae.__file__).resolve().parents[1] / "configs" / "default.yaml"
+
+
+def calibration_patches(config_path: str, count: int = 96, patch: int = 128, seed: int = 1234,
+                        first_component_prob: float = 0.0) -> np.ndarray:
+    """Spectral components of training crops (never validation scenes), float32[N, 1, P, P]. By default
+    never the first (largest) component, as ``skip_variance`` wants; INT8 calibration needs them too."""
     from cvae.models.data import ComponentPatches, find_scenes, load_scene
     from cvae.models.train import TrainConfig
 
     cfg = TrainConfig.from_yaml(config_path)
     scenes = [load_scene(s) for s in find_scenes(cfg.data_dir, exclude=list(cfg.exclude))]
-    data = ComponentPatches(scenes, patch, seed=seed, first_component_prob=0.0)
+    data = ComponentPatches(scenes, patch, seed=seed, first_component_prob=first_component_prob)
     rng = np.random.default_rng(seed)
     return np.stack([data.sample(rng) for _ in range(count)])
 
 
+def export_int8(bundle_dir: str | None, config: str, report_scenes: Sequence[str] | None) -> int:
+    """Calibrate and write the INT8 Q/DQ encoder, then code the report scenes with it and FP32."""
+    import json
+
+    from cvae.edge.bundle import Bundle
+    from cvae.export.int8 import REPORT_NAME, format_report, int8_report, quantize_encoder
+
+    bundle = Bundle.load(bundle_dir)
+    if report_scenes is None:
+        from cvae.models.train import TrainConfig
+
+        names = {Path(s).name: s for s in TrainConfig.from_yaml(config).validation_scenes}
+        report_scenes = [names[n] for n in INT8_REPORT_SCENES if n in names]
+        for s in report_scenes:
+            if not Path(s).is_file():
+                print(f"cvae-export: report scene {s} is absent; skipped", file=sys.stderr)
+        report_scenes = [s for s in report_scenes if Path(s).is_file()]
+    else:
+        missing = [s for s in report_scenes if not Path(s).is_file()]
+        if missing:
+            print(f"cvae-export: --report-scenes: {', '.join(missing)} do not exist", file=sys.stderr)
+            return 2
+    # half first components: they carry the largest amplitudes and so set the activation ranges
+    calib = calibration_patches(config, first_component_prob=0.5)
+    path = quantize_encoder(bundle.path, calib)
+    print(f"wrote {path} (calibrated on {len(calib)} training crops of {calib.shape[-1]} px)")
+    if not report_scenes:
+        print("cvae-export: no report scenes found; INT8 report skipped", file=sys.stderr)
+        return 0
+    report = int8_report(bundle, path, report_scenes)
+    print(format_report(report))
+    out = path.parent / REPORT_NAME
+    part = out.with_name(out.name + ".part")
+    part.write_text(json.dumps(report, indent=1))
+    os.replace(part, out)
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="cvae-export", description="Export a trained CVAE checkpoint as a model bundle.")
-    p.add_argument("--target", choices=["onnx", "trt"], default="onnx",
+    p.add_argument("--target", choices=["onnx", "trt", "int8"], default="onnx",
                    help="onnx: encoder/decoder ONNX + frozen tables + manifest; trt: a TensorRT engine of a "
-                        "bundle's encoder, built on this GPU")
+                        "bundle's encoder, built on this GPU; int8: a Q/DQ INT8 encoder (engines/) calibrated on "
+                        "the training data, with a rate-distortion report against FP32")
     p.add_argument("--checkpoint", help="onnx: checkpoint.pt written by cvae-train")
-    p.add_argument("--config", help="onnx: the training config (its training data calibrates the bundle)")
+    p.add_argument("--config", help="onnx, int8: the training config (its training data calibrates the bundle); "
+                                    "int8 default: configs/default.yaml")
     p.add_argument("-o", "--out", help="onnx: bundle folder to write (replaced whole)")
-    p.add_argument("--bundle", help="trt: bundle folder to add the engine to (default: the shipped bundle)")
+    p.add_argument("--bundle", help="trt, int8: bundle folder to add the engine to (default: the shipped bundle)")
+    p.add_argument("--report-scenes", nargs="+", metavar="SCENE",
+                   help="int8: rasters to compare FP32 and INT8 on (default: two small validation scenes of "
+                        "the config)")
     p.add_argument("--tile-size", type=int, default=256)
     p.add_argument("--batch", type=int, default=4, help="trt: tiles per engine call")
-    p.add_argument("--precision", choices=["fp16", "fp32"], default="fp16", help="trt: engine precision")
+    p.add_argument("--precision", choices=["fp16", "fp32", "int8"], default="fp16",
+                   help="trt: engine precision (int8 builds from the Q/DQ model of --target int8)")
     a = p.parse_args(argv)
     if a.tile_size <= 0 or a.tile_size % 16:
         print(f"cvae-export: --tile-size {a.tile_size} is not a multiple of 16 (the network's stride)", file=sys.stderr)
         return 2
+    if a.target == "int8":
+        from cvae.edge.errors import CvaeError
+
+        config = a.config or str(default_config())
+        if not Path(config).is_file():
+            print(f"cvae-export: --config {config} does not exist", file=sys.stderr)
+            return 2
+        try:
+            return export_int8(a.bundle, config, a.report_scenes)
+        except CvaeError as e:
+            print(f"cvae-export: {e}", file=sys.stderr)
+            return 2
     if a.target == "trt":
         from cvae.edge.bundle import Bundle
         from cvae.edge.errors import CvaeError

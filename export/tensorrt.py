@@ -2,8 +2,10 @@
 
 FP16 by default, with the overflow-prone part of every GDN (the square, the convolution summing squares,
 the square root and the division) pinned to FP32; one fixed tile-shape profile; a timing cache kept next
-to the engines. The engine file is named after the GPU and TensorRT version it was built for (an engine
-runs only there) and is listed in ``engines/engines.json`` inside the bundle. Engines are derived files:
+to the engines. ``--precision int8`` builds from the Q/DQ model that ``cvae-export --target int8`` wrote
+(explicit quantization: the scales are in the graph, no calibrator), with FP16 and the same GDN pinning
+for the layers left unquantized. The engine file is named after the GPU and TensorRT version it was built
+for (an engine runs only there) and is listed in ``engines/engines.json`` inside the bundle. Engines are derived files:
 they live in the ``engines/`` subfolder, which the model id does not cover.
 """
 from __future__ import annotations
@@ -66,8 +68,16 @@ def _pin_gdn_to_fp32(network, trt) -> int:
 
 def build_engine(bundle_dir: str | Path, tile: int, batch: int = 4, precision: str = "fp16",
                  workspace_mb: int = 1024) -> Path:
-    trt, gpu = _imports()
     bundle_dir = Path(bundle_dir)
+    if precision == "int8":
+        from cvae.export.int8 import check_qdq
+
+        source = check_qdq(bundle_dir)  # raises "run cvae-export --target int8 first" when absent or stale
+    elif precision in ("fp16", "fp32"):
+        source = bundle_dir / "encoder.onnx"
+    else:
+        raise ValueError(f"precision: {precision!r} is not 'fp16', 'fp32' or 'int8'")
+    trt, gpu = _imports()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
@@ -75,18 +85,18 @@ def build_engine(bundle_dir: str | Path, tile: int, batch: int = 4, precision: s
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse((bundle_dir / "encoder.onnx").read_bytes()):
+    if not parser.parse(source.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise RuntimeError(f"TensorRT cannot parse encoder.onnx: {errors}")
+        raise RuntimeError(f"TensorRT cannot parse {source.name}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
     pinned = 0
-    if precision == "fp16":
+    if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
         pinned = _pin_gdn_to_fp32(network, trt)
-    elif precision != "fp32":
-        raise ValueError(f"precision: {precision!r} is not 'fp16' or 'fp32' (INT8 Q/DQ is not implemented)")
+    if precision == "int8":  # Q/DQ scales come from the graph: explicit quantization, no calibrator
+        config.set_flag(trt.BuilderFlag.INT8)
     shape = (batch, 1, tile, tile)
     profile = builder.create_optimization_profile()
     profile.set_shape("x", shape, shape, shape)

@@ -16,8 +16,12 @@ from cvae.edge.errors import BundleError, MissingDependencyError
 __all__ = ["TrtTransforms", "find_engine"]
 
 
-def find_engine(bundle_dir: str | Path) -> dict | None:
-    """The bundle's engine built for this GPU and TensorRT version, or None."""
+_PREFERENCE = ("fp16", "fp32", "int8")  # INT8 only when asked for, or when it is the only engine
+
+
+def find_engine(bundle_dir: str | Path, precision: str | None = None) -> dict | None:
+    """The bundle's engine built for this GPU and TensorRT version (of ``precision`` when given, else the
+    first of fp16, fp32, int8 that exists), or None."""
     try:
         import tensorrt as trt
         import pycuda.driver as cuda
@@ -31,10 +35,10 @@ def find_engine(bundle_dir: str | Path) -> dict | None:
         gpu = cuda.Device(0).name()
     except cuda.Error:
         return None
-    for e in json.loads(index.read_text()):
-        if e["gpu"] == gpu and e["tensorrt"] == trt.__version__:
-            return {**e, "path": str(Path(bundle_dir) / "engines" / e["file"])}
-    return None
+    usable = [e for e in json.loads(index.read_text()) if e["gpu"] == gpu and e["tensorrt"] == trt.__version__
+              and (precision is None or e["precision"] == precision)]
+    usable.sort(key=lambda e: _PREFERENCE.index(e["precision"]) if e["precision"] in _PREFERENCE else 99)
+    return {**usable[0], "path": str(Path(bundle_dir) / "engines" / usable[0]["file"])} if usable else None
 
 
 class TrtTransforms:
