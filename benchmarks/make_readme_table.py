@@ -148,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", default=str(HERE / "results"), help="folder of result JSON files")
     p.add_argument("--out", help="Markdown output (default: RESULTS/README_table.md)")
+    p.add_argument("--readme", default=str(HERE.parent / "README.md"),
+                   help="README whose block between <!-- results-table --> markers is replaced ('' = none)")
     a = p.parse_args(argv)
     results = Path(a.results)
     table = build_table(results)
@@ -155,6 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.write_text(table)
     print(table)
     print(f"wrote {out}", file=sys.stderr)
+    if a.readme and Path(a.readme).is_file():
+        text = Path(a.readme).read_text()
+        start, end = "<!-- results-table -->", "<!-- /results-table -->"
+        if start in text and end in text:
+            head, rest = text.split(start, 1)
+            tail = rest.split(end, 1)[1]
+            Path(a.readme).write_text(f"{head}{start}\n{table.rstrip()}\n{end}{tail}")
+            print(f"updated {a.readme}", file=sys.stderr)
     return 0
 
 
