@@ -1,1 +1,1 @@
-"""ground"""
+"""Ground decoder: CCSDS packets back to GeoTIFF (imports cvae.edge.codec, never cvae.edge.daemon)."""

@@ -1,1 +1,1 @@
-"""edge/codec"""
+"""The satellite-ground contract: spectral transform, tile bitstream, entropy tables, range coder, packets, sealing."""

@@ -1,1 +1,1 @@
-"""edge/io"""
+"""Raster reading (the only rasterio user on the edge) and tiling."""
