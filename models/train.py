@@ -22,6 +22,7 @@ import yaml
 
 from cvae.models.cvae import CVAE, CVAEConfig
 from cvae.models.data import ComponentPatches, find_scenes, load_scene, write_split
+from cvae.models.losses import distortion
 
 __all__ = ["TrainConfig", "train", "main"]
 
@@ -33,6 +34,7 @@ class TrainConfig:
     model: CVAEConfig = field(default_factory=CVAEConfig)
     exclude: tuple[str, ...] = ()           # glob patterns (relative to data_dir) kept out of training
     validation_scenes: tuple[str, ...] = () # scene files used for validation
+    distortion: str = "mse"                 # or "ms-ssim" (lambdas on MS-SSIM's scale)
     patch: int = 128
     batch: int = 16
     lr: float = 4e-4
@@ -75,6 +77,8 @@ class TrainConfig:
             raw["validation_scenes"] = tuple(str((base / p).resolve()) if not os.path.isabs(p) else p
                                              for p in raw["validation_scenes"])
         cfg = cls(model=CVAEConfig(**model), **raw)
+        if cfg.distortion not in ("mse", "ms-ssim"):
+            raise ValueError(f"{path}: distortion: {cfg.distortion!r} is not 'mse' or 'ms-ssim'")
         if cfg.patch % 16:
             raise ValueError(f"{path}: patch: {cfg.patch} is not a multiple of 16 (the network's stride)")
         return cfg
@@ -95,14 +99,14 @@ def learning_rate(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
     return cfg.lr_min + (cfg.lr - cfg.lr_min) * (1 - t)
 
 
-def rd_loss(model: torch.nn.Module, x: torch.Tensor, level: int, lam: float
+def rd_loss(model: torch.nn.Module, x: torch.Tensor, level: int, lam: float, kind: str = "mse"
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``R + lambda * 255^2 * MSE`` (MSE on the normalised [0, 1] scale, R in bits per pixel).
-    ``model`` is the CVAE or its DDP wrapper."""
+    """``R + lambda * D`` with R in bits per pixel and D = 255^2 * MSE on the normalised [0, 1] scale
+    (or 1 - MS-SSIM); returns (loss, bpp, mse). ``model`` is the CVAE or its DDP wrapper."""
     r = model(x, level)
     bpp = -torch.log2(r.likelihoods).sum() / (x.shape[0] * x.shape[2] * x.shape[3])
     mse = torch.mean((r.x_hat - x) ** 2)
-    return bpp + lam * 255 ** 2 * mse, bpp, mse
+    return bpp + lam * distortion(kind, r.x_hat, x), bpp, mse
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -191,7 +195,7 @@ def train(cfg: TrainConfig) -> Path:
             g["lr"] = lr * g["mult"]
         level = step % cfg.model.levels
         x = next(it).to(device, non_blocking=True)
-        loss, bpp, mse = rd_loss(model, x, level, cfg.model.lambdas[level])
+        loss, bpp, mse = rd_loss(model, x, level, cfg.model.lambdas[level], cfg.distortion)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
