@@ -16,7 +16,6 @@ __all__ = ["tables_from_bottleneck", "freeze_model", "tile_codec_from_model", "T
 
 def tables_from_bottleneck(eb: EntropyBottleneck) -> EntropyTables:
     pmf, offset = eb.pmf_table()
-    support = (pmf > 0).sum(axis=1)
     # rows are contiguous from their offset: support is the last nonzero index + 1
     support = np.array([int(np.nonzero(r)[0][-1]) + 1 if r.any() else 1 for r in pmf])
     return EntropyTables.from_pmf(pmf, offset, support)

@@ -3,7 +3,7 @@
 Pipeline of :meth:`TileCodec.compress` for ``tile: native[C, H, W]``::
 
     bands --SpectralTransform--> components z[C, H, W] --pad to 16--> analysis --> y[C, M, h, w]
-      y * gain[level] --round--> symbols --range coder (tables[level])--> payload per component
+      y * gain[level] --round--> symbols --range coder (tables[level])--> one payload for the tile
 
 Components whose variance is below the level's expected distortion (``skip_variance[level]``) are not
 coded at all: reverse water-filling, they cost nothing and decode as zero. The byte layout is
