@@ -22,7 +22,7 @@ from cvae.edge.io.tiling import tile_grid
 #: hex digits of the model id in scene metadata (64 bits: ample to tell bundles apart, 48 bytes less per copy)
 META_MODEL_ID_HEX = 16
 
-__all__ = ["META_MODEL_ID_HEX", "EncodeOptions", "EncodedScene", "encode_scene", "scene_metadata", "choose_level", "allocate_scene"]
+__all__ = ["META_MODEL_ID_HEX", "EncodeOptions", "EncodedScene", "encode_scene", "scene_metadata", "choose_level", "allocate_scene", "tile_bodies"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,20 @@ def allocate_scene(estimates: np.ndarray, budget: float) -> np.ndarray:
         spent += step[i]
 
 
+def tile_bodies(codec: TileCodec, analyzed, window, level: int, index: int, tiles: int,
+                meta_header: pk.SecondaryHeader, meta: bytes, metadata_every: int = 16
+                ) -> list[tuple[pk.SecondaryHeader, bytes]]:
+    """The packet bodies of tile ``index`` (of ``tiles``): the tile itself, then a metadata copy after every
+    ``metadata_every`` tiles (the last tile is followed by the closing copy anyway). Shared by
+    :func:`encode_scene` and the daemon so both write the same stream."""
+    header = pk.SecondaryHeader(kind=pk.KIND_TILE, model_id=meta_header.model_id, scene_id=meta_header.scene_id,
+                                row=window.row, col=window.col, level=level)
+    bodies = [(header, codec.encode(analyzed, level))]
+    if metadata_every and (index + 1) % metadata_every == 0 and index + 1 < tiles:
+        bodies.append((meta_header, meta))
+    return bodies
+
+
 def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
                  writer: pk.PacketWriter | None = None) -> EncodedScene:
     if sum(x is not None for x in (opts.level, opts.tile_bytes, opts.scene_bytes)) != 1:
@@ -144,9 +158,7 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
         else:
             level = choose_level(codec, a, opts.tile_bytes)
         levels.append(level)
-        out += writer.packets(pk.SecondaryHeader(kind=pk.KIND_TILE, model_id=mid, scene_id=scene_id,
-                                                 row=win.row, col=win.col, level=level), codec.encode(a, level))
-        if opts.metadata_every and (i + 1) % opts.metadata_every == 0 and i + 1 < len(windows):
-            out += writer.packets(meta_header, meta)
+        for h, body in tile_bodies(codec, a, win, level, i, len(windows), meta_header, meta, opts.metadata_every):
+            out += writer.packets(h, body)
     out += writer.packets(meta_header, meta)
     return EncodedScene(name=name, scene_id=scene_id, packets=out, tiles=len(windows), levels=levels)

@@ -19,7 +19,7 @@ from cvae.edge.daemon.config import DaemonConfig
 from cvae.edge.daemon.journal import Journal
 from cvae.edge.daemon.notify import Notifier, watchdog_interval
 from cvae.edge.daemon.watch import InboxWatcher
-from cvae.edge.encoder import choose_level, scene_metadata
+from cvae.edge.encoder import choose_level, scene_metadata, tile_bodies
 from cvae.edge.errors import CvaeError, InputError
 from cvae.edge.io.raster import Raster, band_ranges, read_raster
 from cvae.edge.io.tiling import tile_grid
@@ -190,7 +190,8 @@ class Service:
             if pending is not None and not pending.result():
                 return False
             pending = self._pool.submit(self._emit, scene, unit, name, analyzed,
-                                        windows[unit] if analyzed is not None else None, meta_header, meta, mid, t0)
+                                        windows[unit] if analyzed is not None else None, len(windows),
+                                        meta_header, meta, t0)
             self.ping(f"scene {scene} {path.name}: unit {unit + 2}/{len(units)}")
         if pending is not None and not pending.result():
             return False
@@ -201,17 +202,14 @@ class Service:
         log("scene_done", scene=scene, file=path.name, tiles=len(windows))
         return True
 
-    def _emit(self, scene, unit, name, analyzed, window, meta_header, meta, mid, t0) -> bool:
+    def _emit(self, scene, unit, name, analyzed, window, tiles, meta_header, meta, t0) -> bool:
         """Stage 2 of a unit: quantise + entropy code, reserve sequence counts, write, commit."""
         if not self.wait_for_quota():
             return False
         level = None
         if analyzed is not None:
             level = self.cfg.level if self.cfg.level is not None else choose_level(self.codec, analyzed, self.cfg.tile_bytes)
-            bodies = [(pk.SecondaryHeader(kind=pk.KIND_TILE, model_id=mid, scene_id=scene, row=window.row,
-                                          col=window.col, level=level), self.codec.encode(analyzed, level))]
-            if (unit + 1) % 16 == 0:
-                bodies.append((meta_header, meta))  # metadata repeated within the scene
+            bodies = tile_bodies(self.codec, analyzed, window, level, unit, tiles, meta_header, meta)
         else:
             bodies = [(meta_header, meta)]
         writer = pk.PacketWriter(self.cfg.apid, sealer=self.sealer)
