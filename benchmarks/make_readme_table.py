@@ -148,8 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", default=str(HERE / "results"), help="folder of result JSON files")
     p.add_argument("--out", help="Markdown output (default: RESULTS/README_table.md)")
-    p.add_argument("--readme", default=str(HERE.parent / "README.md"),
-                   help="README whose block between <!-- results-table --> markers is replaced ('' = none)")
+    p.add_argument("--readme", help="also replace the block between <!-- results-table --> markers of this "
+                                    "README (run_all.sh passes README.md)")
     a = p.parse_args(argv)
     results = Path(a.results)
     table = build_table(results)

@@ -27,4 +27,4 @@ python benchmarks/bench.py speed --data "$SMALL" --repeats 3
 python benchmarks/bench.py rd --data "$SMALL"
 python benchmarks/train_profile.py --steps 20
 python benchmarks/soak.py --minutes 5
-python benchmarks/make_readme_table.py
+python benchmarks/make_readme_table.py --readme README.md
