@@ -56,7 +56,12 @@ def machine_info() -> dict:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             versions[pkg] = None
-    return {**info, "versions": versions}
+    gpu = None
+    if versions["torch"]:
+        import torch
+
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {**info, "gpu": gpu, "versions": versions}
 
 
 def utc_now() -> str:

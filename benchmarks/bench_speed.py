@@ -101,6 +101,28 @@ def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
+def cuda_matmul_gflops(n: int = 4096, repeats: int = 5) -> float | None:
+    """float32 n x n matrix product on the CUDA device through torch (TF32 off), or None without one:
+    the reference for the torch-cuda backend's achieved GFLOP/s."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    torch.backends.cuda.matmul.allow_tf32 = False
+    a, b = torch.rand(n, n, device="cuda"), torch.rand(n, n, device="cuda")
+    a @ b
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        a @ b
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
 # -- one timed encode -------------------------------------------------------------------------------
 def _entropy(codec, a, sym: np.ndarray, level: int) -> bytes:
     """The range coder call of TileCodec.encode, on symbols already quantised."""
@@ -234,6 +256,13 @@ def build_backends(bundle, names: Sequence[str], checkpoint: Path) -> tuple[dict
             codecs["torch-cpu-fp32"] = bundle.codec(transforms=TorchTransforms(net))
             notes["torch-cpu-fp32"] = (f"weights from {checkpoint} (step {state.get('step')}), not the bundle's: "
                                        f"timing only; {torch.get_num_threads()} threads")
+            if torch.cuda.is_available():  # the network on the GPU; host<->device copies are inside its time
+                gpu, _ = load_checkpoint(checkpoint)
+                codecs["torch-cuda-fp32"] = bundle.codec(transforms=TorchTransforms(gpu.to("cuda")))
+                notes["torch-cuda-fp32"] = (f"{torch.cuda.get_device_name()}, fp32, weights from {checkpoint}: "
+                                            "timing only; each tile's components are one batch")
+            else:
+                skipped["torch-cuda"] = "no CUDA device visible to torch"
     if "tensorrt" in names:
         from cvae.edge.runtime.trt import TrtTransforms, find_engine
 
@@ -273,6 +302,8 @@ def coder_vs_constriction(n: int, repeats: int) -> dict:
 
 def j2k_at_rate(path: Path, bpp: float, repeats: int) -> dict:
     """OpenJPEG per band at the quality whose rate is nearest ``bpp``; median encode time of all bands."""
+    if importlib.util.find_spec("imagecodecs") is None:
+        return {"skipped": "imagecodecs is not installed (pip install -e '.[bench]')"}
     import imagecodecs
 
     from cvae.edge.io.raster import read_raster
@@ -415,6 +446,7 @@ def run_speed(cfg: SpeedConfig, command: str) -> dict:
                                "at the quality whose rate is nearest ours; both at default threads",
                 "peak_rss": "ru_maxrss of this process over the whole run (all backends)"},
             "encoder_macs": macs, "matmul_gflops_fp32": matmul_gflops(cfg.matmul_n, cfg.repeats),
+            "cuda_matmul_gflops_fp32": cuda_matmul_gflops(repeats=cfg.repeats),
             "backends": backends, "skipped_backends": skipped,
             "range_coder": coder_vs_constriction(cfg.coder_n, cfg.repeats), "vs_openjpeg": vs_j2k,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -430,7 +462,9 @@ def speed_markdown(rec: dict) -> str:
              f"Medians over {rec['config']['repeats']} runs at level {rec['config']['level']}, "
              f"tiles {rec['config']['tile_size']}.", "", f"- stages: {d['stages']}.", f"- {d['throughput']}.",
              f"- encoder: {rec['encoder_macs']['macs_per_pixel']:.0f} MACs per pixel per component ({d['macs']}); "
-             f"numpy float32 matrix product here: {rec['matmul_gflops_fp32']:.1f} GFLOP/s.",
+             f"numpy float32 matrix product here: {rec['matmul_gflops_fp32']:.1f} GFLOP/s"
+             + (f"; CUDA float32 matrix product (TF32 off) on {rec['machine'].get('gpu')}: "
+                f"{rec['cuda_matmul_gflops_fp32']:.0f} GFLOP/s." if rec.get("cuda_matmul_gflops_fp32") else "."),
              f"- peak RSS {rec['peak_rss_mb']:.0f} MB; Jetson: {rec['jetson']}.", ""]
     for b, why in rec["skipped_backends"].items():
         lines.append(f"- backend {b} skipped: {why}")

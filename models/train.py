@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from cvae.models.cvae import CVAE, CVAEConfig
-from cvae.models.data import ComponentPatches, find_scenes, load_scene, write_split
+from cvae.models.data import ComponentPatches, find_scenes, load_scene, read_pack, write_pack, write_split
 from cvae.models.losses import distortion
 
 __all__ = ["TrainConfig", "train", "main"]
@@ -133,7 +133,10 @@ def train(cfg: TrainConfig) -> Path:
     ckpt_path = out / "checkpoint.pt"
 
     val_names = [os.path.basename(p) for p in cfg.validation_scenes]
-    scenes = [load_scene(s) for s in find_scenes(cfg.data_dir, exclude=list(cfg.exclude))]
+    if cfg.data_dir.endswith(".npz") and os.path.isfile(cfg.data_dir):
+        scenes = read_pack(cfg.data_dir)  # written by --pack, with the exclusions already applied
+    else:
+        scenes = [load_scene(s) for s in find_scenes(cfg.data_dir, exclude=list(cfg.exclude))]
     if not scenes:
         raise SystemExit(f"data_dir: no readable rasters under {cfg.data_dir}; point it at a folder of GeoTIFFs")
     if rank == 0:
@@ -163,7 +166,7 @@ def train(cfg: TrainConfig) -> Path:
         elif rank == 0:
             print("optimizer parameter groups changed: Adam moments restart", file=sys.stderr)
         step = state["step"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it onto the GPU
         if rank == 0:
             print(f"resumed from {ckpt_path} at step {step}", file=sys.stderr)
     # each step trains one level: the other levels' densities get no gradient that step
@@ -242,12 +245,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--steps", type=int, help="override: total steps")
     p.add_argument("--time-budget-min", type=float, help="override: wall-time budget in minutes")
     p.add_argument("--out-dir", help="override: output folder")
+    p.add_argument("--data-dir", help="override: folder of rasters, or a scene pack (.npz) written by --pack")
+    p.add_argument("--batch", type=int, help="override: batch size")
+    p.add_argument("--workers", type=int, help="override: data loader processes")
+    p.add_argument("--no-validation", action="store_true", help="skip validation (e.g. where the scenes are absent)")
+    p.add_argument("--pack", metavar="OUT.npz", help="write the training scenes of the config into one file "
+                   "(readable without rasterio, for a training machine without GDAL) and exit")
+    p.add_argument("--pack-max-side", type=int, default=0, help="with --pack: keep at most this square of each scene")
     a = p.parse_args(argv)
     try:
-        cfg = TrainConfig.from_yaml(a.config, steps=a.steps, time_budget_min=a.time_budget_min, out_dir=a.out_dir)
+        cfg = TrainConfig.from_yaml(a.config, steps=a.steps, time_budget_min=a.time_budget_min, out_dir=a.out_dir,
+                                    data_dir=os.path.abspath(a.data_dir) if a.data_dir else None, batch=a.batch,
+                                    workers=a.workers, validation_scenes=() if a.no_validation else None)
     except (OSError, ValueError, TypeError) as e:
         print(f"cvae-train: {e}", file=sys.stderr)
         return 2
+    if a.pack:
+        scenes = find_scenes(cfg.data_dir, exclude=list(cfg.exclude))
+        if not scenes:
+            print(f"cvae-train: data_dir: no readable rasters under {cfg.data_dir}", file=sys.stderr)
+            return 2
+        index = write_pack(scenes, a.pack, max_side=a.pack_max_side,
+                           note=f"training scenes of {a.config}, exclusions applied")
+        print(f"{a.pack}: {len(index['scenes'])} scenes, {os.path.getsize(a.pack) / 1e6:.1f} MB", file=sys.stderr)
+        return 0
     train(cfg)
     return 0
 
