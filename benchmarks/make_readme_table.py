@@ -95,7 +95,8 @@ def validation_rows(rec: dict, source: str) -> list[tuple[str, str, str, str]]:
 
 
 def speed_rows(rec: dict, source: str) -> list[tuple[str, str, str, str]]:
-    cpu = rec["machine"].get("cpu_model")
+    m = rec["machine"]
+    cpu = f"{m.get('cpu_model')} ({m.get('cpu_count')} CPUs)" + (f" + {m['gpu']}" if m.get("gpu") else "")
     src = f"`{source}`, level {rec['config']['level']}"
     rows = []
     for b, entry in rec["backends"].items():
