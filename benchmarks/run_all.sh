@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces every figure quoted in README.md into benchmarks/results/ (needs ../shared/data and the
-# bench extra: pip install -e ".[bench]"). About 30-40 minutes on 2 cores.
+# bench extra: pip install -e ".[bench]"). About 70 minutes on 2 cores (the peer comparison on six scenes is most of it).
+# GPU speed (results/speed_gpu.*) comes from a GPU machine: python benchmarks/bench.py speed --data DIR --name speed_gpu
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=benchmarks/results
@@ -19,12 +20,9 @@ python benchmarks/rd_validation.py
 python benchmarks/spectral_ablation.py
 python benchmarks/learning_curve.py
 python benchmarks/coder_speed.py
-# the peer comparison and per-stage speed quoted in README ran on the two small validation scenes;
-# pass "$VAL" instead for all six (much longer: every peer at every quality on 2.4-megapixel scenes)
-SMALL=$(mktemp -d)
-ln -s "$(readlink -f "$VAL/s2_ben_87_48_b2348.tif")" "$(readlink -f "$VAL/l8_elkton_b1234567.tif")" "$SMALL/"
-python benchmarks/bench.py speed --data "$SMALL" --repeats 3
-python benchmarks/bench.py rd --data "$SMALL"
+# the peer comparison and per-stage speed on all six validation scenes (every peer at every quality)
+python benchmarks/bench.py speed --data "$VAL" --repeats 3
+python benchmarks/bench.py rd --data "$VAL"
 python benchmarks/train_profile.py --steps 20
 python benchmarks/soak.py --minutes 5
 python benchmarks/make_readme_table.py --readme README.md
