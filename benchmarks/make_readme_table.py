@@ -12,6 +12,7 @@ import argparse
 import importlib.util
 import json
 import math
+import re
 import statistics
 import sys
 from collections.abc import Sequence
@@ -46,11 +47,17 @@ def _val(v, spec: str) -> str:
 
 
 def kind_of(rec: dict) -> str | None:
-    """'rd', 'speed', 'rd_validation' or None for a JSON file no harness here wrote."""
+    """'rd', 'speed', 'rd_validation', 'soak', 'coder', 'int8' or None for a JSON file no harness here wrote."""
     if rec.get("kind") in ("rd", "speed"):
         return rec["kind"]
     if isinstance(rec.get("median"), dict) and "bd_rate_psnr" in rec["median"] and "scenes" in rec:
         return "rd_validation"
+    if "tiles_per_s" in rec and "rss_peak_mb" in rec:
+        return "soak"
+    if "ideal_bits_per_symbol" in rec and "results" in rec:
+        return "coder"
+    if "bd_rate_pct" in rec and "qdq" in rec:
+        return "int8"
     return None
 
 
@@ -109,12 +116,6 @@ def speed_rows(rec: dict, source: str) -> list[tuple[str, str, str, str]]:
                      f"p99 tile {med('tile_latency_p99_ms'):.0f} ms", f"{len(s)} scenes on {cpu}", src))
     for b, why in rec.get("skipped_backends", {}).items():
         rows.append((f"Encoder throughput, {b}", "not measured", why, src))
-    rc = {r["coder"]: r for r in rec["range_coder"]["results"]}
-    ans = next((r for k, r in rc.items() if "AnsCoder" in k), None)
-    if ans:
-        rows.append(("Range coder speed / constriction AnsCoder",
-                     f"encode {ans['ours_over_this_encode']:.2f}x, decode {ans['ours_over_this_decode']:.2f}x",
-                     f"{rec['range_coder']['config']['n']} symbols on {cpu}", src))
     ratios = [j["ours_over_j2k_time"] for j in rec["vs_openjpeg"].values() if "ours_over_j2k_time" in j]
     if ratios:
         rows.append(("Whole encode time / OpenJPEG at the same rate (median)", f"{statistics.median(ratios):.1f}x",
@@ -122,8 +123,43 @@ def speed_rows(rec: dict, source: str) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def soak_rows(rec: dict, source: str) -> list[tuple[str, str, str, str]]:
+    return [("Daemon soak: throughput, tile latency p99, peak RSS, RSS slope (2nd half), open files",
+             f"{rec['tiles_per_s']:.1f} tiles/s, {1e3 * rec['tile_latency_p99_s']:.0f} ms, "
+             f"{rec['rss_peak_mb']:.0f} MB, {rec['rss_slope_mb_per_min_second_half']:+.2f} MB/min, "
+             f"{rec['open_files_first']} -> {rec['open_files_last']} (max {rec['open_files_max']})",
+             f"{rec['tiles']} tiles of {rec['scenes_done']} scenes in {rec['seconds'] / 60:.0f} min, "
+             f"{rec['cpu_count']} CPUs", f"`{source}`")]
+
+
+def coder_rows(rec: dict, source: str) -> list[tuple[str, str, str, str]]:
+    rows = {r["coder"]: r for r in rec["results"]}
+    ours = next(r for k, r in rows.items() if k.startswith("cvae"))
+    others = [r for k, r in rows.items() if not k.startswith("cvae")]
+    if not others:
+        return []
+    enc = max(others, key=lambda r: r["encode_msym_s"])
+    dec = max(others, key=lambda r: r["decode_msym_s"])
+    return [("Range coder vs constriction's fastest (Msymbols/s)",
+             f"encode {ours['encode_msym_s']:.0f} vs {enc['encode_msym_s']:.0f} "
+             f"({ours['encode_msym_s'] / enc['encode_msym_s']:.1f}x), decode {ours['decode_msym_s']:.0f} vs "
+             f"{dec['decode_msym_s']:.0f} ({ours['decode_msym_s'] / dec['decode_msym_s']:.1f}x); "
+             f"{ours['bits_per_symbol']:.4f} bits/symbol (ideal {rec['ideal_bits_per_symbol']:.4f})",
+             f"{rec['config'].get('n')} symbols, {rec['machine'].get('cpu_count')} CPUs", f"`{source}`")]
+
+
+def int8_rows(rec: dict, source: str) -> list[tuple[str, str, str, str]]:
+    dpsnr = [abs(lv["psnr_change_db"]) for sc in rec["scenes"].values() for lv in sc["levels"]]
+    return [("INT8 Q/DQ encoder vs FP32 (BD-rate, largest PSNR change)",
+             f"{rec['bd_rate_pct']:+.2f}%, {max(dpsnr):.3f} dB", f"{len(rec['scenes'])} scenes, "
+             f"{rec['runtime']}", f"`{source}`, bundle `{rec['model_id'][:12]}`")]
+
+
+ORDER = ("rd", "rd_validation", "speed", "coder", "soak", "int8")  # the table's row order, by result kind
+
+
 def build_table(results: Path) -> str:
-    rows, sources = [], []
+    rows, sources, found = [], [], []
     for path in sorted(results.glob("*.json")):
         try:
             rec = json.loads(path.read_text())
@@ -131,9 +167,12 @@ def build_table(results: Path) -> str:
             print(f"{path}: unreadable ({e}); skipped", file=sys.stderr)
             continue
         kind = kind_of(rec) if isinstance(rec, dict) else None
-        if kind is None:
-            continue
-        rows += {"rd": rd_rows, "rd_validation": validation_rows, "speed": speed_rows}[kind](rec, path.name)
+        if kind is not None:
+            found.append((ORDER.index(kind), path.name, kind, rec))
+    for _, name, kind, rec in sorted(found, key=lambda f: f[:2]):
+        path = results / name
+        rows += {"rd": rd_rows, "rd_validation": validation_rows, "speed": speed_rows, "soak": soak_rows,
+                 "coder": coder_rows, "int8": int8_rows}[kind](rec, path.name)
         sources.append(f"`{path.name}` ({rec.get('command', 'command not recorded')})")
     if not rows:
         raise SystemExit(f"{results}: no rd/rd_validation/speed results; run benchmarks/bench.py rd --data DIR first")
@@ -159,14 +198,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table)
     print(f"wrote {out}", file=sys.stderr)
     if a.readme and Path(a.readme).is_file():
-        text = Path(a.readme).read_text()
-        start, end = "<!-- results-table -->", "<!-- /results-table -->"
-        if start in text and end in text:
-            head, rest = text.split(start, 1)
-            tail = rest.split(end, 1)[1]
-            Path(a.readme).write_text(f"{head}{start}\n{table.rstrip()}\n{end}{tail}")
-            print(f"updated {a.readme}", file=sys.stderr)
+        readme = Path(a.readme)
+        text = fill_block(readme.read_text(), "<!-- results-table -->", "<!-- /results-table -->", table)
+        text = fill_includes(text, readme.parent)
+        readme.write_text(text)
+        print(f"updated {a.readme}", file=sys.stderr)
     return 0
+
+
+def fill_block(text: str, start: str, end: str, body: str) -> str:
+    """``text`` with what lies between the ``start`` and ``end`` markers replaced by ``body``."""
+    if start not in text or end not in text:
+        return text
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    return f"{head}{start}\n{body.rstrip()}\n{end}{tail}"
+
+
+INCLUDE = re.compile(r"<!-- include: (?P<path>[^ ]+) -->\n.*?<!-- /include -->", re.S)
+
+
+def fill_includes(text: str, root: Path) -> str:
+    """Every ``<!-- include: PATH -->`` ... ``<!-- /include -->`` block gets the current text of PATH (relative
+    to the README): the per-scene tables and the scorer's output are results files, never pasted by hand."""
+    def sub(m: re.Match) -> str:
+        path = root / m["path"]
+        if not path.is_file():
+            print(f"{path}: missing; its README block is left as it was", file=sys.stderr)
+            return m[0]
+        body = path.read_text().rstrip()
+        if path.suffix == ".txt":
+            body = f"```\n{body}\n```"
+        return f"<!-- include: {m['path']} -->\n{body}\n<!-- /include -->"
+    return INCLUDE.sub(sub, text)
 
 
 if __name__ == "__main__":

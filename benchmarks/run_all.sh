@@ -24,5 +24,8 @@ python benchmarks/coder_speed.py
 python benchmarks/bench.py speed --data "$VAL" --repeats 3
 python benchmarks/bench.py rd --data "$VAL"
 python benchmarks/train_profile.py --steps 20
+# INT8 Q/DQ encoder against FP32 (written into the bundle's engines/, which git ignores; copied here)
+python -m cvae.export.cli --target int8
+cp cvae/bundles/default/engines/int8_report.json "$R/int8_report.json"
 python benchmarks/soak.py --minutes 5
 python benchmarks/make_readme_table.py --readme README.md

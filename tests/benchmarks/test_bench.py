@@ -96,6 +96,35 @@ def test_readme_table_is_generated_from_rd_and_validation_results(rd_run, tmp_pa
     assert "`rd.json`" in table and "At 0.91 bpp" in table
 
 
+def test_readme_blocks_are_filled_from_results_files(tmp_path):
+    """--readme fills the table block and every include block from the results files; text around them and a
+    block whose file is missing stay as they were."""
+    res = tmp_path / "benchmarks" / "results"
+    res.mkdir(parents=True)
+    (res / "soak.json").write_text(json.dumps(
+        {"command": "soak.py --minutes 1", "cpu_count": 2, "seconds": 60.0, "scenes_done": 3, "tiles": 18,
+         "tiles_per_s": 0.3, "tile_latency_p99_s": 0.25, "rss_peak_mb": 200.0,
+         "rss_slope_mb_per_min_second_half": 0.01, "open_files_first": 3, "open_files_last": 9,
+         "open_files_max": 10}))
+    (res / "int8_report.json").write_text(json.dumps(
+        {"model_id": "cd" * 32, "qdq": "x.onnx", "runtime": "onnxruntime CPU", "bd_rate_pct": 0.61,
+         "scenes": {"a.tif": {"levels": [{"psnr_change_db": -0.02}, {"psnr_change_db": 0.031}]}}}))
+    (res / "scorer.txt").write_text("scene  BD-rate\nx  -12.0%\n")
+    (res / "per_scene.md").write_text("| a | b |\n|---|---|\n| 1 | 2 |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results-table -->\nold table\n<!-- /results-table -->\nmiddle\n"
+                      "<!-- include: benchmarks/results/scorer.txt -->\nold\n<!-- /include -->\n"
+                      "<!-- include: benchmarks/results/per_scene.md -->\n<!-- /include -->\n"
+                      "<!-- include: benchmarks/results/gone.md -->\nkept\n<!-- /include -->\nend\n")
+    assert _load("make_readme_table").main(["--results", str(res), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old table" not in text and "5.2 tiles/s" not in text and "0.3 tiles/s" in text
+    assert "+0.61%, 0.031 dB" in text
+    assert "```\nscene  BD-rate\nx  -12.0%\n```" in text and "\nold\n" not in text
+    assert "| 1 | 2 |" in text and "\nkept\n" in text
+    assert text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith("end\n")
+
+
 def test_peers_on_three_band_uint8_include_mct_and_webp_as_rgb(bench_rd, rng):
     orig = rng.integers(0, 256, size=(3, 32, 32), dtype=np.uint8)
     orig[1] = orig[0] // 2 + 60  # correlated bands, as in real RGB
