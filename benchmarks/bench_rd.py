@@ -430,8 +430,11 @@ def run_rd(cfg: RdConfig, command: str) -> dict:
     codecs = sorted({k for s in scenes.values() for k in s["bd_rate_psnr"]})
     med = {key: {c: _nanmedian([s[key].get(c, float("nan")) for s in scenes.values()]) for c in codecs}
            for key in ("bd_rate_psnr", "bd_rate_msssim")}
-    med_table = {c: {m: _nanmedian([(s["at_0_91_bpp"].get(c) or {}).get(m) for s in scenes.values()])
+    # paired: only the scenes where our curve reaches 0.91 bpp, so both columns describe the same scenes
+    paired = [s for s in scenes.values() if (s["at_0_91_bpp"].get("ours") or {}).get("psnr") is not None]
+    med_table = {c: {m: _nanmedian([(s["at_0_91_bpp"].get(c) or {}).get(m) for s in paired])
                      for m in ("psnr", "ssim", "mse", "ms_ssim")} for c in ("ours", "j2k", "j2k_mct")}
+    med_table["scenes"] = [n for n, s in scenes.items() if s in paired]
     return {"kind": "rd", "command": command, "config": asdict(cfg), "levels": levels,
             "bundle": bundle.model_id, "training_step": bundle.manifest.get("training", {}).get("step"),
             "machine": machine_info(), "time": utc_now(),
@@ -482,10 +485,10 @@ def rd_markdown(rec: dict) -> str:
             lines.append(f"| {name} | {LABELS[c]} | {fmt(row['ssim'], '.4f', '')} | {fmt(row['psnr'], '.2f', '')} | "
                          f"{fmt(row['mse'], '.4g', '')} | {fmt(row['ms_ssim'], '.4f', '')} | {row['note'] or ''} |")
     for c, row in med["at_0_91_bpp"].items():
-        if any(not math.isnan(v) for v in row.values()):
+        if c != "scenes" and any(not math.isnan(v) for v in row.values()):
             lines.append(f"| **median** | {LABELS[c]} | {fmt(row['ssim'], '.4f', '')} | {fmt(row['psnr'], '.2f', '')}"
                          f" | {fmt(row['mse'], '.4g', '')} | {fmt(row['ms_ssim'], '.4f', '')} | "
-                         "over scenes in range |")
+                         "over the scenes our curve reaches |")
     v = rec["verdict"]
     for title, key in (("Where our codec loses", "loses"),
                        ("Rates at which JPEG 2000 has the higher PSNR (PSNR gap at our rates)",

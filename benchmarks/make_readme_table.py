@@ -84,7 +84,7 @@ def rd_rows(rec: dict, source: str) -> list[tuple[str, str, str, str]]:
                  f"SSIM {_val(ours.get('ssim'), '.4f')} / {_val(j2k.get('ssim'), '.4f')}, "
                  f"PSNR {_val(ours.get('psnr'), '.2f')} / {_val(j2k.get('psnr'), '.2f')} dB, "
                  f"MSE {_val(ours.get('mse'), '.4g')} / {_val(j2k.get('mse'), '.4g')}",
-                 f"{in_range} of {len(scenes)} scenes reach 0.91 bpp", src))
+                 f"{in_range} of {len(scenes)} scenes reach 0.91 bpp (medians over those)", src))
     lose = [n for n, s in scenes.items() if not math.isnan(_num(s["bd_rate_psnr"].get("ours")))
             and s["bd_rate_psnr"]["ours"] > 0]
     known = [n for n, s in scenes.items() if not math.isnan(_num(s["bd_rate_psnr"].get("ours")))]
