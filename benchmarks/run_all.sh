@@ -18,6 +18,7 @@ PY
 python ../shared/tools/rd_vs_jpeg2000.py "$VAL" "$(mktemp -d)" | tee "$R/scorer_validation.txt" || true
 python benchmarks/rd_validation.py
 python benchmarks/spectral_ablation.py
+python benchmarks/transform_ceiling.py
 python benchmarks/learning_curve.py
 python benchmarks/coder_speed.py
 # the peer comparison and per-stage speed on all six validation scenes (every peer at every quality)

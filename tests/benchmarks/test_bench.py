@@ -219,3 +219,18 @@ def test_tegrastats_power_lines_parse_on_orin_and_xavier(bench_speed):
     assert bench_speed.parse_tegrastats_power(orin) == 5123.0
     assert bench_speed.parse_tegrastats_power(xavier) == 3456.0
     assert bench_speed.parse_tegrastats_power("RAM 1/2MB") is None
+
+
+def test_transform_ceiling_matches_the_codec_and_bounds_it(real_scene, bundle, codec, tmp_path):
+    """The coded PSNR is the real codec's (same bytes as compress + decompress), and leaving the latents
+    unrounded loses less than coding them at every level."""
+    from cvae.edge.metrics import psnr_bands
+
+    pts = _load("transform_ceiling").scene_psnrs(codec, real_scene, bundle.levels)
+    assert [p["level"] for p in pts] == list(range(bundle.levels))
+    for p in pts:
+        assert p["psnr_unrounded"] > p["psnr"] > 15
+    px, valid = real_scene.pixels, real_scene.valid
+    band_range = (px[:, valid].min(axis=1), px[:, valid].max(axis=1))
+    rec = codec.decompress(codec.encode(codec.analyze(px, valid, band_range=band_range), 2)).pixels
+    assert abs(psnr_bands(px, rec, valid) - pts[2]["psnr"]) < 1e-9

@@ -1,0 +1,96 @@
+"""What caps our top quality: the quantiser or the transforms? Same tiles, with and without rounding.
+
+For each scene and level, every tile (256 px, scene band range) is coded through the library API (the real
+bytes, then decoded), and also reconstructed from the *unrounded* latents of the same level (analysis, gain,
+inverse gain, synthesis: the codec with its quantiser switched off). The second PSNR is the ceiling the
+transforms allow at that level: when the coded PSNR already sits at it, finer quantisation (a higher lambda,
+another level) cannot raise the quality, only a transform that loses less can (wider latents, longer
+training). PSNR per band in native units over valid pixels, peak = max - min of the original, band mean.
+
+    python benchmarks/transform_ceiling.py [--scenes A.tif ...] [--bundle DIR] [--out benchmarks/results]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def scene_psnrs(codec, r, levels: int, tile: int = 256) -> list[dict]:
+    """[{level, bpp, psnr (coded), psnr_unrounded}] for one raster ``r``."""
+    from cvae.edge.codec.tile import _to_dtype
+    from cvae.edge.io.raster import band_ranges
+    from cvae.edge.io.tiling import tile_grid
+    from cvae.edge.metrics import psnr_bands
+
+    px, valid = r.pixels, r.valid
+    band_range = band_ranges(px, valid, r.nodata)
+    coded = [np.zeros_like(px) for _ in range(levels)]
+    cont = [np.zeros_like(px) for _ in range(levels)]
+    nbytes = [0] * levels
+    for w in tile_grid(px.shape[1], px.shape[2], tile):
+        ys, xs = w.slices
+        a = codec.analyze(px[:, ys, xs], valid[ys, xs], band_range=band_range)
+        c, h, wd = a.shape
+        for lv in range(levels):
+            data = codec.encode(a, lv)
+            nbytes[lv] += len(data)
+            coded[lv][:, ys, xs] = codec.decompress(data).pixels
+            y = a.y * codec.gain[lv][None, :, None, None] * codec.inv_gain[lv][None, :, None, None]
+            z = codec.transforms.synthesis(np.ascontiguousarray(y, np.float32))[:, 0, :h, :wd]
+            st = a.spectral
+            cont[lv][:, ys, xs] = _to_dtype(st.inverse(z), px.dtype, st.lo, st.hi)
+    return [{"level": lv, "bpp": 8 * nbytes[lv] / px.size, "psnr": psnr_bands(px, coded[lv], valid),
+             "psnr_unrounded": psnr_bands(px, cont[lv], valid)} for lv in range(levels)]
+
+
+def main(argv=None) -> int:
+    import yaml
+
+    from cvae.edge.bundle import Bundle
+    from cvae.edge.io.raster import read_raster
+
+    cfg = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scenes", nargs="+", default=[str((ROOT / "configs" / s).resolve()) for s in cfg["validation_scenes"]])
+    p.add_argument("--bundle")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    a = p.parse_args(argv)
+    bundle = Bundle.load(a.bundle)
+    codec = bundle.codec("onnxruntime")
+    arch = bundle.manifest.get("architecture", {})
+    rows = {}
+    for path in a.scenes:
+        r = read_raster(path)
+        rows[Path(path).stem] = pts = scene_psnrs(codec, r, bundle.levels)
+        print(f"{Path(path).stem:28s} top level {pts[-1]['psnr']:.2f} dB coded, "
+              f"{pts[-1]['psnr_unrounded']:.2f} dB unrounded", file=sys.stderr)
+    gap = [p["psnr_unrounded"] - p["psnr"] for pts in rows.values() for p in pts[-1:]]
+    rec = {"bundle": bundle.model_id, "architecture": arch, "command": "python benchmarks/transform_ceiling.py",
+           "definitions": {"psnr": "coded: the real bytes decoded", "psnr_unrounded":
+                           "same level's gains, latents not rounded: the transforms' own loss"},
+           "median_top_level_gap_db": float(np.median(gap)), "scenes": rows}
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "transform_ceiling.json").write_text(json.dumps(rec, indent=1))
+    m, stride = arch.get("m"), arch.get("stride", 16)
+    lines = [f"Transform ceiling (bundle `{bundle.model_id[:16]}`, `benchmarks/transform_ceiling.py`): PSNR dB of the "
+             "coded tiles / of the same level with its latents left unrounded (the quantiser switched off). "
+             f"Latents: M = {m} per {stride}x{stride} block = {m / stride ** 2:.3f} per pixel and component.", "",
+             "| scene | " + " | ".join(f"level {lv}" for lv in range(bundle.levels)) + " |",
+             "|---" * (bundle.levels + 1) + "|"]
+    for name, pts in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{p['psnr']:.2f} / {p['psnr_unrounded']:.2f}" for p in pts) + " |")
+    lines += ["", f"Median gap at the top level: {rec['median_top_level_gap_db']:.2f} dB."]
+    (out / "transform_ceiling.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
