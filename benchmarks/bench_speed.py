@@ -242,6 +242,18 @@ def build_backends(bundle, names: Sequence[str], checkpoint: Path) -> tuple[dict
     if "onnxruntime" in names:
         codecs["onnxruntime-cpu-fp32"] = bundle.codec(transforms=ort)
         notes["onnxruntime-cpu-fp32"] = "CPUExecutionProvider, default threads, fp32"
+        from cvae.edge.errors import BundleError
+        from cvae.export.int8 import check_qdq
+
+        try:  # the INT8 Q/DQ encoder of cvae-export --target int8, when it was made for this bundle
+            qdq = check_qdq(bundle.path)
+        except BundleError as e:
+            skipped["onnxruntime-cpu-int8"] = str(e)
+        else:
+            codecs["onnxruntime-cpu-int8"] = bundle.codec(transforms=OrtTransforms(
+                qdq, bundle.path / "decoder.onnx", providers=["CPUExecutionProvider"]))
+            notes["onnxruntime-cpu-int8"] = (f"{qdq.name} (Q/DQ: int8 weights and activations inside, "
+                                             "GDN and the end convolutions in fp32), CPUExecutionProvider")
     if "torch" in names:
         if importlib.util.find_spec("torch") is None:
             skipped["torch"] = "torch is not installed (pip install torch)"

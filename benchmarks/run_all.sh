@@ -21,12 +21,13 @@ python benchmarks/spectral_ablation.py
 python benchmarks/transform_ceiling.py
 python benchmarks/learning_curve.py
 python benchmarks/coder_speed.py
+# INT8 Q/DQ encoder against FP32 (written into the bundle's engines/, which git ignores; copied here);
+# before the speed run, which times it as the onnxruntime-cpu-int8 backend
+python -m cvae.export.cli --target int8
+cp cvae/bundles/default/engines/int8_report.json "$R/int8_report.json"
 # the peer comparison and per-stage speed on all six validation scenes (every peer at every quality)
 python benchmarks/bench.py speed --data "$VAL" --repeats 3
 python benchmarks/bench.py rd --data "$VAL"
 python benchmarks/train_profile.py --steps 20
-# INT8 Q/DQ encoder against FP32 (written into the bundle's engines/, which git ignores; copied here)
-python -m cvae.export.cli --target int8
-cp cvae/bundles/default/engines/int8_report.json "$R/int8_report.json"
 python benchmarks/soak.py --minutes 5
 python benchmarks/make_readme_table.py --readme README.md

@@ -154,6 +154,9 @@ def test_speed_on_tiny_scene_times_every_stage(bench, bench_speed, tiny_scene, t
     assert s["tiles"] == 1 and s["tiles_per_s"] > 0 and s["mpix_per_s"] > 0 and s["network_gflops"] > 0
     assert s["tile_latency_p50_ms"] <= s["tile_latency_p99_ms"]
     assert "no checkpoint" in rec["skipped_backends"]["torch"] and rec["skipped_backends"]["tensorrt"]
+    int8 = rec["backends"].get("onnxruntime-cpu-int8")  # timed when cvae-export --target int8 made one
+    assert (int8["scenes"]["s2_tiny"]["tiles"] == 1 if int8 else
+            "cvae-export --target int8" in rec["skipped_backends"]["onnxruntime-cpu-int8"])
     assert rec["jetson"].startswith("not a Jetson")
     assert rec["encoder_macs"]["macs_per_pixel"] > 0 and rec["matmul_gflops_fp32"] > 0
     assert rec["range_coder"]["results"][0]["coder"].startswith("cvae rangecoder")
