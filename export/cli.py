@@ -40,6 +40,7 @@ def calibration_patches(config_path: str, count: int = 96, patch: int = 128, see
 def export_int8(bundle_dir: str | None, config: str, report_scenes: Sequence[str] | None) -> int:
     """Calibrate and write the INT8 Q/DQ encoder, then code the report scenes with it and FP32."""
     import json
+    import shlex
 
     from cvae.edge.bundle import Bundle
     from cvae.export.int8 import REPORT_NAME, format_report, int8_report, quantize_encoder
@@ -67,6 +68,7 @@ def export_int8(bundle_dir: str | None, config: str, report_scenes: Sequence[str
         print("cvae-export: no report scenes found; INT8 report skipped", file=sys.stderr)
         return 0
     report = int8_report(bundle, path, report_scenes)
+    report["command"] = "cvae-export " + shlex.join(sys.argv[1:])
     print(format_report(report))
     out = path.parent / REPORT_NAME
     part = out.with_name(out.name + ".part")
