@@ -49,6 +49,8 @@ class TrainConfig:
     validate_every: int = 2000
     checkpoint_every: int = 500
     seed: int = 0
+    train_levels: tuple[int, ...] = ()      # levels trained, in turn (empty = every level)
+    freeze_transforms: bool = False         # train only the level gains and densities (e.g. one level's new lambda)
     threads: int = 0                        # torch CPU threads, 0 = all cores
     workers: int = 1                        # data loader processes
 
@@ -66,7 +68,7 @@ class TrainConfig:
             raise ValueError(f"{path}: model: unknown keys {sorted(set(model) - mknown)}; known: {sorted(mknown)}")
         if "lambdas" in model:
             model["lambdas"] = tuple(float(v) for v in model["lambdas"])
-        for k in ("exclude", "validation_scenes"):
+        for k in ("exclude", "validation_scenes", "train_levels"):
             if k in raw:
                 raw[k] = tuple(raw[k])
         base = Path(path).parent
@@ -81,6 +83,9 @@ class TrainConfig:
             raise ValueError(f"{path}: distortion: {cfg.distortion!r} is not 'mse' or 'ms-ssim'")
         if cfg.patch % 16:
             raise ValueError(f"{path}: patch: {cfg.patch} is not a multiple of 16 (the network's stride)")
+        bad = [lv for lv in cfg.train_levels if not 0 <= lv < cfg.model.levels]
+        if bad:
+            raise ValueError(f"{path}: train_levels: {bad} do not exist; levels are 0..{cfg.model.levels - 1}")
         return cfg
 
 
@@ -161,7 +166,10 @@ def train(cfg: TrainConfig) -> Path:
         if old_l != new_l and rank == 0:  # a loss weight, not architecture: the level gains adapt
             print(f"lambdas changed {old_l} -> {new_l}: continuing with the new trade-offs", file=sys.stderr)
         net.load_state_dict(state["model"])
-        if len(state["optimizer"]["param_groups"]) == len(opt.param_groups):
+        if cfg.freeze_transforms:  # fresh moments: an old momentum would keep moving the levels not trained
+            if rank == 0:
+                print("freeze_transforms: Adam moments restart", file=sys.stderr)
+        elif len(state["optimizer"]["param_groups"]) == len(opt.param_groups):
             opt.load_state_dict(state["optimizer"])
         elif rank == 0:
             print("optimizer parameter groups changed: Adam moments restart", file=sys.stderr)
@@ -169,6 +177,9 @@ def train(cfg: TrainConfig) -> Path:
         torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it onto the GPU
         if rank == 0:
             print(f"resumed from {ckpt_path} at step {step}", file=sys.stderr)
+    if cfg.freeze_transforms:  # the analysis and synthesis stay as they are: other levels keep their curves
+        for p in [*net.g_a.parameters(), *net.g_s.parameters()]:
+            p.requires_grad_(False)
     # each step trains one level: the other levels' densities get no gradient that step
     model = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True) if ddp else net
 
@@ -196,12 +207,12 @@ def train(cfg: TrainConfig) -> Path:
         lr = learning_rate(cfg, step, elapsed)
         for g in opt.param_groups:
             g["lr"] = lr * g["mult"]
-        level = step % cfg.model.levels
+        level = cfg.train_levels[step % len(cfg.train_levels)] if cfg.train_levels else step % cfg.model.levels
         x = next(it).to(device, non_blocking=True)
         loss, bpp, mse = rd_loss(model, x, level, cfg.model.lambdas[level], cfg.distortion)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for p in net.parameters() if p.requires_grad], 1.0)
         opt.step()
         step += 1
         acc["loss"] += loss.item(); acc["bpp"] += bpp.item(); acc["mse"] += mse.item(); acc["n"] += 1
