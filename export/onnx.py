@@ -38,15 +38,24 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, inp: str
                                     out: {0: "batch", 2: "height", 3: "width"}})
 
 
+#: skip_variance = SKIP_FACTOR x the level's calibrated MSE. Reverse water-filling would drop a component whose
+#: variance is under the distortion D itself (factor 1), but D is measured here on tile-range-normalised
+#: patches while scenes are coded with their (wider) scene band range, and the decision covers a whole tile's
+#: component. Chosen on four scenes from training sources (s2_ben_36_85, s2_ben_56_35, l8_016037_900m,
+#: l8_lc81070352015122; never the validation scenes): against factor 1, BD-rate (PSNR) median -5.2% for 0.3
+#: (no scene worse), -1.4% for 0.1, +1.8% for 0.03, and the top level reaches higher PSNR.
+SKIP_FACTOR = 0.3
+
+
 @torch.no_grad()
 def calibrate_skip_variance(net: CVAE, patches: np.ndarray) -> np.ndarray:
-    """float32[L]: per level, the mean squared error of coded components (normalised units). A component
-    with less variance than that is cheaper left out (reverse water-filling)."""
+    """float32[L]: per level, SKIP_FACTOR x the mean squared error of coded components (normalised units). A
+    component with less variance than that is cheaper left out (reverse water-filling)."""
     x = torch.from_numpy(patches)
     out = []
     for level in range(net.cfg.levels):
         r = net(x, level)
-        out.append(float(torch.mean((r.x_hat - x) ** 2)))
+        out.append(SKIP_FACTOR * float(torch.mean((r.x_hat - x) ** 2)))
     return np.asarray(out, np.float32)
 
 
