@@ -26,6 +26,22 @@ DEFAULT_OUT = HERE / "results"
 CODEC_ERRORS = (RuntimeError, ValueError, TypeError)  # imagecodecs' errors derive from RuntimeError
 
 
+def validation_scene_parser(doc: str):
+    """``--scenes`` (default: the validation scenes of configs/default.yaml), ``--bundle`` and ``--out``: the
+    arguments of the harnesses that measure one bundle on the held-out scenes."""
+    import argparse
+
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--scenes", nargs="+",
+                   default=[str((ROOT / "configs" / s).resolve()) for s in cfg["validation_scenes"]])
+    p.add_argument("--bundle")
+    p.add_argument("--out", default=str(DEFAULT_OUT))
+    return p
+
+
 def sibling(name: str) -> ModuleType:
     """Import ``benchmarks/NAME.py`` (a plain script folder, not a package) once, as ``_bench_NAME``."""
     mod = sys.modules.get(f"_bench_{name}")

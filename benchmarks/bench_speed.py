@@ -9,6 +9,7 @@ backend's run for the energy per megapixel.
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import math
 import os
@@ -269,7 +270,7 @@ def build_backends(bundle, names: Sequence[str], checkpoint: Path) -> tuple[dict
             notes["torch-cpu-fp32"] = (f"weights from {checkpoint} (step {state.get('step')}), not the bundle's: "
                                        f"timing only; {torch.get_num_threads()} threads")
             if torch.cuda.is_available():  # the network on the GPU; host<->device copies are inside its time
-                gpu, _ = load_checkpoint(checkpoint)
+                gpu = copy.deepcopy(net)  # the same weights, not a second read of the checkpoint
                 codecs["torch-cuda-fp32"] = bundle.codec(transforms=TorchTransforms(gpu.to("cuda")))
                 notes["torch-cuda-fp32"] = (f"{torch.cuda.get_device_name()}, fp32, weights from {checkpoint}: "
                                             "timing only; each tile's components are one batch")

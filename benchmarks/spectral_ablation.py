@@ -8,14 +8,15 @@ the rotation and without (bands coded independently after normalisation). Report
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+if str(Path(__file__).resolve().parent) not in sys.path:  # benchmarks/ is a script folder, not a package
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import validation_scene_parser  # noqa: E402
 
 
 def code_scene(codec, r, level: int, rotate: bool, tile: int = 256) -> tuple[float, float]:
@@ -38,18 +39,11 @@ def code_scene(codec, r, level: int, rotate: bool, tile: int = 256) -> tuple[flo
 
 
 def main(argv=None) -> int:
-    import yaml
-
     from cvae.edge.bundle import Bundle
     from cvae.edge.io.raster import read_raster
     from cvae.edge.metrics import bd_rate
 
-    cfg = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scenes", nargs="+", default=[str((ROOT / "configs" / s).resolve()) for s in cfg["validation_scenes"]])
-    p.add_argument("--bundle")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    a = p.parse_args(argv)
+    a = validation_scene_parser(__doc__).parse_args(argv)
     bundle = Bundle.load(a.bundle)
     codec = bundle.codec("onnxruntime")
     rows = {}
