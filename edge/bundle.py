@@ -7,6 +7,14 @@ Layout (docs/bundle.md)::
     decoder.onnx             y_hat float32[B, M, h, w] -> x_hat float32[B, 1, 16h, 16w]
     tables_level{L}.npz      EntropyTables of level L
     gains.npz                gain, inv_gain float32[L, M]; skip_variance float32[L]
+    adaptive.npz             adaptive bundles only: the Laplacian bank and the index tables (cvae.edge.codec.adaptive)
+    ladder.npz               adaptive bundles only: latent int32[N], step float32[N]: public level i codes latent
+                             level latent[i], plus the residual quantised with step[i] where > 0
+
+``manifest["entropy_model"]`` is ``"factorized"`` (absent in older bundles; tile bitstream v1) or ``"adaptive"``
+(bitstream v2). An adaptive bundle made from a factorised one (``cvae-export --target adaptive``) keeps its
+networks and tables byte for byte and lists the parent's id in ``compatible_model_ids``: it decodes the
+parent's v1 streams too.
 
 The model id is the SHA-256 of every file but the manifest (sorted by name, each as name, NUL, length,
 bytes); loading recomputes it and refuses a bundle whose files changed.
@@ -20,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cvae.edge.codec.adaptive import AdaptiveModel
 from cvae.edge.codec.tables import EntropyTables
-from cvae.edge.codec.tile import TileCodec
+from cvae.edge.codec.tile import Ladder, TileCodec
 from cvae.edge.errors import BundleError
 
 __all__ = ["Bundle", "content_hash", "default_bundle_dir", "MANIFEST"]
@@ -54,14 +63,30 @@ class Bundle:
     gain: np.ndarray
     inv_gain: np.ndarray
     skip_variance: np.ndarray
+    adaptive: AdaptiveModel | None = None
+    ladder: Ladder | None = None
 
     @property
     def model_id(self) -> str:
         return self.manifest["model_id"]
 
     @property
+    def entropy_model(self) -> str:
+        return self.manifest.get("entropy_model", "factorized")
+
+    @property
     def levels(self) -> int:
-        return len(self.tables)
+        return len(self.tables) if self.ladder is None else len(self.ladder.latent)
+
+    @property
+    def compatible_model_ids(self) -> tuple[str, ...]:
+        """Ids of factorised bundles whose streams this one decodes (same networks and tables)."""
+        return tuple(self.manifest.get("compatible_model_ids", ()))
+
+    def accepts(self, model_id_prefix: str) -> bool:
+        """Whether a stream whose metadata names ``model_id_prefix`` (hex) decodes with this bundle."""
+        return len(model_id_prefix) >= 8 and any(m.startswith(model_id_prefix)
+                                                 for m in (self.model_id, *self.compatible_model_ids))
 
     @classmethod
     def load(cls, path: str | Path | None = None, verify: bool = True) -> "Bundle":
@@ -71,7 +96,7 @@ class Bundle:
             raise BundleError(f"{path}: no {MANIFEST}; point --bundle at a folder made by cvae-export --target onnx")
         try:
             manifest = json.loads(mpath.read_text())
-            levels = int(manifest["levels"]["count"])
+            levels = int(manifest["levels"].get("latent_levels", manifest["levels"]["count"]))
         except (ValueError, KeyError, TypeError) as e:
             raise BundleError(f"{mpath}: unreadable manifest ({e}); re-export the bundle") from e
         if verify:
@@ -84,9 +109,18 @@ class Bundle:
             tables = [EntropyTables.from_file(path / f"tables_level{lv}.npz") for lv in range(levels)]
             with np.load(path / "gains.npz", allow_pickle=False) as g:
                 gain, inv_gain, skip = g["gain"], g["inv_gain"], g["skip_variance"]
+            adaptive = ladder = None
+            kind = manifest.get("entropy_model", "factorized")
+            if kind == "adaptive":
+                adaptive = AdaptiveModel.from_file(path / "adaptive.npz")
+                with np.load(path / "ladder.npz", allow_pickle=False) as r:
+                    ladder = Ladder(latent=r["latent"].astype(np.int32), step=r["step"].astype(np.float32))
+            elif kind != "factorized":
+                raise BundleError(f"{path}: entropy_model {kind!r} is unknown to this version; upgrade cvae-satcomp")
         except (OSError, KeyError, ValueError) as e:
             raise BundleError(f"{path}: cannot read tables or gains ({e}); re-export the bundle") from e
-        return cls(path=path, manifest=manifest, tables=tables, gain=gain, inv_gain=inv_gain, skip_variance=skip)
+        return cls(path=path, manifest=manifest, tables=tables, gain=gain, inv_gain=inv_gain, skip_variance=skip,
+                   adaptive=adaptive, ladder=ladder)
 
     def codec(self, backend: str = "auto", transforms=None) -> TileCodec:
         """A :class:`TileCodec` running this bundle's network on ``backend`` (or the given transforms)."""
@@ -94,4 +128,6 @@ class Bundle:
             from cvae.edge.runtime import load_transforms
             transforms = load_transforms(self.path, backend)
         return TileCodec(tables=self.tables, gain=self.gain, inv_gain=self.inv_gain, transforms=transforms,
-                         model_id=bytes.fromhex(self.model_id), skip_variance=self.skip_variance)
+                         model_id=bytes.fromhex(self.model_id), skip_variance=self.skip_variance,
+                         adaptive=self.adaptive, ladder=self.ladder,
+                         compatible_ids=tuple(bytes.fromhex(m) for m in self.compatible_model_ids))

@@ -78,17 +78,46 @@ def export_int8(bundle_dir: str | None, config: str, report_scenes: Sequence[str
     return 0
 
 
+def _export_adaptive(a) -> int:
+    from cvae.edge.errors import CvaeError
+    from cvae.export.adaptive import DEFAULT_FIT_SCENES, export_adaptive
+
+    if not a.out:
+        print("cvae-export: --target adaptive needs -o OUT (the adaptive bundle folder to write)", file=sys.stderr)
+        return 2
+    data = Path(a.data) if a.data else default_config().parents[2] / "shared" / "data" / "train"
+    scenes = [data / s for s in DEFAULT_FIT_SCENES]
+    missing = [str(s) for s in scenes if not s.is_file()]
+    if missing:
+        print(f"cvae-export: fit scenes missing under {data}: {', '.join(missing[:3])}; pass --data pointing at "
+              "shared/data/train", file=sys.stderr)
+        return 2
+    try:
+        b = export_adaptive(a.bundle, a.out, [str(s) for s in scenes], progress=lambda s: print(s, file=sys.stderr))
+    except (CvaeError, ValueError) as e:
+        print(f"cvae-export: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {b.path} model_id {b.model_id[:16]} levels {b.levels} (adaptive, derived from "
+          f"{b.manifest['derived']['from'][:16]})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="cvae-export", description="Export a trained CVAE checkpoint as a model bundle.")
-    p.add_argument("--target", choices=["onnx", "trt", "int8"], default="onnx",
-                   help="onnx: encoder/decoder ONNX + frozen tables + manifest; trt: a TensorRT engine of a "
-                        "bundle's encoder, built on this GPU; int8: a Q/DQ INT8 encoder (engines/) calibrated on "
-                        "the training data, with a rate-distortion report against FP32")
+    p.add_argument("--target", choices=["onnx", "adaptive", "trt", "int8"], default="onnx",
+                   help="onnx: encoder/decoder ONNX + frozen tables + manifest; adaptive: a factorised bundle "
+                        "(--bundle) to an adaptive one (-o; tile bitstream v2, index tables fitted on training "
+                        "rasters, residual levels); trt: a TensorRT engine of a bundle's encoder, built on this GPU; "
+                        "int8: a Q/DQ INT8 encoder (engines/) calibrated on the training data, with a "
+                        "rate-distortion report against FP32")
     p.add_argument("--checkpoint", help="onnx: checkpoint.pt written by cvae-train")
     p.add_argument("--config", help="onnx, int8: the training config (its training data calibrates the bundle); "
                                     "int8 default: configs/default.yaml")
     p.add_argument("-o", "--out", help="onnx: bundle folder to write (replaced whole)")
-    p.add_argument("--bundle", help="trt, int8: bundle folder to add the engine to (default: the shipped bundle)")
+    p.add_argument("--bundle", help="trt, int8: bundle folder to add the engine to; adaptive: the parent bundle "
+                                    "(default: the shipped bundle)")
+    p.add_argument("--data", default=None, help="adaptive: the training data folder the fit scenes are relative to "
+                                                "(default: ../shared/data/train beside the source tree)")
     p.add_argument("--report-scenes", nargs="+", metavar="SCENE",
                    help="int8: rasters to compare FP32 and INT8 on (default: two small validation scenes of "
                         "the config)")
@@ -112,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except CvaeError as e:
             print(f"cvae-export: {e}", file=sys.stderr)
             return 2
+    if a.target == "adaptive":
+        return _export_adaptive(a)
     if a.target == "trt":
         from cvae.edge.bundle import Bundle
         from cvae.edge.errors import CvaeError

@@ -137,7 +137,7 @@ def decode_streams(streams: list[bytes], bundle: Bundle, codec: TileCodec,
                                      "tiles_received": len(parts.segments)})
             continue
         meta_id = str(parts.meta.get("model_id"))
-        if len(meta_id) < 16 or not bundle.model_id.startswith(meta_id):
+        if len(meta_id) < 16 or not bundle.accepts(meta_id):
             report["scenes"].append({"scene_id": sid, "name": parts.meta.get("name"),
                                      "error": f"coded with model {str(parts.meta.get('model_id'))[:16]}, the bundle is "
                                               f"{bundle.model_id[:16]}: decode with --bundle pointing at that model"})

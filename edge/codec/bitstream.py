@@ -1,8 +1,8 @@
-"""The tile bitstream, format version 1: the one module that owns its bytes (docs/bitstream.md).
+"""The tile bitstream, format versions 1 and 2: the one module that owns its bytes (docs/bitstream.md).
 
 All integers big-endian. Layout::
 
-    u8   version            = 1
+    u8   version            1 (factorised bundles) or 2 (adaptive bundles)
     4B   model id           first 4 bytes of the bundle's SHA-256 model id
     u8   level
     u8   dtype code         see DTYPES
@@ -13,8 +13,10 @@ All integers big-endian. Layout::
     C x f16 mean            band mean after normalisation
     C*C x i8 matrix         rotation rows * 127 (only with flag bit1)
     ceil(C/8) B present     bit k (MSB first) set when component k is coded
-    [payload]               varint length, then one range-coder stream holding every present component
+    v1: [payload]           varint length, then one range-coder stream holding every present component
                             in order (only when at least one component is present)
+    v2: side, main          each a varint length (0: empty) then a range-coder stream: ``side`` holds the
+                            scale indexes (cvae.edge.codec.adaptive), ``main`` the symbols they select
     [mask]                  varint length, zlib stream of np.packbits(valid) (only with flag bit0)
 
 A decoder must consume the whole tile; anything left over or missing raises :class:`CorruptTileError`.
@@ -29,10 +31,12 @@ import numpy as np
 
 from cvae.edge.errors import CorruptTileError
 
-__all__ = ["VERSION", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
+__all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSIONS", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
            "MODEL_ID_BYTES", "MAX_EDGE"]
 
-VERSION = 1
+VERSION = 1            # factorised entropy model
+VERSION_ADAPTIVE = 2   # explicitly transmitted scale indexes (adaptive bundles)
+VERSIONS = (VERSION, VERSION_ADAPTIVE)
 MODEL_ID_BYTES = 4
 MAX_BANDS = 32
 MAX_EDGE = 2048  # tiles are cut from scenes; a bigger one is a corrupt header, not a tile
@@ -53,6 +57,7 @@ class TileHeader:
     hi: np.ndarray      # float32[C]
     mean: np.ndarray    # float32[C] (float16-exact)
     matrix: np.ndarray  # int8[C, C]
+    version: int = VERSION
 
 
 def header_size(bands: int, has_mask: bool) -> int:
@@ -60,35 +65,48 @@ def header_size(bands: int, has_mask: bool) -> int:
     return _FIXED.size + 10 * bands + bands * bands + (bands + 7) // 8 + (1 if has_mask else 0)
 
 
-def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | None, valid: np.ndarray | None) -> bytes:
-    """``present: bool[C]``; ``payload`` is required exactly when some component is present."""
+def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, bytes] | None,
+              valid: np.ndarray | None) -> bytes:
+    """``present: bool[C]``. Version 1: ``payload`` bytes, required exactly when some component is present.
+    Version 2: ``payload = (side, main)``, either may be empty."""
     c = h.bands
     identity = np.array_equal(h.matrix, (np.eye(c) * 127).astype(np.int8))
     flags = (_F_MASK if valid is not None else 0) | (0 if identity else _F_MATRIX)
-    out = bytearray(_FIXED.pack(VERSION, h.model_id, h.level, DTYPES.index(np.dtype(h.dtype)), c,
+    if h.version not in VERSIONS:
+        raise ValueError(f"pack_tile: unknown tile format version {h.version}")
+    out = bytearray(_FIXED.pack(h.version, h.model_id, h.level, DTYPES.index(np.dtype(h.dtype)), c,
                                 h.height, h.width, flags))
     out += np.stack([h.lo, h.hi], axis=1).astype(">f4").tobytes()
     out += h.mean.astype(">f2").tobytes()
     if not identity:
         out += h.matrix.astype(np.int8).tobytes()
     present = np.asarray(present, bool)
-    if present.shape != (c,) or (payload is None) == bool(present.any()):
-        raise ValueError("pack_tile: give a payload exactly when some component is present")
-    out += np.packbits(present).tobytes()
-    if payload is not None:
-        out += _varint(len(payload)) + payload
+    if h.version == VERSION_ADAPTIVE:
+        if present.shape != (c,) or not isinstance(payload, tuple) or len(payload) != 2:
+            raise ValueError("pack_tile: a version 2 tile takes payload=(side, main) and present bool[C]")
+        out += np.packbits(present).tobytes()
+        for stream in payload:
+            out += _varint(len(stream)) + bytes(stream)
+    else:
+        if present.shape != (c,) or (payload is None) == bool(present.any()):
+            raise ValueError("pack_tile: give a payload exactly when some component is present")
+        out += np.packbits(present).tobytes()
+        if payload is not None:
+            out += _varint(len(payload)) + payload
     if valid is not None:
         z = zlib.compress(np.packbits(valid).tobytes(), 9)
         out += _varint(len(z)) + z
     return bytes(out)
 
 
-def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | None, np.ndarray | None]:
-    """Parse a tile; raises :class:`CorruptTileError` on anything malformed."""
+def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[bytes, bytes] | None, np.ndarray | None]:
+    """Parse a tile; raises :class:`CorruptTileError` on anything malformed. The payload is ``bytes | None``
+    for version 1 and ``(side, main)`` for version 2."""
     r = _Reader(bytes(data))
     version, model_id, level, dcode, c, height, width, flags = r.unpack(_FIXED)
-    if version != VERSION:
-        raise CorruptTileError(f"tile format version {version} is not supported (this decoder reads {VERSION})")
+    if version not in VERSIONS:
+        raise CorruptTileError(f"tile format version {version} is not supported (this decoder reads "
+                               f"{', '.join(map(str, VERSIONS))})")
     if dcode >= len(DTYPES):
         raise CorruptTileError(f"unknown dtype code {dcode}")
     if not 1 <= c <= MAX_BANDS or not 0 < height <= MAX_EDGE or not 0 < width <= MAX_EDGE:
@@ -109,7 +127,10 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | None, np.n
     if bits[c:].any():
         raise CorruptTileError("padding bits of the component map are set")
     present = bits[:c].astype(bool)
-    payload = r.take(r.varint()) if present.any() else None
+    if version == VERSION_ADAPTIVE:
+        payload = (r.take(r.varint()), r.take(r.varint()))
+    else:
+        payload = r.take(r.varint()) if present.any() else None
     valid = None
     if flags & _F_MASK:
         try:
@@ -122,7 +143,7 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | None, np.n
     if r.pos != len(r.data):
         raise CorruptTileError(f"{len(r.data) - r.pos} bytes left over after the tile; the tile is corrupt")
     header = TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height, width=width,
-                        lo=lohi[:, 0].copy(), hi=lohi[:, 1].copy(), mean=mean, matrix=matrix)
+                        lo=lohi[:, 0].copy(), hi=lohi[:, 1].copy(), mean=mean, matrix=matrix, version=version)
     return header, present, payload, valid
 
 

@@ -8,20 +8,33 @@ Pipeline of :meth:`TileCodec.compress` for ``tile: native[C, H, W]``::
 Components whose variance is below the level's expected distortion (``skip_variance[level]``) are not
 coded at all: reverse water-filling, they cost nothing and decode as zero. The byte layout is
 ``cvae.edge.codec.bitstream`` (docs/bitstream.md).
+
+Two entropy models, chosen by the bundle (its manifest's ``entropy_model``); a bundle's *ladder* maps each
+public rate level to a latent level and, optionally, a residual step:
+
+- ``factorized`` (tile bitstream v1): one frozen table row per latent channel and level.
+- ``adaptive`` (tile bitstream v2, :mod:`cvae.edge.codec.adaptive`): per tile, component and latent channel
+  the encoder sends the index of the table that codes it best. Adaptive bundles may have *residual levels*
+  (after Bai et al. 2021, "lossy image and residual compression"): the latents of a latent level, then the
+  residual ``z - g_s(y_hat)`` quantised with a uniform step and coded with indexes per 32 x 32 block. They reach qualities the transforms alone cannot (the transform ceiling,
+  benchmarks/transform_ceiling.py); the encoder runs the synthesis transform for them. A different float
+  result of ``g_s`` on the satellite and the ground changes the reconstruction by that float difference
+  only: the residual's integers and the stream's parsing never depend on it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
+from cvae.edge.codec import adaptive as am
 from cvae.edge.codec import bitstream, rangecoder
 from cvae.edge.codec.spectral import SpectralTransform
 from cvae.edge.codec.tables import EntropyTables
 from cvae.edge.errors import CorruptTileError, InputError
 
-__all__ = ["Transforms", "TileCodec", "AnalyzedTile", "DecodedTile", "STRIDE"]
+__all__ = ["Transforms", "TileCodec", "AnalyzedTile", "DecodedTile", "Ladder", "STRIDE"]
 
 STRIDE = 16
 
@@ -46,6 +59,42 @@ class AnalyzedTile:
     variance: np.ndarray          # float32[C] per component over valid pixels
     y: np.ndarray                 # float32[C, M, h, w]
     valid: np.ndarray | None      # bool[H, W] or None when every pixel is valid
+    z: np.ndarray | None = None   # float32[C, H, W] components (nodata at 0), kept for residual levels
+    cache: dict = field(default_factory=dict, compare=False, repr=False)  # plans per level, g_s output
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The public rate levels: level ``i`` codes the latents of latent level ``latent[i]`` and, where
+    ``step[i] > 0``, the residual quantised with that step (normalised units of the components)."""
+
+    latent: np.ndarray            # int32[N]
+    step: np.ndarray              # float32[N], 0 = latents only
+
+    @classmethod
+    def latent_only(cls, levels: int) -> "Ladder":
+        return cls(latent=np.arange(levels, dtype=np.int32), step=np.zeros(levels, np.float32))
+
+    @property
+    def residual_rank(self) -> np.ndarray:
+        """int[N]: for residual levels, their rank among the residual levels (their index-table context)."""
+        return np.cumsum(self.step > 0) - 1
+
+    @property
+    def residual_levels(self) -> int:
+        return int((self.step > 0).sum())
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What an adaptive tile at one level codes: the streams' symbols and rows, and its estimated bits."""
+
+    present: np.ndarray           # bool[C]
+    side: np.ndarray              # int32[G] indexes
+    side_rows: np.ndarray         # int32[G] index-table rows
+    main: np.ndarray              # int32[N] symbols
+    main_rows: np.ndarray         # int32[N] rows of the level's combined table
+    bits: float
 
 
 @dataclass(frozen=True)
@@ -60,18 +109,51 @@ class TileCodec:
     """Compress and decompress tiles with frozen tables; ``transforms`` runs the network."""
 
     def __init__(self, tables: list[EntropyTables], gain: np.ndarray, inv_gain: np.ndarray,
-                 transforms: Transforms, model_id: bytes, skip_variance: np.ndarray | None = None):
+                 transforms: Transforms, model_id: bytes, skip_variance: np.ndarray | None = None,
+                 adaptive: am.AdaptiveModel | None = None, ladder: Ladder | None = None,
+                 compatible_ids: tuple[bytes, ...] = ()):
+        """``adaptive`` switches to tile bitstream v2 (a ladder with residual levels needs it); ``ladder``
+        defaults to the latent levels in order; ``compatible_ids``: model ids of
+        factorised bundles with the same networks and tables, whose v1 tiles this codec also decodes."""
         self.tables = tables
         self.gain = np.asarray(gain, np.float32)
         self.inv_gain = np.asarray(inv_gain, np.float32)
         self.transforms = transforms
         self.model_id = model_id
-        self.levels = len(tables)
-        self.skip_variance = (np.zeros(self.levels, np.float32) if skip_variance is None
+        self.latent_levels = len(tables)
+        self.adaptive = adaptive
+        ladder = Ladder.latent_only(self.latent_levels) if ladder is None else ladder
+        if ladder.residual_levels and adaptive is None:
+            raise ValueError("residual levels need the adaptive entropy model")
+        if len(ladder.latent) == 0 or ladder.latent.min() < 0 or ladder.latent.max() >= self.latent_levels:
+            raise ValueError(f"ladder latent levels {ladder.latent.tolist()} are not all in 0..{self.latent_levels - 1}")
+        if adaptive is None and not np.array_equal(ladder.latent, np.arange(self.latent_levels)):
+            raise ValueError("a factorised codec's levels are its latent levels in order")
+        self.ladder = ladder
+        self.levels = len(ladder.latent)
+        self.accepted_ids = {m[:bitstream.MODEL_ID_BYTES] for m in (model_id, *compatible_ids)}
+        self.skip_variance = (np.zeros(self.latent_levels, np.float32) if skip_variance is None
                               else np.asarray(skip_variance, np.float32))
-        if self.gain.shape != (self.levels, tables[0].channels) or self.inv_gain.shape != self.gain.shape:
+        if self.gain.shape != (self.latent_levels, tables[0].channels) or self.inv_gain.shape != self.gain.shape:
             raise ValueError(f"gains {self.gain.shape}/{self.inv_gain.shape} do not match "
-                             f"{self.levels} levels of {tables[0].channels} channels")
+                             f"{self.latent_levels} levels of {tables[0].channels} channels")
+        if adaptive is not None and adaptive.index_tables.channels != \
+                self.latent_levels * self.gain.shape[1] + ladder.residual_levels:
+            raise ValueError("adaptive index tables do not match the levels and channels of the bundle")
+        self._combined: dict[int, EntropyTables] = {}
+        self._fcosts: dict[int, np.ndarray] = {}
+
+    @property
+    def version(self) -> int:
+        """The tile bitstream version this codec writes."""
+        return bitstream.VERSION if self.adaptive is None else bitstream.VERSION_ADAPTIVE
+
+    def latent_level(self, level: int) -> int:
+        """The latent level whose gains and tables ``level`` codes its latents with."""
+        return int(self.ladder.latent[level])
+
+    def has_residual(self, level: int) -> bool:
+        return bool(self.ladder.step[level] > 0)
 
     # -- encoder -------------------------------------------------------------------------------------
     def analyze(self, tile: np.ndarray, valid: np.ndarray | None = None,
@@ -97,19 +179,25 @@ class TileCodec:
         zp = np.pad(z, ((0, 0), (0, hp - h), (0, wp - w)), mode="edge")[:, None]
         y = self.transforms.analysis(np.ascontiguousarray(zp, np.float32))
         return AnalyzedTile(shape=(c, h, w), dtype=tile.dtype, spectral=st, variance=variance.astype(np.float32),
-                            y=y, valid=valid)
+                            y=y, valid=valid, z=z if self.ladder.residual_levels else None)
 
     def symbols(self, a: AnalyzedTile, level: int) -> np.ndarray:
         """int32[C, M, h, w]: the quantised latents of every component at ``level``."""
         self._check_level(level)
-        return np.round(a.y * self.gain[level][None, :, None, None]).astype(np.int32)
+        lat = self.latent_level(level)
+        return np.round(a.y * self.gain[lat][None, :, None, None]).astype(np.int32)
 
     def coded_components(self, a: AnalyzedTile, level: int) -> np.ndarray:
-        """bool[C]: components worth coding at ``level``."""
-        return a.variance > self.skip_variance[level]
+        """bool[C]: components whose latents are worth coding at ``level``."""
+        return a.variance > self.skip_variance[self.latent_level(level)]
 
     def estimate_bytes(self, a: AnalyzedTile, level: int) -> float:
         """Expected size at ``level`` from the tables, without coding (for rate control)."""
+        if self.adaptive is not None:
+            p = self._plan(a, level)
+            streams = (len(p.side) > 0) + (len(p.main) > 0)
+            return p.bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None) + 2 + \
+                am.STREAM_OVERHEAD_BYTES * streams
         sym = self.symbols(a, level)
         keep = self.coded_components(a, level)
         idx = self._indexes(sym.shape[1:])
@@ -117,6 +205,8 @@ class TileCodec:
         return bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None) + (19 if keep.any() else 0)
 
     def encode(self, a: AnalyzedTile, level: int) -> bytes:
+        if self.adaptive is not None:
+            return self._encode_adaptive(a, level)
         sym = self.symbols(a, level)
         keep = self.coded_components(a, level)
         idx = self._indexes(sym.shape[1:])
@@ -126,42 +216,175 @@ class TileCodec:
         if len(coded):  # one stream for every coded component: one coder flush per tile
             payload = rangecoder.encode(sym[coded].reshape(-1), np.tile(idx, len(coded)), t.cdf, t.cdf_length,
                                         t.offset, t.precision)
-        header = bitstream.TileHeader(model_id=self.model_id[:bitstream.MODEL_ID_BYTES], level=level,
-                                      dtype=a.dtype, bands=a.shape[0], height=a.shape[1], width=a.shape[2],
-                                      lo=a.spectral.lo, hi=a.spectral.hi, mean=a.spectral.mean,
-                                      matrix=a.spectral.matrix)
-        return bitstream.pack_tile(header, keep, payload, a.valid)
+        return bitstream.pack_tile(self._header(a, level), keep, payload, a.valid)
 
     def compress(self, tile: np.ndarray, level: int, valid: np.ndarray | None = None,
                  band_range: tuple[np.ndarray, np.ndarray] | None = None) -> bytes:
         """``tile: native[C, H, W]`` (uint8/uint16/int16/int32/float) -> bytes at rate ``level``."""
         return self.encode(self.analyze(tile, valid, band_range), level)
 
+    def _header(self, a: AnalyzedTile, level: int) -> bitstream.TileHeader:
+        return bitstream.TileHeader(model_id=self.model_id[:bitstream.MODEL_ID_BYTES], level=level, dtype=a.dtype,
+                                    bands=a.shape[0], height=a.shape[1], width=a.shape[2], lo=a.spectral.lo,
+                                    hi=a.spectral.hi, mean=a.spectral.mean, matrix=a.spectral.matrix,
+                                    version=self.version)
+
+    # -- adaptive entropy model ------------------------------------------------------------------------------
+    def _tables_for(self, lat: int) -> EntropyTables:
+        if lat not in self._combined:
+            self._combined[lat] = self.adaptive.combined(self.tables[lat])
+        return self._combined[lat]
+
+    def _factorized_costs(self, lat: int) -> np.ndarray:
+        if lat not in self._fcosts:
+            self._fcosts[lat] = self.adaptive.factorized_costs(self.tables[lat])
+        return self._fcosts[lat]
+
+    def _latent_reconstruction(self, a: AnalyzedTile, level: int) -> np.ndarray:
+        """float32[C, H, W]: what the decoder's synthesis makes of ``level``'s latents (0 for skipped components)."""
+        lat = self.latent_level(level)
+        key = ("z_hat", lat)
+        if key not in a.cache:
+            keep = np.flatnonzero(self.coded_components(a, level))
+            y_hat = self.symbols(a, level)[keep].astype(np.float32) * self.inv_gain[lat][None, :, None, None]
+            a.cache[key] = self._synthesize(y_hat, keep, a.shape)
+        return a.cache[key]
+
+    def _synthesize(self, y_hat: np.ndarray, present: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+        c, h, w = shape
+        z = np.zeros((c, h, w), np.float32)
+        for i in range(0, len(present), 4):  # bounded memory for many-band tiles
+            x = self.transforms.synthesis(np.ascontiguousarray(y_hat[i:i + 4]))
+            z[present[i:i + 4]] = x[:, 0, :h, :w]
+        return z
+
+    def _residual_symbols(self, a: AnalyzedTile, level: int) -> np.ndarray:
+        """int32[C, H, W]: the residual of the latent reconstruction, quantised with the level's step."""
+        step = np.float32(self.ladder.step[level])
+        r = a.z - self._latent_reconstruction(a, level)
+        if a.valid is not None:
+            r[:, ~a.valid] = 0.0  # nodata costs nothing
+        return np.rint(r / step).astype(np.int32)
+
+    def _residual_context(self, level: int) -> int:
+        return self.latent_levels * self.gain.shape[1] + int(self.ladder.residual_rank[level])
+
+    def _plan(self, a: AnalyzedTile, level: int) -> _Plan:
+        self._check_level(level)
+        if a.cache.get("plan", (None,))[0] == level:  # only the latest plan is kept: memory stays per tile
+            return a.cache["plan"][1]
+        lat = self.latent_level(level)
+        sym = self.symbols(a, level)
+        present = self.coded_components(a, level)
+        c, m, hl, wl = sym.shape
+        p = int(present.sum())
+        groups = [sym[present].reshape(p * m, hl * wl)]
+        channel = np.tile(np.arange(m, dtype=np.int32), p)
+        idx, bits = self.adaptive.choose(groups[0], lat * m + channel, factorized_costs=self._factorized_costs(lat),
+                                         factorized_rows=channel)
+        rows = [self.adaptive.rows(idx, channel)]
+        sides, side_rows, sizes = [idx], [lat * m + channel], [np.full(p * m, hl * wl)]
+        total = float(bits.sum())
+        if self.has_residual(level):
+            blocks, counts = _blocks(self._residual_symbols(a, level))
+            ctx = np.full(len(blocks), self._residual_context(level), np.int32)
+            ridx, rbits = self.adaptive.choose(blocks, ctx, counts=counts)
+            groups.append(blocks)
+            sides.append(ridx), side_rows.append(ctx), sizes.append(counts), rows.append(self.adaptive.rows(ridx, None))
+            total += float(rbits.sum())
+        side = np.concatenate(sides).astype(np.int32)
+        coded = side != am.ZERO
+        size = np.concatenate(sizes)
+        main = np.concatenate([g[i, :n] for g, s, ns in zip(groups, sides, sizes)
+                               for i, n in zip(np.flatnonzero(s != am.ZERO), ns[s != am.ZERO])] or
+                              [np.zeros(0, np.int32)]).astype(np.int32)
+        main_rows = np.repeat(np.concatenate(rows)[coded], size[coded]).astype(np.int32)
+        plan = _Plan(present=present, side=side, side_rows=np.concatenate(side_rows).astype(np.int32), main=main,
+                     main_rows=main_rows, bits=total)
+        a.cache["plan"] = (level, plan)
+        return plan
+
+    def _encode_adaptive(self, a: AnalyzedTile, level: int) -> bytes:
+        p = self._plan(a, level)
+        it = self.adaptive.index_tables
+        side = rangecoder.encode(p.side, p.side_rows, it.cdf, it.cdf_length, it.offset, it.precision) if len(p.side) else b""
+        t = self._tables_for(self.latent_level(level))
+        main = rangecoder.encode(p.main, p.main_rows, t.cdf, t.cdf_length, t.offset, t.precision) if len(p.main) else b""
+        return bitstream.pack_tile(self._header(a, level), p.present, (side, main), a.valid)
+
+    def parse_integers(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """A v2 tile's integers, ``(indexes int32[G], values int32[N])``: everything the decoder derives from
+        the stream before any network runs (identical on every platform by construction)."""
+        header, present_mask, payload, _ = bitstream.unpack_tile(data)
+        if header.version != bitstream.VERSION_ADAPTIVE or self.adaptive is None or header.level >= self.levels:
+            raise CorruptTileError("parse_integers reads version 2 tiles of this adaptive bundle's levels")
+        return self._integers(header, present_mask, payload)[:2]
+
+    def _integers(self, header: bitstream.TileHeader, present_mask: np.ndarray, payload: tuple[bytes, bytes]):
+        c, h, w = header.bands, header.height, header.width
+        level, lat = header.level, self.latent_level(header.level)
+        hl, wl = -(-h // STRIDE), -(-w // STRIDE)
+        m = self.gain.shape[1]
+        present = np.flatnonzero(present_mask)
+        channel = np.tile(np.arange(m, dtype=np.int32), len(present))
+        ctx = [lat * m + channel]
+        sizes = [np.full(len(channel), hl * wl)]
+        if self.has_residual(level):
+            counts = _block_counts(c, h, w)
+            ctx.append(np.full(len(counts), self._residual_context(level), np.int32))
+            sizes.append(counts)
+        ctx_all, size = np.concatenate(ctx).astype(np.int32), np.concatenate(sizes)
+        side, main = payload
+        it = self.adaptive.index_tables
+        idx = _decode_stream(side, ctx_all, it, "scale indexes")
+        if (idx < 0).any() or (idx >= am.NUM_INDEXES).any() or (idx[len(channel):] == am.FACTORIZED).any():
+            raise CorruptTileError("scale index out of range; the tile is corrupt")
+        rows = np.concatenate([self.adaptive.rows(idx[:len(channel)], channel),
+                               self.adaptive.rows(idx[len(channel):], None)])
+        coded = idx != am.ZERO
+        sym = _decode_stream(main, np.repeat(rows[coded], size[coded]).astype(np.int32), self._tables_for(lat),
+                             "symbols")
+        values = np.zeros(int(size.sum()), np.int32)
+        starts = np.concatenate([[0], np.cumsum(size)[:-1]])
+        pos = np.concatenate([np.arange(s, s + n) for s, n in zip(starts[coded], size[coded])] or
+                             [np.zeros(0, np.int64)]).astype(np.int64)
+        values[pos] = sym
+        return idx, values, present, channel
+
+    def _decode_adaptive(self, header: bitstream.TileHeader, present_mask: np.ndarray,
+                         payload: tuple[bytes, bytes]) -> np.ndarray:
+        c, h, w = header.bands, header.height, header.width
+        lat = self.latent_level(header.level)
+        hl, wl = -(-h // STRIDE), -(-w // STRIDE)
+        m = self.gain.shape[1]
+        _, values, present, channel = self._integers(header, present_mask, payload)
+        level = header.level
+        n_lat = len(channel) * hl * wl
+        y_hat = values[:n_lat].reshape(len(present), m, hl, wl).astype(np.float32)
+        y_hat *= self.inv_gain[lat][None, :, None, None]
+        z = self._synthesize(y_hat, present, (c, h, w))
+        if self.has_residual(level):
+            z += _unblock(values[n_lat:], c, h, w).astype(np.float32) * np.float32(self.ladder.step[level])
+        return z
+
     # -- decoder -------------------------------------------------------------------------------------
     def decompress(self, data: bytes) -> DecodedTile:
         header, present_mask, payload, valid = bitstream.unpack_tile(data)
-        if header.model_id != self.model_id[:bitstream.MODEL_ID_BYTES]:
+        if header.model_id not in self.accepted_ids:
             raise CorruptTileError(f"tile was coded with model {header.model_id.hex()}, this bundle is "
                                    f"{self.model_id[:bitstream.MODEL_ID_BYTES].hex()}; decode with the matching bundle")
-        if header.level >= self.levels:
-            raise CorruptTileError(f"tile level {header.level} does not exist in this bundle ({self.levels} levels)")
+        if header.version == bitstream.VERSION_ADAPTIVE and self.adaptive is None:
+            raise CorruptTileError("tile uses the adaptive entropy model (bitstream v2) but this bundle is "
+                                   "factorised; decode with the adaptive bundle it was coded with")
+        limit = self.levels if header.version == bitstream.VERSION_ADAPTIVE else self.latent_levels
+        if header.level >= limit:
+            raise CorruptTileError(f"tile level {header.level} does not exist in this bundle ({limit} levels "
+                                   f"for bitstream v{header.version})")
         c, h, w = header.bands, header.height, header.width
-        hl, wl = -(-h // STRIDE), -(-w // STRIDE)
-        m = self.gain.shape[1]
-        idx = self._indexes((m, hl, wl))
-        t = self.tables[header.level]
-        present = np.flatnonzero(present_mask)
-        z = np.zeros((c, h, w), np.float32)
-        if len(present):
-            try:
-                s = rangecoder.decode(payload, np.tile(idx, len(present)), t.cdf, t.cdf_length, t.offset, t.precision)
-            except rangecoder.CorruptStreamError as e:
-                raise CorruptTileError(f"entropy-coded payload: {e}") from e
-            y_hat = s.reshape(len(present), m, hl, wl).astype(np.float32)
-            y_hat *= self.inv_gain[header.level][None, :, None, None]
-            for i in range(0, len(present), 4):  # bounded memory for many-band tiles
-                x = self.transforms.synthesis(y_hat[i:i + 4])
-                z[present[i:i + 4]] = x[:, 0, :h, :w]
+        if header.version == bitstream.VERSION_ADAPTIVE:
+            z = self._decode_adaptive(header, present_mask, payload)
+        else:
+            z = self._decode_factorized(header, present_mask, payload)
         st = SpectralTransform(lo=header.lo, hi=header.hi, mean=header.mean, matrix=header.matrix)
         rec = st.inverse(z)
         pixels = _to_dtype(rec, header.dtype, header.lo, header.hi)
@@ -171,6 +394,21 @@ class TileCodec:
             pixels[:, ~valid] = 0
         return DecodedTile(pixels=pixels, valid=valid, level=header.level, header=header)
 
+    def _decode_factorized(self, header: bitstream.TileHeader, present_mask: np.ndarray,
+                           payload: bytes | None) -> np.ndarray:
+        c, h, w = header.bands, header.height, header.width
+        hl, wl = -(-h // STRIDE), -(-w // STRIDE)
+        m = self.gain.shape[1]
+        idx = self._indexes((m, hl, wl))
+        t = self.tables[header.level]
+        present = np.flatnonzero(present_mask)
+        if not len(present):
+            return np.zeros((c, h, w), np.float32)
+        s = _decode_stream(payload, np.tile(idx, len(present)), t, "payload")
+        y_hat = s.reshape(len(present), m, hl, wl).astype(np.float32)
+        y_hat *= self.inv_gain[header.level][None, :, None, None]
+        return self._synthesize(y_hat, present, (c, h, w))
+
     def _indexes(self, shape: tuple[int, int, int]) -> np.ndarray:
         m, hl, wl = shape
         return np.repeat(np.arange(m, dtype=np.int32), hl * wl)
@@ -178,6 +416,56 @@ class TileCodec:
     def _check_level(self, level: int) -> None:
         if not 0 <= level < self.levels:
             raise InputError(f"level {level} is out of range; this bundle has levels 0..{self.levels - 1}")
+
+
+def _decode_stream(data: bytes, rows: np.ndarray, t: EntropyTables, what: str) -> np.ndarray:
+    """Decode ``len(rows)`` symbols; an empty stream is right exactly when no symbol is expected."""
+    if not len(rows):
+        if data:
+            raise CorruptTileError(f"{what}: {len(data)} bytes where no symbol is coded; the tile is corrupt")
+        return np.zeros(0, np.int32)
+    try:
+        return rangecoder.decode(data, rows, t.cdf, t.cdf_length, t.offset, t.precision)
+    except rangecoder.CorruptStreamError as e:
+        raise CorruptTileError(f"entropy-coded {what}: {e}") from e
+
+
+def _block_counts(c: int, h: int, w: int) -> np.ndarray:
+    """int[C * nb]: pixels of each residual block, component-major, blocks in raster order."""
+    b = am.RESIDUAL_BLOCK
+    bh = np.minimum(b, h - np.arange(0, h, b))
+    bw = np.minimum(b, w - np.arange(0, w, b))
+    return np.tile(np.outer(bh, bw).reshape(-1), c).astype(np.int64)
+
+
+def _blocks(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``q: int32[C, H, W]`` -> (int32[C * nb, B*B] block symbols in raster order, zero-padded; counts int[C*nb])."""
+    c, h, w = q.shape
+    b = am.RESIDUAL_BLOCK
+    counts = _block_counts(c, h, w)
+    out = np.zeros((len(counts), b * b), np.int32)
+    i = 0
+    for k in range(c):
+        for y in range(0, h, b):
+            for x in range(0, w, b):
+                v = q[k, y:y + b, x:x + b].reshape(-1)
+                out[i, :len(v)] = v
+                i += 1
+    return out, counts
+
+
+def _unblock(values: np.ndarray, c: int, h: int, w: int) -> np.ndarray:
+    """Inverse of :func:`_blocks` for the concatenated real symbols: int32[C, H, W]."""
+    b = am.RESIDUAL_BLOCK
+    q = np.zeros((c, h, w), np.int32)
+    pos = 0
+    for k in range(c):
+        for y in range(0, h, b):
+            for x in range(0, w, b):
+                bh, bw = min(b, h - y), min(b, w - x)
+                q[k, y:y + bh, x:x + bw] = values[pos:pos + bh * bw].reshape(bh, bw)
+                pos += bh * bw
+    return q
 
 
 def _check_tile(tile: np.ndarray) -> np.ndarray:
