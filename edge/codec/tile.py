@@ -37,6 +37,12 @@ from cvae.edge.errors import CorruptTileError, InputError
 __all__ = ["Transforms", "TileCodec", "AnalyzedTile", "DecodedTile", "Ladder", "STRIDE"]
 
 STRIDE = 16
+#: encoder-only deadzone of the adaptive codec's latent rounding: |y| is rounded down when within this of a
+#: half-integer (chosen on training tiles: about -0.2% to -3% BD-rate). The decoder does not depend on it.
+LATENT_DEADZONE = 0.05
+#: rounding offsets tried per component for a residual level's quantiser (encoder only, rate-distortion
+#: optimised with lambda = ln2 * step^2 / 6, the slope of a uniform quantiser at high rate)
+RESIDUAL_DEADZONES = (0.0, 0.1, 0.2, 0.3)
 
 
 class Transforms(Protocol):
@@ -185,7 +191,10 @@ class TileCodec:
         """int32[C, M, h, w]: the quantised latents of every component at ``level``."""
         self._check_level(level)
         lat = self.latent_level(level)
-        return np.round(a.y * self.gain[lat][None, :, None, None]).astype(np.int32)
+        y = a.y * self.gain[lat][None, :, None, None]
+        if self.adaptive is None:
+            return np.round(y).astype(np.int32)
+        return (np.sign(y) * np.floor(np.abs(y) + (0.5 - LATENT_DEADZONE))).astype(np.int32)
 
     def coded_components(self, a: AnalyzedTile, level: int) -> np.ndarray:
         """bool[C]: components whose latents are worth coding at ``level``."""
@@ -258,13 +267,29 @@ class TileCodec:
             z[present[i:i + 4]] = x[:, 0, :h, :w]
         return z
 
-    def _residual_symbols(self, a: AnalyzedTile, level: int) -> np.ndarray:
-        """int32[C, H, W]: the residual of the latent reconstruction, quantised with the level's step."""
+    def _residual_groups(self, a: AnalyzedTile, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The residual of the latent reconstruction quantised with the level's step, per component with the
+        rounding offset of least ``D + lambda * R``: ``(blocks int32[C*nb, B*B], counts, indexes, bits)``."""
         step = np.float32(self.ladder.step[level])
         r = a.z - self._latent_reconstruction(a, level)
         if a.valid is not None:
             r[:, ~a.valid] = 0.0  # nodata costs nothing
-        return np.rint(r / step).astype(np.int32)
+        c, h, w = r.shape
+        lam = np.log(2) * float(step) ** 2 / 6
+        ctx_row = self._residual_context(level)
+        out = []
+        for k in range(c):
+            x = r[k] / step
+            best = None
+            for theta in RESIDUAL_DEADZONES:
+                q = (np.sign(x) * np.floor(np.abs(x) + (0.5 - theta))).astype(np.int32)
+                blocks, counts = _blocks(q[None])
+                idx, bits = self.adaptive.choose(blocks, np.full(len(blocks), ctx_row, np.int32), counts=counts)
+                cost = float(np.sum((x - q) ** 2)) * float(step) ** 2 + lam * float(bits.sum())
+                if best is None or cost < best[0]:
+                    best = (cost, blocks, counts, idx, bits)
+            out.append(best[1:])
+        return tuple(np.concatenate([o[i] for o in out]) for i in range(4))
 
     def _residual_context(self, level: int) -> int:
         return self.latent_levels * self.gain.shape[1] + int(self.ladder.residual_rank[level])
@@ -286,9 +311,8 @@ class TileCodec:
         sides, side_rows, sizes = [idx], [lat * m + channel], [np.full(p * m, hl * wl)]
         total = float(bits.sum())
         if self.has_residual(level):
-            blocks, counts = _blocks(self._residual_symbols(a, level))
+            blocks, counts, ridx, rbits = self._residual_groups(a, level)
             ctx = np.full(len(blocks), self._residual_context(level), np.int32)
-            ridx, rbits = self.adaptive.choose(blocks, ctx, counts=counts)
             groups.append(blocks)
             sides.append(ridx), side_rows.append(ctx), sizes.append(counts), rows.append(self.adaptive.rows(ridx, None))
             total += float(rbits.sum())
