@@ -9,6 +9,7 @@ All integers big-endian. Layout::
     u8   bands C            1..32
     u16  height H, u16 width W
     u8   flags              bit0: valid mask present; bit1: rotation matrix present (else identity)
+    v2:  u8 latent, u8 residual   the latent level coded and whether the residual follows (0 or 1)
     C x (f32 lo, f32 hi)    band value range, native units
     C x f16 mean            band mean after normalisation
     C*C x i8 matrix         rotation rows * 127 (only with flag bit1)
@@ -58,11 +59,14 @@ class TileHeader:
     mean: np.ndarray    # float32[C] (float16-exact)
     matrix: np.ndarray  # int8[C, C]
     version: int = VERSION
+    latent: int = 0         # v2: latent level the latents were coded at
+    residual: bool = False  # v2: the residual section is present
 
 
-def header_size(bands: int, has_mask: bool) -> int:
+def header_size(bands: int, has_mask: bool, version: int = VERSION) -> int:
     """Bytes of the header before the payloads (the rotation matrix counted)."""
-    return _FIXED.size + 10 * bands + bands * bands + (bands + 7) // 8 + (1 if has_mask else 0)
+    extra = 2 if version == VERSION_ADAPTIVE else 0
+    return _FIXED.size + extra + 10 * bands + bands * bands + (bands + 7) // 8 + (1 if has_mask else 0)
 
 
 def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, bytes] | None,
@@ -76,6 +80,8 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
         raise ValueError(f"pack_tile: unknown tile format version {h.version}")
     out = bytearray(_FIXED.pack(h.version, h.model_id, h.level, DTYPES.index(np.dtype(h.dtype)), c,
                                 h.height, h.width, flags))
+    if h.version == VERSION_ADAPTIVE:
+        out += bytes([h.latent, 1 if h.residual else 0])
     out += np.stack([h.lo, h.hi], axis=1).astype(">f4").tobytes()
     out += h.mean.astype(">f2").tobytes()
     if not identity:
@@ -113,6 +119,11 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
         raise CorruptTileError(f"bad tile shape bands={c} height={height} width={width}")
     if flags & ~(_F_MASK | _F_MATRIX):
         raise CorruptTileError(f"unknown flag bits {flags:#x}")
+    latent, residual = 0, 0
+    if version == VERSION_ADAPTIVE:
+        latent, residual = r.take(2)
+        if residual > 1:
+            raise CorruptTileError(f"residual flag {residual} is not 0 or 1")
     lohi = np.frombuffer(r.take(8 * c), ">f4").astype(np.float32).reshape(c, 2)
     mean = np.frombuffer(r.take(2 * c), ">f2").astype(np.float32)
     if not (np.isfinite(lohi).all() and np.isfinite(mean).all()) or (lohi[:, 1] < lohi[:, 0]).any():
@@ -143,7 +154,8 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
     if r.pos != len(r.data):
         raise CorruptTileError(f"{len(r.data) - r.pos} bytes left over after the tile; the tile is corrupt")
     header = TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height, width=width,
-                        lo=lohi[:, 0].copy(), hi=lohi[:, 1].copy(), mean=mean, matrix=matrix, version=version)
+                        lo=lohi[:, 0].copy(), hi=lohi[:, 1].copy(), mean=mean, matrix=matrix, version=version,
+                        latent=latent, residual=bool(residual))
     return header, present, payload, valid
 
 

@@ -101,6 +101,8 @@ class _Plan:
     main: np.ndarray              # int32[N] symbols
     main_rows: np.ndarray         # int32[N] rows of the level's combined table
     bits: float
+    latent: int = 0               # the latent level coded
+    residual: bool = False        # whether the residual is coded
 
 
 @dataclass(frozen=True)
@@ -188,9 +190,11 @@ class TileCodec:
                             y=y, valid=valid, z=z if self.ladder.residual_levels else None)
 
     def symbols(self, a: AnalyzedTile, level: int) -> np.ndarray:
-        """int32[C, M, h, w]: the quantised latents of every component at ``level``."""
+        """int32[C, M, h, w]: the quantised latents of every component at ``level``'s ladder latent level."""
         self._check_level(level)
-        lat = self.latent_level(level)
+        return self._symbols_at(a, self.latent_level(level))
+
+    def _symbols_at(self, a: AnalyzedTile, lat: int) -> np.ndarray:
         y = a.y * self.gain[lat][None, :, None, None]
         if self.adaptive is None:
             return np.round(y).astype(np.int32)
@@ -198,14 +202,17 @@ class TileCodec:
 
     def coded_components(self, a: AnalyzedTile, level: int) -> np.ndarray:
         """bool[C]: components whose latents are worth coding at ``level``."""
-        return a.variance > self.skip_variance[self.latent_level(level)]
+        return self._coded_at(a, self.latent_level(level))
+
+    def _coded_at(self, a: AnalyzedTile, lat: int) -> np.ndarray:
+        return a.variance > self.skip_variance[lat]
 
     def estimate_bytes(self, a: AnalyzedTile, level: int) -> float:
         """Expected size at ``level`` from the tables, without coding (for rate control)."""
         if self.adaptive is not None:
             p = self._plan(a, level)
             streams = (len(p.side) > 0) + (len(p.main) > 0)
-            return p.bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None) + 2 + \
+            return p.bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None, self.version) + 2 + \
                 am.STREAM_OVERHEAD_BYTES * streams
         sym = self.symbols(a, level)
         keep = self.coded_components(a, level)
@@ -232,11 +239,12 @@ class TileCodec:
         """``tile: native[C, H, W]`` (uint8/uint16/int16/int32/float) -> bytes at rate ``level``."""
         return self.encode(self.analyze(tile, valid, band_range), level)
 
-    def _header(self, a: AnalyzedTile, level: int) -> bitstream.TileHeader:
+    def _header(self, a: AnalyzedTile, level: int, plan: _Plan | None = None) -> bitstream.TileHeader:
         return bitstream.TileHeader(model_id=self.model_id[:bitstream.MODEL_ID_BYTES], level=level, dtype=a.dtype,
                                     bands=a.shape[0], height=a.shape[1], width=a.shape[2], lo=a.spectral.lo,
                                     hi=a.spectral.hi, mean=a.spectral.mean, matrix=a.spectral.matrix,
-                                    version=self.version)
+                                    version=self.version, latent=plan.latent if plan else 0,
+                                    residual=plan.residual if plan else False)
 
     # -- adaptive entropy model ------------------------------------------------------------------------------
     def _tables_for(self, lat: int) -> EntropyTables:
@@ -249,13 +257,12 @@ class TileCodec:
             self._fcosts[lat] = self.adaptive.factorized_costs(self.tables[lat])
         return self._fcosts[lat]
 
-    def _latent_reconstruction(self, a: AnalyzedTile, level: int) -> np.ndarray:
-        """float32[C, H, W]: what the decoder's synthesis makes of ``level``'s latents (0 for skipped components)."""
-        lat = self.latent_level(level)
+    def _latent_reconstruction(self, a: AnalyzedTile, lat: int) -> np.ndarray:
+        """float32[C, H, W]: what the decoder's synthesis makes of latent level ``lat`` (0 for skipped components)."""
         key = ("z_hat", lat)
         if key not in a.cache:
-            keep = np.flatnonzero(self.coded_components(a, level))
-            y_hat = self.symbols(a, level)[keep].astype(np.float32) * self.inv_gain[lat][None, :, None, None]
+            keep = np.flatnonzero(self._coded_at(a, lat))
+            y_hat = self._symbols_at(a, lat)[keep].astype(np.float32) * self.inv_gain[lat][None, :, None, None]
             a.cache[key] = self._synthesize(y_hat, keep, a.shape)
         return a.cache[key]
 
@@ -267,64 +274,97 @@ class TileCodec:
             z[present[i:i + 4]] = x[:, 0, :h, :w]
         return z
 
-    def _residual_groups(self, a: AnalyzedTile, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The residual of the latent reconstruction quantised with the level's step, per component with the
-        rounding offset of least ``D + lambda * R``: ``(blocks int32[C*nb, B*B], counts, indexes, bits)``."""
-        step = np.float32(self.ladder.step[level])
-        r = a.z - self._latent_reconstruction(a, level)
+    def _latent_part(self, a: AnalyzedTile, lat: int) -> dict:
+        """The latent groups of latent level ``lat``, their chosen indexes and bits (cached per tile)."""
+        key = ("latent", lat)
+        if key not in a.cache:
+            sym = self._symbols_at(a, lat)
+            present = self._coded_at(a, lat)
+            c, m, hl, wl = sym.shape
+            p = int(present.sum())
+            groups = sym[present].reshape(p * m, hl * wl)
+            channel = np.tile(np.arange(m, dtype=np.int32), p)
+            idx, bits = self.adaptive.choose(groups, lat * m + channel, factorized_costs=self._factorized_costs(lat),
+                                             factorized_rows=channel)
+            a.cache[key] = {"present": present, "groups": groups, "idx": idx, "ctx": lat * m + channel,
+                            "rows": self.adaptive.rows(idx, channel), "sizes": np.full(p * m, hl * wl),
+                            "bits": float(bits.sum())}
+        return a.cache[key]
+
+    def _residual_part(self, a: AnalyzedTile, level: int, lat: int) -> dict:
+        """The residual of latent level ``lat``'s reconstruction quantised with ``level``'s step, per component with
+        the rounding offset of least ``D + lambda * R``; its groups, indexes, bits and squared error."""
+        step = float(self.ladder.step[level])
+        r = a.z - self._latent_reconstruction(a, lat)
         if a.valid is not None:
             r[:, ~a.valid] = 0.0  # nodata costs nothing
-        c, h, w = r.shape
-        lam = np.log(2) * float(step) ** 2 / 6
+        lam = _lambda(step)
         ctx_row = self._residual_context(level)
-        out = []
-        for k in range(c):
-            x = r[k] / step
+        out, err = [], 0.0
+        for k in range(r.shape[0]):
+            x = r[k] / np.float32(step)
             best = None
             for theta in RESIDUAL_DEADZONES:
                 q = (np.sign(x) * np.floor(np.abs(x) + (0.5 - theta))).astype(np.int32)
                 blocks, counts = _blocks(q[None])
                 idx, bits = self.adaptive.choose(blocks, np.full(len(blocks), ctx_row, np.int32), counts=counts)
-                cost = float(np.sum((x - q) ** 2)) * float(step) ** 2 + lam * float(bits.sum())
-                if best is None or cost < best[0]:
-                    best = (cost, blocks, counts, idx, bits)
-            out.append(best[1:])
-        return tuple(np.concatenate([o[i] for o in out]) for i in range(4))
+                d = float(np.sum((x - q) ** 2)) * step ** 2
+                if best is None or d + lam * float(bits.sum()) < best[0]:
+                    best = (d + lam * float(bits.sum()), d, blocks, counts, idx, bits)
+            err += best[1]
+            out.append(best[2:])
+        blocks, counts, idx, bits = (np.concatenate([o[i] for o in out]) for i in range(4))
+        return {"groups": blocks, "sizes": counts, "idx": idx, "ctx": np.full(len(blocks), ctx_row, np.int32),
+                "rows": self.adaptive.rows(idx, None), "bits": float(bits.sum()), "err": err}
+
+    def _latent_error(self, a: AnalyzedTile, lat: int) -> float:
+        key = ("err", lat)
+        if key not in a.cache:
+            d = a.z - self._latent_reconstruction(a, lat)
+            if a.valid is not None:
+                d = d[:, a.valid]
+            a.cache[key] = float(np.sum(d.astype(np.float64) ** 2))
+        return a.cache[key]
 
     def _residual_context(self, level: int) -> int:
         return self.latent_levels * self.gain.shape[1] + int(self.ladder.residual_rank[level])
+
+    def modes(self, level: int) -> list[tuple[int, bool]]:
+        """The ``(latent level, residual)`` choices the encoder weighs for ``level``: a latent level codes its
+        ladder latent level; a residual level its ladder latent level or any higher one, with or without the
+        residual (the decoder reads the choice from the tile header)."""
+        lat = self.latent_level(level)
+        if not self.has_residual(level):
+            return [(lat, False)]
+        return [(b, res) for b in range(lat, self.latent_levels) for res in (True, False)]
 
     def _plan(self, a: AnalyzedTile, level: int) -> _Plan:
         self._check_level(level)
         if a.cache.get("plan", (None,))[0] == level:  # only the latest plan is kept: memory stays per tile
             return a.cache["plan"][1]
-        lat = self.latent_level(level)
-        sym = self.symbols(a, level)
-        present = self.coded_components(a, level)
-        c, m, hl, wl = sym.shape
-        p = int(present.sum())
-        groups = [sym[present].reshape(p * m, hl * wl)]
-        channel = np.tile(np.arange(m, dtype=np.int32), p)
-        idx, bits = self.adaptive.choose(groups[0], lat * m + channel, factorized_costs=self._factorized_costs(lat),
-                                         factorized_rows=channel)
-        rows = [self.adaptive.rows(idx, channel)]
-        sides, side_rows, sizes = [idx], [lat * m + channel], [np.full(p * m, hl * wl)]
-        total = float(bits.sum())
-        if self.has_residual(level):
-            blocks, counts, ridx, rbits = self._residual_groups(a, level)
-            ctx = np.full(len(blocks), self._residual_context(level), np.int32)
-            groups.append(blocks)
-            sides.append(ridx), side_rows.append(ctx), sizes.append(counts), rows.append(self.adaptive.rows(ridx, None))
-            total += float(rbits.sum())
-        side = np.concatenate(sides).astype(np.int32)
+        best = None
+        for lat, res in self.modes(level):
+            parts = [self._latent_part(a, lat)]
+            if res:
+                parts.append(self._residual_part(a, level, lat))
+            bits = sum(p["bits"] for p in parts)
+            if len(self.modes(level)) > 1:  # rate-distortion choice at the level's slope
+                cost = (parts[1]["err"] if res else self._latent_error(a, lat)) + _lambda(self.ladder.step[level]) * bits
+            else:
+                cost = 0.0
+            if best is None or cost < best[0]:
+                best = (cost, lat, res, parts, bits)
+        _, lat, res, parts, total = best
+        side = np.concatenate([p["idx"] for p in parts]).astype(np.int32)
+        size = np.concatenate([p["sizes"] for p in parts])
         coded = side != am.ZERO
-        size = np.concatenate(sizes)
-        main = np.concatenate([g[i, :n] for g, s, ns in zip(groups, sides, sizes)
-                               for i, n in zip(np.flatnonzero(s != am.ZERO), ns[s != am.ZERO])] or
-                              [np.zeros(0, np.int32)]).astype(np.int32)
-        main_rows = np.repeat(np.concatenate(rows)[coded], size[coded]).astype(np.int32)
-        plan = _Plan(present=present, side=side, side_rows=np.concatenate(side_rows).astype(np.int32), main=main,
-                     main_rows=main_rows, bits=total)
+        main = np.concatenate([p["groups"][i, :n] for p in parts
+                               for i, n in zip(np.flatnonzero(p["idx"] != am.ZERO), p["sizes"][p["idx"] != am.ZERO])]
+                              or [np.zeros(0, np.int32)]).astype(np.int32)
+        main_rows = np.repeat(np.concatenate([p["rows"] for p in parts])[coded], size[coded]).astype(np.int32)
+        plan = _Plan(present=parts[0]["present"], side=side,
+                     side_rows=np.concatenate([p["ctx"] for p in parts]).astype(np.int32), main=main,
+                     main_rows=main_rows, bits=total, latent=lat, residual=res)
         a.cache["plan"] = (level, plan)
         return plan
 
@@ -332,9 +372,9 @@ class TileCodec:
         p = self._plan(a, level)
         it = self.adaptive.index_tables
         side = rangecoder.encode(p.side, p.side_rows, it.cdf, it.cdf_length, it.offset, it.precision) if len(p.side) else b""
-        t = self._tables_for(self.latent_level(level))
+        t = self._tables_for(p.latent)
         main = rangecoder.encode(p.main, p.main_rows, t.cdf, t.cdf_length, t.offset, t.precision) if len(p.main) else b""
-        return bitstream.pack_tile(self._header(a, level), p.present, (side, main), a.valid)
+        return bitstream.pack_tile(self._header(a, level, p), p.present, (side, main), a.valid)
 
     def parse_integers(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:
         """A v2 tile's integers, ``(indexes int32[G], values int32[N])``: everything the decoder derives from
@@ -346,14 +386,17 @@ class TileCodec:
 
     def _integers(self, header: bitstream.TileHeader, present_mask: np.ndarray, payload: tuple[bytes, bytes]):
         c, h, w = header.bands, header.height, header.width
-        level, lat = header.level, self.latent_level(header.level)
+        level, lat = header.level, header.latent
+        if (lat, header.residual) not in self.modes(level):
+            raise CorruptTileError(f"tile codes latent level {lat}{' + residual' if header.residual else ''}, which "
+                                   f"level {level} of this bundle does not allow; the tile is corrupt")
         hl, wl = -(-h // STRIDE), -(-w // STRIDE)
         m = self.gain.shape[1]
         present = np.flatnonzero(present_mask)
         channel = np.tile(np.arange(m, dtype=np.int32), len(present))
         ctx = [lat * m + channel]
         sizes = [np.full(len(channel), hl * wl)]
-        if self.has_residual(level):
+        if header.residual:
             counts = _block_counts(c, h, w)
             ctx.append(np.full(len(counts), self._residual_context(level), np.int32))
             sizes.append(counts)
@@ -378,16 +421,15 @@ class TileCodec:
     def _decode_adaptive(self, header: bitstream.TileHeader, present_mask: np.ndarray,
                          payload: tuple[bytes, bytes]) -> np.ndarray:
         c, h, w = header.bands, header.height, header.width
-        lat = self.latent_level(header.level)
+        lat, level = header.latent, header.level
         hl, wl = -(-h // STRIDE), -(-w // STRIDE)
         m = self.gain.shape[1]
         _, values, present, channel = self._integers(header, present_mask, payload)
-        level = header.level
         n_lat = len(channel) * hl * wl
         y_hat = values[:n_lat].reshape(len(present), m, hl, wl).astype(np.float32)
         y_hat *= self.inv_gain[lat][None, :, None, None]
         z = self._synthesize(y_hat, present, (c, h, w))
-        if self.has_residual(level):
+        if header.residual:
             z += _unblock(values[n_lat:], c, h, w).astype(np.float32) * np.float32(self.ladder.step[level])
         return z
 
@@ -440,6 +482,11 @@ class TileCodec:
     def _check_level(self, level: int) -> None:
         if not 0 <= level < self.levels:
             raise InputError(f"level {level} is out of range; this bundle has levels 0..{self.levels - 1}")
+
+
+def _lambda(step: float) -> float:
+    """Distortion per bit at a uniform quantiser's step (high-rate slope: dD/dR = 2 ln2 * step^2 / 12)."""
+    return float(np.log(2) * float(step) ** 2 / 6)
 
 
 def _decode_stream(data: bytes, rows: np.ndarray, t: EntropyTables, what: str) -> np.ndarray:

@@ -59,19 +59,39 @@ def test_stream_integers_round_trip_exactly(codec, level):
     plan = codec._plan(a, level)
     idx, values = codec.parse_integers(data)
     np.testing.assert_array_equal(idx, plan.side)
-    coded = values[np.repeat(idx != am.ZERO, _group_sizes(codec, a, level))]
+    coded = values[np.repeat(idx != am.ZERO, _group_sizes(codec, a, plan))]
     np.testing.assert_array_equal(coded, plan.main)
+    header = bitstream.unpack_tile(data)[0]
+    assert (header.latent, header.residual) == (plan.latent, plan.residual)
+    assert (plan.latent, plan.residual) in codec.modes(level)
 
 
-def _group_sizes(codec, a, level):
+def _group_sizes(codec, a, plan):
     from cvae.edge.codec.tile import _block_counts
 
     c, h, w = a.shape
-    p = int(codec.coded_components(a, level).sum())
+    p = int(plan.present.sum())
     sizes = [np.full(p * codec.gain.shape[1], -(-h // 16) * -(-w // 16))]
-    if codec.has_residual(level):
+    if plan.residual:
         sizes.append(_block_counts(c, h, w))
     return np.concatenate(sizes)
+
+
+def test_residual_levels_choose_their_mode_by_rate_distortion(codec):
+    """At a residual level the encoder codes the cheapest of its modes at the level's slope: never a mode
+    with a larger D + lambda R than another allowed one."""
+    from cvae.edge.codec.tile import _lambda
+
+    a = codec.analyze(_scene_like_tile(), None)
+    level = int(np.flatnonzero(codec.ladder.step > 0)[1])
+    plan = codec._plan(a, level)
+    lam = _lambda(codec.ladder.step[level])
+    costs = {}
+    for lat, res in codec.modes(level):
+        parts = [codec._latent_part(a, lat)] + ([codec._residual_part(a, level, lat)] if res else [])
+        err = parts[1]["err"] if res else codec._latent_error(a, lat)
+        costs[(lat, res)] = err + lam * sum(p["bits"] for p in parts)
+    assert costs[(plan.latent, plan.residual)] == min(costs.values())
 
 
 def test_float_perturbation_of_the_synthesis_changes_no_parsed_integer(bundle, codec):
@@ -193,9 +213,9 @@ def test_index_out_of_range_is_corrupt(bundle, codec):
         side = plan.side.copy()
         side[pos] = bad_value
         side_bytes = rangecoder.encode(side, plan.side_rows, it.cdf, it.cdf_length, it.offset, it.precision)
-        t = codec._tables_for(codec.latent_level(level))
+        t = codec._tables_for(plan.latent)
         main = rangecoder.encode(plan.main, plan.main_rows, t.cdf, t.cdf_length, t.offset, t.precision)
-        data = bitstream.pack_tile(codec._header(a, level), plan.present, (side_bytes, main), None)
+        data = bitstream.pack_tile(codec._header(a, level, plan), plan.present, (side_bytes, main), None)
         with pytest.raises(CorruptTileError):
             codec.decompress(data)
 

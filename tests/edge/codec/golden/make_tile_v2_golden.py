@@ -60,7 +60,8 @@ def tile_bytes(bundle: Bundle) -> bytes:
                                   dtype=np.dtype(np.uint16), bands=BANDS, height=HEIGHT, width=WIDTH,
                                   lo=np.array([100, 5], np.float32), hi=np.array([4000, 900], np.float32),
                                   mean=np.array([0.25, 0.5], np.float32),
-                                  matrix=np.array([[90, 90], [-90, 90]], np.int8), version=2)
+                                  matrix=np.array([[90, 90], [-90, 90]], np.int8), version=2, latent=lat,
+                                  residual=True)
     return bitstream.pack_tile(header, np.ones(BANDS, bool), (side_bytes, main_bytes), None)
 
 
