@@ -36,6 +36,18 @@ def version_string(bundle=None) -> str:
     return f"cvae {cvae.__version__} model {mid} onnxruntime {onnxruntime.__version__} numpy {numpy.__version__}"
 
 
+def budget_problem(enc, tile_bytes: int | None, scene_bytes: int | None) -> str | None:
+    """A one-line description of the byte budget the encoded scene exceeds, or None when it fits."""
+    if scene_bytes is not None and enc.nbytes > scene_bytes:
+        return (f"--scene-bytes {scene_bytes} cannot be met: {enc.nbytes} bytes written at levels "
+                f"{sorted(set(enc.levels))} (headers, metadata and masks need space too); raise the budget")
+    if tile_bytes is not None and enc.tile_bytes and max(enc.tile_bytes) > tile_bytes:
+        over = sum(b > tile_bytes for b in enc.tile_bytes)
+        return (f"--tile-bytes {tile_bytes} cannot be met for {over} of {enc.tiles} tiles (largest "
+                f"{max(enc.tile_bytes)} bytes, levels {sorted(set(enc.levels))}); raise the budget")
+    return None
+
+
 def encode_main(argv: Sequence[str] | None = None) -> int:
     from cvae.edge.bundle import Bundle
     from cvae.edge.encoder import EncodeOptions, encode_scene
@@ -53,6 +65,9 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--apid", type=lambda s: int(s, 0), default=0x1C5, help="CCSDS APID (default 0x1C5)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
     p.add_argument("--key", help="key file SPI:HEX: seal every packet with AES-256-GCM (docs/security.md)")
+    p.add_argument("--strict-budget", action="store_true",
+                   help="fail (exit 3, nothing written) when --tile-bytes/--scene-bytes cannot be met even at level 0; "
+                        "default: write the file and warn")
     p.add_argument("--version", action="store_true", help="print versions and the model id")
     a = p.parse_args(argv)
     try:
@@ -80,6 +95,12 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
 
             writer = PacketWriter(opts.apid, sealer=Sealer(*load_key_file(a.key)))
         enc = encode_scene(a.scene, bundle, bundle.codec(a.backend), opts, writer=writer)
+        unmet = budget_problem(enc, a.tile_bytes, a.scene_bytes)
+        if unmet and a.strict_budget:
+            print(f"cvae-encode: {unmet}; nothing written (drop --strict-budget to write it anyway)", file=sys.stderr)
+            return 3
+        if unmet:
+            print(f"cvae-encode: warning: {unmet}", file=sys.stderr)
         target = out / f"{enc.name}.pkt"
         write_atomic(target, enc.packets)
     except (CvaeError, ValueError, OSError) as e:

@@ -44,6 +44,7 @@ class EncodedScene:
     packets: list[bytes]
     tiles: int
     levels: list[int] = field(default_factory=list)
+    tile_bytes: list[int] = field(default_factory=list)   # bytes of each coded tile (its bitstream)
 
     @property
     def nbytes(self) -> int:
@@ -135,7 +136,7 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
     meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=scene_id)
     band_range = band_ranges(pixels, raster.valid, raster.nodata)
     out = writer.packets(meta_header, meta)
-    levels = []
+    levels, tile_sizes = [], []
     windows = list(tile_grid(pixels.shape[1], pixels.shape[2], opts.tile_size))
 
     def analyze(win):
@@ -158,7 +159,10 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
         else:
             level = choose_level(codec, a, opts.tile_bytes)
         levels.append(level)
-        for h, body in tile_bodies(codec, a, win, level, i, len(windows), meta_header, meta, opts.metadata_every):
+        bodies = tile_bodies(codec, a, win, level, i, len(windows), meta_header, meta, opts.metadata_every)
+        tile_sizes.append(len(bodies[0][1]))
+        for h, body in bodies:
             out += writer.packets(h, body)
     out += writer.packets(meta_header, meta)
-    return EncodedScene(name=name, scene_id=scene_id, packets=out, tiles=len(windows), levels=levels)
+    return EncodedScene(name=name, scene_id=scene_id, packets=out, tiles=len(windows), levels=levels,
+                        tile_bytes=tile_sizes)

@@ -90,7 +90,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for s in report["scenes"]:
         print(json.dumps(s))
-    return 0 if scenes else 1
+    hint = nothing_decodable_hint(report.get("stats", {}), bool(a.key))
+    if scenes and hint:  # some scenes decoded, but packets were left aside: say so
+        print(f"cvae-decode: warning: {hint}", file=sys.stderr)
+    if not scenes:
+        print(f"cvae-decode: {nothing_decoded_reason(report, files, bool(a.key))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def nothing_decodable_hint(stats: dict, with_key: bool) -> str | None:
+    """Why no scene came out, from the collection counters, or None when they do not tell."""
+    if stats.get("secured_without_key"):
+        return (f"{stats['secured_without_key']} packets are sealed (AES-GCM) and no key was given; "
+                "pass --key SPI:KEYFILE")
+    if stats.get("authentication_failures"):
+        return (f"{stats['authentication_failures']} sealed packets failed authentication: wrong key, or "
+                "damaged packets; pass the key they were sealed with")
+    if with_key and stats.get("clear_refused"):
+        return (f"{stats['clear_refused']} packets are not sealed and a key was given, so they are refused; "
+                "decode without --key to accept plaintext packets")
+    return None
+
+
+def nothing_decoded_reason(report: dict, files: list, with_key: bool) -> str:
+    """One line naming why no GeoTIFF was written, and the fix."""
+    stats = report.get("stats", {})
+    if not files:
+        return "no packet files found in the given paths; point it at .pkt files or folders holding them"
+    hint = nothing_decodable_hint(stats, with_key)
+    if hint:
+        return hint
+    if not stats.get("packets"):
+        return (f"no CCSDS packet found in {len(files)} file(s); these are not cvae-encode/cvae-edge packet "
+                "files (a GeoTIFF is encoded with cvae-encode first)")
+    errors = [s.get("error") for s in report.get("scenes", []) if s.get("error")]
+    if errors:
+        return f"no scene decoded: {errors[0]}"
+    return "no scene decoded: no scene had both metadata and tiles; see report.json"
 
 
 if __name__ == "__main__":

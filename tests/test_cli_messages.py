@@ -1,0 +1,66 @@
+"""Commands that cannot do what was asked say why in one line on stderr and exit non-zero (issue 11)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cvae.edge.cli import encode_main
+from cvae.ground.cli import main as decode_main
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path = tmp_path_factory.mktemp("scene") / "s.tif"
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:96, 0:80]
+    px = np.stack([1000 + 300 * np.sin(xx / 7 + k) + 200 * np.cos(yy / 5) + rng.normal(0, 20, (96, 80))
+                   for k in range(3)]).astype(np.uint16)
+    with rasterio.open(path, "w", driver="GTiff", width=80, height=96, count=3, dtype="uint16",
+                       crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10)) as ds:
+        ds.write(px)
+    return path
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    d = tmp_path_factory.mktemp("keys")
+    good, bad = d / "good.key", d / "bad.key"
+    good.write_text("7:" + bytes(range(32)).hex())
+    bad.write_text("7:" + bytes(range(1, 33)).hex())
+    good.chmod(0o600), bad.chmod(0o600)
+    return good, bad
+
+
+def _one_line(err: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("cvae-")]
+    assert len(lines) == 1 and "Traceback" not in err
+    return lines[0]
+
+
+def test_decode_of_sealed_packets_without_a_key_names_the_fix(scene, keys, tmp_path, capsys):
+    assert encode_main([str(scene), "-o", str(tmp_path / "p"), "--level", "1", "--key", str(keys[0])]) == 0
+    capsys.readouterr()
+    assert decode_main([str(tmp_path / "p"), "-o", str(tmp_path / "o")]) == 1
+    assert "no key was given; pass --key" in _one_line(capsys.readouterr().err)
+    assert decode_main([str(tmp_path / "p"), "-o", str(tmp_path / "o"), "--key", str(keys[1])]) == 1
+    assert "failed authentication" in _one_line(capsys.readouterr().err)
+    assert decode_main([str(tmp_path / "p"), "-o", str(tmp_path / "o"), "--key", str(keys[0])]) == 0
+
+
+def test_decode_of_a_geotiff_or_an_empty_folder_says_what_is_wrong(scene, tmp_path, capsys):
+    assert decode_main([str(scene), "-o", str(tmp_path / "o")]) == 1
+    assert "no CCSDS packet found" in _one_line(capsys.readouterr().err)
+    (tmp_path / "empty").mkdir()
+    assert decode_main([str(tmp_path / "empty"), "-o", str(tmp_path / "o")]) == 1
+    assert "no packet files found" in _one_line(capsys.readouterr().err)
+
+
+def test_unmet_scene_budget_warns_by_default_and_fails_when_strict(scene, tmp_path, capsys):
+    assert encode_main([str(scene), "-o", str(tmp_path / "w"), "--scene-bytes", "100"]) == 0
+    assert "warning: --scene-bytes 100 cannot be met" in capsys.readouterr().err
+    assert encode_main([str(scene), "-o", str(tmp_path / "s"), "--tile-bytes", "10", "--strict-budget"]) == 3
+    assert "--tile-bytes 10 cannot be met" in _one_line(capsys.readouterr().err)
+    assert not list((tmp_path / "s").glob("*.pkt"))
