@@ -64,3 +64,15 @@ def test_unmet_scene_budget_warns_by_default_and_fails_when_strict(scene, tmp_pa
     assert encode_main([str(scene), "-o", str(tmp_path / "s"), "--tile-bytes", "10", "--strict-budget"]) == 3
     assert "--tile-bytes 10 cannot be met" in _one_line(capsys.readouterr().err)
     assert not list((tmp_path / "s").glob("*.pkt"))
+
+
+def test_python_m_cvae_dispatches_and_reports_versions():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "cvae", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("cvae ") and "model " in out.stdout
+    out = subprocess.run([sys.executable, "-m", "cvae", "encode", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "model " in out.stdout
+    out = subprocess.run([sys.executable, "-m", "cvae", "frobnicate"], capture_output=True, text=True)
+    assert out.returncode == 2 and "unknown command 'frobnicate'" in out.stderr
