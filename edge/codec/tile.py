@@ -119,7 +119,7 @@ class TileCodec:
     def __init__(self, tables: list[EntropyTables], gain: np.ndarray, inv_gain: np.ndarray,
                  transforms: Transforms, model_id: bytes, skip_variance: np.ndarray | None = None,
                  adaptive: am.AdaptiveModel | None = None, ladder: Ladder | None = None,
-                 compatible_ids: tuple[bytes, ...] = ()):
+                 compatible_ids: tuple[bytes, ...] = (), mode_search: str = "full"):
         """``adaptive`` switches to tile bitstream v2 (a ladder with residual levels needs it); ``ladder``
         defaults to the latent levels in order; ``compatible_ids``: model ids of
         factorised bundles with the same networks and tables, whose v1 tiles this codec also decodes."""
@@ -148,6 +148,10 @@ class TileCodec:
         if adaptive is not None and adaptive.index_tables.channels != \
                 self.latent_levels * self.gain.shape[1] + ladder.residual_levels:
             raise ValueError("adaptive index tables do not match the levels and channels of the bundle")
+        if mode_search not in ("full", "ladder"):
+            raise ValueError(f"mode_search {mode_search!r}: use 'full' (every allowed latent level, one synthesis "
+                             "each) or 'ladder' (the ladder's own mode, one synthesis)")
+        self.mode_search = mode_search
         self._combined: dict[int, EntropyTables] = {}
         self._fcosts: dict[int, np.ndarray] = {}
 
@@ -338,17 +342,24 @@ class TileCodec:
             return [(lat, False)]
         return [(b, res) for b in range(lat, self.latent_levels) for res in (True, False)]
 
+    def searched_modes(self, level: int) -> list[tuple[int, bool]]:
+        """The modes the encoder tries: all of :meth:`modes` (``mode_search='full'``), or only the ladder's own
+        (``'ladder'``: one synthesis per tile instead of one per allowed latent level, for a slow onboard CPU)."""
+        if self.mode_search == "ladder":
+            return [(self.latent_level(level), self.has_residual(level))]
+        return self.modes(level)
+
     def _plan(self, a: AnalyzedTile, level: int) -> _Plan:
         self._check_level(level)
         if a.cache.get("plan", (None,))[0] == level:  # only the latest plan is kept: memory stays per tile
             return a.cache["plan"][1]
         best = None
-        for lat, res in self.modes(level):
+        for lat, res in self.searched_modes(level):
             parts = [self._latent_part(a, lat)]
             if res:
                 parts.append(self._residual_part(a, level, lat))
             bits = sum(p["bits"] for p in parts)
-            if len(self.modes(level)) > 1:  # rate-distortion choice at the level's slope
+            if len(self.searched_modes(level)) > 1:  # rate-distortion choice at the level's slope
                 cost = (parts[1]["err"] if res else self._latent_error(a, lat)) + _lambda(self.ladder.step[level]) * bits
             else:
                 cost = 0.0

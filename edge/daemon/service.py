@@ -70,7 +70,7 @@ class Service:
         self.bundle = Bundle.load(cfg.bundle)
         if cfg.level is not None and cfg.level >= self.bundle.levels:
             raise InputError(f"level: {cfg.level} is beyond this bundle's levels 0..{self.bundle.levels - 1}")
-        self.codec = self.bundle.codec(cfg.backend)
+        self.codec = self.bundle.codec(cfg.backend, mode_search=cfg.mode_search)
         self.sealer = None
         if cfg.key_file is not None:
             from cvae.edge.codec.security import Sealer, load_key_file
