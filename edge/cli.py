@@ -65,6 +65,9 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--apid", type=lambda s: int(s, 0), default=0x1C5, help="CCSDS APID (default 0x1C5)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
     p.add_argument("--key", help="key file SPI:HEX: seal every packet with AES-256-GCM (docs/security.md)")
+    p.add_argument("--max-scene-samples", type=int, default=None,
+                   help="refuse scenes with more bands x height x width than this, from the header, before "
+                        "reading (default 400,000,000: memory is about 2.2 bytes per byte of raw scene)")
     p.add_argument("--mode-search", choices=["full", "ladder"], default="full",
                    help="residual levels: try every allowed latent level per tile (full, one synthesis each) or "
                         "only the ladder's (ladder: faster on a CPU, a few percent more bits)")
@@ -83,7 +86,8 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
         budgets = a.tile_bytes is not None or a.scene_bytes is not None
         level = a.level if a.level is not None or budgets else bundle.levels // 2
         opts = EncodeOptions(level=level, tile_bytes=a.tile_bytes, scene_bytes=a.scene_bytes,
-                             tile_size=a.tile_size, apid=a.apid)
+                             tile_size=a.tile_size, apid=a.apid,
+                             **({"max_samples": a.max_scene_samples} if a.max_scene_samples else {}))
         for flag, v in (("--tile-bytes", a.tile_bytes), ("--scene-bytes", a.scene_bytes)):
             if v is not None and v <= 0:
                 raise ValueError(f"{flag} {v}: give a positive byte budget")

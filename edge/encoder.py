@@ -16,7 +16,7 @@ from cvae.edge.bundle import Bundle
 from cvae.edge.codec import packets as pk
 from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import InputError
-from cvae.edge.io.raster import Raster, band_ranges, read_raster
+from cvae.edge.io.raster import DEFAULT_MAX_SAMPLES, Raster, band_ranges, read_raster
 from cvae.edge.io.tiling import tile_grid
 
 #: hex digits of the model id in scene metadata (64 bits: ample to tell bundles apart, 48 bytes less per copy)
@@ -35,6 +35,7 @@ class EncodeOptions:
     metadata_every: int = 16
     max_data_field: int = pk.MAX_DATA_FIELD
     scene_id: int | None = None       # default: CRC-32 of the file name
+    max_samples: int = DEFAULT_MAX_SAMPLES  # bands x height x width: bigger scenes are refused from the header
 
 
 @dataclass
@@ -120,7 +121,7 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
         raise InputError("give exactly one of --level N, --tile-bytes B or --scene-bytes B")
     if opts.level is not None and not 0 <= opts.level < codec.levels:
         raise InputError(f"--level {opts.level} is out of range; this bundle has levels 0..{codec.levels - 1}")
-    raster = read_raster(path)
+    raster = read_raster(path, max_samples=opts.max_samples)
     pixels = raster.pixels
     if pixels.dtype.kind == "f":
         if not np.isfinite(pixels[:, raster.valid]).all():

@@ -131,7 +131,7 @@ class Service:
     def load(self, path: Path) -> Raster:
         if path.stat().st_size == 0:
             raise InputError("empty file")
-        r = read_raster(path)
+        r = read_raster(path, max_samples=self.cfg.max_scene_pixels)  # the header is checked before reading
         c, h, w = r.pixels.shape
         if c * h * w > self.cfg.max_scene_pixels:
             raise InputError(f"{c}x{h}x{w} samples exceed max_scene_pixels {self.cfg.max_scene_pixels}")

@@ -11,7 +11,7 @@ import numpy as np
 
 from cvae.edge.errors import InputError
 
-__all__ = ["Raster", "read_raster", "fill_value_mask", "band_ranges"]
+__all__ = ["Raster", "read_raster", "fill_value_mask", "band_ranges", "check_header", "DEFAULT_MAX_SAMPLES"]
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,47 @@ def band_ranges(pixels: np.ndarray, valid: np.ndarray, nodata: float | None) -> 
     return lo, hi
 
 
-def read_raster(path: str | Path) -> Raster:
-    """Read every band of ``path``. Float rasters holding integers are kept as float; callers cast."""
+#: default limit on bands x height x width of a scene read whole (cvae-encode; the daemon has max_scene_pixels)
+DEFAULT_MAX_SAMPLES = 400_000_000
+#: most bands the tile bitstream carries (cvae.edge.codec.bitstream.MAX_BANDS; repeated to keep io free of codec)
+_MAX_BANDS = 32
+_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+def check_header(ds, max_samples: int) -> None:
+    """Refuse a dataset from its header alone, before any pixel is read: declared size, bands and dtype."""
+    c, h, w = ds.count, ds.height, ds.width
+    if c * h * w > max_samples:
+        raise InputError(f"{c} bands x {h} x {w} pixels = {c * h * w:,} samples exceed the limit of "
+                         f"{max_samples:,} (about {2.2 * c * h * w * np.dtype(ds.dtypes[0]).itemsize / 1e9:.1f} GB to code); "
+                         "cut the scene or raise the limit (--max-scene-samples / max_scene_pixels)")
+    if c > _MAX_BANDS:
+        raise InputError(f"{c} bands exceed the format's {_MAX_BANDS}; split the bands into several scenes")
+    bad = sorted({d for d in ds.dtypes if d not in _DTYPES})
+    if bad:
+        raise InputError(f"dtype {', '.join(bad)} is not supported; convert to one of {', '.join(_DTYPES)}")
+    if len(set(ds.dtypes)) > 1:
+        raise InputError(f"bands of different dtypes ({', '.join(sorted(set(ds.dtypes)))}); convert to one dtype")
+
+
+def read_raster(path: str | Path, max_samples: int = DEFAULT_MAX_SAMPLES) -> Raster:
+    """Read every band of ``path``, after :func:`check_header`. Float rasters holding integers are kept as
+    float; callers cast. Non-finite values at nodata pixels are set to 0 (they are masked, never coded)."""
     try:
         import rasterio
     except ImportError as e:  # pragma: no cover - rasterio is a hard dependency
         raise InputError("reading rasters needs rasterio: pip install rasterio") from e
     try:
         with rasterio.open(path) as ds:
+            check_header(ds, max_samples)
             pixels = ds.read()
             nodata = ds.nodata
             profile = dict(ds.profile)
     except rasterio.errors.RasterioError as e:
         raise InputError(f"{path}: cannot read raster ({e}); check the file is a complete GeoTIFF/JP2") from e
-    return Raster(pixels=pixels, valid=fill_value_mask(pixels, nodata), nodata=nodata, profile=profile)
+    except MemoryError as e:
+        raise InputError(f"{path}: not enough memory to read the scene; cut it into smaller scenes") from e
+    valid = fill_value_mask(pixels, nodata)
+    if pixels.dtype.kind == "f" and not valid.all():
+        pixels[:, ~valid] = np.where(np.isfinite(pixels[:, ~valid]), pixels[:, ~valid], 0)
+    return Raster(pixels=pixels, valid=valid, nodata=nodata, profile=profile)
