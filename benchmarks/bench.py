@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tile-size", type=int, default=defaults.tile_size)
     sp.add_argument("--backends", default="all", help="all, or a comma list of onnxruntime,torch,tensorrt")
     sp.add_argument("--checkpoint", default=defaults.checkpoint, help="torch backend weights")
+    sp.add_argument("--mode-search", choices=["full", "ladder"], default="full",
+                    help="residual levels: the encoder's mode search (TileCodec.searched_modes)")
     sp.add_argument("--coder-n", type=int, default=defaults.coder_n, help="symbols for the range coder comparison")
     sp.add_argument("--matmul-n", type=int, default=defaults.matmul_n, help="matrix size for the GFLOP/s reference")
     sp.add_argument("--tegrastats", default=defaults.tegrastats, help=argparse.SUPPRESS)
@@ -93,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = bench_speed.SpeedConfig(data=a.data, bundle=a.bundle, level=a.level, repeats=a.repeats,
                                       tile_size=a.tile_size, backends=a.backends, checkpoint=a.checkpoint,
                                       coder_n=a.coder_n, matmul_n=a.matmul_n, out=a.out, name=a.name,
-                                      limit=a.limit, tegrastats=a.tegrastats)
+                                      limit=a.limit, tegrastats=a.tegrastats, mode_search=a.mode_search)
         rec = bench_speed.run_speed(cfg, _command(argv))
         md = bench_speed.speed_markdown(rec)
     path = write_results(Path(a.out), a.name, rec, md)

@@ -238,15 +238,16 @@ def speed_scene(path: Path, bundle, codec, level: int, tile_size: int, repeats: 
             "repeats": [x["stages_s"] for x in runs]}
 
 
-def build_backends(bundle, names: Sequence[str], checkpoint: Path) -> tuple[dict, dict, dict]:
+def build_backends(bundle, names: Sequence[str], checkpoint: Path, mode_search: str = "full"
+                   ) -> tuple[dict, dict, dict]:
     """({backend: TileCodec}, {backend: why skipped}, {backend: note})."""
     from cvae.edge.runtime.ort import OrtTransforms
 
     codecs, skipped, notes = {}, {}, {}
     ort = OrtTransforms(bundle.path / "encoder.onnx", bundle.path / "decoder.onnx", providers=["CPUExecutionProvider"])
     if "onnxruntime" in names:
-        codecs["onnxruntime-cpu-fp32"] = bundle.codec(transforms=ort)
-        notes["onnxruntime-cpu-fp32"] = "CPUExecutionProvider, default threads, fp32"
+        codecs["onnxruntime-cpu-fp32"] = bundle.codec(transforms=ort, mode_search=mode_search)
+        notes["onnxruntime-cpu-fp32"] = f"CPUExecutionProvider, default threads, fp32, mode search {mode_search}"
         from cvae.edge.errors import BundleError
         from cvae.export.int8 import check_qdq
 
@@ -406,6 +407,7 @@ class SpeedConfig:
     name: str = "speed"
     limit: int | None = None
     tegrastats: str = "/usr/bin/tegrastats"
+    mode_search: str = "full"
 
 
 def run_speed(cfg: SpeedConfig, command: str) -> dict:
@@ -421,7 +423,7 @@ def run_speed(cfg: SpeedConfig, command: str) -> dict:
         raise SystemExit(f"--backends: {', '.join(sorted(unknown))} unknown; use onnxruntime, torch, tensorrt or all")
     paths = find_scenes(cfg.data, cfg.limit)
     macs = encoder_macs_per_pixel(bundle.path / "encoder.onnx")
-    codecs, skipped, notes = build_backends(bundle, names, Path(cfg.checkpoint))
+    codecs, skipped, notes = build_backends(bundle, names, Path(cfg.checkpoint), cfg.mode_search)
     jetson = Path(cfg.tegrastats).is_file()
     backends = {}
     for bname, codec in codecs.items():
