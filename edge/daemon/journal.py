@@ -61,6 +61,14 @@ class Journal:
     def close(self) -> None:
         self.db.close()
 
+    def rollback(self) -> None:
+        """Abandon a transaction a failed write left open (disk full, I/O error), so the next one can start."""
+        try:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the connection itself is broken; the next statement reports it
+
     # -- counters ---------------------------------------------------------------------------------
     @_locked
     def counter(self, name: str, default: int = 0) -> int:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +34,14 @@ _IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload")
 def log(event: str, **fields) -> None:
     """One JSON object per line on stderr (journald keeps it)."""
     print(json.dumps({"t": round(time.time(), 3), "event": event, **fields}, default=str), file=sys.stderr, flush=True)
+
+
+def _bounded_name(name: str, limit: int = 200) -> str:
+    """``name`` short enough that ``name + '.reason.txt'`` fits NAME_MAX (255), kept unique by a hash."""
+    if len(name.encode()) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return name.encode()[:limit - 13].decode(errors="ignore") + "_" + digest
 
 
 def _fsync_dir(path: Path) -> None:
@@ -67,6 +77,12 @@ class Service:
     def _setup(self, cfg: DaemonConfig) -> None:
         for d in (cfg.inbox, cfg.outbox, cfg.done, cfg.quarantine, cfg.state):
             d.mkdir(parents=True, exist_ok=True)
+        for name in ("done", "quarantine"):  # inputs move there by rename: a copy across filesystems is not atomic
+            if os.stat(getattr(cfg, name)).st_dev != os.stat(cfg.inbox).st_dev:
+                from cvae.edge.daemon.config import ConfigError
+
+                raise ConfigError(f"{name}: {getattr(cfg, name)} is on another filesystem than inbox {cfg.inbox}; "
+                                  "inputs are moved by an atomic rename, so put both on one filesystem")
         self.bundle = Bundle.load(cfg.bundle)
         if cfg.level is not None and cfg.level >= self.bundle.levels:
             raise InputError(f"level: {cfg.level} is beyond this bundle's levels 0..{self.bundle.levels - 1}")
@@ -118,9 +134,14 @@ class Service:
         return sum(e.stat().st_size for e in os.scandir(self.cfg.outbox) if e.is_file())
 
     def quarantine(self, path: Path, reason: str, scene: int | None = None) -> None:
-        target = self.cfg.quarantine / path.name
+        name = _bounded_name(path.name)
+        target = self.cfg.quarantine / name
+        if target.exists():  # a second bad file of the same name: keep both
+            stem = hashlib.sha256(f"{path.name}{time.time_ns()}".encode()).hexdigest()[:8]
+            name = _bounded_name(f"{stem}_{path.name}")
+            target = self.cfg.quarantine / name
         os.replace(path, target)
-        self.write_file(self.cfg.quarantine / f"{path.name}.reason.txt", (reason + "\n").encode())
+        self.write_file(self.cfg.quarantine / f"{name}.reason.txt", (reason + "\n").encode())
         _fsync_dir(self.cfg.inbox)
         if scene is not None:
             self.journal.end_scene(scene, "quarantined", reason)
@@ -266,6 +287,7 @@ class Service:
         self.watcher = InboxWatcher(self.cfg.inbox)
         log("ready", model=self.bundle.model_id[:16], inbox=str(self.cfg.inbox), outbox=str(self.cfg.outbox),
             watch=self.watcher.mode)
+        state_delay, state_errors = 0.5, 0
         try:
             while not self.stop:
                 if self.reload and config_path is not None:
@@ -277,8 +299,21 @@ class Service:
                         break
                     try:
                         self.process(f)
+                        state_delay, state_errors = 0.5, 0
                     except FileNotFoundError:
                         log("vanished", file=f.name)
+                    except sqlite3.Error as e:  # the daemon's own state (journal): retry later, never exit
+                        self.journal.rollback()
+                        state_errors += 1
+                        log("state_error", file=f.name, error=str(e), retry_in_s=state_delay)
+                        if once and state_errors >= 8:  # a one-shot run reports it; the service keeps trying
+                            log("giving_up", reason="the journal keeps failing", error=str(e))
+                            return 1
+                        self.sleep(state_delay)
+                        state_delay = min(self.cfg.retry_max_s, state_delay * 2)
+                        break
+                    except Exception as e:  # noqa: BLE001 - any per-file failure: quarantine it, go on
+                        self._quarantine_failed(f, e)
                 if once and not self.pending():
                     break
                 if not files:
@@ -297,6 +332,17 @@ class Service:
             self.watcher.close()
             self.journal.close()
         return 0
+
+    def _quarantine_failed(self, path: Path, e: Exception) -> None:
+        """A scene whose processing raised: into quarantine with the reason, so the queue never blocks on it."""
+        log("scene_failed", file=path.name, error=f"{type(e).__name__}: {e}")
+        if not path.exists():
+            return
+        try:
+            self.quarantine(path, f"{type(e).__name__} while encoding: {e}")
+        except (OSError, sqlite3.Error) as q:
+            log("quarantine_failed", file=path.name, error=str(q))
+            self.sleep(self.cfg.poll_interval_s)
 
     def do_reload(self, config_path: Path) -> None:
         self.notifier.notify("RELOADING=1")

@@ -223,3 +223,56 @@ def test_inbox_watcher_wakes_on_rename(tmp_path):
     os.replace(tmp_path / ".x.part", tmp_path / "x.tif")
     assert w.wait(2.0)
     w.close()
+
+
+def test_any_failure_while_encoding_a_scene_quarantines_it_and_the_queue_goes_on(daemon_dirs, real_pixels):
+    """Failure injection: the network raises on one scene (as a crafted input could make it); that scene is
+    quarantined with the reason and the next one is encoded, no exit."""
+    inbox = daemon_dirs / "inbox"
+    write_scene(inbox / "a_bad.tif", real_pixels[:, :64, :64])
+    write_scene(inbox / "b_good.tif", real_pixels[:, 64:128, :64])
+    svc = Service(DaemonConfig.from_yaml(make_config(daemon_dirs)))
+    real = svc.codec.analyze
+    calls = {"n": 0}
+
+    def analyze(tile, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("injected failure in the network")
+        return real(tile, *args, **kwargs)
+
+    svc.codec.analyze = analyze
+    assert svc.run(once=True) == 0
+    assert (daemon_dirs / "quarantine" / "a_bad.tif").exists()
+    assert "injected failure" in (daemon_dirs / "quarantine" / "a_bad.tif.reason.txt").read_text()
+    assert (daemon_dirs / "done" / "b_good.tif").exists()
+
+
+def test_journal_failure_is_retried_without_exiting(daemon_dirs, real_pixels):
+    import sqlite3
+
+    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :64, :64])
+    svc = Service(DaemonConfig.from_yaml(make_config(daemon_dirs, poll_interval_s=0.05, retry_max_s=0.1)))
+    real = svc.journal.start_scene
+    calls = {"n": 0}
+
+    def start_scene(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(*args, **kwargs)
+
+    svc.journal.start_scene = start_scene
+    assert svc.run(once=True) == 0
+    assert calls["n"] >= 3 and (daemon_dirs / "done" / "a.tif").exists()
+
+
+def test_long_and_repeated_names_are_quarantined_side_by_side(daemon_dirs):
+    inbox = daemon_dirs / "inbox"
+    long_name = "x" * 240 + ".tif"
+    (inbox / long_name).write_bytes(os.urandom(300))
+    Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True)
+    (inbox / long_name).write_bytes(os.urandom(300))
+    Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True)
+    reasons = list((daemon_dirs / "quarantine").glob("*.reason.txt"))
+    assert len(reasons) == 2 and not list(inbox.iterdir())
