@@ -11,7 +11,19 @@ from typing import Sequence
 __all__ = ["main", "write_geotiff"]
 
 
-def write_geotiff(path: Path, scene) -> None:
+def provenance_tags(scene, model_id: str) -> dict:
+    """GeoTIFF metadata tags saying what made the file: tool version, model, levels per tile, losses."""
+    import cvae
+
+    levels: dict = {}
+    for lv in scene.levels.values():
+        levels[lv] = levels.get(lv, 0) + 1
+    return {"CVAE_TOOL": f"cvae-decode {cvae.__version__}", "CVAE_MODEL_ID": model_id,
+            "CVAE_LEVELS": ",".join(f"{lv}:{n}" for lv, n in sorted(levels.items())),
+            "CVAE_TILES_OK": str(len(scene.tiles_ok)), "CVAE_TILES_LOST": str(len(scene.tiles_lost))}
+
+
+def write_geotiff(path: Path, scene, tags: dict | None = None) -> None:
     import rasterio
     from rasterio.crs import CRS
     from rasterio.transform import Affine
@@ -29,6 +41,8 @@ def write_geotiff(path: Path, scene) -> None:
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(scene.pixels)
+            if tags:
+                dst.update_tags(**tags)
             if lost:  # lost tiles are marked in the dataset mask (internal, so one file per scene)
                 dst.write_mask(scene.valid.astype("uint8") * 255)
     os.replace(tmp, path)
@@ -80,10 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenes, report = decode_streams(streams, bundle, bundle.codec(a.backend), opener)
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
+        import cvae
+
+        entries = {e["scene_id"]: e for e in report["scenes"]}
         for s in scenes:
             name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(s.meta.get("name") or s.scene_id))
-            write_geotiff(out / f"{name}.tif", s)
+            write_geotiff(out / f"{name}.tif", s, provenance_tags(s, bundle.model_id[:16]))
+            entries[s.scene_id]["output"] = str(out / f"{name}.tif")
         report["inputs"] = [str(f) for f in files]
+        report["tool_version"] = cvae.__version__
+        report["model_id"] = bundle.model_id
         (out / "report.json").write_text(json.dumps(report, indent=1))
     except (CvaeError, OSError) as e:
         print(f"cvae-decode: {e}", file=sys.stderr)

@@ -144,6 +144,12 @@ def decode_streams(streams: list[bytes], bundle: Bundle, codec: TileCodec,
             continue
         d = decode_scene(sid, parts, codec)
         decoded.append(d)
+        levels: dict = {}
+        for lv in d.levels.values():
+            levels[str(lv)] = levels.get(str(lv), 0) + 1
+        tile_bytes = sum(len(seg[2]) for segs in parts.segments.values() for seg in segs.values())
         report["scenes"].append({"scene_id": sid, "name": d.meta.get("name"), "tiles_ok": len(d.tiles_ok),
-                                 "tiles_lost": d.tiles_lost, "duplicate_segments": parts.duplicates})
+                                 "tiles_lost": d.tiles_lost, "duplicate_segments": parts.duplicates,
+                                 "model_id": bundle.model_id[:16], "levels": levels,
+                                 "tile_bits_per_sample": 8 * tile_bytes / max(1, d.pixels.size)})
     return decoded, report

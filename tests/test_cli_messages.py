@@ -76,3 +76,20 @@ def test_python_m_cvae_dispatches_and_reports_versions():
     assert out.returncode == 0 and "model " in out.stdout
     out = subprocess.run([sys.executable, "-m", "cvae", "frobnicate"], capture_output=True, text=True)
     assert out.returncode == 2 and "unknown command 'frobnicate'" in out.stderr
+
+
+def test_decoded_geotiff_and_report_carry_provenance(scene, tmp_path, capsys):
+    import json
+
+    import rasterio
+
+    assert encode_main([str(scene), "-o", str(tmp_path / "p"), "--level", "5"]) == 0
+    assert decode_main([str(tmp_path / "p"), "-o", str(tmp_path / "o")]) == 0
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    entry = report["scenes"][0]
+    assert entry["output"].endswith("s.tif") and entry["levels"] == {"5": 1} and entry["tile_bits_per_sample"] > 0
+    assert report["tool_version"] and report["model_id"].startswith(entry["model_id"])
+    with rasterio.open(entry["output"]) as ds:
+        tags = ds.tags()
+    assert tags["CVAE_MODEL_ID"] == entry["model_id"] and tags["CVAE_LEVELS"] == "5:1"
+    assert tags["CVAE_TOOL"].startswith("cvae-decode ") and tags["CVAE_TILES_LOST"] == "0"
