@@ -1,4 +1,5 @@
-"""``cvae-edge --config FILE [--once]``: the onboard daemon; ``cvae-edge status --config FILE``: its counters."""
+"""``cvae-edge --config FILE [--once]``: the onboard daemon; ``cvae-edge status --config FILE``: its counters
+(read-only); ``cvae-edge check --config FILE``: validate the config, bundle, key and folders, creating nothing."""
 from __future__ import annotations
 
 import argparse
@@ -15,22 +16,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cvae.edge.daemon.config import DaemonConfig
     from cvae.edge.errors import CvaeError
 
-    status = bool(argv) and argv[0] == "status"
-    p = argparse.ArgumentParser(prog="cvae-edge status" if status else "cvae-edge", description=__doc__.splitlines()[0])
+    sub = argv[0] if argv and argv[0] in ("status", "check") else None
+    p = argparse.ArgumentParser(prog=f"cvae-edge {sub}" if sub else "cvae-edge", description=__doc__.splitlines()[0],
+                                epilog="subcommands: cvae-edge status --config FILE (counters, read-only); "
+                                       "cvae-edge check --config FILE (validate, create nothing)")
     p.add_argument("--config", required=True, help="YAML config (see deploy/cvae-edge.yaml)")
-    if not status:
+    if not sub:
         p.add_argument("--once", action="store_true", help="process what is in the inbox, then exit")
         p.add_argument("--version", action="store_true")
-    a = p.parse_args(argv[1:] if status else argv)
+    a = p.parse_args(argv[1:] if sub else argv)
+    status = sub == "status"
     try:
         cfg = DaemonConfig.from_yaml(a.config)
+        if sub == "check":
+            print(json.dumps(check(cfg), indent=1))
+            return 0
         if status:
             from cvae.edge.daemon.journal import Journal
 
-            j = Journal(cfg.state / "journal.sqlite")
-            out = j.status()
-            j.close()
-            from cvae.edge.daemon.service import Service  # noqa: F401  (import check only)
+            path = cfg.state / "journal.sqlite"
+            if not path.is_file():
+                out = {"counters": {}, "active": [], "note": f"no journal at {path}: the daemon has not run yet"}
+            else:
+                j = Journal(path, read_only=True)
+                out = j.status()
+                j.close()
 
             inbox = [f.name for f in cfg.inbox.iterdir() if not f.name.startswith(".")] if cfg.inbox.is_dir() else []
             out["queue_depth"] = len(inbox)
@@ -50,6 +60,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CvaeError as e:
         print(f"cvae-edge: {e}", file=sys.stderr)
         return 2
+
+
+def check(cfg) -> dict:
+    """Everything the daemon would refuse at start, checked without creating or changing anything."""
+    import os
+
+    from cvae.edge.bundle import Bundle
+    from cvae.edge.daemon.config import ConfigError
+
+    bundle = Bundle.load(cfg.bundle)
+    if cfg.level is not None and cfg.level >= bundle.levels:
+        raise ConfigError(f"level: {cfg.level} is beyond this bundle's levels 0..{bundle.levels - 1}")
+    if cfg.key_file is not None:
+        from cvae.edge.codec.security import load_key_file
+
+        load_key_file(cfg.key_file)
+    devices = {}
+    for name in ("inbox", "outbox", "done", "quarantine", "state"):
+        d = getattr(cfg, name)
+        existing = d
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not os.access(existing, os.W_OK):
+            raise ConfigError(f"{name}: {d} cannot be created or written (nearest existing folder {existing} is "
+                              "not writable by this user); fix its owner or mode")
+        devices[name] = os.stat(existing).st_dev
+    for name in ("done", "quarantine"):
+        if devices[name] != devices["inbox"]:
+            raise ConfigError(f"{name}: {getattr(cfg, name)} is on another filesystem than inbox {cfg.inbox}; "
+                              "inputs are moved by an atomic rename, so put both on one filesystem")
+    return {"config": "ok", "model_id": bundle.model_id[:16], "levels": bundle.levels, "level": cfg.level,
+            "sealed": cfg.key_file is not None, "inbox": str(cfg.inbox), "outbox": str(cfg.outbox)}
 
 
 if __name__ == "__main__":

@@ -88,9 +88,14 @@ class DaemonConfig:
         unknown = sorted(set(raw) - set(known))
         if unknown:
             raise ConfigError(f"{p}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-        for k in ("tile_size", "apid", "outbox_quota_bytes", "max_scene_pixels"):
-            if k in raw and not isinstance(raw[k], int):
-                raise ConfigError(f"{p}: {k}: {raw[k]!r} is not an integer")
+        for k in ("tile_size", "apid", "outbox_quota_bytes", "max_scene_pixels", "level", "tile_bytes"):
+            nullable = k in ("level", "tile_bytes")
+            if k in raw and not (isinstance(raw[k], int) and not isinstance(raw[k], bool)) and not (
+                    nullable and raw[k] is None):
+                raise ConfigError(f"{p}: {k}: {raw[k]!r} is not an integer" + (" (or null)" if nullable else ""))
+        for k in ("poll_interval_s", "retry_max_s"):
+            if k in raw and not isinstance(raw[k], (int, float)):
+                raise ConfigError(f"{p}: {k}: {raw[k]!r} is not a number of seconds")
         try:
             return cls(**raw)
         except TypeError as e:

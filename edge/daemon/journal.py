@@ -48,8 +48,14 @@ def _locked(method):
 class Journal:
     """Every public method holds one lock: the main loop and the emit worker share the connection."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, read_only: bool = False):
+        """``read_only``: open an existing journal without creating or changing anything (``cvae-edge status``)."""
         self._lock = threading.RLock()
+        if read_only:
+            if not Path(path).is_file():
+                raise FileNotFoundError(path)
+            self.db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            return
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         # one thread at a time uses it (the main loop); tests may run that loop in a worker thread
         self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)

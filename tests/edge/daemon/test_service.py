@@ -276,3 +276,31 @@ def test_long_and_repeated_names_are_quarantined_side_by_side(daemon_dirs):
     Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True)
     reasons = list((daemon_dirs / "quarantine").glob("*.reason.txt"))
     assert len(reasons) == 2 and not list(inbox.iterdir())
+
+
+def test_status_and_check_create_nothing_and_bad_values_name_the_key(tmp_path):
+    from cvae.edge.daemon.cli import main
+
+    base = tmp_path / "fresh"
+    cfg = make_config(base)
+    assert main(["status", "--config", str(cfg)]) == 0
+    assert main(["check", "--config", str(cfg)]) == 0
+    assert not base.exists()
+    bad = make_config(tmp_path / "b", level="three")
+    assert main(["check", "--config", str(bad)]) == 2
+
+
+def test_status_reads_an_existing_journal_without_writing(daemon_dirs, real_pixels, capsys):
+    import json
+
+    from cvae.edge.daemon.cli import main
+
+    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :64, :64])
+    cfg = make_config(daemon_dirs)
+    Service(DaemonConfig.from_yaml(cfg)).run(once=True)
+    journal = daemon_dirs / "state" / "journal.sqlite"
+    before = journal.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["status", "--config", str(cfg)]) == 0
+    assert json.loads(capsys.readouterr().out)["counters"]
+    assert journal.stat().st_mtime_ns == before
