@@ -165,7 +165,8 @@ def time_pipeline(path: Path, bundle, codec, level: int, tile_size: int, workdir
     mid = bytes.fromhex(bundle.model_id)[:4]
     t0 = clock()
     writer = pk.PacketWriter(0x1C5)
-    meta = pk.encode_metadata(scene_metadata(Raster(pixels, r.valid, r.nodata, r.profile), name, bundle, tile_size))
+    coded = Raster(pixels, r.valid, r.nodata, r.profile, r.descriptions, r.colorinterp, r.tags)
+    meta = pk.encode_metadata(scene_metadata(coded, name, bundle, tile_size, source_dtype=r.pixels.dtype))
     meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=scene_id)
     packets = writer.packets(meta_header, meta)
     t["packetize"] += clock() - t0

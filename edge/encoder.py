@@ -52,7 +52,9 @@ class EncodedScene:
         return sum(len(p) for p in self.packets)
 
 
-def scene_metadata(raster: Raster, name: str, bundle: Bundle, tile_size: int) -> dict:
+def scene_metadata(raster: Raster, name: str, bundle: Bundle, tile_size: int, source_dtype=None) -> dict:
+    """The scene's metadata packet: georeferencing, shape, dtype (and the input's, when cast losslessly for
+    coding), nodata, tiling, model id, band descriptions, colour interpretation, tags."""
     prof = raster.profile
     crs = prof.get("crs")
     crs_out = None
@@ -61,10 +63,44 @@ def scene_metadata(raster: Raster, name: str, bundle: Bundle, tile_size: int) ->
         crs_out = f"EPSG:{epsg}" if epsg else crs.to_wkt()
     transform = prof.get("transform")
     c, h, w = raster.pixels.shape
-    return {"v": 1, "name": name, "width": w, "height": h, "bands": c, "dtype": str(raster.pixels.dtype),
+    meta = {"v": 1, "name": name, "width": w, "height": h, "bands": c, "dtype": str(raster.pixels.dtype),
             "nodata": raster.nodata, "crs": crs_out,
             "transform": list(transform)[:6] if transform is not None else None,
             "tile": tile_size, "model_id": bundle.model_id[:META_MODEL_ID_HEX]}
+    if source_dtype is not None and np.dtype(source_dtype) != raster.pixels.dtype:
+        meta["source_dtype"] = str(np.dtype(source_dtype))
+    meta.update(descriptive_metadata(raster))
+    return meta
+
+
+#: bytes of JSON the descriptive metadata may add to each metadata copy; beyond, tags and then descriptions
+#: are dropped (and the scene's metadata says which were dropped)
+META_EXTRA_LIMIT = 2048
+
+
+def descriptive_metadata(raster: Raster) -> dict:
+    """Band descriptions, colour interpretation and dataset tags, within META_EXTRA_LIMIT bytes of JSON."""
+    import json
+
+    extra = {}
+    if any(raster.descriptions):
+        extra["descriptions"] = [d or "" for d in raster.descriptions]
+    if raster.colorinterp and any(ci not in ("undefined", "gray") for ci in raster.colorinterp):
+        extra["colorinterp"] = list(raster.colorinterp)
+    if raster.tags:
+        extra["tags"] = {str(k): str(v) for k, v in raster.tags.items() if k != "AREA_OR_POINT"}
+        if raster.tags.get("AREA_OR_POINT"):
+            extra["tags"]["AREA_OR_POINT"] = str(raster.tags["AREA_OR_POINT"])
+    dropped = []
+    for key in ("tags", "descriptions", "colorinterp"):
+        if len(json.dumps(extra, separators=(",", ":"))) <= META_EXTRA_LIMIT:
+            break
+        if key in extra:
+            del extra[key]
+            dropped.append(key)
+    if dropped:
+        extra["dropped"] = dropped
+    return extra
 
 
 def choose_level(codec: TileCodec, analyzed, budget: int) -> int:
@@ -132,8 +168,9 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
     scene_id = opts.scene_id if opts.scene_id is not None else zlib.crc32(name.encode())
     mid = bytes.fromhex(bundle.model_id)[:4]
     writer = writer or pk.PacketWriter(opts.apid, max_data_field=opts.max_data_field)
-    meta = pk.encode_metadata(scene_metadata(Raster(pixels, raster.valid, raster.nodata, raster.profile),
-                                             name, bundle, opts.tile_size))
+    coded = Raster(pixels, raster.valid, raster.nodata, raster.profile, raster.descriptions, raster.colorinterp,
+                   raster.tags)
+    meta = pk.encode_metadata(scene_metadata(coded, name, bundle, opts.tile_size, source_dtype=raster.pixels.dtype))
     meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=scene_id)
     band_range = band_ranges(pixels, raster.valid, raster.nodata)
     out = writer.packets(meta_header, meta)

@@ -23,6 +23,27 @@ def provenance_tags(scene, model_id: str) -> dict:
             "CVAE_TILES_OK": str(len(scene.tiles_ok)), "CVAE_TILES_LOST": str(len(scene.tiles_lost))}
 
 
+def _restore_descriptive(dst, meta: dict) -> None:
+    """Band descriptions, colour interpretation and tags from the metadata packet; malformed entries are skipped
+    (the metadata is CRC-checked but could be crafted), never fatal."""
+    from rasterio.enums import ColorInterp
+
+    desc = meta.get("descriptions")
+    if isinstance(desc, list) and len(desc) == dst.count:
+        for i, d in enumerate(desc, 1):
+            if isinstance(d, str) and d:
+                dst.set_band_description(i, d[:1000])
+    ci = meta.get("colorinterp")
+    if isinstance(ci, list) and len(ci) == dst.count:
+        try:
+            dst.colorinterp = [ColorInterp[str(c)] for c in ci]
+        except (KeyError, ValueError):
+            pass
+    tags = meta.get("tags")
+    if isinstance(tags, dict):
+        dst.update_tags(**{str(k)[:200]: str(v)[:2000] for k, v in list(tags.items())[:200]})
+
+
 def write_geotiff(path: Path, scene, tags: dict | None = None) -> None:
     import rasterio
     from rasterio.crs import CRS
@@ -36,11 +57,17 @@ def write_geotiff(path: Path, scene, tags: dict | None = None) -> None:
         profile["crs"] = CRS.from_user_input(meta["crs"])
     if meta.get("transform"):
         profile["transform"] = Affine(*meta["transform"])
+    pixels = scene.pixels
+    source = meta.get("source_dtype")
+    if source and source != meta["dtype"]:  # coded as integers (lossless cast at the encoder): back to the input's
+        pixels = pixels.astype(source)
+        profile["dtype"] = source
     tmp = path.with_name("." + path.name + ".part")
     lost = bool(scene.tiles_lost)
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
         with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(scene.pixels)
+            dst.write(pixels)
+            _restore_descriptive(dst, meta)
             if tags:
                 dst.update_tags(**tags)
             if lost:  # lost tiles are marked in the dataset mask (internal, so one file per scene)

@@ -151,5 +151,6 @@ def decode_streams(streams: list[bytes], bundle: Bundle, codec: TileCodec,
         report["scenes"].append({"scene_id": sid, "name": d.meta.get("name"), "tiles_ok": len(d.tiles_ok),
                                  "tiles_lost": d.tiles_lost, "duplicate_segments": parts.duplicates,
                                  "model_id": bundle.model_id[:16], "levels": levels,
-                                 "tile_bits_per_sample": 8 * tile_bytes / max(1, d.pixels.size)})
+                                 "tile_bits_per_sample": 8 * tile_bytes / max(1, d.pixels.size),
+                                 **({"metadata_dropped": d.meta["dropped"]} if d.meta.get("dropped") else {})})
     return decoded, report

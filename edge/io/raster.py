@@ -22,6 +22,9 @@ class Raster:
     valid: np.ndarray
     nodata: float | None
     profile: dict
+    descriptions: tuple = ()      # per band (str or None)
+    colorinterp: tuple = ()       # per band GDAL colour interpretation names
+    tags: dict | None = None      # dataset-level metadata tags (default domain)
 
 
 def fill_value_mask(pixels: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -98,6 +101,9 @@ def read_raster(path: str | Path, max_samples: int = DEFAULT_MAX_SAMPLES) -> Ras
             pixels = ds.read()
             nodata = ds.nodata
             profile = dict(ds.profile)
+            descriptions = tuple(ds.descriptions)
+            colorinterp = tuple(ci.name for ci in ds.colorinterp)
+            tags = dict(ds.tags())
     except rasterio.errors.RasterioError as e:
         raise InputError(f"{path}: cannot read raster ({e}); check the file is a complete GeoTIFF/JP2") from e
     except MemoryError as e:
@@ -105,4 +111,5 @@ def read_raster(path: str | Path, max_samples: int = DEFAULT_MAX_SAMPLES) -> Ras
     valid = fill_value_mask(pixels, nodata)
     if pixels.dtype.kind == "f" and not valid.all():
         pixels[:, ~valid] = np.where(np.isfinite(pixels[:, ~valid]), pixels[:, ~valid], 0)
-    return Raster(pixels=pixels, valid=valid, nodata=nodata, profile=profile)
+    return Raster(pixels=pixels, valid=valid, nodata=nodata, profile=profile, descriptions=descriptions,
+                  colorinterp=colorinterp, tags=tags)
