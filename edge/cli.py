@@ -54,7 +54,8 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
     from cvae.edge.errors import CvaeError
 
     p = argparse.ArgumentParser(prog="cvae-encode", description=__doc__.splitlines()[0])
-    p.add_argument("scene", nargs="?", help="GeoTIFF/JP2 scene")
+    p.add_argument("scene", nargs="*", help="GeoTIFF/JP2 scenes, or folders of them (*.tif, *.tiff, *.jp2)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("-o", "--out", help="output folder (created if missing)")
     p.add_argument("--bundle", help="model bundle folder (default: the shipped one)")
     g = p.add_mutually_exclusive_group()
@@ -83,6 +84,7 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
             return 0
         if not a.scene or not a.out:
             p.error("SCENE and -o OUTDIR are required")
+        scenes = expand_scenes(a.scene)
         budgets = a.tile_bytes is not None or a.scene_bytes is not None
         level = a.level if a.level is not None or budgets else bundle.levels // 2
         opts = EncodeOptions(level=level, tile_bytes=a.tile_bytes, scene_bytes=a.scene_bytes,
@@ -101,20 +103,73 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
             from cvae.edge.codec.security import Sealer, load_key_file
 
             writer = PacketWriter(opts.apid, sealer=Sealer(*load_key_file(a.key)))
-        enc = encode_scene(a.scene, bundle, bundle.codec(a.backend, mode_search=a.mode_search), opts, writer=writer)
-        unmet = budget_problem(enc, a.tile_bytes, a.scene_bytes)
-        if unmet and a.strict_budget:
-            print(f"cvae-encode: {unmet}; nothing written (drop --strict-budget to write it anyway)", file=sys.stderr)
-            return 3
-        if unmet:
-            print(f"cvae-encode: warning: {unmet}", file=sys.stderr)
-        target = out / f"{enc.name}.pkt"
-        write_atomic(target, enc.packets)
+        codec = bundle.codec(a.backend, mode_search=a.mode_search)
     except (CvaeError, ValueError, OSError) as e:
         print(f"cvae-encode: {e}", file=sys.stderr)
         return 2
-    print(f"{target}: {len(enc.packets)} packets, {enc.nbytes} bytes, {enc.tiles} tiles, levels {sorted(set(enc.levels))}")
-    return 0
+    status, names = 0, set()
+    for scene in scenes:
+        try:
+            name = Path(scene).stem
+            if name in names:
+                raise ValueError(f"a second scene named {name!r} would overwrite {name}.pkt; rename one")
+            names.add(name)
+            enc = encode_scene(scene, bundle, codec, opts, writer=writer,
+                               progress=None if a.quiet else Progress(f"cvae-encode {name}"))
+            unmet = budget_problem(enc, a.tile_bytes, a.scene_bytes)
+            if unmet and a.strict_budget:
+                print(f"cvae-encode: {scene}: {unmet}; nothing written (drop --strict-budget to write it anyway)",
+                      file=sys.stderr)
+                status = max(status, 3)
+                continue
+            if unmet:
+                print(f"cvae-encode: warning: {scene}: {unmet}", file=sys.stderr)
+            target = out / f"{enc.name}.pkt"
+            write_atomic(target, enc.packets)
+        except (CvaeError, ValueError, OSError) as e:
+            print(f"cvae-encode: {e}", file=sys.stderr)
+            status = max(status, 2)
+            continue
+        print(f"{target}: {len(enc.packets)} packets, {enc.nbytes} bytes, {enc.tiles} tiles, "
+              f"levels {sorted(set(enc.levels))}")
+    return status
+
+
+_SCENE_SUFFIXES = (".tif", ".tiff", ".jp2", ".gtif")
+
+
+def expand_scenes(args: Sequence[str]) -> list[str]:
+    """Scene files as given, folders replaced by the scenes they hold (sorted); a missing path is an error."""
+    out = []
+    for s in args:
+        p = Path(s)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.iterdir() if f.is_file() and f.suffix.lower() in _SCENE_SUFFIXES)
+            if not found:
+                raise ValueError(f"{p} holds no scene (*.tif, *.tiff, *.jp2, *.gtif)")
+            out += found
+        elif p.exists():
+            out.append(str(p))
+        else:
+            raise ValueError(f"{p} does not exist")
+    return out
+
+
+class Progress:
+    """Tiles done on stderr: one updating line on a terminal, else a line at every tenth."""
+
+    def __init__(self, label: str):
+        self.label, self.tty, self.last = label, sys.stderr.isatty(), -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.tty:
+            end = "\n" if done == total else ""
+            print(f"\r{self.label}: tile {done}/{total}", end=end, file=sys.stderr, flush=True)
+        elif total >= 10:
+            tenth = 10 * done // total
+            if tenth != self.last:
+                self.last = tenth
+                print(f"{self.label}: tile {done}/{total}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -152,7 +152,8 @@ def tile_bodies(codec: TileCodec, analyzed, window, level: int, index: int, tile
 
 
 def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
-                 writer: pk.PacketWriter | None = None) -> EncodedScene:
+                 writer: pk.PacketWriter | None = None, progress=None) -> EncodedScene:
+    """``progress(done, total)``, when given, is called after every tile."""
     if sum(x is not None for x in (opts.level, opts.tile_bytes, opts.scene_bytes)) != 1:
         raise InputError("give exactly one of --level N, --tile-bytes B or --scene-bytes B")
     if opts.level is not None and not 0 <= opts.level < codec.levels:
@@ -189,6 +190,8 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
         overhead = len(meta) * 2 + 27 * len(windows)
         plan = allocate_scene(est, opts.scene_bytes - overhead)
     for i, win in enumerate(windows):
+        if progress is not None:
+            progress(i, len(windows))
         a = analyzed[i] if plan is not None else analyze(win)
         if plan is not None:
             level = int(plan[i])
@@ -202,5 +205,7 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
         for h, body in bodies:
             out += writer.packets(h, body)
     out += writer.packets(meta_header, meta)
+    if progress is not None:
+        progress(len(windows), len(windows))
     return EncodedScene(name=name, scene_id=scene_id, packets=out, tiles=len(windows), levels=levels,
                         tile_bytes=tile_sizes)

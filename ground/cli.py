@@ -97,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--bundle", help="model bundle folder (default: the shipped one)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
     p.add_argument("--version", action="version", version=_version())
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--key", action="append", help="key file SPI:HEX (repeat for several SPIs); with a key only "
                                                   "authenticated packets are accepted")
     a = p.parse_args(argv)
@@ -118,7 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             opener = Opener(dict(load_key_file(k) for k in a.key))
         streams = [f.read_bytes() for f in files]
-        scenes, report = decode_streams(streams, bundle, bundle.codec(a.backend), opener)
+        from cvae.edge.cli import Progress
+
+        progress = None if a.quiet else (lambda name: Progress(f"cvae-decode {name}"))
+        scenes, report = decode_streams(streams, bundle, bundle.codec(a.backend), opener, progress=progress)
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
         import cvae

@@ -83,7 +83,8 @@ def collect(streams: list[bytes], stats: dict, opener: Opener | None = None) -> 
     return scenes
 
 
-def decode_scene(scene_id: int, parts: _SceneParts, codec: TileCodec) -> DecodedScene:
+def decode_scene(scene_id: int, parts: _SceneParts, codec: TileCodec, progress=None) -> DecodedScene:
+    """``progress(done, total)``, when given, is called after every tile."""
     meta = parts.meta
     c, h, w = int(meta["bands"]), int(meta["height"]), int(meta["width"])
     dtype = np.dtype(meta["dtype"])
@@ -92,7 +93,10 @@ def decode_scene(scene_id: int, parts: _SceneParts, codec: TileCodec) -> Decoded
     pixels = np.full((c, h, w), fill, dtype=dtype)
     valid = np.zeros((h, w), bool)
     out = DecodedScene(scene_id=scene_id, meta=meta, pixels=pixels, valid=valid)
-    for win in tile_grid(h, w, int(meta["tile"])):
+    windows = list(tile_grid(h, w, int(meta["tile"])))
+    for i, win in enumerate(windows):
+        if progress is not None:
+            progress(i, len(windows))
         segs = parts.segments.get((win.row, win.col))
         key = {"row": win.row, "col": win.col}
         if not segs:
@@ -121,11 +125,13 @@ def decode_scene(scene_id: int, parts: _SceneParts, codec: TileCodec) -> Decoded
         valid[ys, xs] = t.valid
         out.tiles_ok.append((win.row, win.col))
         out.levels[f"{win.row},{win.col}"] = t.level
+    if progress is not None:
+        progress(len(windows), len(windows))
     return out
 
 
 def decode_streams(streams: list[bytes], bundle: Bundle, codec: TileCodec,
-                   opener: Opener | None = None) -> tuple[list[DecodedScene], dict]:
+                   opener: Opener | None = None, progress=None) -> tuple[list[DecodedScene], dict]:
     """Decode every scene found in ``streams``; returns the scenes and a report dict. With an ``opener``
     (keys), only authenticated packets are used; without one, sealed packets are counted and skipped."""
     stats: dict = {}
@@ -142,7 +148,7 @@ def decode_streams(streams: list[bytes], bundle: Bundle, codec: TileCodec,
                                      "error": f"coded with model {str(parts.meta.get('model_id'))[:16]}, the bundle is "
                                               f"{bundle.model_id[:16]}: decode with --bundle pointing at that model"})
             continue
-        d = decode_scene(sid, parts, codec)
+        d = decode_scene(sid, parts, codec, progress(parts.meta.get("name") or sid) if progress else None)
         decoded.append(d)
         levels: dict = {}
         for lv in d.levels.values():

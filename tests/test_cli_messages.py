@@ -60,7 +60,8 @@ def test_decode_of_a_geotiff_or_an_empty_folder_says_what_is_wrong(scene, tmp_pa
 
 def test_unmet_scene_budget_warns_by_default_and_fails_when_strict(scene, tmp_path, capsys):
     assert encode_main([str(scene), "-o", str(tmp_path / "w"), "--scene-bytes", "100"]) == 0
-    assert "warning: --scene-bytes 100 cannot be met" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "warning:" in err and "--scene-bytes 100 cannot be met" in err
     assert encode_main([str(scene), "-o", str(tmp_path / "s"), "--tile-bytes", "10", "--strict-budget"]) == 3
     assert "--tile-bytes 10 cannot be met" in _one_line(capsys.readouterr().err)
     assert not list((tmp_path / "s").glob("*.pkt"))
@@ -93,3 +94,17 @@ def test_decoded_geotiff_and_report_carry_provenance(scene, tmp_path, capsys):
         tags = ds.tags()
     assert tags["CVAE_MODEL_ID"] == entry["model_id"] and tags["CVAE_LEVELS"] == "5:1"
     assert tags["CVAE_TOOL"].startswith("cvae-decode ") and tags["CVAE_TILES_LOST"] == "0"
+
+
+def test_encode_takes_a_folder_and_reports_progress(scene, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(scene, folder / "one.tif")
+    shutil.copy(scene, folder / "two.tif")
+    assert encode_main([str(folder), "-o", str(tmp_path / "p"), "--level", "1"]) == 0
+    assert sorted(f.name for f in (tmp_path / "p").iterdir()) == ["one.pkt", "two.pkt"]
+    capsys.readouterr()
+    assert encode_main([str(folder / "one.tif"), "-o", str(tmp_path / "q"), "--level", "99"]) == 2
+    assert "out of range" in capsys.readouterr().err
