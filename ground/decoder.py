@@ -130,6 +130,50 @@ def decode_scene(scene_id: int, parts: _SceneParts, codec: TileCodec, progress=N
     return out
 
 
+#: the largest scene the ground decodes whole (bands x height x width); larger metadata is refused as crafted
+MAX_SCENE_SAMPLES = 4_000_000_000
+
+
+def metadata_problem(meta: dict) -> str | None:
+    """Why a (CRC-valid) metadata packet cannot describe a scene we decode, or None: every field the decoder
+    uses is checked for type and range before anything is allocated (crafted metadata must not crash a run)."""
+    from cvae.edge.codec import bitstream
+
+    try:
+        c, h, w, tile = (meta.get(k) for k in ("bands", "height", "width", "tile"))
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (c, h, w, tile)):
+            return "bands, height, width and tile must be positive integers"
+        if c > bitstream.MAX_BANDS or tile > bitstream.MAX_EDGE or tile % 16:
+            return f"bands {c} or tile {tile} out of range"
+        if c * h * w > MAX_SCENE_SAMPLES:
+            return f"{c} x {h} x {w} samples exceed {MAX_SCENE_SAMPLES:,}"
+        if str(meta.get("dtype")) not in {str(d) for d in bitstream.DTYPES}:
+            return f"dtype {str(meta.get('dtype'))[:40]!r} is not one the format carries"
+        nodata = meta.get("nodata")
+        if nodata is not None and not isinstance(nodata, (int, float)):
+            return "nodata is not a number"
+        tr = meta.get("transform")
+        if tr is not None and not (isinstance(tr, list) and len(tr) == 6 and
+                                   all(isinstance(v, (int, float)) for v in tr)):
+            return "transform is not six numbers"
+        crs = meta.get("crs")
+        if crs is not None:
+            if not isinstance(crs, str) or len(crs) > 20000:
+                return "crs is not a short string"
+            from rasterio.crs import CRS
+            from rasterio.errors import CRSError
+
+            try:
+                CRS.from_user_input(crs)
+            except CRSError as e:
+                return f"crs does not parse ({str(e)[:100]})"
+        if meta.get("source_dtype") is not None and str(meta["source_dtype"]) not in {str(d) for d in bitstream.DTYPES}:
+            return "source_dtype is not one the format carries"
+    except (TypeError, ValueError, OverflowError) as e:
+        return f"malformed ({e})"
+    return None
+
+
 def decode_streams(streams: list[bytes], bundle: Bundle, codec: TileCodec,
                    opener: Opener | None = None, progress=None) -> tuple[list[DecodedScene], dict]:
     """Decode every scene found in ``streams``; returns the scenes and a report dict. With an ``opener``
@@ -147,6 +191,11 @@ def decode_streams(streams: list[bytes], bundle: Bundle, codec: TileCodec,
             report["scenes"].append({"scene_id": sid, "name": parts.meta.get("name"),
                                      "error": f"coded with model {str(parts.meta.get('model_id'))[:16]}, the bundle is "
                                               f"{bundle.model_id[:16]}: decode with --bundle pointing at that model"})
+            continue
+        problem = metadata_problem(parts.meta)
+        if problem:
+            report["scenes"].append({"scene_id": sid, "name": str(parts.meta.get("name"))[:200],
+                                     "error": f"scene metadata refused: {problem}"})
             continue
         d = decode_scene(sid, parts, codec, progress(parts.meta.get("name") or sid) if progress else None)
         decoded.append(d)
