@@ -6,7 +6,7 @@ nodata, tiling, model id) goes first, every ``metadata_every`` tiles, and last.
 """
 from __future__ import annotations
 
-import zlib
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +34,7 @@ class EncodeOptions:
     apid: int = 0x1C5
     metadata_every: int = 16
     max_data_field: int = pk.MAX_DATA_FIELD
-    scene_id: int | None = None       # default: CRC-32 of the file name
+    scene_id: int | None = None       # default: a random 32-bit id (never derived from the name: no collisions)
     max_samples: int = DEFAULT_MAX_SAMPLES  # bands x height x width: bigger scenes are refused from the header
 
 
@@ -166,7 +166,8 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
         if np.array_equal(pixels, np.round(pixels)) and np.abs(pixels).max(initial=0) < 65536:
             pixels = pixels.astype(np.uint16 if pixels.min(initial=0) >= 0 else np.int32)
     name = Path(path).stem
-    scene_id = opts.scene_id if opts.scene_id is not None else zlib.crc32(name.encode())
+    # Random, not the CRC of the file name: two scenes both named scene.tif must never merge on the ground.
+    scene_id = opts.scene_id if opts.scene_id is not None else secrets.randbits(32)
     mid = bytes.fromhex(bundle.model_id)[:4]
     writer = writer or pk.PacketWriter(opts.apid, max_data_field=opts.max_data_field)
     coded = Raster(pixels, raster.valid, raster.nodata, raster.profile, raster.descriptions, raster.colorinterp,

@@ -11,6 +11,17 @@ from typing import Sequence
 __all__ = ["main", "write_geotiff"]
 
 
+def output_name(name: str, scene_id: int, used: set[str]) -> str:
+    """A safe, bounded (<= 120 characters) GeoTIFF file name, unique within the run: two scenes of the same
+    name (``dup.tif`` and ``dup.tiff``) get their scene id appended instead of overwriting each other."""
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:100].lstrip(".") or str(scene_id)
+    candidate = f"{stem}.tif"
+    if candidate in used:
+        candidate = f"{stem}_{scene_id:08x}.tif"
+    used.add(candidate)
+    return candidate
+
+
 def provenance_tags(scene, model_id: str) -> dict:
     """GeoTIFF metadata tags saying what made the file: tool version, model, levels per tile, losses."""
     import cvae
@@ -128,10 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         import cvae
 
         entries = {e["scene_id"]: e for e in report["scenes"]}
+        used: set[str] = set()
         for s in scenes:
-            name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(s.meta.get("name") or s.scene_id))
-            write_geotiff(out / f"{name}.tif", s, provenance_tags(s, bundle.model_id[:16]))
-            entries[s.scene_id]["output"] = str(out / f"{name}.tif")
+            name = output_name(str(s.meta.get("name") or s.scene_id), s.scene_id, used)
+            write_geotiff(out / name, s, provenance_tags(s, bundle.model_id[:16]))
+            entries[s.scene_id]["output"] = str(out / name)
         report["inputs"] = [str(f) for f in files]
         report["tool_version"] = cvae.__version__
         report["model_id"] = bundle.model_id

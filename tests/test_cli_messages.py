@@ -108,3 +108,19 @@ def test_encode_takes_a_folder_and_reports_progress(scene, tmp_path, capsys):
     capsys.readouterr()
     assert encode_main([str(folder / "one.tif"), "-o", str(tmp_path / "q"), "--level", "99"]) == 2
     assert "out of range" in capsys.readouterr().err
+
+
+def test_same_named_and_very_long_named_scenes_decode_side_by_side(scene, tmp_path, capsys):
+    import shutil
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    long_name = "x" * 230
+    shutil.copy(scene, tmp_path / "a" / "dup.tif")
+    shutil.copy(scene, tmp_path / "b" / "dup.tiff")
+    shutil.copy(scene, tmp_path / "a" / f"{long_name}.tif")
+    assert encode_main([str(tmp_path / "a" / "dup.tif"), str(tmp_path / "a" / f"{long_name}.tif"),
+                        "-o", str(tmp_path / "p1"), "--level", "1", "-q"]) == 0
+    assert encode_main([str(tmp_path / "b" / "dup.tiff"), "-o", str(tmp_path / "p2"), "--level", "2", "-q"]) == 0
+    assert decode_main([str(tmp_path / "p1"), str(tmp_path / "p2"), "-o", str(tmp_path / "o"), "-q"]) == 0
+    outs = sorted(f.name for f in (tmp_path / "o").glob("*.tif"))
+    assert len(outs) == 3 and all(len(n) <= 120 for n in outs)

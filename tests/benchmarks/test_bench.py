@@ -168,7 +168,11 @@ def test_timed_pipeline_builds_the_packets_encode_scene_builds(bench_speed, tiny
     from cvae.edge.encoder import EncodeOptions, encode_scene
 
     run = bench_speed.time_pipeline(tiny_scene, bundle, codec, 2, 32, tmp_path)
-    enc = encode_scene(tiny_scene, bundle, codec, EncodeOptions(level=2, tile_size=32))
+    import zlib
+
+    # the bench names its scene by the CRC-32 of the file name; encode_scene draws a random id unless given one
+    enc = encode_scene(tiny_scene, bundle, codec, EncodeOptions(level=2, tile_size=32,
+                                                                scene_id=zlib.crc32(b"s2_tiny")))
     assert run["tiles"] == enc.tiles == 4 and run["nbytes"] == enc.nbytes
     assert (tmp_path / "s2_tiny.pkt").read_bytes() == b"".join(enc.packets)
 
