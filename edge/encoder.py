@@ -16,7 +16,8 @@ from cvae.edge.bundle import Bundle
 from cvae.edge.codec import packets as pk
 from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import InputError
-from cvae.edge.io.raster import DEFAULT_MAX_SAMPLES, Raster, band_ranges, read_raster
+from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, GDAL_CACHE_MB, Raster, band_ranges, read_raster, read_window,
+                                 scan_raster)
 from cvae.edge.io.tiling import tile_grid
 
 #: hex digits of the model id in scene metadata (64 bits: ample to tell bundles apart, 48 bytes less per copy)
@@ -158,6 +159,8 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
         raise InputError("give exactly one of --level N, --tile-bytes B or --scene-bytes B")
     if opts.level is not None and not 0 <= opts.level < codec.levels:
         raise InputError(f"--level {opts.level} is out of range; this bundle has levels 0..{codec.levels - 1}")
+    if opts.scene_bytes is None:  # tiles are coded one after another: read the scene one tile row at a time
+        return _encode_by_rows(path, bundle, codec, opts, writer, progress)
     raster = read_raster(path, max_samples=opts.max_samples)
     pixels = raster.pixels
     if pixels.dtype.kind == "f":
@@ -205,6 +208,50 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
         tile_sizes.append(len(bodies[0][1]))
         for h, body in bodies:
             out += writer.packets(h, body)
+    out += writer.packets(meta_header, meta)
+    if progress is not None:
+        progress(len(windows), len(windows))
+    return EncodedScene(name=name, scene_id=scene_id, packets=out, tiles=len(windows), levels=levels,
+                        tile_bytes=tile_sizes)
+
+
+def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
+                    writer: pk.PacketWriter | None, progress) -> EncodedScene:
+    """encode_scene for ``--level`` / ``--tile-bytes``, reading ``tile_size`` rows at a time after one bounded
+    scan (:func:`cvae.edge.io.raster.scan_raster`): peak memory is one row of tiles, whatever the scene size.
+    The packets are byte for byte those of the whole-scene path (tests/edge/test_encoder_windowed.py)."""
+    import rasterio
+
+    info = scan_raster(path, max_samples=opts.max_samples, rows=opts.tile_size)
+    c, h, w = info.shape
+    name = Path(path).stem
+    scene_id = opts.scene_id if opts.scene_id is not None else secrets.randbits(32)
+    mid = bytes.fromhex(bundle.model_id)[:4]
+    writer = writer or pk.PacketWriter(opts.apid, max_data_field=opts.max_data_field)
+    shape_only = np.broadcast_to(np.zeros(1, info.dtype), (c, h, w))  # scene_metadata reads shape and dtype only
+    header = Raster(shape_only, np.ones((1, 1), bool), info.nodata, info.profile, info.descriptions,
+                    info.colorinterp, info.tags)
+    meta = pk.encode_metadata(scene_metadata(header, name, bundle, opts.tile_size, source_dtype=info.source_dtype))
+    meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=scene_id)
+    out = writer.packets(meta_header, meta)
+    levels, tile_sizes = [], []
+    windows = list(tile_grid(h, w, opts.tile_size))
+    block_row, block = -1, None
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(path) as ds:
+        for i, win in enumerate(windows):
+            if progress is not None:
+                progress(i, len(windows))
+            if win.row != block_row:
+                block_row, block = win.row, read_window(ds, info, win.y0, win.height)
+            px, valid = block
+            xs = slice(win.x0, win.x0 + win.width)
+            a = codec.analyze(px[:, :, xs], valid[:, xs], band_range=info.band_range)
+            level = opts.level if opts.level is not None else choose_level(codec, a, opts.tile_bytes)
+            levels.append(level)
+            bodies = tile_bodies(codec, a, win, level, i, len(windows), meta_header, meta, opts.metadata_every)
+            tile_sizes.append(len(bodies[0][1]))
+            for hd, body in bodies:
+                out += writer.packets(hd, body)
     out += writer.packets(meta_header, meta)
     if progress is not None:
         progress(len(windows), len(windows))

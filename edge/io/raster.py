@@ -11,7 +11,8 @@ import numpy as np
 
 from cvae.edge.errors import InputError
 
-__all__ = ["Raster", "read_raster", "fill_value_mask", "band_ranges", "check_header", "DEFAULT_MAX_SAMPLES"]
+__all__ = ["Raster", "RasterInfo", "read_raster", "scan_raster", "read_window", "fill_value_mask", "band_ranges",
+           "check_header", "DEFAULT_MAX_SAMPLES"]
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,126 @@ def read_raster(path: str | Path, max_samples: int = DEFAULT_MAX_SAMPLES) -> Ras
         pixels[:, ~valid] = np.where(np.isfinite(pixels[:, ~valid]), pixels[:, ~valid], 0)
     return Raster(pixels=pixels, valid=valid, nodata=nodata, profile=profile, descriptions=descriptions,
                   colorinterp=colorinterp, tags=tags)
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """A raster's header and what one bounded pass over it found: everything :func:`read_raster` derives from
+    the whole array, so a scene can then be coded window by window with the same result.
+
+    shape: (C, H, W); dtype: the coded dtype (floats holding integers are cast, as encode_scene does);
+    source_dtype: the file's; zero_fill: zeros in every band are fill (uint16 without nodata, > 1% of pixels);
+    band_range: per band (lo, hi) as :func:`band_ranges`, None when no pixel is valid.
+    """
+
+    path: str
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+    source_dtype: np.dtype
+    nodata: float | None
+    profile: dict
+    descriptions: tuple
+    colorinterp: tuple
+    tags: dict
+    zero_fill: bool
+    band_range: tuple[np.ndarray, np.ndarray] | None
+
+
+def _row_blocks(h: int, rows: int):
+    for y in range(0, h, rows):
+        yield y, min(rows, h - y)
+
+
+def scan_raster(path: str | Path, max_samples: int = DEFAULT_MAX_SAMPLES, rows: int = 256) -> RasterInfo:
+    """One pass over ``rows`` lines at a time (memory: one block of rows, not the scene): the valid-pixel rule,
+    band ranges, the float-to-integer cast and the NaN check of :func:`read_raster` + encode_scene."""
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        return _scan(path, max_samples, rows, rasterio, Window)
+
+
+#: GDAL's block cache while scanning and reading windows (its default, 5% of RAM, would hold the whole scene)
+GDAL_CACHE_MB = 32
+
+
+def _scan(path, max_samples, rows, rasterio, Window) -> RasterInfo:
+    try:
+        ds = rasterio.open(path)
+    except rasterio.errors.RasterioError as e:
+        raise InputError(f"{path}: cannot read raster ({e}); check the file is a complete GeoTIFF/JP2") from e
+    with ds:
+        check_header(ds, max_samples)
+        c, h, w = ds.count, ds.height, ds.width
+        src = np.dtype(ds.dtypes[0])
+        nodata = ds.nodata
+        declared = nodata is not None and not np.isnan(nodata)
+        maybe_zero = nodata is None and src == np.uint16
+        zeros = 0
+        lo = {k: np.full(c, np.inf) for k in ("plain", "zero")}
+        hi = {k: np.full(c, -np.inf) for k in ("plain", "zero")}
+        integral, vmin, vmax, any_valid = True, np.inf, -np.inf, {"plain": False, "zero": False}
+        for y, n in _row_blocks(h, rows):
+            try:
+                px = ds.read(window=Window(0, y, w, n))
+            except rasterio.errors.RasterioError as e:
+                raise InputError(f"{path}: cannot read rows {y}..{y + n} ({e}); the file is damaged") from e
+            if declared:
+                valid = ~np.all(px == np.asarray(nodata).astype(px.dtype), axis=0)
+            elif nodata is not None:
+                valid = ~np.all(np.isnan(px), axis=0)
+            else:
+                valid = np.ones((n, w), bool)
+            if px.dtype.kind == "f":
+                if not np.isfinite(px[:, valid]).all():
+                    raise InputError(f"{path}: NaN or infinite pixels outside nodata; declare a nodata value for them")
+                px = np.where(np.isfinite(px), px, 0)  # as read_raster: non-finite only at nodata pixels
+                integral = integral and bool(np.array_equal(px, np.round(px)))
+                vmin, vmax = min(vmin, float(px.min(initial=np.inf))), max(vmax, float(np.abs(px).max(initial=0)))
+            variants = {"plain": valid}
+            if maybe_zero:
+                zero = np.all(px == 0, axis=0)
+                zeros += int(zero.sum())
+                variants["zero"] = ~zero
+            for key, v in variants.items():
+                if not v.any():
+                    continue
+                any_valid[key] = True
+                for b in range(c):
+                    vals = px[b][v]
+                    fill = np.asarray(nodata).astype(px.dtype) if declared else (0 if key == "zero" else None)
+                    if fill is not None and (vals != fill).any():
+                        vals = vals[vals != fill]
+                    lo[key][b] = min(lo[key][b], float(vals.min()))
+                    hi[key][b] = max(hi[key][b], float(vals.max()))
+        zero_fill = maybe_zero and zeros > 0.01 * h * w
+        key = "zero" if zero_fill else "plain"
+        band_range = (lo[key], hi[key]) if any_valid[key] else None
+        dtype = src
+        if src.kind == "f" and integral and vmax < 65536:
+            dtype = np.dtype(np.uint16 if vmin >= 0 else np.int32)
+        return RasterInfo(path=str(path), shape=(c, h, w), dtype=dtype, source_dtype=src, nodata=nodata,
+                          profile=dict(ds.profile), descriptions=tuple(ds.descriptions),
+                          colorinterp=tuple(ci.name for ci in ds.colorinterp), tags=dict(ds.tags()),
+                          zero_fill=zero_fill, band_range=band_range)
+
+
+def read_window(ds, info: RasterInfo, y: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``y .. y+n`` of an open dataset as (pixels [C, n, W] in ``info.dtype``, valid bool[n, W]), with the
+    valid rule :func:`scan_raster` settled for the whole scene."""
+    from rasterio.windows import Window
+
+    px = ds.read(window=Window(0, y, info.shape[2], n))
+    nd = info.nodata
+    if nd is not None and not np.isnan(nd):
+        valid = ~np.all(px == np.asarray(nd).astype(px.dtype), axis=0)
+    elif nd is not None:
+        valid = ~np.all(np.isnan(px), axis=0)
+    elif info.zero_fill:
+        valid = ~np.all(px == 0, axis=0)
+    else:
+        valid = np.ones(px.shape[1:], bool)
+    if px.dtype.kind == "f":
+        px = np.where(np.isfinite(px), px, 0)
+    return px.astype(info.dtype, copy=False), valid
