@@ -154,12 +154,17 @@ def tile_bodies(codec: TileCodec, analyzed, window, level: int, index: int, tile
 
 def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
                  writer: pk.PacketWriter | None = None, progress=None) -> EncodedScene:
-    """``progress(done, total)``, when given, is called after every tile."""
+    """``progress(done, total)``, when given, is called after every tile.
+
+    ``--level`` and ``--tile-bytes`` read the scene one tile row at a time after one bounded scan
+    (:func:`cvae.edge.io.raster.scan_raster`): peak memory is one row of tiles. ``--scene-bytes`` reads the
+    scene whole: its allocation weighs every tile's analysis at once. Both give the same bytes for the same
+    levels (tests/edge/test_encoder_windowed.py)."""
     if sum(x is not None for x in (opts.level, opts.tile_bytes, opts.scene_bytes)) != 1:
         raise InputError("give exactly one of --level N, --tile-bytes B or --scene-bytes B")
     if opts.level is not None and not 0 <= opts.level < codec.levels:
         raise InputError(f"--level {opts.level} is out of range; this bundle has levels 0..{codec.levels - 1}")
-    if opts.scene_bytes is None:  # tiles are coded one after another: read the scene one tile row at a time
+    if opts.scene_bytes is None:
         return _encode_by_rows(path, bundle, codec, opts, writer, progress)
     raster = read_raster(path, max_samples=opts.max_samples)
     pixels = raster.pixels
@@ -168,90 +173,69 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
             raise InputError(f"{path}: NaN or infinite pixels outside nodata; declare a nodata value for them")
         if np.array_equal(pixels, np.round(pixels)) and np.abs(pixels).max(initial=0) < 65536:
             pixels = pixels.astype(np.uint16 if pixels.min(initial=0) >= 0 else np.int32)
+    band_range = band_ranges(pixels, raster.valid, raster.nodata)
+    header = Raster(pixels, raster.valid, raster.nodata, raster.profile, raster.descriptions, raster.colorinterp,
+                    raster.tags)
+
+    def tiles(windows, meta: bytes):
+        # an all-nodata tile is still sent (a few bytes: header and mask) so the ground can tell it from a loss
+        analyzed = [codec.analyze(pixels[:, w.slices[0], w.slices[1]], raster.valid[w.slices], band_range=band_range)
+                    for w in windows]  # one network pass per tile, kept: the levels are chosen from estimates
+        est = np.array([[codec.estimate_bytes(a, lv) for lv in range(codec.levels)] for a in analyzed])
+        plan = allocate_scene(est, opts.scene_bytes - (len(meta) * 2 + 27 * len(windows)))
+        for a, level in zip(analyzed, plan):
+            yield a, int(level)
+
+    return _packetize(path, bundle, codec, opts, writer, progress, header, raster.pixels.dtype, tiles)
+
+
+def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
+                    writer: pk.PacketWriter | None, progress) -> EncodedScene:
+    """encode_scene for ``--level`` / ``--tile-bytes``: ``tile_size`` rows at a time."""
+    import rasterio
+
+    info = scan_raster(path, max_samples=opts.max_samples, rows=opts.tile_size)
+    shape_only = np.broadcast_to(np.zeros(1, info.dtype), info.shape)  # scene_metadata reads shape and dtype only
+    header = Raster(shape_only, np.ones((1, 1), bool), info.nodata, info.profile, info.descriptions,
+                    info.colorinterp, info.tags)
+
+    def tiles(windows, meta: bytes):
+        block_row, block = -1, None
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(path) as ds:
+            for win in windows:
+                if win.row != block_row:
+                    block_row, block = win.row, read_window(ds, info, win.y0, win.height)
+                px, valid = block
+                xs = slice(win.x0, win.x0 + win.width)
+                a = codec.analyze(px[:, :, xs], valid[:, xs], band_range=info.band_range)
+                yield a, opts.level if opts.level is not None else choose_level(codec, a, opts.tile_bytes)
+
+    return _packetize(path, bundle, codec, opts, writer, progress, header, info.source_dtype, tiles)
+
+
+def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writer: pk.PacketWriter | None,
+               progress, header: Raster, source_dtype, tiles) -> EncodedScene:
+    """The scene's packets: metadata, every tile ``tiles(windows, meta)`` yields as ``(analyzed, level)`` in
+    window order (with metadata copies between), metadata again."""
     name = Path(path).stem
     # Random, not the CRC of the file name: two scenes both named scene.tif must never merge on the ground.
     scene_id = opts.scene_id if opts.scene_id is not None else secrets.randbits(32)
     mid = bytes.fromhex(bundle.model_id)[:4]
     writer = writer or pk.PacketWriter(opts.apid, max_data_field=opts.max_data_field)
-    coded = Raster(pixels, raster.valid, raster.nodata, raster.profile, raster.descriptions, raster.colorinterp,
-                   raster.tags)
-    meta = pk.encode_metadata(scene_metadata(coded, name, bundle, opts.tile_size, source_dtype=raster.pixels.dtype))
+    meta = pk.encode_metadata(scene_metadata(header, name, bundle, opts.tile_size, source_dtype=source_dtype))
     meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=scene_id)
-    band_range = band_ranges(pixels, raster.valid, raster.nodata)
     out = writer.packets(meta_header, meta)
     levels, tile_sizes = [], []
-    windows = list(tile_grid(pixels.shape[1], pixels.shape[2], opts.tile_size))
-
-    def analyze(win):
-        ys, xs = win.slices
-        # an all-nodata tile is still sent (a few bytes: header and mask) so the ground can tell it from a loss
-        return codec.analyze(pixels[:, ys, xs], raster.valid[ys, xs], band_range=band_range)
-
-    plan = None
-    if opts.scene_bytes is not None:  # one network pass per tile, kept: the levels are chosen from estimates
-        analyzed = [analyze(w) for w in windows]
-        est = np.array([[codec.estimate_bytes(a, lv) for lv in range(codec.levels)] for a in analyzed])
-        overhead = len(meta) * 2 + 27 * len(windows)
-        plan = allocate_scene(est, opts.scene_bytes - overhead)
-    for i, win in enumerate(windows):
+    c, h, w = header.pixels.shape
+    windows = list(tile_grid(h, w, opts.tile_size))
+    for i, (win, (a, level)) in enumerate(zip(windows, tiles(windows, meta))):
         if progress is not None:
             progress(i, len(windows))
-        a = analyzed[i] if plan is not None else analyze(win)
-        if plan is not None:
-            level = int(plan[i])
-        elif opts.level is not None:
-            level = opts.level
-        else:
-            level = choose_level(codec, a, opts.tile_bytes)
         levels.append(level)
         bodies = tile_bodies(codec, a, win, level, i, len(windows), meta_header, meta, opts.metadata_every)
         tile_sizes.append(len(bodies[0][1]))
-        for h, body in bodies:
-            out += writer.packets(h, body)
-    out += writer.packets(meta_header, meta)
-    if progress is not None:
-        progress(len(windows), len(windows))
-    return EncodedScene(name=name, scene_id=scene_id, packets=out, tiles=len(windows), levels=levels,
-                        tile_bytes=tile_sizes)
-
-
-def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
-                    writer: pk.PacketWriter | None, progress) -> EncodedScene:
-    """encode_scene for ``--level`` / ``--tile-bytes``, reading ``tile_size`` rows at a time after one bounded
-    scan (:func:`cvae.edge.io.raster.scan_raster`): peak memory is one row of tiles, whatever the scene size.
-    The packets are byte for byte those of the whole-scene path (tests/edge/test_encoder_windowed.py)."""
-    import rasterio
-
-    info = scan_raster(path, max_samples=opts.max_samples, rows=opts.tile_size)
-    c, h, w = info.shape
-    name = Path(path).stem
-    scene_id = opts.scene_id if opts.scene_id is not None else secrets.randbits(32)
-    mid = bytes.fromhex(bundle.model_id)[:4]
-    writer = writer or pk.PacketWriter(opts.apid, max_data_field=opts.max_data_field)
-    shape_only = np.broadcast_to(np.zeros(1, info.dtype), (c, h, w))  # scene_metadata reads shape and dtype only
-    header = Raster(shape_only, np.ones((1, 1), bool), info.nodata, info.profile, info.descriptions,
-                    info.colorinterp, info.tags)
-    meta = pk.encode_metadata(scene_metadata(header, name, bundle, opts.tile_size, source_dtype=info.source_dtype))
-    meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=scene_id)
-    out = writer.packets(meta_header, meta)
-    levels, tile_sizes = [], []
-    windows = list(tile_grid(h, w, opts.tile_size))
-    block_row, block = -1, None
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(path) as ds:
-        for i, win in enumerate(windows):
-            if progress is not None:
-                progress(i, len(windows))
-            if win.row != block_row:
-                block_row, block = win.row, read_window(ds, info, win.y0, win.height)
-            px, valid = block
-            xs = slice(win.x0, win.x0 + win.width)
-            a = codec.analyze(px[:, :, xs], valid[:, xs], band_range=info.band_range)
-            level = opts.level if opts.level is not None else choose_level(codec, a, opts.tile_bytes)
-            levels.append(level)
-            bodies = tile_bodies(codec, a, win, level, i, len(windows), meta_header, meta, opts.metadata_every)
-            tile_sizes.append(len(bodies[0][1]))
-            for hd, body in bodies:
-                out += writer.packets(hd, body)
+        for hd, body in bodies:
+            out += writer.packets(hd, body)
     out += writer.packets(meta_header, meta)
     if progress is not None:
         progress(len(windows), len(windows))
