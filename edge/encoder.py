@@ -88,10 +88,10 @@ def descriptive_metadata(raster: Raster) -> dict:
         extra["descriptions"] = [d or "" for d in raster.descriptions]
     if raster.colorinterp and any(ci not in ("undefined", "gray") for ci in raster.colorinterp):
         extra["colorinterp"] = list(raster.colorinterp)
-    if raster.tags:
-        extra["tags"] = {str(k): str(v) for k, v in raster.tags.items() if k != "AREA_OR_POINT"}
-        if raster.tags.get("AREA_OR_POINT"):
-            extra["tags"]["AREA_OR_POINT"] = str(raster.tags["AREA_OR_POINT"])
+    # AREA_OR_POINT=Area is what GDAL writes anyway: not worth bytes in every metadata copy
+    tags = {str(k): str(v) for k, v in (raster.tags or {}).items() if not (k == "AREA_OR_POINT" and v == "Area")}
+    if tags:
+        extra["tags"] = tags
     dropped = []
     for key in ("tags", "descriptions", "colorinterp"):
         if len(json.dumps(extra, separators=(",", ":"))) <= META_EXTRA_LIMIT:
