@@ -11,7 +11,6 @@ the strongest of its three JPEG 2000 configurations (the one we beat least), as 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import sys

@@ -41,7 +41,6 @@ def graph_macs(path: Path, input_shape: list[int]) -> int:
                 if src and 0 not in src:
                     total += src[1] * src[1] * src[2] * src[3]
                 continue
-            group = next((a.i for a in node.attribute if a.name == "group"), 1)
             if node.op_type == "Conv":  # w: [Cout, Cin/g, k, k]; per output element Cin/g*k*k
                 per = w[1] * w[2] * w[3]
                 total += per * out[1] * out[2] * out[3]

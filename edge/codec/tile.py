@@ -457,7 +457,7 @@ class TileCodec:
         if header.level >= limit:
             raise CorruptTileError(f"tile level {header.level} does not exist in this bundle ({limit} levels "
                                    f"for bitstream v{header.version})")
-        c, h, w = header.bands, header.height, header.width
+        h, w = header.height, header.width
         if header.version == bitstream.VERSION_ADAPTIVE:
             z = self._decode_adaptive(header, present_mask, payload)
         else:

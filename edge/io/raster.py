@@ -28,18 +28,19 @@ class Raster:
     tags: dict | None = None      # dataset-level metadata tags (default domain)
 
 
-def fill_value_mask(pixels: np.ndarray, nodata: float | None) -> np.ndarray:
+def fill_value_mask(pixels: np.ndarray, nodata: float | None, zero_fill: bool | None = None) -> np.ndarray:
     """bool[H, W]: pixels that hold data in at least one band. A pixel is nodata when every band holds the
     declared nodata value (a value equal to nodata in some bands only, e.g. a saturated band, is coded as
     data). Without a declared value, zeros in every band of unsigned 16-bit data covering over 1% of the
-    scene are taken as fill (Landsat and Sentinel-2 L1 use 0 so)."""
+    scene are taken as fill (Landsat and Sentinel-2 L1 use 0 so); ``zero_fill`` gives that decision when it was
+    made for the whole scene elsewhere (a window of it, :func:`read_window`)."""
     if nodata is not None and not np.isnan(nodata):
         return ~np.all(pixels == np.asarray(nodata).astype(pixels.dtype), axis=0)
     if nodata is not None:  # NaN nodata
         return ~np.all(np.isnan(pixels), axis=0)
-    if pixels.dtype == np.uint16:
+    if pixels.dtype == np.uint16 and zero_fill is not False:
         zero = np.all(pixels == 0, axis=0)
-        if zero.mean() > 0.01:
+        if zero_fill or zero.mean() > 0.01:
             return ~zero
     return np.ones(pixels.shape[1:], bool)
 
@@ -179,12 +180,7 @@ def _scan(path, max_samples, rows, rasterio, Window) -> RasterInfo:
                 px = ds.read(window=Window(0, y, w, n))
             except rasterio.errors.RasterioError as e:
                 raise InputError(f"{path}: cannot read rows {y}..{y + n} ({e}); the file is damaged") from e
-            if declared:
-                valid = ~np.all(px == np.asarray(nodata).astype(px.dtype), axis=0)
-            elif nodata is not None:
-                valid = ~np.all(np.isnan(px), axis=0)
-            else:
-                valid = np.ones((n, w), bool)
+            valid = fill_value_mask(px, nodata, zero_fill=False)  # the zero rule is weighed below, per variant
             if px.dtype.kind == "f":
                 if not np.isfinite(px[:, valid]).all():
                     raise InputError(f"{path}: NaN or infinite pixels outside nodata; declare a nodata value for them")
@@ -225,15 +221,7 @@ def read_window(ds, info: RasterInfo, y: int, n: int) -> tuple[np.ndarray, np.nd
     from rasterio.windows import Window
 
     px = ds.read(window=Window(0, y, info.shape[2], n))
-    nd = info.nodata
-    if nd is not None and not np.isnan(nd):
-        valid = ~np.all(px == np.asarray(nd).astype(px.dtype), axis=0)
-    elif nd is not None:
-        valid = ~np.all(np.isnan(px), axis=0)
-    elif info.zero_fill:
-        valid = ~np.all(px == 0, axis=0)
-    else:
-        valid = np.ones(px.shape[1:], bool)
+    valid = fill_value_mask(px, info.nodata, zero_fill=info.zero_fill)
     if px.dtype.kind == "f":
         px = np.where(np.isfinite(px), px, 0)
     return px.astype(info.dtype, copy=False), valid
