@@ -1,22 +1,23 @@
-"""The tile bitstream, format versions 1 and 2: the one module that owns its bytes (docs/bitstream.md).
+"""The tile bitstream, format versions 1 to 3: the one module that owns its bytes (docs/bitstream.md).
 
 All integers big-endian. Layout::
 
-    u8   version            1 (factorised bundles) or 2 (adaptive bundles)
+    u8   version            1 (factorised bundles), 2 or 3 (adaptive bundles)
     4B   model id           first 4 bytes of the bundle's SHA-256 model id
     u8   level
     u8   dtype code         see DTYPES
     u8   bands C            1..32
     u16  height H, u16 width W
     u8   flags              bit0: valid mask present; bit1: rotation matrix present (else identity)
-    v2:  u8 latent, u8 residual   the latent level coded and whether the residual follows (0 or 1)
+    v2+: u8 latent, u8 residual   the latent level coded and the residual's kind: 0 none, 1 pixel blocks,
+                                  2 (v3 only) CDF 9/7 wavelet subbands (cvae.edge.codec.wavelet)
     C x (f32 lo, f32 hi)    band value range, native units
     C x f16 mean            band mean after normalisation
     C*C x i8 matrix         rotation rows * 127 (only with flag bit1)
     ceil(C/8) B present     bit k (MSB first) set when component k is coded
     v1: [payload]           varint length, then one range-coder stream holding every present component
                             in order (only when at least one component is present)
-    v2: side, main          each a varint length (0: empty) then a range-coder stream: ``side`` holds the
+    v2+: side, main         each a varint length (0: empty) then a range-coder stream: ``side`` holds the
                             scale indexes (cvae.edge.codec.adaptive), ``main`` the symbols they select
     [mask]                  varint length, zlib stream of np.packbits(valid) (only with flag bit0)
 
@@ -32,12 +33,18 @@ import numpy as np
 
 from cvae.edge.errors import CorruptTileError
 
-__all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSIONS", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
+__all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
+           "RESIDUAL_PIXELS", "RESIDUAL_WAVELET", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
            "MODEL_ID_BYTES", "MAX_EDGE"]
 
 VERSION = 1            # factorised entropy model
 VERSION_ADAPTIVE = 2   # explicitly transmitted scale indexes (adaptive bundles)
-VERSIONS = (VERSION, VERSION_ADAPTIVE)
+VERSION_WAVELET = 3    # v2's layout; the residual may also be wavelet subbands (what adaptive bundles write now)
+ADAPTIVE_VERSIONS = (VERSION_ADAPTIVE, VERSION_WAVELET)
+VERSIONS = (VERSION, VERSION_ADAPTIVE, VERSION_WAVELET)
+#: residual kinds (v2+ header byte): none, 32 x 32 pixel blocks, wavelet subbands in 32 x 32 blocks (v3)
+RESIDUAL_NONE, RESIDUAL_PIXELS, RESIDUAL_WAVELET = 0, 1, 2
+_MAX_RESIDUAL = {VERSION_ADAPTIVE: RESIDUAL_PIXELS, VERSION_WAVELET: RESIDUAL_WAVELET}
 MODEL_ID_BYTES = 4
 MAX_BANDS = 32
 MAX_EDGE = 2048  # tiles are cut from scenes; a bigger one is a corrupt header, not a tile
@@ -59,13 +66,13 @@ class TileHeader:
     mean: np.ndarray    # float32[C] (float16-exact)
     matrix: np.ndarray  # int8[C, C]
     version: int = VERSION
-    latent: int = 0         # v2: latent level the latents were coded at
-    residual: bool = False  # v2: the residual section is present
+    latent: int = 0         # v2+: latent level the latents were coded at
+    residual: int = RESIDUAL_NONE  # v2+: the residual's kind (RESIDUAL_*); 0: no residual
 
 
 def header_size(bands: int, has_mask: bool, version: int = VERSION) -> int:
     """Bytes of the header before the payloads (the rotation matrix counted)."""
-    extra = 2 if version == VERSION_ADAPTIVE else 0
+    extra = 2 if version in ADAPTIVE_VERSIONS else 0
     return _FIXED.size + extra + 10 * bands + bands * bands + (bands + 7) // 8 + (1 if has_mask else 0)
 
 
@@ -80,14 +87,16 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
         raise ValueError(f"pack_tile: unknown tile format version {h.version}")
     out = bytearray(_FIXED.pack(h.version, h.model_id, h.level, DTYPES.index(np.dtype(h.dtype)), c,
                                 h.height, h.width, flags))
-    if h.version == VERSION_ADAPTIVE:
-        out += bytes([h.latent, 1 if h.residual else 0])
+    if h.version in ADAPTIVE_VERSIONS:
+        if not 0 <= int(h.residual) <= _MAX_RESIDUAL[h.version]:
+            raise ValueError(f"pack_tile: residual kind {int(h.residual)} does not exist in format version {h.version}")
+        out += bytes([h.latent, int(h.residual)])
     out += np.stack([h.lo, h.hi], axis=1).astype(">f4").tobytes()
     out += h.mean.astype(">f2").tobytes()
     if not identity:
         out += h.matrix.astype(np.int8).tobytes()
     present = np.asarray(present, bool)
-    if h.version == VERSION_ADAPTIVE:
+    if h.version in ADAPTIVE_VERSIONS:
         if present.shape != (c,) or not isinstance(payload, tuple) or len(payload) != 2:
             raise ValueError("pack_tile: a version 2 tile takes payload=(side, main) and present bool[C]")
         out += np.packbits(present).tobytes()
@@ -120,10 +129,11 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
     if flags & ~(_F_MASK | _F_MATRIX):
         raise CorruptTileError(f"unknown flag bits {flags:#x}")
     latent, residual = 0, 0
-    if version == VERSION_ADAPTIVE:
+    if version in ADAPTIVE_VERSIONS:
         latent, residual = r.take(2)
-        if residual > 1:
-            raise CorruptTileError(f"residual flag {residual} is not 0 or 1")
+        if residual > _MAX_RESIDUAL[version]:
+            raise CorruptTileError(f"residual kind {residual} does not exist in tile format version {version} "
+                                   f"(0..{_MAX_RESIDUAL[version]})")
     lohi = np.frombuffer(r.take(8 * c), ">f4").astype(np.float32).reshape(c, 2)
     mean = np.frombuffer(r.take(2 * c), ">f2").astype(np.float32)
     if not (np.isfinite(lohi).all() and np.isfinite(mean).all()) or (lohi[:, 1] < lohi[:, 0]).any():
@@ -138,7 +148,7 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
     if bits[c:].any():
         raise CorruptTileError("padding bits of the component map are set")
     present = bits[:c].astype(bool)
-    if version == VERSION_ADAPTIVE:
+    if version in ADAPTIVE_VERSIONS:
         payload = (r.take(r.varint()), r.take(r.varint()))
     else:
         payload = r.take(r.varint()) if present.any() else None
@@ -155,7 +165,7 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
         raise CorruptTileError(f"{len(r.data) - r.pos} bytes left over after the tile; the tile is corrupt")
     header = TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height, width=width,
                         lo=lohi[:, 0].copy(), hi=lohi[:, 1].copy(), mean=mean, matrix=matrix, version=version,
-                        latent=latent, residual=bool(residual))
+                        latent=latent, residual=int(residual))
     return header, present, payload, valid
 
 

@@ -62,8 +62,10 @@ def test_stream_integers_round_trip_exactly(codec, level):
     coded = values[np.repeat(idx != am.ZERO, _group_sizes(codec, a, plan))]
     np.testing.assert_array_equal(coded, plan.main)
     header = bitstream.unpack_tile(data)[0]
+    assert header.version == bitstream.VERSION_WAVELET
     assert (header.latent, header.residual) == (plan.latent, plan.residual)
-    assert (plan.latent, plan.residual) in codec.modes(level)
+    assert (plan.latent, bool(plan.residual)) in codec.modes(level)
+    assert plan.residual in (bitstream.RESIDUAL_NONE, bitstream.RESIDUAL_WAVELET)
 
 
 def _group_sizes(codec, a, plan):
@@ -73,7 +75,7 @@ def _group_sizes(codec, a, plan):
     p = int(plan.present.sum())
     sizes = [np.full(p * codec.gain.shape[1], -(-h // 16) * -(-w // 16))]
     if plan.residual:
-        sizes.append(_block_counts(c, h, w))
+        sizes.append(_block_counts(c, h, w, plan.residual))
     return np.concatenate(sizes)
 
 
@@ -90,8 +92,10 @@ def test_residual_levels_choose_their_mode_by_rate_distortion(codec):
     for lat, res in codec.modes(level):
         parts = [codec._latent_part(a, lat)] + ([codec._residual_part(a, level, lat)] if res else [])
         err = parts[1]["err"] if res else codec._latent_error(a, lat)
-        costs[(lat, res)] = err + lam * sum(p["bits"] for p in parts)
-    assert costs[(plan.latent, plan.residual)] == min(costs.values())
+        costs[(lat, res, True)] = err + lam * sum(p["bits"] for p in parts)
+    alone = codec._residual_part(a, level, None)  # the residual-only mode: no latent component present
+    costs[(codec.latent_level(level), True, False)] = alone["err"] + lam * alone["bits"]
+    assert costs[(plan.latent, bool(plan.residual), bool(plan.present.any()))] == min(costs.values())
 
 
 def test_float_perturbation_of_the_synthesis_changes_no_parsed_integer(bundle, codec):
