@@ -19,7 +19,8 @@ All integers big-endian. Layout::
                             in order (only when at least one component is present)
     v2+: side, main         each a varint length (0: empty) then a range-coder stream: ``side`` holds the
                             scale indexes (cvae.edge.codec.adaptive), ``main`` the symbols they select
-    [mask]                  varint length, zlib stream of np.packbits(valid) (only with flag bit0)
+    [mask]                  only with flag bit0. v1, v2: varint length, zlib stream of np.packbits(valid);
+                            v3: two varint-prefixed range-coder streams of row transitions (cvae.edge.codec.mask)
 
 A decoder must consume the whole tile; anything left over or missing raises :class:`CorruptTileError`.
 """
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cvae.edge.codec import mask as _mask
 from cvae.edge.errors import CorruptTileError
 
 __all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
@@ -108,7 +110,10 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
         out += np.packbits(present).tobytes()
         if payload is not None:
             out += _varint(len(payload)) + payload
-    if valid is not None:
+    if valid is not None and h.version == VERSION_WAVELET:
+        for stream in _mask.encode_mask(valid):
+            out += _varint(len(stream)) + stream
+    elif valid is not None:
         z = zlib.compress(np.packbits(valid).tobytes(), 9)
         out += _varint(len(z)) + z
     return bytes(out)
@@ -153,7 +158,9 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
     else:
         payload = r.take(r.varint()) if present.any() else None
     valid = None
-    if flags & _F_MASK:
+    if flags & _F_MASK and version == VERSION_WAVELET:
+        valid = _mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width)
+    elif flags & _F_MASK:
         try:
             raw = zlib.decompressobj().decompress(r.take(r.varint()), (height * width + 7) // 8 + 1)
         except zlib.error as e:

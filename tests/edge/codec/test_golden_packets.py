@@ -36,3 +36,21 @@ def test_golden_sealed_stream_opens_with_its_key():
     assert all(p.header.secured for p in ps)
     body = b"".join(o.open(p.aad, p.data) for p in ps if p.header.base_kind == pk.KIND_TILE)
     assert body == golden.tile_body()
+
+
+def test_metadata_written_before_the_preset_dictionary_still_reads():
+    """Streams from before METADATA_DICT (plain zlib metadata, same packets otherwise) decode as before."""
+    ps = list(pk.parse_stream((HERE / "packets_v1_zlib_meta.bin").read_bytes()))
+    assert pk.decode_metadata(ps[0].data) == golden.META
+    assert pk.decode_metadata(ps[-1].data) == golden.META
+    assert b"".join(p.data for p in ps if p.header.kind == pk.KIND_TILE) == golden.tile_body()
+
+
+def test_metadata_uses_the_preset_dictionary_and_is_smaller():
+    import zlib
+
+    body = pk.encode_metadata(golden.META)
+    assert body[1] & 0x20  # FDICT: the reader is told a dictionary is needed, and which (DICTID)
+    assert int.from_bytes(body[2:6], "big") == zlib.adler32(pk.METADATA_DICT)
+    assert len(body) < len(zlib.compress(__import__("json").dumps(golden.META, separators=(",", ":"),
+                                                                   sort_keys=True).encode(), 9))

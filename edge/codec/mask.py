@@ -1,0 +1,190 @@
+"""The valid mask of a tile (tile format v3): row transitions predicted from the rows above, range-coded.
+
+Why not zlib (formats 1 and 2): nodata borders of satellite scenes are a few straight edges; zlib of the
+packed bits spends about 165 bytes on a 256 x 256 tile with one edge, most of it on repeating rows that
+differ by one pixel. Here each row is its *transitions* (the columns where valid changes), predicted from the
+row above: a straight edge costs about one bit a row (benchmarks/results/mask_coding.md).
+
+Why by hand: no maintained library codes bilevel masks this small without a container (JBIG2 and CCITT G4
+writers come with TIFF/PDF wrappers of more bytes than the mask), and the tables must be the same integers
+everywhere: they are built here from integers only (Python ints, no floating point), so the satellite and
+the ground derive bit-identical tables by construction.
+
+Layout (``H``, ``W`` from the tile header)::
+
+    varint n1, stream 1 (n1 bytes)   rANS stream: choice, then for every row r the change of
+                                     u_r = 2 * transitions_r + first_value_r against u_(r-1) (u_-1 = 0)
+    varint n2, stream 2 (n2 bytes)   rANS stream (empty when no row has a transition): for every row, its
+                                     transition columns 1 <= t_0 < t_1 < ... <= W - 1, each coded as
+                                     * where u_r == u_(r-1): the difference from its prediction, with the delta
+                                       table ``choice % 8``; the prediction is t_(r-1)[i] (choice < 8), or
+                                       2 t_(r-1)[i] - t_(r-2)[i] when choice >= 8 and u_(r-2) == u_(r-1) too;
+                                     * else: t_0 - 1, then t_i - t_(i-1) - 1 (gap table)
+
+Table rows (all with escape, docs/range_coder.md): 0 choice (uniform over 0..15), 1 row change, 2 gap,
+3..10 delta tables of growing scale.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cvae.edge.codec import rangecoder
+from cvae.edge.codec.tables import PRECISION, EntropyTables
+from cvae.edge.errors import CorruptTileError
+
+__all__ = ["encode_mask", "decode_mask", "TABLES"]
+
+_CHOICES = 16
+_ROW_CHOICE, _ROW_CHANGE, _ROW_GAP, _ROW_DELTA = 0, 1, 2, 3
+#: two-sided geometric ratios of the delta tables, as numerators over 2^16 (0.02 ... 0.94)
+_DELTA_RATIOS = (1311, 4588, 13107, 26214, 39322, 51118, 57672, 61604)
+
+
+def _geometric(num: int, n: int) -> list[int]:
+    """Weights num^k / 2^(16k) * 2^40 for k < n, in integers (at least 1)."""
+    q, out = 1 << 40, []
+    for _ in range(n):
+        out.append(max(q, 1))
+        q = (q * num) >> 16
+    return out
+
+
+def _cdf(weights: list[int]) -> list[int]:
+    """Integer CDF over ``weights`` plus an escape symbol of weight 1, total 2^PRECISION, every symbol >= 1."""
+    total = 1 << PRECISION
+    k = len(weights) + 1
+    s = sum(weights)
+    freq = [1 + (w * (total - k - 1)) // s for w in weights] + [1]
+    freq[freq.index(max(freq))] += total - sum(freq)
+    cdf = [0]
+    for f in freq:
+        cdf.append(cdf[-1] + f)
+    return cdf
+
+
+def _tables() -> EntropyTables:
+    rows = []  # (offset, weights)
+    rows.append((0, [1] * _CHOICES))
+    half = 16
+    change = _geometric(1966, half + 1)                     # p(0) about 0.94
+    rows.append((-half, change[:0:-1] + change))
+    rows.append((0, _geometric(65024, 1024)))               # gaps: slow decay over 0..1023
+    for num in _DELTA_RATIOS:
+        g = _geometric(num, 65)
+        rows.append((-64, g[:0:-1] + g))
+    cdfs = [_cdf(w) for _, w in rows]
+    width = max(len(c) for c in cdfs)
+    cdf = np.zeros((len(rows), width), np.int32)
+    for i, c in enumerate(cdfs):
+        cdf[i, :len(c)] = c
+    return EntropyTables(cdf=cdf, cdf_length=np.array([len(c) for c in cdfs], np.int32),
+                         offset=np.array([o for o, _ in rows], np.int32), precision=PRECISION)
+
+
+TABLES = _tables()
+
+
+def _transitions(valid: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per row the transition columns, and u_r = 2 * count + first value."""
+    v = valid.astype(np.int8)
+    change = v[:, 1:] != v[:, :-1]
+    ts = [np.flatnonzero(row) + 1 for row in change]
+    u = np.array([2 * len(t) + int(v[r, 0]) for r, t in enumerate(ts)], np.int64)
+    return ts, u
+
+
+def _stream2_rows(u: np.ndarray, choice: int) -> tuple[list[int], list[tuple[int, int, int]]]:
+    """Table rows of stream 2 and, per symbol, (row r, transition i, mode): mode 0 gap, 1 first-order, 2 second."""
+    rows, where = [], []
+    for r in range(len(u)):
+        n = int(u[r]) // 2
+        same = r > 0 and u[r] == u[r - 1]
+        mode = 0 if not same else (2 if choice >= 8 and r > 1 and u[r - 2] == u[r - 1] else 1)
+        for i in range(n):
+            rows.append(_ROW_GAP if mode == 0 else _ROW_DELTA + choice % 8)
+            where.append((r, i, mode))
+    return rows, where
+
+
+def _encode(stream: list[int], rows: list[int]) -> bytes:
+    if not stream:
+        return b""
+    t = TABLES
+    return rangecoder.encode(np.asarray(stream, np.int32), np.asarray(rows, np.int32), t.cdf, t.cdf_length,
+                             t.offset, t.precision)
+
+
+def _symbols2(ts: list[np.ndarray], where: list[tuple[int, int, int]]) -> list[int]:
+    out = []
+    for r, i, mode in where:
+        t = int(ts[r][i])
+        if mode == 0:
+            out.append(t - 1 if i == 0 else t - int(ts[r][i - 1]) - 1)
+        elif mode == 1:
+            out.append(t - int(ts[r - 1][i]))
+        else:
+            out.append(t - (2 * int(ts[r - 1][i]) - int(ts[r - 2][i])))
+    return out
+
+
+def encode_mask(valid: np.ndarray) -> tuple[bytes, bytes]:
+    """``valid: bool[H, W]`` -> the two streams (the choice of predictor and table that costs least)."""
+    ts, u = _transitions(np.asarray(valid, bool))
+    change = np.diff(np.concatenate([[0], u])).tolist()
+    best = None
+    for choice in range(_CHOICES):
+        rows, where = _stream2_rows(u, choice)
+        s2 = _encode(_symbols2(ts, where), rows)
+        if best is None or len(s2) < len(best[1]):
+            best = (choice, s2)
+        if not where:
+            break
+    choice, s2 = best
+    s1 = _encode([choice] + change, [_ROW_CHOICE] + [_ROW_CHANGE] * len(change))
+    return s1, s2
+
+
+def _decode(data: bytes, rows: list[int], what: str) -> np.ndarray:
+    if not rows:
+        if data:
+            raise CorruptTileError(f"valid mask: {len(data)} bytes of {what} where none is coded; the tile is corrupt")
+        return np.zeros(0, np.int32)
+    t = TABLES
+    try:
+        return rangecoder.decode(data, np.asarray(rows, np.int32), t.cdf, t.cdf_length, t.offset, t.precision)
+    except rangecoder.CorruptStreamError as e:
+        raise CorruptTileError(f"valid mask {what}: {e}") from e
+
+
+def decode_mask(s1: bytes, s2: bytes, height: int, width: int) -> np.ndarray:
+    """The inverse of :func:`encode_mask`: bool[H, W]; raises CorruptTileError on any inconsistency."""
+    first = _decode(s1, [_ROW_CHOICE] + [_ROW_CHANGE] * height, "stream 1")
+    choice = int(first[0])
+    if not 0 <= choice < _CHOICES:
+        raise CorruptTileError(f"valid mask: predictor choice {choice} is out of range; the tile is corrupt")
+    u = np.cumsum(first[1:].astype(np.int64))
+    if (u < 0).any() or (u // 2 > width - 1).any():
+        raise CorruptTileError("valid mask: a row declares more transitions than the tile is wide; the tile is corrupt")
+    rows, where = _stream2_rows(u, choice)
+    sym = _decode(s2, rows, "stream 2")
+    out = np.zeros((height, width), bool)
+    ts: list[list[int]] = [[] for _ in range(height)]
+    for (r, i, mode), s in zip(where, sym.tolist()):
+        if mode == 0:
+            t = s + 1 if i == 0 else ts[r][i - 1] + s + 1
+        elif mode == 1:
+            t = ts[r - 1][i] + s
+        else:
+            t = 2 * ts[r - 1][i] - ts[r - 2][i] + s
+        if not (1 <= t <= width - 1) or (i and t <= ts[r][i - 1]):
+            raise CorruptTileError(f"valid mask: row {r} transition {i} at column {t} is out of order or outside "
+                                   f"1..{width - 1}; the tile is corrupt")
+        ts[r].append(t)
+    for r in range(height):
+        value = bool(u[r] & 1)
+        edges = [0] + ts[r] + [width]
+        for a, b in zip(edges[:-1], edges[1:]):
+            if value:
+                out[r, a:b] = True
+            value = not value
+    return out
