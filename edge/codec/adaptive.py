@@ -3,8 +3,9 @@
 Why: one frozen factorised density per latent channel codes every tile with the training set's average
 statistics; a tile of open sea and a tile of a city get the same tables. Here the encoder picks, for every
 *group* of symbols, the table of a fixed bank that codes that group in the fewest bits, and transmits the
-choice. A group is one latent channel of one spectral component of a tile (``h*w`` symbols), or one 32 x 32
-block of one component's quantised residual (residual levels, :mod:`cvae.edge.codec.tile`).
+choice. A group is one latent channel of one spectral component of a tile (``h*w`` symbols), or one
+block of one component's quantised residual (32 x 32 pixels in format v2, 16 x 16 coefficients of one wavelet
+subband in v3; residual levels, :mod:`cvae.edge.codec.tile`).
 
 Why it cannot desynchronise: the decoder reads the indexes from the stream; every table it then uses is
 integer data frozen in the bundle (``adaptive.npz``). Nothing the decoder derives depends on floating point
@@ -31,12 +32,14 @@ import numpy as np
 from cvae.edge.codec.tables import PRECISION, EntropyTables
 
 __all__ = ["AdaptiveModel", "NUM_INDEXES", "ZERO", "FACTORIZED", "FIRST_LAPLACE", "laplace_bank",
-           "STREAM_OVERHEAD_BYTES", "RESIDUAL_BLOCK"]
+           "STREAM_OVERHEAD_BYTES", "RESIDUAL_BLOCK", "WAVELET_BLOCK"]
 
 NUM_INDEXES = 64
 ZERO, FACTORIZED, FIRST_LAPLACE = 0, 1, 2
-#: residual groups are blocks of this many pixels a side
+#: residual groups are blocks of this many pixels a side (pixel residuals, tile format v2) ...
 RESIDUAL_BLOCK = 32
+#: ... or of this many coefficients of one wavelet subband a side (tile format v3)
+WAVELET_BLOCK = 16
 #: bytes a non-empty range-coder stream costs beyond its symbols (header, two states, final words), + length
 STREAM_OVERHEAD_BYTES = 19
 _MAX_HALF = 640          # widest Laplacian row: values beyond are escaped (docs/range_coder.md)

@@ -44,7 +44,7 @@ VERSION_ADAPTIVE = 2   # explicitly transmitted scale indexes (adaptive bundles)
 VERSION_WAVELET = 3    # v2's layout; the residual may also be wavelet subbands (what adaptive bundles write now)
 ADAPTIVE_VERSIONS = (VERSION_ADAPTIVE, VERSION_WAVELET)
 VERSIONS = (VERSION, VERSION_ADAPTIVE, VERSION_WAVELET)
-#: residual kinds (v2+ header byte): none, 32 x 32 pixel blocks, wavelet subbands in 32 x 32 blocks (v3)
+#: residual kinds (v2+ header byte): none, 32 x 32 pixel blocks, wavelet subbands in 16 x 16 blocks (v3)
 RESIDUAL_NONE, RESIDUAL_PIXELS, RESIDUAL_WAVELET = 0, 1, 2
 _MAX_RESIDUAL = {VERSION_ADAPTIVE: RESIDUAL_PIXELS, VERSION_WAVELET: RESIDUAL_WAVELET}
 MODEL_ID_BYTES = 4
