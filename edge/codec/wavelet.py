@@ -113,13 +113,21 @@ def _gains(levels: int) -> list[tuple[float, float, float]]:
         [(g_lo[-1] ** 2,) * 3 if levels else (1.0,) * 3]
 
 
-_GAIN_CACHE: dict[int, list] = {}
+#: the gains of _gains(), as constants (part of the format, docs/bitstream.md): per level j = 1..5 the squared
+#: 1-D synthesis norms of the lowpass (``LL_j``, also the gain of a level-j LL band) and of the highpass
+#: (``HH_j``); ``HL_j = LH_j = sqrt(LL_j * HH_j)``. Constants rather than computed at import, so that no
+#: platform's summation order can change them (tests/edge/codec/test_wavelet.py rederives them).
+LL_GAIN = (1.965907255313617, 4.122410234401326, 8.416743237365488, 16.93556578059223, 33.92491418373113)
+HH_GAIN = (0.520218122554536, 0.967215944274607, 2.079255373335683, 4.300480601208342, 8.686719203695743)
 
 
 def _gain_table(levels: int) -> list:
-    if levels not in _GAIN_CACHE:
-        _GAIN_CACHE[levels] = _gains(levels)
-    return _GAIN_CACHE[levels]
+    """[(HL, LH, HH) of levels 1..levels, (LL,) * 3 of the last]: what forward() multiplies each subband by."""
+    out = []
+    for j in range(levels):
+        hl = float(np.sqrt(LL_GAIN[j] * HH_GAIN[j]))
+        out.append((hl, hl, HH_GAIN[j]))
+    return out + [(LL_GAIN[levels - 1],) * 3 if levels else (1.0,) * 3]
 
 
 def subband_shapes(h: int, w: int, levels: int) -> list[tuple[int, int]]:
