@@ -86,6 +86,31 @@ class Journal:
         self.db.execute("INSERT INTO counters(name, value) VALUES (?, ?) "
                         "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, delta))
 
+    @_locked
+    def next_scene_id(self) -> int:
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'scenes'").fetchone()
+        return (row[0] if row else 0) + 1
+
+    @_locked
+    def raise_floors(self, scene_next: int, seq_next: int, seq_remainder: int | None = None) -> None:
+        """Never hand out a scene id below ``scene_next`` nor a sequence count below ``seq_next``; with
+        ``seq_remainder``, continue at the next count with that remainder mod 2^14 (after the outbox's newest
+        packet). Only ever raises (leases.py: what a lost or restored journal must not repeat)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.next_scene_id() < scene_next:
+                self.db.execute("DELETE FROM sqlite_sequence WHERE name = 'scenes'")
+                self.db.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('scenes', ?)", (scene_next - 1,))
+            seq = max(self.counter("seq_next"), seq_next)
+            if seq_remainder is not None:
+                seq += (seq_remainder - seq) % 16384
+            self.db.execute("INSERT INTO counters(name, value) VALUES ('seq_next', ?) ON CONFLICT(name) "
+                            "DO UPDATE SET value = excluded.value", (seq,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
     # -- scenes -----------------------------------------------------------------------------------
     @_locked
     def find_scene(self, path: Path, size: int, mtime_ns: int):

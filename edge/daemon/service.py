@@ -19,6 +19,7 @@ from cvae.edge.codec import bitstream
 from cvae.edge.codec import packets as pk
 from cvae.edge.daemon.config import DaemonConfig
 from cvae.edge.daemon.journal import Journal
+from cvae.edge.daemon.leases import Leases, outbox_floors
 from cvae.edge.daemon.notify import Notifier, watchdog_interval
 from cvae.edge.daemon.watch import InboxWatcher
 from cvae.edge.encoder import choose_level, scene_metadata, tile_bodies
@@ -95,6 +96,18 @@ class Service:
         self.journal = Journal(cfg.state / "journal.sqlite")
         for stale in cfg.outbox.glob(".*.part"):  # temp files of a write cut short: never visible, safe to drop
             stale.unlink(missing_ok=True)
+        # a lost, fresh or restored journal continues after everything handed out before (leases.py)
+        lease_path = cfg.state / "leases.json"
+        had_lease = lease_path.exists()
+        try:
+            self.leases = Leases(lease_path, self.write_file)
+        except ValueError as e:
+            from cvae.edge.daemon.config import ConfigError
+
+            raise ConfigError(str(e)) from e
+        scene_floor, seq_after_outbox = outbox_floors(cfg.outbox)
+        self.journal.raise_floors(max(scene_floor, self.leases.scene_end), self.leases.seq_end,
+                                  None if had_lease else seq_after_outbox)
 
     # -- signals ----------------------------------------------------------------------------------
     def install_signals(self) -> None:
@@ -170,7 +183,11 @@ class Service:
         """Encode one scene; True when it finished (done or quarantined), False when stopped midway."""
         st = path.stat()
         found = self.journal.find_scene(path, st.st_size, st.st_mtime_ns)
-        scene = found[0] if found and found[1] == "active" else self.journal.start_scene(path, st.st_size, st.st_mtime_ns)
+        if found and found[1] == "active":
+            scene = found[0]
+        else:
+            self.leases.cover_scene(self.journal.next_scene_id())
+            scene = self.journal.start_scene(path, st.st_size, st.st_mtime_ns)
         try:
             raster = self.load(path)
         except (InputError, OSError) as e:
@@ -235,6 +252,7 @@ class Service:
             bodies = [(meta_header, meta)]
         writer = pk.PacketWriter(self.cfg.apid, sealer=self.sealer)
         n = sum(max(1, -(-len(b) // writer.max_segment)) for _, b in bodies)
+        self.leases.cover_seq(self.journal.counter("seq_next") + n - 1)
         first = self.journal.reserve(scene, unit, name, n)
         writer.seq_count = first % pk.SEQ_MODULO
         data = b"".join(p for h, b in bodies for p in writer.packets(h, b))

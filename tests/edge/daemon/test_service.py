@@ -304,3 +304,79 @@ def test_status_reads_an_existing_journal_without_writing(daemon_dirs, real_pixe
     assert main(["status", "--config", str(cfg)]) == 0
     assert json.loads(capsys.readouterr().out)["counters"]
     assert journal.stat().st_mtime_ns == before
+
+
+def _outbox_snapshot(outbox: Path) -> dict:
+    return {f.name: f.read_bytes() for f in outbox.glob("*.pkt")}
+
+
+def _seqs(outbox: Path) -> list[int]:
+    return [p.seq_count for f in sorted(outbox.glob("*.pkt")) for p in pk.parse_stream(f.read_bytes())]
+
+
+@pytest.mark.parametrize("lost", ["journal", "state_folder"])
+def test_a_lost_journal_never_overwrites_the_outbox_nor_repeats_ids_or_counts(daemon_dirs, real_pixels, lost):
+    """Issue 10: a wiped journal (or the whole state folder) with packet files still waiting for downlink: the
+    next scene gets a new scene id, no file is overwritten, no sequence count repeats, both scenes decode."""
+    import shutil
+
+    from cvae.edge.bundle import Bundle
+    from cvae.ground.decoder import decode_streams
+
+    inbox, outbox = daemon_dirs / "inbox", daemon_dirs / "outbox"
+    write_scene(inbox / "scene.tif", real_pixels[:, :64, :128])
+    Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True)
+    before = _outbox_snapshot(outbox)
+    if lost == "journal":
+        for f in (daemon_dirs / "state").glob("journal.sqlite*"):
+            f.unlink()
+    else:
+        shutil.rmtree(daemon_dirs / "state")
+    write_scene(inbox / "scene.tif", real_pixels[:, 64:128, :128])  # another scene, the same name
+    Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True)
+    after = _outbox_snapshot(outbox)
+    assert all(after[name] == data for name, data in before.items())  # nothing overwritten
+    assert len(after) > len(before)
+    seqs = _seqs(outbox)
+    assert len(seqs) == len(set(seqs))
+    bundle = Bundle.load()
+    scenes, _ = decode_streams(list(after.values()), bundle, bundle.codec())
+    assert len(scenes) == 2 and all(not s.tiles_lost for s in scenes)
+
+
+def test_a_restored_older_journal_continues_after_the_lease(daemon_dirs, real_pixels):
+    """The journal copied back from before the last scene (a restored backup) must not hand out that scene's
+    id or counts again, even after its packet files were downlinked and removed from the outbox."""
+    import shutil
+
+    inbox, outbox, state = daemon_dirs / "inbox", daemon_dirs / "outbox", daemon_dirs / "state"
+    write_scene(inbox / "a.tif", real_pixels[:, :64, :128])
+    Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True)
+    backup = daemon_dirs.parent / "journal_backup"
+    backup.mkdir()
+    for f in state.glob("journal.sqlite*"):
+        shutil.copy2(f, backup / f.name)
+    write_scene(inbox / "b.tif", real_pixels[:, 64:128, :128])
+    Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True)
+    sent = _seqs(outbox)
+    scene_ids = {p.header.scene_id for f in outbox.glob("*.pkt") for p in pk.parse_stream(f.read_bytes())}
+    for f in outbox.glob("*.pkt"):
+        f.unlink()  # downlinked
+    for f in state.glob("journal.sqlite*"):
+        f.unlink()
+    for f in backup.iterdir():
+        shutil.copy2(f, state / f.name)
+    write_scene(inbox / "c.tif", real_pixels[:, 128:192, :128])
+    Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True)
+    new = [p for f in outbox.glob("*.pkt") for p in pk.parse_stream(f.read_bytes())]
+    assert min(p.seq_count for p in new) > max(sent)
+    assert not {p.header.scene_id for p in new} & scene_ids
+
+
+def test_a_damaged_lease_file_is_refused_with_the_fix(daemon_dirs):
+    from cvae.edge.daemon.config import ConfigError
+
+    (daemon_dirs / "state").mkdir()
+    (daemon_dirs / "state" / "leases.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="restore it from a backup"):
+        Service(DaemonConfig.from_yaml(make_config(daemon_dirs)))
