@@ -44,7 +44,7 @@ DEFAULT_SCALES = np.geomspace(0.08, 160.0, NUM_INDEXES - 2)
 #: residual levels from about 33 to 53 dB whose tiles choose their base among the latent levels from the one
 #: named here up (and no base at all) by D + lambda R. With wavelet residuals (tile format v3) a residual on
 #: latent level 1 or 2 beat the pure latent levels 2 and 3 on every validation scene tried (-0.5% to -2.6%
-#: BD-rate, benchmarks/results/ablation_v3.md); from step 0.1 down no tile chose a base under 3.
+#: BD-rate, benchmarks/results/ladder_variants.md); from step 0.1 down no tile chose a base under 3.
 DEFAULT_LADDER = ((0, 0.0), (1, 0.0), (1, 0.2), (2, 0.14), (3, 0.1), (3, 0.07), (3, 0.05), (3, 0.035), (3, 0.025),
                   (3, 0.0175), (3, 0.0125), (3, 0.009))
 

@@ -2,8 +2,8 @@
 
 Why a transform on the residual: what the learned base leaves, ``z - g_s(y_hat)``, is not white. In the
 frequencies the base reproduced, the residual is noise at the base's distortion; in those it dropped (fine
-texture, edges), it is the signal itself, spatially correlated. Coded sample by sample it cost 7% to 20% more
-bits at 44-52 dB than the same residual coded as wavelet subbands (benchmarks/results/residual_transform.md).
+texture, edges), it is the signal itself, spatially correlated. As wavelet subbands it costs 3% to 21% fewer
+bits than sample by sample at the same step, with the same or lower MSE (benchmarks/results/residual_transform.md).
 
 Why by hand: the transform must be exactly this one on the satellite and the ground (the decoder inverts what
 the encoder did), small, float32 numpy only, and invertible on any tile size (odd sizes included) with
