@@ -368,7 +368,8 @@ class TileCodec:
 
     def searched_modes(self, level: int) -> list[tuple[int, bool]]:
         """The modes the encoder tries: all of :meth:`modes` (``mode_search='full'``), or only the ladder's own
-        (``'ladder'``: one synthesis per tile instead of one per allowed latent level, for a slow onboard CPU)."""
+        (``'ladder'``: one synthesis per tile instead of one per allowed latent level, for a slow onboard CPU).
+        Both also weigh the residual-only tile on residual levels (it needs no synthesis)."""
         if self.mode_search == "ladder":
             return [(self.latent_level(level), self.has_residual(level))]
         return self.modes(level)
@@ -383,7 +384,7 @@ class TileCodec:
             if res:
                 parts.append(self._residual_part(a, level, lat))
             candidates.append((lat, res, parts))
-        if self.has_residual(level) and self.mode_search == "full":
+        if self.has_residual(level):  # the residual alone: no synthesis to run, so 'ladder' weighs it too
             candidates.append((self.latent_level(level), True, [self._no_latents(a), self._residual_part(a, level, None)]))
         best = None
         for lat, res, parts in candidates:
