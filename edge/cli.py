@@ -102,7 +102,12 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
             from cvae.edge.codec.packets import PacketWriter
             from cvae.edge.codec.security import Sealer, load_key_file
 
+            from cvae.edge.codec.security import key_file_exposure
+
             writer = PacketWriter(opts.apid, sealer=Sealer(*load_key_file(a.key)))
+            exposure = key_file_exposure(a.key)
+            if exposure:
+                print(f"cvae-encode: warning: {exposure}", file=sys.stderr)
         codec = bundle.codec(a.backend, mode_search=a.mode_search)
     except (CvaeError, ValueError, OSError) as e:
         print(f"cvae-encode: {e}", file=sys.stderr)

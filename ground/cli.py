@@ -128,7 +128,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.key:
             from cvae.edge.codec.security import Opener, load_key_file
 
+            from cvae.edge.codec.security import key_file_exposure
+
             opener = Opener(dict(load_key_file(k) for k in a.key))
+            for k in a.key:
+                exposure = key_file_exposure(k)
+                if exposure:
+                    print(f"cvae-decode: warning: {exposure}", file=sys.stderr)
         streams = [f.read_bytes() for f in files]
         from cvae.edge.cli import Progress
 

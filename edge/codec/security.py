@@ -24,7 +24,7 @@ from pathlib import Path
 
 from cvae.edge.errors import CodecError, InputError
 
-__all__ = ["KeyFileError", "AuthenticationError", "ReplayError", "load_key_file", "Sealer", "Opener",
+__all__ = ["key_file_exposure", "KeyFileError", "AuthenticationError", "ReplayError", "load_key_file", "Sealer", "Opener",
            "SECURITY_HEADER", "TAG", "OVERHEAD"]
 
 SECURITY_HEADER = 14
@@ -73,6 +73,18 @@ def load_key_file(path: str | Path) -> tuple[int, bytes]:
     if len(key) != 32:
         raise KeyFileError(f"key file {p}: the key has {len(key)} bytes, AES-256 needs 32 (64 hex digits)")
     return spi, key
+
+
+def key_file_exposure(path: str | Path) -> str | None:
+    """Why ``path`` is readable or writable by others than its owner (group or other permission bits), or None.
+    A key others can read lets them forge or read packets; a key others can write lets them swap it."""
+    import stat
+
+    mode = Path(path).stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return (f"key file {path} has mode {stat.filemode(mode)}: group or others may read or change it; "
+                f"restrict it with chmod 600 {path}")
+    return None
 
 
 def _aesgcm(key: bytes):

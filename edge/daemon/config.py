@@ -31,6 +31,7 @@ class DaemonConfig:
     tile_size: int = 256
     apid: int = 0x1C5
     key_file: Path | None = None
+    allow_shared_key: bool = False      # accept a key file readable by group/others (refused by default)
     after_success: str = "move"         # move to done/, or delete
     outbox_quota_bytes: int = 1 << 30   # the downlink buffer: encoding pauses above it
     max_scene_pixels: int = 400_000_000 # bands x height x width; bigger inputs are quarantined

@@ -93,6 +93,15 @@ class Service:
             from cvae.edge.codec.security import Sealer, load_key_file
 
             self.sealer = Sealer(*load_key_file(cfg.key_file))  # a fresh random salt: IVs never repeat
+            from cvae.edge.codec.security import key_file_exposure
+
+            exposure = key_file_exposure(cfg.key_file)
+            if exposure and not cfg.allow_shared_key:
+                from cvae.edge.daemon.config import ConfigError
+
+                raise ConfigError(f"key_file: {exposure} (or set allow_shared_key: true)")
+            if exposure:
+                log("warning", reason=exposure)
         self.journal = Journal(cfg.state / "journal.sqlite")
         for stale in cfg.outbox.glob(".*.part"):  # temp files of a write cut short: never visible, safe to drop
             stale.unlink(missing_ok=True)

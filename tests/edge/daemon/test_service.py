@@ -380,3 +380,38 @@ def test_a_damaged_lease_file_is_refused_with_the_fix(daemon_dirs):
     (daemon_dirs / "state" / "leases.json").write_text("{not json")
     with pytest.raises(ConfigError, match="restore it from a backup"):
         Service(DaemonConfig.from_yaml(make_config(daemon_dirs)))
+
+
+def _key(path: Path, mode: int) -> Path:
+    path.write_text("7:" + "ab" * 32 + "\n")
+    path.chmod(mode)
+    return path
+
+
+def test_a_key_file_others_can_read_is_refused_unless_allowed(daemon_dirs, real_pixels):
+    from cvae.edge.daemon.config import ConfigError
+
+    key = _key(daemon_dirs.parent / "seal.key", 0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        Service(DaemonConfig.from_yaml(make_config(daemon_dirs, key_file=str(key))))
+    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :64, :64])
+    svc = Service(DaemonConfig.from_yaml(make_config(daemon_dirs, key_file=str(key), allow_shared_key=True)))
+    assert svc.run(once=True) == 0 and (daemon_dirs / "done" / "a.tif").exists()
+    key.chmod(0o600)
+    Service(DaemonConfig.from_yaml(make_config(daemon_dirs, key_file=str(key))))  # owner-only: accepted
+
+
+def test_encode_and_decode_warn_about_a_shared_key_file(tmp_path, real_pixels):
+    from cvae.edge.cli import encode_main
+    from cvae.ground.cli import main as decode_main
+
+    scene = write_scene(tmp_path / "a.tif", real_pixels[:, :64, :64])
+    key = _key(tmp_path / "seal.key", 0o640)
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert encode_main([str(scene), "-o", str(tmp_path / "out"), "--level", "1", "--key", str(key), "-q"]) == 0
+        assert decode_main([str(tmp_path / "out"), "-o", str(tmp_path / "dec"), "--key", str(key), "-q"]) == 0
+    assert err.getvalue().count("chmod 600") == 2
