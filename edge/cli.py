@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["encode_main", "write_atomic", "version_string"]
+__all__ = ["encode_main", "write_atomic", "version_string", "VersionAction"]
 
 
 def write_atomic(path: Path, chunks: list[bytes]) -> None:
@@ -24,6 +24,31 @@ def write_atomic(path: Path, chunks: list[bytes]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class VersionAction(argparse.Action):
+    """``--version`` for every command: package, model id of the default bundle and runtime versions, printed
+    before any other argument is checked (so ``cvae-edge --version`` needs no --config)."""
+
+    def __init__(self, option_strings, dest, extra=(), **kwargs):
+        self.extra = tuple(extra)  # more module names whose versions matter to this command (torch, onnx)
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print versions and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from cvae.edge.bundle import Bundle
+        from cvae.edge.errors import CvaeError
+
+        try:
+            line = version_string(Bundle.load())
+        except CvaeError:
+            line = version_string(None)
+        for name in self.extra:
+            try:
+                line += f" {name} {__import__(name).__version__}"
+            except ImportError:
+                line += f" {name} (not installed)"
+        print(line)
+        parser.exit(0)
 
 
 def version_string(bundle=None) -> str:

@@ -50,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cvae.edge.metrics import psnr_bands
 
     p = argparse.ArgumentParser(prog="cvae-demo", description=__doc__.splitlines()[0])
+    from cvae.edge.cli import VersionAction
+
+    p.add_argument("--version", action=VersionAction, extra=())
     p.add_argument("--scene", help="a GeoTIFF to encode (default: shared data if present, else synthetic)")
     p.add_argument("--workdir", default="cvae-demo", help="folder for the spool and the decoded GeoTIFF")
     p.add_argument("--level", type=int, default=3)

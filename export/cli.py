@@ -104,6 +104,9 @@ def _export_adaptive(a) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="cvae-export", description="Export a trained CVAE checkpoint as a model bundle.")
+    from cvae.edge.cli import VersionAction
+
+    p.add_argument("--version", action=VersionAction, extra=("torch", "onnx"))
     p.add_argument("--target", choices=["onnx", "adaptive", "trt", "int8"], default="onnx",
                    help="onnx: encoder/decoder ONNX + frozen tables + manifest; adaptive: a factorised bundle "
                         "(--bundle) to an adaptive one (-o; tile bitstream v2, index tables fitted on training "

@@ -262,6 +262,9 @@ def _save(net: CVAE, opt, cfg: TrainConfig, step: int, path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="cvae-train", description=__doc__.splitlines()[0])
+    from cvae.edge.cli import VersionAction
+
+    p.add_argument("--version", action=VersionAction, extra=("torch",))
     p.add_argument("--config", required=True, help="YAML training config (see configs/default.yaml)")
     p.add_argument("--steps", type=int, help="override: total steps")
     p.add_argument("--time-budget-min", type=float, help="override: wall-time budget in minutes")

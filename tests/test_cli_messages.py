@@ -124,3 +124,17 @@ def test_same_named_and_very_long_named_scenes_decode_side_by_side(scene, tmp_pa
     assert decode_main([str(tmp_path / "p1"), str(tmp_path / "p2"), "-o", str(tmp_path / "o"), "-q"]) == 0
     outs = sorted(f.name for f in (tmp_path / "o").glob("*.tif"))
     assert len(outs) == 3 and all(len(n) <= 120 for n in outs)
+
+
+@pytest.mark.parametrize("command", ["cvae-encode", "cvae-decode", "cvae-edge", "cvae-export", "cvae-train",
+                                     "cvae-bench", "cvae-demo"])
+def test_every_command_prints_its_versions_with_no_other_argument(command):
+    import shutil
+    import subprocess
+
+    exe = shutil.which(command)
+    if exe is None:
+        pytest.skip(f"{command} is not installed as a script")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "0.1.0" in out.stdout and "model" in out.stdout

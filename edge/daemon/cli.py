@@ -20,10 +20,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=f"cvae-edge {sub}" if sub else "cvae-edge", description=__doc__.splitlines()[0],
                                 epilog="subcommands: cvae-edge status --config FILE (counters, read-only); "
                                        "cvae-edge check --config FILE (validate, create nothing)")
+    from cvae.edge.cli import VersionAction
+
+    p.add_argument("--version", action=VersionAction)
     p.add_argument("--config", required=True, help="YAML config (see deploy/cvae-edge.yaml)")
     if not sub:
         p.add_argument("--once", action="store_true", help="process what is in the inbox, then exit")
-        p.add_argument("--version", action="store_true")
     a = p.parse_args(argv[1:] if sub else argv)
     status = sub == "status"
     try:
@@ -50,11 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cvae.edge.daemon.service import Service
 
         svc = Service(cfg)
-        if a.version:
-            from cvae.edge.cli import version_string
-
-            print(version_string(svc.bundle))
-            return 0
         svc.install_signals()
         return svc.run(once=a.once, config_path=Path(a.config))
     except CvaeError as e:

@@ -1,0 +1,43 @@
+"""The codec without its network: every tile coded as the residual alone (KLT + CDF 9/7 + adaptive tables).
+
+The honest counterfactual for the learned transform: the same bitstream, headers, masks and entropy coder,
+with no latent component ever present, at residual steps spanning the shipped ladder's rates; BD-rate against
+the strongest JPEG 2000 of a scorer ``rd.json``, as ``benchmarks/ladder_eval.py`` computes it.
+
+    python benchmarks/wavelet_only.py --rd benchmarks/results/scorer_validation_rd.json .dev/val/*.tif
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ablation_scorer import _bd_rate, scene_bd  # noqa: E402
+from ladder_eval import curve, make_codec  # noqa: E402
+
+STEPS = (0.7, 0.5, 0.35, 0.25, 0.2, 0.14, 0.1, 0.07, 0.05, 0.035, 0.025, 0.0175, 0.0125, 0.009)
+
+
+def main(argv=None) -> int:
+    from cvae.edge.bundle import Bundle
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("scenes", nargs="+")
+    p.add_argument("--rd", required=True, type=Path)
+    a = p.parse_args(argv)
+    bundle = Bundle.load()
+    codec = make_codec(bundle, [0] * len(STEPS), list(STEPS))
+    codec.searched_modes = lambda level: []        # only the residual-only tile is left to choose
+    rd, bd_rate = json.loads(a.rd.read_text()), _bd_rate()
+    for scene in a.scenes:
+        name = Path(scene).stem
+        r = dict(rd[name], ours=curve(scene, bundle, codec))
+        print(f"{name}: wavelet only BD-rate {scene_bd(bd_rate, r, None):+.1f}%  " +
+              " ".join(f"{q:.1f}dB@{b:.3f}" for b, q in r["ours"]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
