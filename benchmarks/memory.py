@@ -1,11 +1,12 @@
-"""Peak memory of ``cvae-encode --level N`` at three scene sizes: it must stay flat (the scene is read one tile
-row at a time, ``cvae.edge.encoder._encode_by_rows``).
+"""Peak memory of ``cvae-encode --level N`` (or, with ``--daemon``, of the daemon's ``--once`` run) at three
+scene sizes: it must stay flat (the scene is read one tile row at a time, ``cvae.edge.encoder._encode_by_rows``
+and ``cvae.edge.daemon.service.Service._units``).
 
 The scenes are a real one (default: the NAIP RGBN validation scene) tiled up to N x N pixels, written as tiled
 GeoTIFFs in a temporary folder; each encode runs in its own process and reports its peak RSS
 (``getrusage``). ``--scene-bytes`` holds every tile's analysis for the allocation and is not bounded.
 
-    python benchmarks/memory.py [--scene PATH] [--sizes 1024 2048 4096] [--level 3] [--out benchmarks/results]
+    python benchmarks/memory.py [--scene PATH] [--sizes 1024 2048 4096] [--level 3] [--daemon] [--out benchmarks/results]
 """
 from __future__ import annotations
 
@@ -25,6 +26,19 @@ CHILD = """
 import resource, sys
 from cvae.edge.cli import encode_main
 rc = encode_main(sys.argv[1:])
+print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "RC", rc)
+"""
+DAEMON_CHILD = """
+import resource, sys
+from pathlib import Path
+import yaml
+from cvae.edge.daemon.config import DaemonConfig
+from cvae.edge.daemon.service import Service
+base, level = Path(sys.argv[1]), int(sys.argv[2])
+cfg = base / "cfg.yaml"
+cfg.write_text(yaml.safe_dump({"base_dir": str(base), "level": level, "max_scene_pixels": 2_000_000_000}))
+rc = Service(DaemonConfig.from_yaml(cfg)).run(once=True)
+assert not list((base / "inbox").iterdir()) and list((base / "done").iterdir()), "scene not done"
 print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "RC", rc)
 """
 
@@ -49,6 +63,7 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
     p.add_argument("--level", type=int, default=3)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--daemon", action="store_true", help="measure the daemon (cvae-edge --once) instead")
     a = p.parse_args(argv)
     if not a.scene.is_file():
         print(f"memory.py: {a.scene} not found; pass --scene", file=sys.stderr)
@@ -59,8 +74,16 @@ def main(argv=None) -> int:
             scene = Path(tmp) / f"scene_{side}.tif"
             make_scene(a.scene, scene, side)
             t0 = time.perf_counter()
-            r = subprocess.run([sys.executable, "-c", CHILD, str(scene), "-o", str(Path(tmp) / "out"), "--level",
-                                str(a.level), "-q"], capture_output=True, text=True)
+            if a.daemon:
+                spool = Path(tmp) / f"spool_{side}"
+                (spool / "inbox").mkdir(parents=True)
+                scene = scene.rename(spool / "inbox" / scene.name)
+                cmd = [sys.executable, "-c", DAEMON_CHILD, str(spool), str(a.level)]
+            else:
+                cmd = [sys.executable, "-c", CHILD, str(scene), "-o", str(Path(tmp) / "out"), "--level", str(a.level), "-q"]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if a.daemon:
+                scene = spool / "done" / scene.name
             line = [ln for ln in r.stdout.splitlines() if ln.startswith("PEAK_KB")]
             if r.returncode != 0 or not line:
                 print(r.stdout, r.stderr, file=sys.stderr)
@@ -74,17 +97,19 @@ def main(argv=None) -> int:
                          "seconds": time.perf_counter() - t0})
             print(f"{side} x {side} x {ds.count}: raw {raw / 1e6:.1f} MB, peak RSS {kb / 1024:.0f} MB", file=sys.stderr)
     res = {"command": "python benchmarks/memory.py " + " ".join(argv or sys.argv[1:]), "level": a.level,
+           "what": "daemon --once" if a.daemon else "cvae-encode",
            "scene": a.scene.name, "machine": f"{platform.machine()} {platform.python_version()}", "runs": rows,
            "growth_mb_per_raw_mb": (rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"]) /
                                    max(1e-9, rows[-1]["raw_mb"] - rows[0]["raw_mb"])}
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "memory.json").write_text(json.dumps(res, indent=1))
+    stem = "memory_daemon" if a.daemon else "memory"
+    (a.out / f"{stem}.json").write_text(json.dumps(res, indent=1))
     md = ["| scene | raw MB | peak RSS MB | seconds |", "|---|---|---|---|"]
     md += [f"| {r['side']} x {r['side']} x {r['bands']} | {r['raw_mb']:.1f} | {r['peak_rss_mb']:.0f} | {r['seconds']:.0f} |"
            for r in rows]
     md.append(f"\nPeak RSS growth: {res['growth_mb_per_raw_mb']:.3f} MB per MB of raw scene "
               f"(`{res['command']}`, level {a.level}).")
-    (a.out / "memory.md").write_text("\n".join(md) + "\n")
+    (a.out / f"{stem}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0
 

@@ -24,7 +24,7 @@ from cvae.edge.daemon.notify import Notifier, watchdog_interval
 from cvae.edge.daemon.watch import InboxWatcher
 from cvae.edge.encoder import choose_level, scene_metadata, tile_bodies
 from cvae.edge.errors import CvaeError, InputError
-from cvae.edge.io.raster import Raster, band_ranges, read_raster
+from cvae.edge.io.raster import GDAL_CACHE_MB, Raster, RasterInfo, read_window, scan_raster
 from cvae.edge.io.tiling import tile_grid
 
 __all__ = ["Service", "log"]
@@ -171,22 +171,20 @@ class Service:
         log("quarantined", file=path.name, reason=reason)
 
     # -- one scene --------------------------------------------------------------------------------
-    def load(self, path: Path) -> Raster:
+    def load(self, path: Path) -> RasterInfo:
+        """Header checks, then one bounded pass (band ranges, the valid rule, NaN check): memory of one row of
+        tiles, whatever the scene's size; the pixels are read again a tile row at a time while coding."""
         if path.stat().st_size == 0:
             raise InputError("empty file")
-        r = read_raster(path, max_samples=self.cfg.max_scene_pixels)  # the header is checked before reading
-        c, h, w = r.pixels.shape
-        if c * h * w > self.cfg.max_scene_pixels:
-            raise InputError(f"{c}x{h}x{w} samples exceed max_scene_pixels {self.cfg.max_scene_pixels}")
+        info = scan_raster(path, max_samples=self.cfg.max_scene_pixels, rows=self.cfg.tile_size)
+        c, h, w = info.shape
         if c > bitstream.MAX_BANDS:
             raise InputError(f"{c} bands exceed the format's {bitstream.MAX_BANDS}")
-        if r.pixels.dtype not in bitstream.DTYPES:
-            raise InputError(f"dtype {r.pixels.dtype} is not supported ({', '.join(map(str, bitstream.DTYPES))})")
-        if r.pixels.dtype.kind == "f" and not np.isfinite(r.pixels[:, r.valid]).all():
-            raise InputError("NaN or infinite pixels outside nodata")
-        if not r.valid.any():
+        if info.dtype not in bitstream.DTYPES:
+            raise InputError(f"dtype {info.dtype} is not supported ({', '.join(map(str, bitstream.DTYPES))})")
+        if info.band_range is None:
             raise InputError("no valid pixel: every pixel is nodata")
-        return r
+        return info
 
     def process(self, path: Path) -> bool:
         """Encode one scene; True when it finished (done or quarantined), False when stopped midway."""
@@ -198,19 +196,27 @@ class Service:
             self.leases.cover_scene(self.journal.next_scene_id())
             scene = self.journal.start_scene(path, st.st_size, st.st_mtime_ns)
         try:
-            raster = self.load(path)
+            info = self.load(path)
         except (InputError, OSError) as e:
             self.quarantine(path, f"{type(e).__name__}: {e}", scene)
             return True
-        pixels, valid = raster.pixels, raster.valid
-        windows = list(tile_grid(pixels.shape[1], pixels.shape[2], self.cfg.tile_size))
+        import rasterio
+
+        c, h, w = info.shape
+        windows = list(tile_grid(h, w, self.cfg.tile_size))
         self.journal.set_tiles(scene, len(windows))
-        meta = pk.encode_metadata({**scene_metadata(raster, path.stem, self.bundle, self.cfg.tile_size),
-                                   "scene_id": scene})
+        header = Raster(np.broadcast_to(np.zeros(1, info.dtype), info.shape), np.ones((1, 1), bool), info.nodata,
+                        info.profile, info.descriptions, info.colorinterp, info.tags)  # shape and dtype only
+        meta = pk.encode_metadata({**scene_metadata(header, path.stem, self.bundle, self.cfg.tile_size,
+                                                    source_dtype=info.source_dtype), "scene_id": scene})
         mid = bytes.fromhex(self.bundle.model_id)[:4]
         meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=scene)
-        band_range = band_ranges(pixels, valid, raster.nodata)
-        log("scene_start", scene=scene, file=path.name, shape=list(pixels.shape), tiles=len(windows))
+        log("scene_start", scene=scene, file=path.name, shape=list(info.shape), tiles=len(windows))
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(path) as ds:
+            return self._units(path, scene, ds, info, windows, meta_header, meta)
+
+    def _units(self, path, scene, ds, info, windows, meta_header, meta) -> bool:
+        block_row, block = -1, None
         units = [-1] + list(range(len(windows))) + [len(windows)]
         # Two stages overlap: the network runs on tile k+1 (this thread) while tile k is entropy coded,
         # reserved, written and committed (one worker thread, so units still complete strictly in order).
@@ -232,8 +238,11 @@ class Service:
                 continue  # written before a crash, not yet recorded: never rewrite (it may be on its way down)
             analyzed = None
             if 0 <= unit < len(windows):
-                ys, xs = windows[unit].slices
-                analyzed = self.codec.analyze(pixels[:, ys, xs], valid[ys, xs], band_range=band_range)
+                win = windows[unit]
+                if win.row != block_row:  # one row of tiles in memory at a time
+                    block_row, block = win.row, read_window(ds, info, win.y0, win.height)
+                xs = slice(win.x0, win.x0 + win.width)
+                analyzed = self.codec.analyze(block[0][:, :, xs], block[1][:, xs], band_range=info.band_range)
             if pending is not None and not pending.result():
                 return False
             pending = self._pool.submit(self._emit, scene, unit, name, analyzed,
