@@ -16,8 +16,8 @@ from cvae.edge.bundle import Bundle
 from cvae.edge.codec import packets as pk
 from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import InputError
-from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, GDAL_CACHE_MB, Raster, band_ranges, read_raster, read_window,
-                                 scan_raster)
+from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, GDAL_CACHE_MB, WHOLE_SCENE_MAX_SAMPLES, Raster, band_ranges,
+                                 read_raster, read_window, scan_raster)
 from cvae.edge.io.tiling import tile_grid
 
 #: hex digits of the model id in scene metadata (64 bits: ample to tell bundles apart, 48 bytes less per copy)
@@ -166,6 +166,17 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
         raise InputError(f"--level {opts.level} is out of range; this bundle has levels 0..{codec.levels - 1}")
     if opts.scene_bytes is None:
         return _encode_by_rows(path, bundle, codec, opts, writer, progress)
+    import rasterio
+
+    try:
+        with rasterio.open(path) as ds:  # the whole scene is read: its own, lower limit (memory ~2.2x raw)
+            samples = ds.count * ds.height * ds.width
+    except rasterio.errors.RasterioError:
+        samples = 0  # read_raster reports what is wrong with the file
+    if samples > WHOLE_SCENE_MAX_SAMPLES and samples <= opts.max_samples:
+        raise InputError(f"{path}: --scene-bytes reads the whole scene and {samples:,} samples exceed its limit of "
+                         f"{WHOLE_SCENE_MAX_SAMPLES:,} (about {2.2 * samples * 2 / 1e9:.0f} GB); use --level or "
+                         "--tile-bytes, which read a tile row at a time, or cut the scene")
     raster = read_raster(path, max_samples=opts.max_samples)
     pixels = raster.pixels
     if pixels.dtype.kind == "f":

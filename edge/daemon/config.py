@@ -34,7 +34,7 @@ class DaemonConfig:
     allow_shared_key: bool = False      # accept a key file readable by group/others (refused by default)
     after_success: str = "move"         # move to done/, or delete
     outbox_quota_bytes: int = 1 << 30   # the downlink buffer: encoding pauses above it
-    max_scene_pixels: int = 400_000_000 # bands x height x width; bigger inputs are quarantined
+    max_scene_pixels: int = 2_000_000_000  # bands x height x width; bigger inputs are quarantined (13-band S2 fits)
     poll_interval_s: float = 2.0
     retry_max_s: float = 60.0           # back-off cap for write errors (ENOSPC, EIO)
 

@@ -67,8 +67,12 @@ def band_ranges(pixels: np.ndarray, valid: np.ndarray, nodata: float | None) -> 
     return lo, hi
 
 
-#: default limit on bands x height x width of a scene read whole (cvae-encode; the daemon has max_scene_pixels)
-DEFAULT_MAX_SAMPLES = 400_000_000
+#: default limit on bands x height x width of a scene (cvae-encode; the daemon has max_scene_pixels): coded a
+#: tile row at a time, memory does not grow with it (benchmarks/results/memory*.md); 2e9 takes a 13-band
+#: 10980 x 10980 Sentinel-2 tile (1.57e9) and a whole Landsat scene
+DEFAULT_MAX_SAMPLES = 2_000_000_000
+#: ... and of a scene read whole (``--scene-bytes`` weighs every tile at once): about 2.2 x its raw size
+WHOLE_SCENE_MAX_SAMPLES = 400_000_000
 #: most bands the tile bitstream carries (cvae.edge.codec.bitstream.MAX_BANDS; repeated to keep io free of codec)
 _MAX_BANDS = 32
 _DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
@@ -79,8 +83,7 @@ def check_header(ds, max_samples: int) -> None:
     c, h, w = ds.count, ds.height, ds.width
     if c * h * w > max_samples:
         raise InputError(f"{c} bands x {h} x {w} pixels = {c * h * w:,} samples exceed the limit of "
-                         f"{max_samples:,} (about {2.2 * c * h * w * np.dtype(ds.dtypes[0]).itemsize / 1e9:.1f} GB to code); "
-                         "cut the scene or raise the limit (--max-scene-samples / max_scene_pixels)")
+                         f"{max_samples:,}; cut the scene or raise the limit (--max-scene-samples / max_scene_pixels)")
     if c > _MAX_BANDS:
         raise InputError(f"{c} bands exceed the format's {_MAX_BANDS}; split the bands into several scenes")
     bad = sorted({d for d in ds.dtypes if d not in _DTYPES})
@@ -90,7 +93,7 @@ def check_header(ds, max_samples: int) -> None:
         raise InputError(f"bands of different dtypes ({', '.join(sorted(set(ds.dtypes)))}); convert to one dtype")
 
 
-def read_raster(path: str | Path, max_samples: int = DEFAULT_MAX_SAMPLES) -> Raster:
+def read_raster(path: str | Path, max_samples: int = WHOLE_SCENE_MAX_SAMPLES) -> Raster:
     """Read every band of ``path``, after :func:`check_header`. Float rasters holding integers are kept as
     float; callers cast. Non-finite values at nodata pixels are set to 0 (they are masked, never coded)."""
     try:

@@ -415,3 +415,52 @@ def test_encode_and_decode_warn_about_a_shared_key_file(tmp_path, real_pixels):
         assert encode_main([str(scene), "-o", str(tmp_path / "out"), "--level", "1", "--key", str(key), "-q"]) == 0
         assert decode_main([str(tmp_path / "out"), "-o", str(tmp_path / "dec"), "--key", str(key), "-q"]) == 0
     assert err.getvalue().count("chmod 600") == 2
+
+
+def _sparse_tiff(path: Path, side: int) -> Path:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    with rasterio.open(path, "w", driver="GTiff", width=side, height=side, count=1, dtype="uint8", nodata=0,
+                       tiled=True, blockxsize=256, blockysize=256, sparse_ok=True, compress="deflate",
+                       crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10)):
+        pass  # nothing written: every block sparse, the file is tiny, the declared size huge
+    return path
+
+
+_PEAK_CHILD = """
+import sys
+from pathlib import Path
+from cvae.edge.daemon.config import DaemonConfig
+from cvae.edge.daemon.service import Service
+rc = Service(DaemonConfig.from_yaml(Path(sys.argv[1]))).run(once=True)
+peak = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+print("RC", rc, "PEAK_MB", peak // 1024)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak RSS read from /proc (Linux)")
+def test_crafted_huge_header_and_sparse_scene_are_quarantined_in_bounded_memory(daemon_dirs, real_pixels):
+    """Issue 10 bar: a 100000 x 100000 header (refused from the header) and a sparse 40000 x 40000 scene
+    (scanned a tile row at a time, no valid pixel) go to quarantine; the good scene behind them is encoded;
+    the daemon's peak RSS stays under 1.5 GB (a bound on memory, not a timing)."""
+    inbox = daemon_dirs / "inbox"
+    _sparse_tiff(inbox / "a_crafted.tif", 100_000)
+    _sparse_tiff(inbox / "b_sparse.tif", 40_000)
+    write_scene(inbox / "c_good.tif", real_pixels[:, :64, :64])
+    cfg = make_config(daemon_dirs)
+    out = subprocess.run([sys.executable, "-c", _PEAK_CHILD, str(cfg)], capture_output=True, text=True, timeout=600)
+    rc, peak = out.stdout.split()[1], int(out.stdout.split()[3])
+    assert rc == "0", out.stderr[-2000:]
+    assert "exceed the limit" in (daemon_dirs / "quarantine" / "a_crafted.tif.reason.txt").read_text()
+    assert "no valid pixel" in (daemon_dirs / "quarantine" / "b_sparse.tif.reason.txt").read_text()
+    assert (daemon_dirs / "done" / "c_good.tif").exists()
+    assert peak < 1536, f"peak RSS {peak} MB"
+
+
+def test_cvae_encode_refuses_a_crafted_header_before_reading(tmp_path):
+    from cvae.edge.cli import encode_main
+
+    scene = _sparse_tiff(tmp_path / "crafted.tif", 100_000)
+    assert encode_main([str(scene), "-o", str(tmp_path / "out"), "--level", "1", "-q"]) != 0
+    assert not list((tmp_path / "out").glob("*.pkt")) if (tmp_path / "out").exists() else True
