@@ -147,10 +147,24 @@ class Service:
     def pending(self) -> list[Path]:
         files = []
         for e in os.scandir(self.cfg.inbox):
-            if e.name.startswith(".") or e.name.lower().endswith(_IGNORED_SUFFIXES) or not e.is_file():
+            if e.name.startswith(".") or e.name.lower().endswith(_IGNORED_SUFFIXES):
+                continue
+            if e.is_symlink() or not e.is_file(follow_symlinks=False):
+                self._refuse_entry(Path(e.path), e)
                 continue
             files.append((e.stat().st_mtime_ns, e.name, Path(e.path)))
         return [p for _, _, p in sorted(files)]
+
+    def _refuse_entry(self, path: Path, entry: os.DirEntry) -> None:
+        """Symlinks (never followed: they may point anywhere), FIFOs, sockets, devices and folders are moved to
+        quarantine with the reason, so they neither block nor silently sit in the inbox."""
+        kind = ("symlink" + (" (dangling)" if not os.path.exists(path) else "") if entry.is_symlink()
+                else "folder" if entry.is_dir(follow_symlinks=False) else "special file (FIFO, socket or device)")
+        try:
+            self.quarantine(path, f"InputError: {kind} in the inbox; only regular files are encoded: move or copy "
+                                  "the GeoTIFF itself into the inbox")
+        except (OSError, sqlite3.Error) as err:
+            log("refuse_failed", file=path.name, error=str(err))
 
     def outbox_bytes(self) -> int:
         return sum(e.stat().st_size for e in os.scandir(self.cfg.outbox) if e.is_file())

@@ -91,6 +91,10 @@ def check_header(ds, max_samples: int) -> None:
         raise InputError(f"dtype {', '.join(bad)} is not supported; convert to one of {', '.join(_DTYPES)}")
     if len(set(ds.dtypes)) > 1:
         raise InputError(f"bands of different dtypes ({', '.join(sorted(set(ds.dtypes)))}); convert to one dtype")
+    pages = [sd for sd in (ds.subdatasets or []) if sd.upper().startswith("GTIFF_DIR:")]
+    if pages:  # GDAL shows a multi-page TIFF's first page as the dataset: the others would be dropped silently
+        raise InputError(f"multi-page TIFF ({len(pages)} pages); only one image per file is coded: split the pages "
+                         "into separate GeoTIFFs (gdal_translate GTIFF_DIR:N:file.tif page_N.tif)")
 
 
 def read_raster(path: str | Path, max_samples: int = WHOLE_SCENE_MAX_SAMPLES) -> Raster:

@@ -464,3 +464,33 @@ def test_cvae_encode_refuses_a_crafted_header_before_reading(tmp_path):
     scene = _sparse_tiff(tmp_path / "crafted.tif", 100_000)
     assert encode_main([str(scene), "-o", str(tmp_path / "out"), "--level", "1", "-q"]) != 0
     assert not list((tmp_path / "out").glob("*.pkt")) if (tmp_path / "out").exists() else True
+
+
+def test_symlinks_fifos_and_folders_in_the_inbox_are_quarantined_with_a_reason(daemon_dirs, real_pixels, tmp_path):
+    inbox = daemon_dirs / "inbox"
+    outside = write_scene(tmp_path / "outside.tif", real_pixels[:, :64, :64])
+    (inbox / "link.tif").symlink_to(outside)                 # never followed: it may point anywhere
+    (inbox / "dangling.tif").symlink_to(tmp_path / "gone.tif")
+    os.mkfifo(inbox / "pipe.tif")
+    (inbox / "folder.tif").mkdir()
+    write_scene(inbox / "good.tif", real_pixels[:, 64:128, :64])
+    assert Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True) == 0
+    q = daemon_dirs / "quarantine"
+    assert "symlink" in (q / "link.tif.reason.txt").read_text()
+    assert "dangling" in (q / "dangling.tif.reason.txt").read_text()
+    assert "special file" in (q / "pipe.tif.reason.txt").read_text()
+    assert "folder" in (q / "folder.tif.reason.txt").read_text()
+    assert (daemon_dirs / "done" / "good.tif").exists() and outside.exists()
+    assert not list(inbox.iterdir())
+
+
+def test_a_multipage_tiff_is_refused_instead_of_losing_pages(daemon_dirs, real_pixels):
+    Image = pytest.importorskip("PIL.Image")  # pillow comes with matplotlib (bench extra)
+
+    inbox = daemon_dirs / "inbox"
+    pages = [Image.fromarray(real_pixels[0, :64, :64].astype(np.uint16)) for _ in range(2)]
+    pages[0].save(inbox / "pages.tif", save_all=True, append_images=pages[1:])
+    write_scene(inbox / "good.tif", real_pixels[:, :64, :64])
+    assert Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True) == 0
+    assert "multi-page TIFF (2 pages)" in (daemon_dirs / "quarantine" / "pages.tif.reason.txt").read_text()
+    assert (daemon_dirs / "done" / "good.tif").exists()
