@@ -144,12 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         import cvae
 
-        entries = {e["scene_id"]: e for e in report["scenes"]}
+        entries = {(e["apid"], e["scene_id"]): e for e in report["scenes"]}
         used: set[str] = set()
         for s in scenes:
             name = output_name(str(s.meta.get("name") or s.scene_id), s.scene_id, used)
             write_geotiff(out / name, s, provenance_tags(s, bundle.model_id[:16]))
-            entries[s.scene_id]["output"] = str(out / name)
+            entries[(s.apid, s.scene_id)]["output"] = str(out / name)
         report["inputs"] = [str(f) for f in files]
         report["tool_version"] = cvae.__version__
         report["model_id"] = bundle.model_id

@@ -30,6 +30,7 @@ class DecodedScene:
     tiles_ok: list[tuple[int, int]] = field(default_factory=list)
     tiles_lost: list[dict] = field(default_factory=list)
     levels: dict = field(default_factory=dict)
+    apid: int = 0               # the APID its packets came on (scenes are told apart by APID and scene id)
 
 
 @dataclass
@@ -39,9 +40,11 @@ class _SceneParts:
     duplicates: int = 0
 
 
-def collect(streams: list[bytes], stats: dict, opener: Opener | None = None) -> dict[int, _SceneParts]:
-    scenes: dict[int, _SceneParts] = defaultdict(_SceneParts)
-    meta_segments: dict[int, dict] = defaultdict(dict)
+def collect(streams: list[bytes], stats: dict, opener: Opener | None = None) -> dict[tuple[int, int], _SceneParts]:
+    """Packets grouped by scene: the key is ``(APID, scene id)``, so scenes of two encoders (each its own
+    APID) never merge even when their ids meet."""
+    scenes: dict[tuple[int, int], _SceneParts] = defaultdict(_SceneParts)
+    meta_segments: dict[tuple[int, int], dict] = defaultdict(dict)
     for key in ("packets", "secured_without_key", "authentication_failures", "replays", "clear_refused"):
         stats.setdefault(key, 0)
     for data in streams:
@@ -63,16 +66,17 @@ def collect(streams: list[bytes], stats: dict, opener: Opener | None = None) -> 
             elif opener is not None:  # with a key, only authenticated packets are trusted
                 stats["clear_refused"] += 1
                 continue
-            parts = scenes[h.scene_id]
+            key = (p.apid, h.scene_id)
+            parts = scenes[key]
             if h.base_kind == pk.KIND_METADATA:
                 if parts.meta is None:
-                    meta_segments[h.scene_id][h.segment] = (h.segments, p.data)
-                    segs = meta_segments[h.scene_id]
+                    meta_segments[key][h.segment] = (h.segments, p.data)
+                    segs = meta_segments[key]
                     if len(segs) == h.segments:
                         try:
                             parts.meta = pk.decode_metadata(b"".join(segs[i][1] for i in range(h.segments)))
                         except (pk.PacketFormatError, KeyError):
-                            meta_segments[h.scene_id].clear()
+                            meta_segments[key].clear()
             else:
                 tile = parts.segments[(h.row, h.col)]
                 if h.segment in tile:
@@ -180,29 +184,30 @@ def decode_streams(streams: list[bytes], bundle: Bundle, codec: TileCodec,
     stats: dict = {}
     scenes = collect(streams, stats, opener)
     decoded, report = [], {"stats": stats, "scenes": []}
-    for sid, parts in sorted(scenes.items()):
+    for (apid, sid), parts in sorted(scenes.items()):
         if parts.meta is None:
-            report["scenes"].append({"scene_id": sid, "error": "no intact metadata packet: scene cannot be placed",
+            report["scenes"].append({"scene_id": sid, "apid": apid, "error": "no intact metadata packet: scene cannot be placed",
                                      "tiles_received": len(parts.segments)})
             continue
         meta_id = str(parts.meta.get("model_id"))
         if len(meta_id) < 16 or not bundle.accepts(meta_id):
-            report["scenes"].append({"scene_id": sid, "name": parts.meta.get("name"),
+            report["scenes"].append({"scene_id": sid, "apid": apid, "name": parts.meta.get("name"),
                                      "error": f"coded with model {str(parts.meta.get('model_id'))[:16]}, the bundle is "
                                               f"{bundle.model_id[:16]}: decode with --bundle pointing at that model"})
             continue
         problem = metadata_problem(parts.meta)
         if problem:
-            report["scenes"].append({"scene_id": sid, "name": str(parts.meta.get("name"))[:200],
+            report["scenes"].append({"scene_id": sid, "apid": apid, "name": str(parts.meta.get("name"))[:200],
                                      "error": f"scene metadata refused: {problem}"})
             continue
         d = decode_scene(sid, parts, codec, progress(parts.meta.get("name") or sid) if progress else None)
+        d.apid = apid
         decoded.append(d)
         levels: dict = {}
         for lv in d.levels.values():
             levels[str(lv)] = levels.get(str(lv), 0) + 1
         tile_bytes = sum(len(seg[2]) for segs in parts.segments.values() for seg in segs.values())
-        report["scenes"].append({"scene_id": sid, "name": d.meta.get("name"), "tiles_ok": len(d.tiles_ok),
+        report["scenes"].append({"scene_id": sid, "apid": apid, "name": d.meta.get("name"), "tiles_ok": len(d.tiles_ok),
                                  "tiles_lost": d.tiles_lost, "duplicate_segments": parts.duplicates,
                                  "model_id": bundle.model_id[:16], "levels": levels,
                                  "tile_bits_per_sample": 8 * tile_bytes / max(1, d.pixels.size),

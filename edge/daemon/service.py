@@ -115,6 +115,12 @@ class Service:
 
             raise ConfigError(str(e)) from e
         scene_floor, seq_after_outbox = outbox_floors(cfg.outbox)
+        if not had_lease and scene_floor == 1 and self.journal.next_scene_id() == 1:
+            # a new daemon starts its ids at a random point of the 32-bit space, so two encoders (or a daemon and
+            # cvae-encode, whose ids are random) almost never share an id; the ground also tells APIDs apart
+            import secrets
+
+            scene_floor = 1 + secrets.randbelow(1 << 31)
         self.journal.raise_floors(max(scene_floor, self.leases.scene_end), self.leases.seq_end,
                                   None if had_lease else seq_after_outbox)
 
