@@ -25,11 +25,16 @@ from pathlib import Path
 
 from cvae.edge.codec import packets as pk
 
-__all__ = ["Leases", "outbox_floors", "SCENE_BLOCK", "SEQ_BLOCK"]
+__all__ = ["Leases", "LeaseWriteError", "outbox_floors", "SCENE_BLOCK", "SEQ_BLOCK"]
 
 SCENE_BLOCK = 1
 SEQ_BLOCK = 1
 _NAME = re.compile(r"^(\d{8,10})_\d{5}\.pkt$")
+
+
+class LeaseWriteError(Exception):
+    """The lease could not be written (state folder full or failing): a failure of the daemon's own state,
+    retried with back-off like a journal error, never blamed on the scene being coded."""
 
 
 class Leases:
@@ -49,19 +54,29 @@ class Leases:
                                  "only if the outbox holds every packet file not yet downlinked") from e
 
     def _save(self) -> None:
-        self.write_file(self.path, json.dumps({"scene_end": self.scene_end, "seq_end": self.seq_end}).encode())
+        try:
+            self.write_file(self.path, json.dumps({"scene_end": self.scene_end, "seq_end": self.seq_end}).encode())
+        except OSError as e:
+            raise LeaseWriteError(f"{self.path}: {e}") from e
 
     def cover_scene(self, scene_id: int) -> None:
         """Make sure ``scene_id`` lies below the lease before the journal hands it out."""
         if scene_id >= self.scene_end:
-            self.scene_end = scene_id + SCENE_BLOCK
-            self._save()
+            old, self.scene_end = self.scene_end, scene_id + SCENE_BLOCK
+            self._commit(lambda: setattr(self, "scene_end", old))
 
     def cover_seq(self, last: int) -> None:
         """Make sure sequence counts up to ``last`` (unwrapped) lie below the lease."""
         if last >= self.seq_end:
-            self.seq_end = last + SEQ_BLOCK
+            old, self.seq_end = self.seq_end, last + SEQ_BLOCK
+            self._commit(lambda: setattr(self, "seq_end", old))
+
+    def _commit(self, undo) -> None:
+        try:
             self._save()
+        except LeaseWriteError:
+            undo()  # the file still says the old end: so must we, or the next try would skip the write
+            raise
 
 
 def outbox_floors(outbox: Path) -> tuple[int, int | None]:

@@ -19,7 +19,7 @@ from cvae.edge.codec import bitstream
 from cvae.edge.codec import packets as pk
 from cvae.edge.daemon.config import DaemonConfig
 from cvae.edge.daemon.journal import Journal
-from cvae.edge.daemon.leases import Leases, outbox_floors
+from cvae.edge.daemon.leases import Leases, LeaseWriteError, outbox_floors
 from cvae.edge.daemon.notify import Notifier, watchdog_interval
 from cvae.edge.daemon.watch import InboxWatcher
 from cvae.edge.encoder import choose_level, scene_metadata, tile_bodies
@@ -358,7 +358,7 @@ class Service:
                         state_delay, state_errors = 0.5, 0
                     except FileNotFoundError:
                         log("vanished", file=f.name)
-                    except sqlite3.Error as e:  # the daemon's own state (journal): retry later, never exit
+                    except (sqlite3.Error, LeaseWriteError) as e:  # the daemon's own state: retry, never exit
                         self.journal.rollback()
                         state_errors += 1
                         log("state_error", file=f.name, error=str(e), retry_in_s=state_delay)

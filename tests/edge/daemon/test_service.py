@@ -494,3 +494,62 @@ def test_a_multipage_tiff_is_refused_instead_of_losing_pages(daemon_dirs, real_p
     assert Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True) == 0
     assert "multi-page TIFF (2 pages)" in (daemon_dirs / "quarantine" / "pages.tif.reason.txt").read_text()
     assert (daemon_dirs / "done" / "good.tif").exists()
+
+
+def test_done_on_another_filesystem_is_refused_by_the_config_check(daemon_dirs, tmp_path):
+    from cvae.edge.daemon.config import ConfigError
+
+    other = Path("/dev/shm")
+    if not other.is_dir() or os.stat(other).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second filesystem (/dev/shm) to put done/ on")
+    done = Path(tempfile_dir := __import__("tempfile").mkdtemp(dir=other))
+    try:
+        with pytest.raises(ConfigError, match="another filesystem"):
+            Service(DaemonConfig.from_yaml(make_config(daemon_dirs, done=str(done))))
+    finally:
+        __import__("shutil").rmtree(tempfile_dir, ignore_errors=True)
+
+
+def test_a_journal_on_a_full_tmpfs_is_retried_until_space_returns(daemon_dirs, real_pixels):
+    """The state folder on a real, full tmpfs: SQLite fails with 'database or disk is full'; the daemon backs
+    off without exiting, and finishes the scene once space is freed."""
+    state = daemon_dirs / "state"
+    state.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(state)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :64, :64])
+        svc = Service(DaemonConfig.from_yaml(make_config(daemon_dirs, poll_interval_s=0.05, retry_max_s=0.2)))
+        filler = state / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # fill what is left, as a busy disk would
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        threading.Timer(0.8, filler.unlink).start()  # once-mode gives up after 8 tries (~1.9 s)
+        assert svc.run(once=True) == 0
+        assert (daemon_dirs / "done" / "a.tif").exists() and list((daemon_dirs / "outbox").glob("*.pkt"))
+    finally:
+        subprocess.run(["umount", "-l", str(state)], capture_output=True)
+
+
+def test_two_sealed_scenes_with_one_name_decode_to_two_geotiffs(tmp_path, real_pixels):
+    from cvae.edge.cli import encode_main
+    from cvae.ground.cli import main as decode_main
+
+    key = _key(tmp_path / "seal.key", 0o600)
+    for i, folder in enumerate(("a", "b")):
+        (tmp_path / folder).mkdir()
+        scene = write_scene(tmp_path / folder / "scene.tif", real_pixels[:, 64 * i:64 * (i + 1), :64])
+        assert encode_main([str(scene), "-o", str(tmp_path / "down" / folder), "--level", "1", "--key", str(key),
+                            "-q"]) == 0
+    assert decode_main([str(tmp_path / "down"), "-o", str(tmp_path / "dec"), "--key", str(key), "-q"]) == 0
+    tifs = sorted((tmp_path / "dec").glob("*.tif"))
+    assert len(tifs) == 2
+    import json
+
+    report = json.loads((tmp_path / "dec" / "report.json").read_text())
+    assert all(not s["tiles_lost"] and s["duplicate_segments"] == 0 for s in report["scenes"])
