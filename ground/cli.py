@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["main", "write_geotiff"]
+__all__ = ["main", "write_geotiff", "parse_creation_options"]
 
 
 def output_name(name: str, scene_id: int, used: set[str]) -> str:
@@ -55,15 +55,39 @@ def _restore_descriptive(dst, meta: dict) -> None:
         dst.update_tags(**{str(k)[:200]: str(v)[:2000] for k, v in list(tags.items())[:200]})
 
 
-def write_geotiff(path: Path, scene, tags: dict | None = None) -> None:
+#: creation options the writer sets itself (the format's own choices); --co may override them
+_GTIFF_DEFAULTS = {"compress": "deflate"}
+_OVERVIEW_LEVELS = (2, 4, 8, 16, 32)
+
+
+def parse_creation_options(items: Sequence[str] | None) -> dict:
+    """``["KEY=VALUE", ...]`` -> {"key": "VALUE"} (GDAL creation options, as rasterio takes them)."""
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--co {item!r}: expected KEY=VALUE, e.g. --co COMPRESS=ZSTD")
+        out[key.strip().lower()] = value.strip()
+    return out
+
+
+def write_geotiff(path: Path, scene, tags: dict | None = None, fmt: str = "GTiff", options: dict | None = None,
+                  overviews: bool = False) -> None:
+    """The decoded scene as ``fmt`` (``GTiff`` or ``COG``, a Cloud-Optimized GeoTIFF with its own overviews),
+    with GDAL creation ``options``; ``overviews`` adds internal overviews to a GTiff. Written to a temp name,
+    then renamed: a half-written output is never visible."""
     import rasterio
+    import rasterio.shutil
     from rasterio.crs import CRS
     from rasterio.transform import Affine
 
     meta = scene.meta
+    options = dict(options or {})
     profile = {"driver": "GTiff", "width": meta["width"], "height": meta["height"], "count": meta["bands"],
-               "dtype": meta["dtype"], "nodata": meta.get("nodata"), "compress": "deflate",
+               "dtype": meta["dtype"], "nodata": meta.get("nodata"), **_GTIFF_DEFAULTS,
                "tiled": meta["width"] >= 256 and meta["height"] >= 256}
+    if fmt == "GTiff":
+        profile.update(options)
     if meta.get("crs"):
         profile["crs"] = CRS.from_user_input(meta["crs"])
     if meta.get("transform"):
@@ -83,6 +107,19 @@ def write_geotiff(path: Path, scene, tags: dict | None = None) -> None:
                 dst.update_tags(**tags)
             if lost:  # lost tiles are marked in the dataset mask (internal, so one file per scene)
                 dst.write_mask(scene.valid.astype("uint8") * 255)
+            if overviews and fmt == "GTiff":
+                from rasterio.enums import Resampling
+
+                levels = [f for f in _OVERVIEW_LEVELS if min(meta["width"], meta["height"]) // f >= 64]
+                if levels:
+                    dst.build_overviews(levels, Resampling.average)
+        if fmt == "COG":  # GDAL's COG driver only copies: tiles, overviews and layout are its own
+            cog = path.with_name("." + path.name + ".cog.part")
+            try:
+                rasterio.shutil.copy(tmp, cog, driver="COG", **{"compress": "deflate", **options})
+            finally:
+                tmp.unlink(missing_ok=True)
+            tmp = cog
     os.replace(tmp, path)
 
 
@@ -101,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cvae.edge.bundle import Bundle
     from cvae.edge.errors import CvaeError
     from cvae.ground.decoder import decode_streams
+    from rasterio._err import CPLE_BaseError  # GDAL's own errors, e.g. a creation option it refuses
+    from rasterio.errors import RasterioError
 
     p = argparse.ArgumentParser(prog="cvae-decode", description=__doc__.splitlines()[0])
     p.add_argument("paths", nargs="+", help="packet files or folders holding them")
@@ -109,9 +148,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
     p.add_argument("--version", action="version", version=_version())
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--of", default="GTiff", choices=["GTiff", "COG"],
+                   help="output format: GTiff (tiled, DEFLATE) or COG (Cloud-Optimized GeoTIFF, with overviews)")
+    p.add_argument("--co", action="append", metavar="KEY=VALUE",
+                   help="GDAL creation option for the output (repeat), e.g. --co COMPRESS=ZSTD --co PREDICTOR=2")
+    p.add_argument("--overviews", action="store_true", help="GTiff: add internal overviews (COG always has them)")
     p.add_argument("--key", action="append", help="key file SPI:HEX (repeat for several SPIs); with a key only "
                                                   "authenticated packets are accepted")
     a = p.parse_args(argv)
+    try:
+        options = parse_creation_options(a.co)
+    except ValueError as e:
+        print(f"cvae-decode: {e}", file=sys.stderr)
+        return 2
     files: list[Path] = []
     for s in a.paths:
         path = Path(s)
@@ -148,13 +197,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         used: set[str] = set()
         for s in scenes:
             name = output_name(str(s.meta.get("name") or s.scene_id), s.scene_id, used)
-            write_geotiff(out / name, s, provenance_tags(s, bundle.model_id[:16]))
+            write_geotiff(out / name, s, provenance_tags(s, bundle.model_id[:16]), fmt=a.of, options=options,
+                          overviews=a.overviews)
             entries[(s.apid, s.scene_id)]["output"] = str(out / name)
         report["inputs"] = [str(f) for f in files]
         report["tool_version"] = cvae.__version__
         report["model_id"] = bundle.model_id
         (out / "report.json").write_text(json.dumps(report, indent=1))
-    except (CvaeError, OSError) as e:
+    except (CvaeError, OSError, RasterioError, CPLE_BaseError) as e:
         print(f"cvae-decode: {e}", file=sys.stderr)
         return 2
     for s in report["scenes"]:
