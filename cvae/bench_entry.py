@@ -12,7 +12,10 @@ from pathlib import Path
 __all__ = ["main"]
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    """``argv``: the arguments (default: the command line's)."""
+    if argv is not None:
+        sys.argv[1:] = list(argv)
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
     if not script.is_file():
         print("cvae-bench: benchmarks/ is not next to this install; run it from a source checkout "
