@@ -16,8 +16,8 @@ from cvae.edge.bundle import Bundle
 from cvae.edge.codec import packets as pk
 from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import InputError
-from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, GDAL_CACHE_MB, WHOLE_SCENE_MAX_SAMPLES, Raster, band_ranges,
-                                 read_raster, read_window, scan_raster)
+from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, GDAL_CACHE_MB, WHOLE_SCENE_MAX_SAMPLES, Raster, band_fill_mask,
+                                 band_ranges, read_raster, read_window, scan_raster)
 from cvae.edge.io.tiling import tile_grid
 
 #: hex digits of the model id in scene metadata (64 bits: ample to tell bundles apart, 48 bytes less per copy)
@@ -190,7 +190,9 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
 
     def tiles(windows, meta: bytes):
         # an all-nodata tile is still sent (a few bytes: header and mask) so the ground can tell it from a loss
-        analyzed = [codec.analyze(pixels[:, w.slices[0], w.slices[1]], raster.valid[w.slices], band_range=band_range)
+        analyzed = [codec.analyze(pixels[:, w.slices[0], w.slices[1]], raster.valid[w.slices], band_range=band_range,
+                                  band_fill=band_fill_mask(pixels[:, w.slices[0], w.slices[1]], raster.valid[w.slices],
+                                                           raster.nodata))
                     for w in windows]  # one network pass per tile, kept: the levels are chosen from estimates
         est = np.array([[codec.estimate_bytes(a, lv) for lv in range(codec.levels)] for a in analyzed])
         plan = allocate_scene(est, opts.scene_bytes - (len(meta) * 2 + 27 * len(windows)))
@@ -218,7 +220,8 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
                     block_row, block = win.row, read_window(ds, info, win.y0, win.height)
                 px, valid = block
                 xs = slice(win.x0, win.x0 + win.width)
-                a = codec.analyze(px[:, :, xs], valid[:, xs], band_range=info.band_range)
+                a = codec.analyze(px[:, :, xs], valid[:, xs], band_range=info.band_range,
+                                  band_fill=band_fill_mask(px[:, :, xs], valid[:, xs], info.nodata))
                 yield a, opts.level if opts.level is not None else choose_level(codec, a, opts.tile_bytes)
 
     return _packetize(path, bundle, codec, opts, writer, progress, header, info.source_dtype, tiles)

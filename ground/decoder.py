@@ -124,6 +124,8 @@ def decode_scene(scene_id: int, parts: _SceneParts, codec: TileCodec, progress=N
         if nodata is not None:
             tile_px = tile_px.copy()
             tile_px[:, ~t.valid] = np.asarray(nodata).astype(dtype)
+            if t.header.band_fill is not None:  # samples that are nodata in their band only (format v3)
+                tile_px[t.header.band_fill] = np.asarray(nodata).astype(dtype)
         pixels[:, ys, xs] = tile_px
         valid[ys, xs] = t.valid
         out.tiles_ok.append((win.row, win.col))

@@ -9,6 +9,7 @@ All integers big-endian. Layout::
     u8   bands C            1..32
     u16  height H, u16 width W
     u8   flags              bit0: valid mask present; bit1: rotation matrix present (else identity)
+    (flags bit2, v3: per-band fill masks follow the mask)
     v2+: u8 latent, u8 residual   the latent level coded and the residual's kind: 0 none, 1 pixel blocks,
                                   2 (v3 only) CDF 9/7 wavelet subbands (cvae.edge.codec.wavelet)
     C x (f32 lo, f32 hi)    band value range, native units
@@ -52,7 +53,7 @@ MAX_BANDS = 32
 MAX_EDGE = 2048  # tiles are cut from scenes; a bigger one is a corrupt header, not a tile
 DTYPES = tuple(np.dtype(d) for d in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"))
 _FIXED = struct.Struct(">B4sBBBHHB")
-_F_MASK, _F_MATRIX = 1, 2
+_F_MASK, _F_MATRIX, _F_BAND_FILL = 1, 2, 4
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class TileHeader:
     version: int = VERSION
     latent: int = 0         # v2+: latent level the latents were coded at
     residual: int = RESIDUAL_NONE  # v2+: the residual's kind (RESIDUAL_*); 0: no residual
+    band_fill: np.ndarray | None = None  # v3: bool[C, H, W] samples of valid pixels that hold the fill value
 
 
 def header_size(bands: int, has_mask: bool, version: int = VERSION) -> int:
@@ -84,7 +86,11 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
     Version 2: ``payload = (side, main)``, either may be empty."""
     c = h.bands
     identity = np.array_equal(h.matrix, (np.eye(c) * 127).astype(np.int8))
-    flags = (_F_MASK if valid is not None else 0) | (0 if identity else _F_MATRIX)
+    band_fill = h.band_fill if h.band_fill is not None and np.any(h.band_fill) else None
+    if band_fill is not None and h.version != VERSION_WAVELET:
+        raise ValueError("pack_tile: per-band fill masks need tile format version 3")
+    flags = (_F_MASK if valid is not None else 0) | (0 if identity else _F_MATRIX) | \
+        (_F_BAND_FILL if band_fill is not None else 0)
     if h.version not in VERSIONS:
         raise ValueError(f"pack_tile: unknown tile format version {h.version}")
     out = bytearray(_FIXED.pack(h.version, h.model_id, h.level, DTYPES.index(np.dtype(h.dtype)), c,
@@ -116,6 +122,10 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
     elif valid is not None:
         z = zlib.compress(np.packbits(valid).tobytes(), 9)
         out += _varint(len(z)) + z
+    if band_fill is not None:
+        for b in range(c):
+            for stream in _mask.encode_mask(band_fill[b]):
+                out += _varint(len(stream)) + stream
     return bytes(out)
 
 
@@ -131,8 +141,8 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
         raise CorruptTileError(f"unknown dtype code {dcode}")
     if not 1 <= c <= MAX_BANDS or not 0 < height <= MAX_EDGE or not 0 < width <= MAX_EDGE:
         raise CorruptTileError(f"bad tile shape bands={c} height={height} width={width}")
-    if flags & ~(_F_MASK | _F_MATRIX):
-        raise CorruptTileError(f"unknown flag bits {flags:#x}")
+    if flags & ~(_F_MASK | _F_MATRIX | _F_BAND_FILL) or (flags & _F_BAND_FILL and version != VERSION_WAVELET):
+        raise CorruptTileError(f"unknown flag bits {flags:#x} for tile format version {version}")
     latent, residual = 0, 0
     if version in ADAPTIVE_VERSIONS:
         latent, residual = r.take(2)
@@ -168,11 +178,15 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
         if len(raw) != (height * width + 7) // 8:
             raise CorruptTileError("valid mask has the wrong size")
         valid = np.unpackbits(np.frombuffer(raw, np.uint8))[:height * width].reshape(height, width).astype(bool)
+    band_fill = None
+    if flags & _F_BAND_FILL:
+        band_fill = np.stack([_mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width)
+                              for _ in range(c)])
     if r.pos != len(r.data):
         raise CorruptTileError(f"{len(r.data) - r.pos} bytes left over after the tile; the tile is corrupt")
     header = TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height, width=width,
                         lo=lohi[:, 0].copy(), hi=lohi[:, 1].copy(), mean=mean, matrix=matrix, version=version,
-                        latent=latent, residual=int(residual))
+                        latent=latent, residual=int(residual), band_fill=band_fill)
     return header, present, payload, valid
 
 

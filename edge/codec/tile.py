@@ -69,6 +69,7 @@ class AnalyzedTile:
     y: np.ndarray                 # float32[C, M, h, w]
     valid: np.ndarray | None      # bool[H, W] or None when every pixel is valid
     z: np.ndarray | None = None   # float32[C, H, W] components (nodata at 0), kept for residual levels
+    band_fill: np.ndarray | None = None  # bool[C, H, W]: samples of valid pixels holding the fill value
     cache: dict = field(default_factory=dict, compare=False, repr=False)  # plans per level, g_s output
 
 
@@ -172,9 +173,12 @@ class TileCodec:
 
     # -- encoder -------------------------------------------------------------------------------------
     def analyze(self, tile: np.ndarray, valid: np.ndarray | None = None,
-                band_range: tuple[np.ndarray, np.ndarray] | None = None, rotate: bool = True) -> AnalyzedTile:
+                band_range: tuple[np.ndarray, np.ndarray] | None = None, rotate: bool = True,
+                band_fill: np.ndarray | None = None) -> AnalyzedTile:
         """Run the network once on ``tile: native[C, H, W]``; ``valid: bool[H, W]`` marks data pixels.
-        ``rotate=False`` codes the normalised bands themselves (no KLT), for comparison."""
+        ``rotate=False`` codes the normalised bands themselves (no KLT), for comparison. ``band_fill:
+        bool[C, H, W]``: samples of valid pixels that hold the scene's nodata value in their band only; format
+        v3 sends them so the ground restores the exact value (adaptive bundles; ignored by format v1)."""
         tile = _check_tile(tile)
         c, h, w = tile.shape
         if valid is not None:
@@ -193,8 +197,13 @@ class TileCodec:
         hp, wp = -(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE
         zp = np.pad(z, ((0, 0), (0, hp - h), (0, wp - w)), mode="edge")[:, None]
         y = self.transforms.analysis(np.ascontiguousarray(zp, np.float32))
+        if band_fill is not None:
+            band_fill = np.asarray(band_fill, bool)
+            if band_fill.shape != tile.shape:
+                raise InputError(f"band_fill shape {band_fill.shape} != tile shape {tile.shape}")
+            band_fill = band_fill if band_fill.any() and self.adaptive is not None else None
         return AnalyzedTile(shape=(c, h, w), dtype=tile.dtype, spectral=st, variance=variance.astype(np.float32),
-                            y=y, valid=valid, z=z if self.ladder.residual_levels else None)
+                            y=y, valid=valid, z=z if self.ladder.residual_levels else None, band_fill=band_fill)
 
     def symbols(self, a: AnalyzedTile, level: int) -> np.ndarray:
         """int32[C, M, h, w]: the quantised latents of every component at ``level``'s ladder latent level."""
@@ -251,7 +260,8 @@ class TileCodec:
                                     bands=a.shape[0], height=a.shape[1], width=a.shape[2], lo=a.spectral.lo,
                                     hi=a.spectral.hi, mean=a.spectral.mean, matrix=a.spectral.matrix,
                                     version=self.version, latent=plan.latent if plan else 0,
-                                    residual=plan.residual if plan else bitstream.RESIDUAL_NONE)
+                                    residual=plan.residual if plan else bitstream.RESIDUAL_NONE,
+                                    band_fill=a.band_fill if self.version == bitstream.VERSION_WAVELET else None)
 
     # -- adaptive entropy model ------------------------------------------------------------------------------
     def _tables_for(self, lat: int) -> EntropyTables:

@@ -24,7 +24,7 @@ from cvae.edge.daemon.notify import Notifier, watchdog_interval
 from cvae.edge.daemon.watch import InboxWatcher
 from cvae.edge.encoder import choose_level, scene_metadata, tile_bodies
 from cvae.edge.errors import CvaeError, InputError
-from cvae.edge.io.raster import GDAL_CACHE_MB, Raster, RasterInfo, read_window, scan_raster
+from cvae.edge.io.raster import GDAL_CACHE_MB, Raster, RasterInfo, band_fill_mask, read_window, scan_raster
 from cvae.edge.io.tiling import tile_grid
 
 __all__ = ["Service", "log"]
@@ -262,7 +262,9 @@ class Service:
                 if win.row != block_row:  # one row of tiles in memory at a time
                     block_row, block = win.row, read_window(ds, info, win.y0, win.height)
                 xs = slice(win.x0, win.x0 + win.width)
-                analyzed = self.codec.analyze(block[0][:, :, xs], block[1][:, xs], band_range=info.band_range)
+                px, ok = block[0][:, :, xs], block[1][:, xs]
+                analyzed = self.codec.analyze(px, ok, band_range=info.band_range,
+                                              band_fill=band_fill_mask(px, ok, info.nodata))
             if pending is not None and not pending.result():
                 return False
             pending = self._pool.submit(self._emit, scene, unit, name, analyzed,

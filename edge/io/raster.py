@@ -45,6 +45,15 @@ def fill_value_mask(pixels: np.ndarray, nodata: float | None, zero_fill: bool | 
     return np.ones(pixels.shape[1:], bool)
 
 
+def band_fill_mask(pixels: np.ndarray, valid: np.ndarray, nodata: float | None) -> np.ndarray | None:
+    """bool[C, H, W]: samples of valid pixels that hold the declared nodata value in their band only (a pixel
+    that is nodata in some bands), so the ground can restore that exact value; None when there is none."""
+    if nodata is None or np.isnan(nodata):
+        return None
+    fill = (pixels == np.asarray(nodata).astype(pixels.dtype)) & valid[None]
+    return fill if fill.any() else None
+
+
 def band_ranges(pixels: np.ndarray, valid: np.ndarray, nodata: float | None) -> tuple[np.ndarray, np.ndarray] | None:
     """Per band ``(lo, hi)`` over valid pixels, leaving out that band's own fill values (the nodata value,
     or 0 in zero-filled unsigned 16-bit scenes) where a pixel is fill in some bands only. This is the

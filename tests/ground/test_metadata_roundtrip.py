@@ -44,3 +44,21 @@ def test_decoded_scene_keeps_dtype_descriptions_colorinterp_and_tags(shared_data
         assert tags["CVAE_MODEL_ID"]
         assert out.crs == ref.crs and out.transform.almost_equals(ref.transform)
         assert out.nodata == ref.nodata or (np.isnan(out.nodata) and np.isnan(ref.nodata))
+        if ref.nodata is not None and not np.isnan(ref.nodata):  # per-band nodata: exactly where the input has it
+            np.testing.assert_array_equal(out.read() == out.nodata, ref.read() == ref.nodata)
+
+
+def test_samples_nodata_in_some_bands_only_come_back_as_nodata(shared_data, tmp_path, capsys):
+    """RGB.byte has 710 pixels that are 0 (its nodata) in some bands only: they are data pixels, coded lossily,
+    and the v3 per-band fill masks restore the exact nodata value in those bands."""
+    src = shared_data / "train" / "rasterio-testdata" / "RGB.byte.tif"
+    with rasterio.open(src) as ds:
+        ref = ds.read()
+        nodata = ds.nodata
+    partial = (ref == nodata).any(0) & ~(ref == nodata).all(0)
+    assert partial.sum() > 100
+    assert encode_main([str(src), "-o", str(tmp_path / "p"), "--level", "2", "-q"]) == 0
+    assert decode_main([str(tmp_path / "p"), "-o", str(tmp_path / "o"), "-q"]) == 0
+    capsys.readouterr()
+    with rasterio.open(tmp_path / "o" / "RGB.byte.tif") as out:
+        np.testing.assert_array_equal(out.read() == nodata, ref == nodata)

@@ -87,3 +87,28 @@ def test_bit_flips_parse_or_raise_typed_error(data):
         unpack_tile(bytes(base))
     except CorruptTileError:
         pass
+
+
+def test_v3_band_fill_masks_round_trip_and_need_format_3():
+    import numpy as np
+    import pytest
+
+    from cvae.edge.codec import bitstream as bs
+
+    rng = np.random.default_rng(5)
+    fill = rng.random((2, 30, 40)) < 0.05
+    h = bs.TileHeader(model_id=b"\xab" * 4, level=1, dtype=np.dtype(np.uint8), bands=2, height=30, width=40,
+                      lo=np.array([1, 2], np.float32), hi=np.array([200, 250], np.float32),
+                      mean=np.array([0.5, 0.25], np.float32), matrix=(np.eye(2) * 127).astype(np.int8),
+                      version=bs.VERSION_WAVELET, band_fill=fill)
+    data = bs.pack_tile(h, np.array([True, False]), (b"", b""), None)
+    np.testing.assert_array_equal(bs.unpack_tile(data)[0].band_fill, fill)
+    with pytest.raises(ValueError, match="version 3"):
+        bs.pack_tile(bs.TileHeader(**{**h.__dict__, "version": bs.VERSION_ADAPTIVE}), np.array([True, False]),
+                     (b"", b""), None)
+    flipped = bytearray(bs.pack_tile(bs.TileHeader(**{**h.__dict__, "band_fill": None}), np.array([True, False]),
+                                     (b"", b""), None))
+    flipped[0] = bs.VERSION_ADAPTIVE
+    flipped[12] |= 4  # the band-fill flag on a v2 tile
+    with pytest.raises(bs.CorruptTileError):
+        bs.unpack_tile(bytes(flipped))
