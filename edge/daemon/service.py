@@ -27,14 +27,33 @@ from cvae.edge.errors import CvaeError, InputError
 from cvae.edge.io.raster import GDAL_CACHE_MB, Raster, RasterInfo, band_fill_mask, read_window, scan_raster
 from cvae.edge.io.tiling import tile_grid
 
-__all__ = ["Service", "log"]
+__all__ = ["Service", "log", "capture_warnings", "PRIORITY"]
 
 _IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload")
 
 
+#: syslog priority of each event (journald: 3 err, 4 warning, 5 notice, 6 info); unlisted events are info
+PRIORITY = {"giving_up": 3, "quarantine_failed": 3, "refuse_failed": 3, "reload_failed": 3, "state_error": 3,
+            "write_error": 3, "scene_failed": 4, "quarantined": 4, "outbox_full": 4, "warning": 4, "vanished": 5}
+
+
 def log(event: str, **fields) -> None:
-    """One JSON object per line on stderr (journald keeps it)."""
-    print(json.dumps({"t": round(time.time(), 3), "event": event, **fields}, default=str), file=sys.stderr, flush=True)
+    """One JSON object per line on stderr, with its syslog ``priority``. Under systemd (``JOURNAL_STREAM`` set)
+    the line starts with ``<N>``, which journald takes as the priority and strips (``journalctl -p warning``
+    then shows the warnings and errors); elsewhere the line is plain JSON."""
+    prio = PRIORITY.get(event, 6)
+    line = json.dumps({"t": round(time.time(), 3), "event": event, "priority": prio, **fields}, default=str)
+    print(f"<{prio}>{line}" if os.environ.get("JOURNAL_STREAM") else line, file=sys.stderr, flush=True)
+
+
+def capture_warnings() -> None:
+    """Python and rasterio warnings become ``warning`` log lines instead of free text in the JSON stream."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        log("warning", category=category.__name__, message=str(message)[:500], where=f"{Path(filename).name}:{lineno}")
+
+    warnings.showwarning = show
 
 
 def _bounded_name(name: str, limit: int = 200) -> str:
@@ -341,6 +360,7 @@ class Service:
 
     # -- loop -------------------------------------------------------------------------------------
     def run(self, once: bool = False, config_path: Path | None = None) -> int:
+        capture_warnings()
         self.notifier.notify("READY=1", f"STATUS=engine loaded, model {self.bundle.model_id[:12]}")
         self.watcher = InboxWatcher(self.cfg.inbox)
         log("ready", model=self.bundle.model_id[:16], inbox=str(self.cfg.inbox), outbox=str(self.cfg.outbox),

@@ -553,3 +553,26 @@ def test_two_sealed_scenes_with_one_name_decode_to_two_geotiffs(tmp_path, real_p
 
     report = json.loads((tmp_path / "dec" / "report.json").read_text())
     assert all(not s["tiles_lost"] and s["duplicate_segments"] == 0 for s in report["scenes"])
+
+
+def test_log_lines_carry_a_priority_and_warnings_join_the_json_stream(capsys, monkeypatch):
+    import json
+    import warnings
+
+    from cvae.edge.daemon.service import capture_warnings, log
+
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    old = warnings.showwarning
+    try:
+        capture_warnings()
+        log("quarantined", file="a.tif")
+        warnings.warn("a GDAL-ish warning", RuntimeWarning)
+        monkeypatch.setenv("JOURNAL_STREAM", "8:1234")
+        log("state_error", error="disk full")
+    finally:
+        warnings.showwarning = old
+    lines = capsys.readouterr().err.strip().splitlines()
+    first, second = json.loads(lines[0]), json.loads(lines[1])
+    assert first["event"] == "quarantined" and first["priority"] == 4
+    assert second["event"] == "warning" and "GDAL-ish" in second["message"]
+    assert lines[2].startswith("<3>{") and json.loads(lines[2][3:])["priority"] == 3  # journald's prefix
