@@ -22,7 +22,12 @@ sys.exit(getattr(extras, sys.argv[2])(sys.argv[3:]))
                              "configs/default.yaml", "-o", "{tmp}/bundle"], "train"),
 ])
 def test_a_missing_extra_is_named_in_one_line(module, entry, args, extra, tmp_path):
+    from pathlib import Path
+
     import numpy as np
+
+    if entry == "export_main" and not (Path(__file__).resolve().parents[2] / "shared" / "data" / "train").is_dir():
+        pytest.skip("cvae-export calibrates on ../shared/data/train before it needs onnx")
     import rasterio
     from rasterio.transform import from_origin
 
