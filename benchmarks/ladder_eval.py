@@ -71,6 +71,16 @@ def curve(scene: str, bundle, codec) -> list[tuple[float, float]]:
     return pts
 
 
+def report(scenes, rd_path: Path, bundle, codec, label: str = "BD-rate") -> None:
+    """Print each scene's BD-rate against the strongest JPEG 2000 of ``rd_path`` and its points."""
+    rd, bd_rate = json.loads(Path(rd_path).read_text()), _bd_rate()
+    for scene in scenes:
+        name = Path(scene).stem
+        r = dict(rd[name], ours=curve(scene, bundle, codec))
+        print(f"{name}: {label} {scene_bd(bd_rate, r, None):+.1f}%  " +
+              " ".join(f"{q:.1f}dB@{b:.3f}" for b, q in r["ours"]), flush=True)
+
+
 def main(argv=None) -> int:
     from cvae.edge.bundle import Bundle
 
@@ -83,12 +93,7 @@ def main(argv=None) -> int:
     bundle = Bundle.load(a.bundle)
     spec = json.loads(a.ladder) if a.ladder else None
     codec = make_codec(bundle, spec["lat"], spec["step"]) if spec else bundle.codec()
-    rd, bd_rate = json.loads(a.rd.read_text()), _bd_rate()
-    for scene in a.scenes:
-        name = Path(scene).stem
-        r = dict(rd[name], ours=curve(scene, bundle, codec))
-        print(f"{name}: BD-rate {scene_bd(bd_rate, r, None):+.1f}%  " +
-              " ".join(f"{q:.1f}dB@{b:.3f}" for b, q in r["ours"]), flush=True)
+    report(a.scenes, a.rd, bundle, codec)
     return 0
 
 

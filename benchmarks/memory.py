@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-CHILD = """
+PEAK_KB = """
 import resource, sys
 
 def peak_kb():
@@ -35,24 +35,12 @@ def peak_kb():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-from cvae.edge.cli import encode_main
+"""
+CHILD = PEAK_KB + """from cvae.edge.cli import encode_main
 rc = encode_main(sys.argv[1:])
 print("PEAK_KB", peak_kb(), "RC", rc)
 """
-DAEMON_CHILD = """
-import resource, sys
-
-def peak_kb():
-    # VmHWM: this process image's peak. ru_maxrss is not: Linux carries it over fork + exec, so a child of a
-    # parent holding a big array would report the parent's size
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
+DAEMON_CHILD = PEAK_KB + """
 from pathlib import Path
 import yaml
 from cvae.edge.daemon.config import DaemonConfig

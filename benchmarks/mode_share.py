@@ -9,11 +9,11 @@ the learned transform carries the codec and where the wavelet residual does.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import write_results  # noqa: E402
 
 
 def scene_modes(path: Path, codec) -> list[dict]:
@@ -63,8 +63,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:
-        a.out.with_suffix(".md").write_text(text)
-        a.out.with_suffix(".json").write_text(json.dumps(out, indent=1))
+        write_results(a.out.parent, a.out.name, out, text)
     return 0
 
 

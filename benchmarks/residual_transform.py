@@ -12,18 +12,20 @@ Rates include the base's latent bits; D is the mean squared error in normalised 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import write_results  # noqa: E402
 
 STEPS = (0.035, 0.0125, 0.009, 0.005)
 
 
 def measure(path: str, base: int, crop: int = 256) -> list[dict]:
     from cvae.edge.bundle import Bundle
-    from cvae.edge.codec import adaptive as am, bitstream as bs, wavelet
+    from cvae.edge.codec import bitstream as bs, wavelet
     from cvae.edge.codec.tile import _blocks_of, _block_size
     from cvae.edge.io.raster import band_ranges, read_raster
 
@@ -79,8 +81,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:
-        a.out.with_suffix(".md").write_text(text)
-        a.out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+        write_results(a.out.parent, a.out.name, rows, text)
     return 0
 
 

@@ -9,13 +9,11 @@ the strongest JPEG 2000 of a scorer ``rd.json``, as ``benchmarks/ladder_eval.py`
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ablation_scorer import _bd_rate, scene_bd  # noqa: E402
-from ladder_eval import curve, make_codec  # noqa: E402
+from ladder_eval import make_codec, report  # noqa: E402
 
 STEPS = (0.7, 0.5, 0.35, 0.25, 0.2, 0.14, 0.1, 0.07, 0.05, 0.035, 0.025, 0.0175, 0.0125, 0.009)
 
@@ -30,12 +28,7 @@ def main(argv=None) -> int:
     bundle = Bundle.load()
     codec = make_codec(bundle, [0] * len(STEPS), list(STEPS))
     codec.searched_modes = lambda level: []        # only the residual-only tile is left to choose
-    rd, bd_rate = json.loads(a.rd.read_text()), _bd_rate()
-    for scene in a.scenes:
-        name = Path(scene).stem
-        r = dict(rd[name], ours=curve(scene, bundle, codec))
-        print(f"{name}: wavelet only BD-rate {scene_bd(bd_rate, r, None):+.1f}%  " +
-              " ".join(f"{q:.1f}dB@{b:.3f}" for b, q in r["ours"]), flush=True)
+    report(a.scenes, a.rd, bundle, codec, label="wavelet only BD-rate")
     return 0
 
 

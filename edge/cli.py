@@ -93,7 +93,8 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--key", help="key file SPI:HEX: seal every packet with AES-256-GCM (docs/security.md)")
     p.add_argument("--max-scene-samples", type=int, default=None,
                    help="refuse scenes with more bands x height x width than this, from the header, before "
-                        "reading (default 400,000,000: memory is about 2.2 bytes per byte of raw scene)")
+                        "reading (default 2,000,000,000; --scene-bytes, which reads whole scenes, stops at "
+                        "400,000,000)")
     p.add_argument("--mode-search", choices=["full", "ladder"], default="full",
                    help="residual levels: try every allowed latent level per tile (full, one synthesis each) or "
                         "only the ladder's (ladder: faster on a CPU, a few percent more bits)")

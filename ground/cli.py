@@ -123,17 +123,6 @@ def write_geotiff(path: Path, scene, tags: dict | None = None, fmt: str = "GTiff
     os.replace(tmp, path)
 
 
-def _version() -> str:
-    from cvae.edge.bundle import Bundle
-    from cvae.edge.cli import version_string
-    from cvae.edge.errors import CvaeError
-
-    try:
-        return version_string(Bundle.load())
-    except CvaeError:
-        return version_string(None)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from cvae.edge.bundle import Bundle
     from cvae.edge.errors import CvaeError
@@ -146,7 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("-o", "--out", required=True, help="output folder for GeoTIFFs and report.json")
     p.add_argument("--bundle", help="model bundle folder (default: the shipped one)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
-    p.add_argument("--version", action="version", version=_version())
+    from cvae.edge.cli import VersionAction
+
+    p.add_argument("--version", action=VersionAction)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--of", default="GTiff", choices=["GTiff", "COG"],
                    help="output format: GTiff (tiled, DEFLATE) or COG (Cloud-Optimized GeoTIFF, with overviews)")

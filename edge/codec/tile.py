@@ -19,7 +19,7 @@ public rate level to a latent level and, optionally, a residual step:
   residual ``z - g_s(y_hat)`` quantised with a uniform step and coded with indexes per block. They reach
   qualities the transforms alone cannot (the transform ceiling, benchmarks/transform_ceiling.py); the encoder
   runs the synthesis transform for them. Since tile format v3 the residual is coded as CDF 9/7 wavelet
-  subbands (:mod:`cvae.edge.codec.wavelet`; 7% to 20% fewer bits than pixels at 44-52 dB), and a tile may code
+  subbands (:mod:`cvae.edge.codec.wavelet`; 3% to 21% fewer bits than pixels at the same step), and a tile may code
   the residual alone (no latent component present: where the learned base does not pay for its bits). A different float
   result of ``g_s`` on the satellite and the ground changes the reconstruction by that float difference
   only: the residual's integers and the stream's parsing never depend on it.
@@ -481,16 +481,14 @@ class TileCodec:
         y_hat = values[:n_lat].reshape(len(present), m, hl, wl).astype(np.float32)
         y_hat *= self.inv_gain[lat][None, :, None, None]
         z = self._synthesize(y_hat, present, (c, h, w))
-        step = np.float32(self.ladder.step[level])
-        if header.residual == bitstream.RESIDUAL_WAVELET:
-            bands = _unblock_to(values[n_lat:], _residual_shapes(h, w, header.residual) * c,
-                                _block_size(header.residual))
-            nb = len(bands) // c
+        if header.residual:
+            step = np.float32(self.ladder.step[level])
+            shapes = _residual_shapes(h, w, header.residual)
+            arrays = _unblock_to(values[n_lat:], shapes * c, _block_size(header.residual))
             levels = wavelet.levels_for(h, w)
             for k in range(c):
-                z[k] += wavelet.inverse([b.astype(np.float32) for b in bands[k * nb:(k + 1) * nb]], levels) * step
-        elif header.residual:
-            z += _unblock(values[n_lat:], c, h, w).astype(np.float32) * step
+                q = [x.astype(np.float32) for x in arrays[k * len(shapes):(k + 1) * len(shapes)]]
+                z[k] += (wavelet.inverse(q, levels) if header.residual == bitstream.RESIDUAL_WAVELET else q[0]) * step
         return z
 
     # -- decoder -------------------------------------------------------------------------------------
@@ -616,16 +614,6 @@ def _unblock_to(values: np.ndarray, shapes: list[tuple[int, int]], b: int) -> li
                 pos += bh * bw
         out.append(q)
     return out
-
-
-def _blocks(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``q: int32[C, H, W]`` pixel residual -> (int32[C * nb, B*B] blocks, counts int[C * nb])."""
-    return _blocks_of(list(q), am.RESIDUAL_BLOCK)
-
-
-def _unblock(values: np.ndarray, c: int, h: int, w: int) -> np.ndarray:
-    """Inverse of :func:`_blocks`: int32[C, H, W]."""
-    return np.stack(_unblock_to(values, [(h, w)] * c, am.RESIDUAL_BLOCK))
 
 
 def _check_tile(tile: np.ndarray) -> np.ndarray:

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from cvae.edge.bundle import Bundle
-from cvae.edge.codec import bitstream
 from cvae.edge.codec import packets as pk
 from cvae.edge.daemon.config import DaemonConfig
 from cvae.edge.daemon.journal import Journal
@@ -215,12 +214,8 @@ class Service:
         tiles, whatever the scene's size; the pixels are read again a tile row at a time while coding."""
         if path.stat().st_size == 0:
             raise InputError("empty file")
+        # scan_raster checks the header first (size, band count, dtype: io.raster.check_header)
         info = scan_raster(path, max_samples=self.cfg.max_scene_pixels, rows=self.cfg.tile_size)
-        c, h, w = info.shape
-        if c > bitstream.MAX_BANDS:
-            raise InputError(f"{c} bands exceed the format's {bitstream.MAX_BANDS}")
-        if info.dtype not in bitstream.DTYPES:
-            raise InputError(f"dtype {info.dtype} is not supported ({', '.join(map(str, bitstream.DTYPES))})")
         if info.band_range is None:
             raise InputError("no valid pixel: every pixel is nodata")
         return info
