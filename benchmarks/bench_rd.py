@@ -6,7 +6,7 @@ back on the ground path. Peers, from imagecodecs: OpenJPEG JPEG 2000 per band (a
 per sample (bits / (bands * height * width)); ours both from every packet byte (headers, metadata copies, CRCs)
 and from the packet data fields alone. Metrics per band in native units over valid pixels, peak = max - min of
 the valid original: PSNR, MSE, SSIM, MS-SSIM; plus the mean spectral angle (degrees) of multiband scenes.
-BD-rate (PCHIP Bjontegaard, ``cvae.edge.metrics.bd_rate``) of each codec against JPEG 2000 (3-band scenes:
+BD-rate (PCHIP Bjontegaard, ``cvae.metrics.bd_rate``) of each codec against JPEG 2000 (3-band scenes:
 against the stronger of J2K and J2K+MCT). ``run_rd`` builds the record written to ``NAME.json``,
 ``rd_markdown`` the ``NAME.md`` (with where we lose and where we win, written from the numbers), and
 ``plot_scene`` the ``NAME_plots/*.png``.
@@ -68,7 +68,7 @@ def evaluate(orig: np.ndarray, rec: np.ndarray, valid: np.ndarray) -> dict:
     """Per-band PSNR, MSE, SSIM, MS-SSIM in native units over valid pixels (peak = max - min of the valid
     original; invalid pixels set to the original in both for the windowed metrics), their band means, and the
     mean spectral angle for C > 1."""
-    from cvae.edge.metrics import ms_ssim_band, psnr_bands, ssim_band
+    from cvae.metrics import ms_ssim_band, psnr_bands, ssim_band
 
     bands = []
     for b in range(orig.shape[0]):
@@ -231,7 +231,7 @@ def _pairs(pts: list[dict], key: str, rate: str = "bpp") -> list[tuple[float, fl
 def bd_rates(curves: dict, key: str, floor: float) -> dict[str, float]:
     """BD-rate (%) of each codec against J2K; 3-band scenes: the largest of the values against J2K and J2K+MCT
     (the stronger baseline). J2K+MCT itself is measured against J2K."""
-    from cvae.edge.metrics import bd_rate
+    from cvae.metrics import bd_rate
 
     if "j2k" not in curves:
         return {}

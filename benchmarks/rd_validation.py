@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     from cvae.edge.encoder import EncodeOptions, encode_scene
     from cvae.edge.io.raster import read_raster
     from cvae.ground.decoder import decode_streams
-    from cvae.edge.metrics import bd_rate, ms_ssim_bands, psnr_bands
+    from cvae.metrics import bd_rate, ms_ssim_bands, psnr_bands
 
     import yaml
 

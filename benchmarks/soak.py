@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     scene = Path(a.scene)
     if not scene.is_file():
-        from cvae.edge.demo import synthetic_scene
+        from cvae.demo import synthetic_scene
 
         scene = synthetic_scene(Path(tempfile.mkdtemp()) / "SYNTHETIC_soak.tif", size=512)
     base = Path(tempfile.mkdtemp(prefix="cvae-soak-"))

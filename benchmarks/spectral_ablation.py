@@ -21,7 +21,7 @@ from bench_common import validation_scene_parser  # noqa: E402
 
 def code_scene(codec, r, level: int, rotate: bool, tile: int = 256) -> tuple[float, float]:
     from cvae.edge.io.tiling import tile_grid
-    from cvae.edge.metrics import psnr_bands
+    from cvae.metrics import psnr_bands
 
     from cvae.edge.io.raster import band_ranges
 
@@ -41,7 +41,7 @@ def code_scene(codec, r, level: int, rotate: bool, tile: int = 256) -> tuple[flo
 def main(argv=None) -> int:
     from cvae.edge.bundle import Bundle
     from cvae.edge.io.raster import read_raster
-    from cvae.edge.metrics import bd_rate
+    from cvae.metrics import bd_rate
 
     a = validation_scene_parser(__doc__).parse_args(argv)
     bundle = Bundle.load(a.bundle)

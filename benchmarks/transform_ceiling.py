@@ -27,7 +27,7 @@ def scene_psnrs(codec, r, levels: int, tile: int = 256) -> list[dict]:
     from cvae.edge.codec.tile import _to_dtype
     from cvae.edge.io.raster import band_ranges
     from cvae.edge.io.tiling import tile_grid
-    from cvae.edge.metrics import psnr_bands
+    from cvae.metrics import psnr_bands
 
     px, valid = r.pixels, r.valid
     band_range = band_ranges(px, valid, r.nodata)

@@ -12,7 +12,7 @@ COMMANDS = {
     "edge": ("cvae.edge.daemon.cli", "main"),
     "export": ("cvae.export.cli", "main"),
     "train": ("cvae.models.train", "main"),
-    "demo": ("cvae.edge.demo", "main"),
+    "demo": ("cvae.demo", "main"),
     "bench": ("cvae.bench_entry", "main"),
 }
 

@@ -212,7 +212,7 @@ def int8_report(bundle, qdq_path: str | Path, scenes: Sequence[str | Path], tile
     rate change at equal PSNR over the levels. ``mean`` rows average the scenes."""
     from cvae.edge.io.raster import band_ranges, read_raster
     from cvae.edge.io.tiling import tile_grid
-    from cvae.edge.metrics import bd_rate, psnr_bands
+    from cvae.metrics import bd_rate, psnr_bands
     from cvae.edge.runtime.ort import OrtTransforms
 
     if not scenes:

@@ -17,7 +17,7 @@ import torch
 
 from cvae.edge.codec.spectral import SpectralTransform
 from cvae.edge.io.raster import read_raster
-from cvae.edge.metrics import bd_rate, psnr_bands
+from cvae.metrics import bd_rate, psnr_bands
 
 __all__ = ["Validator"]
 

@@ -1,6 +1,6 @@
 import json
 
-from cvae.edge.demo import main, synthetic_scene
+from cvae.demo import main, synthetic_scene
 
 
 def test_demo_runs_the_daemon_once_and_decodes_a_synthetic_scene(tmp_path, capsys):

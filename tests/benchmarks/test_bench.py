@@ -39,7 +39,7 @@ def bench_speed():
 @pytest.fixture(scope="module")
 def tiny_scene(tmp_path_factory) -> Path:
     """A SYNTHETIC 4-band uint16 64 x 64 georeferenced scene."""
-    from cvae.edge.demo import synthetic_scene
+    from cvae.demo import synthetic_scene
 
     data = tmp_path_factory.mktemp("data")
     return synthetic_scene(data / "s2_tiny.tif", size=64)
@@ -231,7 +231,7 @@ def test_tegrastats_power_lines_parse_on_orin_and_xavier(bench_speed):
 def test_transform_ceiling_matches_the_codec_and_bounds_it(real_scene, bundle, codec, tmp_path):
     """The coded PSNR is the real codec's (same bytes as compress + decompress), and leaving the latents
     unrounded loses less than coding them at every level."""
-    from cvae.edge.metrics import psnr_bands
+    from cvae.metrics import psnr_bands
 
     latent_only = sum(1 for lv in range(codec.levels) if not codec.has_residual(lv))
     pts = _load("transform_ceiling").scene_psnrs(codec, real_scene, latent_only)

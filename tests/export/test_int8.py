@@ -10,7 +10,7 @@ import pytest
 from cvae.edge.bundle import Bundle, default_bundle_dir
 from cvae.edge.codec.spectral import SpectralTransform
 from cvae.edge.errors import BundleError
-from cvae.edge.metrics import psnr_bands
+from cvae.metrics import psnr_bands
 from cvae.edge.runtime.ort import OrtTransforms
 from cvae.export.int8 import QDQ_NAME, REPORT_NAME, end_convs, gdn_nodes, qdq_path, quantize_encoder
 

@@ -7,7 +7,7 @@ import rasterio
 from cvae.edge.codec import packets as pk
 from cvae.edge.encoder import EncodeOptions, encode_scene
 from cvae.ground.decoder import decode_streams
-from cvae.edge.metrics import psnr_bands
+from cvae.metrics import psnr_bands
 
 
 @pytest.fixture(scope="module")

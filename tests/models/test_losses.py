@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from cvae.edge.metrics import ms_ssim_band
+from cvae.metrics import ms_ssim_band
 from cvae.models.cvae import CVAE, CVAEConfig
 from cvae.models.losses import distortion, ms_ssim
 from cvae.models.train import rd_loss

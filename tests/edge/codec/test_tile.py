@@ -3,7 +3,7 @@ import pytest
 
 from cvae.edge.codec import bitstream
 from cvae.edge.errors import CorruptTileError, InputError
-from cvae.edge.metrics import psnr_bands
+from cvae.metrics import psnr_bands
 
 
 def test_round_trip_keeps_shape_dtype_and_quality(codec, real_scene):

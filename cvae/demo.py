@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from cvae.edge.daemon.cli import main as edge_main
     from cvae.ground.cli import main as decode_main
-    from cvae.edge.metrics import psnr_bands
+    from cvae.metrics import psnr_bands
 
     p = argparse.ArgumentParser(prog="cvae-demo", description=__doc__.splitlines()[0])
     from cvae.edge.cli import VersionAction
