@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ablation_scorer import _bd_rate, scene_bd  # noqa: E402
 
 
-def make_codec(bundle, lat, step):
+def make_codec(bundle, lat, step, mode_search: str = "full"):
     from cvae.edge.codec import adaptive as am
     from cvae.edge.codec.tables import EntropyTables
     from cvae.edge.codec.tile import Ladder, TileCodec
@@ -37,7 +37,8 @@ def make_codec(bundle, lat, step):
     rows = np.array(list(range(lm)) + [lm + int(np.argmin(np.abs(np.log(old / s)))) for s in ladder.step[ladder.step > 0]])
     tables = EntropyTables(cdf=it.cdf[rows], cdf_length=it.cdf_length[rows], offset=it.offset[rows], precision=it.precision)
     return TileCodec(base.tables, base.gain, base.inv_gain, base.transforms, base.model_id, base.skip_variance,
-                     adaptive=am.AdaptiveModel(bank=ad.bank, scales=ad.scales, index_tables=tables), ladder=ladder)
+                     adaptive=am.AdaptiveModel(bank=ad.bank, scales=ad.scales, index_tables=tables), ladder=ladder,
+                     mode_search=mode_search)
 
 
 def _valid(a, nodata):

@@ -1,6 +1,6 @@
 """What the encoder chooses per tile: learned latents only, latents + residual, or the residual alone.
 
-For every scene and level, the share of tiles in each mode (``TileCodec._plan``, the choice the encoder codes)
+For every scene and level, the share of tiles in each mode (``TileCodec.plan``, the choice the encoder codes)
 and the share of the scene's estimated bits spent on tiles that use the learned network at all. It shows where
 the learned transform carries the codec and where the wavelet residual does.
 
@@ -29,10 +29,8 @@ def scene_modes(path: Path, codec) -> list[dict]:
             continue
         a = codec.analyze(r.pixels[:, w.slices[0], w.slices[1]], r.valid[w.slices], band_range=br)
         for level in range(codec.levels):
-            p = codec._plan(a, level)
-            mode = "residual only" if not p.present.any() and p.residual else \
-                "latents+residual" if p.residual else "latents"
-            rows[level][mode] += 1
+            p = codec.plan(a, level)
+            rows[level][p.mode] += 1
             rows[level]["bits"] += p.bits
             rows[level]["bits_learned"] += p.bits if p.present.any() else 0.0
     return rows

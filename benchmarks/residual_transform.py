@@ -26,11 +26,11 @@ STEPS = (0.035, 0.0125, 0.009, 0.005)
 def measure(path: str, base: int, crop: int = 256) -> list[dict]:
     from cvae.edge.bundle import Bundle
     from cvae.edge.codec import bitstream as bs, wavelet
-    from cvae.edge.codec.tile import _blocks_of, _block_size
+    from cvae.edge.codec import residual
     from cvae.edge.io.raster import band_ranges, read_raster
 
     codec = Bundle.load().codec()
-    ctx = codec._residual_context(codec.levels - 1)
+    ctx = codec.hybrid.residual_context(codec.levels - 1)
     r = read_raster(path)
     br = band_ranges(r.pixels, r.valid, r.nodata)
     c, h, w = r.pixels.shape
@@ -40,12 +40,12 @@ def measure(path: str, base: int, crop: int = 256) -> list[dict]:
     n = a.z.size
 
     def bits(arrays, kind):
-        blocks, counts = _blocks_of(arrays, _block_size(kind))
+        blocks, counts = residual.blocks_of(arrays, residual.block_size(kind))
         return float(codec.adaptive.choose(blocks, np.full(len(blocks), ctx, np.int32), counts=counts)[1].sum())
 
     rows = []
-    for label, zr, latent_bits in (("base %d" % base, codec._latent_reconstruction(a, base),
-                                    codec._latent_part(a, base)["bits"]), ("no base", np.zeros_like(a.z), 0.0)):
+    for label, zr, latent_bits in (("base %d" % base, codec.hybrid.planner.reconstruction(a, base),
+                                    codec.hybrid.planner.latent_part(a, base).bits), ("no base", np.zeros_like(a.z), 0.0)):
         res = a.z - zr
         if a.valid is not None:
             res[:, ~a.valid] = 0

@@ -24,7 +24,7 @@ from bench_common import validation_scene_parser  # noqa: E402
 
 def scene_psnrs(codec, r, levels: int, tile: int = 256) -> list[dict]:
     """[{level, bpp, psnr (coded), psnr_unrounded}] for one raster ``r``."""
-    from cvae.edge.codec.tile import _to_dtype
+    from cvae.edge.codec.tile import to_dtype
     from cvae.edge.io.raster import band_ranges
     from cvae.edge.io.tiling import tile_grid
     from cvae.metrics import psnr_bands
@@ -47,9 +47,9 @@ def scene_psnrs(codec, r, levels: int, tile: int = 256) -> list[dict]:
             y = a.y * codec.gain[lat][None, :, None, None] * codec.inv_gain[lat][None, :, None, None]
             z = codec.transforms.synthesis(np.ascontiguousarray(y, np.float32))[:, 0, :h, :wd]
             st = a.spectral
-            full[lv][:, ys, xs] = _to_dtype(st.inverse(z), px.dtype, st.lo, st.hi)
+            full[lv][:, ys, xs] = to_dtype(st.inverse(z), px.dtype, st.lo, st.hi)
             z[~codec.coded_components(a, lv)] = 0.0  # as decoded: components too faint for the level are not sent
-            cont[lv][:, ys, xs] = _to_dtype(st.inverse(z), px.dtype, st.lo, st.hi)
+            cont[lv][:, ys, xs] = to_dtype(st.inverse(z), px.dtype, st.lo, st.hi)
     return [{"level": lv, "bpp": 8 * nbytes[lv] / px.size, "psnr": psnr_bands(px, coded[lv], valid),
              "psnr_unrounded": psnr_bands(px, cont[lv], valid),
              "psnr_unrounded_all_components": psnr_bands(px, full[lv], valid)} for lv in range(levels)]

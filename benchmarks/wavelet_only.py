@@ -26,8 +26,7 @@ def main(argv=None) -> int:
     p.add_argument("--rd", required=True, type=Path)
     a = p.parse_args(argv)
     bundle = Bundle.load()
-    codec = make_codec(bundle, [0] * len(STEPS), list(STEPS))
-    codec.searched_modes = lambda level: []        # only the residual-only tile is left to choose
+    codec = make_codec(bundle, [0] * len(STEPS), list(STEPS), mode_search="residual")  # the residual-only tile alone
     report(a.scenes, a.rd, bundle, codec, label="wavelet only BD-rate")
     return 0
 

@@ -12,7 +12,7 @@ Layout (docs/bundle.md)::
                              level latent[i], plus the residual quantised with step[i] where > 0
 
 ``manifest["entropy_model"]`` is ``"factorized"`` (absent in older bundles; tile bitstream v1) or ``"adaptive"``
-(bitstream v2). An adaptive bundle made from a factorised one (``cvae-export --target adaptive``) keeps its
+(tile format v3; v2 tiles are still read). An adaptive bundle made from a factorised one (``cvae-export --target adaptive``) keeps its
 networks and tables byte for byte and lists the parent's id in ``compatible_model_ids``: it decodes the
 parent's v1 streams too.
 

@@ -1,4 +1,4 @@
-"""A factorised bundle -> an adaptive bundle (tile bitstream v2): the Laplacian bank, index tables fitted on
+"""A factorised bundle -> an adaptive bundle (tile format v3): the Laplacian bank, index tables fitted on
 training tiles, and residual levels for high quality (``cvae-export --target adaptive``).
 
 The networks, factorised tables and gains are copied byte for byte, so the adaptive bundle also decodes the
@@ -87,7 +87,7 @@ def fit_index_counts(bundle: Bundle, ladder: Ladder, scenes: Sequence[str], tile
         for i, (px, valid, br) in enumerate(tiles):
             a = codec.analyze(px, valid, band_range=br)
             for level in range(codec.levels):
-                plan = codec._plan(a, level)
+                plan = codec.plan(a, level)
                 np.add.at(counts, (plan.side_rows, plan.side), 1)
                 bits[level] += plan.bits
             progress(f"pass {p + 1}/{passes}: tile {i + 1}/{len(tiles)}")

@@ -1,11 +1,11 @@
-"""Forward-adaptive entropy model: explicitly transmitted scale indexes (tile bitstream v2, docs/bitstream.md).
+"""Forward-adaptive entropy model: explicitly transmitted scale indexes (tile formats v2/v3, docs/bitstream.md).
 
 Why: one frozen factorised density per latent channel codes every tile with the training set's average
 statistics; a tile of open sea and a tile of a city get the same tables. Here the encoder picks, for every
 *group* of symbols, the table of a fixed bank that codes that group in the fewest bits, and transmits the
 choice. A group is one latent channel of one spectral component of a tile (``h*w`` symbols), or one
-block of one component's quantised residual (32 x 32 pixels in format v2, 16 x 16 coefficients of one wavelet
-subband in v3; residual levels, :mod:`cvae.edge.codec.tile`).
+block of one component's quantised residual (16 x 16 coefficients of one wavelet subband in format v3, which the
+shipped bundle writes; 32 x 32 pixels in format v2, read only; residual levels, :mod:`cvae.edge.codec.hybrid`).
 
 Why it cannot desynchronise: the decoder reads the indexes from the stream; every table it then uses is
 integer data frozen in the bundle (``adaptive.npz``). Nothing the decoder derives depends on floating point

@@ -106,7 +106,7 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
     present = np.asarray(present, bool)
     if h.version in ADAPTIVE_VERSIONS:
         if present.shape != (c,) or not isinstance(payload, tuple) or len(payload) != 2:
-            raise ValueError("pack_tile: a version 2 tile takes payload=(side, main) and present bool[C]")
+            raise ValueError("pack_tile: a version 2 or 3 tile takes payload=(side, main) and present bool[C]")
         out += np.packbits(present).tobytes()
         for stream in payload:
             out += _varint(len(stream)) + bytes(stream)
@@ -131,7 +131,7 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
 
 def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[bytes, bytes] | None, np.ndarray | None]:
     """Parse a tile; raises :class:`CorruptTileError` on anything malformed. The payload is ``bytes | None``
-    for version 1 and ``(side, main)`` for version 2."""
+    for version 1 and ``(side, main)`` for versions 2 and 3."""
     r = _Reader(bytes(data))
     version, model_id, level, dcode, c, height, width, flags = r.unpack(_FIXED)
     if version not in VERSIONS:

@@ -1,4 +1,4 @@
-"""Inference backends behind one protocol (:class:`cvae.edge.codec.tile.Transforms`).
+"""Inference backends behind one protocol (:class:`cvae.edge.runtime.protocol.Transforms`).
 
 Heavy imports happen inside each backend; a missing one raises ``MissingDependencyError`` with the fix.
 """
@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cvae.edge.codec.tile import Transforms
+from cvae.edge.runtime.protocol import Transforms
 from cvae.edge.errors import BundleError
 
-__all__ = ["load_transforms", "BACKENDS"]
+__all__ = ["load_transforms", "BACKENDS", "Transforms"]
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 

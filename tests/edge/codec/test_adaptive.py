@@ -10,6 +10,7 @@ import pytest
 
 from cvae.edge.codec import adaptive as am
 from cvae.edge.codec import bitstream
+from cvae.edge.codec.latents import tile_header
 from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import CorruptTileError
 
@@ -56,7 +57,7 @@ def test_shipped_bundle_is_adaptive_with_residual_levels(bundle):
 def test_stream_integers_round_trip_exactly(codec, level):
     a = codec.analyze(_scene_like_tile(), None)
     data = codec.encode(a, level)
-    plan = codec._plan(a, level)
+    plan = codec.plan(a, level)
     idx, values = codec.parse_integers(data)
     np.testing.assert_array_equal(idx, plan.side)
     coded = values[np.repeat(idx != am.ZERO, _group_sizes(codec, a, plan))]
@@ -69,32 +70,33 @@ def test_stream_integers_round_trip_exactly(codec, level):
 
 
 def _group_sizes(codec, a, plan):
-    from cvae.edge.codec.tile import _block_counts
+    from cvae.edge.codec.residual import block_counts
 
     c, h, w = a.shape
     p = int(plan.present.sum())
     sizes = [np.full(p * codec.gain.shape[1], -(-h // 16) * -(-w // 16))]
     if plan.residual:
-        sizes.append(_block_counts(c, h, w, plan.residual))
+        sizes.append(block_counts(c, h, w, plan.residual))
     return np.concatenate(sizes)
 
 
 def test_residual_levels_choose_their_mode_by_rate_distortion(codec):
     """At a residual level the encoder codes the cheapest of its modes at the level's slope: never a mode
     with a larger D + lambda R than another allowed one."""
-    from cvae.edge.codec.tile import _lambda
+    from cvae.edge.codec.plan import rd_lambda
 
     a = codec.analyze(_scene_like_tile(), None)
     level = int(np.flatnonzero(codec.ladder.step > 0)[1])
-    plan = codec._plan(a, level)
-    lam = _lambda(codec.ladder.step[level])
+    plan = codec.plan(a, level)
+    planner = codec.hybrid.planner
+    lam = rd_lambda(codec.ladder.step[level])
     costs = {}
     for lat, res in codec.modes(level):
-        parts = [codec._latent_part(a, lat)] + ([codec._residual_part(a, level, lat)] if res else [])
-        err = parts[1]["err"] if res else codec._latent_error(a, lat)
-        costs[(lat, res, True)] = err + lam * sum(p["bits"] for p in parts)
-    alone = codec._residual_part(a, level, None)  # the residual-only mode: no latent component present
-    costs[(codec.latent_level(level), True, False)] = alone["err"] + lam * alone["bits"]
+        parts = [planner.latent_part(a, lat)] + ([planner.residual_part(a, level, lat)] if res else [])
+        err = parts[1].err if res else planner.latent_error(a, lat)
+        costs[(lat, res, True)] = err + lam * sum(p.bits for p in parts)
+    alone = planner.residual_part(a, level, None)  # the residual-only mode: no latent component present
+    costs[(codec.latent_level(level), True, False)] = alone.err + lam * alone.bits
     assert costs[(plan.latent, bool(plan.residual), bool(plan.present.any()))] == min(costs.values())
 
 
@@ -211,15 +213,16 @@ def test_index_out_of_range_is_corrupt(bundle, codec):
 
     a = codec.analyze(_scene_like_tile(c=1, h=32, w=32), None)
     level = 4
-    plan = codec._plan(a, level)
+    plan = codec.plan(a, level)
     it = codec.adaptive.index_tables
     for bad_value, pos in ((am.NUM_INDEXES + 3, 0), (am.FACTORIZED, len(plan.side) - 1)):
         side = plan.side.copy()
         side[pos] = bad_value
         side_bytes = rangecoder.encode(side, plan.side_rows, it.cdf, it.cdf_length, it.offset, it.precision)
-        t = codec._tables_for(plan.latent)
+        t = codec.hybrid.tables_for(plan.latent)
         main = rangecoder.encode(plan.main, plan.main_rows, t.cdf, t.cdf_length, t.offset, t.precision)
-        data = bitstream.pack_tile(codec._header(a, level, plan), plan.present, (side_bytes, main), None)
+        header = tile_header(a, codec.model_id, level, codec.version, plan.latent, plan.residual)
+        data = bitstream.pack_tile(header, plan.present, (side_bytes, main), None)
         with pytest.raises(CorruptTileError):
             codec.decompress(data)
 

@@ -1,0 +1,82 @@
+"""Tile kind ``factorized`` (tile format v1): the latents alone, one frozen table row per latent channel and level.
+
+Per tile: every component whose variance passes the level's threshold is coded; all coded components share one
+range-coder stream (one flush per tile), symbol ``y[c, m, i, j]`` with row ``m`` of ``tables[level]``. No side
+information: the public levels are the latent levels in order. Written by factorised bundles; adaptive bundles
+made from one (``cvae-export --target adaptive``) read their parent's v1 tiles through this module too.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cvae.edge.codec import bitstream, rangecoder
+from cvae.edge.codec.latents import STRIDE, AnalyzedTile, LatentModel, decode_stream, tile_header
+
+__all__ = ["FactorizedKind"]
+
+#: bytes of one stream beyond its symbols' estimated bits (coder header, flush, varint length)
+_STREAM_BYTES = 19
+
+
+class FactorizedKind:
+    """Writes and reads v1 tiles of a bundle's latent levels."""
+
+    name = "factorized"
+    version = bitstream.VERSION
+    versions = (bitstream.VERSION,)
+
+    def __init__(self, latents: LatentModel, model_id: bytes):
+        self.latents = latents
+        self.model_id = model_id
+        self.levels = latents.levels
+
+    @classmethod
+    def build(cls, latents: LatentModel, model_id: bytes, **_) -> "FactorizedKind":
+        """Every bundle has its latent levels, so every bundle reads (and a factorised one writes) this kind."""
+        return cls(latents, model_id)
+
+    def latent_level(self, level: int) -> int:
+        return level
+
+    def symbols(self, a: AnalyzedTile, lat: int) -> np.ndarray:
+        """int32[C, M, h, w]: the latents of latent level ``lat``, rounded to the nearest integer."""
+        return np.round(a.y * self.latents.gain[lat][None, :, None, None]).astype(np.int32)
+
+    def estimate_bytes(self, a: AnalyzedTile, level: int) -> float:
+        sym = self.symbols(a, level)
+        keep = self.latents.coded(a, level)
+        idx = _rows(sym.shape[1:])
+        bits = sum(self.latents.tables[level].estimated_bits(sym[k].reshape(-1), idx) for k in np.flatnonzero(keep))
+        return bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None) + (_STREAM_BYTES if keep.any() else 0)
+
+    def encode(self, a: AnalyzedTile, level: int) -> bytes:
+        sym = self.symbols(a, level)
+        keep = self.latents.coded(a, level)
+        idx = _rows(sym.shape[1:])
+        t = self.latents.tables[level]
+        coded = np.flatnonzero(keep)
+        payload = None
+        if len(coded):  # one stream for every coded component: one coder flush per tile
+            payload = rangecoder.encode(sym[coded].reshape(-1), np.tile(idx, len(coded)), t.cdf, t.cdf_length,
+                                        t.offset, t.precision)
+        return bitstream.pack_tile(tile_header(a, self.model_id, level, self.version), keep, payload, a.valid)
+
+    def decode(self, header: bitstream.TileHeader, present_mask: np.ndarray, payload: bytes | None) -> np.ndarray:
+        """float32[C, H, W]: the components of a v1 tile (absent components 0)."""
+        c, h, w = header.bands, header.height, header.width
+        hl, wl = -(-h // STRIDE), -(-w // STRIDE)
+        m = self.latents.channels
+        present = np.flatnonzero(present_mask)
+        if not len(present):
+            return np.zeros((c, h, w), np.float32)
+        t = self.latents.tables[header.level]
+        s = decode_stream(payload, np.tile(_rows((m, hl, wl)), len(present)), t, "payload")
+        y_hat = s.reshape(len(present), m, hl, wl).astype(np.float32)
+        y_hat *= self.latents.inv_gain[header.level][None, :, None, None]
+        return self.latents.synthesize(y_hat, present, (c, h, w))
+
+
+def _rows(shape: tuple[int, int, int]) -> np.ndarray:
+    """int32[M * h * w]: the table row (the channel) of each symbol of one component, channel-major."""
+    m, hl, wl = shape
+    return np.repeat(np.arange(m, dtype=np.int32), hl * wl)

@@ -1,0 +1,123 @@
+"""What every learned tile kind shares: the analysed tile, the rate ladder, and the latent model (frozen tables,
+per-level gains, the network halves).
+
+``AnalyzedTile`` is the encoder's tile after the spectral transform and the analysis network, before any
+quantisation: every level of every kind is coded from it. ``LatentModel`` holds what the latents of a latent
+level need on both sides: the level's factorised tables, its gains, the variance threshold below which a
+component is not coded (reverse water-filling), and the network that turns latents back into components.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cvae.edge.codec import bitstream, rangecoder
+from cvae.edge.codec.spectral import SpectralTransform
+from cvae.edge.codec.tables import EntropyTables
+from cvae.edge.errors import CorruptTileError
+
+if TYPE_CHECKING:  # the protocol lives with the backends; the codec only calls it
+    from cvae.edge.runtime.protocol import Transforms
+
+__all__ = ["STRIDE", "AnalyzedTile", "Ladder", "LatentModel", "tile_header", "decode_stream"]
+
+#: the analysis transform's downsampling: tiles are padded to a multiple of it
+STRIDE = 16
+
+
+@dataclass(frozen=True)
+class AnalyzedTile:
+    """A tile after the network, before quantisation: every level can be coded from it."""
+
+    shape: tuple[int, int, int]   # C, H, W
+    dtype: np.dtype
+    spectral: SpectralTransform
+    variance: np.ndarray          # float32[C] per component over valid pixels
+    y: np.ndarray                 # float32[C, M, h, w]
+    valid: np.ndarray | None      # bool[H, W] or None when every pixel is valid
+    z: np.ndarray | None = None   # float32[C, H, W] components (nodata at 0), kept for residual levels
+    band_fill: np.ndarray | None = None  # bool[C, H, W]: samples of valid pixels holding the fill value
+    cache: dict = field(default_factory=dict, compare=False, repr=False)  # parts and plans per level, g_s output
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The public rate levels: level ``i`` codes the latents of latent level ``latent[i]`` and, where
+    ``step[i] > 0``, the residual quantised with that step (normalised units of the components)."""
+
+    latent: np.ndarray            # int32[N]
+    step: np.ndarray              # float32[N], 0 = latents only
+
+    @classmethod
+    def latent_only(cls, levels: int) -> "Ladder":
+        return cls(latent=np.arange(levels, dtype=np.int32), step=np.zeros(levels, np.float32))
+
+    @property
+    def residual_rank(self) -> np.ndarray:
+        """int[N]: for residual levels, their rank among the residual levels (their index-table context)."""
+        return np.cumsum(self.step > 0) - 1
+
+    @property
+    def residual_levels(self) -> int:
+        return int((self.step > 0).sum())
+
+
+class LatentModel:
+    """The latent levels of a bundle: ``tables[l]`` (factorised, one row per channel), ``gain[l]``/``inv_gain[l]``
+    (float32[M] each), ``skip_variance[l]``, and ``transforms`` running the network."""
+
+    def __init__(self, tables: list[EntropyTables], gain: np.ndarray, inv_gain: np.ndarray,
+                 transforms: "Transforms", skip_variance: np.ndarray | None = None):
+        self.tables = tables
+        self.gain = np.asarray(gain, np.float32)
+        self.inv_gain = np.asarray(inv_gain, np.float32)
+        self.transforms = transforms
+        self.levels = len(tables)
+        self.skip_variance = (np.zeros(self.levels, np.float32) if skip_variance is None
+                              else np.asarray(skip_variance, np.float32))
+        if self.gain.shape != (self.levels, tables[0].channels) or self.inv_gain.shape != self.gain.shape:
+            raise ValueError(f"gains {self.gain.shape}/{self.inv_gain.shape} do not match "
+                             f"{self.levels} levels of {tables[0].channels} channels")
+
+    @property
+    def channels(self) -> int:
+        """M, the latent channels per component."""
+        return int(self.gain.shape[1])
+
+    def coded(self, a: AnalyzedTile, lat: int) -> np.ndarray:
+        """bool[C]: components whose variance makes their latents worth coding at latent level ``lat``."""
+        return a.variance > self.skip_variance[lat]
+
+    def synthesize(self, y_hat: np.ndarray, present: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+        """``y_hat: float32[P, M, h, w]`` of components ``present: int[P]`` -> float32[C, H, W] (absent: 0)."""
+        c, h, w = shape
+        z = np.zeros((c, h, w), np.float32)
+        for i in range(0, len(present), 4):  # bounded memory for many-band tiles
+            x = self.transforms.synthesis(np.ascontiguousarray(y_hat[i:i + 4]))
+            z[present[i:i + 4]] = x[:, 0, :h, :w]
+        return z
+
+
+def tile_header(a: AnalyzedTile, model_id: bytes, level: int, version: int, latent: int = 0,
+                residual: int = bitstream.RESIDUAL_NONE) -> bitstream.TileHeader:
+    """The header of ``a`` coded at ``level`` in format ``version`` (band fill travels from v3 on)."""
+    return bitstream.TileHeader(model_id=model_id[:bitstream.MODEL_ID_BYTES], level=level, dtype=a.dtype,
+                                bands=a.shape[0], height=a.shape[1], width=a.shape[2], lo=a.spectral.lo,
+                                hi=a.spectral.hi, mean=a.spectral.mean, matrix=a.spectral.matrix, version=version,
+                                latent=latent, residual=residual,
+                                band_fill=a.band_fill if version == bitstream.VERSION_WAVELET else None)
+
+
+def decode_stream(data: bytes, rows: np.ndarray, t: EntropyTables, what: str) -> np.ndarray:
+    """Decode ``len(rows)`` symbols of one range-coder stream; an empty stream is right exactly when no symbol is
+    expected. Any damage is a :class:`CorruptTileError` naming ``what``."""
+    if not len(rows):
+        if data:
+            raise CorruptTileError(f"{what}: {len(data)} bytes where no symbol is coded; the tile is corrupt")
+        return np.zeros(0, np.int32)
+    try:
+        return rangecoder.decode(data, rows, t.cdf, t.cdf_length, t.offset, t.precision)
+    except rangecoder.CorruptStreamError as e:
+        raise CorruptTileError(f"entropy-coded {what}: {e}") from e
