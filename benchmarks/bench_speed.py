@@ -37,7 +37,8 @@ __all__ = ["BACKENDS", "STAGES", "SpeedConfig", "Tegrastats", "build_backends", 
            "encoder_macs_per_pixel", "j2k_at_rate", "matmul_gflops", "parse_tegrastats_power", "run_speed",
            "speed_markdown", "speed_scene", "time_pipeline"]
 
-STAGES = ("read", "tile", "network", "quantize", "entropy", "packetize", "write")
+#: stages of one encode (time_pipeline); all but ``write`` are the whole encode, read to packets
+STAGES = ("read_packetize", "spectral", "network", "code", "write")
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 
 
@@ -125,91 +126,109 @@ def cuda_matmul_gflops(n: int = 4096, repeats: int = 5) -> float | None:
 
 
 # -- one timed encode -------------------------------------------------------------------------------
-def _entropy(codec, a, sym: np.ndarray, level: int) -> bytes:
-    """The range coder call of TileCodec.encode, on symbols already quantised."""
-    from cvae.edge.codec import rangecoder
+class _Clock:
+    """Seconds spent in the network and in the codec's per-tile calls during one product encode."""
 
-    coded = np.flatnonzero(codec.coded_components(a, level))
-    if not len(coded):
-        return b""
-    m, hl, wl = sym.shape[1:]
-    idx = np.repeat(np.arange(m, dtype=np.int32), hl * wl)
-    t = codec.tables[level]
-    return rangecoder.encode(sym[coded].reshape(-1), np.tile(idx, len(coded)), t.cdf, t.cdf_length, t.offset,
-                             t.precision)
+    def __init__(self) -> None:
+        self.s = dict.fromkeys(("analysis", "synthesis", "analyze", "encode"), 0.0)
+        self.tile = []  # analyze + encode of each tile
+
+    def timed(self, key: str, fn):
+        def call(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.s[key] += time.perf_counter() - t0
+        return call
+
+
+class _TimedCodec:
+    """The product's TileCodec, its per-tile calls timed (everything else passes through unchanged)."""
+
+    def __init__(self, codec, clock: _Clock):
+        self._codec, self._clock = codec, clock
+
+    def __getattr__(self, name):
+        return getattr(self._codec, name)
+
+    def analyze(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        a = self._clock.timed("analyze", self._codec.analyze)(*args, **kwargs)
+        self._clock.tile.append(time.perf_counter() - t0)
+        return a
+
+    def encode(self, a, level):
+        t0 = time.perf_counter()
+        body = self._clock.timed("encode", self._codec.encode)(a, level)
+        self._clock.tile[-1] += time.perf_counter() - t0
+        return body
+
+
+@contextlib.contextmanager
+def _timed_network(codec, clock: _Clock):
+    """Time the network halves inside ``codec`` for the duration (restored after)."""
+    inner = codec.latents.transforms
+
+    class Timed:
+        analysis = staticmethod(clock.timed("analysis", inner.analysis))
+        synthesis = staticmethod(clock.timed("synthesis", inner.synthesis))
+
+    codec.latents.transforms = Timed()
+    try:
+        yield
+    finally:
+        codec.latents.transforms = inner
 
 
 def time_pipeline(path: Path, bundle, codec, level: int, tile_size: int, workdir: Path,
                   metadata_every: int = 16) -> dict:
-    """One timed pass of the encoder, stage by stage, building the same packets as ``encode_scene``."""
-    from cvae.edge.codec import packets as pk
-    from cvae.edge.encoder import scene_metadata
-    from cvae.edge.io.raster import Raster, read_raster
+    """One timed pass of the product's encoder (``cvae.edge.encoder.encode_scene``, the code cvae-encode and
+    the daemon run), read to packets, then the packet file written; stages split out by timing the codec's
+    per-tile calls and the network inside them:
+
+    ``network``: the analysis and synthesis transforms; ``spectral``: the rest of ``analyze`` (checks, KLT,
+    padding); ``code``: the rest of ``encode`` (mode plan, quantisation, wavelet, range coding, tile framing);
+    ``read_packetize``: everything else of the encode (scan, windowed reads, metadata, CCSDS packets);
+    ``write``: the packet file, temp + fsync + rename."""
+    from cvae.edge.encoder import EncodeOptions, encode_scene
+    from cvae.edge.io.raster import scan_raster
+
+    info = scan_raster(path)
+    clock = _Clock()
+    # a fixed scene id (CRC-32 of the name) so a test can compare the bytes with encode_scene's
+    opts = EncodeOptions(level=level, tile_size=tile_size, metadata_every=metadata_every,
+                         scene_id=zlib.crc32(path.stem.encode()))
+    with _timed_network(codec, clock):
+        t0 = time.perf_counter()
+        enc = encode_scene(path, bundle, _TimedCodec(codec, clock), opts)
+        total = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    _write_packets(workdir / f"{path.stem}.pkt", enc.packets)
+    write = time.perf_counter() - t0
+    s = clock.s
+    t = {"read_packetize": total - s["analyze"] - s["encode"], "spectral": s["analyze"] - s["analysis"],
+         "network": s["analysis"] + s["synthesis"], "code": s["encode"] - s["synthesis"], "write": write}
+    c, h, w = info.shape
+    net_pixels = sum(c * (-(-win_h // 16) * 16) * (-(-win_w // 16) * 16) for win_h, win_w in _tile_shapes(h, w, tile_size))
+    return {"stages_s": t, "tiles": enc.tiles, "pixels": h * w, "samples": c * h * w, "bands": c,
+            "dtype": str(info.dtype), "network_pixels": net_pixels, "nbytes": enc.nbytes, "tile_latency_s": clock.tile}
+
+
+def _tile_shapes(h: int, w: int, tile_size: int) -> list[tuple[int, int]]:
     from cvae.edge.io.tiling import tile_grid
 
-    t = dict.fromkeys(STAGES, 0.0)
-    clock = time.perf_counter
-    t0 = clock()
-    r = read_raster(path)
-    pixels = native_pixels(r.pixels)
-    t["read"] = clock() - t0
-    t0 = clock()
-    c, h, w = pixels.shape
-    windows = list(tile_grid(h, w, tile_size))
-    v = pixels[:, r.valid]
-    band_range = (v.min(axis=1), v.max(axis=1)) if v.size else None
-    tiles = [(np.ascontiguousarray(pixels[:, win.slices[0], win.slices[1]]), r.valid[win.slices]) for win in windows]
-    t["tile"] = clock() - t0
-    name = path.stem
-    scene_id = zlib.crc32(name.encode())
-    mid = bytes.fromhex(bundle.model_id)[:4]
-    t0 = clock()
-    writer = pk.PacketWriter(0x1C5)
-    coded = Raster(pixels, r.valid, r.nodata, r.profile, r.descriptions, r.colorinterp, r.tags)
-    meta = pk.encode_metadata(scene_metadata(coded, name, bundle, tile_size, source_dtype=r.pixels.dtype))
-    meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=scene_id)
-    packets = writer.packets(meta_header, meta)
-    t["packetize"] += clock() - t0
-    latency, net_pixels = [], 0
-    for i, (win, (tile, valid)) in enumerate(zip(windows, tiles)):
-        t0 = clock()
-        a = codec.analyze(tile, valid, band_range=band_range)
-        t1 = clock()
-        sym = codec.symbols(a, level)
-        t2 = clock()
-        if codec.adaptive is None:
-            _entropy(codec, a, sym, level)
-            t3 = clock()
-            body = codec.encode(a, level)  # untimed: the bytes the entropy stage produced, framed as a tile
-            t4 = clock()
-        else:  # adaptive: index choice, (residual levels) synthesis and residual, both streams, the tile framing
-            body = codec.encode(a, level)
-            t3 = t4 = clock()
-        packets += writer.packets(pk.SecondaryHeader(kind=pk.KIND_TILE, model_id=mid, scene_id=scene_id,
-                                                     row=win.row, col=win.col, level=level), body)
-        if metadata_every and (i + 1) % metadata_every == 0 and i + 1 < len(windows):
-            packets += writer.packets(meta_header, meta)
-        t5 = clock()
-        for k, dt in (("network", t1 - t0), ("quantize", t2 - t1), ("entropy", t3 - t2), ("packetize", t5 - t4)):
-            t[k] += dt
-        latency.append((t1 - t0) + (t2 - t1) + (t3 - t2) + (t5 - t4))
-        net_pixels += c * (-(-tile.shape[1] // 16) * 16) * (-(-tile.shape[2] // 16) * 16)
-    t0 = clock()
-    packets += writer.packets(meta_header, meta)
-    t["packetize"] += clock() - t0
-    t0 = clock()
-    final = workdir / f"{name}.pkt"
-    tmp = workdir / f".{name}.pkt.part"
+    return [(win.height, win.width) for win in tile_grid(h, w, tile_size)]
+
+
+def _write_packets(path: Path, packets: list[bytes]) -> None:
+    tmp = path.with_name(f".{path.name}.part")
     with open(tmp, "wb") as f:
         for p in packets:
             f.write(p)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, final)
-    t["write"] = clock() - t0
-    return {"stages_s": t, "tiles": len(windows), "pixels": h * w, "samples": c * h * w, "bands": c,
-            "dtype": str(pixels.dtype), "network_pixels": net_pixels, "nbytes": sum(len(p) for p in packets),
-            "tile_latency_s": latency}
+    os.replace(tmp, path)
 
 
 def speed_scene(path: Path, bundle, codec, level: int, tile_size: int, repeats: int, macs: float) -> dict:
@@ -227,7 +246,7 @@ def speed_scene(path: Path, bundle, codec, level: int, tile_size: int, repeats: 
             lat += run["tile_latency_s"]
     stages = {k: statistics.median(x["stages_s"][k] for x in runs) for k in STAGES}
     total = statistics.median(sum(x["stages_s"].values()) for x in runs)
-    encode = statistics.median(sum(x["stages_s"][k] for k in STAGES[1:6]) for x in runs)
+    encode = statistics.median(sum(x["stages_s"][k] for k in STAGES[:-1]) for x in runs)
     first = runs[0]
     return {"tiles": first["tiles"], "bands": first["bands"], "dtype": first["dtype"], "pixels": first["pixels"],
             "bytes": first["nbytes"], "bpp": 8 * first["nbytes"] / first["samples"], "stages_s": stages,
@@ -459,7 +478,7 @@ def run_speed(cfg: SpeedConfig, command: str) -> dict:
                           "fsync + rename",
                 "throughput": "tiles/s and megapixels/s (spatial pixels, all bands) over the whole pipeline; "
                               "encode_* over tile..packetize only",
-                "tile_latency": "network + quantize + entropy + packetize of one tile, over every tile of every repeat",
+                "tile_latency": "analyze + encode of one tile (spectral, network, code), over every tile of every repeat",
                 "macs": "MACs of every Conv node of the encoder (GDN's 1x1 convolutions included, elementwise work "
                         "not) per input pixel of one component; the network runs once per spectral component",
                 "vs_openjpeg": "our encode_s (in memory, tile..packetize) over OpenJPEG encoding every band in memory "
