@@ -11,6 +11,11 @@ setup(
             "cvae.edge.codec._rangecoder",
             sources=["edge/codec/_rangecoder.c"],
             extra_compile_args=["-O3", "-std=c99"],
-        )
+        ),
+        Extension(
+            "cvae.edge.codec._predictive",
+            sources=["edge/codec/_predictive.c"],
+            extra_compile_args=["-O3", "-std=c99"],
+        ),
     ]
 )

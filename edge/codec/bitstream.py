@@ -1,4 +1,4 @@
-"""The tile bitstream, format versions 1 to 3: the one module that owns its bytes (docs/bitstream.md).
+"""The tile bitstream, format versions 1 to 4: the one module that owns its bytes (docs/bitstream.md).
 
 All integers big-endian. Layout::
 
@@ -23,6 +23,9 @@ All integers big-endian. Layout::
     [mask]                  only with flag bit0. v1, v2: varint length, zlib stream of np.packbits(valid);
                             v3: two varint-prefixed range-coder streams of row transitions (cvae.edge.codec.mask)
 
+Version 4 (error-bounded predictive tiles, :mod:`cvae.edge.codec.predictive`) keeps the fixed fields and then has
+``C x (varint E, zigzag varint lo, varint hi - lo)``, one varint-prefixed coder stream, and v3's masks.
+
 A decoder must consume the whole tile; anything left over or missing raises :class:`CorruptTileError`.
 """
 from __future__ import annotations
@@ -36,15 +39,20 @@ import numpy as np
 from cvae.edge.codec import mask as _mask
 from cvae.edge.errors import CorruptTileError
 
-__all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
+__all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "PREDICTIVE_LIMIT", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
            "RESIDUAL_PIXELS", "RESIDUAL_WAVELET", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
            "MODEL_ID_BYTES", "MAX_EDGE"]
 
 VERSION = 1            # factorised entropy model
 VERSION_ADAPTIVE = 2   # explicitly transmitted scale indexes (adaptive bundles)
 VERSION_WAVELET = 3    # v2's layout; the residual may also be wavelet subbands (what adaptive bundles write now)
+VERSION_PREDICTIVE = 4  # error-bounded predictive coding of the samples themselves (any bundle)
 ADAPTIVE_VERSIONS = (VERSION_ADAPTIVE, VERSION_WAVELET)
-VERSIONS = (VERSION, VERSION_ADAPTIVE, VERSION_WAVELET)
+VERSIONS = (VERSION, VERSION_ADAPTIVE, VERSION_WAVELET, VERSION_PREDICTIVE)
+#: versions whose masks are transition-coded and which may carry per-band fill masks
+_CODED_MASK_VERSIONS = (VERSION_WAVELET, VERSION_PREDICTIVE)
+#: a v4 band's range and error bound stay within +-2^33 (uint32 and int32 samples fit; products stay in int64)
+PREDICTIVE_LIMIT = 1 << 33
 #: residual kinds (v2+ header byte): none, 32 x 32 pixel blocks, wavelet subbands in 16 x 16 blocks (v3)
 RESIDUAL_NONE, RESIDUAL_PIXELS, RESIDUAL_WAVELET = 0, 1, 2
 _MAX_RESIDUAL = {VERSION_ADAPTIVE: RESIDUAL_PIXELS, VERSION_WAVELET: RESIDUAL_WAVELET}
@@ -64,14 +72,15 @@ class TileHeader:
     bands: int
     height: int
     width: int
-    lo: np.ndarray      # float32[C]
-    hi: np.ndarray      # float32[C]
+    lo: np.ndarray      # float32[C]; v4: float64[C] holding the exact integer range of the tile's coded samples
+    hi: np.ndarray      # float32[C]; v4: as lo
     mean: np.ndarray    # float32[C] (float16-exact)
     matrix: np.ndarray  # int8[C, C]
     version: int = VERSION
     latent: int = 0         # v2+: latent level the latents were coded at
     residual: int = RESIDUAL_NONE  # v2+: the residual's kind (RESIDUAL_*); 0: no residual
-    band_fill: np.ndarray | None = None  # v3: bool[C, H, W] samples of valid pixels that hold the fill value
+    band_fill: np.ndarray | None = None  # v3, v4: bool[C, H, W] samples of valid pixels that hold the fill value
+    max_error: np.ndarray | None = None  # v4: int64[C] bound on |decoded - original| per band (0: lossless)
 
 
 def header_size(bands: int, has_mask: bool, version: int = VERSION) -> int:
@@ -87,14 +96,16 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
     c = h.bands
     identity = np.array_equal(h.matrix, (np.eye(c) * 127).astype(np.int8))
     band_fill = h.band_fill if h.band_fill is not None and np.any(h.band_fill) else None
-    if band_fill is not None and h.version != VERSION_WAVELET:
-        raise ValueError("pack_tile: per-band fill masks need tile format version 3")
+    if band_fill is not None and h.version not in _CODED_MASK_VERSIONS:
+        raise ValueError("pack_tile: per-band fill masks need tile format version 3 or 4")
     flags = (_F_MASK if valid is not None else 0) | (0 if identity else _F_MATRIX) | \
         (_F_BAND_FILL if band_fill is not None else 0)
     if h.version not in VERSIONS:
         raise ValueError(f"pack_tile: unknown tile format version {h.version}")
     out = bytearray(_FIXED.pack(h.version, h.model_id, h.level, DTYPES.index(np.dtype(h.dtype)), c,
                                 h.height, h.width, flags))
+    if h.version == VERSION_PREDICTIVE:
+        return _pack_v4(out, h, payload, valid, band_fill)
     if h.version in ADAPTIVE_VERSIONS:
         if not 0 <= int(h.residual) <= _MAX_RESIDUAL[h.version]:
             raise ValueError(f"pack_tile: residual kind {int(h.residual)} does not exist in format version {h.version}")
@@ -117,16 +128,35 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
         if payload is not None:
             out += _varint(len(payload)) + payload
     if valid is not None and h.version == VERSION_WAVELET:
-        for stream in _mask.encode_mask(valid):
-            out += _varint(len(stream)) + stream
+        out += _coded_masks(valid, None)
     elif valid is not None:
         z = zlib.compress(np.packbits(valid).tobytes(), 9)
         out += _varint(len(z)) + z
-    if band_fill is not None:
-        for b in range(c):
-            for stream in _mask.encode_mask(band_fill[b]):
-                out += _varint(len(stream)) + stream
+    return bytes(out + _coded_masks(None, band_fill))
+
+
+def _coded_masks(valid: np.ndarray | None, band_fill: np.ndarray | None) -> bytes:
+    """v3/v4: the valid mask, then each band's fill mask, each as two varint-prefixed transition streams."""
+    out = bytearray()
+    for m in ([valid] if valid is not None else []) + (list(band_fill) if band_fill is not None else []):
+        for stream in _mask.encode_mask(m):
+            out += _varint(len(stream)) + stream
     return bytes(out)
+
+
+def _pack_v4(out: bytearray, h: TileHeader, payload: bytes, valid: np.ndarray | None,
+             band_fill: np.ndarray | None) -> bytes:
+    e = np.asarray(h.max_error, np.int64)
+    lo, hi = np.asarray(h.lo, np.float64), np.asarray(h.hi, np.float64)
+    if e.shape != (h.bands,) or lo.shape != (h.bands,) or hi.shape != (h.bands,) or not isinstance(payload, bytes):
+        raise ValueError("pack_tile: a version 4 tile takes max_error, lo, hi of shape [C] and payload bytes")
+    if (lo != np.round(lo)).any() or (hi < lo).any() or (np.abs(lo) > PREDICTIVE_LIMIT).any() or \
+            (np.abs(hi) > PREDICTIVE_LIMIT).any() or (e < 0).any() or (e > PREDICTIVE_LIMIT).any():
+        raise ValueError("pack_tile: version 4 ranges must be ordered integers and bounds in 0..2^33")
+    for eb, lb, hb in zip(e.tolist(), lo.astype(np.int64).tolist(), hi.astype(np.int64).tolist()):
+        out += _varint(eb) + _varint(2 * lb if lb >= 0 else -2 * lb - 1) + _varint(hb - lb)
+    out += _varint(len(payload)) + payload
+    return bytes(out + _coded_masks(valid, band_fill))
 
 
 def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[bytes, bytes] | None, np.ndarray | None]:
@@ -141,8 +171,11 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
         raise CorruptTileError(f"unknown dtype code {dcode}")
     if not 1 <= c <= MAX_BANDS or not 0 < height <= MAX_EDGE or not 0 < width <= MAX_EDGE:
         raise CorruptTileError(f"bad tile shape bands={c} height={height} width={width}")
-    if flags & ~(_F_MASK | _F_MATRIX | _F_BAND_FILL) or (flags & _F_BAND_FILL and version != VERSION_WAVELET):
+    if flags & ~(_F_MASK | _F_MATRIX | _F_BAND_FILL) or (flags & _F_BAND_FILL and version not in _CODED_MASK_VERSIONS) \
+            or (flags & _F_MATRIX and version == VERSION_PREDICTIVE):
         raise CorruptTileError(f"unknown flag bits {flags:#x} for tile format version {version}")
+    if version == VERSION_PREDICTIVE:
+        return _unpack_v4(r, model_id, level, DTYPES[dcode], c, height, width, flags)
     latent, residual = 0, 0
     if version in ADAPTIVE_VERSIONS:
         latent, residual = r.take(2)
@@ -178,16 +211,43 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
         if len(raw) != (height * width + 7) // 8:
             raise CorruptTileError("valid mask has the wrong size")
         valid = np.unpackbits(np.frombuffer(raw, np.uint8))[:height * width].reshape(height, width).astype(bool)
-    band_fill = None
-    if flags & _F_BAND_FILL:
-        band_fill = np.stack([_mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width)
-                              for _ in range(c)])
-    if r.pos != len(r.data):
-        raise CorruptTileError(f"{len(r.data) - r.pos} bytes left over after the tile; the tile is corrupt")
+    band_fill = _band_fill(r, flags, c, height, width)
+    _check_consumed(r)
     header = TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height, width=width,
                         lo=lohi[:, 0].copy(), hi=lohi[:, 1].copy(), mean=mean, matrix=matrix, version=version,
                         latent=latent, residual=int(residual), band_fill=band_fill)
     return header, present, payload, valid
+
+
+def _band_fill(r: "_Reader", flags: int, c: int, height: int, width: int) -> np.ndarray | None:
+    if not flags & _F_BAND_FILL:
+        return None
+    return np.stack([_mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width) for _ in range(c)])
+
+
+def _check_consumed(r: "_Reader") -> None:
+    if r.pos != len(r.data):
+        raise CorruptTileError(f"{len(r.data) - r.pos} bytes left over after the tile; the tile is corrupt")
+
+
+def _unpack_v4(r: "_Reader", model_id: bytes, level: int, dtype: np.dtype, c: int, height: int, width: int,
+               flags: int):
+    e, lo, hi = np.zeros(c, np.int64), np.zeros(c, np.float64), np.zeros(c, np.float64)
+    for b in range(c):
+        e[b] = r.varint(limit=PREDICTIVE_LIMIT)
+        z = r.varint(limit=2 * PREDICTIVE_LIMIT)
+        lo[b] = z // 2 if z % 2 == 0 else -(z + 1) // 2
+        hi[b] = lo[b] + r.varint(limit=2 * PREDICTIVE_LIMIT)
+    if (np.abs(lo) > PREDICTIVE_LIMIT).any() or (np.abs(hi) > PREDICTIVE_LIMIT).any():
+        raise CorruptTileError("version 4 band range beyond +-2^33; the tile is corrupt")
+    payload = r.take(r.varint())
+    valid = _mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width) if flags & _F_MASK else None
+    band_fill = _band_fill(r, flags, c, height, width)
+    _check_consumed(r)
+    header = TileHeader(model_id=model_id, level=level, dtype=dtype, bands=c, height=height, width=width, lo=lo,
+                        hi=hi, mean=np.zeros(c, np.float32), matrix=(np.eye(c) * 127).astype(np.int8),
+                        version=VERSION_PREDICTIVE, band_fill=band_fill, max_error=e)
+    return header, np.ones(c, bool), payload, valid
 
 
 def _varint(n: int) -> bytes:
@@ -214,13 +274,17 @@ class _Reader:
     def unpack(self, s: struct.Struct) -> tuple:
         return s.unpack(self.take(s.size))
 
-    def varint(self) -> int:
+    def varint(self, limit: int | None = None) -> int:
+        """An unsigned LEB128 integer of at most 5 bytes; with ``limit``, of at most ``limit`` (else corrupt)."""
         n, shift = 0, 0
+        longest = 35 if limit is None else max(35, limit.bit_length() + 7)
         while True:
             b = self.take(1)[0]
             n |= (b & 0x7F) << shift
             shift += 7
             if not b & 0x80:
+                if limit is not None and n > limit:
+                    raise CorruptTileError(f"varint {n} exceeds {limit}; the tile is corrupt")
                 return n
-            if shift > 28:
-                raise CorruptTileError("varint longer than 4 bytes")
+            if shift >= longest:
+                raise CorruptTileError(f"varint longer than {longest // 7} bytes")

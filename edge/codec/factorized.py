@@ -24,6 +24,7 @@ class FactorizedKind:
     name = "factorized"
     version = bitstream.VERSION
     versions = (bitstream.VERSION,)
+    spectral = True
 
     def __init__(self, latents: LatentModel, model_id: bytes):
         self.latents = latents

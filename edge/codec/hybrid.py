@@ -39,6 +39,7 @@ class HybridKind:
     name = "hybrid"
     version = bitstream.VERSION_WAVELET
     versions = bitstream.ADAPTIVE_VERSIONS
+    spectral = True
 
     def __init__(self, latents: LatentModel, model_id: bytes, adaptive: am.AdaptiveModel, ladder: Ladder,
                  mode_search: str = "full"):

@@ -7,10 +7,11 @@ dispatches the rest on the tile header's format version::
       --> the bundle's writing kind: symbols, entropy coding, header (encode) --> bytes
     bytes --header version--> the kind that reads it --> z --inverse SpectralTransform--> pixels   (decompress)
 
-Kinds (:data:`KINDS`): :mod:`~cvae.edge.codec.factorized` (format v1, factorised bundles) and
+Kinds (:data:`KINDS`): :mod:`~cvae.edge.codec.factorized` (format v1, factorised bundles),
 :mod:`~cvae.edge.codec.hybrid` (formats v2/v3, adaptive bundles: latents with sent scale indexes plus a wavelet
-residual; its encoder decisions are :mod:`~cvae.edge.codec.plan`). A bundle writes with the first kind it can
-build and reads every kind it can build. A new kind is one module with a ``build`` classmethod and one entry in
+residual; its encoder decisions are :mod:`~cvae.edge.codec.plan`) and :mod:`~cvae.edge.codec.predictive` (format
+v4: error-bounded, lossless at E = 0; no network; :meth:`TileCodec.compress_bounded`). A bundle writes its levels
+with the first learned kind it can build and reads every kind it can build. A new kind is one module with a ``build`` classmethod and one entry in
 :data:`KINDS`. The byte layout is :mod:`cvae.edge.codec.bitstream` (docs/bitstream.md).
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from cvae.edge.codec.factorized import FactorizedKind
 from cvae.edge.codec.hybrid import HybridKind
 from cvae.edge.codec.latents import STRIDE, AnalyzedTile, Ladder, LatentModel
 from cvae.edge.codec.plan import Plan, check_mode_search
+from cvae.edge.codec.predictive import PredictiveKind
 from cvae.edge.codec.spectral import SpectralTransform
 from cvae.edge.codec.tables import EntropyTables
 from cvae.edge.errors import CorruptTileError, InputError
@@ -37,22 +39,21 @@ __all__ = ["TileCodec", "TileKind", "KINDS", "AnalyzedTile", "DecodedTile", "Lad
 
 
 class TileKind(Protocol):
-    """One way of coding a tile; ``versions`` are the header versions it reads, ``version`` the one it writes."""
+    """One way of coding a tile; ``versions`` are the header versions it reads, ``version`` the one it writes.
+    ``build(latents, model_id, adaptive=, ladder=, mode_search=)`` makes it for a bundle (``None``: this bundle
+    cannot). Learned kinds (``spectral = True``) code an :class:`AnalyzedTile` at a level (``encode``,
+    ``estimate_bytes``, ``symbols``) and decode to KLT components; the predictive kind codes samples to a bound
+    (``encode_tile``) and decodes to samples (``decode_tile``)."""
 
     name: str
     version: int
     versions: tuple[int, ...]
     levels: int
-
-    def latent_level(self, level: int) -> int: ...
-    def symbols(self, a: AnalyzedTile, lat: int) -> np.ndarray: ...
-    def estimate_bytes(self, a: AnalyzedTile, level: int) -> float: ...
-    def encode(self, a: AnalyzedTile, level: int) -> bytes: ...
-    def decode(self, header: bitstream.TileHeader, present_mask: np.ndarray, payload) -> np.ndarray: ...
+    spectral: bool
 
 
-#: the tile kinds, the preferred writer first
-KINDS = (HybridKind, FactorizedKind)
+#: the tile kinds; a bundle's levels are written by the first learned kind it can build
+KINDS = (HybridKind, FactorizedKind, PredictiveKind)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class DecodedTile:
     valid: np.ndarray             # bool[H, W]
     level: int
     header: bitstream.TileHeader
+    max_error: np.ndarray | None = None  # int64[C]: the bound the tile was coded to (predictive tiles)
 
 
 class TileCodec:
@@ -85,7 +87,8 @@ class TileCodec:
         built = [k.build(self.latents, model_id, adaptive=adaptive, ladder=ladder, mode_search=mode_search)
                  for k in KINDS]
         self.kinds: list[TileKind] = [k for k in built if k is not None]
-        self.writer = self.kinds[0]
+        self.writer = next(k for k in self.kinds if k.spectral)
+        self.bounded = next(k for k in self.kinds if isinstance(k, PredictiveKind))
         self._readers = {v: k for k in reversed(self.kinds) for v in k.versions}
         self.model_id = model_id
         self.adaptive = adaptive
@@ -191,6 +194,20 @@ class TileCodec:
         """``tile: native[C, H, W]`` (uint8/uint16/int16/int32/float) -> bytes at rate ``level``."""
         return self.encode(self.analyze(tile, valid, band_range), level)
 
+    def compress_bounded(self, tile: np.ndarray, max_error, valid: np.ndarray | None = None,
+                         band_fill: np.ndarray | None = None) -> bytes:
+        """``tile: native[C, H, W]`` -> tile format v4 bytes decoding to within ``max_error`` (one value or one per
+        band, digital numbers; 0 = lossless) of every valid sample; nodata and band-fill samples come back
+        exactly. No network runs."""
+        tile = _check_tile(tile)
+        if valid is not None:
+            valid = np.asarray(valid, bool)
+            if valid.shape != tile.shape[1:]:
+                raise InputError(f"valid mask shape {valid.shape} != tile shape {tile.shape[1:]}; pass bool[H, W]")
+        if band_fill is not None and np.shape(band_fill) != tile.shape:
+            raise InputError(f"band_fill shape {np.shape(band_fill)} != tile shape {tile.shape}")
+        return self.bounded.encode_tile(tile, max_error, valid, band_fill)
+
     # -- decoder -------------------------------------------------------------------------------------
     def parse_integers(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:
         """A v2/v3 tile's integers, ``(indexes int32[G], values int32[N])``: everything the decoder derives from
@@ -213,14 +230,17 @@ class TileCodec:
             raise CorruptTileError(f"tile level {header.level} does not exist in this bundle ({kind.levels} levels "
                                    f"for bitstream v{header.version})")
         h, w = header.height, header.width
-        z = kind.decode(header, present_mask, payload)
-        st = SpectralTransform(lo=header.lo, hi=header.hi, mean=header.mean, matrix=header.matrix)
-        pixels = to_dtype(st.inverse(z), header.dtype, header.lo, header.hi)
+        if kind.spectral:
+            z = kind.decode(header, present_mask, payload)
+            st = SpectralTransform(lo=header.lo, hi=header.hi, mean=header.mean, matrix=header.matrix)
+            pixels = to_dtype(st.inverse(z), header.dtype, header.lo, header.hi)
+        else:
+            pixels = kind.decode_tile(header, payload, valid).astype(header.dtype)
         if valid is None:
             valid = np.ones((h, w), bool)
         else:
             pixels[:, ~valid] = 0
-        return DecodedTile(pixels=pixels, valid=valid, level=header.level, header=header)
+        return DecodedTile(pixels=pixels, valid=valid, level=header.level, header=header, max_error=header.max_error)
 
     def _check_level(self, level: int) -> None:
         if not 0 <= level < self.levels:

@@ -1,0 +1,681 @@
+/*
+ * _predictive.c -- the error-bounded predictive tile coder behind cvae.edge.codec.predictive (tile format v4).
+ *
+ * The stream is specified in docs/bitstream.md ("Version 4"); this file is its reference implementation.
+ * Everything here is integer arithmetic with C99-defined results (no floating point, no right shift of a negative
+ * value, no signed overflow: the wrapper bounds every input so that no intermediate leaves int64), so the
+ * encoder on the satellite and a decoder on any ground machine compute the same integers by construction.
+ *
+ * Per tile, samples are visited row by row; within a row band by band; within a band left to right. For each
+ * sample x of band b at (y, i):
+ *
+ *   neighbours   W, N, NW, NE, WW, NN of band b (reconstructed values, edge rules in neighbours())
+ *   local sum    s = N + W + NW + NE
+ *   features     u = 4N - s, 4W - s, 4NW - s, 4WW - s, 4NN - s, and for k = 1..min(b, 3) the central
+ *                difference 4 r[b-k](y, i) - s[b-k](y, i) of band b-k (its local sum by the same rules)
+ *   prediction   p4 = s + floor(sum(w_j u_j) / 2^16);  p = clip(floor((p4 + 2) / 4), lo_b, hi_b)
+ *   bias         p' = clip(p + round(S[c] / N[c]), lo_b, hi_b), c: the texture context (bias_context())
+ *   residual     e = x - p';  q = sign(e) floor((|e| + E_b) / (2 E_b + 1))        (q = e when E_b = 0)
+ *   reconstruct  r = clip(p' + q (2 E_b + 1), lo_b, hi_b)                       => |x - r| <= E_b always
+ *   coding       q with adaptive binary contexts chosen by the magnitudes of neighbouring q (code_q())
+ *   adaptation   sign-error NLMS on w (from 4r - p4), bias counts S[c] += r - p, N[c] += 1
+ *
+ * A sample with skip = 1 (nodata pixel, or a band-fill sample) is not coded and does not adapt anything; its
+ * reconstructed value is p' (so neighbours see a plausible value) and its quantised residual counts as 0.
+ *
+ * Entropy coder: a binary range coder in the LZMA layout (32-bit range, 64-bit low with carry propagation, one
+ * byte out per renormalisation), probabilities of a 0 bit in 16 bits kept by a two-rate counter. It is a second
+ * coder next to the project's rANS coder (_rangecoder.c) because the models here change after every bit: rANS
+ * would need a second, backward pass over stored probabilities.
+ *
+ * Only the Python C API and the buffer protocol are used; the coding loops run without the GIL. The Python
+ * wrapper validates inputs and raises the user-facing errors; this module re-checks everything memory safety
+ * depends on and returns (status, detail) for a bad stream.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PR_FORMAT_VERSION 1
+#define NSPATIAL 5                 /* spatial features */
+#define PMAX 3                     /* previous bands used for prediction */
+#define NF (NSPATIAL + PMAX)
+#define OMEGA 16                   /* fractional bits of the weights */
+#define W_LIMIT ((int64_t)1 << 19) /* |w| <= 8 */
+#define MU_SHIFT_MIN 3             /* NLMS step 2^-shift: large at the start of a band, then smaller */
+#define MU_SHIFT_MAX 6
+#define MU_SHIFT_EVERY 512         /* coded samples per step of the shift */
+#define NCTX 16                    /* magnitude contexts */
+#define NBIAS 128                  /* bias contexts */
+#define BIAS_HALVE 256
+#define KMAX 40                    /* longest unary prefix: |q| < 2^40 (inputs are bounded far below) */
+#define SAMPLE_LIMIT ((int64_t)1 << 33) /* |lo|, |hi|, E bounded by the wrapper: keeps every product in int64 */
+
+enum { PR_OK = 0, PR_ERR_TRUNCATED = 1, PR_ERR_TRAILING = 2, PR_ERR_RANGE = 3, PR_ERR_NOMEM = 4, PR_ERR_CODE = 5 };
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Defined integer helpers.                                                                                */
+
+static inline int64_t floor_div(int64_t a, int64_t b) /* b > 0 */
+{
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+static inline int64_t clip64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+static inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Adaptive bit model: P(bit = 0) in 16 bits, the mean of a fast (2^-4) and a slow (2^-7) estimate.         */
+
+typedef struct { uint16_t fast, slow; } bitmodel;
+
+static inline uint32_t model_p(const bitmodel *m)
+{
+    uint32_t p = ((uint32_t)m->fast + m->slow) >> 1;
+    return p < 64 ? 64 : (p > 65472 ? 65472 : p);
+}
+
+static inline void model_update(bitmodel *m, int bit)
+{
+    if (bit) {
+        m->fast -= m->fast >> 4;
+        m->slow -= m->slow >> 7;
+    } else {
+        m->fast += (65535 - m->fast) >> 4;
+        m->slow += (65535 - m->slow) >> 7;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Binary range coder (LZMA layout).                                                                       */
+
+typedef struct {
+    uint64_t low;
+    uint32_t range;
+    uint8_t cache;
+    uint64_t cache_size;
+    uint8_t *buf;
+    size_t len, cap;
+    int oom;
+} encoder;
+
+static void enc_byte(encoder *e, uint8_t b)
+{
+    if (e->len == e->cap) {
+        size_t cap = e->cap ? 2 * e->cap : 4096;
+        uint8_t *nb = realloc(e->buf, cap);
+        if (!nb) {
+            e->oom = 1;
+            return;
+        }
+        e->buf = nb;
+        e->cap = cap;
+    }
+    e->buf[e->len++] = b;
+}
+
+static void enc_shift_low(encoder *e)
+{
+    if ((uint32_t)e->low < 0xFF000000u || (e->low >> 32) != 0) {
+        uint8_t carry = (uint8_t)(e->low >> 32);
+        uint8_t temp = e->cache;
+        do {
+            enc_byte(e, (uint8_t)(temp + carry));
+            temp = 0xFF;
+        } while (--e->cache_size != 0);
+        e->cache = (uint8_t)(e->low >> 24);
+    }
+    e->cache_size++;
+    e->low = (e->low & 0x00FFFFFFu) << 8;
+}
+
+static inline void enc_bit_p(encoder *e, uint32_t p, int bit)
+{
+    uint32_t bound = (e->range >> 16) * p;
+    if (!bit) {
+        e->range = bound;
+    } else {
+        e->low += bound;
+        e->range -= bound;
+    }
+    while (e->range < (1u << 24)) {
+        e->range <<= 8;
+        enc_shift_low(e);
+    }
+}
+
+static inline void enc_bit(encoder *e, bitmodel *m, int bit)
+{
+    enc_bit_p(e, model_p(m), bit);
+    model_update(m, bit);
+}
+
+static void enc_finish(encoder *e)
+{
+    for (int i = 0; i < 5; i++)
+        enc_shift_low(e);
+}
+
+typedef struct {
+    uint32_t code, range;
+    const uint8_t *p, *end;
+    int overrun; /* bytes asked for beyond the end */
+} decoder;
+
+static inline uint8_t dec_byte(decoder *d)
+{
+    if (d->p < d->end)
+        return *d->p++;
+    d->overrun++;
+    return 0;
+}
+
+static void dec_init(decoder *d, const uint8_t *data, size_t len)
+{
+    d->p = data;
+    d->end = data + len;
+    d->overrun = 0;
+    d->range = 0xFFFFFFFFu;
+    d->code = 0;
+    for (int i = 0; i < 5; i++)
+        d->code = (d->code << 8) | dec_byte(d);
+}
+
+static inline int dec_bit_p(decoder *d, uint32_t p)
+{
+    uint32_t bound = (d->range >> 16) * p;
+    int bit;
+    if (d->code < bound) {
+        d->range = bound;
+        bit = 0;
+    } else {
+        d->code -= bound;
+        d->range -= bound;
+        bit = 1;
+    }
+    while (d->range < (1u << 24)) {
+        d->range <<= 8;
+        d->code = (d->code << 8) | dec_byte(d);
+    }
+    return bit;
+}
+
+static inline int dec_bit(decoder *d, bitmodel *m)
+{
+    int bit = dec_bit_p(d, model_p(m));
+    model_update(m, bit);
+    return bit;
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Models of one band.                                                                                     */
+
+typedef struct {
+    int64_t w[NF];
+    int64_t bias_sum[NBIAS];
+    int64_t bias_n[NBIAS];
+    int64_t coded;                  /* samples coded so far (step schedule) */
+    bitmodel zero[NCTX];
+    bitmodel sign[NCTX][9];
+    bitmodel unary[NCTX][KMAX + 1];
+    bitmodel mant[NCTX][KMAX + 1][2];
+} band_models;
+
+static void band_init(band_models *m)
+{
+    memset(m, 0, sizeof *m);
+    /* start near MED/planar: (4N - s) 3/8 + (4W - s) 3/8 - (4NW - s) 1/4, the previous band's difference 1/2 */
+    m->w[0] = 3 << (OMEGA - 3);
+    m->w[1] = 3 << (OMEGA - 3);
+    m->w[2] = -(1 << (OMEGA - 2));
+    m->w[NSPATIAL] = 1 << (OMEGA - 1);
+    const bitmodel half = {32768, 32768};
+    for (int c = 0; c < NCTX; c++) {
+        m->zero[c] = half;
+        for (int i = 0; i < 9; i++)
+            m->sign[c][i] = half;
+        for (int k = 0; k <= KMAX; k++) {
+            m->unary[c][k] = half;
+            m->mant[c][k][0] = m->mant[c][k][1] = half;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* The tile: geometry, bounds, reconstructed samples and quantised-residual magnitudes.                    */
+
+typedef struct {
+    int c, h, w;
+    const int64_t *emax, *lo, *hi; /* [c] */
+    const uint8_t *skip;           /* [c][h][w] */
+    int64_t *r;                    /* [c][h][w] reconstructed */
+    uint8_t *qmag;                 /* [c][h][w] min(|q|, 255) */
+    band_models *m;                /* [c] */
+} tile_t;
+
+#define AT(t, b, y, x) ((size_t)(b) * (size_t)(t)->h * (size_t)(t)->w + (size_t)(y) * (size_t)(t)->w + (size_t)(x))
+
+typedef struct { int64_t W, N, NW, NE, WW, NN; } nbhd;
+
+/* Neighbours of (y, x) in band b: missing ones are replaced (first row: from W; first column: from N). */
+static inline void neighbours(const tile_t *t, int b, int y, int x, nbhd *n)
+{
+    const int64_t *r = t->r;
+    if (x > 0)
+        n->W = r[AT(t, b, y, x - 1)];
+    else if (y > 0)
+        n->W = r[AT(t, b, y - 1, x)];
+    else if (b > 0)
+        n->W = r[AT(t, b - 1, y, x)];
+    else
+        n->W = floor_div(t->lo[b] + t->hi[b], 2);
+    n->N = y > 0 ? r[AT(t, b, y - 1, x)] : n->W;
+    n->NW = (y > 0 && x > 0) ? r[AT(t, b, y - 1, x - 1)] : n->N;
+    n->NE = (y > 0 && x + 1 < t->w) ? r[AT(t, b, y - 1, x + 1)] : n->N;
+    n->WW = x > 1 ? r[AT(t, b, y, x - 2)] : n->W;
+    n->NN = y > 1 ? r[AT(t, b, y - 2, x)] : n->N;
+}
+
+typedef struct {
+    int64_t u[NF];
+    int nf;
+    int64_t p4;       /* 4x the linear prediction, before clipping */
+    int64_t p;        /* the linear prediction, clipped */
+    int64_t pb;       /* with bias correction, clipped */
+    int bctx, mctx, sctx;
+} predicted;
+
+static inline unsigned bucket(int64_t v)
+{
+    /* 0, 1, 2, 3-4, 5-6, 7-9, 10-13, 14-19, 20-27, 28-39, 40-55, 56-79, 80-111, 112-159, 160-223, 224+ */
+    static const int64_t edges[NCTX - 1] = {1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224};
+    unsigned k = 0;
+    while (k < NCTX - 1 && v >= edges[k])
+        k++;
+    return k;
+}
+
+static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
+{
+    const band_models *m = &t->m[b];
+    nbhd n;
+    neighbours(t, b, y, x, &n);
+    int64_t s = n.N + n.W + n.NW + n.NE;
+    int64_t *u = pr->u;
+    u[0] = 4 * n.N - s;
+    u[1] = 4 * n.W - s;
+    u[2] = 4 * n.NW - s;
+    u[3] = 4 * n.WW - s;
+    u[4] = 4 * n.NN - s;
+    int nf = NSPATIAL;
+    for (int k = 1; k <= PMAX && k <= b; k++) {
+        nbhd nk;
+        neighbours(t, b - k, y, x, &nk);
+        u[nf++] = 4 * t->r[AT(t, b - k, y, x)] - (nk.N + nk.W + nk.NW + nk.NE);
+    }
+    pr->nf = nf;
+    int64_t d = 0;
+    for (int j = 0; j < nf; j++)
+        d += m->w[j] * u[j];
+    pr->p4 = s + floor_div(d, (int64_t)1 << OMEGA);
+    pr->p = clip64(floor_div(pr->p4 + 2, 4), t->lo[b], t->hi[b]);
+
+    /* bias context: which neighbours lie above the prediction (6 bits) and a coarse activity (2 bits) */
+    int64_t grad = abs64(n.W - n.NW) + abs64(n.N - n.NW) + abs64(n.N - n.NE) + abs64(n.W - n.WW) + abs64(n.N - n.NN);
+    int64_t step = 2 * t->emax[b] + 1;
+    int64_t g = grad / step; /* non-negative: truncation is floor */
+    int pattern = (n.N > pr->p) | ((n.W > pr->p) << 1) | ((n.NW > pr->p) << 2) | ((n.NE > pr->p) << 3) |
+                  ((n.WW > pr->p) << 4) | ((n.NN > pr->p) << 5);
+    int gq = g < 2 ? 0 : 1;
+    pr->bctx = pattern | (gq << 6);
+    int64_t bn = m->bias_n[pr->bctx];
+    int64_t corr = bn ? floor_div(2 * m->bias_sum[pr->bctx] + bn, 2 * bn) : 0;
+    pr->pb = clip64(pr->p + corr, t->lo[b], t->hi[b]);
+
+    /* magnitude context: neighbouring quantised residuals (this band, the previous band) and the gradients */
+    const uint8_t *qm = t->qmag;
+    int64_t qW = x > 0 ? qm[AT(t, b, y, x - 1)] : 0;
+    int64_t qN = y > 0 ? qm[AT(t, b, y - 1, x)] : qW;
+    int64_t qNW = (y > 0 && x > 0) ? qm[AT(t, b, y - 1, x - 1)] : qN;
+    int64_t qNE = (y > 0 && x + 1 < t->w) ? qm[AT(t, b, y - 1, x + 1)] : qN;
+    int64_t qWW = x > 1 ? qm[AT(t, b, y, x - 2)] : qW;
+    int64_t qB = b > 0 ? qm[AT(t, b - 1, y, x)] : qN;
+    int64_t act = 2 * (qW + qN) + qNW + qNE + qWW + 2 * qB; /* about 8 |q| */
+    int64_t ga = g > 4096 ? 4096 : g;
+    pr->mctx = (int)bucket((act + ga + 1) / 2);
+    pr->sctx = pr->mctx;
+}
+
+static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
+{
+    band_models *m = &t->m[b];
+    int64_t err4 = 4 * rec - pr->p4;
+    if (err4 != 0) {
+        int64_t norm = 1;
+        for (int j = 0; j < pr->nf; j++)
+            norm += abs64(pr->u[j]);
+        int64_t shift = MU_SHIFT_MIN + m->coded / MU_SHIFT_EVERY;
+        if (shift > MU_SHIFT_MAX)
+            shift = MU_SHIFT_MAX;
+        int64_t mu = (int64_t)1 << (OMEGA - shift);
+        for (int j = 0; j < pr->nf; j++) {
+            int64_t dw = (pr->u[j] * mu) / norm; /* |u| < 2^36, mu <= 2^13: no overflow; truncation is defined */
+            m->w[j] = clip64(err4 > 0 ? m->w[j] + dw : m->w[j] - dw, -W_LIMIT, W_LIMIT);
+        }
+    }
+    m->bias_sum[pr->bctx] += rec - pr->p;
+    if (++m->bias_n[pr->bctx] >= BIAS_HALVE) {
+        m->bias_sum[pr->bctx] /= 2; /* truncation toward zero: defined in C99 */
+        m->bias_n[pr->bctx] /= 2;
+    }
+    m->coded++;
+}
+
+static inline int bitlen(uint64_t v)
+{
+    int k = 0;
+    while (v) {
+        k++;
+        v >>= 1;
+    }
+    return k;
+}
+
+/* q = 0: one bit. Otherwise: the sign, then v = |q| as an adaptive Elias-gamma code: k = bitlen(v) - 1 in unary
+ * (contexts per position), the bit below the leading one with a context per (k, nothing), the rest at p = 1/2. */
+static void code_q(encoder *e, band_models *m, const predicted *pr, int64_t q)
+{
+    int c = pr->mctx;
+    enc_bit(e, &m->zero[c], q != 0);
+    if (!q)
+        return;
+    enc_bit(e, &m->sign[c][0], q < 0);
+    uint64_t v = (uint64_t)abs64(q);
+    int k = bitlen(v) - 1;
+    for (int i = 0; i < k; i++)
+        enc_bit(e, &m->unary[c][i], 1);
+    if (k < KMAX)
+        enc_bit(e, &m->unary[c][k], 0);
+    if (k >= 1) {
+        int top = (int)((v >> (k - 1)) & 1);
+        enc_bit(e, &m->mant[c][k][0], top);
+        for (int i = k - 2; i >= 0; i--)
+            enc_bit_p(e, 32768, (int)((v >> i) & 1));
+    }
+}
+
+static int decode_q(decoder *d, band_models *m, const predicted *pr, int64_t *q)
+{
+    int c = pr->mctx;
+    if (!dec_bit(d, &m->zero[c])) {
+        *q = 0;
+        return PR_OK;
+    }
+    int neg = dec_bit(d, &m->sign[c][0]);
+    int k = 0;
+    while (k < KMAX && dec_bit(d, &m->unary[c][k]))
+        k++;
+    uint64_t v = 1;
+    if (k >= 1) {
+        v = (v << 1) | (uint64_t)dec_bit(d, &m->mant[c][k][0]);
+        for (int i = k - 2; i >= 0; i--)
+            v = (v << 1) | (uint64_t)dec_bit_p(d, 32768);
+    }
+    if (v > (uint64_t)SAMPLE_LIMIT * 4)
+        return PR_ERR_RANGE;
+    *q = neg ? -(int64_t)v : (int64_t)v;
+    return PR_OK;
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* One pass over the tile; enc != NULL encodes x, otherwise decodes from dec into t->r.                   */
+
+static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_ssize_t *where)
+{
+    for (int b = 0; b < t->c; b++)
+        band_init(&t->m[b]);
+    for (int y = 0; y < t->h; y++) {
+        for (int b = 0; b < t->c; b++) {
+            int64_t step = 2 * t->emax[b] + 1;
+            for (int i = 0; i < t->w; i++) {
+                size_t at = AT(t, b, y, i);
+                predicted pr;
+                predict(t, b, y, i, &pr);
+                if (t->skip[at]) {
+                    t->r[at] = pr.pb;
+                    t->qmag[at] = 0;
+                    continue;
+                }
+                int64_t q;
+                if (enc) {
+                    int64_t e = x[at] - pr.pb;
+                    q = e >= 0 ? (e + t->emax[b]) / step : -((-e + t->emax[b]) / step);
+                    code_q(enc, &t->m[b], &pr, q);
+                } else {
+                    int st = decode_q(dec, &t->m[b], &pr, &q);
+                    if (st != PR_OK) {
+                        *where = (Py_ssize_t)at;
+                        return st;
+                    }
+                    if (dec->overrun > 4) {
+                        *where = (Py_ssize_t)at;
+                        return PR_ERR_TRUNCATED;
+                    }
+                }
+                int64_t rec = clip64(pr.pb + q * step, t->lo[b], t->hi[b]);
+                t->r[at] = rec;
+                int64_t aq = abs64(q);
+                t->qmag[at] = (uint8_t)(aq > 255 ? 255 : aq);
+                adapt(t, b, &pr, rec);
+            }
+        }
+    }
+    return PR_OK;
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Python glue.                                                                                            */
+
+typedef struct {
+    Py_buffer x, skip, emax, lo, hi, out;
+    int have[6];
+} views;
+
+static void release(views *v)
+{
+    Py_buffer *all[6] = {&v->x, &v->skip, &v->emax, &v->lo, &v->hi, &v->out};
+    for (int i = 0; i < 6; i++)
+        if (v->have[i])
+            PyBuffer_Release(all[i]);
+}
+
+static int get_view(PyObject *o, Py_buffer *view, int *have, Py_ssize_t want_bytes, int writable, const char *name)
+{
+    if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    *have = 1;
+    if (view->len != want_bytes) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd bytes, expected %zd", name, view->len, want_bytes);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_bounds(int c, const int64_t *emax, const int64_t *lo, const int64_t *hi)
+{
+    for (int b = 0; b < c; b++) {
+        if (emax[b] < 0 || emax[b] > SAMPLE_LIMIT || lo[b] < -SAMPLE_LIMIT || hi[b] > SAMPLE_LIMIT || lo[b] > hi[b]) {
+            PyErr_Format(PyExc_ValueError, "band %d: max error or range out of bounds", b);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int tile_alloc(tile_t *t, int c, int h, int w)
+{
+    size_t n = (size_t)c * h * w;
+    t->c = c;
+    t->h = h;
+    t->w = w;
+    t->qmag = malloc(n ? n : 1);
+    t->m = malloc(sizeof(band_models) * (size_t)c);
+    return t->qmag && t->m ? 0 : -1;
+}
+
+static void tile_free(tile_t *t)
+{
+    free(t->qmag);
+    free(t->m);
+}
+
+/* encode(x int64[C*H*W], skip uint8[C*H*W], C, H, W, emax int64[C], lo int64[C], hi int64[C]) -> bytes */
+static PyObject *pr_encode(PyObject *self, PyObject *args)
+{
+    PyObject *xo, *so, *eo, *loo, *hio;
+    int c, h, w;
+    if (!PyArg_ParseTuple(args, "OOiiiOOO", &xo, &so, &c, &h, &w, &eo, &loo, &hio))
+        return NULL;
+    if (c < 1 || c > 255 || h < 1 || w < 1 || h > 65535 || w > 65535) {
+        PyErr_SetString(PyExc_ValueError, "bad tile shape");
+        return NULL;
+    }
+    Py_ssize_t n = (Py_ssize_t)c * h * w;
+    views v;
+    memset(&v, 0, sizeof v);
+    if (get_view(xo, &v.x, &v.have[0], n * 8, 0, "x") || get_view(so, &v.skip, &v.have[1], n, 0, "skip") ||
+        get_view(eo, &v.emax, &v.have[2], (Py_ssize_t)c * 8, 0, "max_error") ||
+        get_view(loo, &v.lo, &v.have[3], (Py_ssize_t)c * 8, 0, "lo") ||
+        get_view(hio, &v.hi, &v.have[4], (Py_ssize_t)c * 8, 0, "hi")) {
+        release(&v);
+        return NULL;
+    }
+    const int64_t *x = v.x.buf, *emax = v.emax.buf, *lo = v.lo.buf, *hi = v.hi.buf;
+    const uint8_t *skip = v.skip.buf;
+    if (check_bounds(c, emax, lo, hi)) {
+        release(&v);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int b = (int)(i / ((Py_ssize_t)h * w));
+        if (!skip[i] && (x[i] < lo[b] || x[i] > hi[b])) {
+            release(&v);
+            PyErr_Format(PyExc_ValueError, "sample %zd of band %d lies outside the band range", i, b);
+            return NULL;
+        }
+    }
+    tile_t t;
+    memset(&t, 0, sizeof t);
+    t.emax = emax;
+    t.lo = lo;
+    t.hi = hi;
+    t.skip = skip;
+    t.r = malloc((size_t)n * sizeof(int64_t));
+    encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
+    int st = PR_ERR_NOMEM;
+    Py_ssize_t where = 0;
+    if (t.r && tile_alloc(&t, c, h, w) == 0) {
+        Py_BEGIN_ALLOW_THREADS
+        st = run_tile(&t, x, &e, NULL, &where);
+        enc_finish(&e);
+        Py_END_ALLOW_THREADS
+        if (e.oom)
+            st = PR_ERR_NOMEM;
+    }
+    free(t.r);
+    tile_free(&t);
+    release(&v);
+    PyObject *res = NULL;
+    if (st == PR_OK && (e.len < 1 || e.buf[0] != 0)) /* cannot happen: low < 2^32 before the first shift */
+        PyErr_SetString(PyExc_RuntimeError, "predictive coder: first byte not zero");
+    else if (st == PR_OK)
+        res = PyBytes_FromStringAndSize((const char *)e.buf + 1, (Py_ssize_t)e.len - 1); /* byte 0 is always 0 */
+    else
+        PyErr_NoMemory();
+    free(e.buf);
+    return res;
+}
+
+/* decode(data, skip uint8[C*H*W], C, H, W, emax, lo, hi, out int64[C*H*W] writable) -> (status, detail) */
+static PyObject *pr_decode(PyObject *self, PyObject *args)
+{
+    Py_buffer data;
+    PyObject *so, *eo, *loo, *hio, *oo;
+    int c, h, w;
+    if (!PyArg_ParseTuple(args, "y*OiiiOOOO", &data, &so, &c, &h, &w, &eo, &loo, &hio, &oo))
+        return NULL;
+    if (c < 1 || c > 255 || h < 1 || w < 1 || h > 65535 || w > 65535) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "bad tile shape");
+        return NULL;
+    }
+    Py_ssize_t n = (Py_ssize_t)c * h * w;
+    views v;
+    memset(&v, 0, sizeof v);
+    if (get_view(so, &v.skip, &v.have[1], n, 0, "skip") ||
+        get_view(eo, &v.emax, &v.have[2], (Py_ssize_t)c * 8, 0, "max_error") ||
+        get_view(loo, &v.lo, &v.have[3], (Py_ssize_t)c * 8, 0, "lo") ||
+        get_view(hio, &v.hi, &v.have[4], (Py_ssize_t)c * 8, 0, "hi") ||
+        get_view(oo, &v.out, &v.have[5], n * 8, 1, "out") || check_bounds(c, v.emax.buf, v.lo.buf, v.hi.buf)) {
+        release(&v);
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    tile_t t;
+    memset(&t, 0, sizeof t);
+    t.emax = v.emax.buf;
+    t.lo = v.lo.buf;
+    t.hi = v.hi.buf;
+    t.skip = v.skip.buf;
+    t.r = v.out.buf;
+    int st = PR_ERR_NOMEM;
+    Py_ssize_t where = 0;
+    if (tile_alloc(&t, c, h, w) == 0) {
+        /* the encoder drops the coder's leading 0 byte: feed it back */
+        uint8_t *buf = malloc((size_t)data.len + 1);
+        if (buf) {
+            buf[0] = 0;
+            memcpy(buf + 1, data.buf, (size_t)data.len);
+            decoder d;
+            Py_BEGIN_ALLOW_THREADS
+            dec_init(&d, buf, (size_t)data.len + 1);
+            st = run_tile(&t, NULL, NULL, &d, &where);
+            Py_END_ALLOW_THREADS
+            if (st == PR_OK && d.overrun > 0) {
+                st = PR_ERR_TRUNCATED;
+                where = n;
+            } else if (st == PR_OK && d.p != d.end) {
+                st = PR_ERR_TRAILING;
+                where = (Py_ssize_t)(d.end - d.p);
+            }
+            free(buf);
+        }
+    }
+    tile_free(&t);
+    release(&v);
+    PyBuffer_Release(&data);
+    if (st == PR_ERR_NOMEM)
+        return PyErr_NoMemory();
+    return Py_BuildValue("(in)", st, where);
+}
+
+static PyMethodDef pr_methods[] = {
+    {"encode", pr_encode, METH_VARARGS, "encode(x, skip, C, H, W, max_error, lo, hi) -> bytes"},
+    {"decode", pr_decode, METH_VARARGS, "decode(data, skip, C, H, W, max_error, lo, hi, out) -> (status, detail)"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef pr_module = {PyModuleDef_HEAD_INIT, "_predictive", NULL, -1, pr_methods};
+
+PyMODINIT_FUNC PyInit__predictive(void)
+{
+    PyObject *m = PyModule_Create(&pr_module);
+    if (m && PyModule_AddIntConstant(m, "FORMAT_VERSION", PR_FORMAT_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
