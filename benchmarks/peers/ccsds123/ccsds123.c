@@ -169,6 +169,7 @@ static void run(const Params *p, int32_t *samples, BitWriter *bw, BitReader *br)
                 const int32_t *r = rep + z * plane;
                 i64 sigma;
                 if (y == 0) sigma = 4 * (i64)r[t - 1];
+                else if (nx == 1) sigma = 4 * (i64)r[t - nx]; /* one column: no north-east neighbour */
                 else if (x == 0) sigma = 2 * ((i64)r[t - nx] + r[t - nx + 1]);
                 else if (x == nx - 1) sigma = (i64)r[t - 1] + r[t - nx - 1] + 2 * (i64)r[t - nx];
                 else sigma = (i64)r[t - 1] + r[t - nx - 1] + r[t - nx] + r[t - nx + 1];
