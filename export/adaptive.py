@@ -1,4 +1,4 @@
-"""A factorised bundle -> an adaptive bundle (tile bitstream v2): the Laplacian bank, index tables fitted on
+"""A factorised bundle -> an adaptive bundle (tile format v3): the Laplacian bank, index tables fitted on
 training tiles, and residual levels for high quality (``cvae-export --target adaptive``).
 
 The networks, factorised tables and gains are copied byte for byte, so the adaptive bundle also decodes the

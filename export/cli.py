@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--version", action=VersionAction, extra=("torch", "onnx"))
     p.add_argument("--target", choices=["onnx", "adaptive", "trt", "int8"], default="onnx",
                    help="onnx: encoder/decoder ONNX + frozen tables + manifest; adaptive: a factorised bundle "
-                        "(--bundle) to an adaptive one (-o; tile bitstream v2, index tables fitted on training "
+                        "(--bundle) to an adaptive one (-o; tile format v3, index tables fitted on training "
                         "rasters, residual levels); trt: a TensorRT engine of a bundle's encoder, built on this GPU; "
                         "int8: a Q/DQ INT8 encoder (engines/) calibrated on the training data, with a "
                         "rate-distortion report against FP32")
