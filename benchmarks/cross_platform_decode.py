@@ -35,7 +35,7 @@ def _digests(paths: list[Path]) -> dict:
         for s in scenes:
             pix.update(np.ascontiguousarray(s.pixels).tobytes())
         out[p.name] = {"pixels_sha256": pix.hexdigest()}
-        try:  # the integers every tile parses to (bitstream v2)
+        try:  # the integers every tile parses to (tile formats v2 and v3)
             tiles = hashlib.sha256()
             for body in _tile_bodies(data):
                 idx, values = codec.parse_integers(body)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces every figure quoted in README.md into benchmarks/results/ (needs ../shared/data and the
+# Reproduces the figures quoted in README.md into benchmarks/results/ (needs ../shared/data and the
 # bench extra: pip install -e ".[bench]"). About 70 minutes on 2 cores (the peer comparison on six scenes is most of it).
 # GPU speed (results/speed_gpu.*) comes from a GPU machine: python benchmarks/bench.py speed --data DIR --name speed_gpu
 set -euo pipefail
@@ -31,3 +31,6 @@ python benchmarks/bench.py rd --data "$VAL"
 python benchmarks/train_profile.py --steps 20
 python benchmarks/soak.py --minutes 5
 python benchmarks/make_readme_table.py --readme README.md
+# the included blocks of docs/training.md, then benchmarks/results/README.md and ARCHIVE.md from every result file
+python benchmarks/make_readme_table.py --readme docs/training.md
+python benchmarks/make_results_readme.py
