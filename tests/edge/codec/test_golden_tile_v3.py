@@ -12,22 +12,16 @@ Two tiers:
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import platform
-from pathlib import Path
 
+import make_tile_v3_golden as golden  # tests/edge/codec/golden, on pythonpath (pyproject.toml)
 import numpy as np
 import pytest
 
 from cvae.edge.codec import bitstream
 from cvae.edge.codec.tile import TileCodec
-
-GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
-_spec = importlib.util.spec_from_file_location("make_tile_v3_golden", GOLDEN_DIR / "make_tile_v3_golden.py")
-golden = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(golden)
 
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
