@@ -22,9 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # benchmarks/ is a script folder, not a package
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import DEFAULT_OUT, machine_info, sibling, write_results  # noqa: E402
+from bench_common import DEFAULT_OUT, machine_info, sibling, write_results
 
 __all__ = ["build_parser", "main"]
 

@@ -1,8 +1,10 @@
 """Helpers shared by ``bench_rd.py`` and ``bench_speed.py``: sibling imports, machine info, scene listing,
 the pixels the encoder codes, JSON-safe records and result files.
 
-``benchmarks/`` is a folder of scripts, not a package: the harnesses put it on ``sys.path`` to import this
-module, and load the other scripts with :func:`sibling` (as ``_bench_NAME``, the names the tests use too).
+``benchmarks/`` is a folder of scripts, not a package: a script run as ``python benchmarks/NAME.py`` has the
+folder on ``sys.path`` already (and pytest adds it through ``pythonpath`` in pyproject.toml), so
+``import bench_common`` just works; the harnesses load the other scripts with :func:`sibling` (as
+``_bench_NAME``, the names the tests use too).
 """
 from __future__ import annotations
 

@@ -23,9 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # benchmarks/ is a script folder, not a package
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (CODEC_ERRORS, DEFAULT_OUT, bar, find_scenes, fmt, machine_info,  # noqa: E402
+from bench_common import (CODEC_ERRORS, DEFAULT_OUT, bar, find_scenes, fmt, machine_info,
                           native_pixels, sibling, utc_now)
 
 __all__ = ["BPP_TABLE", "LABELS", "RdConfig", "bd_rates", "evaluate", "interp_at", "our_curve", "parse_levels",

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ablation_scorer import _bd_rate, scene_bd  # noqa: E402
+from ablation_scorer import _bd_rate, scene_bd
 
 
 def make_codec(bundle, lat, step, mode_search: str = "full"):

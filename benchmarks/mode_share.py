@@ -12,8 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import write_results  # noqa: E402
+from bench_common import write_results
 
 
 def scene_modes(path: Path, codec) -> list[dict]:

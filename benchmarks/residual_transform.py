@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import write_results  # noqa: E402
+from bench_common import write_results
 
 STEPS = (0.035, 0.0125, 0.009, 0.005)
 

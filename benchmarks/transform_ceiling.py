@@ -17,9 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # benchmarks/ is a script folder, not a package
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import validation_scene_parser  # noqa: E402
+from bench_common import validation_scene_parser
 
 
 def scene_psnrs(codec, r, levels: int, tile: int = 256) -> list[dict]:

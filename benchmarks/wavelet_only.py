@@ -12,8 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ladder_eval import make_codec, report  # noqa: E402
+from ladder_eval import make_codec, report
 
 STEPS = (0.7, 0.5, 0.35, 0.25, 0.2, 0.14, 0.1, 0.07, 0.05, 0.035, 0.025, 0.0175, 0.0125, 0.009)
 

@@ -2,7 +2,6 @@
 perturbation, hostile streams, v1 compatibility, and the golden tile."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,8 @@ from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import CorruptTileError
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
-sys.path.insert(0, str(GOLDEN_DIR))
 
-import make_tile_v2_golden as golden  # noqa: E402
+import make_tile_v2_golden as golden  # noqa: E402  (GOLDEN_DIR, on pytest's pythonpath: pyproject.toml)
 
 
 def _scene_like_tile(seed: int = 3, c: int = 4, h: int = 96, w: int = 80) -> np.ndarray:
@@ -157,7 +155,7 @@ def test_adaptive_bundle_decodes_its_parents_v1_streams(bundle, codec):
     np.testing.assert_array_equal(codec.decompress(data).pixels, parent.decompress(data).pixels)
 
 
-def test_factorised_codec_refuses_v2_tiles_with_a_clear_error(bundle, codec):
+def test_factorised_codec_refuses_adaptive_v3_tiles_with_a_clear_error(bundle, codec):
     parent = TileCodec(tables=bundle.tables, gain=bundle.gain, inv_gain=bundle.inv_gain, transforms=codec.transforms,
                        model_id=bytes.fromhex(bundle.model_id), skip_variance=bundle.skip_variance)
     with pytest.raises(CorruptTileError, match="adaptive"):
@@ -186,7 +184,7 @@ def test_golden_v2_tile_is_reproduced_and_parses_to_its_integers(bundle, codec):
     assert d.pixels.shape == (2, 30, 40) and d.pixels.dtype == np.uint16
 
 
-def test_truncated_or_extended_v2_tiles_raise_corrupt_tile(codec):
+def test_truncated_or_extended_v3_tiles_raise_corrupt_tile(codec):
     data = codec.compress(_scene_like_tile(c=2, h=48, w=48), 6)
     for n in (1, 10, len(data) // 2, len(data) - 1):
         with pytest.raises(CorruptTileError):
@@ -195,7 +193,7 @@ def test_truncated_or_extended_v2_tiles_raise_corrupt_tile(codec):
         codec.decompress(data + b"\0")
 
 
-def test_flipped_bytes_never_crash_the_v2_decoder(codec, rng):
+def test_flipped_bytes_never_crash_the_v3_decoder(codec, rng):
     data = bytearray(codec.compress(_scene_like_tile(c=2, h=48, w=48), 6))
     for _ in range(60):
         bad = bytearray(data)

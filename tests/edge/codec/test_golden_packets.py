@@ -1,16 +1,13 @@
 """Golden downlink files: the encoder still writes exactly these bytes, and the decoder still reads them."""
-import sys
 from pathlib import Path
 
+import make_packet_golden as golden  # tests/edge/codec/golden, on pythonpath (pyproject.toml)
 import numpy as np
 
+from cvae.edge.codec import bitstream, packets as pk
+from cvae.edge.codec.security import Opener
+
 HERE = Path(__file__).resolve().parent / "golden"
-sys.path.insert(0, str(HERE))
-
-import make_packet_golden as golden  # noqa: E402
-
-from cvae.edge.codec import bitstream, packets as pk  # noqa: E402
-from cvae.edge.codec.security import Opener  # noqa: E402
 
 
 def test_writer_reproduces_golden_files():

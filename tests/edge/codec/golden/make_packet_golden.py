@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+# a sibling script: on sys.path when this one runs as a script, and through pytest's pythonpath (pyproject.toml)
+from make_rangecoder_golden import golden_case
+
+from cvae.edge.codec import bitstream, packets as pk, rangecoder
+from cvae.edge.codec.security import Sealer
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from make_rangecoder_golden import golden_case  # noqa: E402
-
-from cvae.edge.codec import bitstream, packets as pk, rangecoder  # noqa: E402
-from cvae.edge.codec.security import Sealer  # noqa: E402
 
 PLAIN = HERE / "packets_v1.bin"
 SEALED = HERE / "packets_v1_sealed.bin"
