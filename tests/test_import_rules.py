@@ -22,12 +22,25 @@ def _module_name(path: pathlib.Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """ids of the import nodes under ``if TYPE_CHECKING:``: annotations only, never imported at run time."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            out.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return out
+
+
 def _imports(path: pathlib.Path) -> set[str]:
-    """Absolute names of every module ``path`` imports (``from a import b`` gives ``a`` and ``a.b``)."""
+    """Absolute names of every module ``path`` imports at run time (``from a import b`` gives ``a`` and ``a.b``;
+    imports under ``if TYPE_CHECKING:`` do not count)."""
     tree = ast.parse(path.read_text(), str(path))
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
     names = set()
+    typing_only = _type_checking_only(tree)
     for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -118,3 +131,4 @@ def test_import_rules_see_relative_and_function_level_imports():
     """The checks above would pass vacuously if the import reader missed these."""
     assert "cvae.edge.codec._rangecoder" in _imports(ROOT / "edge" / "codec" / "rangecoder.py")
     assert "rasterio" in _imports(ROOT / "edge" / "encoder.py")  # imported inside a function
+    assert "cvae.edge.runtime.protocol" not in _imports(ROOT / "edge" / "codec" / "tile.py")  # TYPE_CHECKING only
