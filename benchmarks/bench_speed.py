@@ -12,7 +12,6 @@ import contextlib
 import copy
 import importlib.util
 import math
-import os
 import re
 import resource
 import statistics
@@ -144,6 +143,7 @@ def time_pipeline(path: Path, bundle, codec, level: int, tile_size: int, workdir
     """One timed pass of the encoder, stage by stage, building the same packets as ``encode_scene``."""
     from cvae.edge.codec import packets as pk
     from cvae.edge.encoder import scene_metadata
+    from cvae.edge.io.files import write_atomic
     from cvae.edge.io.raster import Raster, read_raster
     from cvae.edge.io.tiling import tile_grid
 
@@ -199,13 +199,7 @@ def time_pipeline(path: Path, bundle, codec, level: int, tile_size: int, workdir
     t["packetize"] += clock() - t0
     t0 = clock()
     final = workdir / f"{name}.pkt"
-    tmp = workdir / f".{name}.pkt.part"
-    with open(tmp, "wb") as f:
-        for p in packets:
-            f.write(p)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+    write_atomic(final, packets)  # the daemon's and cvae-encode's writer
     t["write"] = clock() - t0
     return {"stages_s": t, "tiles": len(windows), "pixels": h * w, "samples": c * h * w, "bands": c,
             "dtype": str(pixels.dtype), "network_pixels": net_pixels, "nbytes": sum(len(p) for p in packets),
