@@ -12,7 +12,6 @@ import contextlib
 import copy
 import importlib.util
 import math
-import os
 import re
 import resource
 import statistics
@@ -220,13 +219,9 @@ def _tile_shapes(h: int, w: int, tile_size: int) -> list[tuple[int, int]]:
 
 
 def _write_packets(path: Path, packets: list[bytes]) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "wb") as f:
-        for p in packets:
-            f.write(p)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from cvae.edge.io.files import write_atomic  # the product's writer: temp + fsync + rename
+
+    write_atomic(path, packets)
 
 
 def speed_scene(path: Path, bundle, codec, level: int, tile_size: int, repeats: int, macs: float) -> dict:

@@ -26,7 +26,6 @@ import shlex
 import statistics
 import sysconfig
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from cvae.edge.codec import rangecoder
+from cvae.edge.io.files import write_atomic
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "coder_speed.json"
 
@@ -205,13 +205,7 @@ def run_benchmark(cfg: Config) -> dict:
 
 def write_json(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, (json.dumps(payload, indent=2) + "\n").encode())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,16 +16,14 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["main", "synthetic_scene"]
+__all__ = ["main", "synthetic_pixels", "synthetic_scene"]
 
 _SHARED = Path("../shared/data/scenes/naip_va_1m_rgbn.tif")
 
 
-def synthetic_scene(path: Path, size: int = 384, bands: int = 4, seed: int = 0) -> Path:
-    """A SYNTHETIC uint16 multiband scene (correlated fractal noise), georeferenced in UTM 33N."""
-    import rasterio
-    from rasterio.transform import from_origin
-
+def synthetic_pixels(size: int = 384, bands: int = 4, seed: int = 0) -> np.ndarray:
+    """SYNTHETIC pixels: uint16 [bands, size, size] in 500..3500, correlated fractal noise (a 1/f^1.6
+    spectrum, bands scaled copies of one field plus a little independent noise), seeded."""
     rng = np.random.default_rng(seed)
     f = np.fft.fftfreq(size)
     k = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
@@ -33,7 +31,15 @@ def synthetic_scene(path: Path, size: int = 384, bands: int = 4, seed: int = 0) 
     base = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(size, size))) / k ** 1.6))
     base = (base - base.min()) / np.ptp(base)
     px = np.stack([np.clip((0.6 + 0.15 * b) * base + 0.03 * rng.normal(size=base.shape), 0, 1) for b in range(bands)])
-    px = (px * 3000 + 500).astype(np.uint16)
+    return (px * 3000 + 500).astype(np.uint16)
+
+
+def synthetic_scene(path: Path, size: int = 384, bands: int = 4, seed: int = 0) -> Path:
+    """A SYNTHETIC uint16 multiband scene (:func:`synthetic_pixels`), georeferenced in UTM 33N."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    px = synthetic_pixels(size, bands, seed)
     with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=bands, dtype="uint16",
                        crs="EPSG:32633", transform=from_origin(500000, 4500000, 10, 10)) as d:
         d.write(px)

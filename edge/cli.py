@@ -2,28 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from cvae.edge.io.files import write_atomic  # the project's one atomic writer (re-exported: an old public name)
+
 __all__ = ["encode_main", "write_atomic", "version_string", "VersionAction"]
-
-
-def write_atomic(path: Path, chunks: list[bytes]) -> None:
-    """Temp file in the same folder, fsync, rename: readers never see a partial file."""
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for c in chunks:
-                f.write(c)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class VersionAction(argparse.Action):

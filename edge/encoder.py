@@ -16,14 +16,15 @@ from cvae.edge.bundle import Bundle
 from cvae.edge.codec import packets as pk
 from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import InputError
-from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, GDAL_CACHE_MB, WHOLE_SCENE_MAX_SAMPLES, Raster, band_fill_mask,
-                                 band_ranges, read_raster, read_window, scan_raster)
-from cvae.edge.io.tiling import tile_grid
+from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, WHOLE_SCENE_MAX_SAMPLES, Raster, RowReader, band_fill_mask,
+                                 band_ranges, header_samples, open_rows, read_raster, scan_raster)
+from cvae.edge.io.tiling import TileWindow, tile_grid
 
 #: hex digits of the model id in scene metadata (64 bits: ample to tell bundles apart, 48 bytes less per copy)
 META_MODEL_ID_HEX = 16
 
-__all__ = ["META_MODEL_ID_HEX", "EncodeOptions", "EncodedScene", "encode_scene", "scene_metadata", "choose_level", "allocate_scene", "tile_bodies"]
+__all__ = ["META_MODEL_ID_HEX", "EncodeOptions", "EncodedScene", "SceneStream", "encode_scene", "scene_metadata",
+           "choose_level", "allocate_scene", "tile_bodies", "analyze_tile"]
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,56 @@ def tile_bodies(codec: TileCodec, analyzed, window, level: int, index: int, tile
     return bodies
 
 
+Body = tuple[pk.SecondaryHeader, bytes]
+
+
+@dataclass(frozen=True)
+class SceneStream:
+    """The packet bodies of one scene, unit by unit: unit -1 is the opening metadata, units 0 .. tiles-1 the
+    tiles (each followed by a metadata copy every ``metadata_every`` tiles), unit ``tiles`` the closing
+    metadata. :func:`encode_scene` writes every unit into one stream; the daemon writes one packet file per
+    unit: the same bodies in the same order."""
+
+    meta_header: pk.SecondaryHeader
+    meta: bytes
+    tiles: int
+    metadata_every: int = 16
+
+    @classmethod
+    def for_scene(cls, header: Raster, name: str, bundle: Bundle, tile_size: int, scene_id: int, tiles: int,
+                  source_dtype=None, metadata_every: int = 16, extra: dict | None = None) -> "SceneStream":
+        """``header``: the scene (pixels read for shape and dtype only); ``extra``: keys appended to the
+        metadata (the daemon's ``scene_id``)."""
+        meta = pk.encode_metadata({**scene_metadata(header, name, bundle, tile_size, source_dtype=source_dtype),
+                                   **(extra or {})})
+        meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=bytes.fromhex(bundle.model_id)[:4],
+                                         scene_id=scene_id)
+        return cls(meta_header, meta, tiles, metadata_every)
+
+    @property
+    def units(self) -> range:
+        return range(-1, self.tiles + 1)
+
+    def is_tile(self, unit: int) -> bool:
+        return 0 <= unit < self.tiles
+
+    def bodies(self, unit: int, codec: TileCodec | None = None, analyzed=None, window: TileWindow | None = None,
+               level: int | None = None) -> list[Body]:
+        """The bodies of ``unit``: a tile needs its ``codec``, ``analyzed`` tile, ``window`` and ``level``."""
+        if not self.is_tile(unit):
+            return [(self.meta_header, self.meta)]
+        return tile_bodies(codec, analyzed, window, level, unit, self.tiles, self.meta_header, self.meta,
+                           self.metadata_every)
+
+
+def analyze_tile(codec: TileCodec, rows: RowReader, win: TileWindow):
+    """The network's pass over tile ``win`` of a scene read row by row, with the scene's band range and the
+    per-band fill mask: what :meth:`TileCodec.encode` and :meth:`TileCodec.estimate_bytes` take."""
+    px, valid = rows.tile(win)
+    return codec.analyze(px, valid, band_range=rows.info.band_range,
+                         band_fill=band_fill_mask(px, valid, rows.info.nodata))
+
+
 def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
                  writer: pk.PacketWriter | None = None, progress=None) -> EncodedScene:
     """``progress(done, total)``, when given, is called after every tile.
@@ -166,13 +217,7 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
         raise InputError(f"--level {opts.level} is out of range; this bundle has levels 0..{codec.levels - 1}")
     if opts.scene_bytes is None:
         return _encode_by_rows(path, bundle, codec, opts, writer, progress)
-    import rasterio
-
-    try:
-        with rasterio.open(path) as ds:  # the whole scene is read: its own, lower limit (memory ~2.2x raw)
-            samples = ds.count * ds.height * ds.width
-    except rasterio.errors.RasterioError:
-        samples = 0  # read_raster reports what is wrong with the file
+    samples = header_samples(path)  # the whole scene is read: its own, lower limit (memory ~2.2x raw)
     if samples > WHOLE_SCENE_MAX_SAMPLES and samples <= opts.max_samples:
         raise InputError(f"{path}: --scene-bytes reads the whole scene and {samples:,} samples exceed its limit of "
                          f"{WHOLE_SCENE_MAX_SAMPLES:,} (about {2.2 * samples * 2 / 1e9:.0f} GB); use --level or "
@@ -204,53 +249,42 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
 
 def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
                     writer: pk.PacketWriter | None, progress) -> EncodedScene:
-    """encode_scene for ``--level`` / ``--tile-bytes``: ``tile_size`` rows at a time."""
-    import rasterio
-
+    """encode_scene for ``--level`` / ``--tile-bytes``: ``tile_size`` rows at a time (as the daemon)."""
     info = scan_raster(path, max_samples=opts.max_samples, rows=opts.tile_size)
-    shape_only = np.broadcast_to(np.zeros(1, info.dtype), info.shape)  # scene_metadata reads shape and dtype only
-    header = Raster(shape_only, np.ones((1, 1), bool), info.nodata, info.profile, info.descriptions,
-                    info.colorinterp, info.tags)
 
     def tiles(windows, meta: bytes):
-        block_row, block = -1, None
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(path) as ds:
+        with open_rows(path, info) as rows:
             for win in windows:
-                if win.row != block_row:
-                    block_row, block = win.row, read_window(ds, info, win.y0, win.height)
-                px, valid = block
-                xs = slice(win.x0, win.x0 + win.width)
-                a = codec.analyze(px[:, :, xs], valid[:, xs], band_range=info.band_range,
-                                  band_fill=band_fill_mask(px[:, :, xs], valid[:, xs], info.nodata))
+                a = analyze_tile(codec, rows, win)
                 yield a, opts.level if opts.level is not None else choose_level(codec, a, opts.tile_bytes)
 
-    return _packetize(path, bundle, codec, opts, writer, progress, header, info.source_dtype, tiles)
+    return _packetize(path, bundle, codec, opts, writer, progress, info.header(), info.source_dtype, tiles)
 
 
 def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writer: pk.PacketWriter | None,
                progress, header: Raster, source_dtype, tiles) -> EncodedScene:
-    """The scene's packets: metadata, every tile ``tiles(windows, meta)`` yields as ``(analyzed, level)`` in
-    window order (with metadata copies between), metadata again."""
+    """The scene's packets: the units of its :class:`SceneStream`, the tiles being what ``tiles(windows,
+    meta)`` yields as ``(analyzed, level)`` in window order."""
     name = Path(path).stem
     # Random, not the CRC of the file name: two scenes both named scene.tif must never merge on the ground.
     scene_id = opts.scene_id if opts.scene_id is not None else secrets.randbits(32)
-    mid = bytes.fromhex(bundle.model_id)[:4]
     writer = writer or pk.PacketWriter(opts.apid, max_data_field=opts.max_data_field)
-    meta = pk.encode_metadata(scene_metadata(header, name, bundle, opts.tile_size, source_dtype=source_dtype))
-    meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=scene_id)
-    out = writer.packets(meta_header, meta)
-    levels, tile_sizes = [], []
     c, h, w = header.pixels.shape
     windows = list(tile_grid(h, w, opts.tile_size))
-    for i, (win, (a, level)) in enumerate(zip(windows, tiles(windows, meta))):
+    stream = SceneStream.for_scene(header, name, bundle, opts.tile_size, scene_id, len(windows),
+                                   source_dtype=source_dtype, metadata_every=opts.metadata_every)
+    out = [p for hd, body in stream.bodies(-1) for p in writer.packets(hd, body)]
+    levels, tile_sizes = [], []
+    for i, (win, (a, level)) in enumerate(zip(windows, tiles(windows, stream.meta))):
         if progress is not None:
             progress(i, len(windows))
         levels.append(level)
-        bodies = tile_bodies(codec, a, win, level, i, len(windows), meta_header, meta, opts.metadata_every)
+        bodies = stream.bodies(i, codec, a, win, level)
         tile_sizes.append(len(bodies[0][1]))
         for hd, body in bodies:
             out += writer.packets(hd, body)
-    out += writer.packets(meta_header, meta)
+    for hd, body in stream.bodies(len(windows)):
+        out += writer.packets(hd, body)
     if progress is not None:
         progress(len(windows), len(windows))
     return EncodedScene(name=name, scene_id=scene_id, packets=out, tiles=len(windows), levels=levels,

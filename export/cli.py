@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from cvae.edge.io.files import write_atomic
 
 __all__ = ["main"]
 
@@ -71,9 +72,7 @@ def export_int8(bundle_dir: str | None, config: str, report_scenes: Sequence[str
     report["command"] = "cvae-export " + shlex.join(sys.argv[1:])
     print(format_report(report))
     out = path.parent / REPORT_NAME
-    part = out.with_name(out.name + ".part")
-    part.write_text(json.dumps(report, indent=1))
-    os.replace(part, out)
+    write_atomic(out, json.dumps(report, indent=1).encode())
     print(f"wrote {out}")
     return 0
 

@@ -27,7 +27,6 @@ the target) and is refused by :func:`check_qdq` once the bundle changes.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from cvae.edge.errors import BundleError, InputError, MissingDependencyError
+from cvae.edge.io.files import replacing
 
 __all__ = ["quantize_encoder", "int8_report", "format_report", "gdn_nodes", "end_convs", "check_qdq", "qdq_path",
            "QDQ_NAME", "REPORT_NAME"]
@@ -159,8 +159,7 @@ def quantize_encoder(bundle_dir: str | Path, calibration: np.ndarray, out_path: 
         _prune_dead(model)
         exclude = gdn_nodes(model.graph) + (end_convs(model.graph) if keep_ends else [])
         onnx.save(model, str(pre))
-        part = out_path.with_name(out_path.name + ".part")
-        try:
+        with replacing(out_path) as part:
             q.quantize_static(
                 str(pre), str(part), _Patches(calibration), quant_format=q.QuantFormat.QDQ,
                 op_types_to_quantize=["Conv"], per_channel=True, reduce_range=False,
@@ -174,11 +173,7 @@ def quantize_encoder(bundle_dir: str | Path, calibration: np.ndarray, out_path: 
                     "OpTypesToExcludeOutputQuantization": ["Conv"],  # GDN and y read unrounded conv outputs
                     # not CalibMaxIntermediateOutputs: onnxruntime 1.32 drops those batches uncounted
                 })
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
-    _info_path(out_path).unlink(missing_ok=True)  # never a new model beside an old record, or the reverse
-    os.replace(part, out_path)
+            _info_path(out_path).unlink(missing_ok=True)  # never a new model beside an old record, or the reverse
     info = {"model_id": model_id, "source": "encoder.onnx", "calibration_patches": int(len(calibration)),
             "calibration_patch": int(calibration.shape[-1]), "calibrate_method": "minmax, symmetric",
             "weights": "int8 per output channel, symmetric", "unquantized_nodes": exclude,

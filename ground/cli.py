@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
+
+from cvae.edge.io.files import replacing
 
 __all__ = ["main", "write_geotiff", "parse_creation_options"]
 
@@ -97,30 +98,29 @@ def write_geotiff(path: Path, scene, tags: dict | None = None, fmt: str = "GTiff
     if source and source != meta["dtype"]:  # coded as integers (lossless cast at the encoder): back to the input's
         pixels = pixels.astype(source)
         profile["dtype"] = source
-    tmp = path.with_name("." + path.name + ".part")
     lost = bool(scene.tiles_lost)
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(pixels)
-            _restore_descriptive(dst, meta)
-            if tags:
-                dst.update_tags(**tags)
-            if lost:  # lost tiles are marked in the dataset mask (internal, so one file per scene)
-                dst.write_mask(scene.valid.astype("uint8") * 255)
-            if overviews and fmt == "GTiff":
-                from rasterio.enums import Resampling
+    with replacing(path) as final, rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        # GDAL's COG driver only copies (tiles, overviews and layout are its own): a GTiff first, then the copy
+        tmp = final if fmt != "COG" else final.with_name(final.name + ".gtiff")
+        try:
+            with rasterio.open(tmp, "w", **profile) as dst:
+                dst.write(pixels)
+                _restore_descriptive(dst, meta)
+                if tags:
+                    dst.update_tags(**tags)
+                if lost:  # lost tiles are marked in the dataset mask (internal, so one file per scene)
+                    dst.write_mask(scene.valid.astype("uint8") * 255)
+                if overviews and fmt == "GTiff":
+                    from rasterio.enums import Resampling
 
-                levels = [f for f in _OVERVIEW_LEVELS if min(meta["width"], meta["height"]) // f >= 64]
-                if levels:
-                    dst.build_overviews(levels, Resampling.average)
-        if fmt == "COG":  # GDAL's COG driver only copies: tiles, overviews and layout are its own
-            cog = path.with_name("." + path.name + ".cog.part")
-            try:
-                rasterio.shutil.copy(tmp, cog, driver="COG", **{"compress": "deflate", **options})
-            finally:
+                    levels = [f for f in _OVERVIEW_LEVELS if min(meta["width"], meta["height"]) // f >= 64]
+                    if levels:
+                        dst.build_overviews(levels, Resampling.average)
+            if fmt == "COG":
+                rasterio.shutil.copy(tmp, final, driver="COG", **{"compress": "deflate", **options})
+        finally:
+            if tmp != final:
                 tmp.unlink(missing_ok=True)
-            tmp = cog
-    os.replace(tmp, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from cvae.edge.codec.spectral import SpectralTransform
+from cvae.edge.io.files import write_atomic
 from cvae.edge.io.raster import fill_value_mask
 
 __all__ = ["Scene", "find_scenes", "load_scene", "ComponentPatches", "RASTER_SUFFIXES", "write_pack", "read_pack"]
@@ -115,10 +116,7 @@ def write_pack(scenes: list[Scene], path: str | Path, max_side: int = 0, note: s
     index = {"format": "cvae-scene-pack", "version": PACK_VERSION, "note": note, "max_side": max_side,
              "scenes": entries}
     arrays["index"] = np.frombuffer(json.dumps(index).encode(), np.uint8)
-    tmp = Path(str(path) + ".part")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: np.savez(f, **arrays))
     return index
 
 

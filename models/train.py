@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import yaml
 
+from cvae.edge.io.files import write_atomic
 from cvae.models.cvae import CVAE, CVAEConfig
 from cvae.models.data import ComponentPatches, find_scenes, load_scene, read_pack, write_pack, write_split
 from cvae.models.losses import distortion
@@ -115,12 +116,7 @@ def rd_loss(model: torch.nn.Module, x: torch.Tensor, level: int, lam: float, kin
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def train(cfg: TrainConfig) -> Path:

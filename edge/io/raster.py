@@ -4,15 +4,17 @@ The only module on the edge that imports rasterio.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from cvae.edge.errors import InputError
 
-__all__ = ["Raster", "RasterInfo", "read_raster", "scan_raster", "read_window", "fill_value_mask", "band_ranges",
-           "check_header", "DEFAULT_MAX_SAMPLES"]
+__all__ = ["Raster", "RasterInfo", "RowReader", "read_raster", "scan_raster", "read_window", "open_rows",
+           "header_samples", "fill_value_mask", "band_ranges", "check_header", "DEFAULT_MAX_SAMPLES"]
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,12 @@ class RasterInfo:
     zero_fill: bool
     band_range: tuple[np.ndarray, np.ndarray] | None
 
+    def header(self) -> Raster:
+        """A :class:`Raster` with this scene's shape, coded dtype and descriptive metadata but no pixels (a
+        broadcast zero, no memory): what the scene's metadata packet is built from."""
+        return Raster(np.broadcast_to(np.zeros(1, self.dtype), self.shape), np.ones((1, 1), bool), self.nodata,
+                      self.profile, self.descriptions, self.colorinterp, self.tags)
+
 
 def _row_blocks(h: int, rows: int):
     for y in range(0, h, rows):
@@ -241,3 +249,43 @@ def read_window(ds, info: RasterInfo, y: int, n: int) -> tuple[np.ndarray, np.nd
     if px.dtype.kind == "f":
         px = np.where(np.isfinite(px), px, 0)
     return px.astype(info.dtype, copy=False), valid
+
+
+class RowReader:
+    """An open scene read one row of tiles at a time (memory: one row of tiles, whatever the scene's size).
+
+    ``tile(win)`` -> (pixels [C, h, w] in ``info.dtype``, valid bool[h, w]) of a
+    :class:`cvae.edge.io.tiling.TileWindow`; the row under ``win`` is read when a window of another row is
+    asked for, so windows should come in row-major order."""
+
+    def __init__(self, ds, info: RasterInfo):
+        self.ds, self.info = ds, info
+        self._row, self._block = -1, None
+
+    def tile(self, win) -> tuple[np.ndarray, np.ndarray]:
+        if win.row != self._row:
+            self._row, self._block = win.row, read_window(self.ds, self.info, win.y0, win.height)
+        px, valid = self._block
+        xs = slice(win.x0, win.x0 + win.width)
+        return px[:, :, xs], valid[:, xs]
+
+
+@contextmanager
+def open_rows(path: str | Path, info: RasterInfo) -> Iterator[RowReader]:
+    """``path`` (scanned into ``info`` by :func:`scan_raster`) open for :class:`RowReader`, GDAL's cache bounded."""
+    import rasterio
+
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(path) as ds:
+        yield RowReader(ds, info)
+
+
+def header_samples(path: str | Path) -> int:
+    """bands x height x width from the header alone; 0 when GDAL cannot open it (:func:`read_raster` then
+    reports what is wrong with the file)."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as ds:
+            return ds.count * ds.height * ds.width
+    except rasterio.errors.RasterioError:
+        return 0

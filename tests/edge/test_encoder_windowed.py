@@ -46,3 +46,27 @@ def test_scan_matches_read_raster_statistics(shared_data):
         ref = band_ranges(r.pixels, r.valid, r.nodata)
         np.testing.assert_array_equal(info.band_range[0], ref[0])
         np.testing.assert_array_equal(info.band_range[1], ref[1])
+
+
+@pytest.mark.parametrize("nodata", [None, 0], ids=["no_nodata", "nodata_border_and_band_fill"])
+def test_row_by_row_encoding_matches_the_whole_scene_path_on_a_synthetic_scene(tmp_path, bundle, codec, nodata):
+    """The same check without ../shared/data: a SYNTHETIC scene, with a nodata border and a pixel that is
+    fill in one band only (the band fill mask) in the second case."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from cvae.demo import synthetic_pixels
+
+    px = synthetic_pixels(300, bands=3, seed=2)
+    if nodata is not None:
+        px[:, :40, :] = nodata
+        px[1, 100:120, 50:90] = nodata
+    path = tmp_path / "synthetic.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=300, height=300, count=3, dtype="uint16", nodata=nodata,
+                       crs="EPSG:32633", transform=from_origin(500000, 4500000, 10, 10)) as d:
+        d.write(px)
+    top = codec.levels - 1
+    whole = _whole_scene(path, bundle, codec, None)
+    rows = _encode_by_rows(path, bundle, codec, EncodeOptions(level=top, scene_id=7), None, None)
+    assert rows.levels == whole.levels == [top] * 4
+    assert b"".join(rows.packets) == b"".join(whole.packets)

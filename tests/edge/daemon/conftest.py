@@ -15,6 +15,15 @@ def write_scene(path: Path, pixels: np.ndarray, nodata=None, crs="EPSG:32633") -
 
 
 @pytest.fixture(scope="session")
+def scene_pixels():
+    """SYNTHETIC pixels (4 bands uint16, 1024 x 1024, cvae.demo.synthetic_pixels) to build daemon inputs from,
+    wherever real pixels are not the point: these tests run without ../shared/data."""
+    from cvae.demo import synthetic_pixels
+
+    return synthetic_pixels(1024, bands=4, seed=3)
+
+
+@pytest.fixture(scope="session")
 def real_pixels(shared_data):
     """Real Sentinel-2 pixels (4 bands uint16) to build daemon inputs from."""
     with rasterio.open(shared_data / "scenes" / "s2_t33nza_10m_b2348.tif") as d:

@@ -18,14 +18,14 @@ from cvae.edge.codec import packets as pk
 
 
 @pytest.mark.slow
-def test_kill_minus_nine_many_times_loses_and_duplicates_nothing(daemon_dirs, real_pixels, bundle, codec):
+def test_kill_minus_nine_many_times_loses_and_duplicates_nothing(daemon_dirs, scene_pixels, bundle, codec):
     from cvae.ground.decoder import decode_streams
 
     rng = random.Random(7)
     inbox = daemon_dirs / "inbox"
     expected = {}
     for i, (y, x, h, w) in enumerate([(0, 0, 640, 640), (100, 500, 300, 400), (600, 0, 256, 700), (0, 0, 96, 96)]):
-        write_scene(inbox / f"s{i}.tif", real_pixels[:, y:y + h, x:x + w])
+        write_scene(inbox / f"s{i}.tif", scene_pixels[:, y:y + h, x:x + w])
         expected[f"s{i}"] = (-(-h // 64)) * (-(-w // 64))
     cfg = make_config(daemon_dirs, tile_size=64)
     kills = 0

@@ -1,4 +1,7 @@
-"""The daemon in-process and as a subprocess: bad inputs, ENOSPC, quota, sd_notify, SIGTERM, SIGHUP."""
+"""The daemon in-process and as a subprocess: bad inputs, ENOSPC, quota, sd_notify, SIGTERM, SIGHUP.
+
+Inputs are cut from a SYNTHETIC georeferenced scene (conftest.scene_pixels): none of these tests needs real
+pixels, so they all run without ../shared/data (test_rooms.py compares with cvae-encode on real scenes too)."""
 import errno
 import os
 import signal
@@ -29,9 +32,9 @@ def _tiles_in(outbox: Path) -> dict:
     return seen
 
 
-def test_once_encodes_everything_and_moves_inputs(daemon_dirs, real_pixels, bundle):
-    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :300, :300])
-    write_scene(daemon_dirs / "inbox" / "b.tif", real_pixels[:, 300:420, :200])
+def test_once_encodes_everything_and_moves_inputs(daemon_dirs, scene_pixels, bundle):
+    write_scene(daemon_dirs / "inbox" / "a.tif", scene_pixels[:, :300, :300])
+    write_scene(daemon_dirs / "inbox" / "b.tif", scene_pixels[:, 300:420, :200])
     (daemon_dirs / "inbox" / ".c.tif.part").write_bytes(b"half written")  # ignored: not complete yet
     cfg = DaemonConfig.from_yaml(make_config(daemon_dirs))
     Service(cfg).run(once=True)
@@ -43,21 +46,21 @@ def test_once_encodes_everything_and_moves_inputs(daemon_dirs, real_pixels, bund
 
 
 @pytest.mark.parametrize("kind", ["unreadable", "truncated", "empty", "nan", "oversized", "all_nodata", "complex"])
-def test_bad_input_is_quarantined_with_a_reason_and_the_daemon_goes_on(daemon_dirs, real_pixels, kind):
+def test_bad_input_is_quarantined_with_a_reason_and_the_daemon_goes_on(daemon_dirs, scene_pixels, kind):
     inbox = daemon_dirs / "inbox"
-    good = write_scene(inbox / "good.tif", real_pixels[:, :64, :64])
+    good = write_scene(inbox / "good.tif", scene_pixels[:, :64, :64])
     bad = inbox / f"bad_{kind}.tif"
     if kind == "unreadable":
         bad.write_bytes(os.urandom(4000))
     elif kind == "truncated":
-        full = write_scene(daemon_dirs / "full.tif", real_pixels[:, :200, :200]).read_bytes()
+        full = write_scene(daemon_dirs / "full.tif", scene_pixels[:, :200, :200]).read_bytes()
         bad.write_bytes(full[: len(full) // 3])
     elif kind == "empty":
         bad.write_bytes(b"")
     elif kind == "nan":
         write_scene(bad, np.full((2, 32, 32), np.nan, np.float32))
     elif kind == "oversized":
-        write_scene(bad, real_pixels[:, :400, :400])
+        write_scene(bad, scene_pixels[:, :400, :400])
     elif kind == "all_nodata":
         write_scene(bad, np.zeros((2, 32, 32), np.uint16), nodata=0)
     elif kind == "complex":
@@ -71,8 +74,8 @@ def test_bad_input_is_quarantined_with_a_reason_and_the_daemon_goes_on(daemon_di
     assert (daemon_dirs / "done" / good.name).exists()
 
 
-def test_enospc_is_retried_and_nothing_is_lost(daemon_dirs, real_pixels):
-    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :300, :300])
+def test_enospc_is_retried_and_nothing_is_lost(daemon_dirs, scene_pixels):
+    write_scene(daemon_dirs / "inbox" / "a.tif", scene_pixels[:, :300, :300])
     svc = Service(DaemonConfig.from_yaml(make_config(daemon_dirs)))
     real_write, failures = svc.write_file, {"n": 0}
 
@@ -94,8 +97,8 @@ def test_enospc_is_retried_and_nothing_is_lost(daemon_dirs, real_pixels):
     assert not list((daemon_dirs / "outbox").glob(".*"))
 
 
-def test_outbox_quota_pauses_without_losing_anything(daemon_dirs, real_pixels):
-    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :512, :512])
+def test_outbox_quota_pauses_without_losing_anything(daemon_dirs, scene_pixels):
+    write_scene(daemon_dirs / "inbox" / "a.tif", scene_pixels[:, :512, :512])
     svc = Service(DaemonConfig.from_yaml(make_config(daemon_dirs, outbox_quota_bytes=1)))
     t = threading.Thread(target=svc.run, kwargs={"once": True})
     t.start()
@@ -122,12 +125,12 @@ def test_outbox_quota_pauses_without_losing_anything(daemon_dirs, real_pixels):
     assert (daemon_dirs / "done" / "a.tif").exists()
 
 
-def test_sd_notify_over_a_real_unix_datagram_socket(daemon_dirs, real_pixels, tmp_path):
+def test_sd_notify_over_a_real_unix_datagram_socket(daemon_dirs, scene_pixels, tmp_path):
     sock_path = str(tmp_path / "notify.sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     srv.bind(sock_path)
     srv.settimeout(5)
-    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :64, :64])
+    write_scene(daemon_dirs / "inbox" / "a.tif", scene_pixels[:, :64, :64])
     svc = Service(DaemonConfig.from_yaml(make_config(daemon_dirs)), notifier=Notifier(sock_path))
     svc.run(once=True)
     msgs = []
@@ -159,8 +162,8 @@ def _wait_for(pred, timeout=60):
     return False
 
 
-def test_sigterm_finishes_the_current_tile_and_exits_cleanly(daemon_dirs, real_pixels):
-    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :768, :768])
+def test_sigterm_finishes_the_current_tile_and_exits_cleanly(daemon_dirs, scene_pixels):
+    write_scene(daemon_dirs / "inbox" / "a.tif", scene_pixels[:, :768, :768])
     proc = _spawn(make_config(daemon_dirs, tile_size=128))
     assert _wait_for(lambda: len(list((daemon_dirs / "outbox").glob("*.pkt"))) >= 3)
     proc.send_signal(signal.SIGTERM)
@@ -177,7 +180,7 @@ def test_sigterm_finishes_the_current_tile_and_exits_cleanly(daemon_dirs, real_p
     assert len(tiles) == 36 and set(tiles.values()) == {1}
 
 
-def test_sighup_reloads_the_config(daemon_dirs, real_pixels):
+def test_sighup_reloads_the_config(daemon_dirs, scene_pixels):
     cfg = make_config(daemon_dirs)
     proc = _spawn(cfg)
     try:
@@ -186,7 +189,7 @@ def test_sighup_reloads_the_config(daemon_dirs, real_pixels):
         cfg.write_text(cfg.read_text().replace("level: 2", "level: 0"))
         proc.send_signal(signal.SIGHUP)
         time.sleep(1.0)
-        write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :64, :64])
+        write_scene(daemon_dirs / "inbox" / "a.tif", scene_pixels[:, :64, :64])
         assert _wait_for(lambda: (daemon_dirs / "done" / "a.tif").exists())
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -197,10 +200,10 @@ def test_sighup_reloads_the_config(daemon_dirs, real_pixels):
     assert {p.header.level for p in pk.parse_stream(f.read_bytes()) if p.header.base_kind == pk.KIND_TILE} == {0}
 
 
-def test_status_reports_counters(daemon_dirs, real_pixels, capsys):
+def test_status_reports_counters(daemon_dirs, scene_pixels, capsys):
     from cvae.edge.daemon.cli import main
 
-    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :64, :64])
+    write_scene(daemon_dirs / "inbox" / "a.tif", scene_pixels[:, :64, :64])
     cfg = make_config(daemon_dirs)
     assert main(["--config", str(cfg), "--once"]) == 0
     capsys.readouterr()
@@ -225,12 +228,12 @@ def test_inbox_watcher_wakes_on_rename(tmp_path):
     w.close()
 
 
-def test_any_failure_while_encoding_a_scene_quarantines_it_and_the_queue_goes_on(daemon_dirs, real_pixels):
+def test_any_failure_while_encoding_a_scene_quarantines_it_and_the_queue_goes_on(daemon_dirs, scene_pixels):
     """Failure injection: the network raises on one scene (as a crafted input could make it); that scene is
     quarantined with the reason and the next one is encoded, no exit."""
     inbox = daemon_dirs / "inbox"
-    write_scene(inbox / "a_bad.tif", real_pixels[:, :64, :64])
-    write_scene(inbox / "b_good.tif", real_pixels[:, 64:128, :64])
+    write_scene(inbox / "a_bad.tif", scene_pixels[:, :64, :64])
+    write_scene(inbox / "b_good.tif", scene_pixels[:, 64:128, :64])
     svc = Service(DaemonConfig.from_yaml(make_config(daemon_dirs)))
     real = svc.codec.analyze
     calls = {"n": 0}
@@ -248,10 +251,10 @@ def test_any_failure_while_encoding_a_scene_quarantines_it_and_the_queue_goes_on
     assert (daemon_dirs / "done" / "b_good.tif").exists()
 
 
-def test_journal_failure_is_retried_without_exiting(daemon_dirs, real_pixels):
+def test_journal_failure_is_retried_without_exiting(daemon_dirs, scene_pixels):
     import sqlite3
 
-    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :64, :64])
+    write_scene(daemon_dirs / "inbox" / "a.tif", scene_pixels[:, :64, :64])
     svc = Service(DaemonConfig.from_yaml(make_config(daemon_dirs, poll_interval_s=0.05, retry_max_s=0.1)))
     real = svc.journal.start_scene
     calls = {"n": 0}
@@ -290,12 +293,12 @@ def test_status_and_check_create_nothing_and_bad_values_name_the_key(tmp_path):
     assert main(["check", "--config", str(bad)]) == 2
 
 
-def test_status_reads_an_existing_journal_without_writing(daemon_dirs, real_pixels, capsys):
+def test_status_reads_an_existing_journal_without_writing(daemon_dirs, scene_pixels, capsys):
     import json
 
     from cvae.edge.daemon.cli import main
 
-    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :64, :64])
+    write_scene(daemon_dirs / "inbox" / "a.tif", scene_pixels[:, :64, :64])
     cfg = make_config(daemon_dirs)
     Service(DaemonConfig.from_yaml(cfg)).run(once=True)
     journal = daemon_dirs / "state" / "journal.sqlite"
@@ -315,7 +318,7 @@ def _seqs(outbox: Path) -> list[int]:
 
 
 @pytest.mark.parametrize("lost", ["journal", "state_folder"])
-def test_a_lost_journal_never_overwrites_the_outbox_nor_repeats_ids_or_counts(daemon_dirs, real_pixels, lost):
+def test_a_lost_journal_never_overwrites_the_outbox_nor_repeats_ids_or_counts(daemon_dirs, scene_pixels, lost):
     """Issue 10: a wiped journal (or the whole state folder) with packet files still waiting for downlink: the
     next scene gets a new scene id, no file is overwritten, no sequence count repeats, both scenes decode."""
     import shutil
@@ -324,7 +327,7 @@ def test_a_lost_journal_never_overwrites_the_outbox_nor_repeats_ids_or_counts(da
     from cvae.ground.decoder import decode_streams
 
     inbox, outbox = daemon_dirs / "inbox", daemon_dirs / "outbox"
-    write_scene(inbox / "scene.tif", real_pixels[:, :64, :128])
+    write_scene(inbox / "scene.tif", scene_pixels[:, :64, :128])
     Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True)
     before = _outbox_snapshot(outbox)
     if lost == "journal":
@@ -332,7 +335,7 @@ def test_a_lost_journal_never_overwrites_the_outbox_nor_repeats_ids_or_counts(da
             f.unlink()
     else:
         shutil.rmtree(daemon_dirs / "state")
-    write_scene(inbox / "scene.tif", real_pixels[:, 64:128, :128])  # another scene, the same name
+    write_scene(inbox / "scene.tif", scene_pixels[:, 64:128, :128])  # another scene, the same name
     Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True)
     after = _outbox_snapshot(outbox)
     assert all(after[name] == data for name, data in before.items())  # nothing overwritten
@@ -344,19 +347,19 @@ def test_a_lost_journal_never_overwrites_the_outbox_nor_repeats_ids_or_counts(da
     assert len(scenes) == 2 and all(not s.tiles_lost for s in scenes)
 
 
-def test_a_restored_older_journal_continues_after_the_lease(daemon_dirs, real_pixels):
+def test_a_restored_older_journal_continues_after_the_lease(daemon_dirs, scene_pixels):
     """The journal copied back from before the last scene (a restored backup) must not hand out that scene's
     id or counts again, even after its packet files were downlinked and removed from the outbox."""
     import shutil
 
     inbox, outbox, state = daemon_dirs / "inbox", daemon_dirs / "outbox", daemon_dirs / "state"
-    write_scene(inbox / "a.tif", real_pixels[:, :64, :128])
+    write_scene(inbox / "a.tif", scene_pixels[:, :64, :128])
     Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True)
     backup = daemon_dirs.parent / "journal_backup"
     backup.mkdir()
     for f in state.glob("journal.sqlite*"):
         shutil.copy2(f, backup / f.name)
-    write_scene(inbox / "b.tif", real_pixels[:, 64:128, :128])
+    write_scene(inbox / "b.tif", scene_pixels[:, 64:128, :128])
     Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True)
     sent = _seqs(outbox)
     scene_ids = {p.header.scene_id for f in outbox.glob("*.pkt") for p in pk.parse_stream(f.read_bytes())}
@@ -366,7 +369,7 @@ def test_a_restored_older_journal_continues_after_the_lease(daemon_dirs, real_pi
         f.unlink()
     for f in backup.iterdir():
         shutil.copy2(f, state / f.name)
-    write_scene(inbox / "c.tif", real_pixels[:, 128:192, :128])
+    write_scene(inbox / "c.tif", scene_pixels[:, 128:192, :128])
     Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True)
     new = [p for f in outbox.glob("*.pkt") for p in pk.parse_stream(f.read_bytes())]
     assert min(p.seq_count for p in new) > max(sent)
@@ -388,24 +391,24 @@ def _key(path: Path, mode: int) -> Path:
     return path
 
 
-def test_a_key_file_others_can_read_is_refused_unless_allowed(daemon_dirs, real_pixels):
+def test_a_key_file_others_can_read_is_refused_unless_allowed(daemon_dirs, scene_pixels):
     from cvae.edge.daemon.config import ConfigError
 
     key = _key(daemon_dirs.parent / "seal.key", 0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
         Service(DaemonConfig.from_yaml(make_config(daemon_dirs, key_file=str(key))))
-    write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :64, :64])
+    write_scene(daemon_dirs / "inbox" / "a.tif", scene_pixels[:, :64, :64])
     svc = Service(DaemonConfig.from_yaml(make_config(daemon_dirs, key_file=str(key), allow_shared_key=True)))
     assert svc.run(once=True) == 0 and (daemon_dirs / "done" / "a.tif").exists()
     key.chmod(0o600)
     Service(DaemonConfig.from_yaml(make_config(daemon_dirs, key_file=str(key))))  # owner-only: accepted
 
 
-def test_encode_and_decode_warn_about_a_shared_key_file(tmp_path, real_pixels):
+def test_encode_and_decode_warn_about_a_shared_key_file(tmp_path, scene_pixels):
     from cvae.edge.cli import encode_main
     from cvae.ground.cli import main as decode_main
 
-    scene = write_scene(tmp_path / "a.tif", real_pixels[:, :64, :64])
+    scene = write_scene(tmp_path / "a.tif", scene_pixels[:, :64, :64])
     key = _key(tmp_path / "seal.key", 0o640)
     import contextlib
     import io
@@ -440,14 +443,14 @@ print("RC", rc, "PEAK_MB", peak // 1024)
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak RSS read from /proc (Linux)")
-def test_crafted_huge_header_and_sparse_scene_are_quarantined_in_bounded_memory(daemon_dirs, real_pixels):
+def test_crafted_huge_header_and_sparse_scene_are_quarantined_in_bounded_memory(daemon_dirs, scene_pixels):
     """Issue 10 bar: a 100000 x 100000 header (refused from the header) and a sparse 40000 x 40000 scene
     (scanned a tile row at a time, no valid pixel) go to quarantine; the good scene behind them is encoded;
     the daemon's peak RSS stays under 1.5 GB (a bound on memory, not a timing)."""
     inbox = daemon_dirs / "inbox"
     _sparse_tiff(inbox / "a_crafted.tif", 100_000)
     _sparse_tiff(inbox / "b_sparse.tif", 40_000)
-    write_scene(inbox / "c_good.tif", real_pixels[:, :64, :64])
+    write_scene(inbox / "c_good.tif", scene_pixels[:, :64, :64])
     cfg = make_config(daemon_dirs)
     out = subprocess.run([sys.executable, "-c", _PEAK_CHILD, str(cfg)], capture_output=True, text=True, timeout=600)
     rc, peak = out.stdout.split()[1], int(out.stdout.split()[3])
@@ -466,14 +469,14 @@ def test_cvae_encode_refuses_a_crafted_header_before_reading(tmp_path):
     assert not list((tmp_path / "out").glob("*.pkt")) if (tmp_path / "out").exists() else True
 
 
-def test_symlinks_fifos_and_folders_in_the_inbox_are_quarantined_with_a_reason(daemon_dirs, real_pixels, tmp_path):
+def test_symlinks_fifos_and_folders_in_the_inbox_are_quarantined_with_a_reason(daemon_dirs, scene_pixels, tmp_path):
     inbox = daemon_dirs / "inbox"
-    outside = write_scene(tmp_path / "outside.tif", real_pixels[:, :64, :64])
+    outside = write_scene(tmp_path / "outside.tif", scene_pixels[:, :64, :64])
     (inbox / "link.tif").symlink_to(outside)                 # never followed: it may point anywhere
     (inbox / "dangling.tif").symlink_to(tmp_path / "gone.tif")
     os.mkfifo(inbox / "pipe.tif")
     (inbox / "folder.tif").mkdir()
-    write_scene(inbox / "good.tif", real_pixels[:, 64:128, :64])
+    write_scene(inbox / "good.tif", scene_pixels[:, 64:128, :64])
     assert Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True) == 0
     q = daemon_dirs / "quarantine"
     assert "symlink" in (q / "link.tif.reason.txt").read_text()
@@ -484,13 +487,13 @@ def test_symlinks_fifos_and_folders_in_the_inbox_are_quarantined_with_a_reason(d
     assert not list(inbox.iterdir())
 
 
-def test_a_multipage_tiff_is_refused_instead_of_losing_pages(daemon_dirs, real_pixels):
+def test_a_multipage_tiff_is_refused_instead_of_losing_pages(daemon_dirs, scene_pixels):
     Image = pytest.importorskip("PIL.Image")  # pillow comes with matplotlib (bench extra)
 
     inbox = daemon_dirs / "inbox"
-    pages = [Image.fromarray(real_pixels[0, :64, :64].astype(np.uint16)) for _ in range(2)]
+    pages = [Image.fromarray(scene_pixels[0, :64, :64].astype(np.uint16)) for _ in range(2)]
     pages[0].save(inbox / "pages.tif", save_all=True, append_images=pages[1:])
-    write_scene(inbox / "good.tif", real_pixels[:, :64, :64])
+    write_scene(inbox / "good.tif", scene_pixels[:, :64, :64])
     assert Service(DaemonConfig.from_yaml(make_config(daemon_dirs))).run(once=True) == 0
     assert "multi-page TIFF (2 pages)" in (daemon_dirs / "quarantine" / "pages.tif.reason.txt").read_text()
     assert (daemon_dirs / "done" / "good.tif").exists()
@@ -510,7 +513,7 @@ def test_done_on_another_filesystem_is_refused_by_the_config_check(daemon_dirs, 
         __import__("shutil").rmtree(tempfile_dir, ignore_errors=True)
 
 
-def test_a_journal_on_a_full_tmpfs_is_retried_until_space_returns(daemon_dirs, real_pixels):
+def test_a_journal_on_a_full_tmpfs_is_retried_until_space_returns(daemon_dirs, scene_pixels):
     """The state folder on a real, full tmpfs: SQLite fails with 'database or disk is full'; the daemon backs
     off without exiting, and finishes the scene once space is freed."""
     state = daemon_dirs / "state"
@@ -518,7 +521,7 @@ def test_a_journal_on_a_full_tmpfs_is_retried_until_space_returns(daemon_dirs, r
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(state)], capture_output=True).returncode:
         pytest.skip("mounting a tmpfs is not permitted here")
     try:
-        write_scene(daemon_dirs / "inbox" / "a.tif", real_pixels[:, :64, :64])
+        write_scene(daemon_dirs / "inbox" / "a.tif", scene_pixels[:, :64, :64])
         svc = Service(DaemonConfig.from_yaml(make_config(daemon_dirs, poll_interval_s=0.05, retry_max_s=0.2)))
         filler = state / "filler"
         fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # fill what is left, as a busy disk would
@@ -536,14 +539,14 @@ def test_a_journal_on_a_full_tmpfs_is_retried_until_space_returns(daemon_dirs, r
         subprocess.run(["umount", "-l", str(state)], capture_output=True)
 
 
-def test_two_sealed_scenes_with_one_name_decode_to_two_geotiffs(tmp_path, real_pixels):
+def test_two_sealed_scenes_with_one_name_decode_to_two_geotiffs(tmp_path, scene_pixels):
     from cvae.edge.cli import encode_main
     from cvae.ground.cli import main as decode_main
 
     key = _key(tmp_path / "seal.key", 0o600)
     for i, folder in enumerate(("a", "b")):
         (tmp_path / folder).mkdir()
-        scene = write_scene(tmp_path / folder / "scene.tif", real_pixels[:, 64 * i:64 * (i + 1), :64])
+        scene = write_scene(tmp_path / folder / "scene.tif", scene_pixels[:, 64 * i:64 * (i + 1), :64])
         assert encode_main([str(scene), "-o", str(tmp_path / "down" / folder), "--level", "1", "--key", str(key),
                             "-q"]) == 0
     assert decode_main([str(tmp_path / "down"), "-o", str(tmp_path / "dec"), "--key", str(key), "-q"]) == 0

@@ -1,0 +1,186 @@
+"""Coding one scene in the daemon: the encoder's row loop and packet stream, one packet file per unit.
+
+The units of a scene are those of :class:`cvae.edge.encoder.SceneStream` (opening metadata, tiles, closing
+metadata); the tiles are read and analysed by :func:`cvae.edge.encoder.analyze_tile` a tile row at a time, as
+``cvae-encode`` does, so both write the same packet bodies. Two stages overlap: the network runs on unit k+1
+(the main thread) while unit k is entropy coded, reserved in the journal, written and committed (one worker
+thread, so units still complete strictly in order; see journal.py for the crash protocol).
+"""
+from __future__ import annotations
+
+import errno
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cvae.edge.codec import packets as pk
+from cvae.edge.daemon.logs import log
+from cvae.edge.daemon.spool import finish_input, outbox_bytes
+from cvae.edge.encoder import SceneStream, analyze_tile, choose_level
+from cvae.edge.errors import InputError
+from cvae.edge.io.files import remove_partial
+from cvae.edge.io.raster import RasterInfo, RowReader, open_rows, scan_raster
+from cvae.edge.io.tiling import TileWindow, tile_grid
+
+__all__ = ["SceneJob", "UnitWork", "SceneCoding", "load_scene"]
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """One scene being coded: its input file, journal id, header scan, tiles and packet stream."""
+
+    path: Path
+    scene: int
+    info: RasterInfo
+    windows: tuple[TileWindow, ...]
+    stream: SceneStream
+
+    def file_name(self, unit: int) -> str:
+        """The packet file of ``unit`` in the outbox (leases.py reads scene ids back from these names)."""
+        return f"{self.scene:08d}_{unit + 1:05d}.pkt"
+
+
+@dataclass(frozen=True)
+class UnitWork:
+    """One unit handed from the network stage to the emit stage."""
+
+    index: int                    # -1: opening metadata, 0 .. tiles-1: tiles, tiles: closing metadata
+    name: str                     # its packet file in the outbox
+    analyzed: Any = None          # the network's output for a tile (TileCodec.analyze); None for metadata
+    window: TileWindow | None = None
+    started: float = 0.0          # time.monotonic() when the unit's first stage began
+
+
+def load_scene(path: Path, max_samples: int, rows: int) -> RasterInfo:
+    """Header checks, then one bounded pass (band ranges, the valid rule, NaN check): memory of one row of
+    tiles, whatever the scene's size; the pixels are read again a tile row at a time while coding."""
+    if path.stat().st_size == 0:
+        raise InputError("empty file")
+    # scan_raster checks the header first (size, band count, dtype: io.raster.check_header)
+    info = scan_raster(path, max_samples=max_samples, rows=rows)
+    if info.band_range is None:
+        raise InputError("no valid pixel: every pixel is nodata")
+    return info
+
+
+class SceneCoding:
+    """Scene coding, mixed into :class:`cvae.edge.daemon.service.Service`, whose attributes it uses: ``cfg``,
+    ``bundle``, ``codec``, ``sealer``, ``journal``, ``leases``, ``write_file``, ``stop``, ``_pool``, and its
+    ``ping``, ``sleep`` and ``quarantine``."""
+
+    def load(self, path: Path) -> RasterInfo:
+        return load_scene(path, self.cfg.max_scene_pixels, self.cfg.tile_size)
+
+    def process(self, path: Path) -> bool:
+        """Encode one scene; True when it finished (done or quarantined), False when stopped midway."""
+        st = path.stat()
+        found = self.journal.find_scene(path, st.st_size, st.st_mtime_ns)
+        if found and found[1] == "active":
+            scene = found[0]
+        else:
+            self.leases.cover_scene(self.journal.next_scene_id())
+            scene = self.journal.start_scene(path, st.st_size, st.st_mtime_ns)
+        try:
+            info = self.load(path)
+        except (InputError, OSError) as e:
+            self.quarantine(path, f"{type(e).__name__}: {e}", scene)
+            return True
+        c, h, w = info.shape
+        windows = tuple(tile_grid(h, w, self.cfg.tile_size))
+        self.journal.set_tiles(scene, len(windows))
+        stream = SceneStream.for_scene(info.header(), path.stem, self.bundle, self.cfg.tile_size, scene,
+                                       len(windows), source_dtype=info.source_dtype, extra={"scene_id": scene})
+        job = SceneJob(path, scene, info, windows, stream)
+        log("scene_start", scene=scene, file=path.name, shape=list(info.shape), tiles=len(windows))
+        with open_rows(path, info) as rows:
+            return self._units(job, rows)
+
+    def _units(self, job: SceneJob, rows: RowReader) -> bool:
+        units = job.stream.units
+        pending = None
+        for unit in units:
+            if self.stop:
+                break
+            t0 = time.monotonic()
+            row = self.journal.unit(job.scene, unit)
+            if row is not None and row[1] == "done":
+                continue
+            if row is not None and (self.cfg.outbox / row[0]).exists():
+                if pending is not None and not pending.result():
+                    return False
+                pending = None
+                self.journal.finish(job.scene, unit, (self.cfg.outbox / row[0]).stat().st_size, None, 0.0,
+                                    tile=job.stream.is_tile(unit))
+                continue  # written before a crash, not yet recorded: never rewrite (it may be on its way down)
+            work = UnitWork(unit, job.file_name(unit), started=t0)
+            if job.stream.is_tile(unit):
+                win = job.windows[unit]
+                work = UnitWork(unit, work.name, analyze_tile(self.codec, rows, win), win, t0)
+            if pending is not None and not pending.result():
+                return False
+            pending = self._pool.submit(self._emit, job, work)
+            self.ping(f"scene {job.scene} {job.path.name}: unit {unit + 2}/{len(units)}")
+        if pending is not None and not pending.result():
+            return False
+        if self.stop:
+            return False
+        finish_input(self.cfg, job.path)
+        self.journal.end_scene(job.scene, "done")
+        log("scene_done", scene=job.scene, file=job.path.name, tiles=len(job.windows))
+        return True
+
+    def _emit(self, job: SceneJob, work: UnitWork) -> bool:
+        """Stage 2 of a unit: quantise + entropy code, reserve sequence counts, write, commit."""
+        if not self.wait_for_quota():
+            return False
+        level = None
+        if work.analyzed is not None:
+            level = (self.cfg.level if self.cfg.level is not None
+                     else choose_level(self.codec, work.analyzed, self.cfg.tile_bytes))
+        bodies = job.stream.bodies(work.index, self.codec, work.analyzed, work.window, level)
+        writer = pk.PacketWriter(self.cfg.apid, sealer=self.sealer)
+        n = sum(max(1, -(-len(b) // writer.max_segment)) for _, b in bodies)
+        self.leases.cover_seq(self.journal.counter("seq_next") + n - 1)
+        first = self.journal.reserve(job.scene, work.index, work.name, n)
+        writer.seq_count = first % pk.SEQ_MODULO
+        data = b"".join(p for h, b in bodies for p in writer.packets(h, b))
+        if not self.write_with_retry(self.cfg.outbox / work.name, data):
+            return False
+        self.journal.finish(job.scene, work.index, len(data), level, time.monotonic() - work.started,
+                            tile=level is not None)
+        return True
+
+    def outbox_bytes(self) -> int:
+        return outbox_bytes(self.cfg.outbox)
+
+    def wait_for_quota(self) -> bool:
+        """Hold the emit stage while the outbox is over its quota (the downlink drains it); False if stopped."""
+        paused = False
+        while self.outbox_bytes() >= self.cfg.outbox_quota_bytes:
+            if not paused:
+                log("outbox_full", quota=self.cfg.outbox_quota_bytes)
+                self.journal.add("quota_pauses", 1)
+                paused = True
+            self.ping("paused: outbox over quota")
+            self.sleep(self.cfg.poll_interval_s)
+            if self.stop:
+                return False
+        return True
+
+    def write_with_retry(self, path: Path, data: bytes) -> bool:
+        """Write a packet file, retrying failed writes (ENOSPC, EIO) with back-off until stopped."""
+        delay = 0.5
+        while True:
+            try:
+                self.write_file(path, data)
+                return True
+            except OSError as e:
+                self.journal.add("write_errors", 1)
+                log("write_error", file=path.name, errno=errno.errorcode.get(e.errno, e.errno), error=str(e),
+                    retry_in_s=delay)
+                remove_partial(path)
+                self.sleep(delay)
+                if self.stop:
+                    return False
+                delay = min(self.cfg.retry_max_s, delay * 2)
