@@ -58,6 +58,18 @@ def budget_problem(enc, tile_bytes: int | None, scene_bytes: int | None) -> str 
     return None
 
 
+def _max_error(text: str) -> tuple[int, ...]:
+    """``--max-error``: ``E`` or ``E1,E2,...`` (whole digital numbers >= 0)."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole digital numbers, one or one per band, e.g. 0 or "
+                                         "1,1,2,4") from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: a bound is >= 0 (0 = lossless)")
+    return values
+
+
 def encode_main(argv: Sequence[str] | None = None) -> int:
     from cvae.edge.bundle import Bundle
     from cvae.edge.encoder import EncodeOptions, encode_scene
@@ -72,6 +84,9 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
     g.add_argument("--level", type=int, help="rate level, 0 = lowest rate")
     g.add_argument("--tile-bytes", type=int, help="byte budget per tile: the highest level that fits")
     g.add_argument("--scene-bytes", type=int, help="byte budget for the scene: levels allocated across tiles")
+    g.add_argument("--max-error", type=_max_error,
+                   help="error bound in digital numbers, one value or one per band (e.g. 0 = lossless, or 1,1,2,4): "
+                        "every decoded sample within it of the original (tile format v4, no network)")
     p.add_argument("--tile-size", type=int, default=256, help="tile edge in pixels (multiple of 16)")
     p.add_argument("--apid", type=lambda s: int(s, 0), default=0x1C5, help="CCSDS APID (default 0x1C5)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
@@ -96,10 +111,10 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
         if not a.scene or not a.out:
             p.error("SCENE and -o OUTDIR are required")
         scenes = expand_scenes(a.scene)
-        budgets = a.tile_bytes is not None or a.scene_bytes is not None
+        budgets = a.tile_bytes is not None or a.scene_bytes is not None or a.max_error is not None
         level = a.level if a.level is not None or budgets else bundle.levels // 2
         opts = EncodeOptions(level=level, tile_bytes=a.tile_bytes, scene_bytes=a.scene_bytes,
-                             tile_size=a.tile_size, apid=a.apid,
+                             max_error=a.max_error, tile_size=a.tile_size, apid=a.apid,
                              **({"max_samples": a.max_scene_samples} if a.max_scene_samples else {}))
         for flag, v in (("--tile-bytes", a.tile_bytes), ("--scene-bytes", a.scene_bytes)):
             if v is not None and v <= 0:
@@ -146,8 +161,9 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
             print(f"cvae-encode: {e}", file=sys.stderr)
             status = max(status, 2)
             continue
-        print(f"{target}: {len(enc.packets)} packets, {enc.nbytes} bytes, {enc.tiles} tiles, "
-              f"levels {sorted(set(enc.levels))}")
+        quality = (f"max error {list(opts.max_error)}" if opts.max_error is not None
+                   else f"levels {sorted(set(enc.levels))}")
+        print(f"{target}: {len(enc.packets)} packets, {enc.nbytes} bytes, {enc.tiles} tiles, {quality}")
     return status
 
 

@@ -24,7 +24,7 @@ from cvae.edge.io.tiling import TileWindow, tile_grid
 META_MODEL_ID_HEX = 16
 
 __all__ = ["META_MODEL_ID_HEX", "EncodeOptions", "EncodedScene", "SceneStream", "encode_scene", "scene_metadata",
-           "choose_level", "allocate_scene", "tile_bodies", "analyze_tile"]
+           "choose_level", "allocate_scene", "tile_bodies", "analyze_tile", "bound_metadata"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class EncodeOptions:
     max_data_field: int = pk.MAX_DATA_FIELD
     scene_id: int | None = None       # default: a random 32-bit id (never derived from the name: no collisions)
     max_samples: int = DEFAULT_MAX_SAMPLES  # bands x height x width: bigger scenes are refused from the header
+    max_error: tuple[int, ...] | None = None  # or: every sample within this of the original (one value, or one
+    #                                           per band; 0 = lossless): tile format v4, no network
 
 
 @dataclass
@@ -195,12 +197,24 @@ class SceneStream:
                            self.metadata_every)
 
 
-def analyze_tile(codec: TileCodec, rows: RowReader, win: TileWindow):
-    """The network's pass over tile ``win`` of a scene read row by row, with the scene's band range and the
-    per-band fill mask: what :meth:`TileCodec.encode` and :meth:`TileCodec.estimate_bytes` take."""
+def analyze_tile(codec: TileCodec, rows: RowReader, win: TileWindow, max_error=None):
+    """Tile ``win`` of a scene read row by row, ready for :meth:`TileCodec.encode`: the network's pass with the
+    scene's band range and the per-band fill mask, or, with ``max_error``, the tile checked for error-bounded
+    coding (no network; coded at level 0)."""
     px, valid = rows.tile(win)
-    return codec.analyze(px, valid, band_range=rows.info.band_range,
-                         band_fill=band_fill_mask(px, valid, rows.info.nodata))
+    fill = band_fill_mask(px, valid, rows.info.nodata)
+    if max_error is not None:
+        return codec.bound(px, max_error, valid, fill)
+    return codec.analyze(px, valid, band_range=rows.info.band_range, band_fill=fill)
+
+
+def bound_metadata(max_error, bands: int) -> dict:
+    """The scene metadata's statement of the bound (``{}`` for rate-coded scenes)."""
+    if max_error is None:
+        return {}
+    from cvae.edge.codec.predictive import check_max_error
+
+    return {"max_error": check_max_error(max_error, bands).tolist()}
 
 
 def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
@@ -211,8 +225,8 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
     (:func:`cvae.edge.io.raster.scan_raster`): peak memory is one row of tiles. ``--scene-bytes`` reads the
     scene whole: its allocation weighs every tile's analysis at once. Both give the same bytes for the same
     levels (tests/edge/test_encoder_windowed.py)."""
-    if sum(x is not None for x in (opts.level, opts.tile_bytes, opts.scene_bytes)) != 1:
-        raise InputError("give exactly one of --level N, --tile-bytes B or --scene-bytes B")
+    if sum(x is not None for x in (opts.level, opts.tile_bytes, opts.scene_bytes, opts.max_error)) != 1:
+        raise InputError("give exactly one of --level N, --tile-bytes B, --scene-bytes B or --max-error E")
     if opts.level is not None and not 0 <= opts.level < codec.levels:
         raise InputError(f"--level {opts.level} is out of range; this bundle has levels 0..{codec.levels - 1}")
     if opts.scene_bytes is None:
@@ -252,11 +266,20 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
     """encode_scene for ``--level`` / ``--tile-bytes``: ``tile_size`` rows at a time (as the daemon)."""
     info = scan_raster(path, max_samples=opts.max_samples, rows=opts.tile_size)
 
+    if opts.max_error is not None:
+        try:  # a wrong number of bounds fails before any tile
+            bound_metadata(opts.max_error, info.shape[0])
+        except InputError as e:
+            raise InputError(f"{path}: --max-error: {e}") from None
+
     def tiles(windows, meta: bytes):
         with open_rows(path, info) as rows:
             for win in windows:
-                a = analyze_tile(codec, rows, win)
-                yield a, opts.level if opts.level is not None else choose_level(codec, a, opts.tile_bytes)
+                a = analyze_tile(codec, rows, win, opts.max_error)
+                if opts.max_error is not None:
+                    yield a, 0
+                else:
+                    yield a, opts.level if opts.level is not None else choose_level(codec, a, opts.tile_bytes)
 
     return _packetize(path, bundle, codec, opts, writer, progress, info.header(), info.source_dtype, tiles)
 
@@ -272,7 +295,8 @@ def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writ
     c, h, w = header.pixels.shape
     windows = list(tile_grid(h, w, opts.tile_size))
     stream = SceneStream.for_scene(header, name, bundle, opts.tile_size, scene_id, len(windows),
-                                   source_dtype=source_dtype, metadata_every=opts.metadata_every)
+                                   source_dtype=source_dtype, metadata_every=opts.metadata_every,
+                                   extra=bound_metadata(opts.max_error, c))
     out = [p for hd, body in stream.bodies(-1) for p in writer.packets(hd, body)]
     levels, tile_sizes = [], []
     for i, (win, (a, level)) in enumerate(zip(windows, tiles(windows, stream.meta))):

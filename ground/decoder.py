@@ -31,6 +31,8 @@ class DecodedScene:
     tiles_lost: list[dict] = field(default_factory=list)
     levels: dict = field(default_factory=dict)
     apid: int = 0               # the APID its packets came on (scenes are told apart by APID and scene id)
+    max_error: np.ndarray | None = None  # int64[C]: the largest bound of the error-bounded tiles (tile format v4)
+    bounded_tiles: int = 0      # tiles coded to an error bound
 
 
 @dataclass
@@ -130,6 +132,9 @@ def decode_scene(scene_id: int, parts: _SceneParts, codec: TileCodec, progress=N
         valid[ys, xs] = t.valid
         out.tiles_ok.append((win.row, win.col))
         out.levels[f"{win.row},{win.col}"] = t.level
+        if t.max_error is not None:  # what the tile's own header guarantees, per band
+            out.bounded_tiles += 1
+            out.max_error = t.max_error if out.max_error is None else np.maximum(out.max_error, t.max_error)
     if progress is not None:
         progress(len(windows), len(windows))
     return out
@@ -213,5 +218,7 @@ def decode_streams(streams: list[bytes], bundle: Bundle, codec: TileCodec,
                                  "tiles_lost": d.tiles_lost, "duplicate_segments": parts.duplicates,
                                  "model_id": bundle.model_id[:16], "levels": levels,
                                  "tile_bits_per_sample": 8 * tile_bytes / max(1, d.pixels.size),
+                                 **({"max_error": d.max_error.tolist(), "bounded_tiles": d.bounded_tiles}
+                                    if d.max_error is not None else {}),
                                  **({"metadata_dropped": d.meta["dropped"]} if d.meta.get("dropped") else {})})
     return decoded, report

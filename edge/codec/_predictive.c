@@ -3,25 +3,30 @@
  *
  * The stream is specified in docs/bitstream.md ("Version 4"); this file is its reference implementation.
  * Everything here is integer arithmetic with C99-defined results (no floating point, no right shift of a negative
- * value, no signed overflow: the wrapper bounds every input so that no intermediate leaves int64), so the
+ * value, no signed overflow: the wrapper bounds every input to +-2^33, so no intermediate leaves int64), so the
  * encoder on the satellite and a decoder on any ground machine compute the same integers by construction.
  *
  * Per tile, samples are visited row by row; within a row band by band; within a band left to right. For each
- * sample x of band b at (y, i):
+ * sample x of band b at (y, i), with E = E_b and every value below a reconstructed one:
  *
- *   neighbours   W, N, NW, NE, WW, NN of band b (reconstructed values, edge rules in neighbours())
+ *   neighbours   W, N, NW, NE, WW, NN of band b (missing ones replaced: neighbours())
  *   local sum    s = N + W + NW + NE
- *   features     u = 4N - s, 4W - s, 4NW - s, 4WW - s, 4NN - s, and for k = 1..min(b, 3) the central
- *                difference 4 r[b-k](y, i) - s[b-k](y, i) of band b-k (its local sum by the same rules)
- *   prediction   p4 = s + floor(sum(w_j u_j) / 2^16);  p = clip(floor((p4 + 2) / 4), lo_b, hi_b)
- *   bias         p' = clip(p + round(S[c] / N[c]), lo_b, hi_b), c: the texture context (bias_context())
- *   residual     e = x - p';  q = sign(e) floor((|e| + E_b) / (2 E_b + 1))        (q = e when E_b = 0)
- *   reconstruct  r = clip(p' + q (2 E_b + 1), lo_b, hi_b)                       => |x - r| <= E_b always
- *   coding       q with adaptive binary contexts chosen by the magnitudes of neighbouring q (code_q())
- *   adaptation   sign-error NLMS on w (from 4r - p4), bias counts S[c] += r - p, N[c] += 1
+ *   features     u = 4N - s, 4W - s, 4NW - s, 4WW - s, 4NN - s, 4 MED(N, W, NW) - s; for k = 1..min(b, 3) the
+ *                central difference d[b-k](y, i) = 4 r[b-k](y, i) - s[b-k](y, i); for b > 0 the previous band's
+ *                prediction error 4 (r - p)[b-1](y, i)
+ *   prediction   p4 = s + floor(sum_j w_j u_j / 2^16);  p = clip(floor((p4 + 2) / 4), lo_b, hi_b)
+ *   residual     e = x - p;  q = sign(e) floor((|e| + E) / (2E + 1))                   (q = e when E = 0)
+ *   reconstruct  r = clip(p + q (2E + 1), lo_b, hi_b)                          => |x - r| <= E, always
+ *   coding       q with adaptive binary models chosen by neighbouring residuals and gradients (code_q())
+ *   adaptation   normalised LMS on w from the error 4r - p4 (adapt())
  *
- * A sample with skip = 1 (nodata pixel, or a band-fill sample) is not coded and does not adapt anything; its
- * reconstructed value is p' (so neighbours see a plausible value) and its quantised residual counts as 0.
+ * A sample with skip = 1 (nodata pixel, or a band-fill sample) is not coded and adapts nothing; its reconstructed
+ * value is p (so neighbours see a plausible value) and its residual counts as 0.
+ *
+ * Replicated bands: a band resampled by pixel replication onto a finer grid (Sentinel-2's 20 m and 60 m bands
+ * in a 10 m stack) is constant on ky x kx blocks starting at row oy and column ox (rep[b] = ky, kx, oy, ox; the
+ * encoder finds them, the header sends them). Only each block's anchor sample (its top-left one inside the tile)
+ * is coded; the others copy the anchor's reconstructed value, residual and prediction error.
  *
  * Entropy coder: a binary range coder in the LZMA layout (32-bit range, 64-bit low with carry propagation, one
  * byte out per renormalisation), probabilities of a 0 bit in 16 bits kept by a two-rate counter. It is a second
@@ -40,21 +45,23 @@
 #include <string.h>
 
 #define PR_FORMAT_VERSION 1
-#define NSPATIAL 5                 /* spatial features */
-#define PMAX 3                     /* previous bands used for prediction */
-#define NF (NSPATIAL + PMAX)
+#define NSPATIAL 6                 /* spatial features */
+#define PMAX 3                     /* previous bands' central differences */
+#define NF (NSPATIAL + PMAX + 1)   /* + the previous band's prediction error */
 #define OMEGA 16                   /* fractional bits of the weights */
 #define W_LIMIT ((int64_t)1 << 19) /* |w| <= 8 */
-#define MU_SHIFT_MIN 3             /* NLMS step 2^-shift: large at the start of a band, then smaller */
-#define MU_SHIFT_MAX 6
+#define MU_SHIFT_MIN 3             /* LMS step 2^-shift: 2^-3 at the start of a band, then smaller ... */
+#define MU_SHIFT_MAX 7             /* ... down to 2^-7 */
 #define MU_SHIFT_EVERY 512         /* coded samples per step of the shift */
+#define ERR_CLIP 32                /* LMS error in eighths of its running mean, clipped to +-this */
+#define FAST_SHIFT 5               /* bit models: the mean of a fast and a slow estimate */
+#define SLOW_SHIFT 7
 #define NCTX 16                    /* magnitude contexts */
-#define NBIAS 128                  /* bias contexts */
-#define BIAS_HALVE 256
+#define NSIGN 27                   /* sign contexts: signs (+, -, 0) of q at W, N and in the previous band */
 #define KMAX 40                    /* longest unary prefix: |q| < 2^40 (inputs are bounded far below) */
 #define SAMPLE_LIMIT ((int64_t)1 << 33) /* |lo|, |hi|, E bounded by the wrapper: keeps every product in int64 */
 
-enum { PR_OK = 0, PR_ERR_TRUNCATED = 1, PR_ERR_TRAILING = 2, PR_ERR_RANGE = 3, PR_ERR_NOMEM = 4, PR_ERR_CODE = 5 };
+enum { PR_OK = 0, PR_ERR_TRUNCATED = 1, PR_ERR_TRAILING = 2, PR_ERR_RANGE = 3, PR_ERR_NOMEM = 4 };
 
 /* ------------------------------------------------------------------------------------------------------ */
 /* Defined integer helpers.                                                                                */
@@ -67,9 +74,18 @@ static inline int64_t floor_div(int64_t a, int64_t b) /* b > 0 */
 
 static inline int64_t clip64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 static inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
+static inline int64_t mag255(int64_t q) { return q < 0 ? (q < -255 ? 255 : -q) : (q > 255 ? 255 : q); }
+static inline int tri(int64_t q) { return q > 0 ? 1 : (q < 0 ? 2 : 0); }
+
+/* LOCO-I's median edge detector */
+static inline int64_t med(int64_t n, int64_t w, int64_t nw)
+{
+    int64_t mx = n > w ? n : w, mn = n > w ? w : n;
+    return nw >= mx ? mn : (nw <= mn ? mx : n + w - nw);
+}
 
 /* ------------------------------------------------------------------------------------------------------ */
-/* Adaptive bit model: P(bit = 0) in 16 bits, the mean of a fast (2^-4) and a slow (2^-7) estimate.         */
+/* Adaptive bit model: P(bit = 0) in 16 bits, the mean of a fast (2^-5) and a slow (2^-7) estimate.         */
 
 typedef struct { uint16_t fast, slow; } bitmodel;
 
@@ -82,11 +98,11 @@ static inline uint32_t model_p(const bitmodel *m)
 static inline void model_update(bitmodel *m, int bit)
 {
     if (bit) {
-        m->fast -= m->fast >> 4;
-        m->slow -= m->slow >> 7;
+        m->fast -= m->fast >> FAST_SHIFT;
+        m->slow -= m->slow >> SLOW_SHIFT;
     } else {
-        m->fast += (65535 - m->fast) >> 4;
-        m->slow += (65535 - m->slow) >> 7;
+        m->fast += (65535 - m->fast) >> FAST_SHIFT;
+        m->slow += (65535 - m->slow) >> SLOW_SHIFT;
     }
 }
 
@@ -212,48 +228,52 @@ static inline int dec_bit(decoder *d, bitmodel *m)
 }
 
 /* ------------------------------------------------------------------------------------------------------ */
-/* Models of one band.                                                                                     */
+/* Models of one band, reset at the start of every tile (tiles decode independently).                     */
 
 typedef struct {
     int64_t w[NF];
-    int64_t bias_sum[NBIAS];
-    int64_t bias_n[NBIAS];
     int64_t coded;                  /* samples coded so far (step schedule) */
+    int64_t aerr;                   /* running mean of |4r - p4|, x 16 */
     bitmodel zero[NCTX];
-    bitmodel sign[NCTX][9];
+    bitmodel sign[NSIGN];
     bitmodel unary[NCTX][KMAX + 1];
-    bitmodel mant[NCTX][KMAX + 1][2];
+    bitmodel mant1[NCTX][KMAX + 1];     /* the bit below the leading one, per length */
+    bitmodel mant2[NCTX][KMAX + 1][2];  /* the next bit, per length and the bit above it */
 } band_models;
 
 static void band_init(band_models *m)
 {
     memset(m, 0, sizeof *m);
-    /* start near MED/planar: (4N - s) 3/8 + (4W - s) 3/8 - (4NW - s) 1/4, the previous band's difference 1/2 */
+    /* start near planar prediction: (4N - s) 3/8 + (4W - s) 3/8 - (4NW - s) 1/4; the previous band's central
+     * difference 1/2 */
     m->w[0] = 3 << (OMEGA - 3);
     m->w[1] = 3 << (OMEGA - 3);
     m->w[2] = -(1 << (OMEGA - 2));
     m->w[NSPATIAL] = 1 << (OMEGA - 1);
     const bitmodel half = {32768, 32768};
+    for (int i = 0; i < NSIGN; i++)
+        m->sign[i] = half;
     for (int c = 0; c < NCTX; c++) {
         m->zero[c] = half;
-        for (int i = 0; i < 9; i++)
-            m->sign[c][i] = half;
         for (int k = 0; k <= KMAX; k++) {
-            m->unary[c][k] = half;
-            m->mant[c][k][0] = m->mant[c][k][1] = half;
+            m->unary[c][k] = m->mant1[c][k] = half;
+            m->mant2[c][k][0] = m->mant2[c][k][1] = half;
         }
     }
 }
 
 /* ------------------------------------------------------------------------------------------------------ */
-/* The tile: geometry, bounds, reconstructed samples and quantised-residual magnitudes.                    */
+/* The tile: geometry, bounds, and what later samples read of earlier ones.                                */
 
 typedef struct {
     int c, h, w;
     const int64_t *emax, *lo, *hi; /* [c] */
     const uint8_t *skip;           /* [c][h][w] */
+    const uint8_t *rep;            /* [c][4] ky, kx, oy, ox: replication blocks (1, 1, 0, 0: none) */
     int64_t *r;                    /* [c][h][w] reconstructed */
-    uint8_t *qmag;                 /* [c][h][w] min(|q|, 255) */
+    int64_t *cdiff;                /* [c][h][w] central difference 4 r - s */
+    int16_t *qv;                   /* [c][h][w] q clipped to +-32767 */
+    int64_t *perr;                 /* [c][h][w] r - p */
     band_models *m;                /* [c] */
 } tile_t;
 
@@ -261,7 +281,8 @@ typedef struct {
 
 typedef struct { int64_t W, N, NW, NE, WW, NN; } nbhd;
 
-/* Neighbours of (y, x) in band b: missing ones are replaced (first row: from W; first column: from N). */
+/* Neighbours of (y, x) in band b. Missing ones: W from N, else from the previous band's sample, else the middle of
+ * the band's range; N from W; NW and NE from N; WW from W; NN from N. */
 static inline void neighbours(const tile_t *t, int b, int y, int x, nbhd *n)
 {
     const int64_t *r = t->r;
@@ -283,10 +304,10 @@ static inline void neighbours(const tile_t *t, int b, int y, int x, nbhd *n)
 typedef struct {
     int64_t u[NF];
     int nf;
-    int64_t p4;       /* 4x the linear prediction, before clipping */
-    int64_t p;        /* the linear prediction, clipped */
-    int64_t pb;       /* with bias correction, clipped */
-    int bctx, mctx, sctx;
+    int64_t s;        /* local sum */
+    int64_t p4;       /* 4x the prediction, before clipping */
+    int64_t p;        /* the prediction, clipped to the band's range */
+    int mctx, sctx;   /* magnitude and sign contexts */
 } predicted;
 
 static inline unsigned bucket(int64_t v)
@@ -311,67 +332,58 @@ static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
     u[2] = 4 * n.NW - s;
     u[3] = 4 * n.WW - s;
     u[4] = 4 * n.NN - s;
+    u[5] = 4 * med(n.N, n.W, n.NW) - s;
     int nf = NSPATIAL;
-    for (int k = 1; k <= PMAX && k <= b; k++) {
-        nbhd nk;
-        neighbours(t, b - k, y, x, &nk);
-        u[nf++] = 4 * t->r[AT(t, b - k, y, x)] - (nk.N + nk.W + nk.NW + nk.NE);
-    }
+    for (int k = 1; k <= PMAX && k <= b; k++)
+        u[nf++] = t->cdiff[AT(t, b - k, y, x)];
+    if (b > 0)
+        u[nf++] = 4 * t->perr[AT(t, b - 1, y, x)];
     pr->nf = nf;
     int64_t d = 0;
     for (int j = 0; j < nf; j++)
         d += m->w[j] * u[j];
+    pr->s = s;
     pr->p4 = s + floor_div(d, (int64_t)1 << OMEGA);
     pr->p = clip64(floor_div(pr->p4 + 2, 4), t->lo[b], t->hi[b]);
 
-    /* bias context: which neighbours lie above the prediction (6 bits) and a coarse activity (2 bits) */
-    int64_t grad = abs64(n.W - n.NW) + abs64(n.N - n.NW) + abs64(n.N - n.NE) + abs64(n.W - n.WW) + abs64(n.N - n.NN);
-    int64_t step = 2 * t->emax[b] + 1;
-    int64_t g = grad / step; /* non-negative: truncation is floor */
-    int pattern = (n.N > pr->p) | ((n.W > pr->p) << 1) | ((n.NW > pr->p) << 2) | ((n.NE > pr->p) << 3) |
-                  ((n.WW > pr->p) << 4) | ((n.NN > pr->p) << 5);
-    int gq = g < 2 ? 0 : 1;
-    pr->bctx = pattern | (gq << 6);
-    int64_t bn = m->bias_n[pr->bctx];
-    int64_t corr = bn ? floor_div(2 * m->bias_sum[pr->bctx] + bn, 2 * bn) : 0;
-    pr->pb = clip64(pr->p + corr, t->lo[b], t->hi[b]);
-
-    /* magnitude context: neighbouring quantised residuals (this band, the previous band) and the gradients */
-    const uint8_t *qm = t->qmag;
-    int64_t qW = x > 0 ? qm[AT(t, b, y, x - 1)] : 0;
-    int64_t qN = y > 0 ? qm[AT(t, b, y - 1, x)] : qW;
-    int64_t qNW = (y > 0 && x > 0) ? qm[AT(t, b, y - 1, x - 1)] : qN;
-    int64_t qNE = (y > 0 && x + 1 < t->w) ? qm[AT(t, b, y - 1, x + 1)] : qN;
-    int64_t qWW = x > 1 ? qm[AT(t, b, y, x - 2)] : qW;
-    int64_t qB = b > 0 ? qm[AT(t, b - 1, y, x)] : qN;
+    /* magnitude context: neighbouring |q| (this band and the previous one) and the gradients in steps */
+    const int16_t *qv = t->qv;
+    int64_t sW = x > 0 ? qv[AT(t, b, y, x - 1)] : 0;
+    int64_t sN = y > 0 ? qv[AT(t, b, y - 1, x)] : sW;
+    int64_t sB = b > 0 ? qv[AT(t, b - 1, y, x)] : 0;
+    int64_t qW = mag255(sW), qN = mag255(sN);
+    int64_t qNW = (y > 0 && x > 0) ? mag255(qv[AT(t, b, y - 1, x - 1)]) : qN;
+    int64_t qNE = (y > 0 && x + 1 < t->w) ? mag255(qv[AT(t, b, y - 1, x + 1)]) : qN;
+    int64_t qWW = x > 1 ? mag255(qv[AT(t, b, y, x - 2)]) : qW;
+    int64_t qB = b > 0 ? mag255(sB) : qN;
     int64_t act = 2 * (qW + qN) + qNW + qNE + qWW + 2 * qB; /* about 8 |q| */
-    int64_t ga = g > 4096 ? 4096 : g;
-    pr->mctx = (int)bucket((act + ga + 1) / 2);
-    pr->sctx = pr->mctx;
+    int64_t grad = abs64(n.W - n.NW) + abs64(n.N - n.NW) + abs64(n.N - n.NE) + abs64(n.W - n.WW) + abs64(n.N - n.NN);
+    int64_t g = grad / (2 * t->emax[b] + 1); /* non-negative: truncation is floor */
+    pr->mctx = (int)bucket((act + (g > 4096 ? 4096 : g) + 1) / 2);
+    pr->sctx = 9 * tri(sW) + 3 * tri(sN) + tri(sB);
 }
 
+/* Normalised LMS: w_j += mu * c * u_j / (1 + sum |u|), c the error 4r - p4 in eighths of its running mean,
+ * clipped to +-ERR_CLIP; mu = 2^(16 - shift), shift from 3 to 7 as the band's coded samples grow. */
 static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
 {
     band_models *m = &t->m[b];
     int64_t err4 = 4 * rec - pr->p4;
+    int64_t aerr16 = abs64(err4) * 16;
     if (err4 != 0) {
         int64_t norm = 1;
         for (int j = 0; j < pr->nf; j++)
             norm += abs64(pr->u[j]);
         int64_t shift = MU_SHIFT_MIN + m->coded / MU_SHIFT_EVERY;
-        if (shift > MU_SHIFT_MAX)
-            shift = MU_SHIFT_MAX;
-        int64_t mu = (int64_t)1 << (OMEGA - shift);
+        int64_t mu = (int64_t)1 << (OMEGA - (shift > MU_SHIFT_MAX ? MU_SHIFT_MAX : shift));
+        int64_t c = clip64((err4 * 8) / (m->aerr / 16 + 1), -ERR_CLIP, ERR_CLIP);
         for (int j = 0; j < pr->nf; j++) {
-            int64_t dw = (pr->u[j] * mu) / norm; /* |u| < 2^36, mu <= 2^13: no overflow; truncation is defined */
-            m->w[j] = clip64(err4 > 0 ? m->w[j] + dw : m->w[j] - dw, -W_LIMIT, W_LIMIT);
+            /* |u| < 2^36, mu <= 2^13, |c| <= 2^5: the product stays below 2^54; truncation is defined */
+            int64_t dw = (pr->u[j] * mu * c) / (norm * 8);
+            m->w[j] = clip64(m->w[j] + dw, -W_LIMIT, W_LIMIT);
         }
     }
-    m->bias_sum[pr->bctx] += rec - pr->p;
-    if (++m->bias_n[pr->bctx] >= BIAS_HALVE) {
-        m->bias_sum[pr->bctx] /= 2; /* truncation toward zero: defined in C99 */
-        m->bias_n[pr->bctx] /= 2;
-    }
+    m->aerr += aerr16 >= m->aerr ? (aerr16 - m->aerr) >> 5 : -((m->aerr - aerr16) >> 5);
     m->coded++;
 }
 
@@ -385,15 +397,16 @@ static inline int bitlen(uint64_t v)
     return k;
 }
 
-/* q = 0: one bit. Otherwise: the sign, then v = |q| as an adaptive Elias-gamma code: k = bitlen(v) - 1 in unary
- * (contexts per position), the bit below the leading one with a context per (k, nothing), the rest at p = 1/2. */
+/* q = 0: one bit (model zero[mctx]). Otherwise the sign (sign[sctx]), then v = |q| >= 1 as an adaptive Elias-gamma
+ * code: k = bitlen(v) - 1 in unary (unary[mctx][i] per position; no terminating 0 when k = KMAX), the bit below
+ * the leading one (mant1[mctx][k]), the next (mant2[mctx][k][bit above]), the rest at probability 1/2. */
 static void code_q(encoder *e, band_models *m, const predicted *pr, int64_t q)
 {
     int c = pr->mctx;
     enc_bit(e, &m->zero[c], q != 0);
     if (!q)
         return;
-    enc_bit(e, &m->sign[c][0], q < 0);
+    enc_bit(e, &m->sign[pr->sctx], q < 0);
     uint64_t v = (uint64_t)abs64(q);
     int k = bitlen(v) - 1;
     for (int i = 0; i < k; i++)
@@ -402,8 +415,10 @@ static void code_q(encoder *e, band_models *m, const predicted *pr, int64_t q)
         enc_bit(e, &m->unary[c][k], 0);
     if (k >= 1) {
         int top = (int)((v >> (k - 1)) & 1);
-        enc_bit(e, &m->mant[c][k][0], top);
-        for (int i = k - 2; i >= 0; i--)
+        enc_bit(e, &m->mant1[c][k], top);
+        if (k >= 2)
+            enc_bit(e, &m->mant2[c][k][top], (int)((v >> (k - 2)) & 1));
+        for (int i = k - 3; i >= 0; i--)
             enc_bit_p(e, 32768, (int)((v >> i) & 1));
     }
 }
@@ -415,14 +430,17 @@ static int decode_q(decoder *d, band_models *m, const predicted *pr, int64_t *q)
         *q = 0;
         return PR_OK;
     }
-    int neg = dec_bit(d, &m->sign[c][0]);
+    int neg = dec_bit(d, &m->sign[pr->sctx]);
     int k = 0;
     while (k < KMAX && dec_bit(d, &m->unary[c][k]))
         k++;
     uint64_t v = 1;
     if (k >= 1) {
-        v = (v << 1) | (uint64_t)dec_bit(d, &m->mant[c][k][0]);
-        for (int i = k - 2; i >= 0; i--)
+        int top = dec_bit(d, &m->mant1[c][k]);
+        v = (v << 1) | (uint64_t)top;
+        if (k >= 2)
+            v = (v << 1) | (uint64_t)dec_bit(d, &m->mant2[c][k][top]);
+        for (int i = k - 3; i >= 0; i--)
             v = (v << 1) | (uint64_t)dec_bit_p(d, 32768);
     }
     if (v > (uint64_t)SAMPLE_LIMIT * 4)
@@ -434,6 +452,23 @@ static int decode_q(decoder *d, band_models *m, const predicted *pr, int64_t *q)
 /* ------------------------------------------------------------------------------------------------------ */
 /* One pass over the tile; enc != NULL encodes x, otherwise decodes from dec into t->r.                   */
 
+/* The anchor of coordinate v on a grid of period k starting at o: the block's first coordinate, or 0 when the
+ * block starts before the tile. */
+static inline int anchor(int v, int k, int o)
+{
+    int a = v - (((v - o) % k) + k) % k;
+    return a < 0 ? 0 : a;
+}
+
+/* What later samples read of this one: its value, central difference, residual and prediction error. */
+static inline void settle(tile_t *t, size_t at, int64_t rec, int64_t s, int64_t q, int64_t pe)
+{
+    t->r[at] = rec;
+    t->cdiff[at] = 4 * rec - s;
+    t->qv[at] = (int16_t)(q > 32767 ? 32767 : (q < -32767 ? -32767 : q));
+    t->perr[at] = pe;
+}
+
 static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_ssize_t *where)
 {
     for (int b = 0; b < t->c; b++)
@@ -441,18 +476,29 @@ static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_
     for (int y = 0; y < t->h; y++) {
         for (int b = 0; b < t->c; b++) {
             int64_t step = 2 * t->emax[b] + 1;
+            const uint8_t *rp = t->rep + 4 * b;
             for (int i = 0; i < t->w; i++) {
                 size_t at = AT(t, b, y, i);
+                if (rp[0] > 1 || rp[1] > 1) {
+                    int ay = anchor(y, rp[0], rp[2]), ax = anchor(i, rp[1], rp[3]);
+                    if (ay != y || ax != i) {
+                        size_t from = AT(t, b, ay, ax);
+                        t->r[at] = t->r[from]; /* the local sum needs W, which precedes: value first */
+                        nbhd n;
+                        neighbours(t, b, y, i, &n);
+                        settle(t, at, t->r[from], n.N + n.W + n.NW + n.NE, t->qv[from], t->perr[from]);
+                        continue;
+                    }
+                }
                 predicted pr;
                 predict(t, b, y, i, &pr);
                 if (t->skip[at]) {
-                    t->r[at] = pr.pb;
-                    t->qmag[at] = 0;
+                    settle(t, at, pr.p, pr.s, 0, 0);
                     continue;
                 }
                 int64_t q;
                 if (enc) {
-                    int64_t e = x[at] - pr.pb;
+                    int64_t e = x[at] - pr.p;
                     q = e >= 0 ? (e + t->emax[b]) / step : -((-e + t->emax[b]) / step);
                     code_q(enc, &t->m[b], &pr, q);
                 } else {
@@ -466,10 +512,8 @@ static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_
                         return PR_ERR_TRUNCATED;
                     }
                 }
-                int64_t rec = clip64(pr.pb + q * step, t->lo[b], t->hi[b]);
-                t->r[at] = rec;
-                int64_t aq = abs64(q);
-                t->qmag[at] = (uint8_t)(aq > 255 ? 255 : aq);
+                int64_t rec = clip64(pr.p + q * step, t->lo[b], t->hi[b]);
+                settle(t, at, rec, pr.s, q, rec - pr.p);
                 adapt(t, b, &pr, rec);
             }
         }
@@ -481,14 +525,14 @@ static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_
 /* Python glue.                                                                                            */
 
 typedef struct {
-    Py_buffer x, skip, emax, lo, hi, out;
-    int have[6];
+    Py_buffer x, skip, emax, lo, hi, out, rep;
+    int have[7];
 } views;
 
 static void release(views *v)
 {
-    Py_buffer *all[6] = {&v->x, &v->skip, &v->emax, &v->lo, &v->hi, &v->out};
-    for (int i = 0; i < 6; i++)
+    Py_buffer *all[7] = {&v->x, &v->skip, &v->emax, &v->lo, &v->hi, &v->out, &v->rep};
+    for (int i = 0; i < 7; i++)
         if (v->have[i])
             PyBuffer_Release(all[i]);
 }
@@ -505,9 +549,15 @@ static int get_view(PyObject *o, Py_buffer *view, int *have, Py_ssize_t want_byt
     return 0;
 }
 
-static int check_bounds(int c, const int64_t *emax, const int64_t *lo, const int64_t *hi)
+static int check_bounds(int c, const int64_t *emax, const int64_t *lo, const int64_t *hi, const uint8_t *rep)
 {
     for (int b = 0; b < c; b++) {
+        const uint8_t *r = rep + 4 * b;
+        if (r[0] < 1 || r[0] > 16 || r[1] < 1 || r[1] > 16 || r[2] >= r[0] || r[3] >= r[1]) {
+            PyErr_Format(PyExc_ValueError, "band %d: replication %d x %d at (%d, %d) is not 1..16 with offsets "
+                         "below it", b, r[0], r[1], r[2], r[3]);
+            return -1;
+        }
         if (emax[b] < 0 || emax[b] > SAMPLE_LIMIT || lo[b] < -SAMPLE_LIMIT || hi[b] > SAMPLE_LIMIT || lo[b] > hi[b]) {
             PyErr_Format(PyExc_ValueError, "band %d: max error or range out of bounds", b);
             return -1;
@@ -522,23 +572,28 @@ static int tile_alloc(tile_t *t, int c, int h, int w)
     t->c = c;
     t->h = h;
     t->w = w;
-    t->qmag = malloc(n ? n : 1);
+    t->qv = malloc((n ? n : 1) * sizeof(int16_t));
+    t->perr = malloc((n ? n : 1) * sizeof(int64_t));
+    t->cdiff = malloc((n ? n : 1) * sizeof(int64_t));
     t->m = malloc(sizeof(band_models) * (size_t)c);
-    return t->qmag && t->m ? 0 : -1;
+    return t->qv && t->perr && t->cdiff && t->m ? 0 : -1;
 }
 
 static void tile_free(tile_t *t)
 {
-    free(t->qmag);
+    free(t->qv);
+    free(t->perr);
+    free(t->cdiff);
     free(t->m);
 }
 
-/* encode(x int64[C*H*W], skip uint8[C*H*W], C, H, W, emax int64[C], lo int64[C], hi int64[C]) -> bytes */
+/* encode(x int64[C*H*W], skip uint8[C*H*W], rep uint8[C*4], C, H, W, emax int64[C], lo int64[C], hi int64[C])
+ * -> bytes */
 static PyObject *pr_encode(PyObject *self, PyObject *args)
 {
-    PyObject *xo, *so, *eo, *loo, *hio;
+    PyObject *xo, *so, *ro, *eo, *loo, *hio;
     int c, h, w;
-    if (!PyArg_ParseTuple(args, "OOiiiOOO", &xo, &so, &c, &h, &w, &eo, &loo, &hio))
+    if (!PyArg_ParseTuple(args, "OOOiiiOOO", &xo, &so, &ro, &c, &h, &w, &eo, &loo, &hio))
         return NULL;
     if (c < 1 || c > 255 || h < 1 || w < 1 || h > 65535 || w > 65535) {
         PyErr_SetString(PyExc_ValueError, "bad tile shape");
@@ -550,13 +605,14 @@ static PyObject *pr_encode(PyObject *self, PyObject *args)
     if (get_view(xo, &v.x, &v.have[0], n * 8, 0, "x") || get_view(so, &v.skip, &v.have[1], n, 0, "skip") ||
         get_view(eo, &v.emax, &v.have[2], (Py_ssize_t)c * 8, 0, "max_error") ||
         get_view(loo, &v.lo, &v.have[3], (Py_ssize_t)c * 8, 0, "lo") ||
-        get_view(hio, &v.hi, &v.have[4], (Py_ssize_t)c * 8, 0, "hi")) {
+        get_view(hio, &v.hi, &v.have[4], (Py_ssize_t)c * 8, 0, "hi") ||
+        get_view(ro, &v.rep, &v.have[6], (Py_ssize_t)c * 4, 0, "rep")) {
         release(&v);
         return NULL;
     }
     const int64_t *x = v.x.buf, *emax = v.emax.buf, *lo = v.lo.buf, *hi = v.hi.buf;
     const uint8_t *skip = v.skip.buf;
-    if (check_bounds(c, emax, lo, hi)) {
+    if (check_bounds(c, emax, lo, hi, v.rep.buf)) {
         release(&v);
         return NULL;
     }
@@ -574,6 +630,7 @@ static PyObject *pr_encode(PyObject *self, PyObject *args)
     t.lo = lo;
     t.hi = hi;
     t.skip = skip;
+    t.rep = v.rep.buf;
     t.r = malloc((size_t)n * sizeof(int64_t));
     encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
     int st = PR_ERR_NOMEM;
@@ -600,13 +657,14 @@ static PyObject *pr_encode(PyObject *self, PyObject *args)
     return res;
 }
 
-/* decode(data, skip uint8[C*H*W], C, H, W, emax, lo, hi, out int64[C*H*W] writable) -> (status, detail) */
+/* decode(data, skip uint8[C*H*W], rep uint8[C*4], C, H, W, emax, lo, hi, out int64[C*H*W] writable)
+ * -> (status, detail) */
 static PyObject *pr_decode(PyObject *self, PyObject *args)
 {
     Py_buffer data;
-    PyObject *so, *eo, *loo, *hio, *oo;
+    PyObject *so, *ro, *eo, *loo, *hio, *oo;
     int c, h, w;
-    if (!PyArg_ParseTuple(args, "y*OiiiOOOO", &data, &so, &c, &h, &w, &eo, &loo, &hio, &oo))
+    if (!PyArg_ParseTuple(args, "y*OOiiiOOOO", &data, &so, &ro, &c, &h, &w, &eo, &loo, &hio, &oo))
         return NULL;
     if (c < 1 || c > 255 || h < 1 || w < 1 || h > 65535 || w > 65535) {
         PyBuffer_Release(&data);
@@ -620,7 +678,9 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
         get_view(eo, &v.emax, &v.have[2], (Py_ssize_t)c * 8, 0, "max_error") ||
         get_view(loo, &v.lo, &v.have[3], (Py_ssize_t)c * 8, 0, "lo") ||
         get_view(hio, &v.hi, &v.have[4], (Py_ssize_t)c * 8, 0, "hi") ||
-        get_view(oo, &v.out, &v.have[5], n * 8, 1, "out") || check_bounds(c, v.emax.buf, v.lo.buf, v.hi.buf)) {
+        get_view(oo, &v.out, &v.have[5], n * 8, 1, "out") ||
+        get_view(ro, &v.rep, &v.have[6], (Py_ssize_t)c * 4, 0, "rep") ||
+        check_bounds(c, v.emax.buf, v.lo.buf, v.hi.buf, v.rep.buf)) {
         release(&v);
         PyBuffer_Release(&data);
         return NULL;
@@ -631,6 +691,7 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
     t.lo = v.lo.buf;
     t.hi = v.hi.buf;
     t.skip = v.skip.buf;
+    t.rep = v.rep.buf;
     t.r = v.out.buf;
     int st = PR_ERR_NOMEM;
     Py_ssize_t where = 0;
@@ -664,8 +725,8 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef pr_methods[] = {
-    {"encode", pr_encode, METH_VARARGS, "encode(x, skip, C, H, W, max_error, lo, hi) -> bytes"},
-    {"decode", pr_decode, METH_VARARGS, "decode(data, skip, C, H, W, max_error, lo, hi, out) -> (status, detail)"},
+    {"encode", pr_encode, METH_VARARGS, "encode(x, skip, rep, C, H, W, max_error, lo, hi) -> bytes"},
+    {"decode", pr_decode, METH_VARARGS, "decode(data, skip, rep, C, H, W, max_error, lo, hi, out) -> (status, detail)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef pr_module = {PyModuleDef_HEAD_INIT, "_predictive", NULL, -1, pr_methods};

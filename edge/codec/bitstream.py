@@ -24,7 +24,8 @@ All integers big-endian. Layout::
                             v3: two varint-prefixed range-coder streams of row transitions (cvae.edge.codec.mask)
 
 Version 4 (error-bounded predictive tiles, :mod:`cvae.edge.codec.predictive`) keeps the fixed fields and then has
-``C x (varint E, zigzag varint lo, varint hi - lo)``, one varint-prefixed coder stream, and v3's masks.
+``C x (varint E, zigzag varint lo, varint hi - lo, u8 (ky-1)<<4 | kx-1, u8 oy<<4 | ox)``, one varint-prefixed coder
+stream, and v3's masks.
 
 A decoder must consume the whole tile; anything left over or missing raises :class:`CorruptTileError`.
 """
@@ -81,6 +82,7 @@ class TileHeader:
     residual: int = RESIDUAL_NONE  # v2+: the residual's kind (RESIDUAL_*); 0: no residual
     band_fill: np.ndarray | None = None  # v3, v4: bool[C, H, W] samples of valid pixels that hold the fill value
     max_error: np.ndarray | None = None  # v4: int64[C] bound on |decoded - original| per band (0: lossless)
+    replication: np.ndarray | None = None  # v4: uint8[C, 4] ky, kx, oy, ox of each band's replicated blocks
 
 
 def header_size(bands: int, has_mask: bool, version: int = VERSION) -> int:
@@ -153,8 +155,14 @@ def _pack_v4(out: bytearray, h: TileHeader, payload: bytes, valid: np.ndarray | 
     if (lo != np.round(lo)).any() or (hi < lo).any() or (np.abs(lo) > PREDICTIVE_LIMIT).any() or \
             (np.abs(hi) > PREDICTIVE_LIMIT).any() or (e < 0).any() or (e > PREDICTIVE_LIMIT).any():
         raise ValueError("pack_tile: version 4 ranges must be ordered integers and bounds in 0..2^33")
-    for eb, lb, hb in zip(e.tolist(), lo.astype(np.int64).tolist(), hi.astype(np.int64).tolist()):
+    rep = np.asarray(h.replication if h.replication is not None else np.tile([1, 1, 0, 0], (h.bands, 1)), np.int64)
+    if rep.shape != (h.bands, 4) or (rep[:, :2] < 1).any() or (rep[:, :2] > 16).any() or (rep[:, 2:] < 0).any() or \
+            (rep[:, 2:] >= rep[:, :2]).any():
+        raise ValueError("pack_tile: version 4 replication must be [C, 4] of ky, kx in 1..16 and offsets below them")
+    for eb, lb, hb, (ky, kx, oy, ox) in zip(e.tolist(), lo.astype(np.int64).tolist(), hi.astype(np.int64).tolist(),
+                                            rep.tolist()):
         out += _varint(eb) + _varint(2 * lb if lb >= 0 else -2 * lb - 1) + _varint(hb - lb)
+        out += bytes([(ky - 1) << 4 | (kx - 1), oy << 4 | ox])
     out += _varint(len(payload)) + payload
     return bytes(out + _coded_masks(valid, band_fill))
 
@@ -233,11 +241,17 @@ def _check_consumed(r: "_Reader") -> None:
 def _unpack_v4(r: "_Reader", model_id: bytes, level: int, dtype: np.dtype, c: int, height: int, width: int,
                flags: int):
     e, lo, hi = np.zeros(c, np.int64), np.zeros(c, np.float64), np.zeros(c, np.float64)
+    rep = np.zeros((c, 4), np.uint8)
     for b in range(c):
         e[b] = r.varint(limit=PREDICTIVE_LIMIT)
         z = r.varint(limit=2 * PREDICTIVE_LIMIT)
         lo[b] = z // 2 if z % 2 == 0 else -(z + 1) // 2
         hi[b] = lo[b] + r.varint(limit=2 * PREDICTIVE_LIMIT)
+        k, o = r.take(2)
+        rep[b] = (k >> 4) + 1, (k & 15) + 1, o >> 4, o & 15
+        if rep[b, 2] >= rep[b, 0] or rep[b, 3] >= rep[b, 1]:
+            raise CorruptTileError(f"band {b}: replication offsets {rep[b, 2:].tolist()} not below the block "
+                                   f"{rep[b, :2].tolist()}; the tile is corrupt")
     if (np.abs(lo) > PREDICTIVE_LIMIT).any() or (np.abs(hi) > PREDICTIVE_LIMIT).any():
         raise CorruptTileError("version 4 band range beyond +-2^33; the tile is corrupt")
     payload = r.take(r.varint())
@@ -246,7 +260,7 @@ def _unpack_v4(r: "_Reader", model_id: bytes, level: int, dtype: np.dtype, c: in
     _check_consumed(r)
     header = TileHeader(model_id=model_id, level=level, dtype=dtype, bands=c, height=height, width=width, lo=lo,
                         hi=hi, mean=np.zeros(c, np.float32), matrix=(np.eye(c) * 127).astype(np.int8),
-                        version=VERSION_PREDICTIVE, band_fill=band_fill, max_error=e)
+                        version=VERSION_PREDICTIVE, band_fill=band_fill, max_error=e, replication=rep)
     return header, np.ones(c, bool), payload, valid
 
 

@@ -14,12 +14,14 @@ the nodata value in one band) are not coded: they travel as v3's transition-code
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from cvae.edge.codec import _predictive, bitstream
 from cvae.edge.errors import CorruptTileError, InputError
 
-__all__ = ["PredictiveKind", "check_max_error", "LIMIT"]
+__all__ = ["PredictiveKind", "BoundedTile", "check_max_error", "replication", "LIMIT"]
 
 LIMIT = bitstream.PREDICTIVE_LIMIT
 _STATUS = {1: "stream truncated", 2: "bytes left over after the last sample", 3: "residual out of range"}
@@ -38,6 +40,20 @@ def check_max_error(max_error, bands: int) -> np.ndarray:
     if (e < 0).any() or (e > LIMIT).any():
         raise InputError(f"max error {e.tolist()} out of range: each must be 0 (lossless) .. {LIMIT}")
     return e
+
+
+@dataclass(frozen=True)
+class BoundedTile:
+    """A tile to code to an error bound: what :meth:`TileCodec.encode` takes in place of an analysed tile."""
+
+    pixels: np.ndarray               # native[C, H, W]
+    max_error: np.ndarray            # int64[C]
+    valid: np.ndarray | None = None  # bool[H, W]
+    band_fill: np.ndarray | None = None  # bool[C, H, W]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.pixels.shape
 
 
 class PredictiveKind:
@@ -75,12 +91,13 @@ class PredictiveKind:
         coded = np.where(skip, 0, x)
         lo = np.array([x[b][~skip[b]].min() if (~skip[b]).any() else 0 for b in range(c)], np.int64)
         hi = np.array([x[b][~skip[b]].max() if (~skip[b]).any() else 0 for b in range(c)], np.int64)
+        rep = np.array([replication(coded[b], skip[b]) for b in range(c)], np.uint8)
         payload = _predictive.encode(np.ascontiguousarray(coded, np.int64), np.ascontiguousarray(skip, np.uint8),
-                                     c, h, w, e, lo, hi)
+                                     rep, c, h, w, e, lo, hi)
         header = bitstream.TileHeader(model_id=self.model_id[:bitstream.MODEL_ID_BYTES], level=0, dtype=tile.dtype,
                                       bands=c, height=h, width=w, lo=lo.astype(np.float64), hi=hi.astype(np.float64),
                                       mean=np.zeros(c, np.float32), matrix=(np.eye(c) * 127).astype(np.int8),
-                                      version=self.version, band_fill=band_fill, max_error=e)
+                                      version=self.version, band_fill=band_fill, max_error=e, replication=rep)
         return bitstream.pack_tile(header, np.ones(c, bool), payload, valid)
 
     def decode_tile(self, header: bitstream.TileHeader, payload: bytes, valid: np.ndarray | None) -> np.ndarray:
@@ -92,7 +109,8 @@ class PredictiveKind:
         if header.band_fill is not None:
             skip |= header.band_fill
         out = np.zeros((c, h, w), np.int64)
-        status, detail = _predictive.decode(payload, np.ascontiguousarray(skip, np.uint8), c, h, w,
+        status, detail = _predictive.decode(payload, np.ascontiguousarray(skip, np.uint8),
+                                            np.ascontiguousarray(header.replication, np.uint8), c, h, w,
                                             np.ascontiguousarray(header.max_error, np.int64),
                                             header.lo.astype(np.int64), header.hi.astype(np.int64), out)
         if status:
@@ -100,6 +118,26 @@ class PredictiveKind:
                                    "the tile is corrupt")
         out[skip] = 0
         return out
+
+
+def replication(band: np.ndarray, skip: np.ndarray) -> tuple[int, int, int, int]:
+    """``(ky, kx, oy, ox)``: the largest blocks (at most 16 a side) on which ``band[H, W]`` and its skip mask are
+    constant, blocks starting at row ``oy`` and column ``ox``; ``(1, 1, 0, 0)`` when there are none. Pixel
+    replication is how multi-resolution stacks (Sentinel-2's 20 m and 60 m bands at 10 m) put bands on one grid."""
+    ky, oy = _period(np.all(band[1:] == band[:-1], axis=1) & np.all(skip[1:] == skip[:-1], axis=1))
+    kx, ox = _period(np.all(band[:, 1:] == band[:, :-1], axis=0) & np.all(skip[:, 1:] == skip[:, :-1], axis=0))
+    return (ky, kx, oy, ox) if ky > 1 or kx > 1 else (1, 1, 0, 0)
+
+
+def _period(same: np.ndarray) -> tuple[int, int]:
+    """``same[i]``: line ``i + 1`` equals line ``i``. The largest period k <= 16 (and its offset) such that every
+    line that differs from the one before lies on the grid ``o + k * n``."""
+    starts = np.flatnonzero(~same) + 1
+    if len(starts) == 0:
+        return 16, 0
+    g = int(np.gcd.reduce(np.diff(starts))) if len(starts) > 1 else 16
+    k = max(d for d in range(1, 17) if g % d == 0)
+    return k, int(starts[0] % k)
 
 
 def _integers(tile: np.ndarray, coded: np.ndarray) -> np.ndarray:

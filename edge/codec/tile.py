@@ -27,7 +27,7 @@ from cvae.edge.codec.factorized import FactorizedKind
 from cvae.edge.codec.hybrid import HybridKind
 from cvae.edge.codec.latents import STRIDE, AnalyzedTile, Ladder, LatentModel
 from cvae.edge.codec.plan import Plan, check_mode_search
-from cvae.edge.codec.predictive import PredictiveKind
+from cvae.edge.codec.predictive import BoundedTile, PredictiveKind, check_max_error
 from cvae.edge.codec.spectral import SpectralTransform
 from cvae.edge.codec.tables import EntropyTables
 from cvae.edge.errors import CorruptTileError, InputError
@@ -35,7 +35,8 @@ from cvae.edge.errors import CorruptTileError, InputError
 if TYPE_CHECKING:
     from cvae.edge.runtime.protocol import Transforms
 
-__all__ = ["TileCodec", "TileKind", "KINDS", "AnalyzedTile", "DecodedTile", "Ladder", "STRIDE", "to_dtype"]
+__all__ = ["TileCodec", "TileKind", "KINDS", "AnalyzedTile", "BoundedTile", "DecodedTile", "Ladder", "STRIDE",
+           "to_dtype"]
 
 
 class TileKind(Protocol):
@@ -185,7 +186,12 @@ class TileCodec:
         self._check_level(level)
         return self.writer.estimate_bytes(a, level)
 
-    def encode(self, a: AnalyzedTile, level: int) -> bytes:
+    def encode(self, a: AnalyzedTile | BoundedTile, level: int) -> bytes:
+        """An analysed tile at ``level``, or a bounded tile (:meth:`bound`) to its error bound (level 0)."""
+        if isinstance(a, BoundedTile):
+            if level != 0:
+                raise InputError(f"an error-bounded tile is coded at level 0, not {level}")
+            return self.bounded.encode_tile(a.pixels, a.max_error, a.valid, a.band_fill)
         self._check_level(level)
         return self.writer.encode(a, level)
 
@@ -194,11 +200,10 @@ class TileCodec:
         """``tile: native[C, H, W]`` (uint8/uint16/int16/int32/float) -> bytes at rate ``level``."""
         return self.encode(self.analyze(tile, valid, band_range), level)
 
-    def compress_bounded(self, tile: np.ndarray, max_error, valid: np.ndarray | None = None,
-                         band_fill: np.ndarray | None = None) -> bytes:
-        """``tile: native[C, H, W]`` -> tile format v4 bytes decoding to within ``max_error`` (one value or one per
-        band, digital numbers; 0 = lossless) of every valid sample; nodata and band-fill samples come back
-        exactly. No network runs."""
+    def bound(self, tile: np.ndarray, max_error, valid: np.ndarray | None = None,
+              band_fill: np.ndarray | None = None) -> BoundedTile:
+        """``tile: native[C, H, W]`` checked for coding to ``max_error`` (one value or one per band, digital
+        numbers; 0 = lossless): :meth:`encode` it at level 0. No network runs."""
         tile = _check_tile(tile)
         if valid is not None:
             valid = np.asarray(valid, bool)
@@ -206,7 +211,13 @@ class TileCodec:
                 raise InputError(f"valid mask shape {valid.shape} != tile shape {tile.shape[1:]}; pass bool[H, W]")
         if band_fill is not None and np.shape(band_fill) != tile.shape:
             raise InputError(f"band_fill shape {np.shape(band_fill)} != tile shape {tile.shape}")
-        return self.bounded.encode_tile(tile, max_error, valid, band_fill)
+        return BoundedTile(tile, check_max_error(max_error, tile.shape[0]), valid, band_fill)
+
+    def compress_bounded(self, tile: np.ndarray, max_error, valid: np.ndarray | None = None,
+                         band_fill: np.ndarray | None = None) -> bytes:
+        """``tile: native[C, H, W]`` -> tile format v4 bytes decoding to within ``max_error`` of every valid
+        sample; nodata and band-fill samples come back exactly."""
+        return self.encode(self.bound(tile, max_error, valid, band_fill), 0)
 
     # -- decoder -------------------------------------------------------------------------------------
     def parse_integers(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:

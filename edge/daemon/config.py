@@ -28,6 +28,7 @@ class DaemonConfig:
     mode_search: str = "full"           # residual levels: "full" (best rate) or "ladder" (one synthesis per tile)
     level: int | None = 3
     tile_bytes: int | None = None
+    max_error: int | list[int] | None = None  # error-bounded coding (tile format v4): one bound or one per band
     tile_size: int = 256
     apid: int = 0x1C5
     key_file: Path | None = None
@@ -53,8 +54,14 @@ class DaemonConfig:
     def validate(self) -> None:
         if self.tile_size <= 0 or self.tile_size % 16:
             raise ConfigError(f"tile_size: {self.tile_size} is not a positive multiple of 16 (the network's stride)")
-        if (self.level is None) == (self.tile_bytes is None):
-            raise ConfigError("level / tile_bytes: set exactly one (e.g. level: 3, or tile_bytes: 8000 with level: null)")
+        if sum(v is not None for v in (self.level, self.tile_bytes, self.max_error)) != 1:
+            raise ConfigError("level / tile_bytes / max_error: set exactly one (e.g. level: 3; or tile_bytes: 8000, or "
+                              "max_error: 0 for lossless, each with level: null)")
+        if self.max_error is not None:
+            bounds = self.max_error if isinstance(self.max_error, list) else [self.max_error]
+            if not bounds or any(isinstance(e, bool) or not isinstance(e, int) or e < 0 for e in bounds):
+                raise ConfigError(f"max_error: {self.max_error!r} must be a whole number >= 0 (0 = lossless) or a "
+                                  "list of them, one per band")
         if self.level is not None and not 0 <= self.level < 64:
             raise ConfigError(f"level: {self.level} is not a rate level; use 0 (lowest rate) .. the bundle's last level")
         if self.tile_bytes is not None and self.tile_bytes <= 0:

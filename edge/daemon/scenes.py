@@ -17,7 +17,7 @@ from typing import Any
 from cvae.edge.codec import packets as pk
 from cvae.edge.daemon.logs import log
 from cvae.edge.daemon.spool import finish_input, outbox_bytes
-from cvae.edge.encoder import SceneStream, analyze_tile, choose_level
+from cvae.edge.encoder import SceneStream, analyze_tile, bound_metadata, choose_level
 from cvae.edge.errors import InputError
 from cvae.edge.io.files import remove_partial
 from cvae.edge.io.raster import RasterInfo, RowReader, open_rows, scan_raster
@@ -83,6 +83,7 @@ class SceneCoding:
             scene = self.journal.start_scene(path, st.st_size, st.st_mtime_ns)
         try:
             info = self.load(path)
+            bound = bound_metadata(self.cfg.max_error, info.shape[0])  # e.g. 4 bounds for a 3-band scene
         except (InputError, OSError) as e:
             self.quarantine(path, f"{type(e).__name__}: {e}", scene)
             return True
@@ -90,7 +91,8 @@ class SceneCoding:
         windows = tuple(tile_grid(h, w, self.cfg.tile_size))
         self.journal.set_tiles(scene, len(windows))
         stream = SceneStream.for_scene(info.header(), path.stem, self.bundle, self.cfg.tile_size, scene,
-                                       len(windows), source_dtype=info.source_dtype, extra={"scene_id": scene})
+                                       len(windows), source_dtype=info.source_dtype,
+                                       extra={"scene_id": scene, **bound})
         job = SceneJob(path, scene, info, windows, stream)
         log("scene_start", scene=scene, file=path.name, shape=list(info.shape), tiles=len(windows))
         with open_rows(path, info) as rows:
@@ -116,7 +118,7 @@ class SceneCoding:
             work = UnitWork(unit, job.file_name(unit), started=t0)
             if job.stream.is_tile(unit):
                 win = job.windows[unit]
-                work = UnitWork(unit, work.name, analyze_tile(self.codec, rows, win), win, t0)
+                work = UnitWork(unit, work.name, analyze_tile(self.codec, rows, win, self.cfg.max_error), win, t0)
             if pending is not None and not pending.result():
                 return False
             pending = self._pool.submit(self._emit, job, work)
@@ -135,7 +137,9 @@ class SceneCoding:
         if not self.wait_for_quota():
             return False
         level = None
-        if work.analyzed is not None:
+        if work.analyzed is not None and self.cfg.max_error is not None:
+            level = 0  # error-bounded tiles (tile format v4) carry their bound, not a level
+        elif work.analyzed is not None:
             level = (self.cfg.level if self.cfg.level is not None
                      else choose_level(self.codec, work.analyzed, self.cfg.tile_bytes))
         bodies = job.stream.bodies(work.index, self.codec, work.analyzed, work.window, level)

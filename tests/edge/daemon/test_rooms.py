@@ -77,7 +77,8 @@ def _daemon_and_encoder(daemon_dirs, scene, bundle, codec, **mode):
     daemon = [f.read_bytes() for f in files]
     scene_id = next(pk.parse_stream(daemon[0])).header.scene_id
     enc = encode_scene(scene, bundle, codec, EncodeOptions(tile_size=128, scene_id=scene_id,
-                                                           level=mode.get("level"), tile_bytes=mode.get("tile_bytes")))
+                                                           level=mode.get("level"), tile_bytes=mode.get("tile_bytes"),
+                                                           max_error=mode.get("max_error")))
     return daemon, enc
 
 
@@ -88,7 +89,8 @@ def _check_same_stream(daemon, enc):
     assert len(daemon) == enc.tiles + 2  # one file per unit: metadata, each tile, metadata
 
 
-@pytest.mark.parametrize("mode", [{"level": 1}, {"level": None, "tile_bytes": 3000}])
+@pytest.mark.parametrize("mode", [{"level": 1}, {"level": None, "tile_bytes": 3000}, {"level": None, "max_error": 2},
+                                  {"level": None, "max_error": [0, 1, 2, 3]}])
 def test_the_daemon_writes_the_tile_packets_cvae_encode_writes(daemon_dirs, tmp_path, bundle, codec, mode):
     from cvae.demo import synthetic_scene
 
@@ -135,3 +137,28 @@ def test_only_edge_io_imports_rasterio():
             if any(n == "rasterio" or n.startswith("rasterio.") for n in names):
                 offenders.append(str(path.relative_to(EDGE)))
     assert not offenders, offenders
+
+
+def test_an_error_bounded_daemon_scene_decodes_within_its_bound(daemon_dirs, tmp_path, bundle, codec):
+    from cvae.demo import synthetic_pixels, synthetic_scene
+    from cvae.ground.decoder import decode_streams
+
+    scene = synthetic_scene(tmp_path / "bounded.tif", size=200, seed=3)
+    shutil.copy(scene, daemon_dirs / "inbox" / scene.name)
+    Service(DaemonConfig.from_yaml(make_config(daemon_dirs, tile_size=128, level=None, max_error=[0, 1, 2, 4]))
+            ).run(once=True)
+    streams = [f.read_bytes() for f in sorted((daemon_dirs / "outbox").glob("*.pkt"))]
+    (decoded,), report = decode_streams(streams, bundle, codec)
+    err = abs(decoded.pixels.astype(int) - synthetic_pixels(size=200, seed=3))
+    assert (err.reshape(4, -1).max(axis=1) <= [0, 1, 2, 4]).all()
+    assert decoded.meta["max_error"] == [0, 1, 2, 4] and report["scenes"][0]["max_error"] == [0, 1, 2, 4]
+
+
+def test_a_scene_with_the_wrong_number_of_bounds_goes_to_quarantine(daemon_dirs, tmp_path):
+    from cvae.demo import synthetic_scene
+
+    scene = synthetic_scene(tmp_path / "three.tif", size=64, bands=3, seed=1)
+    shutil.copy(scene, daemon_dirs / "inbox" / scene.name)
+    Service(DaemonConfig.from_yaml(make_config(daemon_dirs, level=None, max_error=[0, 1, 2, 4]))).run(once=True)
+    assert (daemon_dirs / "quarantine" / "three.tif").exists()
+    assert "one per band" in (daemon_dirs / "quarantine" / "three.tif.reason.txt").read_text()

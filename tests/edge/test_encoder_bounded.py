@@ -1,0 +1,105 @@
+"""Error-bounded scenes (--max-error, tile format v4) through the product: cvae-encode's encoder, the ground
+decoder and its report. Every valid sample within its band's bound, nodata and band-fill samples exact,
+lossless exact, the bound stated in the metadata and the report."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from cvae.edge.codec import packets as pk
+from cvae.edge.encoder import EncodeOptions, encode_scene
+from cvae.edge.errors import InputError
+from cvae.ground.decoder import decode_streams
+
+
+def _scene(path, pixels, nodata=None, dtype=None):
+    c, h, w = pixels.shape
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=c, dtype=dtype or pixels.dtype,
+                       crs="EPSG:32633", transform=from_origin(500000, 4500000, 10, 10), nodata=nodata) as d:
+        d.write(pixels)
+    return path
+
+
+def _decode(enc, bundle, codec):
+    scenes, report = decode_streams([b"".join(enc.packets)], bundle, codec)
+    assert len(scenes) == 1 and not scenes[0].tiles_lost
+    return scenes[0], report["scenes"][0]
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    from cvae.demo import synthetic_pixels
+
+    px = synthetic_pixels(size=300, bands=4, seed=9)
+    px[:, :40, :70] = 0          # a nodata corner
+    px[2, 200:230, 100:160] = 0  # nodata in band 2 only: band-fill samples
+    return px
+
+
+@pytest.mark.parametrize("bound", [(0,), (3,), (1, 2, 4, 8)])
+def test_every_sample_is_within_its_bound_and_nodata_exact(tmp_path, bundle, codec, pixels, bound):
+    path = _scene(tmp_path / "s.tif", pixels, nodata=0)
+    enc = encode_scene(path, bundle, codec, EncodeOptions(max_error=bound, tile_size=128))
+    scene, report = _decode(enc, bundle, codec)
+    e = np.broadcast_to(np.array(bound), (4,))
+    err = np.abs(scene.pixels.astype(np.int64) - pixels)
+    assert (err <= e[:, None, None]).all()  # nodata pixels and band-fill samples included: they are exact
+    assert scene.meta["max_error"] == e.tolist()
+    assert report["max_error"] == e.tolist() and report["bounded_tiles"] == enc.tiles
+    if bound == (0,):
+        np.testing.assert_array_equal(scene.pixels, pixels)
+
+
+def test_larger_bounds_cost_fewer_bytes(tmp_path, bundle, codec, pixels):
+    path = _scene(tmp_path / "s.tif", pixels, nodata=0)
+    sizes = [encode_scene(path, bundle, codec, EncodeOptions(max_error=(e,), tile_size=128)).nbytes
+             for e in (0, 2, 8)]
+    assert sizes[0] > sizes[1] > sizes[2]
+
+
+def test_bounded_tiles_are_packets_of_level_zero_and_format_v4(tmp_path, bundle, codec, pixels):
+    enc = encode_scene(_scene(tmp_path / "s.tif", pixels), bundle, codec, EncodeOptions(max_error=(1,), tile_size=128))
+    from cvae.edge.codec import bitstream
+
+    tiles = [p for p in pk.parse_stream(b"".join(enc.packets)) if p.header.base_kind == pk.KIND_TILE]
+    assert {p.header.level for p in tiles} == {0}
+    scenes, _ = decode_streams([b"".join(enc.packets)], bundle, codec)
+    assert scenes[0].bounded_tiles == enc.tiles
+    assert all(bitstream.unpack_tile(b)[0].version == bitstream.VERSION_PREDICTIVE for b in enc_tile_bodies(enc))
+
+
+def enc_tile_bodies(enc) -> list[bytes]:
+    """Each tile's reassembled bitstream."""
+    segs: dict = {}
+    for p in pk.parse_stream(b"".join(enc.packets)):
+        if p.header.base_kind == pk.KIND_TILE:
+            segs.setdefault((p.header.row, p.header.col), []).append(p.data)
+    return [b"".join(v) for v in segs.values()]
+
+
+def test_a_wrong_number_of_bounds_is_refused_naming_the_fix(tmp_path, bundle, codec, pixels):
+    with pytest.raises(InputError, match="one value or one per band"):
+        encode_scene(_scene(tmp_path / "s.tif", pixels), bundle, codec, EncodeOptions(max_error=(1, 2), tile_size=128))
+
+
+def test_true_floats_are_refused_and_float_integers_round_trip(tmp_path, bundle, codec):
+    rng = np.random.default_rng(2)
+    floats = rng.normal(100, 10, (2, 64, 64))
+    with pytest.raises(InputError, match="whole numbers"):
+        encode_scene(_scene(tmp_path / "f.tif", floats), bundle, codec, EncodeOptions(max_error=(1,), tile_size=64))
+    ints = np.round(floats * 1000)  # float64 holding integers beyond uint16
+    enc = encode_scene(_scene(tmp_path / "i.tif", ints), bundle, codec, EncodeOptions(max_error=(0,), tile_size=64))
+    scene, _ = _decode(enc, bundle, codec)
+    np.testing.assert_array_equal(scene.pixels.astype(np.float64), ints)
+
+
+def test_real_scene_with_nodata_round_trips_within_its_bound(shared_data, tmp_path, bundle, codec):
+    from cvae.edge.io.raster import read_raster
+
+    path = shared_data / "scenes" / "naip_va_1m_rgbn.tif"  # uint8, nodata 255, 710 band-fill samples
+    r = read_raster(path)
+    for e in (0, 2):
+        scene, _ = _decode(encode_scene(path, bundle, codec, EncodeOptions(max_error=(e,))), bundle, codec)
+        assert np.abs(scene.pixels.astype(np.int64) - r.pixels).max() <= e
