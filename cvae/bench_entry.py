@@ -22,6 +22,7 @@ def main(argv=None) -> int:
               "(pip install -e .) or as python benchmarks/bench.py", file=sys.stderr)
         return 2
     sys.argv[0] = str(script)
+    sys.path.insert(0, str(script.parent))  # as `python benchmarks/bench.py` does: its sibling modules import
     try:
         runpy.run_path(str(script), run_name="__main__")
     except SystemExit as e:
