@@ -26,7 +26,8 @@
  * Replicated bands: a band resampled by pixel replication onto a finer grid (Sentinel-2's 20 m and 60 m bands
  * in a 10 m stack) is constant on ky x kx blocks starting at row oy and column ox (rep[b] = ky, kx, oy, ox; the
  * encoder finds them, the header sends them). Only each block's anchor sample (its top-left one inside the tile)
- * is coded; the others copy the anchor's reconstructed value, residual and prediction error.
+ * is coded; the others copy the anchor's reconstructed value, residual and prediction error. An anchor is coded
+ * (with the block's value) unless every sample of its block is skipped.
  *
  * Entropy coder: a binary range coder in the LZMA layout (32-bit range, 64-bit low with carry propagation, one
  * byte out per renormalisation), probabilities of a 0 bit in 16 bits kept by a two-rate counter. It is a second
@@ -460,6 +461,21 @@ static inline int anchor(int v, int k, int o)
     return a < 0 ? 0 : a;
 }
 
+/* Whether any sample of the block anchored at (ay, ax) of band b is not skipped. */
+static int block_has_coded(const tile_t *t, int b, int ay, int ax, const uint8_t *rp)
+{
+    int y1 = ay + rp[0], x1 = ax + rp[1];
+    if (ay == 0 && rp[2] > 0)
+        y1 = rp[2]; /* the first, partial block */
+    if (ax == 0 && rp[3] > 0)
+        x1 = rp[3];
+    for (int y = ay; y < y1 && y < t->h; y++)
+        for (int x = ax; x < x1 && x < t->w; x++)
+            if (!t->skip[AT(t, b, y, x)])
+                return 1;
+    return 0;
+}
+
 /* What later samples read of this one: its value, central difference, residual and prediction error. */
 static inline void settle(tile_t *t, size_t at, int64_t rec, int64_t s, int64_t q, int64_t pe)
 {
@@ -492,7 +508,7 @@ static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_
                 }
                 predicted pr;
                 predict(t, b, y, i, &pr);
-                if (t->skip[at]) {
+                if (t->skip[at] && !((rp[0] > 1 || rp[1] > 1) && block_has_coded(t, b, y, i, rp))) {
                     settle(t, at, pr.p, pr.s, 0, 0);
                     continue;
                 }

@@ -91,7 +91,11 @@ class PredictiveKind:
         coded = np.where(skip, 0, x)
         lo = np.array([x[b][~skip[b]].min() if (~skip[b]).any() else 0 for b in range(c)], np.int64)
         hi = np.array([x[b][~skip[b]].max() if (~skip[b]).any() else 0 for b in range(c)], np.int64)
-        rep = np.array([replication(coded[b], skip[b]) for b in range(c)], np.uint8)
+        rep = np.tile(np.array([1, 1, 0, 0], np.uint8), (c, 1))
+        for b in range(c):
+            rep[b], anchors = replication(coded[b], skip[b])
+            if anchors is not None:
+                coded[b] = anchors
         payload = _predictive.encode(np.ascontiguousarray(coded, np.int64), np.ascontiguousarray(skip, np.uint8),
                                      rep, c, h, w, e, lo, hi)
         header = bitstream.TileHeader(model_id=self.model_id[:bitstream.MODEL_ID_BYTES], level=0, dtype=tile.dtype,
@@ -120,13 +124,34 @@ class PredictiveKind:
         return out
 
 
-def replication(band: np.ndarray, skip: np.ndarray) -> tuple[int, int, int, int]:
-    """``(ky, kx, oy, ox)``: the largest blocks (at most 16 a side) on which ``band[H, W]`` and its skip mask are
-    constant, blocks starting at row ``oy`` and column ``ox``; ``(1, 1, 0, 0)`` when there are none. Pixel
-    replication is how multi-resolution stacks (Sentinel-2's 20 m and 60 m bands at 10 m) put bands on one grid."""
-    ky, oy = _period(np.all(band[1:] == band[:-1], axis=1) & np.all(skip[1:] == skip[:-1], axis=1))
-    kx, ox = _period(np.all(band[:, 1:] == band[:, :-1], axis=0) & np.all(skip[:, 1:] == skip[:, :-1], axis=0))
-    return (ky, kx, oy, ox) if ky > 1 or kx > 1 else (1, 1, 0, 0)
+def replication(band: np.ndarray, skip: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
+    """``((ky, kx, oy, ox), anchors)``: the largest blocks (at most 16 a side, starting at row ``oy`` and column
+    ``ox``) on which the coded samples of ``band[H, W]`` are equal, ``((1, 1, 0, 0), None)`` when there are none;
+    ``anchors``: the band with each block's value written into its anchor (the C coder codes an anchor whenever
+    its block has a coded sample, even a skipped anchor). Pixel replication is how multi-resolution stacks
+    (Sentinel-2's 20 m and 60 m bands at 10 m) put bands on one grid; a nodata mask need not follow the blocks."""
+    coded = ~skip
+    pair_rows = coded[1:] & coded[:-1]
+    pair_cols = coded[:, 1:] & coded[:, :-1]
+    ky, oy = _period(np.all((band[1:] == band[:-1]) | ~pair_rows, axis=1))
+    kx, ox = _period(np.all((band[:, 1:] == band[:, :-1]) | ~pair_cols, axis=0))
+    if ky == 1 and kx == 1:
+        return (1, 1, 0, 0), None
+    h, w = band.shape
+    ay = np.maximum(0, np.arange(h) - (np.arange(h) - oy) % ky)
+    ax = np.maximum(0, np.arange(w) - (np.arange(w) - ox) % kx)
+    block = (ay[:, None] * w + ax[None, :])[coded]
+    values = band[coded]
+    lo = np.full(h * w, np.iinfo(np.int64).max)
+    hi = np.full(h * w, np.iinfo(np.int64).min)
+    np.minimum.at(lo, block, values)
+    np.maximum.at(hi, block, values)
+    used = np.unique(block)
+    if (lo[used] != hi[used]).any():  # the row and column tests passed but a block is not constant
+        return (1, 1, 0, 0), None
+    anchors = band.copy()
+    anchors.reshape(-1)[used] = lo[used]
+    return (ky, kx, oy, ox), anchors
 
 
 def _period(same: np.ndarray) -> tuple[int, int]:
