@@ -1,6 +1,6 @@
 """Packets made on one machine decode identically on another (x86-64 -> emulated aarch64, the Jetson's CPU).
 
-``make``: encode scenes at some levels into packet files and record, per scene and level, the SHA-256 of every
+``make``: encode scenes at some levels (and, with ``--max-errors``, error bounds: tile format v4) into packet files and record, per scene and level, the SHA-256 of every
 tile's parsed integers (scale indexes and symbols: what the entropy decoder derives from the stream) and of the
 decoded pixels. ``check``: decode the same files here and compare; writes a JSON report and exits 1 on any
 difference. Run ``check`` under ``../shared/tools/aarch64-chroot.sh``::
@@ -35,6 +35,9 @@ def _digests(paths: list[Path]) -> dict:
         for s in scenes:
             pix.update(np.ascontiguousarray(s.pixels).tobytes())
         out[p.name] = {"pixels_sha256": pix.hexdigest()}
+        if p.stem.split("_")[-1].startswith("E"):  # error-bounded (tile format v4): no network, the samples are it
+            out[p.name]["integers_sha256"] = out[p.name]["pixels_sha256"]
+            continue
         try:  # the integers every tile parses to (tile formats v2 and v3)
             tiles = hashlib.sha256()
             for body in _tile_bodies(data):
@@ -64,6 +67,7 @@ def main(argv=None) -> int:
     p.add_argument("--dir", type=Path, required=True)
     p.add_argument("--scenes", nargs="*", default=[])
     p.add_argument("--levels", nargs="*", type=int, default=[2, 8])
+    p.add_argument("--max-errors", nargs="*", type=int, default=[], help="also error-bounded files (tile format v4)")
     a = p.parse_args(argv)
     if a.mode == "make":
         from cvae.edge.bundle import Bundle
@@ -77,6 +81,11 @@ def main(argv=None) -> int:
             for lv in a.levels:
                 enc = encode_scene(scene, bundle, codec, EncodeOptions(level=lv))
                 f = a.dir / f"{Path(scene).stem}_L{lv}.pkt"
+                f.write_bytes(b"".join(enc.packets))
+                files.append(f)
+            for e in a.max_errors:
+                enc = encode_scene(scene, bundle, codec, EncodeOptions(max_error=(e,)))
+                f = a.dir / f"{Path(scene).stem}_E{e}.pkt"
                 f.write_bytes(b"".join(enc.packets))
                 files.append(f)
         ref = {"machine": platform.machine(), "bundle": bundle.model_id[:12], "files": _digests(files)}
