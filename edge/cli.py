@@ -87,6 +87,9 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
     g.add_argument("--max-error", type=_max_error,
                    help="error bound in digital numbers, one value or one per band (e.g. 0 = lossless, or 1,1,2,4): "
                         "every decoded sample within it of the original (tile format v4, no network)")
+    g.add_argument("--psnr", type=float, help="quality in dB: each tile at the cheapest rate level or error bound "
+                                              "that reaches it (PSNR per band over valid pixels, peak = the band's "
+                                              "range in the scene)")
     p.add_argument("--tile-size", type=int, default=256, help="tile edge in pixels (multiple of 16)")
     p.add_argument("--apid", type=lambda s: int(s, 0), default=0x1C5, help="CCSDS APID (default 0x1C5)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
@@ -111,10 +114,11 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
         if not a.scene or not a.out:
             p.error("SCENE and -o OUTDIR are required")
         scenes = expand_scenes(a.scene)
-        budgets = a.tile_bytes is not None or a.scene_bytes is not None or a.max_error is not None
+        budgets = a.tile_bytes is not None or a.scene_bytes is not None or a.max_error is not None or \
+            a.psnr is not None
         level = a.level if a.level is not None or budgets else bundle.levels // 2
         opts = EncodeOptions(level=level, tile_bytes=a.tile_bytes, scene_bytes=a.scene_bytes,
-                             max_error=a.max_error, tile_size=a.tile_size, apid=a.apid,
+                             max_error=a.max_error, psnr=a.psnr, tile_size=a.tile_size, apid=a.apid,
                              **({"max_samples": a.max_scene_samples} if a.max_scene_samples else {}))
         for flag, v in (("--tile-bytes", a.tile_bytes), ("--scene-bytes", a.scene_bytes)):
             if v is not None and v <= 0:
@@ -163,6 +167,8 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
             continue
         quality = (f"max error {list(opts.max_error)}" if opts.max_error is not None
                    else f"levels {sorted(set(enc.levels))}")
+        if opts.psnr is not None:
+            quality = f"{opts.psnr} dB target: {enc.bounded} of {enc.tiles} tiles error-bounded (level 0), {quality}"
         print(f"{target}: {len(enc.packets)} packets, {enc.nbytes} bytes, {enc.tiles} tiles, {quality}")
     return status
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from cvae.edge.bundle import Bundle
 from cvae.edge.codec import packets as pk
-from cvae.edge.codec.tile import TileCodec
+from cvae.edge.codec.tile import BoundedTile, TileCodec
 from cvae.edge.errors import InputError
 from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, WHOLE_SCENE_MAX_SAMPLES, Raster, RowReader, band_fill_mask,
                                  band_ranges, header_samples, open_rows, read_raster, scan_raster)
@@ -40,6 +40,7 @@ class EncodeOptions:
     max_samples: int = DEFAULT_MAX_SAMPLES  # bands x height x width: bigger scenes are refused from the header
     max_error: tuple[int, ...] | None = None  # or: every sample within this of the original (one value, or one
     #                                           per band; 0 = lossless): tile format v4, no network
+    psnr: float | None = None         # or: each tile at the cheapest rate level or error bound reaching this PSNR (dB)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class EncodedScene:
     tiles: int
     levels: list[int] = field(default_factory=list)
     tile_bytes: list[int] = field(default_factory=list)   # bytes of each coded tile (its bitstream)
+    bounded: int = 0                  # tiles coded to an error bound (tile format v4; their level is 0)
 
     @property
     def nbytes(self) -> int:
@@ -225,8 +227,8 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
     (:func:`cvae.edge.io.raster.scan_raster`): peak memory is one row of tiles. ``--scene-bytes`` reads the
     scene whole: its allocation weighs every tile's analysis at once. Both give the same bytes for the same
     levels (tests/edge/test_encoder_windowed.py)."""
-    if sum(x is not None for x in (opts.level, opts.tile_bytes, opts.scene_bytes, opts.max_error)) != 1:
-        raise InputError("give exactly one of --level N, --tile-bytes B, --scene-bytes B or --max-error E")
+    if sum(x is not None for x in (opts.level, opts.tile_bytes, opts.scene_bytes, opts.max_error, opts.psnr)) != 1:
+        raise InputError("give exactly one of --level N, --tile-bytes B, --scene-bytes B, --max-error E or --psnr DB")
     if opts.level is not None and not 0 <= opts.level < codec.levels:
         raise InputError(f"--level {opts.level} is out of range; this bundle has levels 0..{codec.levels - 1}")
     if opts.scene_bytes is None:
@@ -275,6 +277,14 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
     def tiles(windows, meta: bytes):
         with open_rows(path, info) as rows:
             for win in windows:
+                if opts.psnr is not None:
+                    from cvae.edge.quality import choose_for_psnr
+
+                    px, valid = rows.tile(win)
+                    t, level, _ = choose_for_psnr(codec, px, valid, band_fill_mask(px, valid, info.nodata),
+                                                  info.band_range, opts.psnr)
+                    yield t, level
+                    continue
                 a = analyze_tile(codec, rows, win, opts.max_error)
                 if opts.max_error is not None:
                     yield a, 0
@@ -296,10 +306,12 @@ def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writ
     windows = list(tile_grid(h, w, opts.tile_size))
     stream = SceneStream.for_scene(header, name, bundle, opts.tile_size, scene_id, len(windows),
                                    source_dtype=source_dtype, metadata_every=opts.metadata_every,
-                                   extra=bound_metadata(opts.max_error, c))
+                                   extra={**bound_metadata(opts.max_error, c),
+                                          **({"psnr_target": opts.psnr} if opts.psnr is not None else {})})
     out = [p for hd, body in stream.bodies(-1) for p in writer.packets(hd, body)]
-    levels, tile_sizes = [], []
+    levels, tile_sizes, bounded = [], [], 0
     for i, (win, (a, level)) in enumerate(zip(windows, tiles(windows, stream.meta))):
+        bounded += isinstance(a, BoundedTile)
         if progress is not None:
             progress(i, len(windows))
         levels.append(level)
@@ -312,4 +324,4 @@ def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writ
     if progress is not None:
         progress(len(windows), len(windows))
     return EncodedScene(name=name, scene_id=scene_id, packets=out, tiles=len(windows), levels=levels,
-                        tile_bytes=tile_sizes)
+                        tile_bytes=tile_sizes, bounded=bounded)

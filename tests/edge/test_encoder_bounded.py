@@ -103,3 +103,38 @@ def test_real_scene_with_nodata_round_trips_within_its_bound(shared_data, tmp_pa
     for e in (0, 2):
         scene, _ = _decode(encode_scene(path, bundle, codec, EncodeOptions(max_error=(e,))), bundle, codec)
         assert np.abs(scene.pixels.astype(np.int64) - r.pixels).max() <= e
+
+
+@pytest.mark.parametrize("target", [38.0, 52.0])
+def test_psnr_target_is_reached_on_every_tile_at_the_cheaper_mode(tmp_path, bundle, codec, pixels, target):
+    from cvae.edge.io.tiling import tile_grid
+    from cvae.edge.quality import tile_psnr
+
+    path = _scene(tmp_path / "s.tif", pixels, nodata=0)
+    enc = encode_scene(path, bundle, codec, EncodeOptions(psnr=target, tile_size=128))
+    scene, _ = _decode(enc, bundle, codec)
+    assert scene.meta["psnr_target"] == target
+    valid = (pixels != 0).any(axis=0)
+    peaks = np.array([np.ptp(pixels[b][valid & (pixels[b] != 0)]) for b in range(4)], float)
+    for win in tile_grid(300, 300, 128):
+        ys, xs = win.slices
+        coded = np.broadcast_to(valid[ys, xs], (4, win.height, win.width)) & (pixels[:, ys, xs] != 0)
+        if coded.any():
+            assert tile_psnr(pixels[:, ys, xs], scene.pixels[:, ys, xs], coded, peaks) >= target
+
+
+def test_psnr_mixes_rate_levels_and_bounds_on_a_real_scene(shared_data, tmp_path, bundle, codec):
+    """NAIP (8-bit): at 35 dB the learned rate levels are cheaper on most tiles; at 55 dB only an error bound
+    (E = 0 on 8-bit data) reaches the target."""
+    path = shared_data / "scenes" / "naip_va_1m_rgbn.tif"
+    low = encode_scene(path, bundle, codec, EncodeOptions(psnr=35.0))
+    high = encode_scene(path, bundle, codec, EncodeOptions(psnr=55.0))
+    assert low.bounded < low.tiles and high.bounded == high.tiles
+    assert low.nbytes < high.nbytes
+
+
+def test_bound_for_mse_is_the_loosest_uniform_bound():
+    from cvae.edge.quality import bound_for_mse
+
+    e = bound_for_mse(np.array([0.0, 0.66, 0.67, 2.0, 100.0]))
+    assert e.tolist() == [0, 0, 1, 2, 16]  # E(E+1)/3: 0, 0.67, 2, 90.7 (E=16) <= 100 < 102 (E=17)

@@ -1,0 +1,90 @@
+"""Quality asked as a PSNR: each tile at the cheapest coding that reaches it (``cvae-encode --psnr DB``).
+
+A tile's PSNR is the mean over bands of ``10 log10(peak_b^2 / MSE_b)`` over its coded samples (valid pixels,
+band-fill samples left out: they come back exactly), with ``peak_b`` the scene's valid range of band ``b``: the
+definition the independent scorer uses for whole scenes. The candidates are the bundle's rate levels (the lowest
+that reaches the target, found by bisection: quality rises with the level) and an error bound per band (the
+largest ``E_b`` whose uniform quantisation error, ``E(E + 1) / 3``, meets the band's share, lowered until the
+decoded tile reaches the target). Both candidates are coded and decoded here, so the PSNR is measured, not
+estimated; the fewer bytes win. Decoding is deterministic, so the ground sees the PSNR measured here (up to the
+float network's rounding on another machine, for rate levels).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
+
+__all__ = ["tile_psnr", "choose_for_psnr", "bound_for_mse"]
+
+#: PSNR counted for a band decoded exactly (keeps the mean finite)
+EXACT_DB = 200.0
+
+
+def tile_psnr(orig: np.ndarray, rec: np.ndarray, coded: np.ndarray, peaks: np.ndarray) -> float:
+    """Mean over bands of PSNR over ``coded: bool[C, H, W]`` samples; ``peaks: float[C]`` (0: band skipped)."""
+    out = []
+    for b in range(orig.shape[0]):
+        m = coded[b]
+        if not m.any() or peaks[b] <= 0:
+            continue
+        mse = float(np.mean((orig[b][m].astype(np.float64) - rec[b][m].astype(np.float64)) ** 2))
+        out.append(EXACT_DB if mse == 0 else min(EXACT_DB, 10 * math.log10(peaks[b] ** 2 / mse)))
+    return float(np.mean(out)) if out else EXACT_DB
+
+
+def bound_for_mse(mse: np.ndarray) -> np.ndarray:
+    """int64[C]: the largest E with E(E + 1) / 3 <= mse (the mean square error of uniform rounding to 2E + 1)."""
+    e = np.floor((np.sqrt(1 + 12 * np.maximum(mse, 0)) - 1) / 2).astype(np.int64)
+    return np.maximum(e, 0)
+
+
+def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None,
+                    band_range: tuple[np.ndarray, np.ndarray], target: float
+                    ) -> tuple[AnalyzedTile | BoundedTile, int, float]:
+    """``(tile, level, psnr)`` for :meth:`TileCodec.encode`: the cheaper of the lowest rate level and the
+    loosest error bound that reach ``target`` dB on this tile (a rate level when neither does: the top one)."""
+    coded = np.broadcast_to(valid, px.shape).copy()
+    if fill is not None:
+        coded &= ~fill
+    peaks = (np.asarray(band_range[1], np.float64) - np.asarray(band_range[0], np.float64))
+    a = codec.analyze(px, valid, band_range=band_range, band_fill=fill)
+    if not coded.any():
+        return a, 0, EXACT_DB
+
+    def rate(level: int) -> tuple[int, float]:
+        data = codec.encode(a, level)
+        return len(data), tile_psnr(px, codec.decompress(data).pixels, coded, peaks)
+
+    lo, hi = 0, codec.levels - 1
+    top = rate(hi)
+    best = (hi, *top)
+    while lo < hi and top[1] >= target:  # lowest level reaching the target
+        mid = (lo + hi) // 2
+        n, q = rate(mid)
+        if q >= target:
+            hi, best = mid, (mid, n, q)
+        else:
+            lo = mid + 1
+    rate_choice = best if best[2] >= target else None
+
+    share = peaks ** 2 / 10 ** (target / 10)  # each band at the target's MSE
+    e = bound_for_mse(share)
+    bounded = None
+    for _ in range(8):
+        t = codec.bound(px, e, valid, fill)
+        data = codec.encode(t, 0)
+        q = tile_psnr(px, codec.decompress(data).pixels, coded, peaks)
+        if q >= target:
+            bounded = (t, len(data), q)
+            break
+        if not e.any():
+            break
+        e = e // 2
+    if bounded is not None and (rate_choice is None or bounded[1] <= rate_choice[1]):
+        return bounded[0], 0, bounded[2]
+    if rate_choice is None:
+        return a, codec.levels - 1, top[1]
+    return a, rate_choice[0], rate_choice[2]
