@@ -29,6 +29,7 @@ class DaemonConfig:
     level: int | None = 3
     tile_bytes: int | None = None
     max_error: int | list[int] | None = None  # error-bounded coding (tile format v4): one bound or one per band
+    psnr: float | None = None           # or each tile at the cheapest rate level or error bound reaching this dB
     tile_size: int = 256
     apid: int = 0x1C5
     key_file: Path | None = None
@@ -54,9 +55,12 @@ class DaemonConfig:
     def validate(self) -> None:
         if self.tile_size <= 0 or self.tile_size % 16:
             raise ConfigError(f"tile_size: {self.tile_size} is not a positive multiple of 16 (the network's stride)")
-        if sum(v is not None for v in (self.level, self.tile_bytes, self.max_error)) != 1:
-            raise ConfigError("level / tile_bytes / max_error: set exactly one (e.g. level: 3; or tile_bytes: 8000, or "
-                              "max_error: 0 for lossless, each with level: null)")
+        if sum(v is not None for v in (self.level, self.tile_bytes, self.max_error, self.psnr)) != 1:
+            raise ConfigError("level / tile_bytes / max_error / psnr: set exactly one (e.g. level: 3; or tile_bytes: "
+                              "8000, max_error: 0 for lossless, or psnr: 45, each with level: null)")
+        if self.psnr is not None and (isinstance(self.psnr, bool) or not isinstance(self.psnr, (int, float))
+                                      or not 10 <= self.psnr <= 200):
+            raise ConfigError(f"psnr: {self.psnr!r} must be a number of dB between 10 and 200")
         if self.max_error is not None:
             bounds = self.max_error if isinstance(self.max_error, list) else [self.max_error]
             if not bounds or any(isinstance(e, bool) or not isinstance(e, int) or e < 0 for e in bounds):

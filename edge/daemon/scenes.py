@@ -20,7 +20,8 @@ from cvae.edge.daemon.spool import finish_input, outbox_bytes
 from cvae.edge.encoder import SceneStream, analyze_tile, bound_metadata, choose_level
 from cvae.edge.errors import InputError
 from cvae.edge.io.files import remove_partial
-from cvae.edge.io.raster import RasterInfo, RowReader, open_rows, scan_raster
+from cvae.edge.io.raster import RasterInfo, RowReader, band_fill_mask, open_rows, scan_raster
+from cvae.edge.quality import choose_for_psnr
 from cvae.edge.io.tiling import TileWindow, tile_grid
 
 __all__ = ["SceneJob", "UnitWork", "SceneCoding", "load_scene"]
@@ -50,6 +51,7 @@ class UnitWork:
     analyzed: Any = None          # the network's output for a tile (TileCodec.analyze); None for metadata
     window: TileWindow | None = None
     started: float = 0.0          # time.monotonic() when the unit's first stage began
+    level: int | None = None      # chosen in the first stage (psnr: the tile's rate level, 0 for a bound)
 
 
 def load_scene(path: Path, max_samples: int, rows: int) -> RasterInfo:
@@ -92,7 +94,8 @@ class SceneCoding:
         self.journal.set_tiles(scene, len(windows))
         stream = SceneStream.for_scene(info.header(), path.stem, self.bundle, self.cfg.tile_size, scene,
                                        len(windows), source_dtype=info.source_dtype,
-                                       extra={"scene_id": scene, **bound})
+                                       extra={"scene_id": scene, **bound,
+                                              **({"psnr_target": self.cfg.psnr} if self.cfg.psnr is not None else {})})
         job = SceneJob(path, scene, info, windows, stream)
         log("scene_start", scene=scene, file=path.name, shape=list(info.shape), tiles=len(windows))
         with open_rows(path, info) as rows:
@@ -116,7 +119,13 @@ class SceneCoding:
                                     tile=job.stream.is_tile(unit))
                 continue  # written before a crash, not yet recorded: never rewrite (it may be on its way down)
             work = UnitWork(unit, job.file_name(unit), started=t0)
-            if job.stream.is_tile(unit):
+            if job.stream.is_tile(unit) and self.cfg.psnr is not None:
+                win = job.windows[unit]
+                px, valid = rows.tile(win)
+                tile, level, _ = choose_for_psnr(self.codec, px, valid, band_fill_mask(px, valid, job.info.nodata),
+                                                 job.info.band_range, self.cfg.psnr)
+                work = UnitWork(unit, work.name, tile, win, t0, level)
+            elif job.stream.is_tile(unit):
                 win = job.windows[unit]
                 work = UnitWork(unit, work.name, analyze_tile(self.codec, rows, win, self.cfg.max_error), win, t0)
             if pending is not None and not pending.result():
@@ -136,8 +145,10 @@ class SceneCoding:
         """Stage 2 of a unit: quantise + entropy code, reserve sequence counts, write, commit."""
         if not self.wait_for_quota():
             return False
-        level = None
-        if work.analyzed is not None and self.cfg.max_error is not None:
+        level = work.level
+        if level is not None:
+            pass  # chosen in the first stage
+        elif work.analyzed is not None and self.cfg.max_error is not None:
             level = 0  # error-bounded tiles (tile format v4) carry their bound, not a level
         elif work.analyzed is not None:
             level = (self.cfg.level if self.cfg.level is not None

@@ -78,7 +78,7 @@ def _daemon_and_encoder(daemon_dirs, scene, bundle, codec, **mode):
     scene_id = next(pk.parse_stream(daemon[0])).header.scene_id
     enc = encode_scene(scene, bundle, codec, EncodeOptions(tile_size=128, scene_id=scene_id,
                                                            level=mode.get("level"), tile_bytes=mode.get("tile_bytes"),
-                                                           max_error=mode.get("max_error")))
+                                                           max_error=mode.get("max_error"), psnr=mode.get("psnr")))
     return daemon, enc
 
 
@@ -90,7 +90,7 @@ def _check_same_stream(daemon, enc):
 
 
 @pytest.mark.parametrize("mode", [{"level": 1}, {"level": None, "tile_bytes": 3000}, {"level": None, "max_error": 2},
-                                  {"level": None, "max_error": [0, 1, 2, 3]}])
+                                  {"level": None, "max_error": [0, 1, 2, 3]}, {"level": None, "psnr": 42.0}])
 def test_the_daemon_writes_the_tile_packets_cvae_encode_writes(daemon_dirs, tmp_path, bundle, codec, mode):
     from cvae.demo import synthetic_scene
 
