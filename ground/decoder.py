@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from cvae.edge.bundle import Bundle
-from cvae.edge.codec import packets as pk
+from cvae.edge.codec import bitstream, packets as pk
 from cvae.edge.codec.security import AuthenticationError, Opener, ReplayError
 from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import CodecError
@@ -113,6 +113,11 @@ def decode_scene(scene_id: int, parts: _SceneParts, codec: TileCodec, progress=N
             out.tiles_lost.append({**key, "reason": f"segments missing ({len(segs)} of {count} received)"})
             continue
         body = b"".join(segs[i][2] for i in range(count))
+        declared = bitstream.peek_shape(body)
+        if declared is not None and declared != (c, win.height, win.width):  # refused before any allocation
+            out.tiles_lost.append({**key, "reason": f"declares {declared}, its place in the scene is "
+                                                    f"{(c, win.height, win.width)}"})
+            continue
         try:
             t = codec.decompress(body)
         except CodecError as e:
@@ -147,7 +152,6 @@ MAX_SCENE_SAMPLES = 4_000_000_000
 def metadata_problem(meta: dict) -> str | None:
     """Why a (CRC-valid) metadata packet cannot describe a scene we decode, or None: every field the decoder
     uses is checked for type and range before anything is allocated (crafted metadata must not crash a run)."""
-    from cvae.edge.codec import bitstream
 
     try:
         c, h, w, tile = (meta.get(k) for k in ("bands", "height", "width", "tile"))

@@ -42,7 +42,7 @@ from cvae.edge.errors import CorruptTileError
 
 __all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "PREDICTIVE_LIMIT", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
            "RESIDUAL_PIXELS", "RESIDUAL_WAVELET", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
-           "MODEL_ID_BYTES", "MAX_EDGE"]
+           "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape"]
 
 VERSION = 1            # factorised entropy model
 VERSION_ADAPTIVE = 2   # explicitly transmitted scale indexes (adaptive bundles)
@@ -83,6 +83,15 @@ class TileHeader:
     band_fill: np.ndarray | None = None  # v3, v4: bool[C, H, W] samples of valid pixels that hold the fill value
     max_error: np.ndarray | None = None  # v4: int64[C] bound on |decoded - original| per band (0: lossless)
     replication: np.ndarray | None = None  # v4: uint8[C, 4] ky, kx, oy, ox of each band's replicated blocks
+
+
+def peek_shape(data: bytes) -> tuple[int, int, int] | None:
+    """``(C, H, W)`` a tile declares, from its fixed header alone (``None`` when too short): lets a decoder refuse a
+    tile that does not fit its place before allocating anything for it."""
+    if len(data) < _FIXED.size:
+        return None
+    _, _, _, _, c, h, w, _ = _FIXED.unpack(data[:_FIXED.size])
+    return c, h, w
 
 
 def header_size(bands: int, has_mask: bool, version: int = VERSION) -> int:

@@ -48,3 +48,26 @@ def test_crafted_metadata_scene_is_reported_and_the_run_goes_on(bundle, codec):
     assert [s.scene_id for s in scenes] == [4]
     errors = {e["scene_id"]: e.get("error", "") for e in report["scenes"]}
     assert all("refused" in errors[i] for i in (1, 2, 3))
+
+
+def test_a_tile_declaring_a_shape_not_of_its_place_is_refused_before_decoding(bundle, codec, monkeypatch):
+    """A crafted v4 header declaring 32 x 2048 x 2048 (gigabytes to decode) is lost with a reason, unallocated."""
+    import struct
+
+    from cvae.edge.codec.tile import TileCodec
+
+    writer = pk.PacketWriter(0x1C5)
+    mid = bytes.fromhex(bundle.model_id)[:4]
+    meta = {**GOOD, "model_id": bundle.model_id[:16]}
+    body = struct.pack(">B4sBBBHHB", 4, mid, 0, 1, 32, 2048, 2048, 0) + b"\0" * 64
+    stream = b"".join(writer.packets(pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=7),
+                                     pk.encode_metadata(meta)))
+    stream += b"".join(writer.packets(pk.SecondaryHeader(kind=pk.KIND_TILE, model_id=mid, scene_id=7, row=0, col=0),
+                                      body))
+
+    def never(self, data):
+        raise AssertionError("decompress ran on a tile that cannot fit")
+
+    monkeypatch.setattr(TileCodec, "decompress", never)
+    (scene,), report = decode_streams([stream], bundle, codec)
+    assert "declares (32, 2048, 2048)" in scene.tiles_lost[0]["reason"]
