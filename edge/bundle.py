@@ -122,12 +122,13 @@ class Bundle:
         return cls(path=path, manifest=manifest, tables=tables, gain=gain, inv_gain=inv_gain, skip_variance=skip,
                    adaptive=adaptive, ladder=ladder)
 
-    def codec(self, backend: str = "auto", transforms=None, mode_search: str = "full") -> TileCodec:
+    def codec(self, backend: str = "auto", transforms=None, mode_search: str = "full", threads: int = 0) -> TileCodec:
         """A :class:`TileCodec` running this bundle's network on ``backend`` (or the given transforms);
-        ``mode_search`` is the encoder's search at residual levels (``TileCodec.searched_modes``)."""
+        ``mode_search`` is the encoder's search at residual levels (``TileCodec.searched_modes``); ``threads``
+        the network's intra-op threads (0: the runtime's default)."""
         if transforms is None:
             from cvae.edge.runtime import load_transforms
-            transforms = load_transforms(self.path, backend)
+            transforms = load_transforms(self.path, backend, threads)
         return TileCodec(tables=self.tables, gain=self.gain, inv_gain=self.inv_gain, transforms=transforms,
                          model_id=bytes.fromhex(self.model_id), skip_variance=self.skip_variance,
                          adaptive=self.adaptive, ladder=self.ladder,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -91,6 +92,9 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
                                               "that reaches it (PSNR per band over valid pixels, peak = the band's "
                                               "range in the scene)")
     p.add_argument("--tile-size", type=int, default=256, help="tile edge in pixels (multiple of 16)")
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                   help="tiles coded in parallel (default: the cores this process may use; the network then runs "
+                        "one thread per tile); the packets are the same whatever the count")
     p.add_argument("--apid", type=lambda s: int(s, 0), default=0x1C5, help="CCSDS APID (default 0x1C5)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
     p.add_argument("--key", help="key file SPI:HEX: seal every packet with AES-256-GCM (docs/security.md)")
@@ -119,6 +123,7 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
         level = a.level if a.level is not None or budgets else bundle.levels // 2
         opts = EncodeOptions(level=level, tile_bytes=a.tile_bytes, scene_bytes=a.scene_bytes,
                              max_error=a.max_error, psnr=a.psnr, tile_size=a.tile_size, apid=a.apid,
+                             threads=a.threads,
                              **({"max_samples": a.max_scene_samples} if a.max_scene_samples else {}))
         for flag, v in (("--tile-bytes", a.tile_bytes), ("--scene-bytes", a.scene_bytes)):
             if v is not None and v <= 0:
@@ -138,7 +143,9 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
             exposure = key_file_exposure(a.key)
             if exposure:
                 print(f"cvae-encode: warning: {exposure}", file=sys.stderr)
-        codec = bundle.codec(a.backend, mode_search=a.mode_search)
+        if a.threads < 1:
+            raise ValueError(f"--threads {a.threads}: give 1 or more")
+        codec = bundle.codec(a.backend, mode_search=a.mode_search, threads=1 if a.threads > 1 else 0)
     except (CvaeError, ValueError, OSError) as e:
         print(f"cvae-encode: {e}", file=sys.stderr)
         return 2

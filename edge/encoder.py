@@ -7,7 +7,9 @@ nodata, tiling, model id) goes first, every ``metadata_every`` tiles, and last.
 from __future__ import annotations
 
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,7 @@ class EncodeOptions:
     max_error: tuple[int, ...] | None = None  # or: every sample within this of the original (one value, or one
     #                                           per band; 0 = lossless): tile format v4, no network
     psnr: float | None = None         # or: each tile at the cheapest rate level or error bound reaching this PSNR (dB)
+    threads: int = 1                  # tiles of a row coded in parallel (the packets do not depend on it)
 
 
 @dataclass
@@ -144,14 +147,14 @@ def allocate_scene(estimates: np.ndarray, budget: float) -> np.ndarray:
 
 
 def tile_bodies(codec: TileCodec, analyzed, window, level: int, index: int, tiles: int,
-                meta_header: pk.SecondaryHeader, meta: bytes, metadata_every: int = 16
+                meta_header: pk.SecondaryHeader, meta: bytes, metadata_every: int = 16, coded: bytes | None = None
                 ) -> list[tuple[pk.SecondaryHeader, bytes]]:
-    """The packet bodies of tile ``index`` (of ``tiles``): the tile itself, then a metadata copy after every
-    ``metadata_every`` tiles (the last tile is followed by the closing copy anyway). Shared by
-    :func:`encode_scene` and the daemon so both write the same stream."""
+    """The packet bodies of tile ``index`` (of ``tiles``): the tile itself (``coded``, or ``codec.encode``), then
+    a metadata copy after every ``metadata_every`` tiles (the last tile is followed by the closing copy anyway).
+    Shared by :func:`encode_scene` and the daemon so both write the same stream."""
     header = pk.SecondaryHeader(kind=pk.KIND_TILE, model_id=meta_header.model_id, scene_id=meta_header.scene_id,
                                 row=window.row, col=window.col, level=level)
-    bodies = [(header, codec.encode(analyzed, level))]
+    bodies = [(header, coded if coded is not None else codec.encode(analyzed, level))]
     if metadata_every and (index + 1) % metadata_every == 0 and index + 1 < tiles:
         bodies.append((meta_header, meta))
     return bodies
@@ -191,12 +194,13 @@ class SceneStream:
         return 0 <= unit < self.tiles
 
     def bodies(self, unit: int, codec: TileCodec | None = None, analyzed=None, window: TileWindow | None = None,
-               level: int | None = None) -> list[Body]:
-        """The bodies of ``unit``: a tile needs its ``codec``, ``analyzed`` tile, ``window`` and ``level``."""
+               level: int | None = None, coded: bytes | None = None) -> list[Body]:
+        """The bodies of ``unit``: a tile needs its ``codec``, ``analyzed`` tile, ``window`` and ``level`` (and
+        its bytes, ``coded``, when they were made already)."""
         if not self.is_tile(unit):
             return [(self.meta_header, self.meta)]
         return tile_bodies(codec, analyzed, window, level, unit, self.tiles, self.meta_header, self.meta,
-                           self.metadata_every)
+                           self.metadata_every, coded)
 
 
 def analyze_tile(codec: TileCodec, rows: RowReader, win: TileWindow, max_error=None):
@@ -274,22 +278,24 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
         except InputError as e:
             raise InputError(f"{path}: --max-error: {e}") from None
 
-    def tiles(windows, meta: bytes):
-        with open_rows(path, info) as rows:
-            for win in windows:
-                if opts.psnr is not None:
-                    from cvae.edge.quality import choose_for_psnr
+    def code(px: np.ndarray, valid: np.ndarray):
+        """One tile, start to bytes: what may run in parallel with the other tiles of its row."""
+        fill = band_fill_mask(px, valid, info.nodata)
+        if opts.psnr is not None:
+            from cvae.edge.quality import choose_for_psnr
 
-                    px, valid = rows.tile(win)
-                    t, level, _ = choose_for_psnr(codec, px, valid, band_fill_mask(px, valid, info.nodata),
-                                                  info.band_range, opts.psnr)
-                    yield t, level
-                    continue
-                a = analyze_tile(codec, rows, win, opts.max_error)
-                if opts.max_error is not None:
-                    yield a, 0
-                else:
-                    yield a, opts.level if opts.level is not None else choose_level(codec, a, opts.tile_bytes)
+            a, level, _ = choose_for_psnr(codec, px, valid, fill, info.band_range, opts.psnr)
+        elif opts.max_error is not None:
+            a, level = codec.bound(px, opts.max_error, valid, fill), 0
+        else:
+            a = codec.analyze(px, valid, band_range=info.band_range, band_fill=fill)
+            level = opts.level if opts.level is not None else choose_level(codec, a, opts.tile_bytes)
+        return a, level, codec.encode(a, level)
+
+    def tiles(windows, meta: bytes):
+        with open_rows(path, info) as rows, ThreadPoolExecutor(max(1, opts.threads)) as pool:
+            for _, row in groupby(windows, key=lambda w: w.row):  # a row of tiles in flight: memory stays flat
+                yield from pool.map(lambda px_valid: code(*px_valid), [rows.tile(win) for win in row])
 
     return _packetize(path, bundle, codec, opts, writer, progress, info.header(), info.source_dtype, tiles)
 
@@ -310,12 +316,12 @@ def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writ
                                           **({"psnr_target": opts.psnr} if opts.psnr is not None else {})})
     out = [p for hd, body in stream.bodies(-1) for p in writer.packets(hd, body)]
     levels, tile_sizes, bounded = [], [], 0
-    for i, (win, (a, level)) in enumerate(zip(windows, tiles(windows, stream.meta))):
+    for i, (win, (a, level, *coded)) in enumerate(zip(windows, tiles(windows, stream.meta))):
         bounded += isinstance(a, BoundedTile)
         if progress is not None:
             progress(i, len(windows))
         levels.append(level)
-        bodies = stream.bodies(i, codec, a, win, level)
+        bodies = stream.bodies(i, codec, a, win, level, coded[0] if coded else None)
         tile_sizes.append(len(bodies[0][1]))
         for hd, body in bodies:
             out += writer.packets(hd, body)

@@ -14,14 +14,16 @@ __all__ = ["load_transforms", "BACKENDS", "Transforms"]
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
 
-def load_transforms(bundle_dir: str | Path, backend: str = "auto") -> Transforms:
+def load_transforms(bundle_dir: str | Path, backend: str = "auto", threads: int = 0) -> Transforms:
     """The network halves of the bundle in ``bundle_dir`` on ``backend``: ``onnxruntime``, ``tensorrt`` (an
-    engine built for this GPU must be in the bundle's ``engines/``), or ``auto`` (TensorRT when possible)."""
+    engine built for this GPU must be in the bundle's ``engines/``), or ``auto`` (TensorRT when possible).
+    ``threads``: ONNX Runtime's intra-op threads per call (0: its default, every core; 1 when the caller runs
+    tiles in parallel itself)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     from cvae.edge.runtime.ort import OrtTransforms
 
-    ort = OrtTransforms(Path(bundle_dir) / "encoder.onnx", Path(bundle_dir) / "decoder.onnx")
+    ort = OrtTransforms(Path(bundle_dir) / "encoder.onnx", Path(bundle_dir) / "decoder.onnx", threads=threads)
     if backend == "onnxruntime":
         return ort
     from cvae.edge.runtime.trt import TrtTransforms, find_engine

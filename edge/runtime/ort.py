@@ -1,6 +1,7 @@
 """ONNX Runtime backend: CPU, or the CUDA execution provider when onnxruntime-gpu and a GPU are present."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,16 @@ class OrtTransforms:
         self.providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
         self.threads = threads
         self._sessions: dict[str, object] = {}
+        self._lock = threading.Lock()  # tiles coded in parallel create each session once
 
     def _session(self, which: str):
+        s = self._sessions.get(which)
+        if s is not None:
+            return s
+        with self._lock:
+            return self._create(which)
+
+    def _create(self, which: str):
         s = self._sessions.get(which)
         if s is None:
             path = self.paths[which]
