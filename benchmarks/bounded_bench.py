@@ -18,6 +18,7 @@ the independent scorer computes it).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -182,19 +183,42 @@ def markdown(rec: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary(rec: dict) -> str:
+    """The README's block: the median ratio per bound (worst scene first) and our speed against JPEG 2000's."""
+    lines = [f"# {rec['command']}", f"# bundle {rec['bundle']}, {rec['date'][:10]}; ratio = our bits / the better of "
+             "CCSDS 123.0-B-2 and JPEG-LS at the same E (below 1: we need fewer)",
+             "E     median   worst    best   scenes"]
+    for e, m in rec["median_ours_over_best_of_ccsds123_jpegls"].items():
+        lines.append(f"{e:<5} {m['median']:6.3f}  {m['worst']:6.3f}  {m['best']:6.3f}   {m['scenes']}")
+    speed = [b["ours"]["encode_msamples_per_s"] / b["jpeg2000_lossless"]["encode_msamples_per_s"]
+             for s in rec["scenes"] for b in s["bounds"]
+             if b["max_error"] == 0 and "encode_msamples_per_s" in b.get("jpeg2000_lossless", {})]
+    if speed:
+        lines.append(f"lossless encode speed, ours (whole encode, read to packets) / OpenJPEG lossless (one thread): "
+                     f"median {statistics.median(speed):.2f}x, worst {min(speed):.2f}x over {len(speed)} scenes")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("scenes", nargs="+", type=Path)
+    p.add_argument("scenes", nargs="*", type=Path)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rate-levels", type=int, default=3, help="top levels of the rate mode to set beside the bounds")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--name", default="bounded")
+    p.add_argument("--summarize", type=Path, help="only rewrite NAME_summary.txt from this results JSON")
     a = p.parse_args(argv)
+    if a.summarize:
+        rec = json.loads(a.summarize.read_text())
+        (a.out / f"{a.name}_summary.txt").write_text(summary(rec))
+        print(summary(rec))
+        return 0
     rec = run(a.scenes, a.repeats, a.rate_levels)
     command = "python benchmarks/bounded_bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
     rec["command"] = command
     a.out.mkdir(parents=True, exist_ok=True)
     write_results(a.out, a.name, rec, markdown(rec, command))
+    (a.out / f"{a.name}_summary.txt").write_text(summary(rec))
     print(markdown(rec, command))
     return 0
 
