@@ -41,6 +41,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +172,18 @@ static inline void enc_bit(encoder *e, bitmodel *m, int bit)
     model_update(m, bit);
 }
 
+/* n <= 16 bits of value at probability 1/2 each, in one step: the interval cut into 2^n equal parts */
+static inline void enc_raw(encoder *e, uint32_t value, int n)
+{
+    uint32_t r = e->range >> n;
+    e->low += (uint64_t)r * value;
+    e->range = r;
+    while (e->range < (1u << 24)) {
+        e->range <<= 8;
+        enc_shift_low(e);
+    }
+}
+
 static void enc_finish(encoder *e)
 {
     for (int i = 0; i < 5; i++)
@@ -219,6 +232,24 @@ static inline int dec_bit_p(decoder *d, uint32_t p)
         d->code = (d->code << 8) | dec_byte(d);
     }
     return bit;
+}
+
+/* inverse of enc_raw; a value beyond n bits (only in a damaged stream) is flagged through overrun */
+static inline uint32_t dec_raw(decoder *d, int n)
+{
+    uint32_t r = d->range >> n;
+    uint32_t value = d->code / r;
+    if (value >> n) {
+        value = (1u << n) - 1;
+        d->overrun += 16;
+    }
+    d->code -= value * r;
+    d->range = r;
+    while (d->range < (1u << 24)) {
+        d->range <<= 8;
+        d->code = (d->code << 8) | dec_byte(d);
+    }
+    return value;
 }
 
 static inline int dec_bit(decoder *d, bitmodel *m)
@@ -311,21 +342,37 @@ typedef struct {
     int mctx, sctx;   /* magnitude and sign contexts */
 } predicted;
 
-static inline unsigned bucket(int64_t v)
+/* bucket_lut[v]: how many of the edges 1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224 are <= v (v >= 255
+ * counts as 255: all 15). Filled once at import (PyInit__predictive). */
+static unsigned char bucket_lut[256];
+
+static void bucket_init(void)
 {
-    /* 0, 1, 2, 3-4, 5-6, 7-9, 10-13, 14-19, 20-27, 28-39, 40-55, 56-79, 80-111, 112-159, 160-223, 224+ */
-    static const int64_t edges[NCTX - 1] = {1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224};
-    unsigned k = 0;
-    while (k < NCTX - 1 && v >= edges[k])
-        k++;
-    return k;
+    static const int edges[NCTX - 1] = {1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224};
+    for (int v = 0; v < 256; v++) {
+        unsigned k = 0;
+        while (k < NCTX - 1 && v >= edges[k])
+            k++;
+        bucket_lut[v] = (unsigned char)k;
+    }
 }
 
 static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
 {
     const band_models *m = &t->m[b];
+    const size_t at = AT(t, b, y, x), plane = (size_t)t->h * (size_t)t->w, w = (size_t)t->w;
     nbhd n;
-    neighbours(t, b, y, x, &n);
+    if (y > 1 && x > 1 && x + 1 < t->w) { /* the interior: every neighbour exists (the same values as below) */
+        const int64_t *r0 = t->r + at, *r1 = r0 - w;
+        n.W = r0[-1];
+        n.WW = r0[-2];
+        n.N = r1[0];
+        n.NW = r1[-1];
+        n.NE = r1[1];
+        n.NN = r1[-(ptrdiff_t)w];
+    } else {
+        neighbours(t, b, y, x, &n);
+    }
     int64_t s = n.N + n.W + n.NW + n.NE;
     int64_t *u = pr->u;
     u[0] = 4 * n.N - s;
@@ -336,9 +383,9 @@ static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
     u[5] = 4 * med(n.N, n.W, n.NW) - s;
     int nf = NSPATIAL;
     for (int k = 1; k <= PMAX && k <= b; k++)
-        u[nf++] = t->cdiff[AT(t, b - k, y, x)];
+        u[nf++] = t->cdiff[at - (size_t)k * plane];
     if (b > 0)
-        u[nf++] = 4 * t->perr[AT(t, b - 1, y, x)];
+        u[nf++] = 4 * t->perr[at - plane];
     pr->nf = nf;
     int64_t d = 0;
     for (int j = 0; j < nf; j++)
@@ -348,19 +395,20 @@ static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
     pr->p = clip64(floor_div(pr->p4 + 2, 4), t->lo[b], t->hi[b]);
 
     /* magnitude context: neighbouring |q| (this band and the previous one) and the gradients in steps */
-    const int16_t *qv = t->qv;
-    int64_t sW = x > 0 ? qv[AT(t, b, y, x - 1)] : 0;
-    int64_t sN = y > 0 ? qv[AT(t, b, y - 1, x)] : sW;
-    int64_t sB = b > 0 ? qv[AT(t, b - 1, y, x)] : 0;
+    const int16_t *q0 = t->qv + at;
+    int64_t sW = x > 0 ? q0[-1] : 0;
+    int64_t sN = y > 0 ? q0[-(ptrdiff_t)w] : sW;
+    int64_t sB = b > 0 ? q0[-(ptrdiff_t)plane] : 0;
     int64_t qW = mag255(sW), qN = mag255(sN);
-    int64_t qNW = (y > 0 && x > 0) ? mag255(qv[AT(t, b, y - 1, x - 1)]) : qN;
-    int64_t qNE = (y > 0 && x + 1 < t->w) ? mag255(qv[AT(t, b, y - 1, x + 1)]) : qN;
-    int64_t qWW = x > 1 ? mag255(qv[AT(t, b, y, x - 2)]) : qW;
+    int64_t qNW = (y > 0 && x > 0) ? mag255(q0[-(ptrdiff_t)w - 1]) : qN;
+    int64_t qNE = (y > 0 && x + 1 < t->w) ? mag255(q0[-(ptrdiff_t)w + 1]) : qN;
+    int64_t qWW = x > 1 ? mag255(q0[-2]) : qW;
     int64_t qB = b > 0 ? mag255(sB) : qN;
     int64_t act = 2 * (qW + qN) + qNW + qNE + qWW + 2 * qB; /* about 8 |q| */
     int64_t grad = abs64(n.W - n.NW) + abs64(n.N - n.NW) + abs64(n.N - n.NE) + abs64(n.W - n.WW) + abs64(n.N - n.NN);
-    int64_t g = grad / (2 * t->emax[b] + 1); /* non-negative: truncation is floor */
-    pr->mctx = (int)bucket((act + (g > 4096 ? 4096 : g) + 1) / 2);
+    int64_t g = t->emax[b] ? grad / (2 * t->emax[b] + 1) : grad; /* non-negative: truncation is floor */
+    int64_t v = (act + (g > 4096 ? 4096 : g) + 1) / 2;
+    pr->mctx = bucket_lut[v > 255 ? 255 : v];
     pr->sctx = 9 * tri(sW) + 3 * tri(sN) + tri(sB);
 }
 
@@ -419,8 +467,10 @@ static void code_q(encoder *e, band_models *m, const predicted *pr, int64_t q)
         enc_bit(e, &m->mant1[c][k], top);
         if (k >= 2)
             enc_bit(e, &m->mant2[c][k][top], (int)((v >> (k - 2)) & 1));
-        for (int i = k - 3; i >= 0; i--)
-            enc_bit_p(e, 32768, (int)((v >> i) & 1));
+        for (int i = k - 2; i > 0; i -= 16) { /* the rest in chunks of up to 16 bits, most significant first */
+            int n = i < 16 ? i : 16;
+            enc_raw(e, (uint32_t)((v >> (i - n)) & ((1u << n) - 1)), n);
+        }
     }
 }
 
@@ -441,8 +491,10 @@ static int decode_q(decoder *d, band_models *m, const predicted *pr, int64_t *q)
         v = (v << 1) | (uint64_t)top;
         if (k >= 2)
             v = (v << 1) | (uint64_t)dec_bit(d, &m->mant2[c][k][top]);
-        for (int i = k - 3; i >= 0; i--)
-            v = (v << 1) | (uint64_t)dec_bit_p(d, 32768);
+        for (int i = k - 2; i > 0; i -= 16) {
+            int n = i < 16 ? i : 16;
+            v = (v << n) | dec_raw(d, n);
+        }
     }
     if (v > (uint64_t)SAMPLE_LIMIT * 4)
         return PR_ERR_RANGE;
@@ -515,7 +567,10 @@ static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_
                 int64_t q;
                 if (enc) {
                     int64_t e = x[at] - pr.p;
-                    q = e >= 0 ? (e + t->emax[b]) / step : -((-e + t->emax[b]) / step);
+                    if (step == 1)
+                        q = e; /* lossless */
+                    else
+                        q = e >= 0 ? (e + t->emax[b]) / step : -((-e + t->emax[b]) / step);
                     code_q(enc, &t->m[b], &pr, q);
                 } else {
                     int st = decode_q(dec, &t->m[b], &pr, &q);
@@ -749,6 +804,7 @@ static struct PyModuleDef pr_module = {PyModuleDef_HEAD_INIT, "_predictive", NUL
 
 PyMODINIT_FUNC PyInit__predictive(void)
 {
+    bucket_init();
     PyObject *m = PyModule_Create(&pr_module);
     if (m && PyModule_AddIntConstant(m, "FORMAT_VERSION", PR_FORMAT_VERSION) < 0) {
         Py_DECREF(m);

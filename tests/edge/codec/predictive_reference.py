@@ -66,6 +66,18 @@ class Decoder:
             self.code = ((self.code << 8) | self.byte()) & 0xFFFFFFFF
         return bit
 
+    def raw(self, n: int) -> int:
+        r = self.range >> n
+        u = self.code // r
+        if u >> n:
+            raise ValueError("raw chunk out of range")
+        self.code -= u * r
+        self.range = r
+        while self.range < 2 ** 24:
+            self.range = (self.range << 8) & 0xFFFFFFFF
+            self.code = ((self.code << 8) | self.byte()) & 0xFFFFFFFF
+        return u
+
     def model_bit(self, m: Model) -> int:
         b = self.bit(m.p())
         m.update(b)
@@ -169,8 +181,11 @@ def decode(payload: bytes, C: int, H: int, W: int, E: list[int], lo: list[int], 
                         a = (a << 1) | top
                         if k >= 2:
                             a = (a << 1) | dec.model_bit(m.mant2[c][k][top])
-                        for _ in range(k - 2):
-                            a = (a << 1) | dec.bit(32768)
+                        i = k - 2
+                        while i > 0:
+                            n = min(i, 16)
+                            a = (a << n) | dec.raw(n)
+                            i -= 16
                     q = -a if neg else a
                 rec = clip(p + q * (2 * E[b] + 1), lo[b], hi[b])
                 r[b][y][x], v[b][y][x], pe[b][y][x], d[b][y][x] = rec, clip(q, -32767, 32767), rec - p, 4 * rec - s
