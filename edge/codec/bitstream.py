@@ -83,6 +83,7 @@ class TileHeader:
     band_fill: np.ndarray | None = None  # v3, v4: bool[C, H, W] samples of valid pixels that hold the fill value
     max_error: np.ndarray | None = None  # v4: int64[C] bound on |decoded - original| per band (0: lossless)
     replication: np.ndarray | None = None  # v4: uint8[C, 4] ky, kx, oy, ox of each band's replicated blocks
+    palette: tuple | None = None  # v4: per band None, or int64[K] the values a lossless band uses (coded as ranks)
 
 
 def peek_shape(data: bytes) -> tuple[int, int, int] | None:
@@ -168,10 +169,12 @@ def _pack_v4(out: bytearray, h: TileHeader, payload: bytes, valid: np.ndarray | 
     if rep.shape != (h.bands, 4) or (rep[:, :2] < 1).any() or (rep[:, :2] > 16).any() or (rep[:, 2:] < 0).any() or \
             (rep[:, 2:] >= rep[:, :2]).any():
         raise ValueError("pack_tile: version 4 replication must be [C, 4] of ky, kx in 1..16 and offsets below them")
-    for eb, lb, hb, (ky, kx, oy, ox) in zip(e.tolist(), lo.astype(np.int64).tolist(), hi.astype(np.int64).tolist(),
-                                            rep.tolist()):
+    palette = h.palette if h.palette is not None else (None,) * h.bands
+    for eb, lb, hb, (ky, kx, oy, ox), pal in zip(e.tolist(), lo.astype(np.int64).tolist(),
+                                                 hi.astype(np.int64).tolist(), rep.tolist(), palette):
         out += _varint(eb) + _varint(2 * lb if lb >= 0 else -2 * lb - 1) + _varint(hb - lb)
         out += bytes([(ky - 1) << 4 | (kx - 1), oy << 4 | ox])
+        out += _pack_palette(pal, lb, hb, eb)
     out += _varint(len(payload)) + payload
     return bytes(out + _coded_masks(valid, band_fill))
 
@@ -251,6 +254,7 @@ def _unpack_v4(r: "_Reader", model_id: bytes, level: int, dtype: np.dtype, c: in
                flags: int):
     e, lo, hi = np.zeros(c, np.int64), np.zeros(c, np.float64), np.zeros(c, np.float64)
     rep = np.zeros((c, 4), np.uint8)
+    palette: list = []
     for b in range(c):
         e[b] = r.varint(limit=PREDICTIVE_LIMIT)
         z = r.varint(limit=2 * PREDICTIVE_LIMIT)
@@ -261,6 +265,7 @@ def _unpack_v4(r: "_Reader", model_id: bytes, level: int, dtype: np.dtype, c: in
         if rep[b, 2] >= rep[b, 0] or rep[b, 3] >= rep[b, 1]:
             raise CorruptTileError(f"band {b}: replication offsets {rep[b, 2:].tolist()} not below the block "
                                    f"{rep[b, :2].tolist()}; the tile is corrupt")
+        palette.append(_unpack_palette(r, int(lo[b]), int(hi[b]), int(e[b])))
     if (np.abs(lo) > PREDICTIVE_LIMIT).any() or (np.abs(hi) > PREDICTIVE_LIMIT).any():
         raise CorruptTileError("version 4 band range beyond +-2^33; the tile is corrupt")
     payload = r.take(r.varint())
@@ -269,8 +274,46 @@ def _unpack_v4(r: "_Reader", model_id: bytes, level: int, dtype: np.dtype, c: in
     _check_consumed(r)
     header = TileHeader(model_id=model_id, level=level, dtype=dtype, bands=c, height=height, width=width, lo=lo,
                         hi=hi, mean=np.zeros(c, np.float32), matrix=(np.eye(c) * 127).astype(np.int8),
-                        version=VERSION_PREDICTIVE, band_fill=band_fill, max_error=e, replication=rep)
+                        version=VERSION_PREDICTIVE, band_fill=band_fill, max_error=e, replication=rep,
+                        palette=tuple(palette))
     return header, np.ones(c, bool), payload, valid
+
+
+#: largest value range a v4 palette may span (its bitmap: 128 KiB before zlib)
+PALETTE_SPAN = 1 << 20
+
+
+def _pack_palette(pal, lo: int, hi: int, e: int) -> bytes:
+    """v4 per band: 0, or 1 + LEB128 length + zlib of the packed bitmap of the values ``lo .. hi`` the band uses."""
+    if pal is None:
+        return b"\0"
+    pal = np.asarray(pal, np.int64)
+    if e != 0 or hi - lo + 1 > PALETTE_SPAN or len(pal) == 0 or pal[0] != lo or pal[-1] != hi or \
+            (np.diff(pal) <= 0).any():
+        raise ValueError("pack_tile: a palette is the sorted values of a lossless band, from lo to hi, within 2^20")
+    bits = np.zeros(hi - lo + 1, bool)
+    bits[pal - lo] = True
+    z = zlib.compress(np.packbits(bits).tobytes(), 9)
+    return b"\1" + _varint(len(z)) + z
+
+
+def _unpack_palette(r: "_Reader", lo: int, hi: int, e: int) -> np.ndarray | None:
+    kind = r.take(1)[0]
+    if kind == 0:
+        return None
+    span = hi - lo + 1
+    if kind != 1 or e != 0 or span > PALETTE_SPAN:
+        raise CorruptTileError(f"palette kind {kind} with bound {e} over {span} values; the tile is corrupt")
+    try:
+        raw = zlib.decompressobj().decompress(r.take(r.varint()), (span + 7) // 8 + 1)
+    except zlib.error as ex:
+        raise CorruptTileError(f"palette does not inflate: {ex}") from ex
+    if len(raw) != (span + 7) // 8:
+        raise CorruptTileError("palette bitmap has the wrong size")
+    bits = np.unpackbits(np.frombuffer(raw, np.uint8))
+    if bits[span:].any() or not bits[0] or not bits[span - 1]:
+        raise CorruptTileError("palette bitmap padding set, or lo / hi unused")
+    return lo + np.flatnonzero(bits[:span]).astype(np.int64)
 
 
 def _varint(n: int) -> bytes:

@@ -96,12 +96,25 @@ class PredictiveKind:
             rep[b], anchors = replication(coded[b], skip[b])
             if anchors is not None:
                 coded[b] = anchors
-        payload = _predictive.encode(np.ascontiguousarray(coded, np.int64), np.ascontiguousarray(skip, np.uint8),
-                                     rep, c, h, w, e, lo, hi)
+        best = None
+        for palette in _palettes(coded, skip, e, lo, hi):
+            ranks, clo, chi = coded, lo, hi
+            if any(p is not None for p in palette):  # lossless bands with gaps in their histogram: coded as ranks
+                ranks, clo, chi = coded.copy(), lo.copy(), hi.copy()
+                for b, p in enumerate(palette):
+                    if p is not None:
+                        ranks[b] = np.where(skip[b], 0, np.searchsorted(p, coded[b]))
+                        clo[b], chi[b] = 0, len(p) - 1
+            payload = _predictive.encode(np.ascontiguousarray(ranks, np.int64), np.ascontiguousarray(skip, np.uint8),
+                                         rep, c, h, w, e, clo, chi)
+            if best is None or len(payload) + _palette_bytes(palette, lo) < len(best[0]) + _palette_bytes(best[1], lo):
+                best = (payload, palette)
+        payload, palette = best
         header = bitstream.TileHeader(model_id=self.model_id[:bitstream.MODEL_ID_BYTES], level=0, dtype=tile.dtype,
                                       bands=c, height=h, width=w, lo=lo.astype(np.float64), hi=hi.astype(np.float64),
                                       mean=np.zeros(c, np.float32), matrix=(np.eye(c) * 127).astype(np.int8),
-                                      version=self.version, band_fill=band_fill, max_error=e, replication=rep)
+                                      version=self.version, band_fill=band_fill, max_error=e, replication=rep,
+                                      palette=palette)
         return bitstream.pack_tile(header, np.ones(c, bool), payload, valid)
 
     def decode_tile(self, header: bitstream.TileHeader, payload: bytes, valid: np.ndarray | None) -> np.ndarray:
@@ -113,13 +126,19 @@ class PredictiveKind:
         if header.band_fill is not None:
             skip |= header.band_fill
         out = np.zeros((c, h, w), np.int64)
+        palette = header.palette or (None,) * c
+        lo, hi = header.lo.astype(np.int64), header.hi.astype(np.int64)
+        clo = np.array([0 if p is not None else lo[b] for b, p in enumerate(palette)], np.int64)
+        chi = np.array([len(p) - 1 if p is not None else hi[b] for b, p in enumerate(palette)], np.int64)
         status, detail = _predictive.decode(payload, np.ascontiguousarray(skip, np.uint8),
                                             np.ascontiguousarray(header.replication, np.uint8), c, h, w,
-                                            np.ascontiguousarray(header.max_error, np.int64),
-                                            header.lo.astype(np.int64), header.hi.astype(np.int64), out)
+                                            np.ascontiguousarray(header.max_error, np.int64), clo, chi, out)
         if status:
             raise CorruptTileError(f"predictive stream: {_STATUS.get(status, f'status {status}')} (at {detail}); "
                                    "the tile is corrupt")
+        for b, p in enumerate(palette):
+            if p is not None:
+                out[b] = p[out[b]]  # ranks back to values (ranks lie in 0 .. len - 1: the coder clips to them)
         out[skip] = 0
         return out
 
@@ -163,6 +182,40 @@ def _period(same: np.ndarray) -> tuple[int, int]:
     g = int(np.gcd.reduce(np.diff(starts))) if len(starts) > 1 else 16
     k = max(d for d in range(1, 17) if g % d == 0)
     return k, int(starts[0] % k)
+
+
+#: a lossless band whose values use under this share of their range, with under this share of neighbouring
+#: used values (a combed histogram, as some Sentinel-2 L2A products have), is also tried coded as ranks
+PALETTE_OCCUPANCY, PALETTE_ADJACENT = 0.75, 0.5
+
+
+def _palettes(coded: np.ndarray, skip: np.ndarray, e: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[tuple]:
+    """The palette choices the encoder tries: none, and (when some band qualifies) each qualifying band's used
+    values; the smaller stream wins."""
+    plain = (None,) * len(e)
+    pals, any_pal = [], False
+    for b in range(len(e)):
+        p = None
+        span = int(hi[b] - lo[b] + 1)
+        if e[b] == 0 and 2 < span <= bitstream.PALETTE_SPAN:
+            used = np.unique(coded[b][~skip[b]])
+            if len(used) < PALETTE_OCCUPANCY * span and np.mean(np.diff(used) == 1) < PALETTE_ADJACENT:
+                p, any_pal = used, True
+        pals.append(p)
+    return [plain, tuple(pals)] if any_pal else [plain]
+
+
+def _palette_bytes(palette: tuple, lo: np.ndarray) -> int:
+    """What the palettes add to the header (their zlib bitmaps; estimated by compressing them)."""
+    import zlib
+
+    n = 0
+    for b, p in enumerate(palette):
+        if p is not None:
+            bits = np.zeros(int(p[-1] - lo[b] + 1), bool)
+            bits[p - lo[b]] = True
+            n += len(zlib.compress(np.packbits(bits).tobytes(), 9)) + 3
+    return n
 
 
 def _integers(tile: np.ndarray, coded: np.ndarray) -> np.ndarray:

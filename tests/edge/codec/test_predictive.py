@@ -195,14 +195,19 @@ def _reference_decode(data: bytes) -> np.ndarray:
         skip[:, ~v] = True
     if header.band_fill is not None:
         skip |= header.band_fill
-    out = np.array(decode(payload, c, h, w, header.max_error.tolist(), header.lo.astype(int).tolist(),
-                          header.hi.astype(int).tolist(), [tuple(int(k) for k in r) for r in header.replication],
-                          skip.tolist()), np.int64)
+    palette = header.palette or (None,) * c
+    lo = [0 if p is not None else int(header.lo[b]) for b, p in enumerate(palette)]
+    hi = [len(p) - 1 if p is not None else int(header.hi[b]) for b, p in enumerate(palette)]
+    out = np.array(decode(payload, c, h, w, header.max_error.tolist(), lo, hi,
+                          [tuple(int(k) for k in r) for r in header.replication], skip.tolist()), np.int64)
+    for b, p in enumerate(palette):
+        if p is not None:
+            out[b] = p[out[b]]
     out[skip] = 0
     return out
 
 
-@pytest.mark.parametrize("case", ["golden", "replicated", "int32_wide", "lossless_noise"])
+@pytest.mark.parametrize("case", ["golden", "replicated", "int32_wide", "lossless_noise", "combed"])
 def test_a_decoder_written_from_the_specification_decodes_the_same_samples(case):
     """tests/edge/codec/predictive_reference.py follows docs/bitstream.md only: the spec is complete."""
     rng = np.random.default_rng(17)
@@ -218,7 +223,50 @@ def test_a_decoder_written_from_the_specification_decodes_the_same_samples(case)
         assert bitstream.unpack_tile(data)[0].replication[1:, :2].tolist() == [[2, 2], [3, 3]]
     elif case == "int32_wide":
         data = KIND.encode_tile(rng.integers(-2 ** 31, 2 ** 31 - 1, (2, 9, 11)).astype(np.int32), [5, 1000])
+    elif case == "combed":
+        data = KIND.encode_tile(_combed(rng, (2, 16, 18)), 0)
+        assert all(p is not None for p in bitstream.unpack_tile(data)[0].palette)
     else:
         data = KIND.encode_tile(rng.integers(0, 4096, (4, 12, 13)).astype(np.uint16), 0)
     header, _, payload, v = bitstream.unpack_tile(data)
     np.testing.assert_array_equal(_reference_decode(data), KIND.decode_tile(header, payload, v))
+
+
+def _combed(rng, shape) -> np.ndarray:
+    """A smooth uint16 field whose values use every third number only (a combed histogram)."""
+    field = np.cumsum(np.cumsum(rng.integers(-2, 3, shape), 1), 2) + 600
+    return (3 * field).astype(np.uint16)
+
+
+def test_a_combed_histogram_is_coded_as_ranks_losslessly_and_smaller(monkeypatch):
+    from cvae.edge.codec import predictive
+
+    rng = np.random.default_rng(8)
+    x = _combed(rng, (3, 64, 64))
+    out, header, data = _round_trip(x, 0)
+    np.testing.assert_array_equal(out, x)
+    assert all(p is not None for p in header.palette)
+    filled = KIND.encode_tile(x + rng.integers(0, 3, x.shape).astype(np.uint16), 0)  # the comb filled: no palette
+    assert all(p is None for p in bitstream.unpack_tile(filled)[0].palette)
+    monkeypatch.setattr(predictive, "PALETTE_OCCUPANCY", 0.0)  # the same tile without palettes
+    plain = KIND.encode_tile(x, 0)
+    assert all(p is None for p in bitstream.unpack_tile(plain)[0].palette)
+    assert len(data) < 0.9 * len(plain)
+
+
+def test_bounded_bands_never_use_a_palette():
+    """Ranks would break a bound in digital numbers: only E = 0 bands may be coded as ranks."""
+    rng = np.random.default_rng(9)
+    x = _combed(rng, (2, 32, 32))
+    out, header, _ = _round_trip(x, [0, 2])
+    assert header.palette[0] is not None and header.palette[1] is None
+    assert (np.abs(out - x.astype(np.int64)) <= np.array([0, 2])[:, None, None]).all()
+
+
+def test_a_crafted_palette_is_refused():
+    data = bytearray(_round_trip(_combed(np.random.default_rng(1), (1, 48, 48)), 0)[2])
+    header = bitstream.unpack_tile(bytes(data))[0]
+    assert header.palette[0] is not None
+    with pytest.raises(ValueError, match="palette"):
+        bitstream.pack_tile(bitstream.TileHeader(**{**header.__dict__, "max_error": np.array([1])}), np.ones(1, bool),
+                            b"", None)
