@@ -207,7 +207,8 @@ def _reference_decode(data: bytes) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("case", ["golden", "replicated", "int32_wide", "lossless_noise", "combed"])
+@pytest.mark.parametrize("case", ["golden", "replicated", "int32_wide", "lossless_noise", "combed",
+                                  "combed_replicated_masked"])
 def test_a_decoder_written_from_the_specification_decodes_the_same_samples(case):
     """tests/edge/codec/predictive_reference.py follows docs/bitstream.md only: the spec is complete."""
     rng = np.random.default_rng(17)
@@ -223,6 +224,16 @@ def test_a_decoder_written_from_the_specification_decodes_the_same_samples(case)
         assert bitstream.unpack_tile(data)[0].replication[1:, :2].tolist() == [[2, 2], [3, 3]]
     elif case == "int32_wide":
         data = KIND.encode_tile(rng.integers(-2 ** 31, 2 ** 31 - 1, (2, 9, 11)).astype(np.int32), [5, 1000])
+    elif case == "combed_replicated_masked":  # skipped anchors carry their block's value: as a rank too
+        x = np.kron(_combed(rng, (2, 10, 12)), np.ones((1, 2, 2), np.uint16))
+        valid = np.ones((20, 24), bool)
+        valid[::2, 1::3] = False
+        valid[:6, :] = False
+        data = KIND.encode_tile(x, 0, valid)
+        h = bitstream.unpack_tile(data)[0]
+        assert h.replication[:, :2].tolist() == [[2, 2], [2, 2]] and all(p is not None for p in h.palette)
+        out = KIND.decode_tile(h, bitstream.unpack_tile(data)[2], valid)
+        np.testing.assert_array_equal(out[:, valid], x[:, valid])
     elif case == "combed":
         data = KIND.encode_tile(_combed(rng, (2, 16, 18)), 0)
         assert all(p is not None for p in bitstream.unpack_tile(data)[0].palette)
