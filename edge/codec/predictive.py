@@ -104,7 +104,9 @@ class PredictiveKind:
                 if p is not None:
                     # every sample, skipped anchors included (they carry their block's value); the other skipped
                     # samples are not coded, whatever rank they get
-                    ranks[b] = np.minimum(np.searchsorted(p, coded[b]), len(p) - 1)
+                    lut = np.zeros(int(hi[b] - lo[b] + 1), np.int64)
+                    lut[p - lo[b]] = np.arange(len(p))
+                    ranks[b] = lut[np.clip(coded[b] - lo[b], 0, len(lut) - 1)]
                     clo[b], chi[b] = 0, len(p) - 1
         payload = _predictive.encode(np.ascontiguousarray(ranks, np.int64), np.ascontiguousarray(skip, np.uint8),
                                      rep, c, h, w, e, clo, chi)
