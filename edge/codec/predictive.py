@@ -7,6 +7,10 @@ the family of CCSDS 123.0-B-2's predictor and CALIC), the prediction residual is
 contexts chosen by the neighbouring residuals. All of it is in C (``_predictive.c``), integer only: any platform
 decodes the same samples. No network runs, on either side.
 
+Two encoder findings travel in the header: bands resampled by pixel replication (Sentinel-2's 20 m and 60 m bands in
+a 10 m stack) are coded once per block, and lossless bands with a combed histogram are coded as ranks of a
+palette of the values they use.
+
 ``E`` is given per band in the band's own units (digital numbers). Integer dtypes are coded as they are; float
 tiles only when every coded sample is an integer (float64 rasters holding integers): true floats have no bound
 in digital numbers and are refused. Nodata pixels (the valid mask) and band-fill samples (a valid pixel holding
