@@ -18,7 +18,7 @@ from cvae.edge.bundle import Bundle
 from cvae.edge.codec import packets as pk
 from cvae.edge.codec.tile import BoundedTile, TileCodec
 from cvae.edge.errors import InputError
-from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, WHOLE_SCENE_MAX_SAMPLES, Raster, RowReader, band_fill_mask,
+from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, WHOLE_SCENE_MAX_SAMPLES, Raster, RasterInfo, band_fill_mask,
                                  band_ranges, header_samples, open_rows, read_raster, scan_raster)
 from cvae.edge.io.tiling import TileWindow, tile_grid
 
@@ -26,7 +26,7 @@ from cvae.edge.io.tiling import TileWindow, tile_grid
 META_MODEL_ID_HEX = 16
 
 __all__ = ["META_MODEL_ID_HEX", "EncodeOptions", "EncodedScene", "SceneStream", "encode_scene", "scene_metadata",
-           "choose_level", "allocate_scene", "tile_bodies", "analyze_tile", "bound_metadata"]
+           "choose_level", "allocate_scene", "tile_bodies", "prepare_tile", "quality_metadata"]
 
 
 @dataclass(frozen=True)
@@ -203,24 +203,34 @@ class SceneStream:
                            self.metadata_every, coded)
 
 
-def analyze_tile(codec: TileCodec, rows: RowReader, win: TileWindow, max_error=None):
-    """Tile ``win`` of a scene read row by row, ready for :meth:`TileCodec.encode`: the network's pass with the
-    scene's band range and the per-band fill mask, or, with ``max_error``, the tile checked for error-bounded
-    coding (no network; coded at level 0)."""
-    px, valid = rows.tile(win)
-    fill = band_fill_mask(px, valid, rows.info.nodata)
+def prepare_tile(codec: TileCodec, px: np.ndarray, valid: np.ndarray, info: RasterInfo, level: int | None = None,
+                 tile_bytes: int | None = None, max_error=None, psnr: float | None = None):
+    """``(tile, level)`` for :meth:`TileCodec.encode` from a tile's pixels, the quality asked as exactly one of a
+    ``level``, a ``tile_bytes`` budget, a ``max_error`` bound (no network; level 0) or a ``psnr`` target; the
+    scene's band range and per-band fill mask go with it. Shared by ``cvae-encode`` and the daemon."""
+    fill = band_fill_mask(px, valid, info.nodata)
+    if psnr is not None:
+        from cvae.edge.quality import choose_for_psnr
+
+        tile, level, _ = choose_for_psnr(codec, px, valid, fill, info.band_range, psnr)
+        return tile, level
     if max_error is not None:
-        return codec.bound(px, max_error, valid, fill)
-    return codec.analyze(px, valid, band_range=rows.info.band_range, band_fill=fill)
+        return codec.bound(px, max_error, valid, fill), 0
+    a = codec.analyze(px, valid, band_range=info.band_range, band_fill=fill)
+    return a, level if level is not None else choose_level(codec, a, tile_bytes)
 
 
-def bound_metadata(max_error, bands: int) -> dict:
-    """The scene metadata's statement of the bound (``{}`` for rate-coded scenes)."""
-    if max_error is None:
-        return {}
-    from cvae.edge.codec.predictive import check_max_error
+def quality_metadata(max_error, psnr: float | None, bands: int) -> dict:
+    """What the scene metadata states of the quality asked: the bound per band, or the PSNR target (``{}`` for
+    levels and budgets); a wrong number of bounds raises :class:`InputError`."""
+    out = {}
+    if max_error is not None:
+        from cvae.edge.codec.predictive import check_max_error
 
-    return {"max_error": check_max_error(max_error, bands).tolist()}
+        out["max_error"] = check_max_error(max_error, bands).tolist()
+    if psnr is not None:
+        out["psnr_target"] = psnr
+    return out
 
 
 def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
@@ -272,24 +282,9 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
     """encode_scene for ``--level`` / ``--tile-bytes``: ``tile_size`` rows at a time (as the daemon)."""
     info = scan_raster(path, max_samples=opts.max_samples, rows=opts.tile_size)
 
-    if opts.max_error is not None:
-        try:  # a wrong number of bounds fails before any tile
-            bound_metadata(opts.max_error, info.shape[0])
-        except InputError as e:
-            raise InputError(f"{path}: --max-error: {e}") from None
-
     def code(px: np.ndarray, valid: np.ndarray):
         """One tile, start to bytes: what may run in parallel with the other tiles of its row."""
-        fill = band_fill_mask(px, valid, info.nodata)
-        if opts.psnr is not None:
-            from cvae.edge.quality import choose_for_psnr
-
-            a, level, _ = choose_for_psnr(codec, px, valid, fill, info.band_range, opts.psnr)
-        elif opts.max_error is not None:
-            a, level = codec.bound(px, opts.max_error, valid, fill), 0
-        else:
-            a = codec.analyze(px, valid, band_range=info.band_range, band_fill=fill)
-            level = opts.level if opts.level is not None else choose_level(codec, a, opts.tile_bytes)
+        a, level = prepare_tile(codec, px, valid, info, opts.level, opts.tile_bytes, opts.max_error, opts.psnr)
         return a, level, codec.encode(a, level)
 
     def tiles(windows, meta: bytes):
@@ -310,10 +305,12 @@ def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writ
     writer = writer or pk.PacketWriter(opts.apid, max_data_field=opts.max_data_field)
     c, h, w = header.pixels.shape
     windows = list(tile_grid(h, w, opts.tile_size))
+    try:  # a wrong number of bounds fails before any tile
+        quality = quality_metadata(opts.max_error, opts.psnr, c)
+    except InputError as e:
+        raise InputError(f"{path}: --max-error: {e}") from None
     stream = SceneStream.for_scene(header, name, bundle, opts.tile_size, scene_id, len(windows),
-                                   source_dtype=source_dtype, metadata_every=opts.metadata_every,
-                                   extra={**bound_metadata(opts.max_error, c),
-                                          **({"psnr_target": opts.psnr} if opts.psnr is not None else {})})
+                                   source_dtype=source_dtype, metadata_every=opts.metadata_every, extra=quality)
     out = [p for hd, body in stream.bodies(-1) for p in writer.packets(hd, body)]
     levels, tile_sizes, bounded = [], [], 0
     for i, (win, (a, level, *coded)) in enumerate(zip(windows, tiles(windows, stream.meta))):

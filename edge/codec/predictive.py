@@ -25,7 +25,7 @@ import numpy as np
 from cvae.edge.codec import _predictive, bitstream
 from cvae.edge.errors import CorruptTileError, InputError
 
-__all__ = ["PredictiveKind", "BoundedTile", "check_max_error", "replication", "LIMIT"]
+__all__ = ["PredictiveKind", "BoundedTile", "check_max_error", "replication", "skipped", "coder_range", "LIMIT"]
 
 LIMIT = bitstream.PREDICTIVE_LIMIT
 _STATUS = {1: "stream truncated", 2: "bytes left over after the last sample", 3: "residual out of range"}
@@ -124,16 +124,10 @@ class PredictiveKind:
     def decode_tile(self, header: bitstream.TileHeader, payload: bytes, valid: np.ndarray | None) -> np.ndarray:
         """int64[C, H, W]: the decoded samples (skipped samples hold 0)."""
         c, h, w = header.bands, header.height, header.width
-        skip = np.zeros((c, h, w), bool)
-        if valid is not None:
-            skip[:, ~valid] = True
-        if header.band_fill is not None:
-            skip |= header.band_fill
+        skip = skipped(header, valid)
         out = np.zeros((c, h, w), np.int64)
         palette = header.palette or (None,) * c
-        lo, hi = header.lo.astype(np.int64), header.hi.astype(np.int64)
-        clo = np.array([0 if p is not None else lo[b] for b, p in enumerate(palette)], np.int64)
-        chi = np.array([len(p) - 1 if p is not None else hi[b] for b, p in enumerate(palette)], np.int64)
+        clo, chi = coder_range(header)
         status, detail = _predictive.decode(payload, np.ascontiguousarray(skip, np.uint8),
                                             np.ascontiguousarray(header.replication, np.uint8), c, h, w,
                                             np.ascontiguousarray(header.max_error, np.int64), clo, chi, out)
@@ -145,6 +139,24 @@ class PredictiveKind:
                 out[b] = p[out[b]]  # ranks back to values (ranks lie in 0 .. len - 1: the coder clips to them)
         out[skip] = 0
         return out
+
+
+def skipped(header: bitstream.TileHeader, valid: np.ndarray | None) -> np.ndarray:
+    """bool[C, H, W]: the samples a v4 tile does not code (invalid pixels, band-fill samples)."""
+    skip = np.zeros((header.bands, header.height, header.width), bool)
+    if valid is not None:
+        skip[:, ~valid] = True
+    if header.band_fill is not None:
+        skip |= header.band_fill
+    return skip
+
+
+def coder_range(header: bitstream.TileHeader) -> tuple[np.ndarray, np.ndarray]:
+    """int64[C] lo, hi the coder works in: the band's range, or 0 .. K - 1 for a band coded as palette ranks."""
+    palette = header.palette or (None,) * header.bands
+    lo = np.array([0 if p is not None else header.lo[b] for b, p in enumerate(palette)]).astype(np.int64)
+    hi = np.array([len(p) - 1 if p is not None else header.hi[b] for b, p in enumerate(palette)]).astype(np.int64)
+    return lo, hi
 
 
 def replication(band: np.ndarray, skip: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray | None]:

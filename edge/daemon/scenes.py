@@ -1,7 +1,7 @@
 """Coding one scene in the daemon: the encoder's row loop and packet stream, one packet file per unit.
 
 The units of a scene are those of :class:`cvae.edge.encoder.SceneStream` (opening metadata, tiles, closing
-metadata); the tiles are read and analysed by :func:`cvae.edge.encoder.analyze_tile` a tile row at a time, as
+metadata); the tiles are read and prepared by :func:`cvae.edge.encoder.prepare_tile` a tile row at a time, as
 ``cvae-encode`` does, so both write the same packet bodies. Two stages overlap: the network runs on unit k+1
 (the main thread) while unit k is entropy coded, reserved in the journal, written and committed (one worker
 thread, so units still complete strictly in order; see journal.py for the crash protocol).
@@ -17,11 +17,10 @@ from typing import Any
 from cvae.edge.codec import packets as pk
 from cvae.edge.daemon.logs import log
 from cvae.edge.daemon.spool import finish_input, outbox_bytes
-from cvae.edge.encoder import SceneStream, analyze_tile, bound_metadata, choose_level
+from cvae.edge.encoder import SceneStream, prepare_tile, quality_metadata
 from cvae.edge.errors import InputError
 from cvae.edge.io.files import remove_partial
-from cvae.edge.io.raster import RasterInfo, RowReader, band_fill_mask, open_rows, scan_raster
-from cvae.edge.quality import choose_for_psnr
+from cvae.edge.io.raster import RasterInfo, RowReader, open_rows, scan_raster
 from cvae.edge.io.tiling import TileWindow, tile_grid
 
 __all__ = ["SceneJob", "UnitWork", "SceneCoding", "load_scene"]
@@ -51,7 +50,7 @@ class UnitWork:
     analyzed: Any = None          # the network's output for a tile (TileCodec.analyze); None for metadata
     window: TileWindow | None = None
     started: float = 0.0          # time.monotonic() when the unit's first stage began
-    level: int | None = None      # chosen in the first stage (psnr: the tile's rate level, 0 for a bound)
+    level: int | None = None      # the tile's level, chosen in the first stage (0 for an error-bounded tile)
 
 
 def load_scene(path: Path, max_samples: int, rows: int) -> RasterInfo:
@@ -85,7 +84,7 @@ class SceneCoding:
             scene = self.journal.start_scene(path, st.st_size, st.st_mtime_ns)
         try:
             info = self.load(path)
-            bound = bound_metadata(self.cfg.max_error, info.shape[0])  # e.g. 4 bounds for a 3-band scene
+            quality = quality_metadata(self.cfg.max_error, self.cfg.psnr, info.shape[0])  # e.g. 4 bounds, 3 bands
         except (InputError, OSError) as e:
             self.quarantine(path, f"{type(e).__name__}: {e}", scene)
             return True
@@ -94,8 +93,7 @@ class SceneCoding:
         self.journal.set_tiles(scene, len(windows))
         stream = SceneStream.for_scene(info.header(), path.stem, self.bundle, self.cfg.tile_size, scene,
                                        len(windows), source_dtype=info.source_dtype,
-                                       extra={"scene_id": scene, **bound,
-                                              **({"psnr_target": self.cfg.psnr} if self.cfg.psnr is not None else {})})
+                                       extra={"scene_id": scene, **quality})
         job = SceneJob(path, scene, info, windows, stream)
         log("scene_start", scene=scene, file=path.name, shape=list(info.shape), tiles=len(windows))
         with open_rows(path, info) as rows:
@@ -119,15 +117,12 @@ class SceneCoding:
                                     tile=job.stream.is_tile(unit))
                 continue  # written before a crash, not yet recorded: never rewrite (it may be on its way down)
             work = UnitWork(unit, job.file_name(unit), started=t0)
-            if job.stream.is_tile(unit) and self.cfg.psnr is not None:
+            if job.stream.is_tile(unit):
                 win = job.windows[unit]
-                px, valid = rows.tile(win)
-                tile, level, _ = choose_for_psnr(self.codec, px, valid, band_fill_mask(px, valid, job.info.nodata),
-                                                 job.info.band_range, self.cfg.psnr)
+                cfg = self.cfg
+                tile, level = prepare_tile(self.codec, *rows.tile(win), job.info, cfg.level, cfg.tile_bytes,
+                                           cfg.max_error, cfg.psnr)
                 work = UnitWork(unit, work.name, tile, win, t0, level)
-            elif job.stream.is_tile(unit):
-                win = job.windows[unit]
-                work = UnitWork(unit, work.name, analyze_tile(self.codec, rows, win, self.cfg.max_error), win, t0)
             if pending is not None and not pending.result():
                 return False
             pending = self._pool.submit(self._emit, job, work)
@@ -146,13 +141,6 @@ class SceneCoding:
         if not self.wait_for_quota():
             return False
         level = work.level
-        if level is not None:
-            pass  # chosen in the first stage
-        elif work.analyzed is not None and self.cfg.max_error is not None:
-            level = 0  # error-bounded tiles (tile format v4) carry their bound, not a level
-        elif work.analyzed is not None:
-            level = (self.cfg.level if self.cfg.level is not None
-                     else choose_level(self.codec, work.analyzed, self.cfg.tile_bytes))
         bodies = job.stream.bodies(work.index, self.codec, work.analyzed, work.window, level)
         writer = pk.PacketWriter(self.cfg.apid, sealer=self.sealer)
         n = sum(max(1, -(-len(b) // writer.max_segment)) for _, b in bodies)

@@ -188,16 +188,13 @@ def test_every_real_file_round_trips_losslessly(shared_data, codec):
 def _reference_decode(data: bytes) -> np.ndarray:
     from predictive_reference import decode  # tests/edge/codec on sys.path (pytest rootdir conftest-less import)
 
+    from cvae.edge.codec.predictive import coder_range, skipped
+
     header, _, payload, v = bitstream.unpack_tile(data)
     c, h, w = header.bands, header.height, header.width
-    skip = np.zeros((c, h, w), bool)
-    if v is not None:
-        skip[:, ~v] = True
-    if header.band_fill is not None:
-        skip |= header.band_fill
+    skip = skipped(header, v)
     palette = header.palette or (None,) * c
-    lo = [0 if p is not None else int(header.lo[b]) for b, p in enumerate(palette)]
-    hi = [len(p) - 1 if p is not None else int(header.hi[b]) for b, p in enumerate(palette)]
+    lo, hi = (r.tolist() for r in coder_range(header))
     out = np.array(decode(payload, c, h, w, header.max_error.tolist(), lo, hi,
                           [tuple(int(k) for k in r) for r in header.replication], skip.tolist()), np.int64)
     for b, p in enumerate(palette):
