@@ -33,7 +33,7 @@ def provenance_tags(scene, model_id: str) -> dict:
     tags = {"CVAE_TOOL": f"cvae-decode {cvae.__version__}", "CVAE_MODEL_ID": model_id,
             "CVAE_LEVELS": ",".join(f"{lv}:{n}" for lv, n in sorted(levels.items())),
             "CVAE_TILES_OK": str(len(scene.tiles_ok)), "CVAE_TILES_LOST": str(len(scene.tiles_lost))}
-    if getattr(scene, "max_error", None) is not None:  # error-bounded tiles: the bound per band, in digital numbers
+    if scene.max_error is not None:  # error-bounded tiles: the bound per band, in digital numbers
         tags["CVAE_MAX_ERROR"] = ",".join(str(int(e)) for e in scene.max_error)
         tags["CVAE_BOUNDED_TILES"] = str(scene.bounded_tiles)
     return tags
