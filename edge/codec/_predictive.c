@@ -305,6 +305,7 @@ typedef struct {
     int64_t *r;                    /* [c][h][w] reconstructed */
     int64_t *cdiff;                /* [c][h][w] central difference 4 r - s */
     int16_t *qv;                   /* [c][h][w] q clipped to +-32767 */
+    uint8_t *qm;                   /* [c][h][w] |q| clipped to 255 (mag255 of qv, kept for the contexts) */
     int64_t *perr;                 /* [c][h][w] r - p */
     band_models *m;                /* [c] */
 } tile_t;
@@ -399,11 +400,13 @@ static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
     int64_t sW = x > 0 ? q0[-1] : 0;
     int64_t sN = y > 0 ? q0[-(ptrdiff_t)w] : sW;
     int64_t sB = b > 0 ? q0[-(ptrdiff_t)plane] : 0;
-    int64_t qW = mag255(sW), qN = mag255(sN);
-    int64_t qNW = (y > 0 && x > 0) ? mag255(q0[-(ptrdiff_t)w - 1]) : qN;
-    int64_t qNE = (y > 0 && x + 1 < t->w) ? mag255(q0[-(ptrdiff_t)w + 1]) : qN;
-    int64_t qWW = x > 1 ? mag255(q0[-2]) : qW;
-    int64_t qB = b > 0 ? mag255(sB) : qN;
+    const uint8_t *m0 = t->qm + at;
+    int64_t qW = x > 0 ? m0[-1] : 0;
+    int64_t qN = y > 0 ? m0[-(ptrdiff_t)w] : qW;
+    int64_t qNW = (y > 0 && x > 0) ? m0[-(ptrdiff_t)w - 1] : qN;
+    int64_t qNE = (y > 0 && x + 1 < t->w) ? m0[-(ptrdiff_t)w + 1] : qN;
+    int64_t qWW = x > 1 ? m0[-2] : qW;
+    int64_t qB = b > 0 ? m0[-(ptrdiff_t)plane] : qN;
     int64_t act = 2 * (qW + qN) + qNW + qNE + qWW + 2 * qB; /* about 8 |q| */
     int64_t grad = abs64(n.W - n.NW) + abs64(n.N - n.NW) + abs64(n.N - n.NE) + abs64(n.W - n.WW) + abs64(n.N - n.NN);
     int64_t g = t->emax[b] ? grad / (2 * t->emax[b] + 1) : grad; /* non-negative: truncation is floor */
@@ -438,6 +441,9 @@ static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
 
 static inline int bitlen(uint64_t v)
 {
+#if defined(__GNUC__)
+    return v ? 64 - __builtin_clzll(v) : 0;
+#endif
     int k = 0;
     while (v) {
         k++;
@@ -534,6 +540,7 @@ static inline void settle(tile_t *t, size_t at, int64_t rec, int64_t s, int64_t 
     t->r[at] = rec;
     t->cdiff[at] = 4 * rec - s;
     t->qv[at] = (int16_t)(q > 32767 ? 32767 : (q < -32767 ? -32767 : q));
+    t->qm[at] = (uint8_t)mag255(q);
     t->perr[at] = pe;
 }
 
@@ -644,15 +651,17 @@ static int tile_alloc(tile_t *t, int c, int h, int w)
     t->h = h;
     t->w = w;
     t->qv = malloc((n ? n : 1) * sizeof(int16_t));
+    t->qm = malloc(n ? n : 1);
     t->perr = malloc((n ? n : 1) * sizeof(int64_t));
     t->cdiff = malloc((n ? n : 1) * sizeof(int64_t));
     t->m = malloc(sizeof(band_models) * (size_t)c);
-    return t->qv && t->perr && t->cdiff && t->m ? 0 : -1;
+    return t->qv && t->qm && t->perr && t->cdiff && t->m ? 0 : -1;
 }
 
 static void tile_free(tile_t *t)
 {
     free(t->qv);
+    free(t->qm);
     free(t->perr);
     free(t->cdiff);
     free(t->m);
@@ -687,12 +696,14 @@ static PyObject *pr_encode(PyObject *self, PyObject *args)
         release(&v);
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int b = (int)(i / ((Py_ssize_t)h * w));
-        if (!skip[i] && (x[i] < lo[b] || x[i] > hi[b])) {
-            release(&v);
-            PyErr_Format(PyExc_ValueError, "sample %zd of band %d lies outside the band range", i, b);
-            return NULL;
+    const Py_ssize_t plane = (Py_ssize_t)h * w;
+    for (int b = 0; b < c; b++) {
+        for (Py_ssize_t i = b * plane; i < (b + 1) * plane; i++) {
+            if (!skip[i] && (x[i] < lo[b] || x[i] > hi[b])) {
+                release(&v);
+                PyErr_Format(PyExc_ValueError, "sample %zd of band %d lies outside the band range", i, b);
+                return NULL;
+            }
         }
     }
     tile_t t;

@@ -92,9 +92,13 @@ class PredictiveKind:
         if band_fill is not None:
             skip |= band_fill
         x = _integers(tile, ~skip)
-        coded = np.where(skip, 0, x)
-        lo = np.array([x[b][~skip[b]].min() if (~skip[b]).any() else 0 for b in range(c)], np.int64)
-        hi = np.array([x[b][~skip[b]].max() if (~skip[b]).any() else 0 for b in range(c)], np.int64)
+        if skip.any():
+            coded = np.where(skip, 0, x)
+            lo = np.array([x[b][~skip[b]].min() if (~skip[b]).any() else 0 for b in range(c)], np.int64)
+            hi = np.array([x[b][~skip[b]].max() if (~skip[b]).any() else 0 for b in range(c)], np.int64)
+        else:  # every sample coded (most tiles): no masked copies
+            coded = x  # a fresh array (_integers copies): the anchors below may be written into it
+            lo, hi = (x.min(axis=(1, 2)), x.max(axis=(1, 2))) if x.size else (np.zeros(c, np.int64),) * 2
         rep = np.tile(np.array([1, 1, 0, 0], np.uint8), (c, 1))
         for b in range(c):
             rep[b], anchors = replication(coded[b], skip[b])

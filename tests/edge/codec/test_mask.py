@@ -18,6 +18,36 @@ def test_any_mask_round_trips_exactly(h, w, density, seed):
     np.testing.assert_array_equal(mk.decode_mask(s1, s2, h, w), valid)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.lists(st.tuples(st.integers(-4, 4), st.integers(1, 6),
+                                                                  st.integers(0, 40)), min_size=1, max_size=4))
+def test_masks_of_straight_edges_round_trip_and_pick_the_cheapest_choice(h, w, stripes):
+    """Stripes (several transitions per row, repeated over rows: the first- and second-order predictions)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    valid = np.zeros((h, w), bool)
+    for slope, den, x0 in stripes:
+        valid ^= xx >= x0 + (slope * yy) // den
+    s1, s2 = mk.encode_mask(valid)
+    np.testing.assert_array_equal(mk.decode_mask(s1, s2, h, w), valid)
+    ts, u = mk._transitions(valid)
+    for choice in range(16):  # no choice codes stream 2 in fewer bytes than the one taken
+        rows, _ = mk._stream2_rows(u, choice)
+        assert rows == [] or len(s2) <= len(_stream2_for(valid, choice))
+
+
+def _stream2_for(valid: np.ndarray, choice: int) -> bytes:
+    """Stream 2 coded with one given choice, from the symbols the decoder's walk implies."""
+    ts, u = mk._transitions(valid)
+    rows, where = mk._stream2_rows(u, choice)
+    sym = []
+    for r, i, mode in where:
+        t = int(ts[r][i])
+        prev = [0] + [int(v) for v in ts[r]]
+        sym.append(t - prev[i] - 1 if mode == 0 else
+                   t - int(ts[r - 1][i]) if mode == 1 else t - (2 * int(ts[r - 1][i]) - int(ts[r - 2][i])))
+    return mk._encode(sym, rows)
+
+
 GOLDEN_TABLES_SHA256 = "5b0b513b436967c5dc2475fd7935e6b8955ea7939124fcbe902073b51e8ecdc1"
 
 
