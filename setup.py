@@ -1,4 +1,4 @@
-"""Builds the range coder C extension; everything else is declared in pyproject.toml.
+"""Builds the C extensions (range coder, predictive coder, wavelet lifting); everything else is declared in pyproject.toml.
 
 Only a C compiler is needed (x86-64 and aarch64 alike); numpy's headers are not used, the
 extension works on the buffer protocol.
@@ -16,6 +16,11 @@ setup(
             "cvae.edge.codec._predictive",
             sources=["edge/codec/_predictive.c"],
             extra_compile_args=["-O3", "-std=c99"],
+        ),
+        Extension(  # float32 lifting bit-identical to numpy's: no fused multiply-add contraction
+            "cvae.edge.codec._wavelet",
+            sources=["edge/codec/_wavelet.c"],
+            extra_compile_args=["-O3", "-std=c99", "-ffp-contract=off"],
         ),
     ]
 )

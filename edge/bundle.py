@@ -122,7 +122,7 @@ class Bundle:
         return cls(path=path, manifest=manifest, tables=tables, gain=gain, inv_gain=inv_gain, skip_variance=skip,
                    adaptive=adaptive, ladder=ladder)
 
-    def codec(self, backend: str = "auto", transforms=None, mode_search: str = "full", threads: int = 0) -> TileCodec:
+    def codec(self, backend: str = "auto", transforms=None, mode_search: str = "auto", threads: int = 0) -> TileCodec:
         """A :class:`TileCodec` running this bundle's network on ``backend`` (or the given transforms);
         ``mode_search`` is the encoder's search at residual levels (``TileCodec.searched_modes``); ``threads``
         the network's intra-op threads (0: the runtime's default)."""

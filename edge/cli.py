@@ -102,9 +102,10 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
                    help="refuse scenes with more bands x height x width than this, from the header, before "
                         "reading (default 2,000,000,000; --scene-bytes, which reads whole scenes, stops at "
                         "400,000,000)")
-    p.add_argument("--mode-search", choices=["full", "ladder"], default="full",
-                   help="residual levels: try every allowed latent level per tile (full, one synthesis each) or "
-                        "only the ladder's (ladder: faster on a CPU, a few percent more bits)")
+    p.add_argument("--mode-search", choices=["auto", "full", "ladder"], default="auto",
+                   help="residual levels: auto (default) codes the finest levels as the wavelet residual alone with "
+                        "no network and searches fully elsewhere; full tries every allowed latent level per tile "
+                        "(one synthesis each); ladder only the ladder's (faster on a CPU, a few percent more bits)")
     p.add_argument("--strict-budget", action="store_true",
                    help="fail (exit 3, nothing written) when --tile-bytes/--scene-bytes cannot be met even at level 0; "
                         "default: write the file and warn")

@@ -42,7 +42,7 @@ class HybridKind:
     spectral = True
 
     def __init__(self, latents: LatentModel, model_id: bytes, adaptive: am.AdaptiveModel, ladder: Ladder,
-                 mode_search: str = "full"):
+                 mode_search: str = "auto"):
         if adaptive.index_tables.channels != latents.levels * latents.channels + ladder.residual_levels:
             raise ValueError("adaptive index tables do not match the levels and channels of the bundle")
         self.latents = latents
@@ -56,7 +56,7 @@ class HybridKind:
 
     @classmethod
     def build(cls, latents: LatentModel, model_id: bytes, adaptive: am.AdaptiveModel | None = None,
-              ladder: Ladder | None = None, mode_search: str = "full", **_) -> "HybridKind | None":
+              ladder: Ladder | None = None, mode_search: str = "auto", **_) -> "HybridKind | None":
         """The kind of an adaptive bundle (``None`` for a factorised one: it has no index tables)."""
         if adaptive is None:
             return None

@@ -9,7 +9,7 @@ component is not coded (reverse water-filling), and the network that turns laten
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -29,17 +29,31 @@ STRIDE = 16
 
 @dataclass(frozen=True)
 class AnalyzedTile:
-    """A tile after the network, before quantisation: every level can be coded from it."""
+    """A tile after the spectral transform, before quantisation: every level can be coded from it. The analysis
+    network runs when something first asks for the latents ``y``: a tile coded as the residual alone never
+    runs it (:data:`cvae.edge.codec.plan.NETWORK_FREE_STEP`)."""
 
     shape: tuple[int, int, int]   # C, H, W
     dtype: np.dtype
     spectral: SpectralTransform
     variance: np.ndarray          # float32[C] per component over valid pixels
-    y: np.ndarray                 # float32[C, M, h, w]
+    analysis: Callable[[], np.ndarray] | np.ndarray  # float32[C, M, h, w] latents, or the network run making them
     valid: np.ndarray | None      # bool[H, W] or None when every pixel is valid
     z: np.ndarray | None = None   # float32[C, H, W] components (nodata at 0), kept for residual levels
     band_fill: np.ndarray | None = None  # bool[C, H, W]: samples of valid pixels holding the fill value
     cache: dict = field(default_factory=dict, compare=False, repr=False)  # parts and plans per level, g_s output
+
+    @property
+    def y(self) -> np.ndarray:
+        """float32[C, M, h, w]: the analysis network's latents (run on first use, then kept)."""
+        if "y" not in self.cache:
+            self.cache["y"] = self.analysis() if callable(self.analysis) else self.analysis
+        return self.cache["y"]
+
+    @property
+    def analysed(self) -> bool:
+        """Whether the analysis network has run (or was given)."""
+        return "y" in self.cache or not callable(self.analysis)
 
 
 @dataclass(frozen=True)

@@ -29,17 +29,24 @@ __all__ = ["Part", "Plan", "Planner", "MODE_SEARCHES", "RESIDUAL_DEADZONES", "rd
 #: rounding offsets tried per component for a residual level's quantiser (encoder only, rate-distortion
 #: optimised with lambda = ln2 * step^2 / 6, the slope of a uniform quantiser at high rate)
 RESIDUAL_DEADZONES = (0.0, 0.1, 0.2, 0.3)
-#: 'full': every allowed latent level (one synthesis each); 'ladder': the ladder's own mode only (one synthesis);
-#: 'residual': the residual alone on residual levels (no synthesis; the wavelet-only counterfactual). All three
-#: also weigh the residual-only tile on residual levels.
-MODE_SEARCHES = ("full", "ladder", "residual")
+#: 'auto' (the default): the residual alone, with no network at all, on residual levels whose step is at most
+#: :data:`NETWORK_FREE_STEP`, 'full' elsewhere; 'full': every allowed latent level (one synthesis each); 'ladder':
+#: the ladder's own mode only (one synthesis); 'residual': the residual alone on every residual level (no
+#: synthesis; the wavelet-only counterfactual). All also weigh the residual-only tile on residual levels.
+MODE_SEARCHES = ("auto", "full", "ladder", "residual")
+#: residual levels at or below this step code the residual alone and run no network (neither the analysis nor any
+#: synthesis): on the shipped bundle's levels 8-11 (steps 0.025 .. 0.009) the full search keeps the residual alone
+#: for 89-90% of the validation tiles, and forcing it costs 0.03-0.04% more bytes at the same distortion; at level 7
+#: (0.035) it costs 1.4% (benchmarks/shortcut_eval.py, results/shortcut.md). An encoder decision, not the format.
+NETWORK_FREE_STEP = 0.025
 
 
 def check_mode_search(mode_search: str) -> None:
     if mode_search not in MODE_SEARCHES:
-        raise ValueError(f"mode_search {mode_search!r}: use 'full' (every allowed latent level, one synthesis "
-                         "each), 'ladder' (the ladder's own mode, one synthesis) or 'residual' (the residual "
-                         "alone on residual levels, no synthesis)")
+        raise ValueError(f"mode_search {mode_search!r}: use 'auto' (no network on the finest residual levels, "
+                         "'full' elsewhere), 'full' (every allowed latent level, one synthesis each), 'ladder' "
+                         "(the ladder's own mode, one synthesis) or 'residual' (the residual alone on residual "
+                         "levels, no synthesis)")
 
 
 def rd_lambda(step: float) -> float:
@@ -86,21 +93,27 @@ class Plan:
 class Planner:
     """The rate-distortion mode search of a :class:`HybridKind` (``mode_search``: one of :data:`MODE_SEARCHES`)."""
 
-    def __init__(self, kind: "HybridKind", mode_search: str = "full"):
+    def __init__(self, kind: "HybridKind", mode_search: str = "auto"):
         check_mode_search(mode_search)
         self.kind = kind
         self.mode_search = mode_search
 
     def searched_modes(self, level: int) -> list[tuple[int, bool]]:
         """The modes with latents the encoder tries: all of :meth:`HybridKind.modes` (``'full'``), the ladder's
-        own (``'ladder'``), or none on residual levels (``'residual'``). Every search also weighs the
+        own (``'ladder'``), or none on residual levels (``'residual'``, and ``'auto'`` on network-free levels;
+        ``'auto'`` is ``'full'`` elsewhere). Every search also weighs the
         residual-only tile on residual levels (it needs no synthesis)."""
         k = self.kind
-        if self.mode_search == "residual" and k.has_residual(level):
+        if k.has_residual(level) and (self.mode_search == "residual" or self.network_free(level)):
             return []
         if self.mode_search != "full":
             return [(k.latent_level(level), k.has_residual(level))]
         return k.modes(level)
+
+    def network_free(self, level: int) -> bool:
+        """Whether ``level`` codes the residual alone without running the network (``'auto'``)."""
+        k = self.kind
+        return self.mode_search == "auto" and k.has_residual(level) and k.ladder.step[level] <= NETWORK_FREE_STEP
 
     def plan(self, a: AnalyzedTile, level: int) -> Plan:
         """The mode of least ``D + lambda * R`` among the searched ones, ready to code."""

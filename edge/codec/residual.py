@@ -8,6 +8,8 @@ order. Both sides derive the layout from the tile's size alone.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from cvae.edge.codec import adaptive as am
@@ -31,6 +33,11 @@ def block_size(kind: int) -> int:
 
 def shape_counts(array_shapes: list[tuple[int, int]], b: int) -> np.ndarray:
     """int64[nb]: values of each b x b block of each array, arrays in order, blocks in raster order."""
+    return _shape_counts(tuple(tuple(int(v) for v in s) for s in array_shapes), b).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _shape_counts(array_shapes: tuple[tuple[int, int], ...], b: int) -> np.ndarray:
     out = []
     for h, w in array_shapes:
         bh = np.minimum(b, h - np.arange(0, h, b))
@@ -49,13 +56,19 @@ def blocks_of(arrays: list[np.ndarray], b: int) -> tuple[np.ndarray, np.ndarray]
     counts = shape_counts([x.shape for x in arrays], b)
     out = np.zeros((len(counts), b * b), np.int32)
     i = 0
-    for q in arrays:
+    for q in arrays:  # whole blocks by one reshape; the partial ones at the right and bottom edges one by one
         h, w = q.shape
+        fh, fw = h - h % b, w - w % b
+        nbx = -(-w // b)
+        if fh and fw:
+            full = q[:fh, :fw].reshape(fh // b, b, fw // b, b).swapaxes(1, 2).reshape(fh // b, fw // b, b * b)
+            rows = i + np.arange(fh // b)[:, None] * nbx + np.arange(fw // b)[None, :]
+            out[rows.reshape(-1)] = full.reshape(-1, b * b)
         for y in range(0, h, b):
-            for x in range(0, w, b):
+            for x in range(fw if y < fh else 0, w, b):
                 v = q[y:y + b, x:x + b].reshape(-1)
-                out[i, :len(v)] = v
-                i += 1
+                out[i + (y // b) * nbx + x // b, :len(v)] = v
+        i += -(-h // b) * nbx
     return out, counts
 
 

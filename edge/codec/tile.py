@@ -72,7 +72,7 @@ class TileCodec:
     def __init__(self, tables: list[EntropyTables], gain: np.ndarray, inv_gain: np.ndarray,
                  transforms: "Transforms", model_id: bytes, skip_variance: np.ndarray | None = None,
                  adaptive: am.AdaptiveModel | None = None, ladder: Ladder | None = None,
-                 compatible_ids: tuple[bytes, ...] = (), mode_search: str = "full"):
+                 compatible_ids: tuple[bytes, ...] = (), mode_search: str = "auto"):
         """``adaptive`` (index tables) makes the codec write tile format v3 (a ladder with residual levels needs
         it); ``ladder`` defaults to the latent levels in order; ``compatible_ids``: model ids of factorised bundles
         with the same networks and tables, whose v1 tiles this codec also decodes."""
@@ -137,7 +137,8 @@ class TileCodec:
     def analyze(self, tile: np.ndarray, valid: np.ndarray | None = None,
                 band_range: tuple[np.ndarray, np.ndarray] | None = None, rotate: bool = True,
                 band_fill: np.ndarray | None = None) -> AnalyzedTile:
-        """Run the network once on ``tile: native[C, H, W]``; ``valid: bool[H, W]`` marks data pixels.
+        """The spectral transform of ``tile: native[C, H, W]``, the analysis network to run once when a level
+        needs the latents (:class:`AnalyzedTile`); ``valid: bool[H, W]`` marks data pixels.
         ``rotate=False`` codes the normalised bands themselves (no KLT), for comparison. ``band_fill:
         bool[C, H, W]``: samples of valid pixels that hold the scene's nodata value in their band only; format
         v3 sends them so the ground restores the exact value (adaptive bundles; ignored by format v1)."""
@@ -157,15 +158,19 @@ class TileCodec:
         else:
             variance = z.reshape(c, -1).var(axis=1)
         hp, wp = -(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE
-        zp = np.pad(z, ((0, 0), (0, hp - h), (0, wp - w)), mode="edge")[:, None]
-        y = self.transforms.analysis(np.ascontiguousarray(zp, np.float32))
+
+        def analysis() -> np.ndarray:  # run when a level first needs the latents (never for the residual alone)
+            zp = np.pad(z, ((0, 0), (0, hp - h), (0, wp - w)), mode="edge")[:, None]
+            return self.transforms.analysis(np.ascontiguousarray(zp, np.float32))
+
         if band_fill is not None:
             band_fill = np.asarray(band_fill, bool)
             if band_fill.shape != tile.shape:
                 raise InputError(f"band_fill shape {band_fill.shape} != tile shape {tile.shape}")
             band_fill = band_fill if band_fill.any() and self.adaptive is not None else None
         return AnalyzedTile(shape=(c, h, w), dtype=tile.dtype, spectral=st, variance=variance.astype(np.float32),
-                            y=y, valid=valid, z=z if self.ladder.residual_levels else None, band_fill=band_fill)
+                            analysis=analysis, valid=valid, z=z if self.ladder.residual_levels else None,
+                            band_fill=band_fill)
 
     def symbols(self, a: AnalyzedTile, level: int) -> np.ndarray:
         """int32[C, M, h, w]: the quantised latents of every component at ``level``'s ladder latent level."""

@@ -6,7 +6,7 @@ texture, edges), it is the signal itself, spatially correlated. As wavelet subba
 bits than sample by sample at the same step, with the same or lower MSE (benchmarks/results/residual_transform.md).
 
 Why by hand: the transform must be exactly this one on the satellite and the ground (the decoder inverts what
-the encoder did), small, float32 numpy only, and invertible on any tile size (odd sizes included) with
+the encoder did), small, float32 only (numpy, with the lifting in C: ``_wavelet.c``), and invertible on any tile size (odd sizes included) with
 whole-sample symmetric extension; PyWavelets' ``'bior4.4'`` is the same filter but with periodisation or
 zero-padding modes that change the coefficient count and no lifting guarantee of perfect reconstruction at
 odd sizes. Only the reconstruction depends on these floats: the coefficients' integers are what the stream
@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["forward", "inverse", "subband_shapes", "levels_for"]
+from cvae.edge.codec import _wavelet
+
+__all__ = ["forward", "inverse", "forward_reference", "inverse_reference", "subband_shapes", "levels_for"]
 
 # lifting constants of the CDF 9/7 (Daubechies & Sweldens 1998; ISO/IEC 15444-1 Annex F)
 _ALPHA, _BETA, _GAMMA, _DELTA = -1.586134342059924, -0.052980118572961, 0.882911075530934, 0.443506852043971
@@ -140,8 +142,43 @@ def subband_shapes(h: int, w: int, levels: int) -> list[tuple[int, int]]:
     return out + [(h, w)]
 
 
+def _halves(h: int, w: int) -> list[tuple[int, int]]:
+    """Shapes of one level's ll, lh, hl, hh (first letter vertical) of an ``h x w`` array."""
+    (hs, hd), (ws, wd) = _split(h), _split(w)
+    return [(hs, ws), (hs, wd), (hd, ws), (hd, wd)]
+
+
 def forward(x: np.ndarray, levels: int) -> list[np.ndarray]:
-    """``x: float32[H, W]`` -> subbands (see the module docstring), each scaled by its synthesis gain."""
+    """``x: float32[H, W]`` -> subbands (see the module docstring), each scaled by its synthesis gain. The lifting
+    runs in C (``_wavelet.c``): the same float32 operations as :func:`forward_reference`, the same bits."""
+    a = np.ascontiguousarray(x, np.float32)
+    gains = _gain_table(levels)
+    out = []
+    for j in range(levels):
+        ll, lh, hl, hh = (np.empty(s, np.float32) for s in _halves(*a.shape))
+        _wavelet.forward(a, a.shape[0], a.shape[1], ll, lh, hl, hh)
+        g = gains[j]
+        out += [hl * np.float32(g[0]), lh * np.float32(g[1]), hh * np.float32(g[2])]
+        a = ll
+    return out + [a * np.float32(gains[-1][0])]
+
+
+def inverse(bands: list[np.ndarray], levels: int) -> np.ndarray:
+    """The inverse of :func:`forward`: float32[H, W] (in C, the same bits as :func:`inverse_reference`)."""
+    gains = _gain_table(levels)
+    a = bands[-1] / np.float32(gains[-1][0])
+    for j in range(levels - 1, -1, -1):
+        g = gains[j]
+        hl, lh, hh = bands[3 * j] / np.float32(g[0]), bands[3 * j + 1] / np.float32(g[1]), bands[3 * j + 2] / np.float32(g[2])
+        h, w = a.shape[0] + hl.shape[0], a.shape[1] + lh.shape[1]
+        out = np.empty((h, w), np.float32)
+        _wavelet.inverse(out, h, w, *(np.ascontiguousarray(t, np.float32) for t in (a, lh, hl, hh)))
+        a = out
+    return a
+
+
+def forward_reference(x: np.ndarray, levels: int) -> list[np.ndarray]:
+    """:func:`forward` in numpy: the definition the C lifting is tested against."""
     a = np.asarray(x, np.float32)
     gains = _gain_table(levels)
     out = []
@@ -156,8 +193,8 @@ def forward(x: np.ndarray, levels: int) -> list[np.ndarray]:
     return out + [a * np.float32(gains[-1][0])]
 
 
-def inverse(bands: list[np.ndarray], levels: int) -> np.ndarray:
-    """The inverse of :func:`forward`: float32[H, W]."""
+def inverse_reference(bands: list[np.ndarray], levels: int) -> np.ndarray:
+    """:func:`inverse` in numpy: the definition the C lifting is tested against."""
     gains = _gain_table(levels)
     a = bands[-1] / np.float32(gains[-1][0])
     for j in range(levels - 1, -1, -1):

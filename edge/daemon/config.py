@@ -25,7 +25,7 @@ class DaemonConfig:
     state: Path | None = None
     bundle: Path | None = None          # default: the shipped bundle
     backend: str = "auto"
-    mode_search: str = "full"           # residual levels: "full" (best rate) or "ladder" (one synthesis per tile)
+    mode_search: str = "auto"           # residual levels: "auto" (no network on the finest), "full" or "ladder"
     level: int | None = 3
     tile_bytes: int | None = None
     max_error: int | list[int] | None = None  # error-bounded coding (tile format v4): one bound or one per band
@@ -72,8 +72,8 @@ class DaemonConfig:
             raise ConfigError(f"tile_bytes: {self.tile_bytes} must be a positive byte budget")
         if self.after_success not in ("move", "delete"):
             raise ConfigError(f"after_success: {self.after_success!r} must be 'move' or 'delete'")
-        if self.mode_search not in ("full", "ladder"):
-            raise ConfigError(f"mode_search: {self.mode_search!r} must be 'full' or 'ladder'")
+        if self.mode_search not in ("auto", "full", "ladder"):
+            raise ConfigError(f"mode_search: {self.mode_search!r} must be 'auto', 'full' or 'ladder'")
         if self.backend not in ("auto", "onnxruntime", "tensorrt"):
             raise ConfigError(f"backend: {self.backend!r} must be auto, onnxruntime or tensorrt")
         if not 0 <= self.apid < 2047:

@@ -27,9 +27,15 @@ X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
 
 @pytest.fixture(scope="module")
-def tiles(codec) -> dict[str, bytes]:
+def full(bundle) -> TileCodec:
+    """The full mode search: the goldens cover a hybrid tile at level 9, which 'auto' codes without latents."""
+    return bundle.codec("onnxruntime", mode_search="full")
+
+
+@pytest.fixture(scope="module")
+def tiles(full) -> dict[str, bytes]:
     if os.environ.get("UPDATE_GOLDENS") == "1":
-        golden.write(codec)
+        golden.write(full)
     return {name: path.read_bytes() for name, path in golden.FILES.items()}
 
 
@@ -53,8 +59,23 @@ def _codec_without_network(bundle) -> TileCodec:
 
 
 @pytest.mark.skipif(not X86_64, reason="golden encode bytes involve the float network: made on x86-64 CPU ONNX Runtime")
-def test_encoder_writes_the_golden_v3_tiles_bytes_on_x86_64_cpu_onnxruntime(codec, tiles):
-    assert golden.encode_all(codec) == tiles
+def test_encoder_writes_the_golden_v3_tiles_bytes_on_x86_64_cpu_onnxruntime(full, tiles):
+    assert golden.encode_all(full) == tiles
+
+
+def test_the_default_search_codes_the_finest_levels_without_any_network(bundle, tiles):
+    """'auto': levels 8 and 9 (steps <= NETWORK_FREE_STEP) run neither the analysis nor a synthesis, and the
+    residual-only golden tile (level 8: the full search keeps the residual alone there too) comes out the same."""
+    quiet = bundle.codec(transforms=_NoNetwork())
+    assert quiet.hybrid.planner.network_free(8) and quiet.hybrid.planner.network_free(9)
+    assert not quiet.hybrid.planner.network_free(7)
+    a = golden.analyzed(quiet, "residual")
+    assert quiet.encode(a, 8) == tiles["residual"]
+    assert not a.analysed
+    hybrid = quiet.encode(golden.analyzed(quiet, "hybrid"), 9)
+    assert not bitstream.unpack_tile(hybrid)[1].any()  # the residual alone, where the full search took latents
+    with pytest.raises(AssertionError, match="analysis ran"):
+        quiet.encode(golden.analyzed(quiet, "residual"), 7)
 
 
 def test_golden_v3_tiles_code_their_modes(tiles):

@@ -1,0 +1,244 @@
+/*
+ * _wavelet.c -- one level of the CDF 9/7 lifting (JPEG 2000's irreversible filter) both ways, in C, for
+ * cvae.edge.codec.wavelet (the residual of tile format v3).
+ *
+ * The same float32 operations in the same order as the numpy lifting it replaces (wavelet._lift_fwd and
+ * _lift_inv, kept as the reference and compared in tests/edge/codec/test_wavelet.py): every step is one IEEE
+ * single-precision add, multiply or subtract of float32 values with float32 constants, each rounded to nearest,
+ * so the coefficients are the same bits as numpy's on any IEEE platform. That needs no contraction of a * b + c
+ * into a fused multiply-add (setup.py builds with -ffp-contract=off) and no excess precision (FLT_EVAL_METHOD 0:
+ * SSE on x86-64, any aarch64). The decoder parses only integers; these floats shape the reconstruction and the
+ * encoder's rate-distortion choices, never the parsing.
+ *
+ * Layout: an H x W float32 array, C order. A level splits the rows (vertical: even rows low, odd rows high), then
+ * each half's columns, into ll [ceil(H/2), ceil(W/2)], lh [ceil(H/2), floor(W/2)], hl [floor(H/2), ceil(W/2)] and
+ * hh [floor(H/2), floor(W/2)] (first letter vertical). Whole-sample symmetric extension at both ends, any length.
+ *
+ * Only the Python C API and the buffer protocol are used; the loops run without the GIL.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+#error "float expressions must be evaluated in float (FLT_EVAL_METHOD 0) to match numpy's float32 bit for bit"
+#endif
+
+/* the lifting constants (Daubechies and Sweldens 1998; ISO/IEC 15444-1 Annex F), as wavelet.py has them, each
+ * rounded once to float32 as np.float32(...) does */
+#define ALPHA_D (-1.586134342059924)
+#define BETA_D (-0.052980118572961)
+#define GAMMA_D 0.882911075530934
+#define DELTA_D 0.443506852043971
+#define K_D 1.230174104914001
+
+static float ALPHA, BETA, GAMMA, DELTA, K, INV_K;
+
+static void constants_init(void)
+{
+    ALPHA = (float)ALPHA_D;
+    BETA = (float)BETA_D;
+    GAMMA = (float)GAMMA_D;
+    DELTA = (float)DELTA_D;
+    K = (float)K_D;
+    INV_K = (float)(1.0 / K_D);
+}
+
+/* Lifting of m interleaved signals at once: s[ns][m], d[nd][m] (row i of s is sample i of every signal). For
+ * the vertical pass m is the width (a row of the array per sample: the inner loops run along contiguous memory and
+ * vectorise); for the horizontal pass m = 1. Each element sees exactly the operations of the 1-D definition. */
+static void predict_rows(float *d, const float *s, Py_ssize_t ns, Py_ssize_t nd, Py_ssize_t m, float c, int sign)
+{
+    for (Py_ssize_t i = 0; i < nd; i++) {
+        const float *a = s + i * m, *b = s + (i + 1 < ns ? i + 1 : ns - 1) * m; /* s[i], its right neighbour */
+        float *o = d + i * m;
+        if (sign > 0)
+            for (Py_ssize_t x = 0; x < m; x++)
+                o[x] = o[x] + c * (a[x] + b[x]);
+        else
+            for (Py_ssize_t x = 0; x < m; x++)
+                o[x] = o[x] - c * (a[x] + b[x]);
+    }
+}
+
+static void update_rows(float *s, const float *d, Py_ssize_t ns, Py_ssize_t nd, Py_ssize_t m, float c, int sign)
+{
+    for (Py_ssize_t i = 0; i < ns; i++) {
+        Py_ssize_t l = i == 0 ? 0 : (i - 1 < nd ? i - 1 : nd - 1), r = i < nd ? i : nd - 1;
+        const float *a = d + l * m, *b = d + r * m; /* d left of s[i], d right of it (mirrored at the ends) */
+        float *o = s + i * m;
+        if (sign > 0)
+            for (Py_ssize_t x = 0; x < m; x++)
+                o[x] = o[x] + c * (a[x] + b[x]);
+        else
+            for (Py_ssize_t x = 0; x < m; x++)
+                o[x] = o[x] - c * (a[x] + b[x]);
+    }
+}
+
+static void scale(float *v, Py_ssize_t n, float c)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        v[i] = v[i] * c;
+}
+
+/* Forward lifting of s[ns][m], d[nd][m] (the even and odd samples, split already) in place: predict d from s,
+ * update s from d, twice; then scale (s by 1/K, d by K). n = ns + nd < 2: the split alone, unscaled. */
+static void lift_fwd(float *s, Py_ssize_t ns, float *d, Py_ssize_t nd, Py_ssize_t m)
+{
+    if (ns + nd < 2)
+        return;
+    predict_rows(d, s, ns, nd, m, ALPHA, 1);
+    update_rows(s, d, ns, nd, m, BETA, 1);
+    predict_rows(d, s, ns, nd, m, GAMMA, 1);
+    update_rows(s, d, ns, nd, m, DELTA, 1);
+    scale(s, ns * m, INV_K);
+    scale(d, nd * m, K);
+}
+
+/* The inverse of lift_fwd, in place. nd = 0: s is the signal, unscaled. */
+static void lift_inv(float *s, Py_ssize_t ns, float *d, Py_ssize_t nd, Py_ssize_t m)
+{
+    if (nd == 0)
+        return;
+    scale(s, ns * m, K);
+    scale(d, nd * m, INV_K);
+    update_rows(s, d, ns, nd, m, DELTA, -1);
+    predict_rows(d, s, ns, nd, m, GAMMA, -1);
+    update_rows(s, d, ns, nd, m, BETA, -1);
+    predict_rows(d, s, ns, nd, m, ALPHA, -1);
+}
+
+/* a[h][w] -> ll, lh, hl, hh (see the layout above); tmp: h * w floats. */
+static void level_fwd(const float *a, Py_ssize_t h, Py_ssize_t w, float *ll, float *lh, float *hl, float *hh,
+                      float *tmp)
+{
+    Py_ssize_t hs = (h + 1) / 2, hd = h / 2, ws = (w + 1) / 2, wd = w / 2;
+    /* vertical: even rows to tmp's first hs rows, odd rows after them, then lifted row-wise */
+    for (Py_ssize_t i = 0; i < h; i++)
+        memcpy(tmp + ((i & 1) ? hs + i / 2 : i / 2) * w, a + i * w, (size_t)w * sizeof(float));
+    lift_fwd(tmp, hs, tmp + hs * w, hd, w);
+    /* horizontal: each row split into even and odd columns, lifted, into ll | lh (low rows), hl | hh (high) */
+    for (Py_ssize_t y = 0; y < h; y++) {
+        const float *row = tmp + y * w;
+        float *lo = y < hs ? ll + y * ws : hl + (y - hs) * ws;
+        float *hi = y < hs ? lh + y * wd : hh + (y - hs) * wd;
+        for (Py_ssize_t i = 0; i < ws; i++)
+            lo[i] = row[2 * i];
+        for (Py_ssize_t i = 0; i < wd; i++)
+            hi[i] = row[2 * i + 1];
+        lift_fwd(lo, ws, hi, wd, 1);
+    }
+}
+
+/* The inverse of level_fwd (the inputs are read only); tmp: h * w floats, scratch: w + 1 floats. */
+static void level_inv(const float *ll, const float *lh, const float *hl, const float *hh, Py_ssize_t h, Py_ssize_t w,
+                      float *a, float *tmp, float *scratch)
+{
+    Py_ssize_t hs = (h + 1) / 2, hd = h / 2, ws = (w + 1) / 2, wd = w / 2;
+    float *s = scratch, *d = scratch + ws;
+    for (Py_ssize_t y = 0; y < h; y++) {
+        const float *lo = y < hs ? ll + y * ws : hl + (y - hs) * ws;
+        const float *hi = y < hs ? lh + y * wd : hh + (y - hs) * wd;
+        memcpy(s, lo, (size_t)ws * sizeof(float));
+        memcpy(d, hi, (size_t)wd * sizeof(float));
+        lift_inv(s, ws, d, wd, 1);
+        float *row = tmp + y * w;
+        for (Py_ssize_t i = 0; i < ws; i++)
+            row[2 * i] = s[i];
+        for (Py_ssize_t i = 0; i < wd; i++)
+            row[2 * i + 1] = d[i];
+    }
+    lift_inv(tmp, hs, tmp + hs * w, hd, w);
+    for (Py_ssize_t i = 0; i < h; i++)
+        memcpy(a + i * w, tmp + ((i & 1) ? hs + i / 2 : i / 2) * w, (size_t)w * sizeof(float));
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Python glue: every array a C-contiguous float32 buffer of the exact size; outputs writable.              */
+
+#define NBUF 5
+
+static int get_f32(PyObject *o, Py_buffer *v, int *have, Py_ssize_t count, int writable, const char *name)
+{
+    if (PyObject_GetBuffer(o, v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    *have = 1;
+    if (v->itemsize != 4 || !v->format || strcmp(v->format, "f") != 0) {
+        PyErr_Format(PyExc_ValueError, "%s: expected float32", name);
+        return -1;
+    }
+    if (v->len != count * 4) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd values, expected %zd", name, v->len / 4, count);
+        return -1;
+    }
+    return 0;
+}
+
+static void release_all(Py_buffer *v, const int *have)
+{
+    for (int i = 0; i < NBUF; i++)
+        if (have[i])
+            PyBuffer_Release(&v[i]);
+}
+
+/* forward(a, h, w, ll, lh, hl, hh) / inverse(a, h, w, ll, lh, hl, hh): one level, a the full-size array */
+static PyObject *run(PyObject *args, int inverse)
+{
+    PyObject *o[NBUF];
+    Py_ssize_t h, w;
+    if (!PyArg_ParseTuple(args, "OnnOOOO", &o[0], &h, &w, &o[1], &o[2], &o[3], &o[4]))
+        return NULL;
+    if (h < 1 || w < 1 || h > 65536 || w > 65536) {
+        PyErr_SetString(PyExc_ValueError, "array sides must lie in 1..65536");
+        return NULL;
+    }
+    Py_ssize_t hs = (h + 1) / 2, hd = h / 2, ws = (w + 1) / 2, wd = w / 2;
+    const Py_ssize_t count[NBUF] = {h * w, hs * ws, hs * wd, hd * ws, hd * wd};
+    const char *names[NBUF] = {"a", "ll", "lh", "hl", "hh"};
+    Py_buffer v[NBUF];
+    int have[NBUF] = {0};
+    for (int i = 0; i < NBUF; i++) {
+        int writable = inverse ? i == 0 : i > 0;
+        if (get_f32(o[i], &v[i], &have[i], count[i], writable, names[i]) < 0) {
+            release_all(v, have);
+            return NULL;
+        }
+    }
+    float *tmp = malloc((size_t)(h * w) * sizeof(float));
+    float *scratch = malloc((size_t)(w + 1) * sizeof(float));
+    if (tmp && scratch) {
+        Py_BEGIN_ALLOW_THREADS
+        if (inverse)
+            level_inv(v[1].buf, v[2].buf, v[3].buf, v[4].buf, h, w, v[0].buf, tmp, scratch);
+        else
+            level_fwd(v[0].buf, h, w, v[1].buf, v[2].buf, v[3].buf, v[4].buf, tmp);
+        Py_END_ALLOW_THREADS
+    }
+    int ok = tmp && scratch;
+    free(tmp);
+    free(scratch);
+    release_all(v, have);
+    if (!ok)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *wv_forward(PyObject *self, PyObject *args) { return run(args, 0); }
+static PyObject *wv_inverse(PyObject *self, PyObject *args) { return run(args, 1); }
+
+static PyMethodDef wv_methods[] = {
+    {"forward", wv_forward, METH_VARARGS, "forward(a, h, w, ll, lh, hl, hh): one level of a[h, w] into the four"},
+    {"inverse", wv_inverse, METH_VARARGS, "inverse(a, h, w, ll, lh, hl, hh): the four back into a[h, w]"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef wv_module = {PyModuleDef_HEAD_INIT, "_wavelet", NULL, -1, wv_methods};
+
+PyMODINIT_FUNC PyInit__wavelet(void)
+{
+    constants_init();
+    return PyModule_Create(&wv_module);
+}
