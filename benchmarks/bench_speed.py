@@ -187,7 +187,7 @@ def _timed_network(codec, clock: _Clock):
 
 
 def time_pipeline(path: Path, bundle, codec, level: int, tile_size: int, workdir: Path,
-                  metadata_every: int = 16) -> dict:
+                  metadata_every: int = 16, threads: int = 1) -> dict:
     """One timed pass of the product's encoder (``cvae.edge.encoder.encode_scene``, the code cvae-encode and
     the daemon run), read to packets, then the packet file written; stages split out by timing the codec's
     per-tile calls and the network inside them:
@@ -195,7 +195,8 @@ def time_pipeline(path: Path, bundle, codec, level: int, tile_size: int, workdir
     ``network``: the analysis and synthesis transforms; ``spectral``: the rest of ``analyze`` (checks, KLT,
     padding); ``code``: the rest of ``encode`` (mode plan, quantisation, wavelet, range coding, tile framing);
     ``read_packetize``: everything else of the encode (scan, windowed reads, metadata, CCSDS packets);
-    ``write``: the packet file, temp + fsync + rename."""
+    ``write``: the packet file, temp + fsync + rename. ``threads`` > 1 codes a row's tiles in parallel: the
+    stages then sum the threads' seconds."""
     from cvae.edge.encoder import EncodeOptions, encode_scene
     from cvae.edge.io.raster import scan_raster
 
@@ -203,7 +204,7 @@ def time_pipeline(path: Path, bundle, codec, level: int, tile_size: int, workdir
     clock = _Clock()
     # a fixed scene id (CRC-32 of the name) so a test can compare the bytes with encode_scene's
     opts = EncodeOptions(level=level, tile_size=tile_size, metadata_every=metadata_every,
-                         scene_id=zlib.crc32(path.stem.encode()))
+                         scene_id=zlib.crc32(path.stem.encode()), threads=threads)
     with _timed_network(codec, clock):
         t0 = time.perf_counter()
         enc = encode_scene(path, bundle, _TimedCodec(codec, clock), opts)

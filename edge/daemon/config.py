@@ -1,6 +1,7 @@
 """Daemon configuration: a frozen dataclass loaded from YAML and validated in one place."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class DaemonConfig:
     max_error: int | list[int] | None = None  # error-bounded coding (tile format v4): one bound or one per band
     psnr: float | None = None           # or each tile at the cheapest rate level or error bound reaching this dB
     tile_size: int = 256
+    threads: int = 1                    # tiles coded in parallel (packets identical for any value); 0: every core
     apid: int = 0x1C5
     key_file: Path | None = None
     allow_shared_key: bool = False      # accept a key file readable by group/others (refused by default)
@@ -52,7 +54,14 @@ class DaemonConfig:
                 object.__setattr__(self, name, Path(v))
         self.validate()
 
+    @property
+    def coding_threads(self) -> int:
+        """Tiles coded at once: ``threads``, or the usable cores when it is 0."""
+        return self.threads or len(os.sched_getaffinity(0))
+
     def validate(self) -> None:
+        if self.threads < 0:
+            raise ConfigError(f"threads: {self.threads} must be 0 (every core) or more")
         if self.tile_size <= 0 or self.tile_size % 16:
             raise ConfigError(f"tile_size: {self.tile_size} is not a positive multiple of 16 (the network's stride)")
         if sum(v is not None for v in (self.level, self.tile_bytes, self.max_error, self.psnr)) != 1:
@@ -100,7 +109,7 @@ class DaemonConfig:
         unknown = sorted(set(raw) - set(known))
         if unknown:
             raise ConfigError(f"{p}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-        for k in ("tile_size", "apid", "outbox_quota_bytes", "max_scene_pixels", "level", "tile_bytes"):
+        for k in ("tile_size", "apid", "outbox_quota_bytes", "max_scene_pixels", "level", "tile_bytes", "threads"):
             nullable = k in ("level", "tile_bytes")
             if k in raw and not (isinstance(raw[k], int) and not isinstance(raw[k], bool)) and not (
                     nullable and raw[k] is None):

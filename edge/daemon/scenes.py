@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,12 +98,35 @@ class SceneCoding:
                                        extra={"scene_id": scene, **quality})
         job = SceneJob(path, scene, info, windows, stream)
         log("scene_start", scene=scene, file=path.name, shape=list(info.shape), tiles=len(windows))
-        with open_rows(path, info) as rows:
-            return self._units(job, rows)
+        threads = self.cfg.coding_threads
+        with open_rows(path, info) as rows, ThreadPoolExecutor(threads, thread_name_prefix="code") as coders:
+            return self._units(job, rows, coders, threads)
 
-    def _units(self, job: SceneJob, rows: RowReader) -> bool:
+    def _units(self, job: SceneJob, rows: RowReader, coders: ThreadPoolExecutor, threads: int) -> bool:
+        """Stage 1 of each unit here (read, prepare), its coding on ``coders`` (up to ``threads`` units in flight),
+        stage 2 (reserve counts, write, commit) on the one emit thread, in unit order whatever finishes first."""
         units = job.stream.units
-        pending = None
+        flight: deque = deque()  # emit futures, oldest first
+        halted = []  # set once a unit fails: the units queued behind it must not commit past it
+
+        def emit(work: UnitWork, coded: Future) -> bool:
+            if halted or self.stop:
+                return False
+            try:
+                ok = self._emit(job, work, coded)
+            except BaseException:
+                halted.append(work.index)
+                raise
+            if not ok:
+                halted.append(work.index)
+            return ok
+
+        def settle(keep: int) -> bool:  # wait until at most ``keep`` units are in flight; False: one failed
+            while len(flight) > keep:
+                if not flight.popleft().result():
+                    return False
+            return True
+
         for unit in units:
             if self.stop:
                 break
@@ -110,9 +135,8 @@ class SceneCoding:
             if row is not None and row[1] == "done":
                 continue
             if row is not None and (self.cfg.outbox / row[0]).exists():
-                if pending is not None and not pending.result():
+                if not settle(0):
                     return False
-                pending = None
                 self.journal.finish(job.scene, unit, (self.cfg.outbox / row[0]).stat().st_size, None, 0.0,
                                     tile=job.stream.is_tile(unit))
                 continue  # written before a crash, not yet recorded: never rewrite (it may be on its way down)
@@ -123,11 +147,12 @@ class SceneCoding:
                 tile, level = prepare_tile(self.codec, *rows.tile(win), job.info, cfg.level, cfg.tile_bytes,
                                            cfg.max_error, cfg.psnr)
                 work = UnitWork(unit, work.name, tile, win, t0, level)
-            if pending is not None and not pending.result():
+            if not settle(threads - 1):
                 return False
-            pending = self._pool.submit(self._emit, job, work)
+            coded = coders.submit(job.stream.bodies, work.index, self.codec, work.analyzed, work.window, work.level)
+            flight.append(self._pool.submit(emit, work, coded))
             self.ping(f"scene {job.scene} {job.path.name}: unit {unit + 2}/{len(units)}")
-        if pending is not None and not pending.result():
+        if not settle(0):
             return False
         if self.stop:
             return False
@@ -136,12 +161,13 @@ class SceneCoding:
         log("scene_done", scene=job.scene, file=job.path.name, tiles=len(job.windows))
         return True
 
-    def _emit(self, job: SceneJob, work: UnitWork) -> bool:
-        """Stage 2 of a unit: quantise + entropy code, reserve sequence counts, write, commit."""
+    def _emit(self, job: SceneJob, work: UnitWork, coded: Future) -> bool:
+        """Stage 2 of a unit, coded (quantised and entropy coded) in ``coded``: reserve sequence counts, write,
+        commit. Runs on the one emit thread, so units commit in order."""
+        bodies = coded.result()  # a coding error propagates as the unit's failure
         if not self.wait_for_quota():
             return False
         level = work.level
-        bodies = job.stream.bodies(work.index, self.codec, work.analyzed, work.window, level)
         writer = pk.PacketWriter(self.cfg.apid, sealer=self.sealer)
         n = sum(max(1, -(-len(b) // writer.max_segment)) for _, b in bodies)
         self.leases.cover_seq(self.journal.counter("seq_next") + n - 1)

@@ -58,7 +58,9 @@ class Engine:
             if exposure:
                 log("warning", reason=exposure)
             sealer = Sealer(*key)  # a fresh random salt: IVs never repeat
-        return cls(bundle, bundle.codec(cfg.backend, mode_search=cfg.mode_search), sealer)
+        # tiles in parallel: one network thread each (ONNX Runtime's own pool would fight the tile threads)
+        threads = 1 if cfg.coding_threads > 1 else 0
+        return cls(bundle, bundle.codec(cfg.backend, mode_search=cfg.mode_search, threads=threads), sealer)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ def test_defaults_put_every_folder_under_base_dir(tmp_path):
     ("apid: 4000\n", "apid"),
     ("levle: 3\n", r"unknown key\(s\) \['levle'\]"),
     ("tile_size: '256'\n", "tile_size: '256' is not an integer"),
+    ("threads: -2\n", "threads: -2 must be 0"),
+    ("threads: 2.5\n", "threads: 2.5 is not an integer"),
+    ("mode_search: fast\n", "mode_search: 'fast' must be 'auto'"),
     ("inbox: /x\noutbox: /x\n", "four different folders"),
     (": : :\n", "not valid YAML"),
 ])

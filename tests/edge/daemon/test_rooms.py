@@ -90,7 +90,9 @@ def _check_same_stream(daemon, enc):
 
 
 @pytest.mark.parametrize("mode", [{"level": 1}, {"level": None, "tile_bytes": 3000}, {"level": None, "max_error": 2},
-                                  {"level": None, "max_error": [0, 1, 2, 3]}, {"level": None, "psnr": 42.0}])
+                                  {"level": None, "max_error": [0, 1, 2, 3]}, {"level": None, "psnr": 42.0},
+                                  {"level": 3, "threads": 3}, {"level": 9, "threads": 0},
+                                  {"level": None, "max_error": 1, "threads": 2}])
 def test_the_daemon_writes_the_tile_packets_cvae_encode_writes(daemon_dirs, tmp_path, bundle, codec, mode):
     from cvae.demo import synthetic_scene
 
