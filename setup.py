@@ -15,6 +15,7 @@ setup(
         Extension(
             "cvae.edge.codec._predictive",
             sources=["edge/codec/_predictive.c"],
+            depends=["edge/codec/_bincoder.h"],
             extra_compile_args=["-O3", "-std=c99"],
         ),
         Extension(  # float32 lifting bit-identical to numpy's: no fused multiply-add contraction

@@ -56,8 +56,6 @@
 #define MU_SHIFT_MAX 7             /* ... down to 2^-7 */
 #define MU_SHIFT_EVERY 512         /* coded samples per step of the shift */
 #define ERR_CLIP 32                /* LMS error in eighths of its running mean, clipped to +-this */
-#define FAST_SHIFT 5               /* bit models: the mean of a fast and a slow estimate */
-#define SLOW_SHIFT 7
 #define NCTX 16                    /* magnitude contexts */
 #define NSIGN 27                   /* sign contexts: signs (+, -, 0) of q at W, N and in the previous band */
 #define KMAX 40                    /* longest unary prefix: |q| < 2^40 (inputs are bounded far below) */
@@ -86,178 +84,7 @@ static inline int64_t med(int64_t n, int64_t w, int64_t nw)
     return nw >= mx ? mn : (nw <= mn ? mx : n + w - nw);
 }
 
-/* ------------------------------------------------------------------------------------------------------ */
-/* Adaptive bit model: P(bit = 0) in 16 bits, the mean of a fast (2^-5) and a slow (2^-7) estimate.         */
-
-typedef struct { uint16_t fast, slow; } bitmodel;
-
-static inline uint32_t model_p(const bitmodel *m)
-{
-    uint32_t p = ((uint32_t)m->fast + m->slow) >> 1;
-    return p < 64 ? 64 : (p > 65472 ? 65472 : p);
-}
-
-static inline void model_update(bitmodel *m, int bit)
-{
-    if (bit) {
-        m->fast -= m->fast >> FAST_SHIFT;
-        m->slow -= m->slow >> SLOW_SHIFT;
-    } else {
-        m->fast += (65535 - m->fast) >> FAST_SHIFT;
-        m->slow += (65535 - m->slow) >> SLOW_SHIFT;
-    }
-}
-
-/* ------------------------------------------------------------------------------------------------------ */
-/* Binary range coder (LZMA layout).                                                                       */
-
-typedef struct {
-    uint64_t low;
-    uint32_t range;
-    uint8_t cache;
-    uint64_t cache_size;
-    uint8_t *buf;
-    size_t len, cap;
-    int oom;
-} encoder;
-
-static void enc_byte(encoder *e, uint8_t b)
-{
-    if (e->len == e->cap) {
-        size_t cap = e->cap ? 2 * e->cap : 4096;
-        uint8_t *nb = realloc(e->buf, cap);
-        if (!nb) {
-            e->oom = 1;
-            return;
-        }
-        e->buf = nb;
-        e->cap = cap;
-    }
-    e->buf[e->len++] = b;
-}
-
-static void enc_shift_low(encoder *e)
-{
-    if ((uint32_t)e->low < 0xFF000000u || (e->low >> 32) != 0) {
-        uint8_t carry = (uint8_t)(e->low >> 32);
-        uint8_t temp = e->cache;
-        do {
-            enc_byte(e, (uint8_t)(temp + carry));
-            temp = 0xFF;
-        } while (--e->cache_size != 0);
-        e->cache = (uint8_t)(e->low >> 24);
-    }
-    e->cache_size++;
-    e->low = (e->low & 0x00FFFFFFu) << 8;
-}
-
-static inline void enc_bit_p(encoder *e, uint32_t p, int bit)
-{
-    uint32_t bound = (e->range >> 16) * p;
-    if (!bit) {
-        e->range = bound;
-    } else {
-        e->low += bound;
-        e->range -= bound;
-    }
-    while (e->range < (1u << 24)) {
-        e->range <<= 8;
-        enc_shift_low(e);
-    }
-}
-
-static inline void enc_bit(encoder *e, bitmodel *m, int bit)
-{
-    enc_bit_p(e, model_p(m), bit);
-    model_update(m, bit);
-}
-
-/* n <= 16 bits of value at probability 1/2 each, in one step: the interval cut into 2^n equal parts */
-static inline void enc_raw(encoder *e, uint32_t value, int n)
-{
-    uint32_t r = e->range >> n;
-    e->low += (uint64_t)r * value;
-    e->range = r;
-    while (e->range < (1u << 24)) {
-        e->range <<= 8;
-        enc_shift_low(e);
-    }
-}
-
-static void enc_finish(encoder *e)
-{
-    for (int i = 0; i < 5; i++)
-        enc_shift_low(e);
-}
-
-typedef struct {
-    uint32_t code, range;
-    const uint8_t *p, *end;
-    int overrun; /* bytes asked for beyond the end */
-} decoder;
-
-static inline uint8_t dec_byte(decoder *d)
-{
-    if (d->p < d->end)
-        return *d->p++;
-    d->overrun++;
-    return 0;
-}
-
-static void dec_init(decoder *d, const uint8_t *data, size_t len)
-{
-    d->p = data;
-    d->end = data + len;
-    d->overrun = 0;
-    d->range = 0xFFFFFFFFu;
-    d->code = 0;
-    for (int i = 0; i < 5; i++)
-        d->code = (d->code << 8) | dec_byte(d);
-}
-
-static inline int dec_bit_p(decoder *d, uint32_t p)
-{
-    uint32_t bound = (d->range >> 16) * p;
-    int bit;
-    if (d->code < bound) {
-        d->range = bound;
-        bit = 0;
-    } else {
-        d->code -= bound;
-        d->range -= bound;
-        bit = 1;
-    }
-    while (d->range < (1u << 24)) {
-        d->range <<= 8;
-        d->code = (d->code << 8) | dec_byte(d);
-    }
-    return bit;
-}
-
-/* inverse of enc_raw; a value beyond n bits (only in a damaged stream) is flagged through overrun */
-static inline uint32_t dec_raw(decoder *d, int n)
-{
-    uint32_t r = d->range >> n;
-    uint32_t value = d->code / r;
-    if (value >> n) {
-        value = (1u << n) - 1;
-        d->overrun += 16;
-    }
-    d->code -= value * r;
-    d->range = r;
-    while (d->range < (1u << 24)) {
-        d->range <<= 8;
-        d->code = (d->code << 8) | dec_byte(d);
-    }
-    return value;
-}
-
-static inline int dec_bit(decoder *d, bitmodel *m)
-{
-    int bit = dec_bit_p(d, model_p(m));
-    model_update(m, bit);
-    return bit;
-}
+#include "_bincoder.h"
 
 /* ------------------------------------------------------------------------------------------------------ */
 /* Models of one band, reset at the start of every tile (tiles decode independently).                     */
@@ -437,19 +264,6 @@ static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
     }
     m->aerr += aerr16 >= m->aerr ? (aerr16 - m->aerr) >> 5 : -((m->aerr - aerr16) >> 5);
     m->coded++;
-}
-
-static inline int bitlen(uint64_t v)
-{
-#if defined(__GNUC__)
-    return v ? 64 - __builtin_clzll(v) : 0;
-#endif
-    int k = 0;
-    while (v) {
-        k++;
-        v >>= 1;
-    }
-    return k;
 }
 
 /* q = 0: one bit (model zero[mctx]). Otherwise the sign (sign[sctx]), then v = |q| >= 1 as an adaptive Elias-gamma
