@@ -1,4 +1,4 @@
-"""Builds the C extensions (range coder, predictive coder, wavelet lifting); everything else is declared in pyproject.toml.
+"""Builds the C extensions (range coder, predictive coder, coefficient coder, wavelet lifting); everything else is declared in pyproject.toml.
 
 Only a C compiler is needed (x86-64 and aarch64 alike); numpy's headers are not used, the
 extension works on the buffer protocol.
@@ -15,6 +15,12 @@ setup(
         Extension(
             "cvae.edge.codec._predictive",
             sources=["edge/codec/_predictive.c"],
+            depends=["edge/codec/_bincoder.h"],
+            extra_compile_args=["-O3", "-std=c99"],
+        ),
+        Extension(
+            "cvae.edge.codec._coefs",
+            sources=["edge/codec/_coefs.c"],
             depends=["edge/codec/_bincoder.h"],
             extra_compile_args=["-O3", "-std=c99"],
         ),

@@ -1,17 +1,17 @@
-"""The tile bitstream, format versions 1 to 4: the one module that owns its bytes (docs/bitstream.md).
+"""The tile bitstream, format versions 1 to 5: the one module that owns its bytes (docs/bitstream.md).
 
 All integers big-endian. Layout::
 
-    u8   version            1 (factorised bundles), 2 or 3 (adaptive bundles)
+    u8   version            1 (factorised bundles), 2, 3 or 5 (adaptive bundles)
     4B   model id           first 4 bytes of the bundle's SHA-256 model id
     u8   level
     u8   dtype code         see DTYPES
     u8   bands C            1..32
     u16  height H, u16 width W
     u8   flags              bit0: valid mask present; bit1: rotation matrix present (else identity)
-    (flags bit2, v3: per-band fill masks follow the mask)
+    (flags bit2, v3/v5: per-band fill masks follow the mask)
     v2+: u8 latent, u8 residual   the latent level coded and the residual's kind: 0 none, 1 pixel blocks,
-                                  2 (v3 only) CDF 9/7 wavelet subbands (cvae.edge.codec.wavelet)
+                                  2 (v3, v5) CDF 9/7 wavelet subbands (cvae.edge.codec.wavelet)
     C x (f32 lo, f32 hi)    band value range, native units
     C x f16 mean            band mean after normalisation
     C*C x i8 matrix         rotation rows * 127 (only with flag bit1)
@@ -20,8 +20,10 @@ All integers big-endian. Layout::
                             in order (only when at least one component is present)
     v2+: side, main         each a varint length (0: empty) then a range-coder stream: ``side`` holds the
                             scale indexes (cvae.edge.codec.adaptive), ``main`` the symbols they select
+    v5: coefs               varint length (0: no residual), the residual's context-coded coefficients
+                            (cvae.edge.codec.coefs); side and main then hold the latents only
     [mask]                  only with flag bit0. v1, v2: varint length, zlib stream of np.packbits(valid);
-                            v3: two varint-prefixed range-coder streams of row transitions (cvae.edge.codec.mask)
+                            v3, v5: two varint-prefixed range-coder streams of row transitions (cvae.edge.codec.mask)
 
 Version 4 (error-bounded predictive tiles, :mod:`cvae.edge.codec.predictive`) keeps the fixed fields and then has
 ``C x (varint E, zigzag varint lo, varint hi - lo, u8 (ky-1)<<4 | kx-1, u8 oy<<4 | ox)``, one varint-prefixed coder
@@ -40,7 +42,7 @@ import numpy as np
 from cvae.edge.codec import mask as _mask
 from cvae.edge.errors import CorruptTileError
 
-__all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "PREDICTIVE_LIMIT", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
+__all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "VERSION_CONTEXT", "PREDICTIVE_LIMIT", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
            "RESIDUAL_PIXELS", "RESIDUAL_WAVELET", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
            "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape"]
 
@@ -48,15 +50,16 @@ VERSION = 1            # factorised entropy model
 VERSION_ADAPTIVE = 2   # explicitly transmitted scale indexes (adaptive bundles)
 VERSION_WAVELET = 3    # v2's layout; the residual may also be wavelet subbands (what adaptive bundles write now)
 VERSION_PREDICTIVE = 4  # error-bounded predictive coding of the samples themselves (any bundle)
-ADAPTIVE_VERSIONS = (VERSION_ADAPTIVE, VERSION_WAVELET)
-VERSIONS = (VERSION, VERSION_ADAPTIVE, VERSION_WAVELET, VERSION_PREDICTIVE)
+VERSION_CONTEXT = 5    # v3's layout with the residual's coefficients context-coded (what adaptive bundles write now)
+ADAPTIVE_VERSIONS = (VERSION_ADAPTIVE, VERSION_WAVELET, VERSION_CONTEXT)
+VERSIONS = (VERSION, VERSION_ADAPTIVE, VERSION_WAVELET, VERSION_PREDICTIVE, VERSION_CONTEXT)
 #: versions whose masks are transition-coded and which may carry per-band fill masks
-_CODED_MASK_VERSIONS = (VERSION_WAVELET, VERSION_PREDICTIVE)
+_CODED_MASK_VERSIONS = (VERSION_WAVELET, VERSION_PREDICTIVE, VERSION_CONTEXT)
 #: a v4 band's range and error bound stay within +-2^33 (uint32 and int32 samples fit; products stay in int64)
 PREDICTIVE_LIMIT = 1 << 33
 #: residual kinds (v2+ header byte): none, 32 x 32 pixel blocks, wavelet subbands in 16 x 16 blocks (v3)
 RESIDUAL_NONE, RESIDUAL_PIXELS, RESIDUAL_WAVELET = 0, 1, 2
-_MAX_RESIDUAL = {VERSION_ADAPTIVE: RESIDUAL_PIXELS, VERSION_WAVELET: RESIDUAL_WAVELET}
+_MAX_RESIDUAL = {VERSION_ADAPTIVE: RESIDUAL_PIXELS, VERSION_WAVELET: RESIDUAL_WAVELET, VERSION_CONTEXT: RESIDUAL_WAVELET}
 MODEL_ID_BYTES = 4
 MAX_BANDS = 32
 MAX_EDGE = 2048  # tiles are cut from scenes; a bigger one is a corrupt header, not a tile
@@ -80,7 +83,7 @@ class TileHeader:
     version: int = VERSION
     latent: int = 0         # v2+: latent level the latents were coded at
     residual: int = RESIDUAL_NONE  # v2+: the residual's kind (RESIDUAL_*); 0: no residual
-    band_fill: np.ndarray | None = None  # v3, v4: bool[C, H, W] samples of valid pixels that hold the fill value
+    band_fill: np.ndarray | None = None  # v3, v4, v5: bool[C, H, W] samples of valid pixels that hold the fill value
     max_error: np.ndarray | None = None  # v4: int64[C] bound on |decoded - original| per band (0: lossless)
     replication: np.ndarray | None = None  # v4: uint8[C, 4] ky, kx, oy, ox of each band's replicated blocks
     palette: tuple | None = None  # v4: per band None, or int64[K] the values a lossless band uses (coded as ranks)
@@ -104,12 +107,12 @@ def header_size(bands: int, has_mask: bool, version: int = VERSION) -> int:
 def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, bytes] | None,
               valid: np.ndarray | None) -> bytes:
     """``present: bool[C]``. Version 1: ``payload`` bytes, required exactly when some component is present.
-    Version 2: ``payload = (side, main)``, either may be empty."""
+    Versions 2 and 3: ``payload = (side, main)``, either may be empty; version 5: ``(side, main, coefs)``."""
     c = h.bands
     identity = np.array_equal(h.matrix, (np.eye(c) * 127).astype(np.int8))
     band_fill = h.band_fill if h.band_fill is not None and np.any(h.band_fill) else None
     if band_fill is not None and h.version not in _CODED_MASK_VERSIONS:
-        raise ValueError("pack_tile: per-band fill masks need tile format version 3 or 4")
+        raise ValueError("pack_tile: per-band fill masks need tile format version 3, 4 or 5")
     flags = (_F_MASK if valid is not None else 0) | (0 if identity else _F_MATRIX) | \
         (_F_BAND_FILL if band_fill is not None else 0)
     if h.version not in VERSIONS:
@@ -128,8 +131,10 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
         out += h.matrix.astype(np.int8).tobytes()
     present = np.asarray(present, bool)
     if h.version in ADAPTIVE_VERSIONS:
-        if present.shape != (c,) or not isinstance(payload, tuple) or len(payload) != 2:
-            raise ValueError("pack_tile: a version 2 or 3 tile takes payload=(side, main) and present bool[C]")
+        streams = 3 if h.version == VERSION_CONTEXT else 2
+        if present.shape != (c,) or not isinstance(payload, tuple) or len(payload) != streams:
+            raise ValueError("pack_tile: a version 2 or 3 tile takes payload=(side, main), a version 5 tile "
+                             "(side, main, coefs), and present bool[C]")
         out += np.packbits(present).tobytes()
         for stream in payload:
             out += _varint(len(stream)) + bytes(stream)
@@ -139,7 +144,7 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
         out += np.packbits(present).tobytes()
         if payload is not None:
             out += _varint(len(payload)) + payload
-    if valid is not None and h.version == VERSION_WAVELET:
+    if valid is not None and h.version in (VERSION_WAVELET, VERSION_CONTEXT):
         out += _coded_masks(valid, None)
     elif valid is not None:
         z = zlib.compress(np.packbits(valid).tobytes(), 9)
@@ -148,7 +153,7 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
 
 
 def _coded_masks(valid: np.ndarray | None, band_fill: np.ndarray | None) -> bytes:
-    """v3/v4: the valid mask, then each band's fill mask, each as two varint-prefixed transition streams."""
+    """v3/v4/v5: the valid mask, then each band's fill mask, each as two varint-prefixed transition streams."""
     out = bytearray()
     for m in ([valid] if valid is not None else []) + (list(band_fill) if band_fill is not None else []):
         for stream in _mask.encode_mask(m):
@@ -181,7 +186,7 @@ def _pack_v4(out: bytearray, h: TileHeader, payload: bytes, valid: np.ndarray | 
 
 def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[bytes, bytes] | None, np.ndarray | None]:
     """Parse a tile; raises :class:`CorruptTileError` on anything malformed. The payload is ``bytes | None``
-    for version 1 and ``(side, main)`` for versions 2 and 3."""
+    for version 1, ``(side, main)`` for versions 2 and 3 and ``(side, main, coefs)`` for version 5."""
     r = _Reader(bytes(data))
     version, model_id, level, dcode, c, height, width, flags = r.unpack(_FIXED)
     if version not in VERSIONS:
@@ -217,11 +222,11 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
         raise CorruptTileError("padding bits of the component map are set")
     present = bits[:c].astype(bool)
     if version in ADAPTIVE_VERSIONS:
-        payload = (r.take(r.varint()), r.take(r.varint()))
+        payload = tuple(r.take(r.varint()) for _ in range(3 if version == VERSION_CONTEXT else 2))
     else:
         payload = r.take(r.varint()) if present.any() else None
     valid = None
-    if flags & _F_MASK and version == VERSION_WAVELET:
+    if flags & _F_MASK and version in (VERSION_WAVELET, VERSION_CONTEXT):
         valid = _mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width)
     elif flags & _F_MASK:
         try:

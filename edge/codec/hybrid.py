@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from cvae.edge.codec import adaptive as am
-from cvae.edge.codec import bitstream, rangecoder, residual, wavelet
+from cvae.edge.codec import bitstream, coefs, rangecoder, residual, wavelet
 from cvae.edge.codec.latents import STRIDE, AnalyzedTile, Ladder, LatentModel, decode_stream, tile_header
 from cvae.edge.codec.plan import Plan, Planner
 from cvae.edge.codec.tables import EntropyTables
@@ -37,7 +37,7 @@ class HybridKind:
     """Writes v3 and reads v2/v3 tiles of an adaptive bundle's ladder."""
 
     name = "hybrid"
-    version = bitstream.VERSION_WAVELET
+    version = bitstream.VERSION_CONTEXT
     versions = bitstream.ADAPTIVE_VERSIONS
     spectral = True
 
@@ -106,8 +106,9 @@ class HybridKind:
 
     def estimate_bytes(self, a: AnalyzedTile, level: int) -> float:
         p = self.plan(a, level)
-        streams = (len(p.side) > 0) + (len(p.main) > 0)
+        streams = (len(p.side) > 0) + (len(p.main) > 0)  # v5's residual stream: counted exactly in p.bits
         return p.bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None, self.version) + 2 + \
+            (max(1, -(-len(p.coefs_stream).bit_length() // 7)) if self.version == bitstream.VERSION_CONTEXT else 0) + \
             am.STREAM_OVERHEAD_BYTES * streams
 
     def encode(self, a: AnalyzedTile, level: int) -> bytes:
@@ -120,7 +121,9 @@ class HybridKind:
         t = self.tables_for(p.latent)
         main = rangecoder.encode(p.main, p.main_rows, t.cdf, t.cdf_length, t.offset, t.precision) if len(p.main) else b""
         header = tile_header(a, self.model_id, level, self.version, p.latent, p.residual)
-        return bitstream.pack_tile(header, p.present, (side, main), a.valid)
+        if self.version != bitstream.VERSION_CONTEXT:
+            return bitstream.pack_tile(header, p.present, (side, main), a.valid)
+        return bitstream.pack_tile(header, p.present, (side, main, p.coefs_stream), a.valid)
 
     # -- decoder --------------------------------------------------------------------------------------------
     def integers(self, header: bitstream.TileHeader, present_mask: np.ndarray, payload: tuple[bytes, bytes]):
@@ -137,12 +140,16 @@ class HybridKind:
         channel = np.tile(np.arange(m, dtype=np.int32), len(present))
         ctx = [lat * m + channel]
         sizes = [np.full(len(channel), hl * wl)]
-        if header.residual:
+        context = header.version == bitstream.VERSION_CONTEXT  # v5: the residual is its own stream
+        if header.residual and not context:
             counts = residual.block_counts(c, h, w, header.residual)
             ctx.append(np.full(len(counts), self.residual_context(level), np.int32))
             sizes.append(counts)
         ctx_all, size = np.concatenate(ctx).astype(np.int32), np.concatenate(sizes)
-        side, main = payload
+        side, main = payload[:2]
+        if context and bool(header.residual) != bool(payload[2]):
+            raise CorruptTileError("residual coefficients: a stream where the header codes no residual, or none "
+                                   "where it does; the tile is corrupt")
         it = self.adaptive.index_tables
         idx = decode_stream(side, ctx_all, it, "scale indexes")
         if (idx < 0).any() or (idx >= am.NUM_INDEXES).any() or (idx[len(channel):] == am.FACTORIZED).any():
@@ -156,6 +163,10 @@ class HybridKind:
         pos = np.concatenate([np.arange(s, s + n) for s, n in zip(starts[coded], size[coded])] or
                              [np.zeros(0, np.int64)]).astype(np.int64)
         values[pos] = sym
+        if context and header.residual:
+            res = coefs.decode(payload[2], c, h, w)
+            order, _ = coefs.coding_order(h, w)
+            values = np.concatenate([values] + [comp[i].reshape(-1) for comp in res for i in order])
         return idx, values, present, channel
 
     def decode(self, header: bitstream.TileHeader, present_mask: np.ndarray,
@@ -173,7 +184,16 @@ class HybridKind:
         if header.residual:
             step = np.float32(self.ladder.step[level])
             shapes = residual.shapes(h, w, header.residual)
-            arrays = residual.unblock(values[n_lat:], shapes * c, residual.block_size(header.residual))
+            if header.version == bitstream.VERSION_CONTEXT:  # the coefficients in v5's coding order
+                order, _ = coefs.coding_order(h, w)
+                arrays, pos = [None] * (c * len(shapes)), n_lat
+                for k in range(c):
+                    for i in order:
+                        n = shapes[i][0] * shapes[i][1]
+                        arrays[k * len(shapes) + i] = values[pos:pos + n].reshape(shapes[i])
+                        pos += n
+            else:
+                arrays = residual.unblock(values[n_lat:], shapes * c, residual.block_size(header.residual))
             levels = wavelet.levels_for(h, w)
             for k in range(c):
                 q = [x.astype(np.float32) for x in arrays[k * len(shapes):(k + 1) * len(shapes)]]

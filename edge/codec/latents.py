@@ -116,12 +116,12 @@ class LatentModel:
 
 def tile_header(a: AnalyzedTile, model_id: bytes, level: int, version: int, latent: int = 0,
                 residual: int = bitstream.RESIDUAL_NONE) -> bitstream.TileHeader:
-    """The header of ``a`` coded at ``level`` in format ``version`` (band fill travels from v3 on)."""
+    """The header of ``a`` coded at ``level`` in format ``version`` (band fill travels in v3 and v5)."""
     return bitstream.TileHeader(model_id=model_id[:bitstream.MODEL_ID_BYTES], level=level, dtype=a.dtype,
                                 bands=a.shape[0], height=a.shape[1], width=a.shape[2], lo=a.spectral.lo,
                                 hi=a.spectral.hi, mean=a.spectral.mean, matrix=a.spectral.matrix, version=version,
                                 latent=latent, residual=residual,
-                                band_fill=a.band_fill if version == bitstream.VERSION_WAVELET else None)
+                                band_fill=a.band_fill if version in (bitstream.VERSION_WAVELET, bitstream.VERSION_CONTEXT) else None)
 
 
 def decode_stream(data: bytes, rows: np.ndarray, t: EntropyTables, what: str) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 
 from cvae.edge.codec import adaptive as am
 from cvae.edge.codec import bitstream, residual, wavelet
+from cvae.edge.codec import coefs as coefs_mod
 from cvae.edge.codec.latents import AnalyzedTile
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class Part:
     present: np.ndarray | None = None  # latent parts: bool[C] components coded
     err: float = 0.0              # residual parts: squared error of the reconstruction over valid pixels
     kind: int = bitstream.RESIDUAL_NONE  # residual parts: bitstream.RESIDUAL_*
+    arrays: tuple | None = None   # residual parts: per component its int32 subbands (wavelet.forward's order)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class Plan:
     bits: float
     latent: int = 0               # the latent level coded
     residual: int = bitstream.RESIDUAL_NONE  # the residual's kind (bitstream.RESIDUAL_*)
+    coefs: tuple | None = None    # format v5: the residual's subbands per component, coded apart from side/main
+    coefs_stream: bytes = b""     # format v5: those coefficients context-coded (bits counts them exactly)
 
     @property
     def mode(self) -> str:
@@ -139,6 +143,11 @@ class Planner:
             if best is None or cost < best[0]:
                 best = (cost, lat, res, parts, bits)
         _, lat, res, parts, total = best
+        coefs, stream = None, b""
+        if res and k.version == bitstream.VERSION_CONTEXT:  # v5: the residual goes to its own context-coded stream
+            coefs, parts = parts[1].arrays, parts[:1]
+            stream = coefs_mod.encode(list(coefs), a.shape[1], a.shape[2])  # coded once: its size is exact
+            total = parts[0].bits + 8 * len(stream)
         side = np.concatenate([p.idx for p in parts]).astype(np.int32)
         size = np.concatenate([p.sizes for p in parts])
         coded = side != am.ZERO
@@ -148,7 +157,8 @@ class Planner:
         main_rows = np.repeat(np.concatenate([p.rows for p in parts])[coded], size[coded]).astype(np.int32)
         plan = Plan(present=parts[0].present, side=side, side_rows=np.concatenate([p.ctx for p in parts]).astype(np.int32),
                     main=main, main_rows=main_rows, bits=total, latent=lat,
-                    residual=parts[1].kind if res else bitstream.RESIDUAL_NONE)
+                    residual=bitstream.RESIDUAL_WAVELET if res else bitstream.RESIDUAL_NONE, coefs=coefs,
+                    coefs_stream=stream)
         a.cache["plan"] = (level, plan)
         return plan
 
@@ -206,12 +216,13 @@ class Planner:
                     e = e[a.valid]
                 d = float(np.sum(e.astype(np.float64) ** 2))
                 if best is None or d + lam * float(bits.sum()) < best[0]:
-                    best = (d + lam * float(bits.sum()), d, blocks, counts, idx, bits)
+                    best = (d + lam * float(bits.sum()), d, blocks, counts, idx, bits, q)
             err += best[1]
             out.append(best[2:])
         blocks, counts, idx, bits = (np.concatenate([o[i] for o in out]) for i in range(4))
         return Part(groups=blocks, sizes=counts, idx=idx, ctx=np.full(len(blocks), ctx_row, np.int32),
-                    rows=k.adaptive.rows(idx, None), bits=float(bits.sum()), err=err, kind=bitstream.RESIDUAL_WAVELET)
+                    rows=k.adaptive.rows(idx, None), bits=float(bits.sum()), err=err, kind=bitstream.RESIDUAL_WAVELET,
+                    arrays=tuple(o[4] for o in out))
 
     @staticmethod
     def no_latents(a: AnalyzedTile) -> Part:

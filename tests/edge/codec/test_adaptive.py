@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cvae.edge.codec import adaptive as am
-from cvae.edge.codec import bitstream
+from cvae.edge.codec import bitstream, coefs
 from cvae.edge.codec.latents import tile_header
 from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import CorruptTileError
@@ -57,25 +57,29 @@ def test_stream_integers_round_trip_exactly(codec, level):
     data = codec.encode(a, level)
     plan = codec.plan(a, level)
     idx, values = codec.parse_integers(data)
-    np.testing.assert_array_equal(idx, plan.side)
-    coded = values[np.repeat(idx != am.ZERO, _group_sizes(codec, a, plan))]
+    np.testing.assert_array_equal(idx, plan.side)  # v5: the latents' indexes only
+    sizes = _group_sizes(codec, a, plan)
+    coded = values[:sizes.sum()][np.repeat(idx != am.ZERO, sizes)]
     np.testing.assert_array_equal(coded, plan.main)
+    if plan.residual:  # then the residual's coefficients, in v5's coding order
+        c, h, w = a.shape
+        order, _ = coefs.coding_order(h, w)
+        np.testing.assert_array_equal(values[sizes.sum():],
+                                      np.concatenate([comp[i].reshape(-1) for comp in plan.coefs for i in order]))
+    else:
+        assert len(values) == sizes.sum()
     header = bitstream.unpack_tile(data)[0]
-    assert header.version == bitstream.VERSION_WAVELET
+    assert header.version == bitstream.VERSION_CONTEXT
     assert (header.latent, header.residual) == (plan.latent, plan.residual)
     assert (plan.latent, bool(plan.residual)) in codec.modes(level)
     assert plan.residual in (bitstream.RESIDUAL_NONE, bitstream.RESIDUAL_WAVELET)
 
 
 def _group_sizes(codec, a, plan):
-    from cvae.edge.codec.residual import block_counts
-
+    """Symbols per group of the side stream (v5: latent groups only; the residual has its own stream)."""
     c, h, w = a.shape
     p = int(plan.present.sum())
-    sizes = [np.full(p * codec.gain.shape[1], -(-h // 16) * -(-w // 16))]
-    if plan.residual:
-        sizes.append(block_counts(c, h, w, plan.residual))
-    return np.concatenate(sizes)
+    return np.full(p * codec.gain.shape[1], -(-h // 16) * -(-w // 16), np.int64)
 
 
 def test_residual_levels_choose_their_mode_by_rate_distortion(codec):
@@ -206,21 +210,22 @@ def test_flipped_bytes_never_crash_the_v3_decoder(codec, rng):
 
 
 def test_index_out_of_range_is_corrupt(bundle, codec):
-    """A side stream holding an escaped index (64+) or FACTORIZED in a residual group is refused."""
+    """A side stream holding an escaped index (64+) is refused (v3 tiles: also FACTORIZED in a residual group;
+    v5 has none: its residual is its own stream)."""
     from cvae.edge.codec import rangecoder
 
     a = codec.analyze(_scene_like_tile(c=1, h=32, w=32), None)
-    level = 4
+    level = 1  # latents only: the side stream is all there is
     plan = codec.plan(a, level)
     it = codec.adaptive.index_tables
-    for bad_value, pos in ((am.NUM_INDEXES + 3, 0), (am.FACTORIZED, len(plan.side) - 1)):
+    for bad_value, pos in ((am.NUM_INDEXES + 3, 0), (am.NUM_INDEXES + 3, len(plan.side) - 1)):
         side = plan.side.copy()
         side[pos] = bad_value
         side_bytes = rangecoder.encode(side, plan.side_rows, it.cdf, it.cdf_length, it.offset, it.precision)
         t = codec.hybrid.tables_for(plan.latent)
         main = rangecoder.encode(plan.main, plan.main_rows, t.cdf, t.cdf_length, t.offset, t.precision)
         header = tile_header(a, codec.model_id, level, codec.version, plan.latent, plan.residual)
-        data = bitstream.pack_tile(header, plan.present, (side_bytes, main), None)
+        data = bitstream.pack_tile(header, plan.present, (side_bytes, main, plan.coefs_stream), None)
         with pytest.raises(CorruptTileError):
             codec.decompress(data)
 

@@ -1,4 +1,7 @@
-"""Regenerate the golden tiles of bitstream version 3 as the shipped (adaptive) bundle writes them.
+"""The golden tiles of bitstream version 3, as the shipped (adaptive) bundle wrote them before version 5.
+
+Frozen: the encoder writes version 5 now (make_tile_v5_golden.py codes the same inputs), so these files are
+decode-only goldens (version 3 keeps decoding). This module keeps their inputs and ``describe``.
 
 Three 4-band 64 x 64 uint16 tiles built from seeded integers only (an integer random walk plus noise), each
 encoded by ``TileCodec.analyze`` / ``encode`` of the shipped bundle on ONNX Runtime (CPU, float32):
@@ -13,19 +16,17 @@ encoded by ``TileCodec.analyze`` / ``encode`` of the shipped bundle on ONNX Runt
 The encoder runs the network (float), so the encoded bytes are only guaranteed on the platform they were
 made on: x86-64, CPU ONNX Runtime. The integers and header fields in the JSON are platform independent.
 
-Run ``python tests/edge/codec/golden/make_tile_v3_golden.py`` (or the test with ``UPDATE_GOLDENS=1``) after
-an intended change of the format, of the encoder's choices or of the shipped bundle.
+They were made with ``python tests/edge/codec/golden/make_tile_v3_golden.py`` before version 5; running it now
+refuses (it would write version 5 bytes into version 3 files).
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from cvae.edge.bundle import Bundle
 from cvae.edge.codec import bitstream
 from cvae.edge.codec.tile import TileCodec
 
@@ -107,20 +108,9 @@ def describe(codec: TileCodec, data: bytes) -> dict:
     return out
 
 
-def write(codec: TileCodec) -> dict[str, bytes]:
-    tiles = encode_all(codec)
-    for name, data in tiles.items():
-        FILES[name].write_bytes(data)
-    INTEGERS.write_text(json.dumps({name: describe(codec, data) for name, data in tiles.items()}, indent=1) + "\n")
-    return tiles
-
-
 def main() -> int:
-    tiles = write(Bundle.load().codec("onnxruntime"))
-    for name, data in tiles.items():
-        print(f"wrote {FILES[name]} ({len(data)} B)")
-    print(f"wrote {INTEGERS}")
-    return 0
+    print("the version 3 goldens are frozen (the encoder writes version 5): use make_tile_v5_golden.py")
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,360 @@
+/*
+ * _coefs.c -- context-adaptive coding of a tile's quantised wavelet coefficients (the residual of tile format v5),
+ * for cvae.edge.codec.coefs. Specified in docs/bitstream.md ("Version 5"); this file is its reference
+ * implementation.
+ *
+ * Input: the integers q of every component's residual subbands, component after component; within a component
+ * the subbands in the order the geometry lists them (coarsest first: LL, then the details of the coarsest level,
+ * ..., the finest level last), each in raster order. Per subband the geometry gives its height, width, model class
+ * and parent (the index of the subband one level coarser with the same orientation, or -1). Each q is coded with
+ * adaptive binary models chosen by integers the decoder already has:
+ *
+ *   a   = 2 |W| + 2 |N| + |NW| + |NE|        neighbours in the subband (0 outside; each |.| clipped to 255)
+ *   P   = |parent at (y >> 1, x >> 1)|        clamped to the parent's last row and column (0 without a parent)
+ *   B   = |same subband, same (y, x), previous component|               (0 for the first component)
+ *   ctx = bucket((a + 2 P + 2 B + 1) / 2)     16 magnitude contexts (edges 1 2 3 5 7 10 14 20 28 40 56 80 112
+ *                                             160 224; values above 255 count as 255)
+ *   q = 0?           one bit, model zero[class][ctx]
+ *   sign             one bit, model sign[class][3 tri(W) + tri(N)] (tri: 0 zero, 1 positive, 2 negative)
+ *   v = |q| >= 1     adaptive Elias-gamma: k = bitlen(v) - 1 in unary (unary[class][ctx][i]), the bit below the
+ *                    leading one (mant1[class][ctx][k]), the next (mant2[class][ctx][k][bit above]), the rest
+ *                    raw, 16 bits at a time, most significant first
+ *
+ * Every model starts at P(0) = 1/2 with a warm-up (cmodel below) at the start of the tile (tiles decode
+ * independently); all of it is integer arithmetic, so any platform decodes the same integers. The binary coder is
+ * _bincoder.h's (also v4's); the bit models are this file's own.
+ *
+ * Only the Python C API and the buffer protocol are used; the coding loops run without the GIL.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "_bincoder.h"
+
+#define NCLASS 4   /* model classes: 0 LL, 1 finest details, 2 next level, 3 every coarser level */
+#define NCTX 16    /* magnitude contexts */
+#define NSIGN 9    /* sign contexts */
+#define KMAX 31    /* |q| < 2^31 */
+#define MAX_SUBBANDS 64
+
+enum { CF_OK = 0, CF_ERR_TRUNCATED = 1, CF_ERR_TRAILING = 2, CF_ERR_RANGE = 3, CF_ERR_NOMEM = 4 };
+
+#define CF_FAST 5  /* bit models: the rates of the fast and the slow estimate after the warm-up */
+#define CF_SLOW 7
+
+/* A bit model of this coder: P(bit = 0) in 16 bits, the mean of a fast and a slow estimate; after n updates each
+ * moves by 2^-min(floor(log2(n + 2)), its rate) of the distance to the bit (a warm-up that follows the running
+ * frequency, rate 1/(n + 2), until it reaches CF_FAST or CF_SLOW; n counts to 1024 and stays). */
+typedef struct { uint16_t fast, slow; uint16_t n; } cmodel;
+
+static inline uint32_t cm_p(const cmodel *m)
+{
+    uint32_t p = ((uint32_t)m->fast + m->slow) >> 1;
+    return p < 64 ? 64 : (p > 65472 ? 65472 : p);
+}
+
+static inline void cm_update(cmodel *m, int bit)
+{
+    int w = bitlen((uint64_t)m->n + 2) - 1; /* floor(log2(n + 2)): the rate 1/(n + 2) of a running frequency */
+    int f = w < CF_FAST ? w : CF_FAST, s = w < CF_SLOW ? w : CF_SLOW;
+    if (m->n < 1024)
+        m->n++;
+    if (bit) {
+        m->fast -= m->fast >> f;
+        m->slow -= m->slow >> s;
+    } else {
+        m->fast += (65535 - m->fast) >> f;
+        m->slow += (65535 - m->slow) >> s;
+    }
+}
+
+static inline void cenc(encoder *e, cmodel *m, int bit)
+{
+    enc_bit_p(e, cm_p(m), bit);
+    cm_update(m, bit);
+}
+
+static inline int cdec(decoder *d, cmodel *m)
+{
+    int bit = dec_bit_p(d, cm_p(m));
+    cm_update(m, bit);
+    return bit;
+}
+
+typedef struct {
+    cmodel zero[NCTX];
+    cmodel sign[NSIGN];
+    cmodel unary[NCTX][KMAX + 1];
+    cmodel mant1[NCTX][KMAX + 1];
+    cmodel mant2[NCTX][KMAX + 1][2];
+} class_models;
+
+typedef struct {
+    Py_ssize_t h, w, cls, parent, offset; /* offset: of the subband within one component */
+} subband;
+
+static unsigned char bucket_lut[256];
+
+static void bucket_init(void)
+{
+    static const int edges[NCTX - 1] = {1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224};
+    for (int v = 0; v < 256; v++) {
+        unsigned k = 0;
+        while (k < NCTX - 1 && v >= edges[k])
+            k++;
+        bucket_lut[v] = (unsigned char)k;
+    }
+}
+
+static void models_init(class_models *m)
+{
+    const cmodel half = {32768, 32768, 0};
+    for (int c = 0; c < NCLASS; c++) {
+        for (int i = 0; i < NSIGN; i++)
+            m[c].sign[i] = half;
+        for (int x = 0; x < NCTX; x++) {
+            m[c].zero[x] = half;
+            for (int k = 0; k <= KMAX; k++) {
+                m[c].unary[x][k] = m[c].mant1[x][k] = half;
+                m[c].mant2[x][k][0] = m[c].mant2[x][k][1] = half;
+            }
+        }
+    }
+}
+
+static inline int32_t mag(int32_t q) { return q < 0 ? (q < -255 ? 255 : -q) : (q > 255 ? 255 : q); }
+static inline int tri(int32_t q) { return q > 0 ? 1 : (q < 0 ? 2 : 0); }
+
+/* One pass over every coefficient: enc != NULL codes q, else decodes into q. *where: the failing index. */
+static int run(int32_t *q, Py_ssize_t comps, const subband *sb, int nsub, Py_ssize_t per_comp, class_models *models,
+               encoder *enc, decoder *dec, Py_ssize_t *where)
+{
+    for (Py_ssize_t k = 0; k < comps; k++) {
+        int32_t *base = q + k * per_comp;
+        const int32_t *prev = k > 0 ? base - per_comp : NULL;
+        for (int s = 0; s < nsub; s++) {
+            const subband *b = &sb[s];
+            int32_t *c = base + b->offset;
+            const int32_t *pc = prev ? prev + b->offset : NULL;
+            const subband *pb = b->parent >= 0 ? &sb[b->parent] : NULL;
+            const int32_t *par = pb ? base + pb->offset : NULL;
+            class_models *m = &models[b->cls];
+            for (Py_ssize_t y = 0; y < b->h; y++) {
+                const int32_t *row = c + y * b->w, *up = y > 0 ? row - b->w : NULL;
+                const int32_t *prow = par ? par + (y >> 1 < pb->h ? y >> 1 : pb->h - 1) * pb->w : NULL;
+                for (Py_ssize_t x = 0; x < b->w; x++) {
+                    int32_t W = x > 0 ? row[x - 1] : 0, N = up ? up[x] : 0;
+                    int32_t a = 2 * mag(W) + 2 * mag(N) + (up && x > 0 ? mag(up[x - 1]) : 0) +
+                                (up && x + 1 < b->w ? mag(up[x + 1]) : 0);
+                    int32_t P = prow ? mag(prow[x >> 1 < pb->w ? x >> 1 : pb->w - 1]) : 0;
+                    int32_t B = pc ? mag(pc[y * b->w + x]) : 0;
+                    int32_t v = (a + 2 * P + 2 * B + 1) / 2;
+                    int ctx = bucket_lut[v > 255 ? 255 : v];
+                    int sctx = 3 * tri(W) + tri(N);
+                    Py_ssize_t at = k * per_comp + b->offset + y * b->w + x;
+                    if (enc) {
+                        int32_t val = row[x];
+                        cenc(enc, &m->zero[ctx], val != 0);
+                        if (!val)
+                            continue;
+                        cenc(enc, &m->sign[sctx], val < 0);
+                        uint64_t u = val < 0 ? (uint64_t)(-(int64_t)val) : (uint64_t)val;
+                        int kk = bitlen(u) - 1;
+                        for (int i = 0; i < kk; i++)
+                            cenc(enc, &m->unary[ctx][i], 1);
+                        if (kk < KMAX)
+                            cenc(enc, &m->unary[ctx][kk], 0);
+                        if (kk >= 1) {
+                            int top = (int)((u >> (kk - 1)) & 1);
+                            cenc(enc, &m->mant1[ctx][kk], top);
+                            if (kk >= 2)
+                                cenc(enc, &m->mant2[ctx][kk][top], (int)((u >> (kk - 2)) & 1));
+                            for (int i = kk - 2; i > 0; i -= 16) {
+                                int n = i < 16 ? i : 16;
+                                enc_raw(enc, (uint32_t)((u >> (i - n)) & ((1u << n) - 1)), n);
+                            }
+                        }
+                    } else {
+                        int32_t *out = c + y * b->w + x;
+                        if (!cdec(dec, &m->zero[ctx])) {
+                            *out = 0;
+                        } else {
+                            int neg = cdec(dec, &m->sign[sctx]);
+                            int kk = 0;
+                            while (kk < KMAX && cdec(dec, &m->unary[ctx][kk]))
+                                kk++;
+                            uint64_t u = 1;
+                            if (kk >= 1) {
+                                int top = cdec(dec, &m->mant1[ctx][kk]);
+                                u = (u << 1) | (uint64_t)top;
+                                if (kk >= 2)
+                                    u = (u << 1) | (uint64_t)cdec(dec, &m->mant2[ctx][kk][top]);
+                                for (int i = kk - 2; i > 0; i -= 16) {
+                                    int n = i < 16 ? i : 16;
+                                    u = (u << n) | dec_raw(dec, n);
+                                }
+                            }
+                            if (u > (uint64_t)INT32_MAX) {
+                                *where = at;
+                                return CF_ERR_RANGE;
+                            }
+                            *out = neg ? -(int32_t)u : (int32_t)u;
+                        }
+                        if (dec->overrun > 4) {
+                            *where = at;
+                            return CF_ERR_TRUNCATED;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return CF_OK;
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Python glue.                                                                                            */
+
+/* geometry int32[nsub][4] (h, w, class, parent) -> subbands with offsets; *per_comp: coefficients per component */
+static int parse_geometry(PyObject *go, subband *sb, int *nsub, Py_ssize_t *per_comp)
+{
+    Py_buffer g;
+    if (PyObject_GetBuffer(go, &g, PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    int ok = g.len % 16 == 0 && g.len > 0 && g.len / 16 <= MAX_SUBBANDS;
+    Py_ssize_t off = 0;
+    if (ok) {
+        *nsub = (int)(g.len / 16);
+        const int32_t *v = g.buf;
+        for (int s = 0; s < *nsub && ok; s++) {
+            const int32_t *r = v + 4 * s;
+            ok = r[0] >= 1 && r[1] >= 1 && r[0] <= 65536 && r[1] <= 65536 && r[2] >= 0 && r[2] < NCLASS &&
+                 r[3] >= -1 && r[3] < s;
+            sb[s] = (subband){r[0], r[1], r[2], r[3], off};
+            off += (Py_ssize_t)r[0] * r[1];
+        }
+    }
+    PyBuffer_Release(&g);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "geometry: int32[nsub][4] rows (h >= 1, w >= 1, class 0..3, parent -1 or "
+                                          "an earlier subband), 1..64 subbands");
+        return -1;
+    }
+    *per_comp = off;
+    return 0;
+}
+
+/* encode(q int32[comps * per_comp], comps, geometry) -> bytes */
+static PyObject *cf_encode(PyObject *self, PyObject *args)
+{
+    PyObject *qo, *go;
+    Py_ssize_t comps;
+    if (!PyArg_ParseTuple(args, "OnO", &qo, &comps, &go))
+        return NULL;
+    subband sb[MAX_SUBBANDS];
+    int nsub;
+    Py_ssize_t per_comp;
+    if (comps < 1 || comps > 255 || parse_geometry(go, sb, &nsub, &per_comp) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "components must lie in 1..255");
+        return NULL;
+    }
+    Py_buffer q;
+    if (PyObject_GetBuffer(qo, &q, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    if (q.len != comps * per_comp * 4) {
+        PyBuffer_Release(&q);
+        PyErr_Format(PyExc_ValueError, "q: %zd bytes, expected %zd int32", q.len, comps * per_comp);
+        return NULL;
+    }
+    class_models *models = malloc(sizeof(class_models) * NCLASS);
+    encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
+    Py_ssize_t where = 0;
+    int st = CF_ERR_NOMEM;
+    if (models) {
+        Py_BEGIN_ALLOW_THREADS
+        models_init(models);
+        st = run(q.buf, comps, sb, nsub, per_comp, models, &e, NULL, &where);
+        enc_finish(&e);
+        Py_END_ALLOW_THREADS
+    }
+    free(models);
+    PyBuffer_Release(&q);
+    PyObject *res = NULL;
+    if (st == CF_OK && !e.oom && e.len >= 1 && e.buf[0] == 0)
+        res = PyBytes_FromStringAndSize((const char *)e.buf + 1, (Py_ssize_t)e.len - 1); /* byte 0 is always 0 */
+    else
+        PyErr_NoMemory();
+    free(e.buf);
+    return res;
+}
+
+/* decode(data, comps, geometry, out int32[comps * per_comp]) -> (status, detail) */
+static PyObject *cf_decode(PyObject *self, PyObject *args)
+{
+    Py_buffer data, out;
+    PyObject *go, *oo;
+    Py_ssize_t comps;
+    if (!PyArg_ParseTuple(args, "y*nOO", &data, &comps, &go, &oo))
+        return NULL;
+    subband sb[MAX_SUBBANDS];
+    int nsub;
+    Py_ssize_t per_comp;
+    if (comps < 1 || comps > 255 || parse_geometry(go, sb, &nsub, &per_comp) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "components must lie in 1..255");
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(oo, &out, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    if (out.len != comps * per_comp * 4) {
+        PyBuffer_Release(&out);
+        PyBuffer_Release(&data);
+        PyErr_Format(PyExc_ValueError, "out: %zd bytes, expected %zd int32", out.len, comps * per_comp);
+        return NULL;
+    }
+    class_models *models = malloc(sizeof(class_models) * NCLASS);
+    uint8_t *buf = malloc((size_t)data.len + 1); /* the encoder drops the coder's leading 0 byte: feed it back */
+    Py_ssize_t where = 0;
+    int st = CF_ERR_NOMEM;
+    if (models && buf) {
+        buf[0] = 0;
+        memcpy(buf + 1, data.buf, (size_t)data.len);
+        decoder d;
+        Py_BEGIN_ALLOW_THREADS
+        models_init(models);
+        dec_init(&d, buf, (size_t)data.len + 1);
+        st = run(out.buf, comps, sb, nsub, per_comp, models, NULL, &d, &where);
+        Py_END_ALLOW_THREADS
+        if (st == CF_OK && d.overrun > 0) {
+            st = CF_ERR_TRUNCATED;
+            where = comps * per_comp;
+        } else if (st == CF_OK && d.p != d.end) {
+            st = CF_ERR_TRAILING;
+            where = (Py_ssize_t)(d.end - d.p);
+        }
+    }
+    free(models);
+    free(buf);
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&data);
+    if (st == CF_ERR_NOMEM)
+        return PyErr_NoMemory();
+    return Py_BuildValue("(in)", st, where);
+}
+
+static PyMethodDef cf_methods[] = {
+    {"encode", cf_encode, METH_VARARGS, "encode(q, components, geometry) -> bytes"},
+    {"decode", cf_decode, METH_VARARGS, "decode(data, components, geometry, out) -> (status, detail)"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef cf_module = {PyModuleDef_HEAD_INIT, "_coefs", NULL, -1, cf_methods};
+
+PyMODINIT_FUNC PyInit__coefs(void)
+{
+    bucket_init();
+    return PyModule_Create(&cf_module);
+}

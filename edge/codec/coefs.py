@@ -1,0 +1,77 @@
+"""Context-adaptive coding of a tile's quantised wavelet residual (tile format v5): the layout, in C (``_coefs.c``).
+
+Why: format v3 codes each 16 x 16 block of a subband with one sent scale index (a Laplacian table per block).
+Neighbouring coefficients, the parent one level coarser and the same coefficient of the previous KLT component
+say much more about a coefficient's magnitude than its block's index does. Here every coefficient is coded with
+adaptive binary models chosen by those integers (``_coefs.c``), adapted as the tile is coded: no side information,
+nothing learned, bit-exact by construction (integers only).
+
+Layout of one component's subbands (from :func:`cvae.edge.codec.wavelet.subband_shapes`): coarsest first, ``LL_J``,
+then ``HL_J, LH_J, HH_J``, ..., ``HL_1, LH_1, HH_1``; each in raster order; components one after another. A
+subband's model class is 0 for ``LL``, ``min(j, 3)`` for the details of level ``j`` (1 = finest); its parent is the
+same orientation one level coarser (none at level ``J``). docs/bitstream.md ("Version 5") specifies it.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from cvae.edge.codec import _coefs, wavelet
+from cvae.edge.errors import CorruptTileError
+
+__all__ = ["encode", "decode", "coding_order", "LIMIT"]
+
+#: largest |coefficient| coded (the C coder's range is int32; a level's step keeps them far below)
+LIMIT = 2**30
+_STATUS = {1: "stream truncated", 2: "bytes left over after the last coefficient", 3: "coefficient out of range"}
+
+
+@functools.lru_cache(maxsize=32)
+def coding_order(h: int, w: int) -> tuple[tuple[int, ...], np.ndarray]:
+    """``(order, geometry)`` for an ``h x w`` component: ``order[i]`` is the index in :func:`wavelet.forward`'s
+    list of the i-th coded subband; ``geometry``: int32[n, 4] rows (height, width, model class, parent)."""
+    levels = wavelet.levels_for(h, w)
+    shapes = wavelet.subband_shapes(h, w, levels)
+    order = [len(shapes) - 1]  # LL_J
+    where = {}
+    rows = [(*shapes[-1], 0, -1)]
+    for j in range(levels, 0, -1):  # coarsest details first
+        for o in range(3):
+            i = 3 * (j - 1) + o
+            where[(j, o)] = len(order)
+            order.append(i)
+            rows.append((*shapes[i], min(j, 3), where[(j + 1, o)] if j < levels else -1))
+    geom = np.array(rows, np.int32).reshape(-1, 4)
+    geom.setflags(write=False)
+    return tuple(order), geom
+
+
+def encode(components: list[list[np.ndarray]], h: int, w: int) -> bytes:
+    """Per component its int32 subbands in :func:`wavelet.forward`'s order -> the v5 residual stream."""
+    order, geom = coding_order(h, w)
+    q = np.concatenate([np.asarray(bands[i], np.int32).reshape(-1) for bands in components for i in order])
+    if len(q) and int(np.abs(q.astype(np.int64)).max()) > LIMIT:
+        raise ValueError(f"a residual coefficient exceeds +-{LIMIT}: the level's step is too fine for this tile")
+    return _coefs.encode(q, len(components), geom)
+
+
+def decode(data: bytes, comps: int, h: int, w: int) -> list[list[np.ndarray]]:
+    """The inverse of :func:`encode`: per component its int32 subbands in :func:`wavelet.forward`'s order; any
+    damage is a :class:`CorruptTileError`."""
+    order, geom = coding_order(h, w)
+    per = int((geom[:, 0].astype(np.int64) * geom[:, 1]).sum())
+    out = np.zeros(comps * per, np.int32)
+    status, detail = _coefs.decode(data, comps, geom, out)
+    if status:
+        raise CorruptTileError(f"residual coefficients: {_STATUS.get(status, f'status {status}')} (at {detail}); "
+                               "the tile is corrupt")
+    comps_out = []
+    for k in range(comps):
+        bands: list[np.ndarray | None] = [None] * len(order)
+        pos = k * per
+        for (hh, ww, _, _), i in zip(geom, order):
+            bands[i] = out[pos:pos + hh * ww].reshape(hh, ww)
+            pos += hh * ww
+        comps_out.append(bands)
+    return comps_out

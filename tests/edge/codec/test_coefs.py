@@ -1,0 +1,101 @@
+"""Tile format v5's coefficient coder (cvae.edge.codec.coefs, _coefs.c): exact round trips for any integers,
+the specification's reference decoder agrees, damage is a CorruptTileError, hostile geometry is refused."""
+import coefs_reference
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from cvae.edge.codec import _coefs, coefs, wavelet
+from cvae.edge.errors import CorruptTileError
+
+
+def _components(rng, comps, h, w, scale):
+    shapes = wavelet.subband_shapes(h, w, wavelet.levels_for(h, w))
+    out = []
+    for _ in range(comps):
+        bands = [np.round(rng.laplace(0, scale, s) * (rng.random(s) < 0.5)).astype(np.int32) for s in shapes]
+        out.append(bands)
+    return out
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 70), st.integers(1, 70), st.sampled_from([0.0, 0.3, 3.0, 300.0, 3e5]),
+       st.integers(0, 2**32 - 1))
+def test_any_coefficients_round_trip_exactly(comps, h, w, scale, seed):
+    rng = np.random.default_rng(seed)
+    q = _components(rng, comps, h, w, scale)
+    if scale > 1e5:  # the extremes the coder takes
+        q[0][-1].flat[0], q[-1][0].flat[-1] = coefs.LIMIT, -coefs.LIMIT
+    back = coefs.decode(coefs.encode(q, h, w), comps, h, w)
+    for a, b in zip(q, back):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("comps,h,w,scale", [(2, 24, 20, 2.0), (3, 17, 33, 0.4), (1, 40, 40, 40.0)])
+def test_the_reference_decoder_written_from_the_spec_agrees(comps, h, w, scale, rng):
+    q = _components(rng, comps, h, w, scale)
+    data = coefs.encode(q, h, w)
+    order, geom = coefs.coding_order(h, w)
+    ref = coefs_reference.decode(data, comps, [tuple(int(v) for v in row) for row in geom])
+    for k in range(comps):
+        for s, i in enumerate(order):
+            np.testing.assert_array_equal(np.array(ref[k][s], np.int32).reshape(q[k][i].shape), q[k][i])
+
+
+def test_coding_order_is_coarsest_first_with_parents_one_level_up():
+    order, geom = coefs.coding_order(256, 256)
+    shapes = wavelet.subband_shapes(256, 256, 5)
+    assert order[0] == len(shapes) - 1 and geom[0].tolist() == [8, 8, 0, -1]  # LL_5
+    assert [tuple(geom[i][:2]) for i in range(len(order))] == [shapes[i] for i in order]
+    for row in geom[1:]:
+        h, w, cls, parent = row.tolist()
+        assert 1 <= cls <= 3
+        if parent >= 0:
+            assert geom[parent][0] * 2 >= h and geom[parent][1] * 2 >= w and parent < len(geom)
+    assert geom[-1].tolist() == [128, 128, 1, len(geom) - 4]  # HH_1, parent HH_2
+
+
+def test_too_large_coefficients_are_refused_before_coding():
+    q = [[np.zeros(s, np.int32) for s in wavelet.subband_shapes(16, 16, 1)]]
+    q[0][0][0, 0] = coefs.LIMIT + 1
+    with pytest.raises(ValueError, match="exceeds"):
+        coefs.encode(q, 16, 16)
+
+
+def test_damaged_streams_raise_corrupt_tile_only(rng):
+    h = w = 48
+    q = _components(rng, 3, h, w, 5.0)
+    data = coefs.encode(q, h, w)
+    for cut in (0, 1, len(data) // 2, len(data) - 1):
+        with pytest.raises(CorruptTileError):
+            coefs.decode(data[:cut], 3, h, w)
+    with pytest.raises(CorruptTileError, match="left over"):
+        coefs.decode(data + b"\0\0\0\0\0\0", 3, h, w)
+    for _ in range(200):  # flipped bits: any outcome but a crash or a non-CorruptTileError
+        bad = bytearray(data)
+        bad[rng.integers(len(bad))] ^= 1 << int(rng.integers(8))
+        try:
+            coefs.decode(bytes(bad), 3, h, w)
+        except CorruptTileError:
+            pass
+
+
+@pytest.mark.parametrize("geom", [np.zeros((0, 4), np.int32), np.array([[0, 4, 0, -1]], np.int32),
+                                  np.array([[4, 4, 4, -1]], np.int32), np.array([[4, 4, 1, 0]], np.int32),
+                                  np.array([[4, 4, 0, -1], [2, 2, 1, 5]], np.int32), np.zeros((65, 4), np.int32) + 1])
+def test_hostile_geometry_is_refused(geom):
+    with pytest.raises(ValueError, match="geometry"):
+        _coefs.encode(np.zeros(64, np.int32), 1, geom)
+    with pytest.raises(ValueError, match="geometry"):
+        _coefs.decode(b"", 1, geom, np.zeros(64, np.int32))
+
+
+def test_wrong_buffer_sizes_are_refused():
+    geom = np.array([[4, 4, 0, -1]], np.int32)
+    with pytest.raises(ValueError, match="expected"):
+        _coefs.encode(np.zeros(15, np.int32), 1, geom)
+    with pytest.raises(ValueError, match="expected"):
+        _coefs.decode(b"", 2, geom, np.zeros(16, np.int32))
+    with pytest.raises(ValueError, match="components"):
+        _coefs.encode(np.zeros(16, np.int32), 0, geom)

@@ -1,0 +1,132 @@
+"""Golden tiles of bitstream v5 (tests/edge/codec/golden/make_tile_v5_golden.py): a residual-only tile, a hybrid
+tile (latents + context-coded wavelet residual) and a masked tile with per-band fill, as the shipped bundle writes
+them (full mode search).
+
+Two tiers:
+- bytes: the encoder still writes exactly the golden bytes. The encoder runs the float network, so this is
+  checked on the platform the goldens were made on only: x86-64, CPU ONNX Runtime (float32).
+- integers: on any platform, decoding the golden bytes gives the same header fields, scale indexes, latent
+  symbols and residual coefficients (``TileCodec.parse_integers``), mask and band fill, and, for the residual-only
+  tiles (no network runs), the same pixels.
+
+``UPDATE_GOLDENS=1 pytest tests/edge/codec/test_golden_tile_v5.py`` rewrites the golden files.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+
+import make_tile_v5_golden as golden  # tests/edge/codec/golden, on pythonpath (pyproject.toml)
+import numpy as np
+import pytest
+
+from cvae.edge.codec import bitstream
+from cvae.edge.codec.tile import TileCodec
+
+X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+
+
+@pytest.fixture(scope="module")
+def full(bundle) -> TileCodec:
+    """The full mode search: the goldens cover a hybrid tile at level 9, which 'auto' codes without latents."""
+    return bundle.codec("onnxruntime", mode_search="full")
+
+
+@pytest.fixture(scope="module")
+def tiles(full) -> dict[str, bytes]:
+    if os.environ.get("UPDATE_GOLDENS") == "1":
+        golden.write(full)
+    return {name: path.read_bytes() for name, path in golden.FILES.items()}
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict:
+    return json.loads(golden.INTEGERS.read_text())
+
+
+class _NoNetwork:
+    """Transforms that fail when called: proves a decode runs no network."""
+
+    def analysis(self, x):
+        raise AssertionError("analysis ran")
+
+    def synthesis(self, y_hat):
+        raise AssertionError("synthesis ran")
+
+
+def _codec_without_network(bundle) -> TileCodec:
+    return bundle.codec(transforms=_NoNetwork())
+
+
+@pytest.mark.skipif(not X86_64, reason="golden encode bytes involve the float network: made on x86-64 CPU ONNX Runtime")
+def test_encoder_writes_the_golden_v5_tiles_bytes_on_x86_64_cpu_onnxruntime(full, tiles):
+    assert golden.encode_all(full) == tiles
+
+
+def test_the_default_search_codes_the_finest_levels_without_any_network(bundle, tiles):
+    """'auto': levels 8 and 9 (steps <= NETWORK_FREE_STEP) run neither the analysis nor a synthesis, and the
+    residual-only golden tile (level 8: the full search keeps the residual alone there too) comes out the same."""
+    quiet = bundle.codec(transforms=_NoNetwork())
+    assert quiet.hybrid.planner.network_free(8) and quiet.hybrid.planner.network_free(9)
+    assert not quiet.hybrid.planner.network_free(7)
+    a = golden.analyzed(quiet, "residual")
+    assert quiet.encode(a, 8) == tiles["residual"]
+    assert not a.analysed
+    hybrid = quiet.encode(golden.analyzed(quiet, "hybrid"), 9)
+    assert not bitstream.unpack_tile(hybrid)[1].any()  # the residual alone, where the full search took latents
+    with pytest.raises(AssertionError, match="analysis ran"):
+        quiet.encode(golden.analyzed(quiet, "residual"), 7)
+
+
+def test_golden_v5_tiles_code_their_modes(tiles):
+    headers = {name: bitstream.unpack_tile(data) for name, data in tiles.items()}
+    for name, (h, present, _, valid) in headers.items():
+        assert h.version == bitstream.VERSION_CONTEXT, name
+        assert h.residual == bitstream.RESIDUAL_WAVELET, name
+        assert (h.bands, h.height, h.width) == (golden.BANDS, golden.HEIGHT, golden.WIDTH), name
+        assert h.level == golden.CASES[name], name
+    assert not headers["residual"][1].any()
+    assert headers["hybrid"][1].any()
+    assert headers["residual"][3] is None and headers["hybrid"][3] is None
+    assert headers["masked"][3] is not None and headers["masked"][0].band_fill is not None
+
+
+def test_golden_v5_tiles_parse_to_their_integers_and_header_fields(bundle, tiles, expected):
+    assert set(expected) == set(tiles)
+    quiet = _codec_without_network(bundle)  # parsing the integers runs no network, on any tile
+    for name, data in tiles.items():
+        assert golden.describe(quiet, data) == expected[name], name
+
+
+def test_golden_masked_tile_decodes_its_mask_and_band_fill(bundle, tiles):
+    _, valid, band_fill = golden.masked_inputs()
+    h, _, _, got_valid = bitstream.unpack_tile(tiles["masked"])
+    np.testing.assert_array_equal(got_valid, valid)
+    np.testing.assert_array_equal(h.band_fill, band_fill)
+    d = _codec_without_network(bundle).decompress(tiles["masked"])
+    np.testing.assert_array_equal(d.valid, valid)
+    assert (d.pixels[:, ~valid] == 0).all()
+
+
+def test_residual_only_golden_tiles_decode_without_the_network_to_their_pixels(bundle, codec, tiles, expected):
+    quiet = _codec_without_network(bundle)
+    for name in ("residual", "masked"):
+        d = quiet.decompress(tiles[name])
+        assert golden.sha(d.pixels, ">u2") == expected[name]["pixels_sha256"], name
+        np.testing.assert_array_equal(d.pixels, codec.decompress(tiles[name]).pixels)
+        np.testing.assert_array_equal(quiet.parse_integers(tiles[name])[1], codec.parse_integers(tiles[name])[1])
+
+
+def test_residual_only_golden_tile_is_close_to_its_input(bundle, tiles):
+    d = _codec_without_network(bundle).decompress(tiles["residual"])
+    err = np.abs(d.pixels.astype(np.int64) - golden.walk_tile(0)).max()
+    assert err <= 16  # level 8 quantisation (step 0.025 of the band range, wavelet domain); measured 11 DN
+
+
+def test_hybrid_golden_tile_needs_the_network(bundle, codec, tiles):
+    with pytest.raises(AssertionError, match="synthesis ran"):
+        _codec_without_network(bundle).decompress(tiles["hybrid"])
+    d = codec.decompress(tiles["hybrid"])
+    err = np.abs(d.pixels.astype(np.int64) - golden.walk_tile(0)).mean()
+    assert err < 8  # level 9 quantisation; float synthesis involved, so bounded, not exact; measured 4.8 DN
