@@ -16,12 +16,14 @@ setup(
             "cvae.edge.codec._predictive",
             sources=["edge/codec/_predictive.c"],
             depends=["edge/codec/_bincoder.h"],
+            include_dirs=["edge/codec"],
             extra_compile_args=["-O3", "-std=c99"],
         ),
         Extension(
             "cvae.edge.codec._coefs",
             sources=["edge/codec/_coefs.c"],
             depends=["edge/codec/_bincoder.h"],
+            include_dirs=["edge/codec"],
             extra_compile_args=["-O3", "-std=c99"],
         ),
         Extension(  # float32 lifting bit-identical to numpy's: no fused multiply-add contraction
