@@ -164,9 +164,9 @@ class SceneCoding:
     def _emit(self, job: SceneJob, work: UnitWork, coded: Future) -> bool:
         """Stage 2 of a unit, coded (quantised and entropy coded) in ``coded``: reserve sequence counts, write,
         commit. Runs on the one emit thread, so units commit in order."""
-        bodies = coded.result()  # a coding error propagates as the unit's failure
         if not self.wait_for_quota():
             return False
+        bodies = coded.result()  # a coding error propagates as the unit's failure
         level = work.level
         writer = pk.PacketWriter(self.cfg.apid, sealer=self.sealer)
         n = sum(max(1, -(-len(b) // writer.max_segment)) for _, b in bodies)
