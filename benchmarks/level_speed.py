@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = p.parse_args(argv)
     rec = run(a.scenes, a.levels, a.repeats)
-    rel = lambda x: os.path.relpath(Path(x).resolve(), ROOT)
+    rel = lambda x: os.path.relpath(os.path.abspath(x), ROOT)
     command = ("python benchmarks/level_speed.py " + " ".join(rel(s) for s in a.scenes) +
                f" --levels {a.levels} --repeats {a.repeats} --out {rel(a.out)}")
     rec["command"] = command

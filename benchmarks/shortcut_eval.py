@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = p.parse_args(argv)
     rec = run(a.scenes)
-    rel = lambda x: os.path.relpath(Path(x).resolve(), ROOT)  # the command as run from the repository root
+    rel = lambda x: os.path.relpath(os.path.abspath(x), ROOT)  # the command as run from the repository root
     command = "python benchmarks/shortcut_eval.py " + " ".join(rel(s) for s in a.scenes) + f" --out {rel(a.out)}"
     rec["command"] = command
     write_results(a.out, "shortcut", rec, markdown(rec, command))

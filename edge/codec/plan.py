@@ -36,11 +36,11 @@ RESIDUAL_DEADZONES = (0.0, 0.1, 0.2, 0.3)
 #: synthesis; the wavelet-only counterfactual). All also weigh the residual-only tile on residual levels.
 MODE_SEARCHES = ("auto", "full", "ladder", "residual")
 #: residual levels at or below this step code the residual alone and run no network (neither the analysis nor any
-#: synthesis). Measured on the 8 validation scenes against the full search (benchmarks/shortcut_eval.py,
-#: results/shortcut.md): at the shipped bundle's levels 8-11 (steps 0.025 .. 0.009) it costs +0.01% BD-rate
-#: (median; worst scene +0.30%, the 10 m Sentinel-2 one) and saves 85% of those levels' encode time; extending it
-#: to level 7 costs +0.50% on the worst scene, to every residual level +2.7%. An encoder decision, not the format.
-NETWORK_FREE_STEP = 0.025
+#: synthesis). Measured on the 8 validation scenes against the full search, tile format v5
+#: (benchmarks/shortcut_eval.py, results/shortcut.md): at the shipped bundle's levels 7-11 (steps 0.035 .. 0.009)
+#: it costs 0.00% BD-rate (median and worst scene) and saves 85% of those levels' encode time; extending it to
+#: level 6 costs +0.66% on the worst scene, to every residual level +1.38%. An encoder decision, not the format.
+NETWORK_FREE_STEP = 0.035
 
 
 def check_mode_search(mode_search: str) -> None:
