@@ -1,4 +1,4 @@
-"""Peak memory of ``cvae-encode --level N`` (or, with ``--daemon``, of the daemon's ``--once`` run) at three
+"""Peak memory of ``cvae-encode --level N`` (``--max-error E``: error-bounded; with ``--daemon``, of the daemon's ``--once`` run) at three
 scene sizes: it must stay flat (the scene is read one tile row at a time, ``cvae.edge.encoder._encode_by_rows``
 and ``cvae.edge.daemon.service.Service._units``).
 
@@ -6,7 +6,7 @@ The scenes are a real one (default: the NAIP RGBN validation scene) tiled up to 
 GeoTIFFs in a temporary folder; each encode runs in its own process and reports its peak RSS
 (``getrusage``). ``--scene-bytes`` holds every tile's analysis for the allocation and is not bounded.
 
-    python benchmarks/memory.py [--scene PATH] [--sizes 1024 2048 4096] [--level 3] [--daemon] [--out benchmarks/results]
+    python benchmarks/memory.py [--scene PATH] [--sizes 1024 2048 4096] [--level 3 | --max-error E] [--daemon] [--out benchmarks/results]
 """
 from __future__ import annotations
 
@@ -75,7 +75,11 @@ def main(argv=None) -> int:
     p.add_argument("--level", type=int, default=3)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--daemon", action="store_true", help="measure the daemon (cvae-edge --once) instead")
+    p.add_argument("--max-error", type=int, default=None,
+                   help="cvae-encode --max-error E instead of --level (error-bounded coding, tile format v4)")
     a = p.parse_args(argv)
+    if a.max_error is not None and a.daemon:
+        p.error("--max-error measures cvae-encode; leave out --daemon")
     if not a.scene.is_file():
         print(f"memory.py: {a.scene} not found; pass --scene", file=sys.stderr)
         return 2
@@ -91,7 +95,8 @@ def main(argv=None) -> int:
                 scene = scene.rename(spool / "inbox" / scene.name)
                 cmd = [sys.executable, "-c", DAEMON_CHILD, str(spool), str(a.level)]
             else:
-                cmd = [sys.executable, "-c", CHILD, str(scene), "-o", str(Path(tmp) / "out"), "--level", str(a.level), "-q"]
+                quality = ["--max-error", str(a.max_error)] if a.max_error is not None else ["--level", str(a.level)]
+                cmd = [sys.executable, "-c", CHILD, str(scene), "-o", str(Path(tmp) / "out"), *quality, "-q"]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if a.daemon:
                 scene = spool / "done" / scene.name
@@ -108,18 +113,20 @@ def main(argv=None) -> int:
                          "seconds": time.perf_counter() - t0})
             print(f"{side} x {side} x {ds.count}: raw {raw / 1e6:.1f} MB, peak RSS {kb / 1024:.0f} MB", file=sys.stderr)
     res = {"command": "python benchmarks/memory.py " + " ".join(argv or sys.argv[1:]), "level": a.level,
+           "max_error": a.max_error,
            "what": "daemon --once" if a.daemon else "cvae-encode",
            "scene": a.scene.name, "machine": f"{platform.machine()} {platform.python_version()}", "runs": rows,
            "growth_mb_per_raw_mb": (rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"]) /
                                    max(1e-9, rows[-1]["raw_mb"] - rows[0]["raw_mb"])}
     a.out.mkdir(parents=True, exist_ok=True)
-    stem = "memory_daemon" if a.daemon else "memory"
+    stem = "memory_daemon" if a.daemon else ("memory_bounded" if a.max_error is not None else "memory")
     (a.out / f"{stem}.json").write_text(json.dumps(res, indent=1))
     md = ["| scene | raw MB | peak RSS MB | seconds |", "|---|---|---|---|"]
     md += [f"| {r['side']} x {r['side']} x {r['bands']} | {r['raw_mb']:.1f} | {r['peak_rss_mb']:.0f} | {r['seconds']:.0f} |"
            for r in rows]
+    quality = f"max error {a.max_error}" if a.max_error is not None else f"level {a.level}"
     md.append(f"\nPeak RSS growth: {res['growth_mb_per_raw_mb']:.3f} MB per MB of raw scene "
-              f"(`{res['command']}`, level {a.level}).")
+              f"(`{res['command']}`, {quality}).")
     (a.out / f"{stem}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0
