@@ -157,18 +157,29 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
             if name in names:
                 raise ValueError(f"a second scene named {name!r} would overwrite {name}.pkt; rename one")
             names.add(name)
-            enc = encode_scene(scene, bundle, codec, opts, writer=writer,
-                               progress=None if a.quiet else Progress(f"cvae-encode {name}"))
-            unmet = budget_problem(enc, a.tile_bytes, a.scene_bytes)
-            if unmet and a.strict_budget:
-                print(f"cvae-encode: {scene}: {unmet}; nothing written (drop --strict-budget to write it anyway)",
+            target = out / f"{name}.pkt"
+            result = {}
+
+            def encode_into(f, scene=scene, name=name, result=result):
+                # packets go to the temporary file as they are made: memory stays flat however big the output
+                enc = encode_scene(scene, bundle, codec, opts, writer=writer, sink=f.write,
+                                   progress=None if a.quiet else Progress(f"cvae-encode {name}"))
+                result["enc"] = enc
+                unmet = budget_problem(enc, a.tile_bytes, a.scene_bytes)
+                if unmet and a.strict_budget:
+                    raise _Unmet(unmet)  # the temporary file goes, the target is left as it was
+                result["unmet"] = unmet
+
+            try:
+                write_atomic(target, encode_into)
+            except _Unmet as e:
+                print(f"cvae-encode: {scene}: {e}; nothing written (drop --strict-budget to write it anyway)",
                       file=sys.stderr)
                 status = max(status, 3)
                 continue
-            if unmet:
-                print(f"cvae-encode: warning: {scene}: {unmet}", file=sys.stderr)
-            target = out / f"{enc.name}.pkt"
-            write_atomic(target, enc.packets)
+            enc = result["enc"]
+            if result["unmet"]:
+                print(f"cvae-encode: warning: {scene}: {result['unmet']}", file=sys.stderr)
         except (CvaeError, ValueError, OSError) as e:
             print(f"cvae-encode: {e}", file=sys.stderr)
             status = max(status, 2)
@@ -177,8 +188,12 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
                    else f"levels {sorted(set(enc.levels))}")
         if opts.psnr is not None:
             quality = f"{opts.psnr} dB target: {enc.bounded} of {enc.tiles} tiles error-bounded (level 0), {quality}"
-        print(f"{target}: {len(enc.packets)} packets, {enc.nbytes} bytes, {enc.tiles} tiles, {quality}")
+        print(f"{target}: {enc.npackets} packets, {enc.nbytes} bytes, {enc.tiles} tiles, {quality}")
     return status
+
+
+class _Unmet(Exception):
+    """A budget --strict-budget refuses: raised inside the atomic write so that nothing is written."""
 
 
 _SCENE_SUFFIXES = (".tif", ".tiff", ".jp2", ".gtif")

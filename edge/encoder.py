@@ -55,10 +55,15 @@ class EncodedScene:
     levels: list[int] = field(default_factory=list)
     tile_bytes: list[int] = field(default_factory=list)   # bytes of each coded tile (its bitstream)
     bounded: int = 0                  # tiles coded to an error bound (tile format v4; their level is 0)
+    streamed: tuple[int, int] = (0, 0)  # (packets, bytes) handed to a ``sink`` instead of kept in ``packets``
 
     @property
     def nbytes(self) -> int:
-        return sum(len(p) for p in self.packets)
+        return sum(len(p) for p in self.packets) + self.streamed[1]
+
+    @property
+    def npackets(self) -> int:
+        return len(self.packets) + self.streamed[0]
 
 
 def scene_metadata(raster: Raster, name: str, bundle: Bundle, tile_size: int, source_dtype=None) -> dict:
@@ -234,8 +239,10 @@ def quality_metadata(max_error, psnr: float | None, bands: int) -> dict:
 
 
 def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
-                 writer: pk.PacketWriter | None = None, progress=None) -> EncodedScene:
-    """``progress(done, total)``, when given, is called after every tile.
+                 writer: pk.PacketWriter | None = None, progress=None, sink=None) -> EncodedScene:
+    """``progress(done, total)``, when given, is called after every tile. ``sink(packet)``, when given, takes
+    each packet as it is made instead of the result keeping them (memory then stays flat however large the
+    coded scene: lossless output is about half the raw scene).
 
     ``--level`` and ``--tile-bytes`` read the scene one tile row at a time after one bounded scan
     (:func:`cvae.edge.io.raster.scan_raster`): peak memory is one row of tiles. ``--scene-bytes`` reads the
@@ -246,7 +253,7 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
     if opts.level is not None and not 0 <= opts.level < codec.levels:
         raise InputError(f"--level {opts.level} is out of range; this bundle has levels 0..{codec.levels - 1}")
     if opts.scene_bytes is None:
-        return _encode_by_rows(path, bundle, codec, opts, writer, progress)
+        return _encode_by_rows(path, bundle, codec, opts, writer, progress, sink)
     samples = header_samples(path)  # the whole scene is read: its own, lower limit (memory ~2.2x raw)
     if samples > WHOLE_SCENE_MAX_SAMPLES and samples <= opts.max_samples:
         raise InputError(f"{path}: --scene-bytes reads the whole scene and {samples:,} samples exceed its limit of "
@@ -274,11 +281,11 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
         for a, level in zip(analyzed, plan):
             yield a, int(level)
 
-    return _packetize(path, bundle, codec, opts, writer, progress, header, raster.pixels.dtype, tiles)
+    return _packetize(path, bundle, codec, opts, writer, progress, header, raster.pixels.dtype, tiles, sink)
 
 
 def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
-                    writer: pk.PacketWriter | None, progress) -> EncodedScene:
+                    writer: pk.PacketWriter | None, progress, sink=None) -> EncodedScene:
     """encode_scene for ``--level`` / ``--tile-bytes``: ``tile_size`` rows at a time (as the daemon)."""
     info = scan_raster(path, max_samples=opts.max_samples, rows=opts.tile_size)
 
@@ -292,11 +299,11 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
             for _, row in groupby(windows, key=lambda w: w.row):  # a row of tiles in flight: memory stays flat
                 yield from pool.map(lambda px_valid: code(*px_valid), [rows.tile(win) for win in row])
 
-    return _packetize(path, bundle, codec, opts, writer, progress, info.header(), info.source_dtype, tiles)
+    return _packetize(path, bundle, codec, opts, writer, progress, info.header(), info.source_dtype, tiles, sink)
 
 
 def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writer: pk.PacketWriter | None,
-               progress, header: Raster, source_dtype, tiles) -> EncodedScene:
+               progress, header: Raster, source_dtype, tiles, sink=None) -> EncodedScene:
     """The scene's packets: the units of its :class:`SceneStream`, the tiles being what ``tiles(windows,
     meta)`` yields as ``(analyzed, level)`` in window order."""
     name = Path(path).stem
@@ -311,7 +318,20 @@ def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writ
         raise InputError(f"{path}: --max-error: {e}") from None
     stream = SceneStream.for_scene(header, name, bundle, opts.tile_size, scene_id, len(windows),
                                    source_dtype=source_dtype, metadata_every=opts.metadata_every, extra=quality)
-    out = [p for hd, body in stream.bodies(-1) for p in writer.packets(hd, body)]
+    out: list[bytes] = []
+    streamed = [0, 0]
+
+    def emit(packets: list[bytes]) -> None:
+        if sink is None:
+            out.extend(packets)
+            return
+        for p in packets:
+            sink(p)
+            streamed[0] += 1
+            streamed[1] += len(p)
+
+    for hd, body in stream.bodies(-1):
+        emit(writer.packets(hd, body))
     levels, tile_sizes, bounded = [], [], 0
     for i, (win, (a, level, *coded)) in enumerate(zip(windows, tiles(windows, stream.meta))):
         bounded += isinstance(a, BoundedTile)
@@ -321,10 +341,11 @@ def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writ
         bodies = stream.bodies(i, codec, a, win, level, coded[0] if coded else None)
         tile_sizes.append(len(bodies[0][1]))
         for hd, body in bodies:
-            out += writer.packets(hd, body)
+            emit(writer.packets(hd, body))
     for hd, body in stream.bodies(len(windows)):
-        out += writer.packets(hd, body)
+        emit(writer.packets(hd, body))
     if progress is not None:
         progress(len(windows), len(windows))
     return EncodedScene(name=name, scene_id=scene_id, packets=out, tiles=len(windows), levels=levels,
+                        streamed=(streamed[0], streamed[1]),
                         tile_bytes=tile_sizes, bounded=bounded)

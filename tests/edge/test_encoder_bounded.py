@@ -138,3 +138,16 @@ def test_bound_for_mse_is_the_loosest_uniform_bound():
 
     e = bound_for_mse(np.array([0.0, 0.66, 0.67, 2.0, 100.0]))
     assert e.tolist() == [0, 0, 1, 2, 16]  # E(E+1)/3: 0, 0.67, 2, 90.7 (E=16) <= 100 < 102 (E=17)
+
+
+@pytest.mark.parametrize("quality", [{"max_error": (0,)}, {"level": 9}])
+def test_a_sink_takes_the_same_packets_as_they_are_made(tmp_path, bundle, codec, pixels, quality):
+    """cvae-encode writes packets as they come (lossless output is about half the raw scene: holding it would make
+    memory grow with the scene): the same bytes as the kept list, nothing kept."""
+    path = _scene(tmp_path / "s.tif", pixels, nodata=0)
+    kept = encode_scene(path, bundle, codec, EncodeOptions(tile_size=128, scene_id=7, **quality))
+    got = []
+    streamed = encode_scene(path, bundle, codec, EncodeOptions(tile_size=128, scene_id=7, **quality), sink=got.append)
+    assert got == kept.packets and streamed.packets == []
+    assert (streamed.nbytes, streamed.npackets) == (kept.nbytes, kept.npackets)
+    assert streamed.tile_bytes == kept.tile_bytes and streamed.levels == kept.levels
