@@ -346,9 +346,123 @@ static PyObject *cf_decode(PyObject *self, PyObject *args)
     return Py_BuildValue("(in)", st, where);
 }
 
+/* ------------------------------------------------------------------------------------------------------ */
+/* Encoder only: version 3's bit estimate of a subband, which the encoder's rate-distortion search still uses */
+/* (the rounding offset and the mode): every b x b block coded with the cheapest of the Laplacian bank's rows  */
+/* plus that row's scale-index cost, or as ZERO when it is all zeros. The same sums as adaptive.choose(), in    */
+/* C: a histogram of each block's values (clipped to +-span), then per row the counts times the row's costs,  */
+/* values in ascending order. Floating point, and only a decision: nothing the decoder derives depends on it. */
+
+static double block_bits(const int32_t *q, Py_ssize_t h, Py_ssize_t w, int b, const float *costs, int rows,
+                         int span, const float *index_costs, uint32_t *count, int32_t *touched, double *acc)
+{
+    const Py_ssize_t width = 2 * (Py_ssize_t)span + 1;
+    double total = 0.0;
+    for (Py_ssize_t by = 0; by < h; by += b) {
+        for (Py_ssize_t bx = 0; bx < w; bx += b) {
+            int nt = 0, nonzero = 0;
+            for (Py_ssize_t y = by; y < by + b && y < h; y++) {
+                for (Py_ssize_t x = bx; x < bx + b && x < w; x++) {
+                    int32_t v = q[y * w + x];
+                    nonzero |= v != 0;
+                    int32_t c = (v < -span ? -span : (v > span ? span : v)) + span;
+                    if (count[c]++ == 0)
+                        touched[nt++] = c;
+                }
+            }
+            double best;
+            if (!nonzero) {
+                best = (double)index_costs[0]; /* ZERO: every value 0 */
+            } else {
+                /* ascending values: insertion sort of the few distinct ones */
+                for (int i = 1; i < nt; i++) {
+                    int32_t t = touched[i];
+                    int j = i - 1;
+                    while (j >= 0 && touched[j] > t) {
+                        touched[j + 1] = touched[j];
+                        j--;
+                    }
+                    touched[j + 1] = t;
+                }
+                for (int r = 0; r < rows; r++)
+                    acc[r] = 0.0;
+                for (int i = 0; i < nt; i++) {
+                    double n = (double)count[touched[i]];
+                    for (int r = 0; r < rows; r++)
+                        acc[r] += n * (double)costs[r * width + touched[i]];
+                }
+                best = acc[0] + (double)index_costs[2];
+                for (int r = 1; r < rows; r++) {
+                    double c = acc[r] + (double)index_costs[2 + r];
+                    if (c < best)
+                        best = c;
+                }
+            }
+            for (int i = 0; i < nt; i++)
+                count[touched[i]] = 0;
+            total += best;
+        }
+    }
+    return total;
+}
+
+/* block_bits(q int32[h*w], h, w, b, costs float32[rows][2*span+1], span, index_costs float32[64]) -> float */
+static PyObject *cf_block_bits(PyObject *self, PyObject *args)
+{
+    PyObject *qo, *co, *io;
+    Py_ssize_t h, w;
+    int b, span;
+    if (!PyArg_ParseTuple(args, "OnniOiO", &qo, &h, &w, &b, &co, &span, &io))
+        return NULL;
+    if (h < 1 || w < 1 || b < 1 || b > 64 || span < 1 || span > (1 << 20)) {
+        PyErr_SetString(PyExc_ValueError, "block_bits: h, w >= 1, block 1..64, span 1..2^20");
+        return NULL;
+    }
+    Py_buffer q, c, ix;
+    if (PyObject_GetBuffer(qo, &q, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(co, &c, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&q);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(io, &ix, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&q);
+        PyBuffer_Release(&c);
+        return NULL;
+    }
+    Py_ssize_t width = 2 * (Py_ssize_t)span + 1;
+    int rows = (int)(c.len / 4 / width);
+    PyObject *res = NULL;
+    if (q.len != h * w * 4 || c.len != (Py_ssize_t)rows * width * 4 || rows < 1 || rows > 62 || ix.len != 64 * 4) {
+        PyErr_SetString(PyExc_ValueError, "block_bits: q int32[h*w], costs float32[1..62][2*span+1], index_costs "
+                                          "float32[64]");
+    } else {
+        uint32_t *count = calloc((size_t)width, sizeof(uint32_t));
+        int32_t *touched = malloc((size_t)b * b * sizeof(int32_t));
+        double *acc = malloc((size_t)rows * sizeof(double));
+        if (count && touched && acc) {
+            double total;
+            Py_BEGIN_ALLOW_THREADS
+            total = block_bits(q.buf, h, w, b, c.buf, rows, span, ix.buf, count, touched, acc);
+            Py_END_ALLOW_THREADS
+            res = PyFloat_FromDouble(total);
+        } else {
+            PyErr_NoMemory();
+        }
+        free(count);
+        free(touched);
+        free(acc);
+    }
+    PyBuffer_Release(&q);
+    PyBuffer_Release(&c);
+    PyBuffer_Release(&ix);
+    return res;
+}
+
 static PyMethodDef cf_methods[] = {
     {"encode", cf_encode, METH_VARARGS, "encode(q, components, geometry) -> bytes"},
     {"decode", cf_decode, METH_VARARGS, "decode(data, components, geometry, out) -> (status, detail)"},
+    {"block_bits", cf_block_bits, METH_VARARGS, "block_bits(q, h, w, b, costs, span, index_costs) -> bits"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef cf_module = {PyModuleDef_HEAD_INIT, "_coefs", NULL, -1, cf_methods};

@@ -32,7 +32,7 @@ import numpy as np
 from cvae.edge.codec.tables import PRECISION, EntropyTables
 
 __all__ = ["AdaptiveModel", "NUM_INDEXES", "ZERO", "FACTORIZED", "FIRST_LAPLACE", "laplace_bank",
-           "STREAM_OVERHEAD_BYTES", "RESIDUAL_BLOCK", "WAVELET_BLOCK"]
+           "STREAM_OVERHEAD_BYTES", "RESIDUAL_BLOCK", "WAVELET_BLOCK", "COST_SPAN"]
 
 NUM_INDEXES = 64
 ZERO, FACTORIZED, FIRST_LAPLACE = 0, 1, 2
@@ -43,7 +43,7 @@ WAVELET_BLOCK = 16
 #: bytes a non-empty range-coder stream costs beyond its symbols (header, two states, final words), + length
 STREAM_OVERHEAD_BYTES = 19
 _MAX_HALF = 640          # widest Laplacian row: values beyond are escaped (docs/range_coder.md)
-_COST_SPAN = 4096        # bit costs are tabulated for |v| <= this; larger values are clipped (estimates only)
+COST_SPAN = _COST_SPAN = 4096  # bit costs are tabulated for |v| <= this; larger values are clipped (estimates only)
 
 
 def laplace_bank(scales: np.ndarray, precision: int = PRECISION) -> EntropyTables:
@@ -126,6 +126,16 @@ class AdaptiveModel:
     def uniform(cls, scales: np.ndarray, contexts: int) -> "AdaptiveModel":
         """Index tables that code every index alike: the starting point for fitting ``index_counts``."""
         return cls.build(scales, np.ones((contexts, NUM_INDEXES)))
+
+    @property
+    def bank_costs(self) -> np.ndarray:
+        """float32[bank rows, 2 * COST_SPAN + 1]: bits to code value ``v`` (column ``v + COST_SPAN``) per row."""
+        return self._bank_costs
+
+    @property
+    def index_costs(self) -> np.ndarray:
+        """float32[contexts, NUM_INDEXES]: bits to code each scale index in each index-table row."""
+        return self._index_costs
 
     # -- encoder: choosing indexes -----------------------------------------------------------------------------
     def choose(self, groups: np.ndarray, contexts: np.ndarray, counts: np.ndarray | None = None,
