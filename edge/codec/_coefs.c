@@ -125,33 +125,44 @@ static void models_init(class_models *m)
 static inline int32_t mag(int32_t q) { return q < 0 ? (q < -255 ? 255 : -q) : (q > 255 ? 255 : q); }
 static inline int tri(int32_t q) { return q > 0 ? 1 : (q < 0 ? 2 : 0); }
 
-/* One pass over every coefficient: enc != NULL codes q, else decodes into q. *where: the failing index. */
-static int run(int32_t *q, Py_ssize_t comps, const subband *sb, int nsub, Py_ssize_t per_comp, class_models *models,
-               encoder *enc, decoder *dec, Py_ssize_t *where)
+/* One pass over every coefficient: enc != NULL codes q, else decodes into q. *where: the failing index.
+ * mg[comps * per_comp]: |q| clipped to 255 of every coefficient coded so far (the contexts read it; the encoder fills
+ * it beforehand, the decoder as it goes: only coefficients before the current one are ever read). */
+static int run(int32_t *q, uint8_t *mg, Py_ssize_t comps, const subband *sb, int nsub, Py_ssize_t per_comp,
+               class_models *models, encoder *enc, decoder *dec, Py_ssize_t *where)
 {
     for (Py_ssize_t k = 0; k < comps; k++) {
         int32_t *base = q + k * per_comp;
-        const int32_t *prev = k > 0 ? base - per_comp : NULL;
+        const uint8_t *mbase = mg + k * per_comp;
+        const uint8_t *mprev = k > 0 ? mbase - per_comp : NULL;
         for (int s = 0; s < nsub; s++) {
             const subband *b = &sb[s];
+            const Py_ssize_t w = b->w;
             int32_t *c = base + b->offset;
-            const int32_t *pc = prev ? prev + b->offset : NULL;
+            const uint8_t *mc = mbase + b->offset;
+            const uint8_t *mpc = mprev ? mprev + b->offset : NULL;
             const subband *pb = b->parent >= 0 ? &sb[b->parent] : NULL;
-            const int32_t *par = pb ? base + pb->offset : NULL;
+            const uint8_t *mpar = pb ? mbase + pb->offset : NULL;
             class_models *m = &models[b->cls];
             for (Py_ssize_t y = 0; y < b->h; y++) {
-                const int32_t *row = c + y * b->w, *up = y > 0 ? row - b->w : NULL;
-                const int32_t *prow = par ? par + (y >> 1 < pb->h ? y >> 1 : pb->h - 1) * pb->w : NULL;
-                for (Py_ssize_t x = 0; x < b->w; x++) {
+                const int32_t *row = c + y * w, *up = y > 0 ? row - w : NULL;
+                const uint8_t *mrow = mc + y * w, *mup = y > 0 ? mrow - w : NULL;
+                const uint8_t *prow = mpar ? mpar + (y >> 1 < pb->h ? y >> 1 : pb->h - 1) * pb->w : NULL;
+                const uint8_t *brow = mpc ? mpc + y * w : NULL;
+                for (Py_ssize_t x = 0; x < w; x++) {
                     int32_t W = x > 0 ? row[x - 1] : 0, N = up ? up[x] : 0;
-                    int32_t a = 2 * mag(W) + 2 * mag(N) + (up && x > 0 ? mag(up[x - 1]) : 0) +
-                                (up && x + 1 < b->w ? mag(up[x + 1]) : 0);
-                    int32_t P = prow ? mag(prow[x >> 1 < pb->w ? x >> 1 : pb->w - 1]) : 0;
-                    int32_t B = pc ? mag(pc[y * b->w + x]) : 0;
+                    int32_t a;
+                    if (up && x > 0 && x + 1 < w) /* the interior: every neighbour exists (the same sum as below) */
+                        a = 2 * (mrow[x - 1] + mup[x]) + mup[x - 1] + mup[x + 1];
+                    else
+                        a = 2 * (x > 0 ? mrow[x - 1] : 0) + 2 * (up ? mup[x] : 0) + (up && x > 0 ? mup[x - 1] : 0) +
+                            (up && x + 1 < w ? mup[x + 1] : 0);
+                    int32_t P = prow ? prow[x >> 1 < pb->w ? x >> 1 : pb->w - 1] : 0;
+                    int32_t B = brow ? brow[x] : 0;
                     int32_t v = (a + 2 * P + 2 * B + 1) / 2;
                     int ctx = bucket_lut[v > 255 ? 255 : v];
                     int sctx = 3 * tri(W) + tri(N);
-                    Py_ssize_t at = k * per_comp + b->offset + y * b->w + x;
+                    Py_ssize_t at = k * per_comp + b->offset + y * w + x;
                     if (enc) {
                         int32_t val = row[x];
                         cenc(enc, &m->zero[ctx], val != 0);
@@ -199,6 +210,7 @@ static int run(int32_t *q, Py_ssize_t comps, const subband *sb, int nsub, Py_ssi
                                 return CF_ERR_RANGE;
                             }
                             *out = neg ? -(int32_t)u : (int32_t)u;
+                            mg[at] = (uint8_t)mag(*out);
                         }
                         if (dec->overrun > 4) {
                             *where = at;
@@ -268,17 +280,22 @@ static PyObject *cf_encode(PyObject *self, PyObject *args)
         return NULL;
     }
     class_models *models = malloc(sizeof(class_models) * NCLASS);
+    uint8_t *mg = malloc((size_t)(comps * per_comp));
     encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
     Py_ssize_t where = 0;
     int st = CF_ERR_NOMEM;
-    if (models) {
+    if (models && mg) {
         Py_BEGIN_ALLOW_THREADS
+        const int32_t *qv = q.buf;
+        for (Py_ssize_t i = 0; i < comps * per_comp; i++)
+            mg[i] = (uint8_t)mag(qv[i]);
         models_init(models);
-        st = run(q.buf, comps, sb, nsub, per_comp, models, &e, NULL, &where);
+        st = run(q.buf, mg, comps, sb, nsub, per_comp, models, &e, NULL, &where);
         enc_finish(&e);
         Py_END_ALLOW_THREADS
     }
     free(models);
+    free(mg);
     PyBuffer_Release(&q);
     PyObject *res = NULL;
     if (st == CF_OK && !e.oom && e.len >= 1 && e.buf[0] == 0)
@@ -317,17 +334,18 @@ static PyObject *cf_decode(PyObject *self, PyObject *args)
         return NULL;
     }
     class_models *models = malloc(sizeof(class_models) * NCLASS);
+    uint8_t *mg = calloc((size_t)(comps * per_comp), 1);
     uint8_t *buf = malloc((size_t)data.len + 1); /* the encoder drops the coder's leading 0 byte: feed it back */
     Py_ssize_t where = 0;
     int st = CF_ERR_NOMEM;
-    if (models && buf) {
+    if (models && buf && mg) {
         buf[0] = 0;
         memcpy(buf + 1, data.buf, (size_t)data.len);
         decoder d;
         Py_BEGIN_ALLOW_THREADS
         models_init(models);
         dec_init(&d, buf, (size_t)data.len + 1);
-        st = run(out.buf, comps, sb, nsub, per_comp, models, NULL, &d, &where);
+        st = run(out.buf, mg, comps, sb, nsub, per_comp, models, NULL, &d, &where);
         Py_END_ALLOW_THREADS
         if (st == CF_OK && d.overrun > 0) {
             st = CF_ERR_TRUNCATED;
@@ -338,6 +356,7 @@ static PyObject *cf_decode(PyObject *self, PyObject *args)
         }
     }
     free(models);
+    free(mg);
     free(buf);
     PyBuffer_Release(&out);
     PyBuffer_Release(&data);
