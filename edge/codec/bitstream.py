@@ -122,7 +122,8 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
     if h.version == VERSION_PREDICTIVE:
         return _pack_v4(out, h, payload, valid, band_fill)
     if h.version in ADAPTIVE_VERSIONS:
-        if not 0 <= int(h.residual) <= _MAX_RESIDUAL[h.version]:
+        if not 0 <= int(h.residual) <= _MAX_RESIDUAL[h.version] or \
+                (h.version == VERSION_CONTEXT and int(h.residual) == RESIDUAL_PIXELS):
             raise ValueError(f"pack_tile: residual kind {int(h.residual)} does not exist in format version {h.version}")
         out += bytes([h.latent, int(h.residual)])
     out += np.stack([h.lo, h.hi], axis=1).astype(">f4").tobytes()
@@ -204,9 +205,9 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
     latent, residual = 0, 0
     if version in ADAPTIVE_VERSIONS:
         latent, residual = r.take(2)
-        if residual > _MAX_RESIDUAL[version]:
+        if residual > _MAX_RESIDUAL[version] or (version == VERSION_CONTEXT and residual == RESIDUAL_PIXELS):
             raise CorruptTileError(f"residual kind {residual} does not exist in tile format version {version} "
-                                   f"(0..{_MAX_RESIDUAL[version]})")
+                                   f"({'0 or 2' if version == VERSION_CONTEXT else f'0..{_MAX_RESIDUAL[version]}'})")
     lohi = np.frombuffer(r.take(8 * c), ">f4").astype(np.float32).reshape(c, 2)
     mean = np.frombuffer(r.take(2 * c), ">f2").astype(np.float32)
     if not (np.isfinite(lohi).all() and np.isfinite(mean).all()) or (lohi[:, 1] < lohi[:, 0]).any():

@@ -23,6 +23,7 @@ import pytest
 
 from cvae.edge.codec import bitstream
 from cvae.edge.codec.tile import TileCodec
+from cvae.edge.errors import CorruptTileError
 
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -130,3 +131,37 @@ def test_hybrid_golden_tile_needs_the_network(bundle, codec, tiles):
     d = codec.decompress(tiles["hybrid"])
     err = np.abs(d.pixels.astype(np.int64) - golden.walk_tile(0)).mean()
     assert err < 8  # level 9 quantisation; float synthesis involved, so bounded, not exact; measured 4.8 DN
+
+
+def _with_residual_byte(data: bytes, kind: int) -> bytes:
+    """The tile with its residual-kind byte (after the 13 fixed bytes and the latent byte) set to ``kind``."""
+    return data[:14] + bytes([kind]) + data[15:]
+
+
+@pytest.mark.parametrize("kind", [1, 3, 255])
+def test_a_v5_tile_declaring_another_residual_kind_is_corrupt(tiles, kind):
+    with pytest.raises(CorruptTileError, match="residual kind"):
+        bitstream.unpack_tile(_with_residual_byte(tiles["residual"], kind))
+
+
+def test_a_v5_residual_stream_where_the_header_has_none_is_corrupt(bundle, tiles):
+    quiet = _codec_without_network(bundle)
+    with pytest.raises(CorruptTileError):  # kind 0 with a coefficient stream present
+        quiet.decompress(_with_residual_byte(tiles["residual"], 0))
+
+
+def test_damaged_v5_tiles_raise_corrupt_tile_only(bundle, tiles, rng):
+    quiet = _codec_without_network(bundle)
+    data = tiles["masked"]
+    for _ in range(300):  # flipped bits and cuts anywhere: a CorruptTileError or a decode, nothing else
+        bad = bytearray(data)
+        if rng.random() < 0.5:
+            bad[rng.integers(len(bad))] ^= 1 << int(rng.integers(8))
+        else:
+            bad = bad[:int(rng.integers(len(bad)))]
+        try:
+            quiet.decompress(bytes(bad))
+        except CorruptTileError:
+            pass
+        except AssertionError as e:  # a flipped present bit asks for latents: the network would run
+            assert "synthesis ran" in str(e)
