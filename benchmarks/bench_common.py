@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -124,6 +125,11 @@ def native_pixels(pixels: np.ndarray) -> np.ndarray:
             and np.abs(pixels).max(initial=0) < 65536:
         return pixels.astype(np.uint16 if pixels.min(initial=0) >= 0 else np.int32)
     return pixels
+
+
+def repo_path(path: str | Path) -> str:
+    """``path`` relative to the repository root, symlinks kept: how a recorded command names it (run from the root)."""
+    return os.path.relpath(os.path.abspath(path), ROOT)
 
 
 def write_results(out: Path, name: str, record: dict, markdown: str) -> Path:

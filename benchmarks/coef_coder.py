@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from bench_common import DEFAULT_OUT, ROOT, utc_now, write_results  # noqa: E402
+from bench_common import DEFAULT_OUT, repo_path, utc_now, write_results  # noqa: E402
 
 
 def scene_bits(path: Path, codec, levels: list[int]) -> dict:
@@ -86,9 +86,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = p.parse_args(argv)
     rec = run(a.scenes, a.levels)
-    rel = lambda x: os.path.relpath(os.path.abspath(x), ROOT)
-    command = ("python benchmarks/coef_coder.py " + " ".join(rel(s) for s in a.scenes) +
-               " --levels " + " ".join(map(str, a.levels)) + f" --out {rel(a.out)}")
+    command = ("python benchmarks/coef_coder.py " + " ".join(repo_path(s) for s in a.scenes) +
+               " --levels " + " ".join(map(str, a.levels)) + f" --out {repo_path(a.out)}")
     rec["command"] = command
     write_results(a.out, "coef_coder", rec, markdown(rec, command))
     return 0

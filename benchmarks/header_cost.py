@@ -18,7 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from bench_common import DEFAULT_OUT, ROOT, utc_now, write_results  # noqa: E402
+from bench_common import DEFAULT_OUT, repo_path, utc_now, write_results  # noqa: E402
 
 
 def split(data: bytes) -> dict:
@@ -94,8 +94,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = p.parse_args(argv)
     rec = run(a.scenes)
-    rel = lambda x: os.path.relpath(os.path.abspath(x), ROOT)
-    command = "python benchmarks/header_cost.py " + " ".join(rel(s) for s in a.scenes) + f" --out {rel(a.out)}"
+    command = "python benchmarks/header_cost.py " + " ".join(repo_path(s) for s in a.scenes) + f" --out {repo_path(a.out)}"
     rec["command"] = command
     write_results(a.out, "header_cost", rec, markdown(rec, command))
     return 0

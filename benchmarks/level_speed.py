@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # numpy's pools: one core means o
 
 import numpy as np  # noqa: E402
 
-from bench_common import DEFAULT_OUT, ROOT, machine_info, native_pixels, utc_now, write_results  # noqa: E402
+from bench_common import DEFAULT_OUT, machine_info, native_pixels, repo_path, utc_now, write_results  # noqa: E402
 
 
 def _openjpeg(bands: list[np.ndarray], quality: int, threads: int) -> float:
@@ -137,9 +137,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = p.parse_args(argv)
     rec = run(a.scenes, a.levels, a.repeats)
-    rel = lambda x: os.path.relpath(os.path.abspath(x), ROOT)
-    command = ("python benchmarks/level_speed.py " + " ".join(rel(s) for s in a.scenes) +
-               f" --levels {a.levels} --repeats {a.repeats} --out {rel(a.out)}")
+    command = ("python benchmarks/level_speed.py " + " ".join(repo_path(s) for s in a.scenes) +
+               f" --levels {a.levels} --repeats {a.repeats} --out {repo_path(a.out)}")
     rec["command"] = command
     write_results(a.out, "level_speed", rec, markdown(rec, command))
     return 0

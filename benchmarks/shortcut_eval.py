@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from bench_common import DEFAULT_OUT, ROOT, machine_info, utc_now, write_results  # noqa: E402
+from bench_common import DEFAULT_OUT, machine_info, repo_path, utc_now, write_results  # noqa: E402
 from ladder_eval import _psnr, _valid  # noqa: E402
 
 
@@ -121,8 +121,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = p.parse_args(argv)
     rec = run(a.scenes)
-    rel = lambda x: os.path.relpath(os.path.abspath(x), ROOT)  # the command as run from the repository root
-    command = "python benchmarks/shortcut_eval.py " + " ".join(rel(s) for s in a.scenes) + f" --out {rel(a.out)}"
+    command = "python benchmarks/shortcut_eval.py " + " ".join(repo_path(s) for s in a.scenes) + f" --out {repo_path(a.out)}"
     rec["command"] = command
     write_results(a.out, "shortcut", rec, markdown(rec, command))
     return 0

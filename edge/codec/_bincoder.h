@@ -2,8 +2,9 @@
  * _bincoder.h -- the adaptive binary range coder shared by the C coders of tile formats v4 (_predictive.c) and v5
  * (_coefs.c): a binary range coder in the LZMA layout (32-bit range, 64-bit low with carry propagation, one byte
  * out per renormalisation) and adaptive bit models (P(bit = 0) in 16 bits, the mean of a fast 2^-5 and a slow 2^-7
- * estimate). Integer only: every platform codes and decodes the same bits. Specified in docs/bitstream.md
- * ("Version 4": the binary coder). A header of static functions: each extension compiles its own copy.
+ * estimate), and the magnitude contexts both coders bucket their neighbourhoods into. Integer only: every platform
+ * codes and decodes the same bits. Specified in docs/bitstream.md ("Version 4": the binary coder; "Version 5"). A
+ * header of static functions: each extension compiles its own copy.
  */
 #ifndef CVAE_BINCODER_H
 #define CVAE_BINCODER_H
@@ -201,6 +202,32 @@ static inline int bitlen(uint64_t v)
         v >>= 1;
     }
     return k;
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Magnitude contexts shared by v4 and v5: a neighbourhood's summed magnitudes bucketed into MAG_CONTEXTS.    */
+
+#define MAG_CONTEXTS 16
+
+/* |q| clipped to 255: what the contexts sum */
+static inline int64_t mag255(int64_t q) { return q < 0 ? (q < -255 ? 255 : -q) : (q > 255 ? 255 : q); }
+
+/* 0 for zero, 1 positive, 2 negative: the sign contexts */
+static inline int tri(int64_t q) { return q > 0 ? 1 : (q < 0 ? 2 : 0); }
+
+/* bucket_lut[v]: how many of the edges 1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224 are <= v (v >= 255
+ * counts as 255: all 15). Filled once at import (each module's PyInit). */
+static unsigned char bucket_lut[256];
+
+static void bucket_init(void)
+{
+    static const int edges[MAG_CONTEXTS - 1] = {1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224};
+    for (int v = 0; v < 256; v++) {
+        unsigned k = 0;
+        while (k < MAG_CONTEXTS - 1 && v >= edges[k])
+            k++;
+        bucket_lut[v] = (unsigned char)k;
+    }
 }
 
 #endif

@@ -32,7 +32,7 @@
 #include "_bincoder.h"
 
 #define NCLASS 4   /* model classes: 0 LL, 1 finest details, 2 next level, 3 every coarser level */
-#define NCTX 16    /* magnitude contexts */
+#define NCTX MAG_CONTEXTS  /* magnitude contexts */
 #define NSIGN 9    /* sign contexts */
 #define KMAX 31    /* |q| < 2^31 */
 #define MAX_SUBBANDS 64
@@ -93,19 +93,6 @@ typedef struct {
     Py_ssize_t h, w, cls, parent, offset; /* offset: of the subband within one component */
 } subband;
 
-static unsigned char bucket_lut[256];
-
-static void bucket_init(void)
-{
-    static const int edges[NCTX - 1] = {1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224};
-    for (int v = 0; v < 256; v++) {
-        unsigned k = 0;
-        while (k < NCTX - 1 && v >= edges[k])
-            k++;
-        bucket_lut[v] = (unsigned char)k;
-    }
-}
-
 static void models_init(class_models *m)
 {
     const cmodel half = {32768, 32768, 0};
@@ -122,8 +109,6 @@ static void models_init(class_models *m)
     }
 }
 
-static inline int32_t mag(int32_t q) { return q < 0 ? (q < -255 ? 255 : -q) : (q > 255 ? 255 : q); }
-static inline int tri(int32_t q) { return q > 0 ? 1 : (q < 0 ? 2 : 0); }
 
 /* One pass over every coefficient: enc != NULL codes q, else decodes into q. *where: the failing index.
  * mg[comps * per_comp]: |q| clipped to 255 of every coefficient coded so far (the contexts read it; the encoder fills
@@ -210,7 +195,7 @@ static int run(int32_t *q, uint8_t *mg, Py_ssize_t comps, const subband *sb, int
                                 return CF_ERR_RANGE;
                             }
                             *out = neg ? -(int32_t)u : (int32_t)u;
-                            mg[at] = (uint8_t)mag(*out);
+                            mg[at] = (uint8_t)mag255(*out);
                         }
                         if (dec->overrun > 4) {
                             *where = at;
@@ -256,6 +241,26 @@ static int parse_geometry(PyObject *go, subband *sb, int *nsub, Py_ssize_t *per_
     return 0;
 }
 
+/* The coefficients' layout and buffer of encode/decode: comps in 1..255, the geometry, and ``o`` an int32
+ * buffer of exactly comps * per_comp values (writable for decode). -1 with a Python error (nothing held) on failure. */
+static int get_layout(Py_ssize_t comps, PyObject *go, PyObject *o, int writable, const char *name, subband *sb,
+                      int *nsub, Py_ssize_t *per_comp, Py_buffer *buf)
+{
+    if (comps < 1 || comps > 255) {
+        PyErr_SetString(PyExc_ValueError, "components must lie in 1..255");
+        return -1;
+    }
+    if (parse_geometry(go, sb, nsub, per_comp) < 0 ||
+        PyObject_GetBuffer(o, buf, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    if (buf->len != comps * *per_comp * 4) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd bytes, expected %zd int32", name, buf->len, comps * *per_comp);
+        PyBuffer_Release(buf);
+        return -1;
+    }
+    return 0;
+}
+
 /* encode(q int32[comps * per_comp], comps, geometry) -> bytes */
 static PyObject *cf_encode(PyObject *self, PyObject *args)
 {
@@ -266,19 +271,9 @@ static PyObject *cf_encode(PyObject *self, PyObject *args)
     subband sb[MAX_SUBBANDS];
     int nsub;
     Py_ssize_t per_comp;
-    if (comps < 1 || comps > 255 || parse_geometry(go, sb, &nsub, &per_comp) < 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "components must lie in 1..255");
-        return NULL;
-    }
     Py_buffer q;
-    if (PyObject_GetBuffer(qo, &q, PyBUF_C_CONTIGUOUS) < 0)
+    if (get_layout(comps, go, qo, 0, "q", sb, &nsub, &per_comp, &q) < 0)
         return NULL;
-    if (q.len != comps * per_comp * 4) {
-        PyBuffer_Release(&q);
-        PyErr_Format(PyExc_ValueError, "q: %zd bytes, expected %zd int32", q.len, comps * per_comp);
-        return NULL;
-    }
     class_models *models = malloc(sizeof(class_models) * NCLASS);
     uint8_t *mg = malloc((size_t)(comps * per_comp));
     encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
@@ -288,7 +283,7 @@ static PyObject *cf_encode(PyObject *self, PyObject *args)
         Py_BEGIN_ALLOW_THREADS
         const int32_t *qv = q.buf;
         for (Py_ssize_t i = 0; i < comps * per_comp; i++)
-            mg[i] = (uint8_t)mag(qv[i]);
+            mg[i] = (uint8_t)mag255(qv[i]);
         models_init(models);
         st = run(q.buf, mg, comps, sb, nsub, per_comp, models, &e, NULL, &where);
         enc_finish(&e);
@@ -317,20 +312,8 @@ static PyObject *cf_decode(PyObject *self, PyObject *args)
     subband sb[MAX_SUBBANDS];
     int nsub;
     Py_ssize_t per_comp;
-    if (comps < 1 || comps > 255 || parse_geometry(go, sb, &nsub, &per_comp) < 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "components must lie in 1..255");
+    if (get_layout(comps, go, oo, 1, "out", sb, &nsub, &per_comp, &out) < 0) {
         PyBuffer_Release(&data);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(oo, &out, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&data);
-        return NULL;
-    }
-    if (out.len != comps * per_comp * 4) {
-        PyBuffer_Release(&out);
-        PyBuffer_Release(&data);
-        PyErr_Format(PyExc_ValueError, "out: %zd bytes, expected %zd int32", out.len, comps * per_comp);
         return NULL;
     }
     class_models *models = malloc(sizeof(class_models) * NCLASS);

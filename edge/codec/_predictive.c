@@ -56,7 +56,7 @@
 #define MU_SHIFT_MAX 7             /* ... down to 2^-7 */
 #define MU_SHIFT_EVERY 512         /* coded samples per step of the shift */
 #define ERR_CLIP 32                /* LMS error in eighths of its running mean, clipped to +-this */
-#define NCTX 16                    /* magnitude contexts */
+#define NCTX MAG_CONTEXTS           /* magnitude contexts */
 #define NSIGN 27                   /* sign contexts: signs (+, -, 0) of q at W, N and in the previous band */
 #define KMAX 40                    /* longest unary prefix: |q| < 2^40 (inputs are bounded far below) */
 #define SAMPLE_LIMIT ((int64_t)1 << 33) /* |lo|, |hi|, E bounded by the wrapper: keeps every product in int64 */
@@ -74,8 +74,6 @@ static inline int64_t floor_div(int64_t a, int64_t b) /* b > 0 */
 
 static inline int64_t clip64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 static inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
-static inline int64_t mag255(int64_t q) { return q < 0 ? (q < -255 ? 255 : -q) : (q > 255 ? 255 : q); }
-static inline int tri(int64_t q) { return q > 0 ? 1 : (q < 0 ? 2 : 0); }
 
 /* LOCO-I's median edge detector */
 static inline int64_t med(int64_t n, int64_t w, int64_t nw)
@@ -169,21 +167,6 @@ typedef struct {
     int64_t p;        /* the prediction, clipped to the band's range */
     int mctx, sctx;   /* magnitude and sign contexts */
 } predicted;
-
-/* bucket_lut[v]: how many of the edges 1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224 are <= v (v >= 255
- * counts as 255: all 15). Filled once at import (PyInit__predictive). */
-static unsigned char bucket_lut[256];
-
-static void bucket_init(void)
-{
-    static const int edges[NCTX - 1] = {1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224};
-    for (int v = 0; v < 256; v++) {
-        unsigned k = 0;
-        while (k < NCTX - 1 && v >= edges[k])
-            k++;
-        bucket_lut[v] = (unsigned char)k;
-    }
-}
 
 static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
 {

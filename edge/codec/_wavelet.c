@@ -50,32 +50,27 @@ static void constants_init(void)
 /* Lifting of m interleaved signals at once: s[ns][m], d[nd][m] (row i of s is sample i of every signal). For
  * the vertical pass m is the width (a row of the array per sample: the inner loops run along contiguous memory and
  * vectorise); for the horizontal pass m = 1. Each element sees exactly the operations of the 1-D definition. */
-static void predict_rows(float *d, const float *s, Py_ssize_t ns, Py_ssize_t nd, Py_ssize_t m, float c, int sign)
+/* d[i] += c (s[i] + s[i + 1]) for every row i < nd (the right neighbour mirrored at the end). The inverse passes
+ * -c: x + (-c) y is x - c y bit for bit in IEEE arithmetic (negation is exact). */
+static void predict_rows(float *d, const float *s, Py_ssize_t ns, Py_ssize_t nd, Py_ssize_t m, float c)
 {
     for (Py_ssize_t i = 0; i < nd; i++) {
         const float *a = s + i * m, *b = s + (i + 1 < ns ? i + 1 : ns - 1) * m; /* s[i], its right neighbour */
         float *o = d + i * m;
-        if (sign > 0)
-            for (Py_ssize_t x = 0; x < m; x++)
-                o[x] = o[x] + c * (a[x] + b[x]);
-        else
-            for (Py_ssize_t x = 0; x < m; x++)
-                o[x] = o[x] - c * (a[x] + b[x]);
+        for (Py_ssize_t x = 0; x < m; x++)
+            o[x] = o[x] + c * (a[x] + b[x]);
     }
 }
 
-static void update_rows(float *s, const float *d, Py_ssize_t ns, Py_ssize_t nd, Py_ssize_t m, float c, int sign)
+/* s[i] += c (d[i - 1] + d[i]) for every row i < ns (both neighbours mirrored at the ends) */
+static void update_rows(float *s, const float *d, Py_ssize_t ns, Py_ssize_t nd, Py_ssize_t m, float c)
 {
     for (Py_ssize_t i = 0; i < ns; i++) {
         Py_ssize_t l = i == 0 ? 0 : (i - 1 < nd ? i - 1 : nd - 1), r = i < nd ? i : nd - 1;
         const float *a = d + l * m, *b = d + r * m; /* d left of s[i], d right of it (mirrored at the ends) */
         float *o = s + i * m;
-        if (sign > 0)
-            for (Py_ssize_t x = 0; x < m; x++)
-                o[x] = o[x] + c * (a[x] + b[x]);
-        else
-            for (Py_ssize_t x = 0; x < m; x++)
-                o[x] = o[x] - c * (a[x] + b[x]);
+        for (Py_ssize_t x = 0; x < m; x++)
+            o[x] = o[x] + c * (a[x] + b[x]);
     }
 }
 
@@ -91,10 +86,10 @@ static void lift_fwd(float *s, Py_ssize_t ns, float *d, Py_ssize_t nd, Py_ssize_
 {
     if (ns + nd < 2)
         return;
-    predict_rows(d, s, ns, nd, m, ALPHA, 1);
-    update_rows(s, d, ns, nd, m, BETA, 1);
-    predict_rows(d, s, ns, nd, m, GAMMA, 1);
-    update_rows(s, d, ns, nd, m, DELTA, 1);
+    predict_rows(d, s, ns, nd, m, ALPHA);
+    update_rows(s, d, ns, nd, m, BETA);
+    predict_rows(d, s, ns, nd, m, GAMMA);
+    update_rows(s, d, ns, nd, m, DELTA);
     scale(s, ns * m, INV_K);
     scale(d, nd * m, K);
 }
@@ -106,10 +101,10 @@ static void lift_inv(float *s, Py_ssize_t ns, float *d, Py_ssize_t nd, Py_ssize_
         return;
     scale(s, ns * m, K);
     scale(d, nd * m, INV_K);
-    update_rows(s, d, ns, nd, m, DELTA, -1);
-    predict_rows(d, s, ns, nd, m, GAMMA, -1);
-    update_rows(s, d, ns, nd, m, BETA, -1);
-    predict_rows(d, s, ns, nd, m, ALPHA, -1);
+    update_rows(s, d, ns, nd, m, -DELTA);
+    predict_rows(d, s, ns, nd, m, -GAMMA);
+    update_rows(s, d, ns, nd, m, -BETA);
+    predict_rows(d, s, ns, nd, m, -ALPHA);
 }
 
 /* a[h][w] -> ll, lh, hl, hh (see the layout above); tmp: h * w floats. */

@@ -43,7 +43,7 @@ WAVELET_BLOCK = 16
 #: bytes a non-empty range-coder stream costs beyond its symbols (header, two states, final words), + length
 STREAM_OVERHEAD_BYTES = 19
 _MAX_HALF = 640          # widest Laplacian row: values beyond are escaped (docs/range_coder.md)
-COST_SPAN = _COST_SPAN = 4096  # bit costs are tabulated for |v| <= this; larger values are clipped (estimates only)
+COST_SPAN = 4096  # bit costs are tabulated for |v| <= this; larger values are clipped (estimates only)
 
 
 def laplace_bank(scales: np.ndarray, precision: int = PRECISION) -> EntropyTables:
@@ -61,9 +61,9 @@ def laplace_bank(scales: np.ndarray, precision: int = PRECISION) -> EntropyTable
 
 
 def _bit_costs(t: EntropyTables) -> np.ndarray:
-    """float32[rows, 2 * _COST_SPAN + 1]: bits to code value ``v`` (column ``v + _COST_SPAN``) with each row,
+    """float32[rows, 2 * COST_SPAN + 1]: bits to code value ``v`` (column ``v + COST_SPAN``) with each row,
     escapes with their Elias-gamma bits (docs/range_coder.md)."""
-    v = np.arange(-_COST_SPAN, _COST_SPAN + 1, dtype=np.int64)
+    v = np.arange(-COST_SPAN, COST_SPAN + 1, dtype=np.int64)
     out = np.empty((t.channels, len(v)), np.float32)
     for c in range(t.channels):
         n = int(t.cdf_length[c]) - 2
@@ -95,7 +95,7 @@ class AdaptiveModel:
         if self.bank.channels != NUM_INDEXES - FIRST_LAPLACE:
             raise ValueError(f"adaptive bank has {self.bank.channels} rows; the format needs {NUM_INDEXES - FIRST_LAPLACE}")
         object.__setattr__(self, "_bank_costs", _bit_costs(self.bank))
-        object.__setattr__(self, "_index_costs", _bit_costs(self.index_tables)[:, _COST_SPAN:_COST_SPAN + NUM_INDEXES])
+        object.__setattr__(self, "_index_costs", _bit_costs(self.index_tables)[:, COST_SPAN:COST_SPAN + NUM_INDEXES])
 
     # -- files -----------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
@@ -144,17 +144,17 @@ class AdaptiveModel:
         """Pick each group's cheapest index.
 
         groups: int32[G, n] symbols; counts: int[G] how many of the n are real (the rest is padding, None: all);
-        contexts: int32[G] index-table rows; factorized_costs: float32[R, 2*_COST_SPAN+1] bit costs of the
+        contexts: int32[G] index-table rows; factorized_costs: float32[R, 2*COST_SPAN+1] bit costs of the
         factorised rows and factorized_rows: int32[G] the row of each group (both None: FACTORIZED not offered).
         Returns ``(indexes int32[G], bits float64[G])``, bits = payload + index bits of the choice.
         """
         g, n = groups.shape
-        col = np.clip(groups, -_COST_SPAN, _COST_SPAN).astype(np.int64) + _COST_SPAN
+        col = np.clip(groups, -COST_SPAN, COST_SPAN).astype(np.int64) + COST_SPAN
         real = None if counts is None else (np.arange(n)[None, :] < np.asarray(counts)[:, None])
         cost = np.full((g, NUM_INDEXES), np.inf)
         # Histogram of each group over the values it holds, then one product with the tabulated costs: the same
         # sums as gathering every symbol's cost, at O(values) instead of O(symbols) per table.
-        lo, hi = (int(col.min()), int(col.max())) if col.size else (_COST_SPAN, _COST_SPAN)
+        lo, hi = (int(col.min()), int(col.max())) if col.size else (COST_SPAN, COST_SPAN)
         span = hi - lo + 1
         flat = (col - lo + np.arange(g)[:, None] * span).reshape(-1)
         hist = np.bincount(flat if real is None else flat[real.reshape(-1)], minlength=g * span)

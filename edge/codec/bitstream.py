@@ -44,7 +44,7 @@ from cvae.edge.errors import CorruptTileError
 
 __all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "VERSION_CONTEXT", "PREDICTIVE_LIMIT", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
            "RESIDUAL_PIXELS", "RESIDUAL_WAVELET", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
-           "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape"]
+           "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape", "varint_size"]
 
 VERSION = 1            # factorised entropy model
 VERSION_ADAPTIVE = 2   # explicitly transmitted scale indexes (adaptive bundles)
@@ -320,6 +320,11 @@ def _unpack_palette(r: "_Reader", lo: int, hi: int, e: int) -> np.ndarray | None
     if bits[span:].any() or not bits[0] or not bits[span - 1]:
         raise CorruptTileError("palette bitmap padding set, or lo / hi unused")
     return lo + np.flatnonzero(bits[:span]).astype(np.int64)
+
+
+def varint_size(n: int) -> int:
+    """Bytes of the unsigned LEB128 length prefix of ``n`` (what a stream's length costs in the tile)."""
+    return len(_varint(n))
 
 
 def _varint(n: int) -> bytes:

@@ -20,7 +20,7 @@ import numpy as np
 from cvae.edge.codec import _coefs, wavelet
 from cvae.edge.errors import CorruptTileError
 
-__all__ = ["encode", "decode", "coding_order", "LIMIT"]
+__all__ = ["encode", "decode", "decode_values", "flatten", "split", "coding_order", "LIMIT"]
 
 #: largest |coefficient| coded (the C coder's range is int32; a level's step keeps them far below)
 LIMIT = 2**30
@@ -47,31 +47,46 @@ def coding_order(h: int, w: int) -> tuple[tuple[int, ...], np.ndarray]:
     return tuple(order), geom
 
 
+def flatten(components: list[list[np.ndarray]], h: int, w: int) -> np.ndarray:
+    """Per component its int32 subbands in :func:`wavelet.forward`'s order -> int32[N] in the coding order."""
+    order, _ = coding_order(h, w)
+    return np.concatenate([np.asarray(bands[i], np.int32).reshape(-1) for bands in components for i in order])
+
+
+def split(values: np.ndarray, comps: int, h: int, w: int) -> list[list[np.ndarray]]:
+    """The inverse of :func:`flatten`: per component its subbands (views of ``values``) in ``forward``'s order."""
+    order, geom = coding_order(h, w)
+    out, pos = [], 0
+    for _ in range(comps):
+        bands: list[np.ndarray | None] = [None] * len(order)
+        for (hh, ww, _, _), i in zip(geom, order):
+            bands[i] = values[pos:pos + hh * ww].reshape(hh, ww)
+            pos += hh * ww
+        out.append(bands)
+    return out
+
+
 def encode(components: list[list[np.ndarray]], h: int, w: int) -> bytes:
     """Per component its int32 subbands in :func:`wavelet.forward`'s order -> the v5 residual stream."""
-    order, geom = coding_order(h, w)
-    q = np.concatenate([np.asarray(bands[i], np.int32).reshape(-1) for bands in components for i in order])
+    _, geom = coding_order(h, w)
+    q = flatten(components, h, w)
     if len(q) and int(np.abs(q.astype(np.int64)).max()) > LIMIT:
         raise ValueError(f"a residual coefficient exceeds +-{LIMIT}: the level's step is too fine for this tile")
     return _coefs.encode(q, len(components), geom)
 
 
-def decode(data: bytes, comps: int, h: int, w: int) -> list[list[np.ndarray]]:
-    """The inverse of :func:`encode`: per component its int32 subbands in :func:`wavelet.forward`'s order; any
+def decode_values(data: bytes, comps: int, h: int, w: int) -> np.ndarray:
+    """int32[N]: the stream's coefficients in the coding order (what the decoder parses, before any float); any
     damage is a :class:`CorruptTileError`."""
-    order, geom = coding_order(h, w)
-    per = int((geom[:, 0].astype(np.int64) * geom[:, 1]).sum())
-    out = np.zeros(comps * per, np.int32)
+    _, geom = coding_order(h, w)
+    out = np.zeros(comps * int((geom[:, 0].astype(np.int64) * geom[:, 1]).sum()), np.int32)
     status, detail = _coefs.decode(data, comps, geom, out)
     if status:
         raise CorruptTileError(f"residual coefficients: {_STATUS.get(status, f'status {status}')} (at {detail}); "
                                "the tile is corrupt")
-    comps_out = []
-    for k in range(comps):
-        bands: list[np.ndarray | None] = [None] * len(order)
-        pos = k * per
-        for (hh, ww, _, _), i in zip(geom, order):
-            bands[i] = out[pos:pos + hh * ww].reshape(hh, ww)
-            pos += hh * ww
-        comps_out.append(bands)
-    return comps_out
+    return out
+
+
+def decode(data: bytes, comps: int, h: int, w: int) -> list[list[np.ndarray]]:
+    """The inverse of :func:`encode`: per component its int32 subbands in :func:`wavelet.forward`'s order."""
+    return split(decode_values(data, comps, h, w), comps, h, w)

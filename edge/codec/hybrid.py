@@ -108,7 +108,7 @@ class HybridKind:
         p = self.plan(a, level)
         streams = (len(p.side) > 0) + (len(p.main) > 0)  # v5's residual stream: counted exactly in p.bits
         return p.bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None, self.version) + 2 + \
-            (max(1, -(-len(p.coefs_stream).bit_length() // 7)) if self.version == bitstream.VERSION_CONTEXT else 0) + \
+            (bitstream.varint_size(len(p.coefs_stream)) if self.version == bitstream.VERSION_CONTEXT else 0) + \
             am.STREAM_OVERHEAD_BYTES * streams
 
     def encode(self, a: AnalyzedTile, level: int) -> bytes:
@@ -164,9 +164,7 @@ class HybridKind:
                              [np.zeros(0, np.int64)]).astype(np.int64)
         values[pos] = sym
         if context and header.residual:
-            res = coefs.decode(payload[2], c, h, w)
-            order, _ = coefs.coding_order(h, w)
-            values = np.concatenate([values] + [comp[i].reshape(-1) for comp in res for i in order])
+            values = np.concatenate([values, coefs.decode_values(payload[2], c, h, w)])
         return idx, values, present, channel
 
     def decode(self, header: bitstream.TileHeader, present_mask: np.ndarray,
@@ -185,13 +183,7 @@ class HybridKind:
             step = np.float32(self.ladder.step[level])
             shapes = residual.shapes(h, w, header.residual)
             if header.version == bitstream.VERSION_CONTEXT:  # the coefficients in v5's coding order
-                order, _ = coefs.coding_order(h, w)
-                arrays, pos = [None] * (c * len(shapes)), n_lat
-                for k in range(c):
-                    for i in order:
-                        n = shapes[i][0] * shapes[i][1]
-                        arrays[k * len(shapes) + i] = values[pos:pos + n].reshape(shapes[i])
-                        pos += n
+                arrays = [band for comp in coefs.split(values[n_lat:], c, h, w) for band in comp]
             else:
                 arrays = residual.unblock(values[n_lat:], shapes * c, residual.block_size(header.residual))
             levels = wavelet.levels_for(h, w)

@@ -1,23 +1,25 @@
-"""Golden tiles of bitstream v5 (tests/edge/codec/golden/make_tile_v5_golden.py): a residual-only tile, a hybrid
-tile (latents + context-coded wavelet residual) and a masked tile with per-band fill, as the shipped bundle writes
-them (full mode search).
+"""Golden tiles of bitstreams v5 and v3 (tests/edge/codec/golden/make_tile_v5_golden.py, make_tile_v3_golden.py): a
+residual-only tile, a hybrid tile (latents + wavelet residual, context-coded in v5) and a masked tile with per-band
+fill, as the shipped bundle writes them (v5, full mode search) and wrote them before v5 (v3, decode-only now).
 
 Two tiers:
-- bytes: the encoder still writes exactly the golden bytes. The encoder runs the float network, so this is
+- bytes (v5): the encoder still writes exactly the golden bytes. The encoder runs the float network, so this is
   checked on the platform the goldens were made on only: x86-64, CPU ONNX Runtime (float32).
-- integers: on any platform, decoding the golden bytes gives the same header fields, scale indexes, latent
-  symbols and residual coefficients (``TileCodec.parse_integers``), mask and band fill, and, for the residual-only
-  tiles (no network runs), the same pixels.
+- integers (both versions): on any platform, decoding the golden bytes gives the same header fields, scale
+  indexes, latent symbols and residual coefficients (``TileCodec.parse_integers``), mask and band fill, and, for
+  the residual-only tiles (no network runs), the same pixels.
 
-``UPDATE_GOLDENS=1 pytest tests/edge/codec/test_golden_tile_v5.py`` rewrites the golden files.
+``UPDATE_GOLDENS=1 pytest tests/edge/codec/test_golden_tiles.py`` rewrites the v5 golden files.
 """
 from __future__ import annotations
 
 import json
 import os
 import platform
+from types import SimpleNamespace
 
-import make_tile_v5_golden as golden  # tests/edge/codec/golden, on pythonpath (pyproject.toml)
+import make_tile_v3_golden as golden_v3  # tests/edge/codec/golden, on pythonpath (pyproject.toml)
+import make_tile_v5_golden as golden
 import numpy as np
 import pytest
 
@@ -44,6 +46,16 @@ def tiles(full) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def expected() -> dict:
     return json.loads(golden.INTEGERS.read_text())
+
+
+@pytest.fixture(scope="module", params=[5, 3], ids=["v5", "v3"])
+def goldens(request, tiles, expected) -> SimpleNamespace:
+    """The golden tiles of one version with what they decode to (v3: the frozen files)."""
+    if request.param == 5:
+        return SimpleNamespace(version=bitstream.VERSION_CONTEXT, tiles=tiles, expected=expected)
+    return SimpleNamespace(version=bitstream.VERSION_WAVELET,
+                           tiles={name: path.read_bytes() for name, path in golden_v3.FILES.items()},
+                           expected=json.loads(golden_v3.INTEGERS.read_text()))
 
 
 class _NoNetwork:
@@ -80,10 +92,10 @@ def test_the_default_search_codes_the_finest_levels_without_any_network(bundle, 
         quiet.encode(golden.analyzed(quiet, "residual"), 6)
 
 
-def test_golden_v5_tiles_code_their_modes(tiles):
-    headers = {name: bitstream.unpack_tile(data) for name, data in tiles.items()}
+def test_golden_tiles_code_their_modes(goldens):
+    headers = {name: bitstream.unpack_tile(data) for name, data in goldens.tiles.items()}
     for name, (h, present, _, valid) in headers.items():
-        assert h.version == bitstream.VERSION_CONTEXT, name
+        assert h.version == goldens.version, name
         assert h.residual == bitstream.RESIDUAL_WAVELET, name
         assert (h.bands, h.height, h.width) == (golden.BANDS, golden.HEIGHT, golden.WIDTH), name
         assert h.level == golden.CASES[name], name
@@ -93,14 +105,15 @@ def test_golden_v5_tiles_code_their_modes(tiles):
     assert headers["masked"][3] is not None and headers["masked"][0].band_fill is not None
 
 
-def test_golden_v5_tiles_parse_to_their_integers_and_header_fields(bundle, tiles, expected):
-    assert set(expected) == set(tiles)
+def test_golden_tiles_parse_to_their_integers_and_header_fields(bundle, goldens):
+    assert set(goldens.expected) == set(goldens.tiles)
     quiet = _codec_without_network(bundle)  # parsing the integers runs no network, on any tile
-    for name, data in tiles.items():
-        assert golden.describe(quiet, data) == expected[name], name
+    for name, data in goldens.tiles.items():
+        assert golden.describe(quiet, data) == goldens.expected[name], name
 
 
-def test_golden_masked_tile_decodes_its_mask_and_band_fill(bundle, tiles):
+def test_golden_masked_tile_decodes_its_mask_and_band_fill(bundle, goldens):
+    tiles = goldens.tiles
     _, valid, band_fill = golden.masked_inputs()
     h, _, _, got_valid = bitstream.unpack_tile(tiles["masked"])
     np.testing.assert_array_equal(got_valid, valid)
@@ -110,7 +123,8 @@ def test_golden_masked_tile_decodes_its_mask_and_band_fill(bundle, tiles):
     assert (d.pixels[:, ~valid] == 0).all()
 
 
-def test_residual_only_golden_tiles_decode_without_the_network_to_their_pixels(bundle, codec, tiles, expected):
+def test_residual_only_golden_tiles_decode_without_the_network_to_their_pixels(bundle, codec, goldens):
+    tiles, expected = goldens.tiles, goldens.expected
     quiet = _codec_without_network(bundle)
     for name in ("residual", "masked"):
         d = quiet.decompress(tiles[name])
@@ -119,13 +133,15 @@ def test_residual_only_golden_tiles_decode_without_the_network_to_their_pixels(b
         np.testing.assert_array_equal(quiet.parse_integers(tiles[name])[1], codec.parse_integers(tiles[name])[1])
 
 
-def test_residual_only_golden_tile_is_close_to_its_input(bundle, tiles):
+def test_residual_only_golden_tile_is_close_to_its_input(bundle, goldens):
+    tiles = goldens.tiles
     d = _codec_without_network(bundle).decompress(tiles["residual"])
     err = np.abs(d.pixels.astype(np.int64) - golden.walk_tile(0)).max()
     assert err <= 16  # level 8 quantisation (step 0.025 of the band range, wavelet domain); measured 11 DN
 
 
-def test_hybrid_golden_tile_needs_the_network(bundle, codec, tiles):
+def test_hybrid_golden_tile_needs_the_network(bundle, codec, goldens):
+    tiles = goldens.tiles
     with pytest.raises(AssertionError, match="synthesis ran"):
         _codec_without_network(bundle).decompress(tiles["hybrid"])
     d = codec.decompress(tiles["hybrid"])
