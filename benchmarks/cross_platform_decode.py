@@ -40,8 +40,8 @@ def _digests(paths: list[Path]) -> dict:
             continue
         try:  # the integers every tile parses to (tile formats v2 and v3)
             tiles = hashlib.sha256()
-            for body in _tile_bodies(data):
-                idx, values = codec.parse_integers(body)
+            for body, side in _tile_bodies(data):
+                idx, values = codec.parse_integers(body, side)
                 tiles.update(idx.tobytes() + values.tobytes())
             out[p.name]["integers_sha256"] = tiles.hexdigest()
         except Exception as e:  # noqa: BLE001 - reported, not hidden
@@ -49,15 +49,18 @@ def _digests(paths: list[Path]) -> dict:
     return out
 
 
-def _tile_bodies(data: bytes) -> list[bytes]:
+def _tile_bodies(data: bytes) -> list[tuple[bytes, object]]:
+    """Every tile's bytes with its scene's side information (format v6 tiles may refer to it)."""
+    from cvae.edge.codec.bitstream import SceneSide
     from cvae.ground.decoder import collect
 
     stats: dict = {}
     bodies = []
     for parts in collect([data], stats).values():
+        side = SceneSide.from_metadata(parts.meta, int(parts.meta["bands"])) if parts.meta else None
         for key in sorted(parts.segments):
             segs = parts.segments[key]
-            bodies.append(b"".join(segs[i][2] for i in sorted(segs)))
+            bodies.append((b"".join(segs[i][2] for i in sorted(segs)), side))
     return bodies
 
 

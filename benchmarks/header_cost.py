@@ -35,10 +35,11 @@ def split(data: bytes) -> dict:
         if p.header.base_kind != pk.KIND_TILE:
             out["metadata"] += len(p.data)  # user data (the zlib metadata JSON)
     for parts in collect([data], {}).values():
+        side = bitstream.SceneSide.from_metadata(parts.meta, int(parts.meta["bands"]))
         for key in sorted(parts.segments):
             segs = parts.segments[key]
             body = b"".join(segs[i][2] for i in sorted(segs))
-            header, present, payload, valid = bitstream.unpack_tile(body)
+            header, present, payload, valid = bitstream.unpack_tile(body, side)
             if header.version == bitstream.VERSION_PREDICTIVE:
                 raise ValueError("error-bounded (v4) tiles are not split here: this measures the rate levels")
             # the same tile packed without its masks: everything up to the end of its streams (deterministic)

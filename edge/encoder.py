@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cvae.edge.bundle import Bundle
+from cvae.edge.codec import bitstream
 from cvae.edge.codec import packets as pk
 from cvae.edge.codec.tile import BoundedTile, TileCodec
 from cvae.edge.errors import InputError
@@ -179,17 +180,21 @@ class SceneStream:
     meta: bytes
     tiles: int
     metadata_every: int = 16
+    side: bitstream.SceneSide | None = None  # band ranges the metadata sends once for every tile (format v6)
 
     @classmethod
     def for_scene(cls, header: Raster, name: str, bundle: Bundle, tile_size: int, scene_id: int, tiles: int,
-                  source_dtype=None, metadata_every: int = 16, extra: dict | None = None) -> "SceneStream":
+                  source_dtype=None, metadata_every: int = 16, extra: dict | None = None,
+                  band_range: tuple[np.ndarray, np.ndarray] | None = None, max_error=None) -> "SceneStream":
         """``header``: the scene (pixels read for shape and dtype only); ``extra``: keys appended to the
-        metadata (the daemon's ``scene_id``)."""
+        metadata (the daemon's ``scene_id``); ``band_range``: the scene's, which the metadata carries when
+        that is cheaper than every tile carrying it (:func:`scene_side`; not for ``max_error`` scenes)."""
+        side = None if max_error is not None else scene_side(band_range, tiles, metadata_every)
         meta = pk.encode_metadata({**scene_metadata(header, name, bundle, tile_size, source_dtype=source_dtype),
-                                   **(extra or {})})
+                                   **(side.to_metadata() if side is not None else {}), **(extra or {})})
         meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=bytes.fromhex(bundle.model_id)[:4],
                                          scene_id=scene_id)
-        return cls(meta_header, meta, tiles, metadata_every)
+        return cls(meta_header, meta, tiles, metadata_every, side)
 
     @property
     def units(self) -> range:
@@ -208,20 +213,38 @@ class SceneStream:
                            self.metadata_every, coded)
 
 
+def metadata_copies(tiles: int, metadata_every: int = 16) -> int:
+    """Metadata packets of a scene of ``tiles`` tiles: the opening one, one after every ``metadata_every`` tiles
+    but the last, the closing one (:class:`SceneStream`)."""
+    return 2 + ((tiles - 1) // metadata_every if metadata_every and tiles else 0)
+
+
+def scene_side(band_range: tuple[np.ndarray, np.ndarray] | None, tiles: int,
+               metadata_every: int = 16) -> bitstream.SceneSide | None:
+    """The scene's band ranges to send in its metadata instead of in every tile (tile format v6), when the
+    tiles outnumber the metadata copies (each copy repeats them, as hex in the zlib JSON: about the 8 bytes
+    per band a tile spends); None otherwise."""
+    if band_range is None or tiles <= metadata_copies(tiles, metadata_every):
+        return None
+    return bitstream.SceneSide(np.asarray(band_range[0], np.float32), np.asarray(band_range[1], np.float32))
+
+
 def prepare_tile(codec: TileCodec, px: np.ndarray, valid: np.ndarray, info: RasterInfo, level: int | None = None,
-                 tile_bytes: int | None = None, max_error=None, psnr: float | None = None):
+                 tile_bytes: int | None = None, max_error=None, psnr: float | None = None,
+                 scene: bitstream.SceneSide | None = None):
     """``(tile, level)`` for :meth:`TileCodec.encode` from a tile's pixels, the quality asked as exactly one of a
     ``level``, a ``tile_bytes`` budget, a ``max_error`` bound (no network; level 0) or a ``psnr`` target; the
-    scene's band range and per-band fill mask go with it. Shared by ``cvae-encode`` and the daemon."""
+    scene's band range (``scene``: as its metadata sends it, :attr:`SceneStream.side`) and per-band fill mask
+    go with it. Shared by ``cvae-encode`` and the daemon."""
     fill = band_fill_mask(px, valid, info.nodata)
     if psnr is not None:
         from cvae.edge.quality import choose_for_psnr
 
-        tile, level, _ = choose_for_psnr(codec, px, valid, fill, info.band_range, psnr)
+        tile, level, _ = choose_for_psnr(codec, px, valid, fill, info.band_range, psnr, scene)
         return tile, level
     if max_error is not None:
         return codec.bound(px, max_error, valid, fill), 0
-    a = codec.analyze(px, valid, band_range=info.band_range, band_fill=fill)
+    a = codec.analyze(px, valid, band_range=info.band_range, band_fill=fill, scene=scene)
     return a, level if level is not None else choose_level(codec, a, tile_bytes)
 
 
@@ -270,18 +293,20 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
     header = Raster(pixels, raster.valid, raster.nodata, raster.profile, raster.descriptions, raster.colorinterp,
                     raster.tags)
 
-    def tiles(windows, meta: bytes):
+    def tiles(windows, stream: SceneStream):
         # an all-nodata tile is still sent (a few bytes: header and mask) so the ground can tell it from a loss
         analyzed = [codec.analyze(pixels[:, w.slices[0], w.slices[1]], raster.valid[w.slices], band_range=band_range,
                                   band_fill=band_fill_mask(pixels[:, w.slices[0], w.slices[1]], raster.valid[w.slices],
-                                                           raster.nodata))
+                                                           raster.nodata), scene=stream.side)
                     for w in windows]  # one network pass per tile, kept: the levels are chosen from estimates
         est = np.array([[codec.estimate_bytes(a, lv) for lv in range(codec.levels)] for a in analyzed])
-        plan = allocate_scene(est, opts.scene_bytes - (len(meta) * 2 + 27 * len(windows)))
+        copies = metadata_copies(len(windows), stream.metadata_every)
+        plan = allocate_scene(est, opts.scene_bytes - (len(stream.meta) * copies + 27 * len(windows)))
         for a, level in zip(analyzed, plan):
             yield a, int(level)
 
-    return _packetize(path, bundle, codec, opts, writer, progress, header, raster.pixels.dtype, tiles, sink)
+    return _packetize(path, bundle, codec, opts, writer, progress, header, raster.pixels.dtype, tiles, sink,
+                      band_range)
 
 
 def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
@@ -289,23 +314,25 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
     """encode_scene for ``--level`` / ``--tile-bytes``: ``tile_size`` rows at a time (as the daemon)."""
     info = scan_raster(path, max_samples=opts.max_samples, rows=opts.tile_size)
 
-    def code(px: np.ndarray, valid: np.ndarray):
+    def code(px: np.ndarray, valid: np.ndarray, side: bitstream.SceneSide | None):
         """One tile, start to bytes: what may run in parallel with the other tiles of its row."""
-        a, level = prepare_tile(codec, px, valid, info, opts.level, opts.tile_bytes, opts.max_error, opts.psnr)
+        a, level = prepare_tile(codec, px, valid, info, opts.level, opts.tile_bytes, opts.max_error, opts.psnr,
+                                scene=side)
         return a, level, codec.encode(a, level)
 
-    def tiles(windows, meta: bytes):
+    def tiles(windows, stream: SceneStream):
         with open_rows(path, info) as rows, ThreadPoolExecutor(max(1, opts.threads)) as pool:
             for _, row in groupby(windows, key=lambda w: w.row):  # a row of tiles in flight: memory stays flat
-                yield from pool.map(lambda px_valid: code(*px_valid), [rows.tile(win) for win in row])
+                yield from pool.map(lambda px_valid: code(*px_valid, stream.side), [rows.tile(win) for win in row])
 
-    return _packetize(path, bundle, codec, opts, writer, progress, info.header(), info.source_dtype, tiles, sink)
+    return _packetize(path, bundle, codec, opts, writer, progress, info.header(), info.source_dtype, tiles, sink,
+                      info.band_range)
 
 
 def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writer: pk.PacketWriter | None,
-               progress, header: Raster, source_dtype, tiles, sink=None) -> EncodedScene:
+               progress, header: Raster, source_dtype, tiles, sink=None, band_range=None) -> EncodedScene:
     """The scene's packets: the units of its :class:`SceneStream`, the tiles being what ``tiles(windows,
-    meta)`` yields as ``(analyzed, level)`` in window order."""
+    stream)`` yields as ``(analyzed, level)`` in window order; ``band_range``: the scene's."""
     name = Path(path).stem
     # Random, not the CRC of the file name: two scenes both named scene.tif must never merge on the ground.
     scene_id = opts.scene_id if opts.scene_id is not None else secrets.randbits(32)
@@ -317,7 +344,9 @@ def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writ
     except InputError as e:
         raise InputError(f"{path}: --max-error: {e}") from None
     stream = SceneStream.for_scene(header, name, bundle, opts.tile_size, scene_id, len(windows),
-                                   source_dtype=source_dtype, metadata_every=opts.metadata_every, extra=quality)
+                                   source_dtype=source_dtype, metadata_every=opts.metadata_every, extra=quality,
+                                   band_range=band_range if codec.version == bitstream.VERSION_SCENE else None,
+                                   max_error=opts.max_error)
     out: list[bytes] = []
     streamed = [0, 0]
 
@@ -333,7 +362,7 @@ def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writ
     for hd, body in stream.bodies(-1):
         emit(writer.packets(hd, body))
     levels, tile_sizes, bounded = [], [], 0
-    for i, (win, (a, level, *coded)) in enumerate(zip(windows, tiles(windows, stream.meta))):
+    for i, (win, (a, level, *coded)) in enumerate(zip(windows, tiles(windows, stream))):
         bounded += isinstance(a, BoundedTile)
         if progress is not None:
             progress(i, len(windows))

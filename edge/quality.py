@@ -42,7 +42,7 @@ def bound_for_mse(mse: np.ndarray) -> np.ndarray:
 
 
 def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None,
-                    band_range: tuple[np.ndarray, np.ndarray], target: float
+                    band_range: tuple[np.ndarray, np.ndarray], target: float, scene=None
                     ) -> tuple[AnalyzedTile | BoundedTile, int, float]:
     """``(tile, level, psnr)`` for :meth:`TileCodec.encode`: the cheaper of the lowest rate level and the
     loosest error bound that reach ``target`` dB on this tile (a rate level when neither does: the top one)."""
@@ -50,13 +50,13 @@ def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: n
     if fill is not None:
         coded &= ~fill
     peaks = (np.asarray(band_range[1], np.float64) - np.asarray(band_range[0], np.float64))
-    a = codec.analyze(px, valid, band_range=band_range, band_fill=fill)
+    a = codec.analyze(px, valid, band_range=band_range, band_fill=fill, scene=scene)
     if not coded.any():
         return a, 0, EXACT_DB
 
     def rate(level: int) -> tuple[int, float]:
         data = codec.encode(a, level)
-        return len(data), tile_psnr(px, codec.decompress(data).pixels, coded, peaks)
+        return len(data), tile_psnr(px, codec.decompress(data, scene).pixels, coded, peaks)
 
     lo, hi = 0, codec.levels - 1
     top = rate(hi)

@@ -98,6 +98,7 @@ def decode_scene(scene_id: int, parts: _SceneParts, codec: TileCodec, progress=N
     pixels = np.full((c, h, w), fill, dtype=dtype)
     valid = np.zeros((h, w), bool)
     out = DecodedScene(scene_id=scene_id, meta=meta, pixels=pixels, valid=valid)
+    side = bitstream.SceneSide.from_metadata(meta, c)  # checked by metadata_problem: v6 tiles refer to it
     windows = list(tile_grid(h, w, int(meta["tile"])))
     for i, win in enumerate(windows):
         if progress is not None:
@@ -119,7 +120,7 @@ def decode_scene(scene_id: int, parts: _SceneParts, codec: TileCodec, progress=N
                                                     f"{(c, win.height, win.width)}"})
             continue
         try:
-            t = codec.decompress(body)
+            t = codec.decompress(body, side)
         except CodecError as e:
             out.tiles_lost.append({**key, "reason": f"rejected: {e}"})
             continue
@@ -183,6 +184,7 @@ def metadata_problem(meta: dict) -> str | None:
                 return f"crs does not parse ({str(e)[:100]})"
         if meta.get("source_dtype") is not None and str(meta["source_dtype"]) not in {str(d) for d in bitstream.DTYPES}:
             return "source_dtype is not one the format carries"
+        bitstream.SceneSide.from_metadata(meta, c)
     except (TypeError, ValueError, OverflowError) as e:
         return f"malformed ({e})"
     return None

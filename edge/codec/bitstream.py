@@ -1,18 +1,19 @@
-"""The tile bitstream, format versions 1 to 5: the one module that owns its bytes (docs/bitstream.md).
+"""The tile bitstream, format versions 1 to 6: the one module that owns its bytes (docs/bitstream.md).
 
 All integers big-endian. Layout::
 
-    u8   version            1 (factorised bundles), 2, 3 or 5 (adaptive bundles)
+    u8   version            1 (factorised bundles), 2, 3, 5 or 6 (adaptive bundles)
     4B   model id           first 4 bytes of the bundle's SHA-256 model id
     u8   level
     u8   dtype code         see DTYPES
     u8   bands C            1..32
     u16  height H, u16 width W
     u8   flags              bit0: valid mask present; bit1: rotation matrix present (else identity)
-    (flags bit2, v3/v5: per-band fill masks follow the mask)
+    (flags bit2, v3/v5/v6: per-band fill masks follow the mask)
+    (flags bit3, v6: no band ranges here, the scene's apply: SceneSide, from the scene metadata)
     v2+: u8 latent, u8 residual   the latent level coded and the residual's kind: 0 none, 1 pixel blocks,
                                   2 (v3, v5) CDF 9/7 wavelet subbands (cvae.edge.codec.wavelet)
-    C x (f32 lo, f32 hi)    band value range, native units
+    C x (f32 lo, f32 hi)    band value range, native units (not with flag bit3)
     C x f16 mean            band mean after normalisation
     C*C x i8 matrix         rotation rows * 127 (only with flag bit1)
     ceil(C/8) B present     bit k (MSB first) set when component k is coded
@@ -20,10 +21,10 @@ All integers big-endian. Layout::
                             in order (only when at least one component is present)
     v2+: side, main         each a varint length (0: empty) then a range-coder stream: ``side`` holds the
                             scale indexes (cvae.edge.codec.adaptive), ``main`` the symbols they select
-    v5: coefs               varint length (0: no residual), the residual's context-coded coefficients
+    v5, v6: coefs           varint length (0: no residual), the residual's context-coded coefficients
                             (cvae.edge.codec.coefs); side and main then hold the latents only
     [mask]                  only with flag bit0. v1, v2: varint length, zlib stream of np.packbits(valid);
-                            v3, v5: two varint-prefixed range-coder streams of row transitions (cvae.edge.codec.mask)
+                            v3, v5, v6: two varint-prefixed range-coder streams of row transitions (cvae.edge.codec.mask)
 
 Version 4 (error-bounded predictive tiles, :mod:`cvae.edge.codec.predictive`) keeps the fixed fields and then has
 ``C x (varint E, zigzag varint lo, varint hi - lo, u8 (ky-1)<<4 | kx-1, u8 oy<<4 | ox)``, one varint-prefixed coder
@@ -42,7 +43,8 @@ import numpy as np
 from cvae.edge.codec import mask as _mask
 from cvae.edge.errors import CorruptTileError
 
-__all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "VERSION_CONTEXT", "PREDICTIVE_LIMIT", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
+__all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "VERSION_CONTEXT", "VERSION_SCENE",
+           "CONTEXT_VERSIONS", "SceneSide", "PREDICTIVE_LIMIT", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
            "RESIDUAL_PIXELS", "RESIDUAL_WAVELET", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
            "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape", "varint_size"]
 
@@ -50,22 +52,64 @@ VERSION = 1            # factorised entropy model
 VERSION_ADAPTIVE = 2   # explicitly transmitted scale indexes (adaptive bundles)
 VERSION_WAVELET = 3    # v2's layout; the residual may also be wavelet subbands (what adaptive bundles write now)
 VERSION_PREDICTIVE = 4  # error-bounded predictive coding of the samples themselves (any bundle)
-VERSION_CONTEXT = 5    # v3's layout with the residual's coefficients context-coded (what adaptive bundles write now)
-ADAPTIVE_VERSIONS = (VERSION_ADAPTIVE, VERSION_WAVELET, VERSION_CONTEXT)
-VERSIONS = (VERSION, VERSION_ADAPTIVE, VERSION_WAVELET, VERSION_PREDICTIVE, VERSION_CONTEXT)
+VERSION_CONTEXT = 5    # v3's layout with the residual's coefficients context-coded
+VERSION_SCENE = 6      # v5's layout; the band ranges may be the scene's, sent once in its metadata (written now)
+ADAPTIVE_VERSIONS = (VERSION_ADAPTIVE, VERSION_WAVELET, VERSION_CONTEXT, VERSION_SCENE)
+VERSIONS = (VERSION, VERSION_ADAPTIVE, VERSION_WAVELET, VERSION_PREDICTIVE, VERSION_CONTEXT, VERSION_SCENE)
+#: versions whose residual coefficients are a third, context-coded stream (cvae.edge.codec.coefs)
+CONTEXT_VERSIONS = (VERSION_CONTEXT, VERSION_SCENE)
 #: versions whose masks are transition-coded and which may carry per-band fill masks
-_CODED_MASK_VERSIONS = (VERSION_WAVELET, VERSION_PREDICTIVE, VERSION_CONTEXT)
+_CODED_MASK_VERSIONS = (VERSION_WAVELET, VERSION_PREDICTIVE, VERSION_CONTEXT, VERSION_SCENE)
 #: a v4 band's range and error bound stay within +-2^33 (uint32 and int32 samples fit; products stay in int64)
 PREDICTIVE_LIMIT = 1 << 33
 #: residual kinds (v2+ header byte): none, 32 x 32 pixel blocks, wavelet subbands in 16 x 16 blocks (v3)
 RESIDUAL_NONE, RESIDUAL_PIXELS, RESIDUAL_WAVELET = 0, 1, 2
-_MAX_RESIDUAL = {VERSION_ADAPTIVE: RESIDUAL_PIXELS, VERSION_WAVELET: RESIDUAL_WAVELET, VERSION_CONTEXT: RESIDUAL_WAVELET}
+_MAX_RESIDUAL = {VERSION_ADAPTIVE: RESIDUAL_PIXELS, VERSION_WAVELET: RESIDUAL_WAVELET, VERSION_CONTEXT: RESIDUAL_WAVELET,
+                 VERSION_SCENE: RESIDUAL_WAVELET}
 MODEL_ID_BYTES = 4
 MAX_BANDS = 32
 MAX_EDGE = 2048  # tiles are cut from scenes; a bigger one is a corrupt header, not a tile
 DTYPES = tuple(np.dtype(d) for d in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"))
 _FIXED = struct.Struct(">B4sBBBHHB")
-_F_MASK, _F_MATRIX, _F_BAND_FILL = 1, 2, 4
+_F_MASK, _F_MATRIX, _F_BAND_FILL, _F_SCENE_RANGE = 1, 2, 4, 8
+
+
+@dataclass(frozen=True)
+class SceneSide:
+    """Side information a scene sends once, in its metadata, for every tile that shares it (tile format v6):
+    the band ranges, which every lossy tile of a scene is normalised with. A v6 tile whose own ranges are bit
+    for bit these omits them (flag bit 3); it then decodes only with them, which the ground has wherever it
+    can place the tile at all (the metadata is repeated). (A scene-wide KLT was measured and left out: tiles
+    coded with the scene's rotation instead of their own lose more than the matrix bytes at every level
+    above 1, benchmarks/results/scene_side.md.)
+
+    lo, hi: float32[C], ``hi >= lo``, finite."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+
+    def to_metadata(self) -> dict:
+        """The metadata key (docs/packets.md): ``band_range``, the hex of the C x (f32 lo, f32 hi) big-endian
+        bytes a tile header would hold."""
+        return {"band_range": np.stack([self.lo, self.hi], axis=1).astype(">f4").tobytes().hex()}
+
+    @classmethod
+    def from_metadata(cls, meta: dict, bands: int) -> "SceneSide | None":
+        """The scene side information a metadata dict carries (None when it has none); raises ``ValueError``
+        when it is malformed: not a string of 16 hex digits per band, ranges not finite or not ordered."""
+        rng = meta.get("band_range")
+        if rng is None:
+            return None
+        if not isinstance(rng, str) or len(rng) != 16 * bands:
+            raise ValueError(f"band_range: expected {16 * bands} hex digits for {bands} bands")
+        try:
+            raw = bytes.fromhex(rng)
+        except ValueError:
+            raise ValueError("band_range: not hex digits") from None
+        lohi = np.frombuffer(raw, ">f4").astype(np.float32).reshape(bands, 2)
+        if not np.isfinite(lohi).all() or (lohi[:, 1] < lohi[:, 0]).any():
+            raise ValueError("band_range: ranges are not finite or not ordered")
+        return cls(lohi[:, 0].copy(), lohi[:, 1].copy())
 
 
 @dataclass(frozen=True)
@@ -87,6 +131,7 @@ class TileHeader:
     max_error: np.ndarray | None = None  # v4: int64[C] bound on |decoded - original| per band (0: lossless)
     replication: np.ndarray | None = None  # v4: uint8[C, 4] ky, kx, oy, ox of each band's replicated blocks
     palette: tuple | None = None  # v4: per band None, or int64[K] the values a lossless band uses (coded as ranks)
+    scene_range: bool = False   # v6: lo, hi are the scene's (SceneSide), not sent in the tile
 
 
 def peek_shape(data: bytes) -> tuple[int, int, int] | None:
@@ -98,10 +143,12 @@ def peek_shape(data: bytes) -> tuple[int, int, int] | None:
     return c, h, w
 
 
-def header_size(bands: int, has_mask: bool, version: int = VERSION) -> int:
-    """Bytes of the header before the payloads (the rotation matrix counted)."""
+def header_size(bands: int, has_mask: bool, version: int = VERSION, scene_range: bool = False) -> int:
+    """Bytes of the header before the payloads (the rotation matrix counted; the band ranges unless they are
+    the scene's)."""
     extra = 2 if version in ADAPTIVE_VERSIONS else 0
-    return _FIXED.size + extra + 10 * bands + bands * bands + (bands + 7) // 8 + (1 if has_mask else 0)
+    return _FIXED.size + extra + (2 if scene_range else 10) * bands + bands * bands + (bands + 7) // 8 + \
+        (1 if has_mask else 0)
 
 
 def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, bytes] | None,
@@ -113,8 +160,10 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
     band_fill = h.band_fill if h.band_fill is not None and np.any(h.band_fill) else None
     if band_fill is not None and h.version not in _CODED_MASK_VERSIONS:
         raise ValueError("pack_tile: per-band fill masks need tile format version 3, 4 or 5")
+    if h.scene_range and h.version != VERSION_SCENE:
+        raise ValueError("pack_tile: only tile format version 6 refers to the scene's band ranges")
     flags = (_F_MASK if valid is not None else 0) | (0 if identity else _F_MATRIX) | \
-        (_F_BAND_FILL if band_fill is not None else 0)
+        (_F_BAND_FILL if band_fill is not None else 0) | (_F_SCENE_RANGE if h.scene_range else 0)
     if h.version not in VERSIONS:
         raise ValueError(f"pack_tile: unknown tile format version {h.version}")
     out = bytearray(_FIXED.pack(h.version, h.model_id, h.level, DTYPES.index(np.dtype(h.dtype)), c,
@@ -123,18 +172,19 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
         return _pack_v4(out, h, payload, valid, band_fill)
     if h.version in ADAPTIVE_VERSIONS:
         if not 0 <= int(h.residual) <= _MAX_RESIDUAL[h.version] or \
-                (h.version == VERSION_CONTEXT and int(h.residual) == RESIDUAL_PIXELS):
+                (h.version in CONTEXT_VERSIONS and int(h.residual) == RESIDUAL_PIXELS):
             raise ValueError(f"pack_tile: residual kind {int(h.residual)} does not exist in format version {h.version}")
         out += bytes([h.latent, int(h.residual)])
-    out += np.stack([h.lo, h.hi], axis=1).astype(">f4").tobytes()
+    if not h.scene_range:
+        out += np.stack([h.lo, h.hi], axis=1).astype(">f4").tobytes()
     out += h.mean.astype(">f2").tobytes()
     if not identity:
         out += h.matrix.astype(np.int8).tobytes()
     present = np.asarray(present, bool)
     if h.version in ADAPTIVE_VERSIONS:
-        streams = 3 if h.version == VERSION_CONTEXT else 2
+        streams = 3 if h.version in CONTEXT_VERSIONS else 2
         if present.shape != (c,) or not isinstance(payload, tuple) or len(payload) != streams:
-            raise ValueError("pack_tile: a version 2 or 3 tile takes payload=(side, main), a version 5 tile "
+            raise ValueError("pack_tile: a version 2 or 3 tile takes payload=(side, main), a version 5 or 6 tile "
                              "(side, main, coefs), and present bool[C]")
         out += np.packbits(present).tobytes()
         for stream in payload:
@@ -145,7 +195,7 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
         out += np.packbits(present).tobytes()
         if payload is not None:
             out += _varint(len(payload)) + payload
-    if valid is not None and h.version in (VERSION_WAVELET, VERSION_CONTEXT):
+    if valid is not None and h.version in (VERSION_WAVELET, VERSION_CONTEXT, VERSION_SCENE):
         out += _coded_masks(valid, None)
     elif valid is not None:
         z = zlib.compress(np.packbits(valid).tobytes(), 9)
@@ -154,7 +204,7 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
 
 
 def _coded_masks(valid: np.ndarray | None, band_fill: np.ndarray | None) -> bytes:
-    """v3/v4/v5: the valid mask, then each band's fill mask, each as two varint-prefixed transition streams."""
+    """v3/v4/v5/v6: the valid mask, then each band's fill mask, each as two varint-prefixed transition streams."""
     out = bytearray()
     for m in ([valid] if valid is not None else []) + (list(band_fill) if band_fill is not None else []):
         for stream in _mask.encode_mask(m):
@@ -185,9 +235,11 @@ def _pack_v4(out: bytearray, h: TileHeader, payload: bytes, valid: np.ndarray | 
     return bytes(out + _coded_masks(valid, band_fill))
 
 
-def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[bytes, bytes] | None, np.ndarray | None]:
+def unpack_tile(data: bytes, scene: SceneSide | None = None
+                ) -> tuple[TileHeader, np.ndarray, bytes | tuple[bytes, bytes] | None, np.ndarray | None]:
     """Parse a tile; raises :class:`CorruptTileError` on anything malformed. The payload is ``bytes | None``
-    for version 1, ``(side, main)`` for versions 2 and 3 and ``(side, main, coefs)`` for version 5."""
+    for version 1, ``(side, main)`` for versions 2 and 3 and ``(side, main, coefs)`` for versions 5 and 6.
+    ``scene``: the scene's band ranges (from its metadata), which a v6 tile may refer to."""
     r = _Reader(bytes(data))
     version, model_id, level, dcode, c, height, width, flags = r.unpack(_FIXED)
     if version not in VERSIONS:
@@ -197,18 +249,25 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
         raise CorruptTileError(f"unknown dtype code {dcode}")
     if not 1 <= c <= MAX_BANDS or not 0 < height <= MAX_EDGE or not 0 < width <= MAX_EDGE:
         raise CorruptTileError(f"bad tile shape bands={c} height={height} width={width}")
-    if flags & ~(_F_MASK | _F_MATRIX | _F_BAND_FILL) or (flags & _F_BAND_FILL and version not in _CODED_MASK_VERSIONS) \
+    known = _F_MASK | _F_MATRIX | _F_BAND_FILL | (_F_SCENE_RANGE if version == VERSION_SCENE else 0)
+    if flags & ~known or (flags & _F_BAND_FILL and version not in _CODED_MASK_VERSIONS) \
             or (flags & _F_MATRIX and version == VERSION_PREDICTIVE):
         raise CorruptTileError(f"unknown flag bits {flags:#x} for tile format version {version}")
+    if flags & _F_SCENE_RANGE and (scene is None or len(scene.lo) != c):
+        raise CorruptTileError("the tile uses the scene's band ranges, which its scene metadata carries: decode it "
+                               "with that metadata (the ground decoder does; the tile alone cannot be decoded)")
     if version == VERSION_PREDICTIVE:
         return _unpack_v4(r, model_id, level, DTYPES[dcode], c, height, width, flags)
     latent, residual = 0, 0
     if version in ADAPTIVE_VERSIONS:
         latent, residual = r.take(2)
-        if residual > _MAX_RESIDUAL[version] or (version == VERSION_CONTEXT and residual == RESIDUAL_PIXELS):
+        if residual > _MAX_RESIDUAL[version] or (version in CONTEXT_VERSIONS and residual == RESIDUAL_PIXELS):
             raise CorruptTileError(f"residual kind {residual} does not exist in tile format version {version} "
-                                   f"({'0 or 2' if version == VERSION_CONTEXT else f'0..{_MAX_RESIDUAL[version]}'})")
-    lohi = np.frombuffer(r.take(8 * c), ">f4").astype(np.float32).reshape(c, 2)
+                                   f"({'0 or 2' if version in CONTEXT_VERSIONS else f'0..{_MAX_RESIDUAL[version]}'})")
+    if flags & _F_SCENE_RANGE:
+        lohi = np.stack([scene.lo, scene.hi], axis=1).astype(np.float32)
+    else:
+        lohi = np.frombuffer(r.take(8 * c), ">f4").astype(np.float32).reshape(c, 2)
     mean = np.frombuffer(r.take(2 * c), ">f2").astype(np.float32)
     if not (np.isfinite(lohi).all() and np.isfinite(mean).all()) or (lohi[:, 1] < lohi[:, 0]).any():
         raise CorruptTileError("band ranges or means are not finite or not ordered")
@@ -223,11 +282,11 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
         raise CorruptTileError("padding bits of the component map are set")
     present = bits[:c].astype(bool)
     if version in ADAPTIVE_VERSIONS:
-        payload = tuple(r.take(r.varint()) for _ in range(3 if version == VERSION_CONTEXT else 2))
+        payload = tuple(r.take(r.varint()) for _ in range(3 if version in CONTEXT_VERSIONS else 2))
     else:
         payload = r.take(r.varint()) if present.any() else None
     valid = None
-    if flags & _F_MASK and version in (VERSION_WAVELET, VERSION_CONTEXT):
+    if flags & _F_MASK and version in (VERSION_WAVELET, VERSION_CONTEXT, VERSION_SCENE):
         valid = _mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width)
     elif flags & _F_MASK:
         try:
@@ -241,7 +300,8 @@ def unpack_tile(data: bytes) -> tuple[TileHeader, np.ndarray, bytes | tuple[byte
     _check_consumed(r)
     header = TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height, width=width,
                         lo=lohi[:, 0].copy(), hi=lohi[:, 1].copy(), mean=mean, matrix=matrix, version=version,
-                        latent=latent, residual=int(residual), band_fill=band_fill)
+                        latent=latent, residual=int(residual), band_fill=band_fill,
+                        scene_range=bool(flags & _F_SCENE_RANGE))
     return header, present, payload, valid
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from cvae.edge.codec import adaptive as am
 from cvae.edge.codec import bitstream, coefs, rangecoder, residual, wavelet
-from cvae.edge.codec.latents import STRIDE, AnalyzedTile, Ladder, LatentModel, decode_stream, tile_header
+from cvae.edge.codec.latents import STRIDE, AnalyzedTile, Ladder, LatentModel, decode_stream, scene_range, tile_header
 from cvae.edge.codec.plan import Plan, Planner
 from cvae.edge.codec.tables import EntropyTables
 from cvae.edge.errors import CorruptTileError
@@ -34,10 +34,10 @@ LATENT_DEADZONE = 0.05
 
 
 class HybridKind:
-    """Writes v3 and reads v2/v3 tiles of an adaptive bundle's ladder."""
+    """Writes v6 and reads v2/v3/v5/v6 tiles of an adaptive bundle's ladder."""
 
     name = "hybrid"
-    version = bitstream.VERSION_CONTEXT
+    version = bitstream.VERSION_SCENE
     versions = bitstream.ADAPTIVE_VERSIONS
     spectral = True
 
@@ -107,8 +107,9 @@ class HybridKind:
     def estimate_bytes(self, a: AnalyzedTile, level: int) -> float:
         p = self.plan(a, level)
         streams = (len(p.side) > 0) + (len(p.main) > 0)  # v5's residual stream: counted exactly in p.bits
-        return p.bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None, self.version) + 2 + \
-            (bitstream.varint_size(len(p.coefs_stream)) if self.version == bitstream.VERSION_CONTEXT else 0) + \
+        return p.bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None, self.version,
+                                                  scene_range(a)) + 2 + \
+            (bitstream.varint_size(len(p.coefs_stream)) if self.version in bitstream.CONTEXT_VERSIONS else 0) + \
             am.STREAM_OVERHEAD_BYTES * streams
 
     def encode(self, a: AnalyzedTile, level: int) -> bytes:
@@ -121,7 +122,7 @@ class HybridKind:
         t = self.tables_for(p.latent)
         main = rangecoder.encode(p.main, p.main_rows, t.cdf, t.cdf_length, t.offset, t.precision) if len(p.main) else b""
         header = tile_header(a, self.model_id, level, self.version, p.latent, p.residual)
-        if self.version != bitstream.VERSION_CONTEXT:
+        if self.version not in bitstream.CONTEXT_VERSIONS:
             return bitstream.pack_tile(header, p.present, (side, main), a.valid)
         return bitstream.pack_tile(header, p.present, (side, main, p.coefs_stream), a.valid)
 
@@ -140,7 +141,7 @@ class HybridKind:
         channel = np.tile(np.arange(m, dtype=np.int32), len(present))
         ctx = [lat * m + channel]
         sizes = [np.full(len(channel), hl * wl)]
-        context = header.version == bitstream.VERSION_CONTEXT  # v5: the residual is its own stream
+        context = header.version in bitstream.CONTEXT_VERSIONS  # v5, v6: the residual is its own stream
         if header.residual and not context:
             counts = residual.block_counts(c, h, w, header.residual)
             ctx.append(np.full(len(counts), self.residual_context(level), np.int32))
@@ -182,7 +183,7 @@ class HybridKind:
         if header.residual:
             step = np.float32(self.ladder.step[level])
             shapes = residual.shapes(h, w, header.residual)
-            if header.version == bitstream.VERSION_CONTEXT:  # the coefficients in v5's coding order
+            if header.version in bitstream.CONTEXT_VERSIONS:  # the coefficients in v5's coding order
                 arrays = [band for comp in coefs.split(values[n_lat:], c, h, w) for band in comp]
             else:
                 arrays = residual.unblock(values[n_lat:], shapes * c, residual.block_size(header.residual))

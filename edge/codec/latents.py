@@ -41,6 +41,7 @@ class AnalyzedTile:
     valid: np.ndarray | None      # bool[H, W] or None when every pixel is valid
     z: np.ndarray | None = None   # float32[C, H, W] components (nodata at 0), kept for residual levels
     band_fill: np.ndarray | None = None  # bool[C, H, W]: samples of valid pixels holding the fill value
+    scene: bitstream.SceneSide | None = None  # the scene's band ranges, sent in its metadata (v6 tiles refer to them)
     cache: dict = field(default_factory=dict, compare=False, repr=False)  # parts and plans per level, g_s output
 
     @property
@@ -114,14 +115,24 @@ class LatentModel:
         return z
 
 
+def scene_range(a: AnalyzedTile) -> bool:
+    """Whether ``a``'s band ranges are bit for bit its scene's, so that a v6 tile refers to them instead of
+    sending them (the scene sends them once, in its metadata)."""
+    return a.scene is not None and np.array_equal(a.spectral.lo.view(np.uint32), a.scene.lo.view(np.uint32)) and \
+        np.array_equal(a.spectral.hi.view(np.uint32), a.scene.hi.view(np.uint32))
+
+
 def tile_header(a: AnalyzedTile, model_id: bytes, level: int, version: int, latent: int = 0,
                 residual: int = bitstream.RESIDUAL_NONE) -> bitstream.TileHeader:
-    """The header of ``a`` coded at ``level`` in format ``version`` (band fill travels in v3 and v5)."""
+    """The header of ``a`` coded at ``level`` in format ``version`` (band fill travels in v3, v5 and v6; v6
+    refers to the scene's band ranges where they are the tile's)."""
     return bitstream.TileHeader(model_id=model_id[:bitstream.MODEL_ID_BYTES], level=level, dtype=a.dtype,
                                 bands=a.shape[0], height=a.shape[1], width=a.shape[2], lo=a.spectral.lo,
                                 hi=a.spectral.hi, mean=a.spectral.mean, matrix=a.spectral.matrix, version=version,
                                 latent=latent, residual=residual,
-                                band_fill=a.band_fill if version in (bitstream.VERSION_WAVELET, bitstream.VERSION_CONTEXT) else None)
+                                band_fill=a.band_fill if version in (bitstream.VERSION_WAVELET, bitstream.VERSION_CONTEXT,
+                                                                     bitstream.VERSION_SCENE) else None,
+                                scene_range=version == bitstream.VERSION_SCENE and scene_range(a))
 
 
 def decode_stream(data: bytes, rows: np.ndarray, t: EntropyTables, what: str) -> np.ndarray:

@@ -136,14 +136,20 @@ class TileCodec:
     # -- encoder -------------------------------------------------------------------------------------
     def analyze(self, tile: np.ndarray, valid: np.ndarray | None = None,
                 band_range: tuple[np.ndarray, np.ndarray] | None = None, rotate: bool = True,
-                band_fill: np.ndarray | None = None) -> AnalyzedTile:
+                band_fill: np.ndarray | None = None, scene: bitstream.SceneSide | None = None) -> AnalyzedTile:
         """The spectral transform of ``tile: native[C, H, W]``, the analysis network to run once when a level
         needs the latents (:class:`AnalyzedTile`); ``valid: bool[H, W]`` marks data pixels.
         ``rotate=False`` codes the normalised bands themselves (no KLT), for comparison. ``band_fill:
         bool[C, H, W]``: samples of valid pixels that hold the scene's nodata value in their band only; format
-        v3 sends them so the ground restores the exact value (adaptive bundles; ignored by format v1)."""
+        v3 sends them so the ground restores the exact value (adaptive bundles; ignored by format v1).
+        ``scene``: the scene's band ranges as its metadata sends them (:class:`bitstream.SceneSide`); they
+        normalise the tile (unless ``band_range`` is given), and a v6 tile whose ranges they are refers to them."""
         tile = _check_tile(tile)
         c, h, w = tile.shape
+        if scene is not None:
+            if len(scene.lo) != c:
+                raise InputError(f"scene side information has {len(scene.lo)} bands, the tile {c}")
+            band_range = (scene.lo, scene.hi) if band_range is None else band_range
         if valid is not None:
             valid = np.asarray(valid, bool)
             if valid.shape != (h, w):
@@ -170,7 +176,7 @@ class TileCodec:
             band_fill = band_fill if band_fill.any() and self.adaptive is not None else None
         return AnalyzedTile(shape=(c, h, w), dtype=tile.dtype, spectral=st, variance=variance.astype(np.float32),
                             analysis=analysis, valid=valid, z=z if self.ladder.residual_levels else None,
-                            band_fill=band_fill)
+                            band_fill=band_fill, scene=scene)
 
     def symbols(self, a: AnalyzedTile, level: int) -> np.ndarray:
         """int32[C, M, h, w]: the quantised latents of every component at ``level``'s ladder latent level."""
@@ -225,16 +231,18 @@ class TileCodec:
         return self.encode(self.bound(tile, max_error, valid, band_fill), 0)
 
     # -- decoder -------------------------------------------------------------------------------------
-    def parse_integers(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:
-        """A v2/v3 tile's integers, ``(indexes int32[G], values int32[N])``: everything the decoder derives from
-        the stream before any network runs (identical on every platform by construction)."""
-        header, present_mask, payload, _ = bitstream.unpack_tile(data)
+    def parse_integers(self, data: bytes, scene: bitstream.SceneSide | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A v2/v3/v5/v6 tile's integers, ``(indexes int32[G], values int32[N])``: everything the decoder derives
+        from the stream before any network runs (identical on every platform by construction)."""
+        header, present_mask, payload, _ = bitstream.unpack_tile(data, scene)
         if header.version not in bitstream.ADAPTIVE_VERSIONS or self.adaptive is None or header.level >= self.levels:
             raise CorruptTileError("parse_integers reads version 2 and 3 tiles of this adaptive bundle's levels")
         return self.hybrid.integers(header, present_mask, payload)[:2]
 
-    def decompress(self, data: bytes) -> DecodedTile:
-        header, present_mask, payload, valid = bitstream.unpack_tile(data)
+    def decompress(self, data: bytes, scene: bitstream.SceneSide | None = None) -> DecodedTile:
+        """A tile's bytes -> pixels; ``scene``: its scene's side information (from the scene metadata), which
+        a v6 tile may refer to (:class:`bitstream.SceneSide`)."""
+        header, present_mask, payload, valid = bitstream.unpack_tile(data, scene)
         if header.model_id not in self.accepted_ids:
             raise CorruptTileError(f"tile was coded with model {header.model_id.hex()}, this bundle is "
                                    f"{self.model_id[:bitstream.MODEL_ID_BYTES].hex()}; decode with the matching bundle")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cvae.edge.codec import bitstream
 from cvae.edge.codec import packets as pk
 from cvae.edge.daemon.logs import log
 from cvae.edge.daemon.spool import finish_input, outbox_bytes
@@ -95,7 +96,9 @@ class SceneCoding:
         self.journal.set_tiles(scene, len(windows))
         stream = SceneStream.for_scene(info.header(), path.stem, self.bundle, self.cfg.tile_size, scene,
                                        len(windows), source_dtype=info.source_dtype,
-                                       extra={"scene_id": scene, **quality})
+                                       extra={"scene_id": scene, **quality}, band_range=info.band_range
+                                       if self.codec.version == bitstream.VERSION_SCENE else None,
+                                       max_error=self.cfg.max_error)
         job = SceneJob(path, scene, info, windows, stream)
         log("scene_start", scene=scene, file=path.name, shape=list(info.shape), tiles=len(windows))
         threads = self.cfg.coding_threads
@@ -145,7 +148,7 @@ class SceneCoding:
                 win = job.windows[unit]
                 cfg = self.cfg
                 tile, level = prepare_tile(self.codec, *rows.tile(win), job.info, cfg.level, cfg.tile_bytes,
-                                           cfg.max_error, cfg.psnr)
+                                           cfg.max_error, cfg.psnr, scene=job.stream.side)
                 work = UnitWork(unit, work.name, tile, win, t0, level)
             if not settle(threads - 1):
                 return False

@@ -1,25 +1,28 @@
-"""Golden tiles of bitstreams v5 and v3 (tests/edge/codec/golden/make_tile_v5_golden.py, make_tile_v3_golden.py): a
-residual-only tile, a hybrid tile (latents + wavelet residual, context-coded in v5) and a masked tile with per-band
-fill, as the shipped bundle writes them (v5, full mode search) and wrote them before v5 (v3, decode-only now).
+"""Golden tiles of bitstreams v6, v5 and v3 (tests/edge/codec/golden/make_tile_v6_golden.py, make_tile_v5_golden.py,
+make_tile_v3_golden.py): a residual-only tile, a hybrid tile (latents + wavelet residual, context-coded since v5; in
+v6 its band ranges are its scene's, sent in the scene metadata) and a masked tile with per-band fill, as the shipped
+bundle writes them (v6, full mode search) and wrote them before (v5 and v3, decode-only now).
 
 Two tiers:
-- bytes (v5): the encoder still writes exactly the golden bytes. The encoder runs the float network, so this is
+- bytes (v6): the encoder still writes exactly the golden bytes. The encoder runs the float network, so this is
   checked on the platform the goldens were made on only: x86-64, CPU ONNX Runtime (float32).
 - integers (both versions): on any platform, decoding the golden bytes gives the same header fields, scale
   indexes, latent symbols and residual coefficients (``TileCodec.parse_integers``), mask and band fill, and, for
   the residual-only tiles (no network runs), the same pixels.
 
-``UPDATE_GOLDENS=1 pytest tests/edge/codec/test_golden_tiles.py`` rewrites the v5 golden files.
+``UPDATE_GOLDENS=1 pytest tests/edge/codec/test_golden_tiles.py`` rewrites the v6 golden files.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
 from types import SimpleNamespace
 
 import make_tile_v3_golden as golden_v3  # tests/edge/codec/golden, on pythonpath (pyproject.toml)
-import make_tile_v5_golden as golden
+import make_tile_v5_golden as golden_v5
+import make_tile_v6_golden as golden
 import numpy as np
 import pytest
 
@@ -48,14 +51,18 @@ def expected() -> dict:
     return json.loads(golden.INTEGERS.read_text())
 
 
-@pytest.fixture(scope="module", params=[5, 3], ids=["v5", "v3"])
+@pytest.fixture(scope="module", params=[6, 5, 3], ids=["v6", "v5", "v3"])
 def goldens(request, tiles, expected) -> SimpleNamespace:
-    """The golden tiles of one version with what they decode to (v3: the frozen files)."""
-    if request.param == 5:
-        return SimpleNamespace(version=bitstream.VERSION_CONTEXT, tiles=tiles, expected=expected)
-    return SimpleNamespace(version=bitstream.VERSION_WAVELET,
-                           tiles={name: path.read_bytes() for name, path in golden_v3.FILES.items()},
-                           expected=json.loads(golden_v3.INTEGERS.read_text()))
+    """The golden tiles of one version with what they decode to (v5, v3: the frozen files) and the scene side
+    information each decodes with (v6's hybrid tile: its scene's band ranges; passing it to the others is
+    harmless: a tile without flag bit 3 carries its own)."""
+    if request.param == 6:
+        expected = dict(expected)
+        scene = bitstream.SceneSide.from_metadata({"band_range": expected.pop("scene_band_range")}, golden.BANDS)
+        return SimpleNamespace(version=bitstream.VERSION_SCENE, tiles=tiles, expected=expected, scene=scene)
+    old = golden_v5 if request.param == 5 else golden_v3
+    return SimpleNamespace(version=request.param, tiles={name: path.read_bytes() for name, path in old.FILES.items()},
+                           expected=json.loads(old.INTEGERS.read_text()), scene=None)
 
 
 class _NoNetwork:
@@ -73,8 +80,33 @@ def _codec_without_network(bundle) -> TileCodec:
 
 
 @pytest.mark.skipif(not X86_64, reason="golden encode bytes involve the float network: made on x86-64 CPU ONNX Runtime")
-def test_encoder_writes_the_golden_v5_tiles_bytes_on_x86_64_cpu_onnxruntime(full, tiles):
+def test_encoder_writes_the_golden_v6_tiles_bytes_on_x86_64_cpu_onnxruntime(full, tiles):
     assert golden.encode_all(full) == tiles
+
+
+def test_v6_is_v5_but_for_the_version_byte_and_the_band_ranges_left_to_the_scene(tiles, expected):
+    """Tiles that carry their own band ranges are v5's bytes with version 6; the hybrid tile, whose band ranges
+    are the scene's, is 8 bytes per band shorter and decodes only with them."""
+    for name in ("residual", "masked"):
+        v5 = golden_v5.FILES[name].read_bytes()
+        assert tiles[name] == bytes([bitstream.VERSION_SCENE]) + v5[1:], name
+    assert len(golden_v5.FILES["hybrid"].read_bytes()) - len(tiles["hybrid"]) == 8 * golden.BANDS
+    with pytest.raises(CorruptTileError, match="scene's band ranges"):
+        bitstream.unpack_tile(tiles["hybrid"])
+    h = bitstream.unpack_tile(tiles["hybrid"], golden.SCENE)[0]
+    assert h.scene_range and (h.lo == golden.SCENE.lo).all() and (h.hi == golden.SCENE.hi).all()
+    assert expected["scene_band_range"] == golden.SCENE.to_metadata()["band_range"]
+
+
+def test_the_scene_band_range_flag_is_corrupt_before_v6(tiles):
+    for version in (bitstream.VERSION_WAVELET, bitstream.VERSION_CONTEXT):
+        bad = bytes([version]) + tiles["hybrid"][1:]
+        with pytest.raises(CorruptTileError, match="unknown flag bits"):
+            bitstream.unpack_tile(bad, golden.SCENE)
+    h = bitstream.unpack_tile(tiles["hybrid"], golden.SCENE)[0]
+    with pytest.raises(ValueError, match="version 6"):
+        bitstream.pack_tile(dataclasses.replace(h, version=bitstream.VERSION_CONTEXT), np.ones(4, bool),
+                            (b"", b"", b""), None)
 
 
 def test_the_default_search_codes_the_finest_levels_without_any_network(bundle, tiles):
@@ -93,7 +125,7 @@ def test_the_default_search_codes_the_finest_levels_without_any_network(bundle, 
 
 
 def test_golden_tiles_code_their_modes(goldens):
-    headers = {name: bitstream.unpack_tile(data) for name, data in goldens.tiles.items()}
+    headers = {name: bitstream.unpack_tile(data, goldens.scene) for name, data in goldens.tiles.items()}
     for name, (h, present, _, valid) in headers.items():
         assert h.version == goldens.version, name
         assert h.residual == bitstream.RESIDUAL_WAVELET, name
@@ -109,7 +141,7 @@ def test_golden_tiles_parse_to_their_integers_and_header_fields(bundle, goldens)
     assert set(goldens.expected) == set(goldens.tiles)
     quiet = _codec_without_network(bundle)  # parsing the integers runs no network, on any tile
     for name, data in goldens.tiles.items():
-        assert golden.describe(quiet, data) == goldens.expected[name], name
+        assert golden.describe(quiet, data, goldens.scene) == goldens.expected[name], name
 
 
 def test_golden_masked_tile_decodes_its_mask_and_band_fill(bundle, goldens):
@@ -143,8 +175,8 @@ def test_residual_only_golden_tile_is_close_to_its_input(bundle, goldens):
 def test_hybrid_golden_tile_needs_the_network(bundle, codec, goldens):
     tiles = goldens.tiles
     with pytest.raises(AssertionError, match="synthesis ran"):
-        _codec_without_network(bundle).decompress(tiles["hybrid"])
-    d = codec.decompress(tiles["hybrid"])
+        _codec_without_network(bundle).decompress(tiles["hybrid"], goldens.scene)
+    d = codec.decompress(tiles["hybrid"], goldens.scene)
     err = np.abs(d.pixels.astype(np.int64) - golden.walk_tile(0)).mean()
     assert err < 8  # level 9 quantisation; float synthesis involved, so bounded, not exact; measured 4.8 DN
 
@@ -155,20 +187,21 @@ def _with_residual_byte(data: bytes, kind: int) -> bytes:
 
 
 @pytest.mark.parametrize("kind", [1, 3, 255])
-def test_a_v5_tile_declaring_another_residual_kind_is_corrupt(tiles, kind):
+def test_a_v6_tile_declaring_another_residual_kind_is_corrupt(tiles, kind):
     with pytest.raises(CorruptTileError, match="residual kind"):
         bitstream.unpack_tile(_with_residual_byte(tiles["residual"], kind))
 
 
-def test_a_v5_residual_stream_where_the_header_has_none_is_corrupt(bundle, tiles):
+def test_a_v6_residual_stream_where_the_header_has_none_is_corrupt(bundle, tiles):
     quiet = _codec_without_network(bundle)
     with pytest.raises(CorruptTileError):  # kind 0 with a coefficient stream present
         quiet.decompress(_with_residual_byte(tiles["residual"], 0))
 
 
-def test_damaged_v5_tiles_raise_corrupt_tile_only(bundle, tiles, rng):
+@pytest.mark.parametrize("name", ["masked", "hybrid"])
+def test_damaged_v6_tiles_raise_corrupt_tile_only(bundle, tiles, rng, name):
     quiet = _codec_without_network(bundle)
-    data = tiles["masked"]
+    data = tiles[name]
     for _ in range(300):  # flipped bits and cuts anywhere: a CorruptTileError or a decode, nothing else
         bad = bytearray(data)
         if rng.random() < 0.5:
@@ -176,7 +209,7 @@ def test_damaged_v5_tiles_raise_corrupt_tile_only(bundle, tiles, rng):
         else:
             bad = bad[:int(rng.integers(len(bad)))]
         try:
-            quiet.decompress(bytes(bad))
+            quiet.decompress(bytes(bad), golden.SCENE)
         except CorruptTileError:
             pass
         except AssertionError as e:  # a flipped present bit asks for latents: the network would run

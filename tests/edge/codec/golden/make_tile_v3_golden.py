@@ -1,7 +1,7 @@
 """The golden tiles of bitstream version 3, as the shipped (adaptive) bundle wrote them before version 5.
 
-Frozen: the encoder writes version 5 now (make_tile_v5_golden.py codes the same inputs), so these files are
-decode-only goldens (version 3 keeps decoding). This module keeps their inputs and ``describe``.
+Frozen: the encoder writes version 6 now (make_tile_v6_golden.py codes the same inputs), so these files are
+decode-only goldens (version 3 keeps decoding). This module keeps the inputs and ``describe`` of every version.
 
 Three 4-band 64 x 64 uint16 tiles built from seeded integers only (an integer random walk plus noise), each
 encoded by ``TileCodec.analyze`` / ``encode`` of the shipped bundle on ONNX Runtime (CPU, float32):
@@ -70,13 +70,22 @@ CASES = {
 }
 
 
-def analyzed(codec: TileCodec, name: str):
+def hybrid_band_range() -> tuple[np.ndarray, np.ndarray]:
+    """The hybrid case's scene-wide band range (wider than the tile's: what makes the latents pay there)."""
+    t = walk_tile(0)
+    hi = np.float32(3000 + (t.astype(np.int64) - 2000).max() // 2)
+    return np.full(BANDS, 1000, np.float32), np.full(BANDS, hi, np.float32)
+
+
+def analyzed(codec: TileCodec, name: str, scene: bitstream.SceneSide | None = None):
+    """``scene`` (format v6): the hybrid case's band range as scene side information, which its tile then
+    refers to instead of carrying it."""
     if name == "residual":
         return codec.analyze(walk_tile(0))
-    if name == "hybrid":  # a scene-wide band range wider than the tile's: what makes the latents pay here
-        t = walk_tile(0)
-        hi = np.float32(3000 + (t.astype(np.int64) - 2000).max() // 2)
-        return codec.analyze(t, band_range=(np.full(BANDS, 1000, np.float32), np.full(BANDS, hi, np.float32)))
+    if name == "hybrid":
+        if scene is not None:
+            return codec.analyze(walk_tile(0), scene=scene)
+        return codec.analyze(walk_tile(0), band_range=hybrid_band_range())
     tile, valid, band_fill = masked_inputs()
     return codec.analyze(tile, valid, band_fill=band_fill)
 
@@ -90,10 +99,11 @@ def sha(a: np.ndarray, dtype: str) -> str:
     return hashlib.sha256(np.ascontiguousarray(a, dtype=np.dtype(dtype)).tobytes()).hexdigest()
 
 
-def describe(codec: TileCodec, data: bytes) -> dict:
-    """Everything a decoder derives from ``data`` without running a float network (platform independent)."""
-    header, present, _, valid = bitstream.unpack_tile(data)
-    idx, values = codec.parse_integers(data)
+def describe(codec: TileCodec, data: bytes, scene: bitstream.SceneSide | None = None) -> dict:
+    """Everything a decoder derives from ``data`` (with its scene's side information, format v6) without running
+    a float network (platform independent)."""
+    header, present, _, valid = bitstream.unpack_tile(data, scene)
+    idx, values = codec.parse_integers(data, scene)
     out = {"version": header.version, "level": header.level, "latent": header.latent, "residual": header.residual,
            "dtype": header.dtype.name, "shape": [header.bands, header.height, header.width],
            "model_id": header.model_id.hex(), "present": present.astype(int).tolist(),
@@ -104,12 +114,12 @@ def describe(codec: TileCodec, data: bytes) -> dict:
            "valid": None if valid is None else sha(np.packbits(valid), "u1"),
            "band_fill": None if header.band_fill is None else sha(np.packbits(header.band_fill), "u1")}
     if not present.any():  # residual only: decoding runs no network, the pixels are exact everywhere
-        out["pixels_sha256"] = sha(codec.decompress(data).pixels, ">u2")
+        out["pixels_sha256"] = sha(codec.decompress(data, scene).pixels, ">u2")
     return out
 
 
 def main() -> int:
-    print("the version 3 goldens are frozen (the encoder writes version 5): use make_tile_v5_golden.py")
+    print("the version 3 goldens are frozen (the encoder writes version 6): use make_tile_v6_golden.py")
     return 1
 
 
