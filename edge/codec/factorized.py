@@ -40,8 +40,10 @@ class FactorizedKind:
         return level
 
     def symbols(self, a: AnalyzedTile, lat: int) -> np.ndarray:
-        """int32[C, M, h, w]: the latents of latent level ``lat``, rounded to the nearest integer."""
-        return np.round(a.y * self.latents.gain[lat][None, :, None, None]).astype(np.int32)
+        """int32[C, M, h, w]: the latents of latent level ``lat``, rounded to the nearest integer, of the components
+        coded there (:meth:`LatentModel.coded`; the others' are not analysed for it and not used)."""
+        return np.round(a.latents(self.latents.coded(a, lat)) * self.latents.gain[lat][None, :, None, None]
+                        ).astype(np.int32)
 
     def estimate_bytes(self, a: AnalyzedTile, level: int) -> float:
         sym = self.symbols(a, level)

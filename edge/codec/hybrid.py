@@ -96,8 +96,9 @@ class HybridKind:
         return self._fcosts[lat]
 
     def symbols(self, a: AnalyzedTile, lat: int) -> np.ndarray:
-        """int32[C, M, h, w]: the latents of latent level ``lat``, rounded with :data:`LATENT_DEADZONE`."""
-        y = a.y * self.latents.gain[lat][None, :, None, None]
+        """int32[C, M, h, w]: the latents of latent level ``lat``, rounded with :data:`LATENT_DEADZONE`, of the
+        components coded there (:meth:`LatentModel.coded`; the others' are not analysed for it and not used)."""
+        y = a.latents(self.latents.coded(a, lat)) * self.latents.gain[lat][None, :, None, None]
         return (np.sign(y) * np.floor(np.abs(y) + (0.5 - LATENT_DEADZONE))).astype(np.int32)
 
     # -- encoder --------------------------------------------------------------------------------------------

@@ -30,31 +30,49 @@ STRIDE = 16
 @dataclass(frozen=True)
 class AnalyzedTile:
     """A tile after the spectral transform, before quantisation: every level can be coded from it. The analysis
-    network runs when something first asks for the latents ``y``: a tile coded as the residual alone never
-    runs it (:data:`cvae.edge.codec.plan.NETWORK_FREE_STEP`)."""
+    network runs when something first asks for a component's latents, on that component only: a tile coded as
+    the residual alone never runs it (:data:`cvae.edge.codec.plan.NETWORK_FREE_STEP`), and components too faint
+    to be coded at a level (:meth:`LatentModel.coded`) are not analysed for it."""
 
     shape: tuple[int, int, int]   # C, H, W
     dtype: np.dtype
     spectral: SpectralTransform
     variance: np.ndarray          # float32[C] per component over valid pixels
-    analysis: Callable[[], np.ndarray] | np.ndarray  # float32[C, M, h, w] latents, or the network run making them
+    analysis: Callable[[np.ndarray], np.ndarray] | np.ndarray  # float32[C, M, h, w] latents, or the network run
+    #: making them for the components given (int[k] indexes -> float32[k, M, h, w])
     valid: np.ndarray | None      # bool[H, W] or None when every pixel is valid
     z: np.ndarray | None = None   # float32[C, H, W] components (nodata at 0), kept for residual levels
     band_fill: np.ndarray | None = None  # bool[C, H, W]: samples of valid pixels holding the fill value
     scene: bitstream.SceneSide | None = None  # the scene's band ranges, sent in its metadata (v6 tiles refer to them)
+    latent_shape: tuple[int, int, int] = (0, 0, 0)  # M, h, w of one component's latents
     cache: dict = field(default_factory=dict, compare=False, repr=False)  # parts and plans per level, g_s output
 
     @property
     def y(self) -> np.ndarray:
-        """float32[C, M, h, w]: the analysis network's latents (run on first use, then kept)."""
-        if "y" not in self.cache:
-            self.cache["y"] = self.analysis() if callable(self.analysis) else self.analysis
+        """float32[C, M, h, w]: the analysis network's latents of every component (run on first use, then kept)."""
+        return self.latents(np.ones(self.shape[0], bool))
+
+    def latents(self, keep: np.ndarray) -> np.ndarray:
+        """float32[C, M, h, w]: the latents of the components ``keep: bool[C]`` (the network runs on those not
+        analysed yet, once each); the other components' rows are whatever is known of them (zeros if nothing)."""
+        if not callable(self.analysis):
+            return self.analysis
+        done = self.cache.setdefault("y_done", np.zeros(self.shape[0], bool))
+        todo = np.flatnonzero(np.asarray(keep, bool) & ~done)
+        if len(todo):
+            y = self.analysis(todo)
+            if "y" not in self.cache:
+                self.cache["y"] = np.zeros((self.shape[0],) + y.shape[1:], np.float32)
+            self.cache["y"][todo] = y
+            done[todo] = True
+        if "y" not in self.cache:  # no component asked for: no network run, all latents zero
+            self.cache["y"] = np.zeros((self.shape[0],) + tuple(self.latent_shape), np.float32)
         return self.cache["y"]
 
     @property
     def analysed(self) -> bool:
-        """Whether the analysis network has run (or was given)."""
-        return "y" in self.cache or not callable(self.analysis)
+        """Whether the analysis network has run (on some component) or was given."""
+        return not callable(self.analysis) or bool(self.cache.get("y_done", np.zeros(0, bool)).any())
 
 
 @dataclass(frozen=True)

@@ -165,8 +165,8 @@ class TileCodec:
             variance = z.reshape(c, -1).var(axis=1)
         hp, wp = -(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE
 
-        def analysis() -> np.ndarray:  # run when a level first needs the latents (never for the residual alone)
-            zp = np.pad(z, ((0, 0), (0, hp - h), (0, wp - w)), mode="edge")[:, None]
+        def analysis(components: np.ndarray) -> np.ndarray:  # run for the components a level first needs
+            zp = np.pad(z[components], ((0, 0), (0, hp - h), (0, wp - w)), mode="edge")[:, None]
             return self.transforms.analysis(np.ascontiguousarray(zp, np.float32))
 
         if band_fill is not None:
@@ -176,7 +176,8 @@ class TileCodec:
             band_fill = band_fill if band_fill.any() and self.adaptive is not None else None
         return AnalyzedTile(shape=(c, h, w), dtype=tile.dtype, spectral=st, variance=variance.astype(np.float32),
                             analysis=analysis, valid=valid, z=z if self.ladder.residual_levels else None,
-                            band_fill=band_fill, scene=scene)
+                            band_fill=band_fill, scene=scene,
+                            latent_shape=(self.latents.channels, hp // STRIDE, wp // STRIDE))
 
     def symbols(self, a: AnalyzedTile, level: int) -> np.ndarray:
         """int32[C, M, h, w]: the quantised latents of every component at ``level``'s ladder latent level."""

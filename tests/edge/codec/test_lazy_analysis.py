@@ -1,0 +1,62 @@
+"""The analysis network runs per component, only for the components a level codes (issue 17: no network where it
+does not pay): a component too faint to be coded at a level (``LatentModel.coded``) is never analysed for it, and
+the tile's bytes are those of analysing every component at once."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+class _Counting:
+    """The bundle's transforms, recording how many components each analysis call gets."""
+
+    def __init__(self, inner):
+        self.inner, self.batches = inner, []
+
+    def analysis(self, x):
+        self.batches.append(x.shape[0])
+        return self.inner.analysis(x)
+
+    def synthesis(self, y_hat):
+        return self.inner.synthesis(y_hat)
+
+
+def _tile(seed: int = 4) -> np.ndarray:
+    """uint16[4, 64, 64]: one textured band and three near copies of it (after the KLT, one strong component and
+    three faint ones)."""
+    rng = np.random.default_rng(seed)
+    f = rng.integers(-3, 4, (64, 64)).cumsum(0).cumsum(1)
+    f = (f - f.min()) * 4
+    return np.stack([1000 + f * (k + 2) // 2 + rng.integers(0, 2, (64, 64)) for k in range(4)]).astype(np.uint16)
+
+
+@pytest.fixture(scope="module")
+def counting(bundle):
+    t = _Counting(bundle.codec("onnxruntime").transforms)
+    return t, bundle.codec(transforms=t)
+
+
+@pytest.mark.parametrize("level", [0, 1, 3])
+def test_only_the_coded_components_are_analysed_and_the_bytes_do_not_change(bundle, codec, counting, level):
+    t, lazy = counting
+    t.batches.clear()
+    a = lazy.analyze(_tile())
+    coded = lazy.coded_components(a, level)
+    assert 0 < coded.sum() < 4  # the tile is built so: some components faint
+    data = lazy.encode(a, level)
+    assert sum(t.batches) == coded.sum() if level < 2 else sum(t.batches) <= 4
+    assert data == codec.encode(codec.analyze(_tile()), level)
+    full = codec.analyze(_tile())
+    np.testing.assert_array_equal(full.y[coded], a.latents(coded)[coded])
+
+
+def test_a_component_is_analysed_once_whatever_asks_for_it(counting):
+    t, lazy = counting
+    t.batches.clear()
+    a = lazy.analyze(_tile())
+    assert not a.analysed
+    lazy.encode(a, 0)
+    first = sum(t.batches)
+    lazy.encode(a, 0)
+    assert sum(t.batches) == first and a.analysed
+    assert a.y.shape[0] == 4 and sum(t.batches) == 4  # every component now, the coded ones not again
