@@ -33,7 +33,7 @@ __all__ = ["Part", "Plan", "Planner", "MODE_SEARCHES", "RESIDUAL_DEADZONES", "rd
 RESIDUAL_DEADZONES = (0.0, 0.1, 0.2, 0.3)
 #: 'auto' (the default): the residual alone, with no network at all, on residual levels whose step is at most
 #: :data:`NETWORK_FREE_STEP`, 'ladder' on the other residual levels (measured against 'full' on the validation set:
-#: median +0.03% BD-rate, at most +0.98% on one scene, benchmarks/results/shortcut.md); 'full': every allowed latent
+#: median +0.02% BD-rate, at most +0.75% on one scene, benchmarks/results/shortcut.md); 'full': every allowed latent
 #: level (one synthesis each); 'ladder':
 #: the ladder's own mode only (one synthesis); 'residual': the residual alone on every residual level (no
 #: synthesis; the wavelet-only counterfactual). All also weigh the residual-only tile on residual levels.
