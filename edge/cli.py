@@ -91,7 +91,9 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
     g.add_argument("--psnr", type=float, help="quality in dB: each tile at the cheapest rate level or error bound "
                                               "that reaches it (PSNR per band over valid pixels, peak = the band's "
                                               "range in the scene)")
-    p.add_argument("--tile-size", type=int, default=256, help="tile edge in pixels (multiple of 16)")
+    p.add_argument("--tile-size", type=int, default=None,
+                   help="tile edge in pixels (multiple of 16); default: 512 on the levels that code latents only "
+                        "(the lowest rates: fewer per-tile costs), 256 elsewhere")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                    help="tiles coded in parallel (default: the cores this process may use; the network then runs "
                         "one thread per tile); the packets are the same whatever the count")
@@ -104,8 +106,8 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
                         "400,000,000)")
     p.add_argument("--mode-search", choices=["auto", "full", "ladder"], default="auto",
                    help="residual levels: auto (default) codes the finest levels as the wavelet residual alone with "
-                        "no network and searches fully elsewhere; full tries every allowed latent level per tile "
-                        "(one synthesis each); ladder only the ladder's (faster on a CPU, a few percent more bits)")
+                        "no network and tries the ladder's latent level elsewhere; full tries every allowed latent "
+                        "level per tile (one synthesis each); ladder the ladder's own everywhere")
     p.add_argument("--strict-budget", action="store_true",
                    help="fail (exit 3, nothing written) when --tile-bytes/--scene-bytes cannot be met even at level 0; "
                         "default: write the file and warn")
@@ -129,7 +131,7 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
         for flag, v in (("--tile-bytes", a.tile_bytes), ("--scene-bytes", a.scene_bytes)):
             if v is not None and v <= 0:
                 raise ValueError(f"{flag} {v}: give a positive byte budget")
-        if a.tile_size <= 0 or a.tile_size % 16:
+        if a.tile_size is not None and (a.tile_size <= 0 or a.tile_size % 16):
             raise ValueError(f"--tile-size {a.tile_size} is not a positive multiple of 16")
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
