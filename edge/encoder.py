@@ -91,9 +91,9 @@ def scene_metadata(raster: Raster, name: str, bundle: Bundle, tile_size: int, so
 
 #: tile edges: the default, and the one of latent-only levels (lowest rates), where each tile's fixed costs (CCSDS
 #: framing, header with means and KLT, range-coder final states, mask restarts, metadata copies) are a large share
-#: of the bytes: 512-pixel tiles there need 5-23% fewer bytes at level 0 on the multi-tile validation scenes, at
-#: the same PSNR within 0.2 dB (benchmarks/results/tile_size.md); on residual levels the per-tile KLT of 256-pixel
-#: tiles pays more than that (NAIP: +6% BD-rate with 512 everywhere).
+#: of the bytes: 512-pixel tiles there need 4.5-22% fewer bytes at level 0 on the six multi-tile validation scenes,
+#: PSNR -0.18 to +0.36 dB (benchmarks/results/tile_size.md); on residual levels the per-tile KLT of 256-pixel tiles
+#: pays more than that (NAIP: +5.0% BD-rate with 512 everywhere, +0.6% with this rule, from level 1).
 DEFAULT_TILE, LOW_RATE_TILE = 256, 512
 
 
