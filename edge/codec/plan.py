@@ -211,10 +211,15 @@ class Planner:
         b = residual.block_size(bitstream.RESIDUAL_WAVELET)
         arrays, err, total = [], 0.0, 0.0
         for comp in range(c):
-            coefs = [x / np.float32(step) for x in wavelet.forward(r[comp], levels)]
+            coefs = wavelet.forward(r[comp], levels)
+            shapes = [x.shape for x in coefs]
+            ends = np.cumsum([x.size for x in coefs])[:-1]
+            flat = np.concatenate([x.reshape(-1) for x in coefs]) / np.float32(step)  # every subband at once
+            sign, mag = np.sign(flat), np.abs(flat)
             best = None
             for theta in RESIDUAL_DEADZONES:
-                q = [(np.sign(x) * np.floor(np.abs(x) + (0.5 - theta))).astype(np.int32) for x in coefs]
+                qf = (sign * np.floor(mag + (0.5 - theta))).astype(np.int32)
+                q = [x.reshape(shape) for x, shape in zip(np.split(qf, ends), shapes)]
                 bits = sum(_coefs.block_bits(x, x.shape[0], x.shape[1], b, bank, am.COST_SPAN, index_costs) for x in q)
                 e = r[comp] - wavelet.inverse([x.astype(np.float32) for x in q], levels) * np.float32(step)
                 if a.valid is not None:
