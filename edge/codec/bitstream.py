@@ -80,8 +80,8 @@ class SceneSide:
     the band ranges, which every lossy tile of a scene is normalised with. A v6 tile whose own ranges are bit
     for bit these omits them (flag bit 3); it then decodes only with them, which the ground has wherever it
     can place the tile at all (the metadata is repeated). (A scene-wide KLT was measured and left out: tiles
-    coded with the scene's rotation instead of their own lose more than the matrix bytes at every level
-    above 1, benchmarks/results/scene_side.md.)
+    coded with the scene's rotation instead of their own lose more than the matrix bytes above the lowest
+    levels: benchmarks/scene_klt.py, results/scene_klt.md.)
 
     lo, hi: float32[C], ``hi >= lo``, finite."""
 

@@ -40,11 +40,13 @@ class SpectralTransform:
 
     @classmethod
     def fit(cls, x: np.ndarray, valid: np.ndarray | None = None,
-            band_range: tuple[np.ndarray, np.ndarray] | None = None, rotate: bool = True) -> "SpectralTransform":
+            band_range: tuple[np.ndarray, np.ndarray] | None = None, rotate: bool = True,
+            matrix: np.ndarray | None = None) -> "SpectralTransform":
         """Fit to a tile ``x: float[C, H, W]`` over ``valid: bool[H, W]`` pixels (all when None).
 
         ``band_range`` fixes (lo, hi) per band, e.g. the scene's range, so that every tile of a scene is
-        coded to the same absolute error; by default the tile's own valid range is used.
+        coded to the same absolute error; by default the tile's own valid range is used. ``matrix`` (int8[C, C])
+        replaces the tile's own KLT, for comparison (a scene-wide rotation: benchmarks/scene_klt.py).
         """
         c = x.shape[0]
         flat = x.reshape(c, -1).astype(np.float64)
@@ -62,7 +64,9 @@ class SpectralTransform:
         scale = _scale(lo, hi)
         n = (flat - lo[:, None].astype(np.float64)) / scale[:, None]
         mean = (n.mean(axis=1) if n.shape[1] else np.zeros(c)).astype(np.float16).astype(np.float32)
-        if rotate and c > 1 and n.shape[1] > 1:
+        if matrix is not None:
+            matrix = np.asarray(matrix, np.int8).reshape(c, c)
+        elif rotate and c > 1 and n.shape[1] > 1:
             cov = np.cov(n)
             w, v = np.linalg.eigh(cov)
             v = v[:, np.argsort(w)[::-1]].T  # rows = axes, largest variance first

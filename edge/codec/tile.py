@@ -136,14 +136,16 @@ class TileCodec:
     # -- encoder -------------------------------------------------------------------------------------
     def analyze(self, tile: np.ndarray, valid: np.ndarray | None = None,
                 band_range: tuple[np.ndarray, np.ndarray] | None = None, rotate: bool = True,
-                band_fill: np.ndarray | None = None, scene: bitstream.SceneSide | None = None) -> AnalyzedTile:
+                band_fill: np.ndarray | None = None, scene: bitstream.SceneSide | None = None,
+                matrix: np.ndarray | None = None) -> AnalyzedTile:
         """The spectral transform of ``tile: native[C, H, W]``, the analysis network to run once when a level
         needs the latents (:class:`AnalyzedTile`); ``valid: bool[H, W]`` marks data pixels.
         ``rotate=False`` codes the normalised bands themselves (no KLT), for comparison. ``band_fill:
         bool[C, H, W]``: samples of valid pixels that hold the scene's nodata value in their band only; format
         v3 sends them so the ground restores the exact value (adaptive bundles; ignored by format v1).
         ``scene``: the scene's band ranges as its metadata sends them (:class:`bitstream.SceneSide`); they
-        normalise the tile (unless ``band_range`` is given), and a v6 tile whose ranges they are refers to them."""
+        normalise the tile (unless ``band_range`` is given), and a v6 tile whose ranges they are refers to them.
+        ``matrix``: an int8 rotation used instead of the tile's own KLT (for comparison)."""
         tile = _check_tile(tile)
         c, h, w = tile.shape
         if scene is not None:
@@ -156,7 +158,7 @@ class TileCodec:
                 raise InputError(f"valid mask shape {valid.shape} != tile shape {(h, w)}; pass a bool[H, W] mask")
             if valid.all():
                 valid = None
-        st = SpectralTransform.fit(tile, valid, band_range=band_range, rotate=rotate)
+        st = SpectralTransform.fit(tile, valid, band_range=band_range, rotate=rotate, matrix=matrix)
         z = st.forward(tile)
         if valid is not None:
             z[:, ~valid] = 0.0  # fill with the band mean: nodata costs no bits
