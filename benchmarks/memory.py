@@ -6,7 +6,7 @@ The scenes are a real one (default: the NAIP RGBN validation scene) tiled up to 
 GeoTIFFs in a temporary folder; each encode runs in its own process and reports its peak RSS
 (``getrusage``). ``--scene-bytes`` holds every tile's analysis for the allocation and is not bounded.
 
-    python benchmarks/memory.py [--scene PATH] [--sizes 1024 2048 4096] [--level 3 | --max-error E] [--daemon] [--out benchmarks/results]
+    python benchmarks/memory.py [--scene PATH] [--sizes 1024 2048 4096] [--level 3 | --max-error E] [--tile-size T] [--daemon] [--out benchmarks/results]
 """
 from __future__ import annotations
 
@@ -73,6 +73,7 @@ def main(argv=None) -> int:
     p.add_argument("--scene", type=Path, default=ROOT.parent / "shared" / "data" / "scenes" / "naip_va_1m_rgbn.tif")
     p.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
     p.add_argument("--level", type=int, default=3)
+    p.add_argument("--tile-size", type=int, default=None, help="cvae-encode --tile-size (default: its own rule)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--daemon", action="store_true", help="measure the daemon (cvae-edge --once) instead")
     p.add_argument("--max-error", type=int, default=None,
@@ -96,7 +97,8 @@ def main(argv=None) -> int:
                 cmd = [sys.executable, "-c", DAEMON_CHILD, str(spool), str(a.level)]
             else:
                 quality = ["--max-error", str(a.max_error)] if a.max_error is not None else ["--level", str(a.level)]
-                cmd = [sys.executable, "-c", CHILD, str(scene), "-o", str(Path(tmp) / "out"), *quality, "-q"]
+                tile = ["--tile-size", str(a.tile_size)] if a.tile_size else []
+                cmd = [sys.executable, "-c", CHILD, str(scene), "-o", str(Path(tmp) / "out"), *quality, *tile, "-q"]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if a.daemon:
                 scene = spool / "done" / scene.name
@@ -119,7 +121,9 @@ def main(argv=None) -> int:
            "growth_mb_per_raw_mb": (rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"]) /
                                    max(1e-9, rows[-1]["raw_mb"] - rows[0]["raw_mb"])}
     a.out.mkdir(parents=True, exist_ok=True)
-    stem = "memory_daemon" if a.daemon else ("memory_bounded" if a.max_error is not None else "memory")
+    stem = "memory_daemon" if a.daemon else ("memory_bounded" if a.max_error is not None else
+                                             "memory" if a.level == 3 else f"memory_l{a.level}") + \
+        (f"_t{a.tile_size}" if a.tile_size else "")
     (a.out / f"{stem}.json").write_text(json.dumps(res, indent=1))
     md = ["| scene | raw MB | peak RSS MB | seconds |", "|---|---|---|---|"]
     md += [f"| {r['side']} x {r['side']} x {r['bands']} | {r['raw_mb']:.1f} | {r['peak_rss_mb']:.0f} | {r['seconds']:.0f} |"
