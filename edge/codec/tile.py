@@ -182,7 +182,8 @@ class TileCodec:
                             latent_shape=(self.latents.channels, hp // STRIDE, wp // STRIDE))
 
     def symbols(self, a: AnalyzedTile, level: int) -> np.ndarray:
-        """int32[C, M, h, w]: the quantised latents of every component at ``level``'s ladder latent level."""
+        """int32[C, M, h, w]: the quantised latents at ``level``'s ladder latent level of the components coded there
+        (:meth:`coded_components`); the others are not analysed for it and read 0."""
         self._check_level(level)
         return self.writer.symbols(a, self.latent_level(level))
 
