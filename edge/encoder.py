@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -344,9 +344,18 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
         return a, level, codec.encode(a, level)
 
     def tiles(windows, stream: SceneStream):
-        with open_rows(path, info) as rows, ThreadPoolExecutor(max(1, opts.threads)) as pool:
-            for _, row in groupby(windows, key=lambda w: w.row):  # a row of tiles in flight: memory stays flat
-                yield from pool.map(lambda px_valid: code(*px_valid, stream.side), [rows.tile(win) for win in row])
+        # A window of 2 x threads tiles in flight, in scene order across row ends (no thread idles at the end of a
+        # row); results come back in order, so the packets do not depend on the thread count. Memory: those tiles
+        # and at most two rows of pixels, whatever the scene's size.
+        threads = max(1, opts.threads)
+        with open_rows(path, info) as rows, ThreadPoolExecutor(threads) as pool:
+            flight: deque = deque()
+            for win in windows:
+                flight.append(pool.submit(code, *rows.tile(win), stream.side))
+                if len(flight) >= 2 * threads:
+                    yield flight.popleft().result()
+            while flight:
+                yield flight.popleft().result()
 
     return _packetize(path, bundle, codec, opts, writer, progress, info.header(), info.source_dtype, tiles, sink,
                       info.band_range)
