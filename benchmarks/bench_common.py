@@ -21,7 +21,7 @@ from types import ModuleType
 import numpy as np
 
 __all__ = ["CODEC_ERRORS", "DEFAULT_OUT", "HERE", "ROOT", "bar", "clean", "find_scenes", "fmt", "machine_info",
-           "native_pixels", "sibling", "utc_now", "write_results"]
+           "native_pixels", "scenes_main", "sibling", "utc_now", "write_results"]
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -138,3 +138,27 @@ def write_results(out: Path, name: str, record: dict, markdown: str) -> Path:
     sibling("coder_speed").write_json(path, clean(record))
     (out / f"{name}.md").write_text(markdown)
     return path
+
+
+def scenes_main(argv, doc: str, script: str, name: str, run, markdown, options=()) -> int:
+    """The ``main`` of a benchmark over scene files: arguments ``SCENE...``, each of ``options`` (``(flag,
+    add_argument keywords)``) and ``--out``; ``run(scenes, *option values) -> record``; the record and
+    ``markdown(record, command)`` written as ``NAME.json`` / ``NAME.md`` with the command that reproduces them.
+    ``script``: the benchmark's ``__file__``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("scenes", nargs="+", type=Path)
+    for flag, kw in options:
+        p.add_argument(flag, **kw)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    a = p.parse_args(argv)
+    values = [getattr(a, flag.lstrip("-").replace("-", "_")) for flag, _ in options]
+    rec = run(a.scenes, *values)
+    parts = [f"python benchmarks/{Path(script).name}", *(repo_path(s) for s in a.scenes)]
+    for (flag, _), v in zip(options, values):
+        parts += [flag, *(map(str, v) if isinstance(v, list) else [str(v)])]
+    command = " ".join(parts + ["--out", repo_path(a.out)])
+    rec["command"] = command
+    write_results(a.out, name, rec, markdown(rec, command))
+    return 0

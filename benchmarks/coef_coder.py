@@ -10,7 +10,6 @@ byte). The v5 stream is also decoded and compared: the round trip must be exact.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from bench_common import DEFAULT_OUT, repo_path, utc_now, write_results  # noqa: E402
+from bench_common import scenes_main, utc_now  # noqa: E402
 
 
 def scene_bits(path: Path, codec, levels: list[int]) -> dict:
@@ -80,18 +79,7 @@ def markdown(rec: dict, command: str) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("scenes", nargs="+", type=Path)
-    p.add_argument("--levels", nargs="+", type=int, default=[4, 8, 11])
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    a = p.parse_args(argv)
-    rec = run(a.scenes, a.levels)
-    command = ("python benchmarks/coef_coder.py " + " ".join(repo_path(s) for s in a.scenes) +
-               " --levels " + " ".join(map(str, a.levels)) + f" --out {repo_path(a.out)}")
-    rec["command"] = command
-    write_results(a.out, "coef_coder", rec, markdown(rec, command))
-    return 0
-
+    return scenes_main(argv, __doc__, __file__, "coef_coder", run, markdown, [("--levels", {"nargs": "+", "type": int, "default": [4, 8, 11]})])
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,7 +10,6 @@ its measurement.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from bench_common import DEFAULT_OUT, repo_path, utc_now, write_results  # noqa: E402
+from bench_common import scenes_main, utc_now  # noqa: E402
 
 
 def split(data: bytes) -> dict:
@@ -90,16 +89,7 @@ def markdown(rec: dict, command: str) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("scenes", nargs="+", type=Path)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    a = p.parse_args(argv)
-    rec = run(a.scenes)
-    command = "python benchmarks/header_cost.py " + " ".join(repo_path(s) for s in a.scenes) + f" --out {repo_path(a.out)}"
-    rec["command"] = command
-    write_results(a.out, "header_cost", rec, markdown(rec, command))
-    return 0
-
+    return scenes_main(argv, __doc__, __file__, "header_cost", run, markdown, ())
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,7 +20,6 @@ Writes ``latent_contexts.json`` and ``latent_contexts.md``.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -30,7 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from bench_common import DEFAULT_OUT, machine_info, repo_path, utc_now, write_results  # noqa: E402
+from bench_common import machine_info, scenes_main, utc_now  # noqa: E402
 
 SPAN = 24           # symbols -SPAN..SPAN have their own bin; beyond, one escape bin per side
 PRIOR = 32.0        # weight of the factorised table's probabilities in the starting counts
@@ -140,19 +139,8 @@ def markdown(rec: dict, command: str) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("scenes", nargs="+", type=Path)
-    p.add_argument("--levels", nargs="+", type=int, default=[0, 1])
-    p.add_argument("--max-tiles", type=int, default=6)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    a = p.parse_args(argv)
-    rec = run(a.scenes, a.levels, a.max_tiles)
-    command = ("python benchmarks/latent_contexts.py " + " ".join(repo_path(s) for s in a.scenes) +
-               f" --levels {' '.join(map(str, a.levels))} --max-tiles {a.max_tiles} --out {repo_path(a.out)}")
-    rec["command"] = command
-    write_results(a.out, "latent_contexts", rec, markdown(rec, command))
-    return 0
-
+    return scenes_main(argv, __doc__, __file__, "latent_contexts", run, markdown, [("--levels", {"nargs": "+", "type": int, "default": [0, 1]}),
+                        ("--max-tiles", {"type": int, "default": 6})])
 
 if __name__ == "__main__":
     sys.exit(main())

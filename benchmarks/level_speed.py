@@ -14,7 +14,6 @@ Levels default to 0, N/3, 2N/3 and N - 1 of the bundle (the issue's done-when); 
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -26,7 +25,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # numpy's pools: one core means o
 
 import numpy as np  # noqa: E402
 
-from bench_common import DEFAULT_OUT, machine_info, native_pixels, repo_path, utc_now, write_results  # noqa: E402
+from bench_common import machine_info, native_pixels, scenes_main, utc_now  # noqa: E402
 
 
 def _openjpeg(bands: list[np.ndarray], quality: int, threads: int) -> float:
@@ -130,19 +129,8 @@ def markdown(rec: dict, command: str) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("scenes", nargs="+", type=Path)
-    p.add_argument("--levels", default="done-when", help="'done-when' (0, N/3, 2N/3, N-1), 'all', or a list 0,4,8")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    a = p.parse_args(argv)
-    rec = run(a.scenes, a.levels, a.repeats)
-    command = ("python benchmarks/level_speed.py " + " ".join(repo_path(s) for s in a.scenes) +
-               f" --levels {a.levels} --repeats {a.repeats} --out {repo_path(a.out)}")
-    rec["command"] = command
-    write_results(a.out, "level_speed", rec, markdown(rec, command))
-    return 0
-
+    return scenes_main(argv, __doc__, __file__, "level_speed", run, markdown, [("--levels", {"default": "done-when", "help": "'done-when' (0, N/3, 2N/3, N-1), 'all', or a list 0,4,8"}),
+                        ("--repeats", {"type": int, "default": 3})])
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,6 @@ Writes ``scene_klt.json`` and ``scene_klt.md``. One-band scenes and one-tile sce
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -22,7 +21,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from bench_common import DEFAULT_OUT, machine_info, repo_path, utc_now, write_results  # noqa: E402
+from bench_common import machine_info, scenes_main, utc_now  # noqa: E402
 from ladder_eval import _psnr, _valid  # noqa: E402
 
 
@@ -96,18 +95,7 @@ def markdown(rec: dict, command: str) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("scenes", nargs="+", type=Path)
-    p.add_argument("--levels", nargs="+", type=int, default=[0, 1, 2, 3, 4, 6, 8])
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    a = p.parse_args(argv)
-    rec = run(a.scenes, a.levels)
-    command = ("python benchmarks/scene_klt.py " + " ".join(repo_path(s) for s in a.scenes) +
-               f" --levels {' '.join(map(str, a.levels))} --out {repo_path(a.out)}")
-    rec["command"] = command
-    write_results(a.out, "scene_klt", rec, markdown(rec, command))
-    return 0
-
+    return scenes_main(argv, __doc__, __file__, "scene_klt", run, markdown, [("--levels", {"nargs": "+", "type": int, "default": [0, 1, 2, 3, 4, 6, 8]})])
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,7 +15,6 @@ Writes ``shortcut.json`` and ``shortcut.md``.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -26,7 +25,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from bench_common import DEFAULT_OUT, machine_info, repo_path, utc_now, write_results  # noqa: E402
+from bench_common import machine_info, scenes_main, utc_now  # noqa: E402
 from ladder_eval import _psnr, _valid  # noqa: E402
 
 
@@ -147,16 +146,7 @@ def markdown(rec: dict, command: str) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("scenes", nargs="+", type=Path)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    a = p.parse_args(argv)
-    rec = run(a.scenes)
-    command = "python benchmarks/shortcut_eval.py " + " ".join(repo_path(s) for s in a.scenes) + f" --out {repo_path(a.out)}"
-    rec["command"] = command
-    write_results(a.out, "shortcut", rec, markdown(rec, command))
-    return 0
-
+    return scenes_main(argv, __doc__, __file__, "shortcut", run, markdown, ())
 
 if __name__ == "__main__":
     sys.exit(main())
