@@ -206,11 +206,14 @@ class SceneStream:
     @classmethod
     def for_scene(cls, header: Raster, name: str, bundle: Bundle, tile_size: int, scene_id: int, tiles: int,
                   source_dtype=None, metadata_every: int = 16, extra: dict | None = None,
-                  band_range: tuple[np.ndarray, np.ndarray] | None = None, max_error=None) -> "SceneStream":
+                  band_range: tuple[np.ndarray, np.ndarray] | None = None, version: int = bitstream.VERSION,
+                  max_error=None) -> "SceneStream":
         """``header``: the scene (pixels read for shape and dtype only); ``extra``: keys appended to the
-        metadata (the daemon's ``scene_id``); ``band_range``: the scene's, which the metadata carries when
-        that is cheaper than every tile carrying it (:func:`scene_side`; not for ``max_error`` scenes)."""
-        side = None if max_error is not None else scene_side(band_range, tiles, metadata_every)
+        metadata (the daemon's ``scene_id``); ``band_range``: the scene's, which the metadata carries when the
+        tiles are of format ``version`` 6 and that is cheaper than every tile carrying it (:func:`scene_side`;
+        not for ``max_error`` scenes)."""
+        side = None if max_error is not None or version != bitstream.VERSION_SCENE else \
+            scene_side(band_range, tiles, metadata_every)
         meta = pk.encode_metadata({**scene_metadata(header, name, bundle, tile_size, source_dtype=source_dtype),
                                    **(side.to_metadata() if side is not None else {}), **(extra or {})})
         meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=bytes.fromhex(bundle.model_id)[:4],
@@ -377,8 +380,7 @@ def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writ
         raise InputError(f"{path}: --max-error: {e}") from None
     stream = SceneStream.for_scene(header, name, bundle, opts.tile_size, scene_id, len(windows),
                                    source_dtype=source_dtype, metadata_every=opts.metadata_every, extra=quality,
-                                   band_range=band_range if codec.version == bitstream.VERSION_SCENE else None,
-                                   max_error=opts.max_error)
+                                   band_range=band_range, version=codec.version, max_error=opts.max_error)
     out: list[bytes] = []
     streamed = [0, 0]
 

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from cvae.edge.codec import bitstream
 from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 
 __all__ = ["tile_psnr", "choose_for_psnr", "bound_for_mse"]
@@ -42,7 +43,8 @@ def bound_for_mse(mse: np.ndarray) -> np.ndarray:
 
 
 def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None,
-                    band_range: tuple[np.ndarray, np.ndarray], target: float, scene=None
+                    band_range: tuple[np.ndarray, np.ndarray], target: float,
+                    scene: bitstream.SceneSide | None = None
                     ) -> tuple[AnalyzedTile | BoundedTile, int, float]:
     """``(tile, level, psnr)`` for :meth:`TileCodec.encode`: the cheaper of the lowest rate level and the
     loosest error bound that reach ``target`` dB on this tile (a rate level when neither does: the top one)."""

@@ -44,7 +44,7 @@ from cvae.edge.codec import mask as _mask
 from cvae.edge.errors import CorruptTileError
 
 __all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "VERSION_CONTEXT", "VERSION_SCENE",
-           "CONTEXT_VERSIONS", "SceneSide", "PREDICTIVE_LIMIT", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
+           "CONTEXT_VERSIONS", "CODED_MASK_VERSIONS", "SceneSide", "PREDICTIVE_LIMIT", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
            "RESIDUAL_PIXELS", "RESIDUAL_WAVELET", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
            "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape", "varint_size"]
 
@@ -59,7 +59,7 @@ VERSIONS = (VERSION, VERSION_ADAPTIVE, VERSION_WAVELET, VERSION_PREDICTIVE, VERS
 #: versions whose residual coefficients are a third, context-coded stream (cvae.edge.codec.coefs)
 CONTEXT_VERSIONS = (VERSION_CONTEXT, VERSION_SCENE)
 #: versions whose masks are transition-coded and which may carry per-band fill masks
-_CODED_MASK_VERSIONS = (VERSION_WAVELET, VERSION_PREDICTIVE, VERSION_CONTEXT, VERSION_SCENE)
+CODED_MASK_VERSIONS = (VERSION_WAVELET, VERSION_PREDICTIVE, VERSION_CONTEXT, VERSION_SCENE)
 #: a v4 band's range and error bound stay within +-2^33 (uint32 and int32 samples fit; products stay in int64)
 PREDICTIVE_LIMIT = 1 << 33
 #: residual kinds (v2+ header byte): none, 32 x 32 pixel blocks, wavelet subbands in 16 x 16 blocks (v3)
@@ -158,7 +158,7 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
     c = h.bands
     identity = np.array_equal(h.matrix, (np.eye(c) * 127).astype(np.int8))
     band_fill = h.band_fill if h.band_fill is not None and np.any(h.band_fill) else None
-    if band_fill is not None and h.version not in _CODED_MASK_VERSIONS:
+    if band_fill is not None and h.version not in CODED_MASK_VERSIONS:
         raise ValueError("pack_tile: per-band fill masks need tile format version 3, 4 or 5")
     if h.scene_range and h.version != VERSION_SCENE:
         raise ValueError("pack_tile: only tile format version 6 refers to the scene's band ranges")
@@ -195,7 +195,7 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
         out += np.packbits(present).tobytes()
         if payload is not None:
             out += _varint(len(payload)) + payload
-    if valid is not None and h.version in (VERSION_WAVELET, VERSION_CONTEXT, VERSION_SCENE):
+    if valid is not None and h.version in CODED_MASK_VERSIONS:  # v4 returned above
         out += _coded_masks(valid, None)
     elif valid is not None:
         z = zlib.compress(np.packbits(valid).tobytes(), 9)
@@ -250,7 +250,7 @@ def unpack_tile(data: bytes, scene: SceneSide | None = None
     if not 1 <= c <= MAX_BANDS or not 0 < height <= MAX_EDGE or not 0 < width <= MAX_EDGE:
         raise CorruptTileError(f"bad tile shape bands={c} height={height} width={width}")
     known = _F_MASK | _F_MATRIX | _F_BAND_FILL | (_F_SCENE_RANGE if version == VERSION_SCENE else 0)
-    if flags & ~known or (flags & _F_BAND_FILL and version not in _CODED_MASK_VERSIONS) \
+    if flags & ~known or (flags & _F_BAND_FILL and version not in CODED_MASK_VERSIONS) \
             or (flags & _F_MATRIX and version == VERSION_PREDICTIVE):
         raise CorruptTileError(f"unknown flag bits {flags:#x} for tile format version {version}")
     if flags & _F_SCENE_RANGE and (scene is None or len(scene.lo) != c):
@@ -286,7 +286,7 @@ def unpack_tile(data: bytes, scene: SceneSide | None = None
     else:
         payload = r.take(r.varint()) if present.any() else None
     valid = None
-    if flags & _F_MASK and version in (VERSION_WAVELET, VERSION_CONTEXT, VERSION_SCENE):
+    if flags & _F_MASK and version in CODED_MASK_VERSIONS:  # v4 returned above
         valid = _mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width)
     elif flags & _F_MASK:
         try:

@@ -148,8 +148,7 @@ def tile_header(a: AnalyzedTile, model_id: bytes, level: int, version: int, late
                                 bands=a.shape[0], height=a.shape[1], width=a.shape[2], lo=a.spectral.lo,
                                 hi=a.spectral.hi, mean=a.spectral.mean, matrix=a.spectral.matrix, version=version,
                                 latent=latent, residual=residual,
-                                band_fill=a.band_fill if version in (bitstream.VERSION_WAVELET, bitstream.VERSION_CONTEXT,
-                                                                     bitstream.VERSION_SCENE) else None,
+                                band_fill=a.band_fill if version in bitstream.CODED_MASK_VERSIONS else None,
                                 scene_range=version == bitstream.VERSION_SCENE and scene_range(a))
 
 

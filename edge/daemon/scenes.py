@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cvae.edge.codec import bitstream
 from cvae.edge.codec import packets as pk
 from cvae.edge.daemon.logs import log
 from cvae.edge.daemon.spool import finish_input, outbox_bytes
@@ -96,9 +95,8 @@ class SceneCoding:
         self.journal.set_tiles(scene, len(windows))
         stream = SceneStream.for_scene(info.header(), path.stem, self.bundle, self.cfg.tile_size, scene,
                                        len(windows), source_dtype=info.source_dtype,
-                                       extra={"scene_id": scene, **quality}, band_range=info.band_range
-                                       if self.codec.version == bitstream.VERSION_SCENE else None,
-                                       max_error=self.cfg.max_error)
+                                       extra={"scene_id": scene, **quality}, band_range=info.band_range,
+                                       version=self.codec.version, max_error=self.cfg.max_error)
         job = SceneJob(path, scene, info, windows, stream)
         log("scene_start", scene=scene, file=path.name, shape=list(info.shape), tiles=len(windows))
         threads = self.cfg.coding_threads
