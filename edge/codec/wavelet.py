@@ -151,56 +151,69 @@ def _halves(h: int, w: int) -> list[tuple[int, int]]:
 def forward(x: np.ndarray, levels: int) -> list[np.ndarray]:
     """``x: float32[H, W]`` -> subbands (see the module docstring), each scaled by its synthesis gain. The lifting
     runs in C (``_wavelet.c``): the same float32 operations as :func:`forward_reference`, the same bits."""
-    a = np.ascontiguousarray(x, np.float32)
-    gains = _gain_table(levels)
-    out = []
-    for j in range(levels):
-        ll, lh, hl, hh = (np.empty(s, np.float32) for s in _halves(*a.shape))
-        _wavelet.forward(a, a.shape[0], a.shape[1], ll, lh, hl, hh)
-        g = gains[j]
-        out += [hl * np.float32(g[0]), lh * np.float32(g[1]), hh * np.float32(g[2])]
-        a = ll
-    return out + [a * np.float32(gains[-1][0])]
+    return _forward(np.ascontiguousarray(x, np.float32), levels, _split_c)
 
 
 def inverse(bands: list[np.ndarray], levels: int) -> np.ndarray:
     """The inverse of :func:`forward`: float32[H, W] (in C, the same bits as :func:`inverse_reference`)."""
-    gains = _gain_table(levels)
-    a = bands[-1] / np.float32(gains[-1][0])
-    for j in range(levels - 1, -1, -1):
-        g = gains[j]
-        hl, lh, hh = bands[3 * j] / np.float32(g[0]), bands[3 * j + 1] / np.float32(g[1]), bands[3 * j + 2] / np.float32(g[2])
-        h, w = a.shape[0] + hl.shape[0], a.shape[1] + lh.shape[1]
-        out = np.empty((h, w), np.float32)
-        _wavelet.inverse(out, h, w, *(np.ascontiguousarray(t, np.float32) for t in (a, lh, hl, hh)))
-        a = out
-    return a
+    return _inverse(bands, levels, _merge_c)
 
 
 def forward_reference(x: np.ndarray, levels: int) -> list[np.ndarray]:
     """:func:`forward` in numpy: the definition the C lifting is tested against."""
-    a = np.asarray(x, np.float32)
+    return _forward(np.asarray(x, np.float32), levels, _split_numpy)
+
+
+def inverse_reference(bands: list[np.ndarray], levels: int) -> np.ndarray:
+    """:func:`inverse` in numpy: the definition the C lifting is tested against."""
+    return _inverse(bands, levels, _merge_numpy)
+
+
+def _forward(a: np.ndarray, levels: int, split) -> list[np.ndarray]:
+    """``levels`` levels of ``split(a) -> (ll, lh, hl, hh)`` on the LL band, details scaled by their gains."""
     gains = _gain_table(levels)
     out = []
     for j in range(levels):
-        lo, hi = _lift_fwd(a)               # rows: vertical split
-        ll, lh = (t.T for t in _lift_fwd(lo.T))
-        hl, hh = (t.T for t in _lift_fwd(hi.T))
-        # naming: first letter vertical, second horizontal; "LH" = vertically low, horizontally high
+        ll, lh, hl, hh = split(a)
         g = gains[j]
         out += [hl * np.float32(g[0]), lh * np.float32(g[1]), hh * np.float32(g[2])]
         a = ll
     return out + [a * np.float32(gains[-1][0])]
 
 
-def inverse_reference(bands: list[np.ndarray], levels: int) -> np.ndarray:
-    """:func:`inverse` in numpy: the definition the C lifting is tested against."""
+def _inverse(bands: list[np.ndarray], levels: int, merge) -> np.ndarray:
+    """The gains undone, then ``merge(ll, lh, hl, hh) -> a`` from the coarsest level up."""
     gains = _gain_table(levels)
     a = bands[-1] / np.float32(gains[-1][0])
     for j in range(levels - 1, -1, -1):
         g = gains[j]
         hl, lh, hh = bands[3 * j] / np.float32(g[0]), bands[3 * j + 1] / np.float32(g[1]), bands[3 * j + 2] / np.float32(g[2])
-        lo = _lift_inv(a.T, lh.T).T
-        hi = _lift_inv(hl.T, hh.T).T
-        a = _lift_inv(lo, hi)
+        a = merge(a, lh, hl, hh)
     return a
+
+
+def _split_c(a: np.ndarray) -> tuple[np.ndarray, ...]:
+    ll, lh, hl, hh = (np.empty(s, np.float32) for s in _halves(*a.shape))
+    _wavelet.forward(a, a.shape[0], a.shape[1], ll, lh, hl, hh)
+    return ll, lh, hl, hh
+
+
+def _merge_c(ll: np.ndarray, lh: np.ndarray, hl: np.ndarray, hh: np.ndarray) -> np.ndarray:
+    h, w = ll.shape[0] + hl.shape[0], ll.shape[1] + lh.shape[1]
+    out = np.empty((h, w), np.float32)
+    _wavelet.inverse(out, h, w, *(np.ascontiguousarray(t, np.float32) for t in (ll, lh, hl, hh)))
+    return out
+
+
+def _split_numpy(a: np.ndarray) -> tuple[np.ndarray, ...]:
+    lo, hi = _lift_fwd(a)               # rows: vertical split
+    ll, lh = (t.T for t in _lift_fwd(lo.T))
+    hl, hh = (t.T for t in _lift_fwd(hi.T))
+    # naming: first letter vertical, second horizontal; "LH" = vertically low, horizontally high
+    return ll, lh, hl, hh
+
+
+def _merge_numpy(ll: np.ndarray, lh: np.ndarray, hl: np.ndarray, hh: np.ndarray) -> np.ndarray:
+    lo = _lift_inv(ll.T, lh.T).T
+    hi = _lift_inv(hl.T, hh.T).T
+    return _lift_inv(lo, hi)
