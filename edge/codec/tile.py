@@ -106,6 +106,13 @@ class TileCodec:
     skip_variance = property(lambda self: self.latents.skip_variance)
     latent_levels = property(lambda self: self.latents.levels)
 
+    def close(self) -> None:
+        """Release the network's runtime (TensorRT engine, CUDA memory, ONNX Runtime sessions) when its transforms
+        have a ``close``; the codec's owner calls it on shutdown and after replacing the codec. Idempotent."""
+        close = getattr(self.transforms, "close", None)
+        if close is not None:
+            close()
+
     @property
     def version(self) -> int:
         """The tile format version this codec writes."""

@@ -1,4 +1,12 @@
-"""ONNX Runtime backend: CPU, or the CUDA execution provider when onnxruntime-gpu and a GPU are present."""
+"""ONNX Runtime backend: CPU, or the CUDA execution provider when onnxruntime-gpu and a GPU are present.
+
+Threads. ``cvae-encode --threads`` and the daemon's coding threads call ``analysis`` concurrently on one
+session. ONNX Runtime guarantees that ``InferenceSession.run`` may be called from several threads at once on the
+same session (its thread-safety contract, restated by its maintainers in onnxruntime#19301, which made the
+TensorRT provider honour it), and this module shares no mutable buffer between calls: each call's input is the
+caller's array (or a contiguous copy of it), each output a new array from ``run``; no I/O binding, no reused
+output buffers. The only shared state, the lazily created sessions, is made under a lock.
+"""
 from __future__ import annotations
 
 import threading
@@ -28,6 +36,7 @@ class OrtTransforms:
         self.threads = threads
         self._sessions: dict[str, object] = {}
         self._lock = threading.Lock()  # tiles coded in parallel create each session once
+        self._closed = False
 
     def _session(self, which: str):
         s = self._sessions.get(which)
@@ -37,6 +46,8 @@ class OrtTransforms:
             return self._create(which)
 
     def _create(self, which: str):
+        if self._closed:
+            raise RuntimeError("ONNX Runtime transforms are closed")
         s = self._sessions.get(which)
         if s is None:
             path = self.paths[which]
@@ -64,6 +75,19 @@ class OrtTransforms:
         if self.providers[0] != "CPUExecutionProvider" or len(x) <= 1:
             return s.run(None, {name: x})[0]
         return np.concatenate([s.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))])
+
+    def close(self) -> None:
+        """Drop the sessions (ONNX Runtime frees a session, its arena and any GPU memory with its last reference;
+        a call in flight holds its own). Later calls raise. Idempotent."""
+        with self._lock:
+            self._closed = True
+            self._sessions.clear()
+
+    def __enter__(self) -> "OrtTransforms":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def versions(self) -> dict[str, str]:

@@ -9,7 +9,9 @@ __all__ = ["Transforms"]
 
 
 class Transforms(Protocol):
-    """The network halves, whatever runs them (ONNX Runtime, TensorRT, torch)."""
+    """The network halves, whatever runs them (ONNX Runtime, TensorRT, torch). ``analysis`` may be called from
+    several threads at once (the coders run tiles in parallel). A backend holding native resources also has an
+    idempotent ``close()`` (not part of the protocol: ``TileCodec.close`` calls it when present)."""
 
     def analysis(self, x: np.ndarray) -> np.ndarray:
         """float32[B, 1, H, W] (H, W multiples of 16) -> float32[B, M, H/16, W/16]."""

@@ -1,0 +1,378 @@
+"""TrtTransforms under threads, on a fake TensorRT and a fake pycuda (no GPU needed).
+
+The fakes enforce what the real libraries require and do not check: an ``IExecutionContext`` is never entered
+by two threads at once (TensorRT's rule), every CUDA call has a context current on the calling thread (pycuda's
+``invalid device context`` otherwise), and device memory is a shared dict, so two threads sharing one buffer set
+overwrite each other's input between the copy in and the copy out, as on the GPU. The fake network is exact
+(16 x 16 block means), so a wrong latent is a wrong tile, not a tolerance."""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import types
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+M = 2  # latent channels of the fake network
+
+
+def fake_network(x: np.ndarray) -> np.ndarray:
+    """float32[B, 1, H, W] -> float32[B, M, H/16, W/16]: the 16 x 16 block means, and their negatives."""
+    b, _, h, w = x.shape
+    means = x.reshape(b, 1, h // 16, 16, w // 16, 16).mean(axis=(3, 5))
+    return np.concatenate([means, -means], axis=1).astype(np.float32)
+
+
+class FakeCuda:
+    """The parts of ``pycuda.driver`` that ``trt.py`` uses, with its per-thread context stack."""
+
+    class Error(Exception):
+        pass
+
+    def __init__(self):
+        self.memory: dict[int, np.ndarray] = {}  # device address -> bytes; shared by every thread, as on a GPU
+        self.allocated: list[int] = []
+        self.freed: list[int] = []
+        self.host_freed = 0
+        self.pinned = 0
+        self.contexts: list[FakeCuda.Context] = []
+        self.streams: dict[int, object] = {}
+        self._local = threading.local()
+        self._next = 0x1000
+        self._lock = threading.Lock()
+        cuda = self
+
+        class Context:
+            def __init__(self):
+                self.detached = False
+
+            def push(self):
+                assert not self.detached, "push of a detached context"
+                cuda._stack().append(self)
+
+            @staticmethod
+            def pop():
+                assert cuda._stack(), "pop with no context current on this thread"
+                cuda._stack().pop()
+
+            def detach(self):
+                assert not self.detached, "context detached twice"
+                self.detached = True
+                if cuda._stack() and cuda._stack()[-1] is self:
+                    cuda._stack().pop()
+
+        class Device:
+            def __init__(self, n):
+                self.n = n
+
+            def name(self):
+                return "Fake GPU"
+
+            def make_context(self):
+                c = Context()
+                cuda.contexts.append(c)
+                cuda._stack().append(c)  # like cuCtxCreate: current on the creating thread
+                return c
+
+        class DeviceAllocation:
+            def __init__(self, addr):
+                self.addr = addr
+
+            def __int__(self):
+                return self.addr
+
+            def free(self):
+                cuda.current()
+                assert self.addr not in cuda.freed, "device memory freed twice"
+                cuda.freed.append(self.addr)
+                del cuda.memory[self.addr]
+
+        class HostAllocation(bytearray):  # pycuda's pinned arrays have their HostAllocation as .base
+            def free(self):
+                assert not getattr(self, "done", False), "pinned memory freed twice"
+                self.done = True
+                cuda.host_freed += 1
+
+        class Stream:
+            """Work queued on a stream runs at synchronize, in order, as the GPU runs it later."""
+
+            def __init__(self):
+                cuda.current()
+                self.handle = id(self)
+                self.queue = []
+                cuda.streams[self.handle] = self
+
+            def synchronize(self):
+                cuda.current()
+                while self.queue:
+                    op = self.queue.pop(0)
+                    time.sleep(0.0005)  # the host thread waits here: another thread gets in
+                    op()
+
+        self.Context, self.Device, self.Stream = Context, Device, Stream
+        self._DeviceAllocation, self._HostAllocation = DeviceAllocation, HostAllocation
+
+    def _stack(self) -> list:
+        if not hasattr(self._local, "stack"):
+            self._local.stack = []
+        return self._local.stack
+
+    def current(self):
+        stack = self._stack()
+        assert stack and not stack[-1].detached, "CUDA call with no context current on this thread"
+        return stack[-1]
+
+    def init(self):
+        pass
+
+    def pagelocked_empty(self, shape, dtype):
+        self.current()
+        self.pinned += 1
+        dtype = np.dtype(dtype)
+        return np.ndarray(shape, dtype, buffer=self._HostAllocation(int(np.prod(shape)) * dtype.itemsize))
+
+    def mem_alloc(self, nbytes):
+        self.current()
+        with self._lock:
+            addr, self._next = self._next, self._next + nbytes + 256
+        self.memory[addr] = np.zeros(nbytes, np.uint8)
+        self.allocated.append(addr)
+        return self._DeviceAllocation(addr)
+
+    def memcpy_htod_async(self, dest, src, stream):
+        """Queued: the host buffer is read when the stream gets to it, not now."""
+        self.current()
+
+        def op():
+            self.memory[int(dest)][:] = np.frombuffer(np.ascontiguousarray(src).tobytes(), np.uint8)
+        stream.queue.append(op)
+
+    def memcpy_dtoh_async(self, dest, src, stream):
+        self.current()
+
+        def op():
+            dest[...] = np.frombuffer(self.memory[int(src)].tobytes(), dest.dtype).reshape(dest.shape)
+        stream.queue.append(op)
+
+
+class FakeTrt:
+    """The parts of ``tensorrt`` that ``trt.py`` uses; the execution context refuses concurrent callers."""
+
+    __version__ = "10.0.fake"
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level):
+            pass
+
+    class TensorIOMode:
+        INPUT, OUTPUT = "input", "output"
+
+    def __init__(self, cuda: FakeCuda):
+        self.cuda = cuda
+        self.contexts: list = []
+        self.engines: list = []
+        self.overlaps = 0
+        trt = self
+
+        class ExecutionContext:
+            def __init__(self):
+                cuda.current()
+                self.shapes, self.addresses, self.inside = {}, {}, 0
+                self.released = False
+
+            def set_input_shape(self, name, shape):
+                self.shapes[name] = tuple(shape)
+
+            def get_tensor_shape(self, name):
+                b, c, h, w = self.shapes["x"]
+                return (b, M, h // 16, w // 16)
+
+            def set_tensor_address(self, name, addr):
+                self.addresses[name] = addr
+
+            def execute_async_v3(self, stream_handle):
+                """Queued on the stream like the kernels; the context counts as in use until they have run."""
+                cuda.current()
+                assert not self.released, "execute on a released execution context"
+                if self.inside:  # counted, not raised: the test shows the wrong latents it causes
+                    trt.overlaps += 1
+                self.inside += 1
+                shape, x_addr, y_addr = self.shapes["x"], self.addresses["x"], self.addresses["y"]
+
+                def op():
+                    x = np.frombuffer(cuda.memory[x_addr].tobytes(), np.float32).reshape(shape)
+                    cuda.memory[y_addr][:] = np.frombuffer(fake_network(x).tobytes(), np.uint8)
+                    self.inside -= 1
+                cuda.streams[stream_handle].queue.append(op)
+                return True
+
+        class Engine:
+            num_io_tensors = 2
+
+            def __init__(self):
+                self.released = False
+
+            def get_tensor_name(self, i):
+                return ("x", "y")[i]
+
+            def get_tensor_mode(self, name):
+                return FakeTrt.TensorIOMode.INPUT if name == "x" else FakeTrt.TensorIOMode.OUTPUT
+
+            def create_execution_context(self):
+                c = ExecutionContext()
+                trt.contexts.append(c)
+                return c
+
+        class Runtime:
+            def __init__(self, logger):
+                pass
+
+            def deserialize_cuda_engine(self, blob):
+                cuda.current()
+                e = Engine()
+                trt.engines.append(e)
+                return e
+
+        self.Runtime = Runtime
+
+
+@pytest.fixture
+def fakes(monkeypatch, tmp_path):
+    """Fake ``tensorrt`` and ``pycuda.driver`` in sys.modules, and an engine record for them."""
+    cuda = FakeCuda()
+    trt = FakeTrt(cuda)
+    trt_mod = types.ModuleType("tensorrt")
+    for name in ("Logger", "TensorIOMode", "Runtime", "__version__"):
+        setattr(trt_mod, name, getattr(trt, name))
+    driver = types.ModuleType("pycuda.driver")
+    for name in ("Error", "Context", "Device", "Stream", "init", "pagelocked_empty", "mem_alloc",
+                 "memcpy_htod_async", "memcpy_dtoh_async"):
+        setattr(driver, name, getattr(cuda, name))
+    pycuda = types.ModuleType("pycuda")
+    pycuda.driver = driver
+    monkeypatch.setitem(sys.modules, "tensorrt", trt_mod)
+    monkeypatch.setitem(sys.modules, "pycuda", pycuda)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
+    (tmp_path / "fake.engine").write_bytes(b"fake")
+    engine = {"path": str(tmp_path / "fake.engine"), "batch": 2, "tile": 64}
+    return types.SimpleNamespace(cuda=cuda, trt=trt, engine=engine)
+
+
+class NoFallback:
+    def analysis(self, x):
+        raise AssertionError("tiles within the engine's size never reach the fallback")
+
+    synthesis = analysis
+
+
+def _transforms(fakes):
+    from cvae.edge.runtime.trt import TrtTransforms
+
+    t = TrtTransforms(fakes.engine, fallback=NoFallback())
+    assert fakes.cuda._stack() == []  # the constructing thread is left as it was found
+    return t
+
+
+def _inputs(n: int) -> list[np.ndarray]:
+    """Distinct inputs: 3 tiles each (two engine batches, the second padded), smaller than the engine's tile."""
+    rng = np.random.default_rng(7)
+    return [rng.random((3, 1, 48, 32), dtype=np.float32) + i for i in range(n)]
+
+
+def test_trt_analysis_is_exact_single_threaded(fakes):
+    t = _transforms(fakes)
+    x = _inputs(1)[0]
+    np.testing.assert_array_equal(t.analysis(x), fake_network(x))  # exact: the fake network is deterministic
+
+
+def test_trt_analysis_from_eight_threads_gives_each_its_own_latents(fakes):
+    """cvae-encode --threads and the daemon's coding threads call analysis concurrently: each call gets the
+    latents of its own tiles, and no execution context is ever entered by two threads at once."""
+    t = _transforms(fakes)
+    xs = _inputs(8)
+    start = threading.Barrier(8)
+
+    def run(x):
+        start.wait()
+        return [t.analysis(x) for _ in range(5)]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(run, xs))
+    for x, ys in zip(xs, results):
+        for y in ys:
+            np.testing.assert_array_equal(y, fake_network(x))  # exact: a shared buffer shows as another's tile
+    assert fakes.trt.overlaps == 0  # TensorRT: one IExecutionContext is never used by two threads at once
+
+
+def test_trt_close_releases_every_allocation(fakes):
+    t = _transforms(fakes)
+    xs = _inputs(4)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(t.analysis, xs))
+    assert fakes.cuda.allocated
+    t.close()
+    assert sorted(fakes.cuda.freed) == sorted(fakes.cuda.allocated)  # device memory
+    assert fakes.cuda.host_freed == fakes.cuda.pinned  # pinned host buffers
+    assert all(c.detached for c in fakes.cuda.contexts)  # the CUDA context
+    assert fakes.cuda._stack() == []  # nothing left current on the closing thread
+    t.close()  # idempotent: nothing is freed twice
+    with pytest.raises(RuntimeError, match="closed"):
+        t.analysis(xs[0])
+
+
+def test_trt_close_closes_the_fallback(fakes):
+    from cvae.edge.runtime.trt import TrtTransforms
+
+    class Fallback(NoFallback):
+        closed = 0
+
+        def close(self):
+            self.closed += 1
+
+    fb = Fallback()
+    t = TrtTransforms(fakes.engine, fallback=fb)
+    t.close()
+    t.close()
+    assert fb.closed == 1
+
+
+def test_trt_contexts_are_bounded_and_callers_beyond_wait(fakes):
+    """Each execution context holds its own activation memory: eight threads share at most max_contexts, and
+    the latents stay each thread's own."""
+    from cvae.edge.runtime.trt import TrtTransforms
+
+    t = TrtTransforms(fakes.engine, fallback=NoFallback(), max_contexts=2)
+    xs = _inputs(8)
+    with ThreadPoolExecutor(8) as pool:
+        ys = list(pool.map(t.analysis, xs))
+    assert len(fakes.trt.contexts) <= 2
+    for x, y in zip(xs, ys):
+        np.testing.assert_array_equal(y, fake_network(x))  # exact, as above
+    t.close()
+    assert sorted(fakes.cuda.freed) == sorted(fakes.cuda.allocated)
+
+
+def test_trt_close_from_another_thread_destroys_the_context(fakes):
+    """The daemon may shut down from a thread other than the one that loaded the engine."""
+    t = _transforms(fakes)
+    t.analysis(_inputs(1)[0])
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(t.close).result()
+    assert all(c.detached for c in fakes.cuda.contexts)
+    assert sorted(fakes.cuda.freed) == sorted(fakes.cuda.allocated)
+
+
+def test_trt_failed_load_leaves_nothing_behind(fakes, monkeypatch):
+    from cvae.edge.errors import BundleError
+    from cvae.edge.runtime.trt import TrtTransforms
+
+    monkeypatch.setattr(fakes.trt.Runtime, "deserialize_cuda_engine", lambda self, blob: None)
+    with pytest.raises(BundleError, match="cannot load this engine"):
+        TrtTransforms(fakes.engine, fallback=NoFallback())
+    assert all(c.detached for c in fakes.cuda.contexts)
+    assert fakes.cuda._stack() == []
