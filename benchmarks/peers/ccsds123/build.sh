@@ -4,5 +4,9 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$here/build"
-${CC:-cc} -std=c99 -O2 -Wall -Wextra -o "$here/build/ccsds123" "$here/ccsds123.c"
+# compiled beside the target, then renamed: a concurrent run never sees a half-written binary
+tmp="$here/build/ccsds123.tmp.$$"
+trap 'rm -f "$tmp"' EXIT
+${CC:-cc} -std=c99 -O2 -Wall -Wextra -o "$tmp" "$here/ccsds123.c"
+mv -f "$tmp" "$here/build/ccsds123"
 echo "$here/build/ccsds123"
