@@ -59,8 +59,7 @@ def _tile_bodies(data: bytes) -> list[tuple[bytes, object]]:
     for parts in collect([data], stats).values():
         side = SceneSide.from_metadata(parts.meta, int(parts.meta["bands"])) if parts.meta else None
         for key in sorted(parts.segments):
-            segs = parts.segments[key]
-            bodies.append((b"".join(segs[i][2] for i in sorted(segs)), side))
+            bodies.append((parts.body(key), side))
     return bodies
 
 

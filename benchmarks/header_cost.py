@@ -36,8 +36,7 @@ def split(data: bytes) -> dict:
     for parts in collect([data], {}).values():
         side = bitstream.SceneSide.from_metadata(parts.meta, int(parts.meta["bands"]))
         for key in sorted(parts.segments):
-            segs = parts.segments[key]
-            body = b"".join(segs[i][2] for i in sorted(segs))
+            body = parts.body(key)
             header, present, payload, valid = bitstream.unpack_tile(body, side)
             if header.version == bitstream.VERSION_PREDICTIVE:
                 raise ValueError("error-bounded (v4) tiles are not split here: this measures the rate levels")

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from cvae.edge.io.files import replacing
+from cvae.ground.geotiff import provenance_tags, write_geotiff
 
-__all__ = ["main", "write_geotiff", "parse_creation_options"]
+__all__ = ["main", "write_geotiff", "provenance_tags", "parse_creation_options", "open_streams", "decode_to_files"]
 
 
 def output_name(name: str, scene_id: int, used: set[str]) -> str:
@@ -23,48 +23,6 @@ def output_name(name: str, scene_id: int, used: set[str]) -> str:
     return candidate
 
 
-def provenance_tags(scene, model_id: str) -> dict:
-    """GeoTIFF metadata tags saying what made the file: tool version, model, levels per tile, losses."""
-    import cvae
-
-    levels: dict = {}
-    for lv in scene.levels.values():
-        levels[lv] = levels.get(lv, 0) + 1
-    tags = {"CVAE_TOOL": f"cvae-decode {cvae.__version__}", "CVAE_MODEL_ID": model_id,
-            "CVAE_LEVELS": ",".join(f"{lv}:{n}" for lv, n in sorted(levels.items())),
-            "CVAE_TILES_OK": str(len(scene.tiles_ok)), "CVAE_TILES_LOST": str(len(scene.tiles_lost))}
-    if scene.max_error is not None:  # error-bounded tiles: the bound per band, in digital numbers
-        tags["CVAE_MAX_ERROR"] = ",".join(str(int(e)) for e in scene.max_error)
-        tags["CVAE_BOUNDED_TILES"] = str(scene.bounded_tiles)
-    return tags
-
-
-def _restore_descriptive(dst, meta: dict) -> None:
-    """Band descriptions, colour interpretation and tags from the metadata packet; malformed entries are skipped
-    (the metadata is CRC-checked but could be crafted), never fatal."""
-    from rasterio.enums import ColorInterp
-
-    desc = meta.get("descriptions")
-    if isinstance(desc, list) and len(desc) == dst.count:
-        for i, d in enumerate(desc, 1):
-            if isinstance(d, str) and d:
-                dst.set_band_description(i, d[:1000])
-    ci = meta.get("colorinterp")
-    if isinstance(ci, list) and len(ci) == dst.count:
-        try:
-            dst.colorinterp = [ColorInterp[str(c)] for c in ci]
-        except (KeyError, ValueError):
-            pass
-    tags = meta.get("tags")
-    if isinstance(tags, dict):
-        dst.update_tags(**{str(k)[:200]: str(v)[:2000] for k, v in list(tags.items())[:200]})
-
-
-#: creation options the writer sets itself (the format's own choices); --co may override them
-_GTIFF_DEFAULTS = {"compress": "deflate"}
-_OVERVIEW_LEVELS = (2, 4, 8, 16, 32)
-
-
 def parse_creation_options(items: Sequence[str] | None) -> dict:
     """``["KEY=VALUE", ...]`` -> {"key": "VALUE"} (GDAL creation options, as rasterio takes them)."""
     out = {}
@@ -76,61 +34,69 @@ def parse_creation_options(items: Sequence[str] | None) -> dict:
     return out
 
 
-def write_geotiff(path: Path, scene, tags: dict | None = None, fmt: str = "GTiff", options: dict | None = None,
-                  overviews: bool = False) -> None:
-    """The decoded scene as ``fmt`` (``GTiff`` or ``COG``, a Cloud-Optimized GeoTIFF with its own overviews),
-    with GDAL creation ``options``; ``overviews`` adds internal overviews to a GTiff. Written to a temp name,
-    then renamed: a half-written output is never visible."""
-    import rasterio
-    import rasterio.shutil
-    from rasterio.crs import CRS
-    from rasterio.transform import Affine
+def open_streams(files: Sequence[Path]) -> list:
+    """The packet files as the decoder reads them (:class:`cvae.ground.decoder.PacketFile`): each read whole
+    once to be indexed, then a packet at a time when its tile is decoded, so a pass costs its index, not its
+    size."""
+    from cvae.ground.decoder import PacketFile
 
-    meta = scene.meta
-    options = dict(options or {})
-    profile = {"driver": "GTiff", "width": meta["width"], "height": meta["height"], "count": meta["bands"],
-               "dtype": meta["dtype"], "nodata": meta.get("nodata"), **_GTIFF_DEFAULTS,
-               "tiled": meta["width"] >= 256 and meta["height"] >= 256}
-    if fmt == "GTiff":
-        profile.update(options)
-    if meta.get("crs"):
-        profile["crs"] = CRS.from_user_input(meta["crs"])
-    if meta.get("transform"):
-        profile["transform"] = Affine(*meta["transform"])
-    pixels = scene.pixels
-    source = meta.get("source_dtype")
-    if source and source != meta["dtype"]:  # coded as integers (lossless cast at the encoder): back to the input's
-        pixels = pixels.astype(source)
-        profile["dtype"] = source
-    lost = bool(scene.tiles_lost)
-    with replacing(path) as final, rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        # GDAL's COG driver only copies (tiles, overviews and layout are its own): a GTiff first, then the copy
-        tmp = final if fmt != "COG" else final.with_name(final.name + ".gtiff")
+    return [PacketFile(f) for f in files]
+
+
+def decode_to_files(streams: Sequence, bundle, codec, out: Path, opener=None, fmt: str = "GTiff",
+                    options: dict | None = None, overviews: bool = False, progress=None) -> dict:
+    """Every scene in ``streams`` decoded into its own GeoTIFF in ``out``, one scene at a time and each tile by
+    tile (memory: the packet index and one tile); returns the report (each decoded scene's entry has its
+    ``output``). A scene that fails, on crafted metadata or anything else, costs only itself: its entry says why,
+    one stderr line names it, no file is left for it, and the run goes on."""
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
+
+    from cvae.edge.errors import CodecError
+    from cvae.ground.decoder import SceneSummary, collect, decode_tiles, scene_problem, scene_report
+    from cvae.ground.geotiff import GeoTiffWriter
+
+    stats: dict = {}
+    scenes = collect(streams, stats, opener)
+    report: dict = {"stats": stats, "scenes": []}
+    used: set[str] = set()
+    for (apid, sid), parts in sorted(scenes.items()):
+        entry: dict = {"scene_id": sid, "apid": apid}
+        label = f"scene {str(parts.meta.get('name'))[:80] if parts.meta else '?'} (APID {apid}, id {sid})"
+        problem = scene_problem(parts, bundle)
+        if problem:
+            name = parts.meta.get("name") if parts.meta else None
+            report["scenes"].append({**entry, **({"name": str(name)[:200]} if name is not None else {}),
+                                     "error": problem, "tiles_received": len(parts.segments)})
+            if parts.meta is not None:  # a scene without metadata is a channel loss, told in the report
+                print(f"cvae-decode: {label} not decoded: {problem}", file=sys.stderr)
+            continue
+        meta = parts.meta
+        path = out / output_name(str(meta.get("name") or sid), sid, used)
+        summary = SceneSummary()
         try:
-            with rasterio.open(tmp, "w", **profile) as dst:
-                dst.write(pixels)
-                _restore_descriptive(dst, meta)
-                if tags:
-                    dst.update_tags(**tags)
-                if lost:  # lost tiles are marked in the dataset mask (internal, so one file per scene)
-                    dst.write_mask(scene.valid.astype("uint8") * 255)
-                if overviews and fmt == "GTiff":
-                    from rasterio.enums import Resampling
-
-                    levels = [f for f in _OVERVIEW_LEVELS if min(meta["width"], meta["height"]) // f >= 64]
-                    if levels:
-                        dst.build_overviews(levels, Resampling.average)
-            if fmt == "COG":
-                rasterio.shutil.copy(tmp, final, driver="COG", **{"compress": "deflate", **options})
-        finally:
-            if tmp != final:
-                tmp.unlink(missing_ok=True)
+            with GeoTiffWriter(path, meta, fmt, options, overviews) as dst:
+                tick = progress(meta.get("name") or sid) if progress else None
+                for tile in decode_tiles(parts, codec, summary, tick):
+                    dst.write(tile)
+                    if summary.lost:
+                        dst.mark_lost()
+                if summary.lost:
+                    dst.mark_lost()
+                dst.finish(provenance_tags(summary, bundle.model_id[:16]))
+        except (CodecError, ValueError, OverflowError, MemoryError, OSError, RasterioError, CPLE_BaseError) as e:
+            reason = f"decoding failed: {type(e).__name__}: {str(e)[:200]}"
+            report["scenes"].append({**entry, "name": str(meta.get("name"))[:200], "error": reason})
+            print(f"cvae-decode: {label} not decoded: {reason}", file=sys.stderr)
+            continue
+        samples = meta["bands"] * meta["height"] * meta["width"]
+        report["scenes"].append({**entry, **scene_report(parts, summary, bundle, samples), "output": str(path)})
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from cvae.edge.bundle import Bundle
     from cvae.edge.errors import CvaeError
-    from cvae.ground.decoder import decode_streams
     from rasterio._err import CPLE_BaseError  # GDAL's own errors, e.g. a creation option it refuses
     from rasterio.errors import RasterioError
 
@@ -179,22 +145,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 exposure = key_file_exposure(k)
                 if exposure:
                     print(f"cvae-decode: warning: {exposure}", file=sys.stderr)
-        streams = [f.read_bytes() for f in files]
+        streams = open_streams(files)
         from cvae.edge.cli import Progress
 
         progress = None if a.quiet else (lambda name: Progress(f"cvae-decode {name}"))
-        scenes, report = decode_streams(streams, bundle, bundle.codec(a.backend), opener, progress=progress)
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
         import cvae
 
-        entries = {(e["apid"], e["scene_id"]): e for e in report["scenes"]}
-        used: set[str] = set()
-        for s in scenes:
-            name = output_name(str(s.meta.get("name") or s.scene_id), s.scene_id, used)
-            write_geotiff(out / name, s, provenance_tags(s, bundle.model_id[:16]), fmt=a.of, options=options,
-                          overviews=a.overviews)
-            entries[(s.apid, s.scene_id)]["output"] = str(out / name)
+        report = decode_to_files(streams, bundle, bundle.codec(a.backend), out, opener, fmt=a.of, options=options,
+                                 overviews=a.overviews, progress=progress)
         report["inputs"] = [str(f) for f in files]
         report["tool_version"] = cvae.__version__
         report["model_id"] = bundle.model_id
@@ -204,10 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for s in report["scenes"]:
         print(json.dumps(s))
+    decoded = [s for s in report["scenes"] if "output" in s]
     hint = nothing_decodable_hint(report.get("stats", {}), bool(a.key))
-    if scenes and hint:  # some scenes decoded, but packets were left aside: say so
+    if decoded and hint:  # some scenes decoded, but packets were left aside: say so
         print(f"cvae-decode: warning: {hint}", file=sys.stderr)
-    if not scenes:
+    if not decoded:
         print(f"cvae-decode: {nothing_decoded_reason(report, files, bool(a.key))}", file=sys.stderr)
         return 1
     return 0

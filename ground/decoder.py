@@ -1,13 +1,24 @@
 """Ground decoder: packets (in any order, with losses, duplicates and damage) back to scenes.
 
-Packets are grouped by scene id; a scene needs one intact metadata packet (they are repeated). Tiles are
-reassembled from their segments and decoded one by one; a tile whose segments are missing or whose
-bitstream is rejected becomes nodata and is listed in the report.
+Packets are first *indexed* (:func:`collect`): grouped by ``(APID, scene id)``, each tile segment kept as a
+reference into the stream it came in (a sealed one as its opened bytes), so a pass costs memory for its index,
+not for its data. A scene needs one intact metadata packet (they are repeated), checked field by field
+(:func:`metadata_problem`) before anything is allocated for it. Its tiles are then decoded one at a time, in
+scene order (:func:`decode_tiles`): a tile whose segments are missing or whose bitstream is rejected is listed
+as lost, and the caller places each decoded tile where it belongs: into a GeoTIFF window by window
+(``cvae-decode``, memory bounded by one tile), or into whole arrays (:func:`decode_scene`, for tests and
+benchmarks on scenes that fit in memory). A scene that fails costs only itself.
+
+    streams --collect--> {(apid, scene): SceneParts} --decode_tiles--> PlacedTile... --> GeoTIFF windows
 """
 from __future__ import annotations
 
+import binascii
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -16,55 +27,111 @@ from cvae.edge.codec import bitstream, packets as pk
 from cvae.edge.codec.security import AuthenticationError, Opener, ReplayError
 from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import CodecError
-from cvae.edge.io.tiling import tile_grid
+from cvae.edge.io.tiling import TileWindow
 
-__all__ = ["DecodedScene", "collect", "decode_scene", "decode_streams"]
+__all__ = ["DecodedScene", "PacketFile", "PlacedTile", "StaleSegmentError", "SceneParts", "SceneSummary", "collect", "decode_scene", "decode_streams",
+           "decode_tiles", "metadata_problem", "scene_problem", "scene_report", "MAX_SCENE_SAMPLES",
+           "MAX_LISTED_WINDOWS"]
+
+#: the largest scene the ground decodes (bands x height x width); larger metadata is refused as crafted
+MAX_SCENE_SAMPLES = 4_000_000_000
+#: a scene grid up to this many tile windows lists every lost one in the report; a larger one (only crafted
+#: metadata declares so many) lists the tiles that arrived and counts the rest, so the report stays bounded
+MAX_LISTED_WINDOWS = 65536
+
+class PacketFile:
+    """A packet file read twice: whole, once, to be indexed (:func:`collect` drops the bytes after), then a
+    packet at a time (``pread``) when its tile is decoded. A packet whose bytes changed on disk in between fails
+    its CRC again and its tile is lost, never decoded from other bytes."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def read_all(self) -> bytes:
+        return self.path.read_bytes()
+
+    def __getitem__(self, span: slice) -> bytes:
+        fd = os.open(self.path, os.O_RDONLY)  # opened per read: a pass of thousands of files holds no descriptor
+        try:
+            return os.pread(fd, span.stop - span.start, span.start)
+        finally:
+            os.close(fd)
+
+
+Buffer = bytes | bytearray | memoryview | PacketFile
+
+
+class StaleSegmentError(CodecError, ValueError):
+    """A packet's bytes no longer pass its CRC when read back for decoding (the file changed after indexing)."""
+
+
+@dataclass(frozen=True)
+class _Segment:
+    count: int                  # segments the tile was cut into
+    level: int
+    stream: int                 # index of the stream the packet lies in
+    start: int                  # the packet's first byte
+    end: int                    # one past its CRC
+    data: bytes | None = None   # a sealed segment, opened at collection (its replay check is order-dependent)
+
+    def size(self) -> int:
+        return self.end - self.start - pk.PRIMARY - pk.SECONDARY - pk.CRC_BYTES if self.data is None else len(self.data)
 
 
 @dataclass
-class DecodedScene:
-    scene_id: int
-    meta: dict
-    pixels: np.ndarray          # native dtype [C, H, W]
-    valid: np.ndarray           # bool[H, W]: data pixels (False for nodata and for lost tiles)
-    tiles_ok: list[tuple[int, int]] = field(default_factory=list)
-    tiles_lost: list[dict] = field(default_factory=list)
-    levels: dict = field(default_factory=dict)
-    apid: int = 0               # the APID its packets came on (scenes are told apart by APID and scene id)
-    max_error: np.ndarray | None = None  # int64[C]: the largest bound of the error-bounded tiles (tile format v4)
-    bounded_tiles: int = 0      # tiles coded to an error bound
+class SceneParts:
+    """What arrived of one scene: its metadata and, per tile ``(row, col)``, its segments by index."""
 
-
-@dataclass
-class _SceneParts:
+    streams: Sequence[Buffer]
     meta: dict | None = None
-    segments: dict = field(default_factory=lambda: defaultdict(dict))  # (row, col) -> {index: (count, level, bytes)}
+    segments: dict = field(default_factory=lambda: defaultdict(dict))  # (row, col) -> {index: _Segment}
     duplicates: int = 0
 
+    def segment_bytes(self, seg: _Segment) -> bytes:
+        """A segment's user data, read back from its stream with its packet's CRC checked again."""
+        if seg.data is not None:
+            return seg.data
+        pkt = bytes(self.streams[seg.stream][seg.start:seg.end])
+        if len(pkt) != seg.end - seg.start or binascii.crc_hqx(pkt[:-2], 0xFFFF) != int.from_bytes(pkt[-2:], "big"):
+            raise StaleSegmentError("a packet changed on disk after it was indexed")
+        return pkt[pk.PRIMARY + pk.SECONDARY:-pk.CRC_BYTES]
 
-def collect(streams: list[bytes], stats: dict, opener: Opener | None = None) -> dict[tuple[int, int], _SceneParts]:
-    """Packets grouped by scene: the key is ``(APID, scene id)``, so scenes of two encoders (each its own
-    APID) never merge even when their ids meet."""
-    scenes: dict[tuple[int, int], _SceneParts] = defaultdict(_SceneParts)
+    def body(self, key: tuple[int, int]) -> bytes:
+        """The tile bitstream at ``key``, its segments joined (the caller checked that all are there)."""
+        segs = self.segments[key]
+        return b"".join(self.segment_bytes(segs[i]) for i in range(len(segs)))
+
+    @property
+    def received_bytes(self) -> int:
+        return sum(s.size() for segs in self.segments.values() for s in segs.values())
+
+
+def collect(streams: Sequence[Buffer], stats: dict, opener: Opener | None = None) -> dict[tuple[int, int], SceneParts]:
+    """Packets indexed by scene: the key is ``(APID, scene id)``, so scenes of two encoders (each its own
+    APID) never merge even when their ids meet. ``streams`` stay referenced: tiles are read from them later."""
+    scenes: dict[tuple[int, int], SceneParts] = defaultdict(lambda: SceneParts(streams))
     meta_segments: dict[tuple[int, int], dict] = defaultdict(dict)
     for key in ("packets", "secured_without_key", "authentication_failures", "replays", "clear_refused"):
         stats.setdefault(key, 0)
-    for data in streams:
+    for index, stream in enumerate(streams):
+        data = stream.read_all() if isinstance(stream, PacketFile) else stream  # dropped once indexed
         for p in pk.parse_stream(data, stats):
             h = p.header
             stats["packets"] += 1
+            opened = None
             if h.secured:
                 if opener is None:
                     stats["secured_without_key"] += 1
                     continue
                 try:
-                    p = replace(p, data=opener.open(p.aad, p.data))
+                    opened = opener.open(p.aad, p.data)
                 except ReplayError:
                     stats["replays"] += 1
                     continue
                 except AuthenticationError:
                     stats["authentication_failures"] += 1
                     continue
+                p = replace(p, data=opened)
             elif opener is not None:  # with a key, only authenticated packets are trusted
                 stats["clear_refused"] += 1
                 continue
@@ -84,93 +151,223 @@ def collect(streams: list[bytes], stats: dict, opener: Opener | None = None) -> 
                 if h.segment in tile:
                     parts.duplicates += 1
                     continue
-                tile[h.segment] = (h.segments, h.level, p.data)
-    return scenes
+                end = p.offset + pk.PRIMARY + pk.SECONDARY + len(p.data) + pk.CRC_BYTES
+                tile[h.segment] = _Segment(h.segments, h.level, index, p.offset, end, opened)
+    return dict(scenes)
 
 
-def decode_scene(scene_id: int, parts: _SceneParts, codec: TileCodec, progress=None) -> DecodedScene:
-    """``progress(done, total)``, when given, is called after every tile."""
+@dataclass(frozen=True)
+class PlacedTile:
+    """A decoded tile and its place: ``pixels`` native dtype [C, h, w] with nodata restored (the scene's nodata
+    value in invalid pixels and in band-fill samples), ``valid`` bool[h, w]."""
+
+    window: TileWindow
+    pixels: np.ndarray
+    valid: np.ndarray
+    level: int
+    max_error: np.ndarray | None = None
+
+
+@dataclass
+class SceneSummary:
+    """What decoding a scene found, tile by tile (filled in while :func:`decode_tiles` runs)."""
+
+    tiles_ok: list[tuple[int, int]] = field(default_factory=list)
+    tiles_lost: list[dict] = field(default_factory=list)  # every lost window (grids up to MAX_LISTED_WINDOWS)
+    tiles_unlisted: int = 0     # lost windows of a larger grid, counted only
+    stray_tiles: int = 0        # tiles whose (row, col) lies outside the declared grid
+    levels: dict = field(default_factory=dict)
+    max_error: np.ndarray | None = None  # int64[C]: the largest bound of the error-bounded tiles (tile format v4)
+    bounded_tiles: int = 0      # tiles coded to an error bound
+
+    @property
+    def lost(self) -> int:
+        return len(self.tiles_lost) + self.tiles_unlisted
+
+
+def _window(meta: dict, row: int, col: int) -> TileWindow:
+    h, w, t = meta["height"], meta["width"], meta["tile"]
+    return TileWindow(row, col, row * t, col * t, min(t, h - row * t), min(t, w - col * t))
+
+
+def _windows(parts: SceneParts, summary: SceneSummary) -> Iterator[TileWindow]:
+    """In scene order: every window of a grid up to MAX_LISTED_WINDOWS, else only those
+    where a tile arrived (the others are counted, not enumerated: a crafted grid cannot cost time or memory)."""
+    meta = parts.meta
+    rows, cols = -(-meta["height"] // meta["tile"]), -(-meta["width"] // meta["tile"])
+    inside = sorted(k for k in parts.segments if k[0] < rows and k[1] < cols)
+    summary.stray_tiles = len(parts.segments) - len(inside)
+    if rows * cols <= MAX_LISTED_WINDOWS:
+        for r in range(rows):
+            for c in range(cols):
+                yield _window(meta, r, c)
+    else:
+        summary.tiles_unlisted = rows * cols - len(inside)
+        for r, c in inside:
+            yield _window(meta, r, c)
+
+
+def decode_tiles(parts: SceneParts, codec: TileCodec, summary: SceneSummary,
+                 progress: Callable[[int, int], None] | None = None) -> Iterator[PlacedTile]:
+    """Each tile of a scene whose metadata passed :func:`metadata_problem`, decoded, in scene order; lost ones
+    go to ``summary``. Memory: one tile. ``progress(done, total)``, when given, is called after every window."""
+    meta = parts.meta
+    c = int(meta["bands"])
+    dtype = np.dtype(meta["dtype"])
+    nodata = meta.get("nodata")
+    fill = np.asarray(nodata if nodata is not None else 0).astype(dtype)  # in range: metadata_problem checked
+    side = bitstream.SceneSide.from_metadata(meta, c)  # checked by metadata_problem: v6 tiles refer to it
+    windows = list(_windows(parts, summary))
+    for i, win in enumerate(windows):
+        if progress is not None:
+            progress(i, len(windows))
+        placed = _decode_one(parts, codec, win, c, dtype, nodata, fill, side, summary)
+        if placed is not None:
+            yield placed
+    if progress is not None:
+        progress(len(windows), len(windows))
+
+
+def _decode_one(parts, codec, win, c, dtype, nodata, fill, side, summary) -> PlacedTile | None:
+    segs = parts.segments.get((win.row, win.col))
+    key = {"row": win.row, "col": win.col}
+    if not segs:
+        summary.tiles_lost.append({**key, "reason": "no packet received"})
+        return None
+    counts = {s.count for s in segs.values()}
+    count = max(counts)
+    if len(counts) != 1 or set(segs) != set(range(count)):
+        summary.tiles_lost.append({**key, "reason": f"segments missing ({len(segs)} of {count} received)"})
+        return None
+    try:
+        body = parts.body((win.row, win.col))
+    except (StaleSegmentError, OSError) as e:
+        summary.tiles_lost.append({**key, "reason": f"unreadable: {e}"})
+        return None
+    declared = bitstream.peek_shape(body)
+    if declared is not None and declared != (c, win.height, win.width):  # refused before any allocation
+        summary.tiles_lost.append({**key, "reason": f"declares {declared}, its place in the scene is "
+                                                    f"{(c, win.height, win.width)}"})
+        return None
+    try:
+        t = codec.decompress(body, side)
+    except CodecError as e:
+        summary.tiles_lost.append({**key, "reason": f"rejected: {e}"})
+        return None
+    if t.pixels.shape != (c, win.height, win.width) or t.pixels.dtype != dtype:
+        summary.tiles_lost.append({**key, "reason": f"shape {t.pixels.shape}/{t.pixels.dtype} does not fit the scene"})
+        return None
+    px = t.pixels
+    if nodata is not None:
+        px = px.copy()
+        px[:, ~t.valid] = fill
+        if t.header.band_fill is not None:  # samples that are nodata in their band only (format v3+)
+            px[t.header.band_fill] = fill
+    summary.tiles_ok.append((win.row, win.col))
+    summary.levels[f"{win.row},{win.col}"] = t.level
+    if t.max_error is not None:  # what the tile's own header guarantees, per band
+        summary.bounded_tiles += 1
+        summary.max_error = t.max_error if summary.max_error is None else np.maximum(summary.max_error, t.max_error)
+    return PlacedTile(win, px, t.valid, t.level, t.max_error)
+
+
+@dataclass
+class DecodedScene:
+    """A scene decoded whole into memory (:func:`decode_scene`)."""
+
+    scene_id: int
+    meta: dict
+    pixels: np.ndarray          # native dtype [C, H, W]
+    valid: np.ndarray           # bool[H, W]: data pixels (False for nodata and for lost tiles)
+    summary: SceneSummary = field(default_factory=SceneSummary)
+    apid: int = 0               # the APID its packets came on (scenes are told apart by APID and scene id)
+
+    @property
+    def tiles_ok(self) -> list[tuple[int, int]]:
+        return self.summary.tiles_ok
+
+    @property
+    def tiles_lost(self) -> list[dict]:
+        return self.summary.tiles_lost
+
+    @property
+    def levels(self) -> dict:
+        return self.summary.levels
+
+    @property
+    def max_error(self) -> np.ndarray | None:
+        return self.summary.max_error
+
+    @property
+    def bounded_tiles(self) -> int:
+        return self.summary.bounded_tiles
+
+
+def decode_scene(scene_id: int, parts: SceneParts, codec: TileCodec, progress=None) -> DecodedScene:
+    """The whole scene in memory ([C, H, W] of its dtype): for scenes known to fit (tests, benchmarks);
+    ``cvae-decode`` writes tile by tile instead (:mod:`cvae.ground.geotiff`)."""
     meta = parts.meta
     c, h, w = int(meta["bands"]), int(meta["height"]), int(meta["width"])
     dtype = np.dtype(meta["dtype"])
     nodata = meta.get("nodata")
-    fill = nodata if nodata is not None else 0
-    pixels = np.full((c, h, w), fill, dtype=dtype)
+    pixels = np.full((c, h, w), np.asarray(nodata if nodata is not None else 0).astype(dtype), dtype=dtype)
     valid = np.zeros((h, w), bool)
-    out = DecodedScene(scene_id=scene_id, meta=meta, pixels=pixels, valid=valid)
-    side = bitstream.SceneSide.from_metadata(meta, c)  # checked by metadata_problem: v6 tiles refer to it
-    windows = list(tile_grid(h, w, int(meta["tile"])))
-    for i, win in enumerate(windows):
-        if progress is not None:
-            progress(i, len(windows))
-        segs = parts.segments.get((win.row, win.col))
-        key = {"row": win.row, "col": win.col}
-        if not segs:
-            out.tiles_lost.append({**key, "reason": "no packet received"})
-            continue
-        counts = {s[0] for s in segs.values()}
-        count = max(counts)
-        if len(counts) != 1 or set(segs) != set(range(count)):
-            out.tiles_lost.append({**key, "reason": f"segments missing ({len(segs)} of {count} received)"})
-            continue
-        body = b"".join(segs[i][2] for i in range(count))
-        declared = bitstream.peek_shape(body)
-        if declared is not None and declared != (c, win.height, win.width):  # refused before any allocation
-            out.tiles_lost.append({**key, "reason": f"declares {declared}, its place in the scene is "
-                                                    f"{(c, win.height, win.width)}"})
-            continue
-        try:
-            t = codec.decompress(body, side)
-        except CodecError as e:
-            out.tiles_lost.append({**key, "reason": f"rejected: {e}"})
-            continue
-        if t.pixels.shape != (c, win.height, win.width) or t.pixels.dtype != dtype:
-            out.tiles_lost.append({**key, "reason": f"shape {t.pixels.shape}/{t.pixels.dtype} does not fit the scene"})
-            continue
-        ys, xs = win.slices
-        tile_px = t.pixels
-        if nodata is not None:
-            tile_px = tile_px.copy()
-            tile_px[:, ~t.valid] = np.asarray(nodata).astype(dtype)
-            if t.header.band_fill is not None:  # samples that are nodata in their band only (format v3)
-                tile_px[t.header.band_fill] = np.asarray(nodata).astype(dtype)
-        pixels[:, ys, xs] = tile_px
+    summary = SceneSummary()
+    for t in decode_tiles(parts, codec, summary, progress):
+        ys, xs = t.window.slices
+        pixels[:, ys, xs] = t.pixels
         valid[ys, xs] = t.valid
-        out.tiles_ok.append((win.row, win.col))
-        out.levels[f"{win.row},{win.col}"] = t.level
-        if t.max_error is not None:  # what the tile's own header guarantees, per band
-            out.bounded_tiles += 1
-            out.max_error = t.max_error if out.max_error is None else np.maximum(out.max_error, t.max_error)
-    if progress is not None:
-        progress(len(windows), len(windows))
-    return out
+    return DecodedScene(scene_id=scene_id, meta=meta, pixels=pixels, valid=valid, summary=summary)
 
 
-#: the largest scene the ground decodes whole (bands x height x width); larger metadata is refused as crafted
-MAX_SCENE_SAMPLES = 4_000_000_000
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _nodata_problem(nodata, dtypes: list[np.dtype]) -> str | None:
+    """Why ``nodata`` cannot be a sample value of every dtype in ``dtypes`` (it fills lost tiles and is the
+    GeoTIFF's nodata), or None."""
+    if nodata is None:
+        return None
+    if isinstance(nodata, bool) or not isinstance(nodata, (int, float)):
+        return "nodata is not a number"
+    for dt in dtypes:
+        if dt.kind in "ui":
+            info = np.iinfo(dt)
+            if not (np.isfinite(nodata) and float(nodata).is_integer() and info.min <= nodata <= info.max):
+                return f"nodata {nodata!r:.40} is not a {dt} value ({info.min}..{info.max})"
+        elif np.isfinite(nodata) and abs(nodata) > np.finfo(dt).max:
+            return f"nodata {nodata!r:.40} is out of {dt}'s range"
+    return None
 
 
 def metadata_problem(meta: dict) -> str | None:
     """Why a (CRC-valid) metadata packet cannot describe a scene we decode, or None: every field the decoder
-    uses is checked for type and range before anything is allocated (crafted metadata must not crash a run)."""
-
+    and the GeoTIFF writer use is checked for type and range before anything is allocated (crafted metadata must
+    not crash a run)."""
     try:
         c, h, w, tile = (meta.get(k) for k in ("bands", "height", "width", "tile"))
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (c, h, w, tile)):
+        if not all(_is_int(v) and v > 0 for v in (c, h, w, tile)):
             return "bands, height, width and tile must be positive integers"
         if c > bitstream.MAX_BANDS or tile > bitstream.MAX_EDGE or tile % 16:
             return f"bands {c} or tile {tile} out of range"
         if c * h * w > MAX_SCENE_SAMPLES:
             return f"{c} x {h} x {w} samples exceed {MAX_SCENE_SAMPLES:,}"
-        if str(meta.get("dtype")) not in {str(d) for d in bitstream.DTYPES}:
+        carried = {str(d) for d in bitstream.DTYPES}
+        if str(meta.get("dtype")) not in carried:
             return f"dtype {str(meta.get('dtype'))[:40]!r} is not one the format carries"
-        nodata = meta.get("nodata")
-        if nodata is not None and not isinstance(nodata, (int, float)):
-            return "nodata is not a number"
+        source = meta.get("source_dtype")
+        if source is not None and str(source) not in carried:
+            return "source_dtype is not one the format carries"
+        dtypes = [np.dtype(meta["dtype"])] + ([np.dtype(source)] if source is not None else [])
+        problem = _nodata_problem(meta.get("nodata"), dtypes)
+        if problem:
+            return problem
         tr = meta.get("transform")
         if tr is not None and not (isinstance(tr, list) and len(tr) == 6 and
-                                   all(isinstance(v, (int, float)) for v in tr)):
-            return "transform is not six numbers"
+                                   all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+                                       for v in tr)):
+            return "transform is not six finite numbers"
         crs = meta.get("crs")
         if crs is not None:
             if not isinstance(crs, str) or len(crs) > 20000:
@@ -182,49 +379,63 @@ def metadata_problem(meta: dict) -> str | None:
                 CRS.from_user_input(crs)
             except CRSError as e:
                 return f"crs does not parse ({str(e)[:100]})"
-        if meta.get("source_dtype") is not None and str(meta["source_dtype"]) not in {str(d) for d in bitstream.DTYPES}:
-            return "source_dtype is not one the format carries"
         bitstream.SceneSide.from_metadata(meta, c)
     except (TypeError, ValueError, OverflowError) as e:
-        return f"malformed ({e})"
+        return f"malformed ({str(e)[:200]})"
     return None
 
 
-def decode_streams(streams: list[bytes], bundle: Bundle, codec: TileCodec,
+def scene_problem(parts: SceneParts, bundle: Bundle) -> str | None:
+    """Why a scene cannot be decoded at all (no metadata, another model, metadata refused), or None."""
+    if parts.meta is None:
+        return "no intact metadata packet: scene cannot be placed"
+    meta_id = str(parts.meta.get("model_id"))
+    if len(meta_id) < 16 or not bundle.accepts(meta_id):
+        return (f"coded with model {meta_id[:16]}, the bundle is {bundle.model_id[:16]}: decode with --bundle "
+                "pointing at that model")
+    problem = metadata_problem(parts.meta)
+    return f"scene metadata refused: {problem}" if problem else None
+
+
+def scene_report(parts: SceneParts, summary: SceneSummary, bundle: Bundle, samples: int) -> dict:
+    """The report entry of a decoded scene (without its key fields)."""
+    levels: dict = {}
+    for lv in summary.levels.values():
+        levels[str(lv)] = levels.get(str(lv), 0) + 1
+    meta = parts.meta
+    return {"name": meta.get("name"), "tiles_ok": len(summary.tiles_ok), "tiles_lost": summary.tiles_lost,
+            **({"tiles_lost_unlisted": summary.tiles_unlisted} if summary.tiles_unlisted else {}),
+            **({"stray_tiles": summary.stray_tiles} if summary.stray_tiles else {}),
+            "duplicate_segments": parts.duplicates, "model_id": bundle.model_id[:16], "levels": levels,
+            "tile_bits_per_sample": 8 * parts.received_bytes / max(1, samples),
+            **({"max_error": summary.max_error.tolist(), "bounded_tiles": summary.bounded_tiles}
+               if summary.max_error is not None else {}),
+            **({"metadata_dropped": meta["dropped"]} if meta.get("dropped") else {})}
+
+
+def decode_streams(streams: Sequence[Buffer], bundle: Bundle, codec: TileCodec,
                    opener: Opener | None = None, progress=None) -> tuple[list[DecodedScene], dict]:
-    """Decode every scene found in ``streams``; returns the scenes and a report dict. With an ``opener``
-    (keys), only authenticated packets are used; without one, sealed packets are counted and skipped."""
+    """Decode every scene found in ``streams`` into memory; returns the scenes and a report dict. With an
+    ``opener`` (keys), only authenticated packets are used; without one, sealed packets are counted and skipped.
+    A scene that cannot be decoded is reported with its reason and costs no other scene."""
     stats: dict = {}
     scenes = collect(streams, stats, opener)
     decoded, report = [], {"stats": stats, "scenes": []}
     for (apid, sid), parts in sorted(scenes.items()):
-        if parts.meta is None:
-            report["scenes"].append({"scene_id": sid, "apid": apid, "error": "no intact metadata packet: scene cannot be placed",
-                                     "tiles_received": len(parts.segments)})
-            continue
-        meta_id = str(parts.meta.get("model_id"))
-        if len(meta_id) < 16 or not bundle.accepts(meta_id):
-            report["scenes"].append({"scene_id": sid, "apid": apid, "name": parts.meta.get("name"),
-                                     "error": f"coded with model {str(parts.meta.get('model_id'))[:16]}, the bundle is "
-                                              f"{bundle.model_id[:16]}: decode with --bundle pointing at that model"})
-            continue
-        problem = metadata_problem(parts.meta)
+        problem = scene_problem(parts, bundle)
+        entry = {"scene_id": sid, "apid": apid}
         if problem:
-            report["scenes"].append({"scene_id": sid, "apid": apid, "name": str(parts.meta.get("name"))[:200],
-                                     "error": f"scene metadata refused: {problem}"})
+            name = parts.meta.get("name") if parts.meta else None
+            report["scenes"].append({**entry, **({"name": str(name)[:200]} if name is not None else {}),
+                                     "error": problem, "tiles_received": len(parts.segments)})
             continue
-        d = decode_scene(sid, parts, codec, progress(parts.meta.get("name") or sid) if progress else None)
+        try:
+            d = decode_scene(sid, parts, codec, progress(parts.meta.get("name") or sid) if progress else None)
+        except (CodecError, ValueError, OverflowError, MemoryError) as e:  # never another scene's loss
+            report["scenes"].append({**entry, "name": str(parts.meta.get("name"))[:200],
+                                     "error": f"decoding failed: {type(e).__name__}: {str(e)[:200]}"})
+            continue
         d.apid = apid
         decoded.append(d)
-        levels: dict = {}
-        for lv in d.levels.values():
-            levels[str(lv)] = levels.get(str(lv), 0) + 1
-        tile_bytes = sum(len(seg[2]) for segs in parts.segments.values() for seg in segs.values())
-        report["scenes"].append({"scene_id": sid, "apid": apid, "name": d.meta.get("name"), "tiles_ok": len(d.tiles_ok),
-                                 "tiles_lost": d.tiles_lost, "duplicate_segments": parts.duplicates,
-                                 "model_id": bundle.model_id[:16], "levels": levels,
-                                 "tile_bits_per_sample": 8 * tile_bytes / max(1, d.pixels.size),
-                                 **({"max_error": d.max_error.tolist(), "bounded_tiles": d.bounded_tiles}
-                                    if d.max_error is not None else {}),
-                                 **({"metadata_dropped": d.meta["dropped"]} if d.meta.get("dropped") else {})})
+        report["scenes"].append({**entry, **scene_report(parts, d.summary, bundle, d.pixels.size)})
     return decoded, report

@@ -186,12 +186,51 @@ def encode_metadata(meta: dict) -> bytes:
     return c.compress(json.dumps(meta, separators=(",", ":"), sort_keys=True).encode()) + c.flush()
 
 
+#: deepest nesting of metadata JSON (a scene's is 2: ``tags`` and the lists); deeper is crafted, refused before
+#: parsing (Python's parser recurses: a few bytes of ``[[[[...`` would otherwise raise RecursionError)
+MAX_METADATA_DEPTH = 8
+#: largest inflated metadata body (a scene's is a few hundred bytes; band descriptions and tags add little)
+MAX_METADATA_BYTES = 1 << 20
+
+
+def _nesting_problem(raw: bytes) -> str | None:
+    """Why ``raw`` nests deeper than MAX_METADATA_DEPTH, from one linear scan outside strings, or None."""
+    depth, in_string, escaped = 0, False, False
+    for b in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:  # backslash
+                escaped = True
+            elif b == 0x22:
+                in_string = False
+        elif b == 0x22:
+            in_string = True
+        elif b in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > MAX_METADATA_DEPTH:
+                return f"nests deeper than {MAX_METADATA_DEPTH} levels"
+        elif b in (0x5D, 0x7D):
+            depth -= 1
+    return None
+
+
 def decode_metadata(body: bytes) -> dict:
+    """The metadata dict of a (reassembled) metadata body; :class:`PacketFormatError` for anything that is not a
+    JSON object of bounded size and depth."""
     try:
         # the dictionary is used only when the stream says so (FDICT): bodies written without it still read
-        raw = zlib.decompressobj(zdict=METADATA_DICT).decompress(body, 1 << 20)
+        d = zlib.decompressobj(zdict=METADATA_DICT)
+        raw = d.decompress(body, MAX_METADATA_BYTES)
+        if d.unconsumed_tail:
+            raise PacketFormatError(f"scene metadata inflates beyond {MAX_METADATA_BYTES} bytes")
+        problem = _nesting_problem(raw)
+        if problem:
+            raise PacketFormatError(f"scene metadata {problem}")
         meta = json.loads(raw)
-    except (zlib.error, ValueError, UnicodeDecodeError) as e:
+    except (zlib.error, ValueError, UnicodeDecodeError, RecursionError) as e:
+        if isinstance(e, PacketFormatError):
+            raise
         raise PacketFormatError(f"scene metadata does not parse: {e}") from e
     if not isinstance(meta, dict):
         raise PacketFormatError("scene metadata is not a JSON object")

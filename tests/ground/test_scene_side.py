@@ -32,7 +32,7 @@ def _encode(scene, bundle, codec, level, every=16, **kw):
 def _metas_and_tiles(packets):
     parts = next(iter(collect([b"".join(packets)], {}).values()))
     side = bitstream.SceneSide.from_metadata(parts.meta, BANDS)
-    bodies = [b"".join(s[i][2] for i in sorted(s)) for _, s in sorted(parts.segments.items())]
+    bodies = [parts.body(key) for key in sorted(parts.segments)]
     return parts.meta, side, [bitstream.unpack_tile(b, side)[0] for b in bodies]
 
 
@@ -80,8 +80,8 @@ def test_a_tile_whose_metadata_lacks_the_ranges_is_lost_with_the_reason(scene, b
     mid = bytes.fromhex(bundle.model_id)[:4]
     stream = writer.packets(pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=9),
                             pk.encode_metadata(meta))
-    for (row, col), segs in sorted(parts.segments.items()):
-        body = b"".join(segs[i][2] for i in sorted(segs))
+    for row, col in sorted(parts.segments):
+        body = parts.body((row, col))
         stream += writer.packets(pk.SecondaryHeader(kind=pk.KIND_TILE, model_id=mid, scene_id=9, row=row, col=col,
                                                     level=9), body)
     [s], _ = decode_streams([b"".join(stream)], bundle, codec)
