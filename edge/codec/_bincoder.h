@@ -165,6 +165,15 @@ static inline int dec_bit_p(decoder *d, uint32_t p)
     return bit;
 }
 
+/* The most adaptive binary decisions (dec_bit_p) a stream of len bytes can hold, for a caller to refuse before it
+ * allocates anything when a header declares more coded symbols (each costs at least one decision) than the payload
+ * can carry. A decision at P(0) in [64, 65472] / 2^16 leaves range' <= range (1 - 2^-10) + 64 <= range (1 - 255 /
+ * 2^18) (range >= 2^24 before it); a byte read multiplies range by 2^8; range starts below 2^32 with 5 bytes read
+ * and ends at or above 2^24 with all len + 1 bytes read (the fed-back 0 byte; a stream that reads past its end is
+ * refused). So D decisions need D (255 / 2^18) / ln 2 <= 8 (len - 3), D < 5701 (len + 1). Raw bits (dec_raw) only
+ * narrow the range further. */
+static inline uint64_t bin_max_decisions(size_t len) { return (uint64_t)5701 * ((uint64_t)len + 1); }
+
 /* inverse of enc_raw; a value beyond n bits (only in a damaged stream) is flagged through overrun */
 static inline uint32_t dec_raw(decoder *d, int n)
 {

@@ -190,6 +190,8 @@ static int run(int32_t *q, uint8_t *mg, Py_ssize_t comps, const subband *sb, int
                                     u = (u << n) | dec_raw(dec, n);
                                 }
                             }
+                            /* the input's bound, checked as it is read: |q| <= 2^31 - 1 (u < 2^47 before it: KMAX 31
+                             * prefix bits), so -u and the contexts' |q| stay in int32 */
                             if (u > (uint64_t)INT32_MAX) {
                                 *where = at;
                                 return CF_ERR_RANGE;
@@ -315,6 +317,13 @@ static PyObject *cf_decode(PyObject *self, PyObject *args)
     if (get_layout(comps, go, oo, 1, "out", sb, &nsub, &per_comp, &out) < 0) {
         PyBuffer_Release(&data);
         return NULL;
+    }
+    /* every coefficient costs at least one binary decision: a geometry declaring more than the payload can hold is
+     * refused before anything is allocated (comps <= 255, per_comp <= 64 2^32: no overflow) */
+    if ((uint64_t)(comps * per_comp) > bin_max_decisions((size_t)data.len)) {
+        PyBuffer_Release(&out);
+        PyBuffer_Release(&data);
+        return Py_BuildValue("(in)", CF_ERR_TRUNCATED, comps * per_comp);
     }
     class_models *models = malloc(sizeof(class_models) * NCLASS);
     uint8_t *mg = calloc((size_t)(comps * per_comp), 1);

@@ -58,8 +58,12 @@
 #define ERR_CLIP 32                /* LMS error in eighths of its running mean, clipped to +-this */
 #define NCTX MAG_CONTEXTS           /* magnitude contexts */
 #define NSIGN 27                   /* sign contexts: signs (+, -, 0) of q at W, N and in the previous band */
-#define KMAX 40                    /* longest unary prefix: |q| < 2^40 (inputs are bounded far below) */
+#define KMAX 40                    /* longest unary prefix: |q| < 2^40 (decode_q bounds it far below) */
 #define SAMPLE_LIMIT ((int64_t)1 << 33) /* |lo|, |hi|, E bounded by the wrapper: keeps every product in int64 */
+#define MAX_BANDS 32               /* the tile format's limits (bitstream.MAX_BANDS, MAX_EDGE): a decoder refuses */
+#define MAX_EDGE 2048              /* a larger declared shape before allocating anything */
+#define RING 16                    /* rows kept of the per-sample state: a replicated block's anchor lies at most */
+                                   /* 15 rows up (ky <= 16), every other read 1 row up; a power of two */
 
 enum { PR_OK = 0, PR_ERR_TRUNCATED = 1, PR_ERR_TRAILING = 2, PR_ERR_RANGE = 3, PR_ERR_NOMEM = 4 };
 
@@ -127,15 +131,19 @@ typedef struct {
     const int64_t *emax, *lo, *hi; /* [c] */
     const uint8_t *skip;           /* [c][h][w] */
     const uint8_t *rep;            /* [c][4] ky, kx, oy, ox: replication blocks (1, 1, 0, 0: none) */
-    int64_t *r;                    /* [c][h][w] reconstructed */
-    int64_t *cdiff;                /* [c][h][w] central difference 4 r - s */
-    int16_t *qv;                   /* [c][h][w] q clipped to +-32767 */
-    uint8_t *qm;                   /* [c][h][w] |q| clipped to 255 (mag255 of qv, kept for the contexts) */
-    int64_t *perr;                 /* [c][h][w] r - p */
+    int64_t *r;                    /* [c][h][w] reconstructed (the output) */
+    /* what later samples read of the last RING rows, [RING][c][w] (row y at y mod RING, RAT): the working set is
+     * 19 RING c w bytes whatever the tile's height (20 MB for the format's largest tile, 32 x 2048 x 2048) */
+    int64_t *cdiff;                /* central difference 4 r - s */
+    int16_t *qv;                   /* q clipped to +-32767 */
+    uint8_t *qm;                   /* |q| clipped to 255 (mag255 of qv, kept for the contexts) */
+    int64_t *perr;                 /* r - p */
     band_models *m;                /* [c] */
 } tile_t;
 
 #define AT(t, b, y, x) ((size_t)(b) * (size_t)(t)->h * (size_t)(t)->w + (size_t)(y) * (size_t)(t)->w + (size_t)(x))
+/* the ring rows: sample (b, y, x); the previous band's sample of the same row lies w before */
+#define RAT(t, b, y, x) (((size_t)((y) & (RING - 1)) * (size_t)(t)->c + (size_t)(b)) * (size_t)(t)->w + (size_t)(x))
 
 typedef struct { int64_t W, N, NW, NE, WW, NN; } nbhd;
 
@@ -171,7 +179,7 @@ typedef struct {
 static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
 {
     const band_models *m = &t->m[b];
-    const size_t at = AT(t, b, y, x), plane = (size_t)t->h * (size_t)t->w, w = (size_t)t->w;
+    const size_t at = AT(t, b, y, x), ra = RAT(t, b, y, x), w = (size_t)t->w;
     nbhd n;
     if (y > 1 && x > 1 && x + 1 < t->w) { /* the interior: every neighbour exists (the same values as below) */
         const int64_t *r0 = t->r + at, *r1 = r0 - w;
@@ -194,9 +202,9 @@ static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
     u[5] = 4 * med(n.N, n.W, n.NW) - s;
     int nf = NSPATIAL;
     for (int k = 1; k <= PMAX && k <= b; k++)
-        u[nf++] = t->cdiff[at - (size_t)k * plane];
+        u[nf++] = t->cdiff[ra - (size_t)k * w];
     if (b > 0)
-        u[nf++] = 4 * t->perr[at - plane];
+        u[nf++] = 4 * t->perr[ra - w];
     pr->nf = nf;
     int64_t d = 0;
     for (int j = 0; j < nf; j++)
@@ -206,17 +214,18 @@ static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
     pr->p = clip64(floor_div(pr->p4 + 2, 4), t->lo[b], t->hi[b]);
 
     /* magnitude context: neighbouring |q| (this band and the previous one) and the gradients in steps */
-    const int16_t *q0 = t->qv + at;
+    const size_t up = y > 0 ? RAT(t, b, y - 1, x) : ra; /* read only when y > 0 */
+    const int16_t *q0 = t->qv + ra;
     int64_t sW = x > 0 ? q0[-1] : 0;
-    int64_t sN = y > 0 ? q0[-(ptrdiff_t)w] : sW;
-    int64_t sB = b > 0 ? q0[-(ptrdiff_t)plane] : 0;
-    const uint8_t *m0 = t->qm + at;
+    int64_t sN = y > 0 ? t->qv[up] : sW;
+    int64_t sB = b > 0 ? q0[-(ptrdiff_t)w] : 0;
+    const uint8_t *m0 = t->qm + ra, *m1 = t->qm + up;
     int64_t qW = x > 0 ? m0[-1] : 0;
-    int64_t qN = y > 0 ? m0[-(ptrdiff_t)w] : qW;
-    int64_t qNW = (y > 0 && x > 0) ? m0[-(ptrdiff_t)w - 1] : qN;
-    int64_t qNE = (y > 0 && x + 1 < t->w) ? m0[-(ptrdiff_t)w + 1] : qN;
+    int64_t qN = y > 0 ? m1[0] : qW;
+    int64_t qNW = (y > 0 && x > 0) ? m1[-1] : qN;
+    int64_t qNE = (y > 0 && x + 1 < t->w) ? m1[1] : qN;
     int64_t qWW = x > 1 ? m0[-2] : qW;
-    int64_t qB = b > 0 ? m0[-(ptrdiff_t)plane] : qN;
+    int64_t qB = b > 0 ? m0[-(ptrdiff_t)w] : qN;
     int64_t act = 2 * (qW + qN) + qNW + qNE + qWW + 2 * qB; /* about 8 |q| */
     int64_t grad = abs64(n.W - n.NW) + abs64(n.N - n.NW) + abs64(n.N - n.NE) + abs64(n.W - n.WW) + abs64(n.N - n.NN);
     int64_t g = t->emax[b] ? grad / (2 * t->emax[b] + 1) : grad; /* non-negative: truncation is floor */
@@ -277,7 +286,12 @@ static void code_q(encoder *e, band_models *m, const predicted *pr, int64_t q)
     }
 }
 
-static int decode_q(decoder *d, band_models *m, const predicted *pr, int64_t *q)
+/* The inverse of code_q. The input's bound, checked where it is read: |q| <= qmax = floor((hi - lo + E) / (2E + 1)),
+ * the largest an encoder writes (|x - p| <= hi - lo, as both lie in the band's range, and q = sign(e) floor((|e| +
+ * E) / (2E + 1))); anything larger is PR_ERR_RANGE. With hi - lo <= 2^34 and E <= 2^33 (check_bounds), |q| <= 2^34
+ * and |q (2E + 1)| <= hi - lo + E < 2^35: the reconstruction p + q (2E + 1) stays far inside int64. Before the
+ * check v < 2^41 (KMAX 40 prefix bits, the mantissa built in uint64). */
+static int decode_q(decoder *d, band_models *m, const predicted *pr, int64_t qmax, int64_t *q)
 {
     int c = pr->mctx;
     if (!dec_bit(d, &m->zero[c])) {
@@ -299,7 +313,7 @@ static int decode_q(decoder *d, band_models *m, const predicted *pr, int64_t *q)
             v = (v << n) | dec_raw(d, n);
         }
     }
-    if (v > (uint64_t)SAMPLE_LIMIT * 4)
+    if (v > (uint64_t)qmax)
         return PR_ERR_RANGE;
     *q = neg ? -(int64_t)v : (int64_t)v;
     return PR_OK;
@@ -331,14 +345,15 @@ static int block_has_coded(const tile_t *t, int b, int ay, int ax, const uint8_t
     return 0;
 }
 
-/* What later samples read of this one: its value, central difference, residual and prediction error. */
-static inline void settle(tile_t *t, size_t at, int64_t rec, int64_t s, int64_t q, int64_t pe)
+/* What later samples read of this one (at: its index in r, ra: in the ring rows): its value, central difference,
+ * residual and prediction error. */
+static inline void settle(tile_t *t, size_t at, size_t ra, int64_t rec, int64_t s, int64_t q, int64_t pe)
 {
     t->r[at] = rec;
-    t->cdiff[at] = 4 * rec - s;
-    t->qv[at] = (int16_t)(q > 32767 ? 32767 : (q < -32767 ? -32767 : q));
-    t->qm[at] = (uint8_t)mag255(q);
-    t->perr[at] = pe;
+    t->cdiff[ra] = 4 * rec - s;
+    t->qv[ra] = (int16_t)(q > 32767 ? 32767 : (q < -32767 ? -32767 : q));
+    t->qm[ra] = (uint8_t)mag255(q);
+    t->perr[ra] = pe;
 }
 
 static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_ssize_t *where)
@@ -347,25 +362,26 @@ static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_
         band_init(&t->m[b]);
     for (int y = 0; y < t->h; y++) {
         for (int b = 0; b < t->c; b++) {
-            int64_t step = 2 * t->emax[b] + 1;
+            /* step <= 2^34 + 1, and q read within +-qmax: |q step| <= hi - lo + E <= 2^35 (check_bounds) */
+            const int64_t step = 2 * t->emax[b] + 1, qmax = (t->hi[b] - t->lo[b] + t->emax[b]) / step;
             const uint8_t *rp = t->rep + 4 * b;
             for (int i = 0; i < t->w; i++) {
-                size_t at = AT(t, b, y, i);
+                size_t at = AT(t, b, y, i), ra = RAT(t, b, y, i);
                 if (rp[0] > 1 || rp[1] > 1) {
                     int ay = anchor(y, rp[0], rp[2]), ax = anchor(i, rp[1], rp[3]);
-                    if (ay != y || ax != i) {
-                        size_t from = AT(t, b, ay, ax);
+                    if (ay != y || ax != i) { /* ay >= y - 15: its ring row is still there */
+                        size_t from = AT(t, b, ay, ax), rfrom = RAT(t, b, ay, ax);
                         t->r[at] = t->r[from]; /* the local sum needs W, which precedes: value first */
                         nbhd n;
                         neighbours(t, b, y, i, &n);
-                        settle(t, at, t->r[from], n.N + n.W + n.NW + n.NE, t->qv[from], t->perr[from]);
+                        settle(t, at, ra, t->r[from], n.N + n.W + n.NW + n.NE, t->qv[rfrom], t->perr[rfrom]);
                         continue;
                     }
                 }
                 predicted pr;
                 predict(t, b, y, i, &pr);
                 if (t->skip[at] && !((rp[0] > 1 || rp[1] > 1) && block_has_coded(t, b, y, i, rp))) {
-                    settle(t, at, pr.p, pr.s, 0, 0);
+                    settle(t, at, ra, pr.p, pr.s, 0, 0);
                     continue;
                 }
                 int64_t q;
@@ -377,7 +393,7 @@ static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_
                         q = e >= 0 ? (e + t->emax[b]) / step : -((-e + t->emax[b]) / step);
                     code_q(enc, &t->m[b], &pr, q);
                 } else {
-                    int st = decode_q(dec, &t->m[b], &pr, &q);
+                    int st = decode_q(dec, &t->m[b], &pr, qmax, &q);
                     if (st != PR_OK) {
                         *where = (Py_ssize_t)at;
                         return st;
@@ -387,8 +403,8 @@ static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_
                         return PR_ERR_TRUNCATED;
                     }
                 }
-                int64_t rec = clip64(pr.p + q * step, t->lo[b], t->hi[b]);
-                settle(t, at, rec, pr.s, q, rec - pr.p);
+                int64_t rec = clip64(pr.p + q * step, t->lo[b], t->hi[b]); /* |p| <= 2^33, |q step| <= 2^35 */
+                settle(t, at, ra, rec, pr.s, q, rec - pr.p);
                 adapt(t, b, &pr, rec);
             }
         }
@@ -443,7 +459,7 @@ static int check_bounds(int c, const int64_t *emax, const int64_t *lo, const int
 
 static int tile_alloc(tile_t *t, int c, int h, int w)
 {
-    size_t n = (size_t)c * h * w;
+    size_t n = (size_t)RING * c * w; /* the ring rows */
     t->c = c;
     t->h = h;
     t->w = w;
@@ -462,6 +478,23 @@ static void tile_free(tile_t *t)
     free(t->perr);
     free(t->cdiff);
     free(t->m);
+}
+
+/* A lower bound on the samples run_tile decodes a q for (each costs at least one binary decision): those not
+ * skipped that are their own block's anchor (a skipped anchor of a block with a coded sample is coded too). */
+static uint64_t coded_at_least(const tile_t *t, int c, int h, int w)
+{
+    uint64_t n = 0;
+    for (int b = 0; b < c; b++) {
+        const uint8_t *rp = t->rep + 4 * b, *sk = t->skip + (size_t)b * h * w;
+        for (int y = 0; y < h; y++) {
+            if (anchor(y, rp[0], rp[2]) != y)
+                continue;
+            for (int x = 0; x < w; x++)
+                n += !sk[(size_t)y * w + x] && anchor(x, rp[1], rp[3]) == x;
+        }
+    }
+    return n;
 }
 
 /* encode(x int64[C*H*W], skip uint8[C*H*W], rep uint8[C*4], C, H, W, emax int64[C], lo int64[C], hi int64[C])
@@ -545,9 +578,9 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
     int c, h, w;
     if (!PyArg_ParseTuple(args, "y*OOiiiOOOO", &data, &so, &ro, &c, &h, &w, &eo, &loo, &hio, &oo))
         return NULL;
-    if (c < 1 || c > 255 || h < 1 || w < 1 || h > 65535 || w > 65535) {
+    if (c < 1 || c > MAX_BANDS || h < 1 || w < 1 || h > MAX_EDGE || w > MAX_EDGE) { /* the format's limits */
         PyBuffer_Release(&data);
-        PyErr_SetString(PyExc_ValueError, "bad tile shape");
+        PyErr_SetString(PyExc_ValueError, "bad tile shape: 1..32 bands, 1..2048 rows and columns");
         return NULL;
     }
     Py_ssize_t n = (Py_ssize_t)c * h * w;
@@ -574,7 +607,11 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
     t.r = v.out.buf;
     int st = PR_ERR_NOMEM;
     Py_ssize_t where = 0;
-    if (tile_alloc(&t, c, h, w) == 0) {
+    uint64_t coded = coded_at_least(&t, c, h, w);
+    if (coded > bin_max_decisions((size_t)data.len)) {
+        st = PR_ERR_TRUNCATED; /* more coded samples than the payload can hold: refused before allocating */
+        where = (Py_ssize_t)coded;
+    } else if (tile_alloc(&t, c, h, w) == 0) {
         /* the encoder drops the coder's leading 0 byte: feed it back */
         uint8_t *buf = malloc((size_t)data.len + 1);
         if (buf) {
