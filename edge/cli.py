@@ -60,15 +60,32 @@ def budget_problem(enc, tile_bytes: int | None, scene_bytes: int | None) -> str 
 
 
 def _max_error(text: str) -> tuple[int, ...]:
-    """``--max-error``: ``E`` or ``E1,E2,...`` (whole digital numbers >= 0)."""
+    """``--max-error``: ``E`` or ``E1,E2,...`` (whole digital numbers in 0 .. the v4 tile's limit)."""
+    from cvae.edge.quality import TargetError, check_max_error
+
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give whole digital numbers, one or one per band, e.g. 0 or "
                                          "1,1,2,4") from None
-    if any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"{text!r}: a bound is >= 0 (0 = lossless)")
-    return values
+    try:
+        return check_max_error(values, "--max-error")
+    except TargetError as e:  # argparse names the option itself
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--max-error: ")) from None
+
+
+def _psnr(text: str) -> float:
+    """``--psnr``: a finite number of dB in the range the daemon accepts (quality.check_psnr)."""
+    from cvae.edge.quality import TargetError, check_psnr
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of dB, e.g. 45") from None
+    try:
+        return check_psnr(value, "--psnr")
+    except TargetError as e:  # argparse names the option itself
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--psnr: ")) from None
 
 
 def encode_main(argv: Sequence[str] | None = None) -> int:
@@ -88,7 +105,7 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
     g.add_argument("--max-error", type=_max_error,
                    help="error bound in digital numbers, one value or one per band (e.g. 0 = lossless, or 1,1,2,4): "
                         "every decoded sample within it of the original (tile format v4, no network)")
-    g.add_argument("--psnr", type=float, help="quality in dB: each tile at the cheapest rate level or error bound "
+    g.add_argument("--psnr", type=_psnr, help="quality in dB: each tile at the cheapest rate level or error bound "
                                               "that reaches it (PSNR per band over valid pixels, peak = the band's "
                                               "range in the scene)")
     p.add_argument("--tile-size", type=int, default=None,

@@ -272,16 +272,23 @@ def prepare_tile(codec: TileCodec, px: np.ndarray, valid: np.ndarray, info: Rast
     return a, level if level is not None else choose_level(codec, a, tile_bytes)
 
 
-def quality_metadata(max_error, psnr: float | None, bands: int) -> dict:
+def quality_metadata(max_error, psnr: float | None, bands: int, integral: bool = True) -> dict:
     """What the scene metadata states of the quality asked: the bound per band, or the PSNR target (``{}`` for
-    levels and budgets); a wrong number of bounds raises :class:`InputError`."""
+    levels and budgets). Raises :class:`InputError`, before any packet, for what no tile of the scene could meet:
+    a wrong number of bounds, a target out of range, or a bound on a scene whose samples are not whole numbers
+    (``integral`` false: :attr:`RasterInfo.integral`)."""
+    from cvae.edge.quality import check_psnr
+
     out = {}
     if max_error is not None:
         from cvae.edge.codec.predictive import check_max_error
 
+        if not integral:
+            raise InputError("float samples that are not whole numbers: an error bound in digital numbers needs "
+                             "integer samples; code this scene with a level, a byte budget or a PSNR target")
         out["max_error"] = check_max_error(max_error, bands).tolist()
     if psnr is not None:
-        out["psnr_target"] = psnr
+        out["psnr_target"] = check_psnr(psnr)
     return out
 
 
@@ -361,11 +368,12 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
                 yield flight.popleft().result()
 
     return _packetize(path, bundle, codec, opts, writer, progress, info.header(), info.source_dtype, tiles, sink,
-                      info.band_range)
+                      info.band_range, info.integral)
 
 
 def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writer: pk.PacketWriter | None,
-               progress, header: Raster, source_dtype, tiles, sink=None, band_range=None) -> EncodedScene:
+               progress, header: Raster, source_dtype, tiles, sink=None, band_range=None,
+               integral: bool = True) -> EncodedScene:
     """The scene's packets: the units of its :class:`SceneStream`, the tiles being what ``tiles(windows,
     stream)`` yields as ``(analyzed, level)`` in window order; ``band_range``: the scene's."""
     name = Path(path).stem
@@ -374,10 +382,10 @@ def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writ
     writer = writer or pk.PacketWriter(opts.apid, max_data_field=opts.max_data_field)
     c, h, w = header.pixels.shape
     windows = list(tile_grid(h, w, opts.tile_size))
-    try:  # a wrong number of bounds fails before any tile
-        quality = quality_metadata(opts.max_error, opts.psnr, c)
+    try:  # a wrong number of bounds, or a bound on true floats, fails before any tile
+        quality = quality_metadata(opts.max_error, opts.psnr, c, integral)
     except InputError as e:
-        raise InputError(f"{path}: --max-error: {e}") from None
+        raise InputError(f"{path}: {'--max-error' if opts.max_error is not None else '--psnr'}: {e}") from None
     stream = SceneStream.for_scene(header, name, bundle, opts.tile_size, scene_id, len(windows),
                                    source_dtype=source_dtype, metadata_every=opts.metadata_every, extra=quality,
                                    band_range=band_range, version=codec.version, max_error=opts.max_error)

@@ -17,11 +17,48 @@ import numpy as np
 
 from cvae.edge.codec import bitstream
 from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
+from cvae.edge.errors import InputError
 
-__all__ = ["tile_psnr", "choose_for_psnr", "bound_for_mse"]
+__all__ = ["tile_psnr", "choose_for_psnr", "bound_for_mse", "check_psnr", "check_max_error", "TargetError",
+           "PSNR_MIN", "PSNR_MAX", "MAX_ERROR_LIMIT"]
 
 #: PSNR counted for a band decoded exactly (keeps the mean finite)
 EXACT_DB = 200.0
+#: the PSNR targets accepted (dB): below 10 the error is a third of the band's range (nothing worth sending), and
+#: no tile measures above EXACT_DB
+PSNR_MIN, PSNR_MAX = 10.0, EXACT_DB
+#: the largest error bound a v4 tile carries (digital numbers, per band; bitstream.PREDICTIVE_LIMIT)
+MAX_ERROR_LIMIT = bitstream.PREDICTIVE_LIMIT
+
+
+class TargetError(InputError):
+    """A quality target (``--psnr``/``psnr``, ``--max-error``/``max_error``) the format cannot carry; the message
+    names the key and the accepted range."""
+
+
+def check_psnr(value, key: str = "psnr") -> float:
+    """``value`` as a PSNR target in dB, or :class:`TargetError`: a finite number in PSNR_MIN..PSNR_MAX (not a bool).
+    The one check of ``cvae-encode --psnr``, the daemon's ``psnr`` and ``cvae-edge check``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
+            not math.isfinite(value) or not PSNR_MIN <= value <= PSNR_MAX:
+        raise TargetError(f"{key}: {value!r} must be a number of dB between {PSNR_MIN:g} and {PSNR_MAX:g} "
+                          "(e.g. 45)")
+    return float(value)
+
+
+def check_max_error(value, key: str = "max_error") -> tuple[int, ...]:
+    """``value`` (one bound or a sequence of them, one per band) as a tuple of whole digital numbers in
+    0..MAX_ERROR_LIMIT, or :class:`TargetError`. The one check of ``cvae-encode --max-error``, the daemon's
+    ``max_error`` and ``cvae-edge check``; whether the count fits a scene's bands is known only per scene."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values or any(isinstance(e, bool) or not isinstance(e, (int, np.integer)) for e in values):
+        raise TargetError(f"{key}: {value!r} must be a whole number of digital numbers >= 0 (0 = lossless), or "
+                          "one per band (e.g. 1,1,2,4)")
+    if any(not 0 <= e <= MAX_ERROR_LIMIT for e in values):
+        shown = ",".join(str(e) for e in values) if isinstance(value, (list, tuple)) else repr(value)
+        raise TargetError(f"{key}: {shown} is out of range: each bound must lie in 0 (lossless) .. "
+                          f"{MAX_ERROR_LIMIT} (the largest a v4 tile carries)")
+    return tuple(int(e) for e in values)
 
 
 def tile_psnr(orig: np.ndarray, rec: np.ndarray, coded: np.ndarray, peaks: np.ndarray) -> float:
@@ -47,7 +84,8 @@ def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: n
                     scene: bitstream.SceneSide | None = None
                     ) -> tuple[AnalyzedTile | BoundedTile, int, float]:
     """``(tile, level, psnr)`` for :meth:`TileCodec.encode`: the cheaper of the lowest rate level and the
-    loosest error bound that reach ``target`` dB on this tile (a rate level when neither does: the top one)."""
+    loosest error bound that reach ``target`` dB on this tile (a rate level when neither does: the top one; a
+    rate level always on a tile of true floats, which no error bound in digital numbers fits)."""
     coded = np.broadcast_to(valid, px.shape).copy()
     if fill is not None:
         coded &= ~fill
@@ -77,7 +115,10 @@ def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: n
     bounded = None
     for _ in range(8):
         t = codec.bound(px, e, valid, fill)
-        data = codec.encode(t, 0)
+        try:
+            data = codec.encode(t, 0)
+        except InputError:  # true float samples have no bound in digital numbers: the rate levels alone
+            break
         q = tile_psnr(px, codec.decompress(data).pixels, coded, peaks)
         if q >= target:
             bounded = (t, len(data), q)

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from cvae.edge.errors import InputError
+from cvae.edge.quality import TargetError, check_max_error, check_psnr
 
 __all__ = ["DaemonConfig", "ConfigError"]
 
@@ -67,14 +68,13 @@ class DaemonConfig:
         if sum(v is not None for v in (self.level, self.tile_bytes, self.max_error, self.psnr)) != 1:
             raise ConfigError("level / tile_bytes / max_error / psnr: set exactly one (e.g. level: 3; or tile_bytes: "
                               "8000, max_error: 0 for lossless, or psnr: 45, each with level: null)")
-        if self.psnr is not None and (isinstance(self.psnr, bool) or not isinstance(self.psnr, (int, float))
-                                      or not 10 <= self.psnr <= 200):
-            raise ConfigError(f"psnr: {self.psnr!r} must be a number of dB between 10 and 200")
-        if self.max_error is not None:
-            bounds = self.max_error if isinstance(self.max_error, list) else [self.max_error]
-            if not bounds or any(isinstance(e, bool) or not isinstance(e, int) or e < 0 for e in bounds):
-                raise ConfigError(f"max_error: {self.max_error!r} must be a whole number >= 0 (0 = lossless) or a "
-                                  "list of them, one per band")
+        try:  # the one check of both targets, shared with cvae-encode (quality.py: the format's limits)
+            if self.psnr is not None:
+                check_psnr(self.psnr, "psnr")
+            if self.max_error is not None:
+                check_max_error(self.max_error, "max_error")
+        except TargetError as e:
+            raise ConfigError(str(e)) from None
         if self.level is not None and not 0 <= self.level < 64:
             raise ConfigError(f"level: {self.level} is not a rate level; use 0 (lowest rate) .. the bundle's last level")
         if self.tile_bytes is not None and self.tile_bytes <= 0:

@@ -142,7 +142,8 @@ class RasterInfo:
 
     shape: (C, H, W); dtype: the coded dtype (floats holding integers are cast, as encode_scene does);
     source_dtype: the file's; zero_fill: zeros in every band are fill (uint16 without nodata, > 1% of pixels);
-    band_range: per band (lo, hi) as :func:`band_ranges`, None when no pixel is valid.
+    band_range: per band (lo, hi) as :func:`band_ranges`, None when no pixel is valid; integral: every sample is a
+    whole number (always for integer dtypes; for floats, whether an error bound in digital numbers can apply).
     """
 
     path: str
@@ -156,6 +157,7 @@ class RasterInfo:
     tags: dict
     zero_fill: bool
     band_range: tuple[np.ndarray, np.ndarray] | None
+    integral: bool = True
 
     def header(self) -> Raster:
         """A :class:`Raster` with this scene's shape, coded dtype and descriptive metadata but no pixels (a
@@ -236,7 +238,7 @@ def _scan(path, max_samples, rows, rasterio, Window) -> RasterInfo:
         return RasterInfo(path=str(path), shape=(c, h, w), dtype=dtype, source_dtype=src, nodata=nodata,
                           profile=dict(ds.profile), descriptions=tuple(ds.descriptions),
                           colorinterp=tuple(ci.name for ci in ds.colorinterp), tags=dict(ds.tags()),
-                          zero_fill=zero_fill, band_range=band_range)
+                          zero_fill=zero_fill, band_range=band_range, integral=src.kind != "f" or integral)
 
 
 def read_window(ds, info: RasterInfo, y: int, n: int) -> tuple[np.ndarray, np.ndarray]:
