@@ -12,6 +12,7 @@ the tile is coded from. Parts and the latest plan are cached on the :class:`Anal
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -103,7 +104,9 @@ class Planner:
 
     def __init__(self, kind: "HybridKind", mode_search: str = "auto"):
         check_mode_search(mode_search)
-        self.kind = kind
+        # a proxy, not the kind itself: the kind owns its planner, and a reference back would make a cycle that
+        # keeps a replaced codec (its network sessions: ~160 MB) alive until a full collection (a daemon reload)
+        self.kind = weakref.proxy(kind)
         self.mode_search = mode_search
 
     def searched_modes(self, level: int) -> list[tuple[int, bool]]:

@@ -46,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             inbox = [f.name for f in cfg.inbox.iterdir() if not f.name.startswith(".")] if cfg.inbox.is_dir() else []
             out["queue_depth"] = len(inbox)
-            out["outbox_bytes"] = sum(f.stat().st_size for f in cfg.outbox.iterdir()) if cfg.outbox.is_dir() else 0
+            from cvae.edge.daemon.spool import outbox_bytes
+
+            out["outbox_bytes"] = outbox_bytes(cfg.outbox) if cfg.outbox.is_dir() else 0
             print(json.dumps(out, indent=1))
             return 0
         from cvae.edge.daemon.service import Service

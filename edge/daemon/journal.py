@@ -140,6 +140,11 @@ class Journal:
                                (scene, unit)).fetchone()
 
     @_locked
+    def scene_files(self, scene: int) -> list[str]:
+        """The packet files reserved or written for ``scene``, in unit order."""
+        return [r[0] for r in self.db.execute("SELECT file FROM units WHERE scene = ? ORDER BY unit", (scene,))]
+
+    @_locked
     def reserve(self, scene: int, unit: int, file: str, packets: int) -> int:
         """Allocate ``packets`` sequence counts for ``unit``; returns the first (before wrapping)."""
         self.db.execute("BEGIN IMMEDIATE")

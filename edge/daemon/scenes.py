@@ -9,6 +9,7 @@ thread, so units still complete strictly in order; see journal.py for the crash 
 from __future__ import annotations
 
 import errno
+import sqlite3
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from cvae.edge.codec import packets as pk
+from cvae.edge.daemon.leases import LeaseWriteError
 from cvae.edge.daemon.logs import log
-from cvae.edge.daemon.spool import finish_input, outbox_bytes
+from cvae.edge.daemon.spool import finish_input
 from cvae.edge.encoder import SceneStream, prepare_tile, quality_metadata
 from cvae.edge.errors import InputError
-from cvae.edge.io.files import remove_partial
+from cvae.edge.io.files import fsync_dir, remove_partial
 from cvae.edge.io.raster import RasterInfo, RowReader, open_rows, scan_raster
 from cvae.edge.io.tiling import TileWindow, tile_grid
 
@@ -69,14 +71,19 @@ def load_scene(path: Path, max_samples: int, rows: int) -> RasterInfo:
 
 class SceneCoding:
     """Scene coding, mixed into :class:`cvae.edge.daemon.service.Service`, whose attributes it uses: ``cfg``,
-    ``bundle``, ``codec``, ``sealer``, ``journal``, ``leases``, ``write_file``, ``stop``, ``_pool``, and its
-    ``ping``, ``sleep`` and ``quarantine``."""
+    ``bundle``, ``codec``, ``sealer``, ``journal``, ``leases``, ``outbox`` (a :class:`~cvae.edge.daemon.spool.
+    OutboxMeter`), ``write_file``, ``stop``, ``_pool``, and its ``ping``, ``sleep`` and ``quarantine``."""
 
     def load(self, path: Path) -> RasterInfo:
         return load_scene(path, self.cfg.max_scene_pixels, self.cfg.tile_size)
 
     def process(self, path: Path) -> bool:
-        """Encode one scene; True when it finished (done or quarantined), False when stopped midway."""
+        """Encode one scene; True when it finished (done or quarantined), False when stopped midway.
+
+        A scene is refused from its header and one bounded scan, before its first packet (a bound on true
+        floats, a wrong number of bounds, ...). A failure found later (a unit that raises) removes the scene's
+        packet files still in the outbox and closes its journal entry: a refusal never reads as a channel loss
+        on the ground, nor stays ``active``."""
         st = path.stat()
         found = self.journal.find_scene(path, st.st_size, st.st_mtime_ns)
         if found and found[1] == "active":
@@ -86,7 +93,8 @@ class SceneCoding:
             scene = self.journal.start_scene(path, st.st_size, st.st_mtime_ns)
         try:
             info = self.load(path)
-            quality = quality_metadata(self.cfg.max_error, self.cfg.psnr, info.shape[0])  # e.g. 4 bounds, 3 bands
+            # e.g. 4 bounds for 3 bands, or a bound on true floats: refused before any packet
+            quality = quality_metadata(self.cfg.max_error, self.cfg.psnr, info.shape[0], info.integral)
         except (InputError, OSError) as e:
             self.quarantine(path, f"{type(e).__name__}: {e}", scene)
             return True
@@ -100,12 +108,42 @@ class SceneCoding:
         job = SceneJob(path, scene, info, windows, stream)
         log("scene_start", scene=scene, file=path.name, shape=list(info.shape), tiles=len(windows))
         threads = self.cfg.coding_threads
-        with open_rows(path, info) as rows, ThreadPoolExecutor(threads, thread_name_prefix="code") as coders:
-            return self._units(job, rows, coders, threads)
+        try:
+            with open_rows(path, info) as rows, ThreadPoolExecutor(threads, thread_name_prefix="code") as coders:
+                if not self._units(job, rows, coders, threads):
+                    return False
+        except (sqlite3.Error, LeaseWriteError, FileNotFoundError):
+            raise  # the daemon's own state (retried by the loop), or the input gone: the scene stays as it is
+        except Exception as e:  # noqa: BLE001 - any failure of a unit: the scene is refused whole
+            self.refuse_scene(job, f"{type(e).__name__} while encoding: {e}")
+            return True
+        finish_input(self.cfg, path)
+        self.journal.end_scene(scene, "done")
+        log("scene_done", scene=scene, file=path.name, tiles=len(windows))
+        return True
+
+    def refuse_scene(self, job: SceneJob, reason: str) -> None:
+        """A scene refused after some of its units were written: the packet files of it still in the outbox go
+        (made durable), then the input goes to quarantine and the journal entry is closed. A crash midway
+        leaves the entry active: the scene is taken up again and fails at the same unit, which finishes this."""
+        removed = 0
+        for name in self.journal.scene_files(job.scene):
+            try:
+                (self.cfg.outbox / name).unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass  # not written yet, or already taken by the downlink
+        if removed:
+            fsync_dir(self.cfg.outbox)
+            self.outbox.rescan()
+        log("scene_refused", scene=job.scene, file=job.path.name, packet_files_removed=removed, reason=reason)
+        self.quarantine(job.path, reason, job.scene)
 
     def _units(self, job: SceneJob, rows: RowReader, coders: ThreadPoolExecutor, threads: int) -> bool:
         """Stage 1 of each unit here (read, prepare), its coding on ``coders`` (up to ``threads`` units in flight),
-        stage 2 (reserve counts, write, commit) on the one emit thread, in unit order whatever finishes first."""
+        stage 2 (reserve counts, write, commit) on the one emit thread, in unit order whatever finishes first.
+        True once every unit is written and committed; False when stopped; a unit's failure is raised once the
+        units in flight are settled (none written after it)."""
         units = job.stream.units
         flight: deque = deque()  # emit futures, oldest first
         halted = []  # set once a unit fails: the units queued behind it must not commit past it
@@ -128,39 +166,41 @@ class SceneCoding:
                     return False
             return True
 
-        for unit in units:
-            if self.stop:
-                break
-            t0 = time.monotonic()
-            row = self.journal.unit(job.scene, unit)
-            if row is not None and row[1] == "done":
-                continue
-            if row is not None and (self.cfg.outbox / row[0]).exists():
-                if not settle(0):
+        try:
+            for unit in units:
+                if self.stop:
+                    break
+                t0 = time.monotonic()
+                row = self.journal.unit(job.scene, unit)
+                if row is not None and row[1] == "done":
+                    continue
+                if row is not None and (self.cfg.outbox / row[0]).exists():
+                    if not settle(0):
+                        return False
+                    self.journal.finish(job.scene, unit, (self.cfg.outbox / row[0]).stat().st_size, None, 0.0,
+                                        tile=job.stream.is_tile(unit))
+                    continue  # written before a crash, not yet recorded: never rewrite (it may be on its way down)
+                work = UnitWork(unit, job.file_name(unit), started=t0)
+                if job.stream.is_tile(unit):
+                    win = job.windows[unit]
+                    cfg = self.cfg
+                    tile, level = prepare_tile(self.codec, *rows.tile(win), job.info, cfg.level, cfg.tile_bytes,
+                                               cfg.max_error, cfg.psnr, scene=job.stream.side)
+                    work = UnitWork(unit, work.name, tile, win, t0, level)
+                if not settle(threads - 1):
                     return False
-                self.journal.finish(job.scene, unit, (self.cfg.outbox / row[0]).stat().st_size, None, 0.0,
-                                    tile=job.stream.is_tile(unit))
-                continue  # written before a crash, not yet recorded: never rewrite (it may be on its way down)
-            work = UnitWork(unit, job.file_name(unit), started=t0)
-            if job.stream.is_tile(unit):
-                win = job.windows[unit]
-                cfg = self.cfg
-                tile, level = prepare_tile(self.codec, *rows.tile(win), job.info, cfg.level, cfg.tile_bytes,
-                                           cfg.max_error, cfg.psnr, scene=job.stream.side)
-                work = UnitWork(unit, work.name, tile, win, t0, level)
-            if not settle(threads - 1):
-                return False
-            coded = coders.submit(job.stream.bodies, work.index, self.codec, work.analyzed, work.window, work.level)
-            flight.append(self._pool.submit(emit, work, coded))
-            self.ping(f"scene {job.scene} {job.path.name}: unit {unit + 2}/{len(units)}")
-        if not settle(0):
-            return False
-        if self.stop:
-            return False
-        finish_input(self.cfg, job.path)
-        self.journal.end_scene(job.scene, "done")
-        log("scene_done", scene=job.scene, file=job.path.name, tiles=len(job.windows))
-        return True
+                coded = coders.submit(job.stream.bodies, work.index, self.codec, work.analyzed, work.window, work.level)
+                flight.append(self._pool.submit(emit, work, coded))
+                self.ping(f"scene {job.scene} {job.path.name}: unit {unit + 2}/{len(units)}")
+            return settle(0) and not self.stop
+        except BaseException:
+            halted.append(None)  # the units queued behind the failure write nothing ...
+            for f in flight:  # ... and those being written finish before the scene is cleaned up
+                try:
+                    f.result()
+                except BaseException:  # noqa: BLE001 - the first failure is the one raised
+                    pass
+            raise
 
     def _emit(self, job: SceneJob, work: UnitWork, coded: Future) -> bool:
         """Stage 2 of a unit, coded (quantised and entropy coded) in ``coded``: reserve sequence counts, write,
@@ -177,17 +217,19 @@ class SceneCoding:
         data = b"".join(p for h, b in bodies for p in writer.packets(h, b))
         if not self.write_with_retry(self.cfg.outbox / work.name, data):
             return False
+        self.outbox.add(len(data))
         self.journal.finish(job.scene, work.index, len(data), level, time.monotonic() - work.started,
                             tile=level is not None)
         return True
 
     def outbox_bytes(self) -> int:
-        return outbox_bytes(self.cfg.outbox)
+        return self.outbox.bytes
 
     def wait_for_quota(self) -> bool:
-        """Hold the emit stage while the outbox is over its quota (the downlink drains it); False if stopped."""
+        """Hold the emit stage while the outbox is over its quota (the downlink drains it); False if stopped.
+        Its cost does not grow with the outbox's file count (spool.OutboxMeter)."""
         paused = False
-        while self.outbox_bytes() >= self.cfg.outbox_quota_bytes:
+        while self.outbox.over(self.cfg.outbox_quota_bytes):
             if not paused:
                 log("outbox_full", quota=self.cfg.outbox_quota_bytes)
                 self.journal.add("quota_pauses", 1)

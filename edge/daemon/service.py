@@ -6,6 +6,7 @@ The rooms: ``logs`` (JSON lines for journald), ``spool`` (folders, finished inpu
 """
 from __future__ import annotations
 
+import gc
 import signal
 import sqlite3
 import time
@@ -22,7 +23,7 @@ from cvae.edge.daemon.leases import Leases, LeaseWriteError, outbox_floors
 from cvae.edge.daemon.logs import PRIORITY, capture_warnings, log
 from cvae.edge.daemon.notify import Notifier, watchdog_interval
 from cvae.edge.daemon.scenes import SceneCoding
-from cvae.edge.daemon.spool import clear_partials, prepare_folders
+from cvae.edge.daemon.spool import OutboxMeter, clear_partials, prepare_folders
 from cvae.edge.daemon.watch import InboxWatcher
 from cvae.edge.errors import CvaeError, InputError
 from cvae.edge.io.files import write_atomic
@@ -114,6 +115,7 @@ class Service(SceneCoding):
         prepare_folders(cfg)
         engine = Engine.load(cfg)
         state = State.open(cfg, self.write_file)
+        self.outbox = OutboxMeter(cfg.outbox, cfg.poll_interval_s)  # after State.open dropped the partial files
         self.cfg = cfg
         self.bundle, self.codec, self.sealer = engine.bundle, engine.codec, engine.sealer
         self.journal, self.leases = state.journal, state.leases
@@ -182,12 +184,13 @@ class Service(SceneCoding):
         state_delay, state_errors = 0.5, 0
         try:
             while not self.stop:
-                if self.reload and config_path is not None:
+                if self.reload:
                     self.reload = False
-                    self.do_reload(config_path)
+                    if config_path is not None:  # no config file (a test's Service): nothing to reload from
+                        self.do_reload(config_path)
                 files = self.pending()
                 for f in files:
-                    if self.stop:
+                    if self.stop or self.reload:  # a reload is taken between scenes, not after the whole queue
                         break
                     try:
                         self.process(f)
@@ -240,5 +243,8 @@ class Service(SceneCoding):
             log("reload_failed", error=str(e))
         else:
             old_journal.close()
+            # what the old engine held (network sessions, arenas: ~160 MB) is freed by reference counting; a
+            # collection also frees any cycle, so that no reload keeps what it replaced
+            gc.collect()
             log("reloaded", config=str(config_path))
         self.notifier.notify("READY=1")

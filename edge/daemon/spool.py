@@ -3,12 +3,14 @@ of writes cut short dropped; finished inputs moved to done (or deleted); the out
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 from cvae.edge.daemon.config import ConfigError, DaemonConfig
 from cvae.edge.io.files import PARTIAL_SUFFIX, fsync_dir
 
-__all__ = ["prepare_folders", "clear_partials", "outbox_bytes", "finish_input"]
+__all__ = ["prepare_folders", "clear_partials", "outbox_bytes", "OutboxMeter", "finish_input"]
 
 
 def prepare_folders(cfg: DaemonConfig) -> None:
@@ -29,8 +31,51 @@ def clear_partials(folder: Path) -> None:
 
 
 def outbox_bytes(outbox: Path) -> int:
+    """Bytes of the files in ``outbox``; a file the downlink removes during the scan counts as gone."""
+    total = 0
     with os.scandir(outbox) as entries:
-        return sum(e.stat().st_size for e in entries if e.is_file())
+        for e in entries:
+            try:
+                if e.is_file(follow_symlinks=False):
+                    total += e.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+    return total
+
+
+class OutboxMeter:
+    """The outbox's size for the quota, at a cost that does not grow with its file count: one scan at start, the
+    bytes of each packet file written added as it is written, and a fresh scan (which subtracts what the downlink
+    removed) only when the count reaches the quota, at most once per ``rescan_s``.
+
+    Only the daemon adds files to the outbox and the downlink only removes them, so the count kept is never below
+    the true size: the quota holds. Between ground passes the outbox fills and no scan runs at all."""
+
+    def __init__(self, outbox: Path, rescan_s: float, clock=time.monotonic):
+        self.outbox, self.rescan_s, self._clock = outbox, rescan_s, clock
+        self._lock = threading.Lock()  # the emit thread adds; the main loop may rescan
+        self.scans = 0
+        self.rescan()
+
+    def rescan(self) -> int:
+        size = outbox_bytes(self.outbox)
+        with self._lock:
+            self.bytes, self._at = size, self._clock()
+            self.scans += 1
+        return size
+
+    def add(self, nbytes: int) -> None:
+        with self._lock:
+            self.bytes += nbytes
+
+    def over(self, quota: int) -> bool:
+        """Whether the outbox holds ``quota`` bytes or more (rescanned first if the count says so and the last
+        scan is older than ``rescan_s``)."""
+        if self.bytes < quota:
+            return False
+        if self._clock() - self._at >= self.rescan_s:
+            self.rescan()
+        return self.bytes >= quota
 
 
 def finish_input(cfg: DaemonConfig, path: Path) -> None:
