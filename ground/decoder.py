@@ -31,13 +31,15 @@ from cvae.edge.io.tiling import TileWindow
 
 __all__ = ["DecodedScene", "PacketFile", "PlacedTile", "StaleSegmentError", "SceneParts", "SceneSummary", "collect", "decode_scene", "decode_streams",
            "decode_tiles", "metadata_problem", "scene_problem", "scene_report", "MAX_SCENE_SAMPLES",
-           "MAX_LISTED_WINDOWS"]
+           "MAX_LISTED_WINDOWS", "MAX_LISTED_LOST"]
 
 #: the largest scene the ground decodes (bands x height x width); larger metadata is refused as crafted
 MAX_SCENE_SAMPLES = 4_000_000_000
-#: a scene grid up to this many tile windows lists every lost one in the report; a larger one (only crafted
-#: metadata declares so many) lists the tiles that arrived and counts the rest, so the report stays bounded
+#: a scene grid up to this many tile windows is walked window by window; a larger one (only crafted metadata
+#: declares so many) only where tiles arrived, the rest counted as lost: time bounded by what arrived
 MAX_LISTED_WINDOWS = 65536
+#: lost tiles listed one by one in a scene's report (in scene order); more are counted: the report stays bounded
+MAX_LISTED_LOST = 4096
 
 class PacketFile:
     """A packet file read twice: whole, once, to be indexed (:func:`collect` drops the bytes after), then a
@@ -173,8 +175,8 @@ class SceneSummary:
     """What decoding a scene found, tile by tile (filled in while :func:`decode_tiles` runs)."""
 
     tiles_ok: list[tuple[int, int]] = field(default_factory=list)
-    tiles_lost: list[dict] = field(default_factory=list)  # every lost window (grids up to MAX_LISTED_WINDOWS)
-    tiles_unlisted: int = 0     # lost windows of a larger grid, counted only
+    tiles_lost: list[dict] = field(default_factory=list)  # {row, col, reason}: the first MAX_LISTED_LOST lost
+    tiles_unlisted: int = 0     # lost windows beyond those, counted only
     stray_tiles: int = 0        # tiles whose (row, col) lies outside the declared grid
     levels: dict = field(default_factory=dict)
     max_error: np.ndarray | None = None  # int64[C]: the largest bound of the error-bounded tiles (tile format v4)
@@ -184,27 +186,30 @@ class SceneSummary:
     def lost(self) -> int:
         return len(self.tiles_lost) + self.tiles_unlisted
 
+    def lose(self, row: int, col: int, reason: str) -> None:
+        if len(self.tiles_lost) < MAX_LISTED_LOST:
+            self.tiles_lost.append({"row": row, "col": col, "reason": reason})
+        else:
+            self.tiles_unlisted += 1
+
 
 def _window(meta: dict, row: int, col: int) -> TileWindow:
     h, w, t = meta["height"], meta["width"], meta["tile"]
     return TileWindow(row, col, row * t, col * t, min(t, h - row * t), min(t, w - col * t))
 
 
-def _windows(parts: SceneParts, summary: SceneSummary) -> Iterator[TileWindow]:
-    """In scene order: every window of a grid up to MAX_LISTED_WINDOWS, else only those
-    where a tile arrived (the others are counted, not enumerated: a crafted grid cannot cost time or memory)."""
+def _windows(parts: SceneParts, summary: SceneSummary) -> tuple[int, Iterator[TileWindow]]:
+    """How many windows, and the windows in scene order: every window of a grid up to MAX_LISTED_WINDOWS, else
+    only those where a tile arrived (the others are counted as lost, not walked: a crafted grid cannot cost time
+    or memory)."""
     meta = parts.meta
     rows, cols = -(-meta["height"] // meta["tile"]), -(-meta["width"] // meta["tile"])
     inside = sorted(k for k in parts.segments if k[0] < rows and k[1] < cols)
     summary.stray_tiles = len(parts.segments) - len(inside)
     if rows * cols <= MAX_LISTED_WINDOWS:
-        for r in range(rows):
-            for c in range(cols):
-                yield _window(meta, r, c)
-    else:
-        summary.tiles_unlisted = rows * cols - len(inside)
-        for r, c in inside:
-            yield _window(meta, r, c)
+        return rows * cols, (_window(meta, r, c) for r in range(rows) for c in range(cols))
+    summary.tiles_unlisted += rows * cols - len(inside)
+    return len(inside), (_window(meta, r, c) for r, c in inside)
 
 
 def decode_tiles(parts: SceneParts, codec: TileCodec, summary: SceneSummary,
@@ -217,45 +222,48 @@ def decode_tiles(parts: SceneParts, codec: TileCodec, summary: SceneSummary,
     nodata = meta.get("nodata")
     fill = np.asarray(nodata if nodata is not None else 0).astype(dtype)  # in range: metadata_problem checked
     side = bitstream.SceneSide.from_metadata(meta, c)  # checked by metadata_problem: v6 tiles refer to it
-    windows = list(_windows(parts, summary))
+    total, windows = _windows(parts, summary)
     for i, win in enumerate(windows):
         if progress is not None:
-            progress(i, len(windows))
+            progress(i, total)
         placed = _decode_one(parts, codec, win, c, dtype, nodata, fill, side, summary)
         if placed is not None:
             yield placed
     if progress is not None:
-        progress(len(windows), len(windows))
+        progress(total, total)
 
 
 def _decode_one(parts, codec, win, c, dtype, nodata, fill, side, summary) -> PlacedTile | None:
     segs = parts.segments.get((win.row, win.col))
-    key = {"row": win.row, "col": win.col}
+
+    def lose(reason: str) -> None:
+        summary.lose(win.row, win.col, reason)
+
     if not segs:
-        summary.tiles_lost.append({**key, "reason": "no packet received"})
+        lose("no packet received")
         return None
     counts = {s.count for s in segs.values()}
     count = max(counts)
     if len(counts) != 1 or set(segs) != set(range(count)):
-        summary.tiles_lost.append({**key, "reason": f"segments missing ({len(segs)} of {count} received)"})
+        lose(f"segments missing ({len(segs)} of {count} received)")
         return None
     try:
         body = parts.body((win.row, win.col))
     except (StaleSegmentError, OSError) as e:
-        summary.tiles_lost.append({**key, "reason": f"unreadable: {e}"})
+        lose(f"unreadable: {e}")
         return None
     declared = bitstream.peek_shape(body)
     if declared is not None and declared != (c, win.height, win.width):  # refused before any allocation
-        summary.tiles_lost.append({**key, "reason": f"declares {declared}, its place in the scene is "
-                                                    f"{(c, win.height, win.width)}"})
+        lose(f"declares {declared}, its place in the scene is "
+                                                    f"{(c, win.height, win.width)}")
         return None
     try:
         t = codec.decompress(body, side)
     except CodecError as e:
-        summary.tiles_lost.append({**key, "reason": f"rejected: {e}"})
+        lose(f"rejected: {e}")
         return None
     if t.pixels.shape != (c, win.height, win.width) or t.pixels.dtype != dtype:
-        summary.tiles_lost.append({**key, "reason": f"shape {t.pixels.shape}/{t.pixels.dtype} does not fit the scene"})
+        lose(f"shape {t.pixels.shape}/{t.pixels.dtype} does not fit the scene")
         return None
     px = t.pixels
     if nodata is not None:
@@ -336,7 +344,7 @@ def _nodata_problem(nodata, dtypes: list[np.dtype]) -> str | None:
             info = np.iinfo(dt)
             if not (np.isfinite(nodata) and float(nodata).is_integer() and info.min <= nodata <= info.max):
                 return f"nodata {nodata!r:.40} is not a {dt} value ({info.min}..{info.max})"
-        elif np.isfinite(nodata) and abs(nodata) > np.finfo(dt).max:
+        elif np.isfinite(nodata) and abs(nodata) > float(np.finfo(dt).max):
             return f"nodata {nodata!r:.40} is out of {dt}'s range"
     return None
 
