@@ -46,7 +46,7 @@ from cvae.edge.errors import CorruptTileError
 __all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "VERSION_CONTEXT", "VERSION_SCENE",
            "CONTEXT_VERSIONS", "CODED_MASK_VERSIONS", "SceneSide", "PREDICTIVE_LIMIT", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
            "RESIDUAL_PIXELS", "RESIDUAL_WAVELET", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
-           "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape", "varint_size"]
+           "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape", "varint_size", "max_binary_decisions"]
 
 VERSION = 1            # factorised entropy model
 VERSION_ADAPTIVE = 2   # explicitly transmitted scale indexes (adaptive bundles)
@@ -69,6 +69,13 @@ _MAX_RESIDUAL = {VERSION_ADAPTIVE: RESIDUAL_PIXELS, VERSION_WAVELET: RESIDUAL_WA
 MODEL_ID_BYTES = 4
 MAX_BANDS = 32
 MAX_EDGE = 2048  # tiles are cut from scenes; a bigger one is a corrupt header, not a tile
+
+
+def max_binary_decisions(nbytes: int) -> int:
+    """The most adaptive binary decisions a v4 or v5 coder stream of ``nbytes`` bytes can hold (``_bincoder.h``'s
+    ``bin_max_decisions``, which derives it): every coded sample or coefficient costs at least one, so a header that
+    declares more than this for its payload is corrupt, refused before the decoder allocates anything."""
+    return 5701 * (nbytes + 1)
 DTYPES = tuple(np.dtype(d) for d in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"))
 _FIXED = struct.Struct(">B4sBBBHHB")
 _F_MASK, _F_MATRIX, _F_BAND_FILL, _F_SCENE_RANGE = 1, 2, 4, 8

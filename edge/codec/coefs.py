@@ -17,7 +17,7 @@ import functools
 
 import numpy as np
 
-from cvae.edge.codec import _coefs, wavelet
+from cvae.edge.codec import _coefs, bitstream, wavelet
 from cvae.edge.errors import CorruptTileError
 
 __all__ = ["encode", "decode", "decode_values", "flatten", "split", "coding_order", "LIMIT"]
@@ -79,7 +79,11 @@ def decode_values(data: bytes, comps: int, h: int, w: int) -> np.ndarray:
     """int32[N]: the stream's coefficients in the coding order (what the decoder parses, before any float); any
     damage is a :class:`CorruptTileError`."""
     _, geom = coding_order(h, w)
-    out = np.zeros(comps * int((geom[:, 0].astype(np.int64) * geom[:, 1]).sum()), np.int32)
+    n = comps * int((geom[:, 0].astype(np.int64) * geom[:, 1]).sum())
+    if n > bitstream.max_binary_decisions(len(data)):  # every coefficient costs a decision: refused before allocating
+        raise CorruptTileError(f"residual coefficients: {len(data)} bytes cannot hold {n} coefficients; the tile is "
+                               "corrupt")
+    out = np.zeros(n, np.int32)
     status, detail = _coefs.decode(data, comps, geom, out)
     if status:
         raise CorruptTileError(f"residual coefficients: {_STATUS.get(status, f'status {status}')} (at {detail}); "

@@ -25,7 +25,8 @@ import numpy as np
 from cvae.edge.codec import _predictive, bitstream
 from cvae.edge.errors import CorruptTileError, InputError
 
-__all__ = ["PredictiveKind", "BoundedTile", "check_max_error", "replication", "skipped", "coder_range", "LIMIT"]
+__all__ = ["PredictiveKind", "BoundedTile", "check_max_error", "replication", "skipped", "coded_at_least", "coder_range",
+           "LIMIT"]
 
 LIMIT = bitstream.PREDICTIVE_LIMIT
 _STATUS = {1: "stream truncated", 2: "bytes left over after the last sample", 3: "residual out of range"}
@@ -129,6 +130,10 @@ class PredictiveKind:
         """int64[C, H, W]: the decoded samples (skipped samples hold 0)."""
         c, h, w = header.bands, header.height, header.width
         skip = skipped(header, valid)
+        coded = coded_at_least(skip, header.replication)
+        if coded > bitstream.max_binary_decisions(len(payload)):  # before the output and the coder's state
+            raise CorruptTileError(f"predictive stream: {len(payload)} bytes cannot hold the tile's {coded} coded "
+                                   "samples; the tile is corrupt")
         out = np.zeros((c, h, w), np.int64)
         palette = header.palette or (None,) * c
         clo, chi = coder_range(header)
@@ -153,6 +158,19 @@ def skipped(header: bitstream.TileHeader, valid: np.ndarray | None) -> np.ndarra
     if header.band_fill is not None:
         skip |= header.band_fill
     return skip
+
+
+def coded_at_least(skip: np.ndarray, rep: np.ndarray | None) -> int:
+    """A lower bound on the samples a v4 stream codes (``_predictive.c``'s ``coded_at_least``): those not skipped
+    that anchor their replication block (a block's anchor: its first row and column in the tile)."""
+    c, h, w = skip.shape
+    rep = np.tile([1, 1, 0, 0], (c, 1)) if rep is None else np.asarray(rep, np.int64)
+    total = 0
+    for b, (ky, kx, oy, ox) in enumerate(rep.tolist()):
+        rows = np.flatnonzero(((np.arange(h) - oy) % ky == 0) | (np.arange(h) == 0))
+        cols = np.flatnonzero(((np.arange(w) - ox) % kx == 0) | (np.arange(w) == 0))
+        total += int((~skip[b][np.ix_(rows, cols)]).sum())
+    return total
 
 
 def coder_range(header: bitstream.TileHeader) -> tuple[np.ndarray, np.ndarray]:
