@@ -69,6 +69,9 @@ _MAX_RESIDUAL = {VERSION_ADAPTIVE: RESIDUAL_PIXELS, VERSION_WAVELET: RESIDUAL_WA
 MODEL_ID_BYTES = 4
 MAX_BANDS = 32
 MAX_EDGE = 2048  # tiles are cut from scenes; a bigger one is a corrupt header, not a tile
+DTYPES = tuple(np.dtype(d) for d in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"))
+_FIXED = struct.Struct(">B4sBBBHHB")
+_F_MASK, _F_MATRIX, _F_BAND_FILL, _F_SCENE_RANGE = 1, 2, 4, 8
 
 
 def max_binary_decisions(nbytes: int) -> int:
@@ -76,9 +79,6 @@ def max_binary_decisions(nbytes: int) -> int:
     ``bin_max_decisions``, which derives it): every coded sample or coefficient costs at least one, so a header that
     declares more than this for its payload is corrupt, refused before the decoder allocates anything."""
     return 5701 * (nbytes + 1)
-DTYPES = tuple(np.dtype(d) for d in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"))
-_FIXED = struct.Struct(">B4sBBBHHB")
-_F_MASK, _F_MATRIX, _F_BAND_FILL, _F_SCENE_RANGE = 1, 2, 4, 8
 
 
 @dataclass(frozen=True)
