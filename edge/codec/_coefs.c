@@ -36,6 +36,7 @@
 #define NSIGN 9    /* sign contexts */
 #define KMAX 31    /* |q| < 2^31 */
 #define MAX_SUBBANDS 64
+#define CF_LIMIT (1 << 30) /* the largest |q| an encoder writes (coefs.LIMIT); a decoded larger one is corrupt */
 
 enum { CF_OK = 0, CF_ERR_TRUNCATED = 1, CF_ERR_TRAILING = 2, CF_ERR_RANGE = 3, CF_ERR_NOMEM = 4 };
 
@@ -190,9 +191,9 @@ static int run(int32_t *q, uint8_t *mg, Py_ssize_t comps, const subband *sb, int
                                     u = (u << n) | dec_raw(dec, n);
                                 }
                             }
-                            /* the input's bound, checked as it is read: |q| <= 2^31 - 1 (u < 2^47 before it: KMAX 31
+                            /* the input's bound, checked as it is read: |q| <= CF_LIMIT (u < 2^47 before it: KMAX 31
                              * prefix bits), so -u and the contexts' |q| stay in int32 */
-                            if (u > (uint64_t)INT32_MAX) {
+                            if (u > (uint64_t)CF_LIMIT) {
                                 *where = at;
                                 return CF_ERR_RANGE;
                             }

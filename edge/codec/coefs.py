@@ -22,7 +22,8 @@ from cvae.edge.errors import CorruptTileError
 
 __all__ = ["encode", "decode", "decode_values", "flatten", "split", "coding_order", "LIMIT"]
 
-#: largest |coefficient| coded (the C coder's range is int32; a level's step keeps them far below)
+#: largest |coefficient| coded (the C coder's range is int32; a level's step keeps them far below); the decoder
+#: refuses a larger one (_coefs.c CF_LIMIT)
 LIMIT = 2**30
 _STATUS = {1: "stream truncated", 2: "bytes left over after the last coefficient", 3: "coefficient out of range"}
 
