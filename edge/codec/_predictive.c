@@ -3,8 +3,9 @@
  *
  * The stream is specified in docs/bitstream.md ("Version 4"); this file is its reference implementation.
  * Everything here is integer arithmetic with C99-defined results (no floating point, no right shift of a negative
- * value, no signed overflow: the wrapper bounds every input to +-2^33, so no intermediate leaves int64), so the
- * encoder on the satellite and a decoder on any ground machine compute the same integers by construction.
+ * value, no signed overflow: the wrapper bounds every input to +-2^33 and decode_q every decoded residual to what
+ * an encoder can write, so no intermediate leaves int64), so the encoder on the satellite and a decoder on any ground
+ * machine compute the same integers by construction.
  *
  * Per tile, samples are visited row by row; within a row band by band; within a band left to right. For each
  * sample x of band b at (y, i), with E = E_b and every value below a reconstructed one:
