@@ -169,45 +169,48 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
     except (CvaeError, ValueError, OSError) as e:
         print(f"cvae-encode: {e}", file=sys.stderr)
         return 2
-    status, names = 0, set()
-    for scene in scenes:
-        try:
-            name = Path(scene).stem
-            if name in names:
-                raise ValueError(f"a second scene named {name!r} would overwrite {name}.pkt; rename one")
-            names.add(name)
-            target = out / f"{name}.pkt"
-            result = {}
-
-            def encode_into(f, scene=scene, name=name, result=result):
-                # packets go to the temporary file as they are made: memory stays flat however big the output
-                enc = encode_scene(scene, bundle, codec, opts, writer=writer, sink=f.write,
-                                   progress=None if a.quiet else Progress(f"cvae-encode {name}"))
-                result["enc"] = enc
-                unmet = budget_problem(enc, a.tile_bytes, a.scene_bytes)
-                if unmet and a.strict_budget:
-                    raise _Unmet(unmet)  # the temporary file goes, the target is left as it was
-                result["unmet"] = unmet
-
+    try:
+        status, names = 0, set()
+        for scene in scenes:
             try:
-                write_atomic(target, encode_into)
-            except _Unmet as e:
-                print(f"cvae-encode: {scene}: {e}; nothing written (drop --strict-budget to write it anyway)",
-                      file=sys.stderr)
-                status = max(status, 3)
+                name = Path(scene).stem
+                if name in names:
+                    raise ValueError(f"a second scene named {name!r} would overwrite {name}.pkt; rename one")
+                names.add(name)
+                target = out / f"{name}.pkt"
+                result = {}
+
+                def encode_into(f, scene=scene, name=name, result=result):
+                    # packets go to the temporary file as they are made: memory stays flat however big the output
+                    enc = encode_scene(scene, bundle, codec, opts, writer=writer, sink=f.write,
+                                       progress=None if a.quiet else Progress(f"cvae-encode {name}"))
+                    result["enc"] = enc
+                    unmet = budget_problem(enc, a.tile_bytes, a.scene_bytes)
+                    if unmet and a.strict_budget:
+                        raise _Unmet(unmet)  # the temporary file goes, the target is left as it was
+                    result["unmet"] = unmet
+
+                try:
+                    write_atomic(target, encode_into)
+                except _Unmet as e:
+                    print(f"cvae-encode: {scene}: {e}; nothing written (drop --strict-budget to write it anyway)",
+                          file=sys.stderr)
+                    status = max(status, 3)
+                    continue
+                enc = result["enc"]
+                if result["unmet"]:
+                    print(f"cvae-encode: warning: {scene}: {result['unmet']}", file=sys.stderr)
+            except (CvaeError, ValueError, OSError) as e:
+                print(f"cvae-encode: {e}", file=sys.stderr)
+                status = max(status, 2)
                 continue
-            enc = result["enc"]
-            if result["unmet"]:
-                print(f"cvae-encode: warning: {scene}: {result['unmet']}", file=sys.stderr)
-        except (CvaeError, ValueError, OSError) as e:
-            print(f"cvae-encode: {e}", file=sys.stderr)
-            status = max(status, 2)
-            continue
-        quality = (f"max error {list(opts.max_error)}" if opts.max_error is not None
-                   else f"levels {sorted(set(enc.levels))}")
-        if opts.psnr is not None:
-            quality = f"{opts.psnr} dB target: {enc.bounded} of {enc.tiles} tiles error-bounded (level 0), {quality}"
-        print(f"{target}: {enc.npackets} packets, {enc.nbytes} bytes, {enc.tiles} tiles, {quality}")
+            quality = (f"max error {list(opts.max_error)}" if opts.max_error is not None
+                       else f"levels {sorted(set(enc.levels))}")
+            if opts.psnr is not None:
+                quality = f"{opts.psnr} dB target: {enc.bounded} of {enc.tiles} tiles error-bounded (level 0), {quality}"
+            print(f"{target}: {enc.npackets} packets, {enc.nbytes} bytes, {enc.tiles} tiles, {quality}")
+    finally:
+        codec.close()  # network sessions, TensorRT contexts and CUDA memory
     return status
 
 

@@ -153,8 +153,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         import cvae
 
-        report = decode_to_files(streams, bundle, bundle.codec(a.backend), out, opener, fmt=a.of, options=options,
-                                 overviews=a.overviews, progress=progress)
+        codec = bundle.codec(a.backend)
+        try:
+            report = decode_to_files(streams, bundle, codec, out, opener, fmt=a.of, options=options,
+                                     overviews=a.overviews, progress=progress)
+        finally:
+            codec.close()
         report["inputs"] = [str(f) for f in files]
         report["tool_version"] = cvae.__version__
         report["model_id"] = bundle.model_id

@@ -114,7 +114,11 @@ class Service(SceneCoding):
         """Folders, engine, state for ``cfg``; adopted together, and only once all three are ready."""
         prepare_folders(cfg)
         engine = Engine.load(cfg)
-        state = State.open(cfg, self.write_file)
+        try:
+            state = State.open(cfg, self.write_file)
+        except BaseException:
+            engine.codec.close()  # the new engine is not adopted: free its sessions (and a TensorRT context)
+            raise
         self.outbox = OutboxMeter(cfg.outbox, cfg.poll_interval_s)  # after State.open dropped the partial files
         self.cfg = cfg
         self.bundle, self.codec, self.sealer = engine.bundle, engine.codec, engine.sealer
@@ -219,6 +223,7 @@ class Service(SceneCoding):
             self._pool.shutdown(wait=True)
             self.watcher.close()
             self.journal.close()
+            self.codec.close()  # network sessions, TensorRT contexts and CUDA memory: nothing codes any more
         return 0
 
     def _idle(self) -> None:
@@ -236,13 +241,14 @@ class Service(SceneCoding):
         """SIGHUP: the new config, bundle, codec and state are all adopted, or, if any fails, none is and the
         daemon goes on exactly as before (the old journal stays open until the new one is ready)."""
         self.notifier.notify("RELOADING=1")
-        old_journal = self.journal
+        old_journal, old_codec = self.journal, self.codec
         try:
             self._setup(DaemonConfig.from_yaml(config_path))
         except (CvaeError, OSError, sqlite3.Error) as e:
             log("reload_failed", error=str(e))
         else:
             old_journal.close()
+            old_codec.close()  # reloads are taken between scenes: nothing uses the old engine any more
             # what the old engine held (network sessions, arenas: ~160 MB) is freed by reference counting; a
             # collection also frees any cycle, so that no reload keeps what it replaced
             gc.collect()
