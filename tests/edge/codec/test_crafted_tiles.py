@@ -96,3 +96,32 @@ def test_capacity_bound_holds_for_an_all_zero_coefficient_stream():
     data = coefs.encode(comps, h, w)
     assert h * w <= bitstream.max_binary_decisions(len(data))
     assert not coefs.decode_values(data, 1, h, w).any()
+
+
+def test_the_16_row_state_ring_decodes_what_the_specification_does():
+    """_predictive.c keeps its per-sample state for the last 16 rows only: blocks up to 16 x 16 with offsets (an
+    anchor 15 rows up), over 40 rows (the ring wraps twice), with nodata, against the spec's reference decoder."""
+    from predictive_reference import decode  # tests/edge/codec, beside this file
+
+    from cvae.edge.codec.predictive import coder_range, skipped
+
+    rng = np.random.default_rng(23)
+    base = np.cumsum(np.cumsum(rng.integers(-3, 4, (40, 20)), 0), 1) + 900
+    x = np.stack([base,
+                  np.kron(base[::16, ::16], np.ones((16, 16), int))[:40, :20],
+                  np.kron(rng.integers(500, 900, (9, 4)), np.ones((5, 7), int))[2:42, 3:23]]).astype(np.uint16)
+    valid = np.ones((40, 20), bool)
+    valid[17:22, 2:9] = False
+    data = KIND.encode_tile(x, [0, 0, 2], valid)
+    header, _, payload, v = bitstream.unpack_tile(data)
+    assert header.replication[1:].tolist() == [[16, 16, 0, 0], [5, 7, 3, 4]]  # blocks from row 3, column 4
+    skip = skipped(header, v)
+    lo, hi = (r.tolist() for r in coder_range(header))
+    ref = np.array(decode(payload, 3, 40, 20, header.max_error.tolist(), lo, hi,
+                          [tuple(int(k) for k in r) for r in header.replication], skip.tolist()), np.int64)
+    for b, p in enumerate(header.palette or (None,) * 3):
+        if p is not None:  # a band coded as palette ranks
+            ref[b] = p[ref[b]]
+    ref[skip] = 0
+    np.testing.assert_array_equal(KIND.decode_tile(header, payload, v), ref)
+    assert (np.abs(ref - x)[~skip] <= np.array([0, 0, 2])[:, None, None].repeat(40, 1).repeat(20, 2)[~skip]).all()
