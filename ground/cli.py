@@ -53,7 +53,7 @@ def decode_to_files(streams: Sequence, bundle, codec, out: Path, opener=None, fm
     from rasterio.errors import RasterioError
 
     from cvae.edge.errors import CodecError
-    from cvae.ground.decoder import SceneSummary, collect, decode_tiles, scene_problem, scene_report
+    from cvae.ground.decoder import SceneSummary, collect, decode_tiles, scene_name, scene_problem, scene_report
     from cvae.ground.geotiff import GeoTiffWriter
 
     stats: dict = {}
@@ -62,21 +62,21 @@ def decode_to_files(streams: Sequence, bundle, codec, out: Path, opener=None, fm
     used: set[str] = set()
     for (apid, sid), parts in sorted(scenes.items()):
         entry: dict = {"scene_id": sid, "apid": apid}
-        label = f"scene {str(parts.meta.get('name'))[:80] if parts.meta else '?'} (APID {apid}, id {sid})"
+        name = scene_name(parts)
+        label = f"scene {str(name)[:80] if name is not None else '?'} (APID {apid}, id {sid})"
         problem = scene_problem(parts, bundle)
         if problem:
-            name = parts.meta.get("name") if parts.meta else None
             report["scenes"].append({**entry, **({"name": str(name)[:200]} if name is not None else {}),
                                      "error": problem, "tiles_received": len(parts.segments)})
-            if parts.meta is not None:  # a scene without metadata is a channel loss, told in the report
+            if parts.meta is not None or parts.refused is not None:  # no metadata at all: a channel loss
                 print(f"cvae-decode: {label} not decoded: {problem}", file=sys.stderr)
             continue
         meta = parts.meta
-        path = out / output_name(str(meta.get("name") or sid), sid, used)
+        path = out / output_name(str(meta.name or sid), sid, used)
         summary = SceneSummary()
         try:
             with GeoTiffWriter(path, meta, fmt, options, overviews) as dst:
-                tick = progress(meta.get("name") or sid) if progress else None
+                tick = progress(meta.name or sid) if progress else None
                 for tile in decode_tiles(parts, codec, summary, tick):
                     dst.write(tile)
                     if summary.lost:
@@ -86,11 +86,10 @@ def decode_to_files(streams: Sequence, bundle, codec, out: Path, opener=None, fm
                 dst.finish(provenance_tags(summary, bundle.model_id[:16]))
         except (CodecError, ValueError, OverflowError, MemoryError, OSError, RasterioError, CPLE_BaseError) as e:
             reason = f"decoding failed: {type(e).__name__}: {str(e)[:200]}"
-            report["scenes"].append({**entry, "name": str(meta.get("name"))[:200], "error": reason})
+            report["scenes"].append({**entry, "name": str(meta.name)[:200], "error": reason})
             print(f"cvae-decode: {label} not decoded: {reason}", file=sys.stderr)
             continue
-        samples = meta["bands"] * meta["height"] * meta["width"]
-        report["scenes"].append({**entry, **scene_report(parts, summary, bundle, samples), "output": str(path)})
+        report["scenes"].append({**entry, **scene_report(parts, summary, bundle, meta.samples), "output": str(path)})
     return report
 
 
@@ -105,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("-o", "--out", required=True, help="output folder for GeoTIFFs and report.json")
     p.add_argument("--bundle", help="model bundle folder (default: the shipped one)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
-    from cvae.edge.cli import VersionAction
+    from cvae.edge.cliutil import VersionAction
 
     p.add_argument("--version", action=VersionAction)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -146,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if exposure:
                     print(f"cvae-decode: warning: {exposure}", file=sys.stderr)
         streams = open_streams(files)
-        from cvae.edge.cli import Progress
+        from cvae.edge.cliutil import Progress
 
         progress = None if a.quiet else (lambda name: Progress(f"cvae-decode {name}"))
         out = Path(a.out)

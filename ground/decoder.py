@@ -3,7 +3,7 @@
 Packets are first *indexed* (:func:`collect`): grouped by ``(APID, scene id)``, each tile segment kept as a
 reference into the stream it came in (a sealed one as its opened bytes), so a pass costs memory for its index,
 not for its data. A scene needs one intact metadata packet (they are repeated), checked field by field
-(:func:`metadata_problem`) before anything is allocated for it. Its tiles are then decoded one at a time, in
+(:class:`cvae.edge.codec.metadata.SceneMetadata`, :func:`scene_problem`) before anything is allocated for it. Its tiles are then decoded one at a time, in
 scene order (:func:`decode_tiles`): a tile whose segments are missing or whose bitstream is rejected is listed
 as lost, and the caller places each decoded tile where it belongs: into a GeoTIFF window by window
 (``cvae-decode``, memory bounded by one tile), or into whole arrays (:func:`decode_scene`, for tests and
@@ -24,17 +24,16 @@ import numpy as np
 
 from cvae.edge.bundle import Bundle
 from cvae.edge.codec import bitstream, packets as pk
+from cvae.edge.codec.metadata import MAX_SCENE_SAMPLES, MetadataError, SceneMetadata
 from cvae.edge.codec.security import AuthenticationError, Opener, ReplayError
 from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import CodecError
 from cvae.edge.io.tiling import TileWindow
 
 __all__ = ["DecodedScene", "PacketFile", "PlacedTile", "StaleSegmentError", "SceneParts", "SceneSummary", "collect", "decode_scene", "decode_streams",
-           "decode_tiles", "metadata_problem", "scene_problem", "scene_report", "MAX_SCENE_SAMPLES",
+           "decode_tiles", "metadata_problem", "scene_name", "scene_problem", "scene_report", "MAX_SCENE_SAMPLES",
            "MAX_LISTED_WINDOWS", "MAX_LISTED_LOST"]
 
-#: the largest scene the ground decodes (bands x height x width); larger metadata is refused as crafted
-MAX_SCENE_SAMPLES = 4_000_000_000
 #: a scene grid up to this many tile windows is walked window by window; a larger one (only crafted metadata
 #: declares so many) only where tiles arrived, the rest counted as lost: time bounded by what arrived
 MAX_LISTED_WINDOWS = 65536
@@ -85,7 +84,9 @@ class SceneParts:
     """What arrived of one scene: its metadata and, per tile ``(row, col)``, its segments by index."""
 
     streams: Sequence[Buffer]
-    meta: dict | None = None
+    meta: SceneMetadata | None = None
+    refused: str | None = None  # why its (CRC-valid) metadata was refused, and under which name
+    refused_name: str | None = None
     segments: dict = field(default_factory=lambda: defaultdict(dict))  # (row, col) -> {index: _Segment}
     duplicates: int = 0
 
@@ -140,14 +141,19 @@ def collect(streams: Sequence[Buffer], stats: dict, opener: Opener | None = None
             key = (p.apid, h.scene_id)
             parts = scenes[key]
             if h.base_kind == pk.KIND_METADATA:
-                if parts.meta is None:
+                if parts.meta is None and parts.refused is None:
                     meta_segments[key][h.segment] = (h.segments, p.data)
                     segs = meta_segments[key]
                     if len(segs) == h.segments:
                         try:
-                            parts.meta = pk.decode_metadata(b"".join(segs[i][1] for i in range(h.segments)))
+                            raw = pk.decode_metadata(b"".join(segs[i][1] for i in range(h.segments)))
                         except (pk.PacketFormatError, KeyError):
                             meta_segments[key].clear()
+                            continue
+                        try:
+                            parts.meta = SceneMetadata.from_dict(raw)
+                        except MetadataError as e:  # the copies are identical: one refused, all refused
+                            parts.refused, parts.refused_name = str(e), str(raw.get("name"))[:200]
             else:
                 tile = parts.segments[(h.row, h.col)]
                 if h.segment in tile:
@@ -193,8 +199,8 @@ class SceneSummary:
             self.tiles_unlisted += 1
 
 
-def _window(meta: dict, row: int, col: int) -> TileWindow:
-    h, w, t = meta["height"], meta["width"], meta["tile"]
+def _window(meta: SceneMetadata, row: int, col: int) -> TileWindow:
+    h, w, t = meta.height, meta.width, meta.tile
     return TileWindow(row, col, row * t, col * t, min(t, h - row * t), min(t, w - col * t))
 
 
@@ -203,7 +209,8 @@ def _windows(parts: SceneParts, summary: SceneSummary) -> tuple[int, Iterator[Ti
     only those where a tile arrived (the others are counted as lost, not walked: a crafted grid cannot cost time
     or memory)."""
     meta = parts.meta
-    rows, cols = -(-meta["height"] // meta["tile"]), -(-meta["width"] // meta["tile"])
+    assert meta is not None
+    rows, cols = meta.grid
     inside = sorted(k for k in parts.segments if k[0] < rows and k[1] < cols)
     summary.stray_tiles = len(parts.segments) - len(inside)
     if rows * cols <= MAX_LISTED_WINDOWS:
@@ -214,14 +221,13 @@ def _windows(parts: SceneParts, summary: SceneSummary) -> tuple[int, Iterator[Ti
 
 def decode_tiles(parts: SceneParts, codec: TileCodec, summary: SceneSummary,
                  progress: Callable[[int, int], None] | None = None) -> Iterator[PlacedTile]:
-    """Each tile of a scene whose metadata passed :func:`metadata_problem`, decoded, in scene order; lost ones
-    go to ``summary``. Memory: one tile. ``progress(done, total)``, when given, is called after every window."""
+    """Each tile of a scene that passed :func:`scene_problem`, decoded, in scene order; lost ones go to
+    ``summary``. Memory: one tile. ``progress(done, total)``, when given, is called after every window."""
     meta = parts.meta
-    c = int(meta["bands"])
-    dtype = np.dtype(meta["dtype"])
-    nodata = meta.get("nodata")
-    fill = np.asarray(nodata if nodata is not None else 0).astype(dtype)  # in range: metadata_problem checked
-    side = bitstream.SceneSide.from_metadata(meta, c)  # checked by metadata_problem: v6 tiles refer to it
+    assert meta is not None
+    c, dtype, nodata = meta.bands, np.dtype(meta.dtype), meta.nodata
+    fill = np.asarray(nodata if nodata is not None else 0).astype(dtype)  # in range: SceneMetadata checked
+    side = meta.side()  # checked by SceneMetadata: v6 tiles refer to it
     total, windows = _windows(parts, summary)
     for i, win in enumerate(windows):
         if progress is not None:
@@ -284,7 +290,7 @@ class DecodedScene:
     """A scene decoded whole into memory (:func:`decode_scene`)."""
 
     scene_id: int
-    meta: dict
+    meta: SceneMetadata
     pixels: np.ndarray          # native dtype [C, H, W]
     valid: np.ndarray           # bool[H, W]: data pixels (False for nodata and for lost tiles)
     summary: SceneSummary = field(default_factory=SceneSummary)
@@ -315,9 +321,10 @@ def decode_scene(scene_id: int, parts: SceneParts, codec: TileCodec, progress=No
     """The whole scene in memory ([C, H, W] of its dtype): for scenes known to fit (tests, benchmarks);
     ``cvae-decode`` writes tile by tile instead (:mod:`cvae.ground.geotiff`)."""
     meta = parts.meta
-    c, h, w = int(meta["bands"]), int(meta["height"]), int(meta["width"])
-    dtype = np.dtype(meta["dtype"])
-    nodata = meta.get("nodata")
+    assert meta is not None
+    c, h, w = meta.bands, meta.height, meta.width
+    dtype = np.dtype(meta.dtype)
+    nodata = meta.nodata
     pixels = np.full((c, h, w), np.asarray(nodata if nodata is not None else 0).astype(dtype), dtype=dtype)
     valid = np.zeros((h, w), bool)
     summary = SceneSummary()
@@ -328,81 +335,46 @@ def decode_scene(scene_id: int, parts: SceneParts, codec: TileCodec, progress=No
     return DecodedScene(scene_id=scene_id, meta=meta, pixels=pixels, valid=valid, summary=summary)
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _nodata_problem(nodata, dtypes: list[np.dtype]) -> str | None:
-    """Why ``nodata`` cannot be a sample value of every dtype in ``dtypes`` (it fills lost tiles and is the
-    GeoTIFF's nodata), or None."""
-    if nodata is None:
+def _crs_problem(crs: str | None) -> str | None:
+    """Why GDAL cannot read ``crs`` (the one check of the metadata that needs rasterio), or None."""
+    if crs is None:
         return None
-    if isinstance(nodata, bool) or not isinstance(nodata, (int, float)):
-        return "nodata is not a number"
-    for dt in dtypes:
-        if dt.kind in "ui":
-            info = np.iinfo(dt)
-            if not (np.isfinite(nodata) and float(nodata).is_integer() and info.min <= nodata <= info.max):
-                return f"nodata {nodata!r:.40} is not a {dt} value ({info.min}..{info.max})"
-        elif np.isfinite(nodata) and abs(nodata) > float(np.finfo(dt).max):
-            return f"nodata {nodata!r:.40} is out of {dt}'s range"
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        CRS.from_user_input(crs)
+    except CRSError as e:
+        return f"crs does not parse ({str(e)[:100]})"
     return None
 
 
 def metadata_problem(meta: dict) -> str | None:
-    """Why a (CRC-valid) metadata packet cannot describe a scene we decode, or None: every field the decoder
-    and the GeoTIFF writer use is checked for type and range before anything is allocated (crafted metadata must
-    not crash a run)."""
+    """Why a (CRC-valid) metadata dict cannot describe a scene we decode, or None (:class:`SceneMetadata`'s
+    checks, and the CRS's)."""
     try:
-        c, h, w, tile = (meta.get(k) for k in ("bands", "height", "width", "tile"))
-        if not all(_is_int(v) and v > 0 for v in (c, h, w, tile)):
-            return "bands, height, width and tile must be positive integers"
-        if c > bitstream.MAX_BANDS or tile > bitstream.MAX_EDGE or tile % 16:
-            return f"bands {c} or tile {tile} out of range"
-        if c * h * w > MAX_SCENE_SAMPLES:
-            return f"{c} x {h} x {w} samples exceed {MAX_SCENE_SAMPLES:,}"
-        carried = {str(d) for d in bitstream.DTYPES}
-        if str(meta.get("dtype")) not in carried:
-            return f"dtype {str(meta.get('dtype'))[:40]!r} is not one the format carries"
-        source = meta.get("source_dtype")
-        if source is not None and str(source) not in carried:
-            return "source_dtype is not one the format carries"
-        dtypes = [np.dtype(meta["dtype"])] + ([np.dtype(source)] if source is not None else [])
-        problem = _nodata_problem(meta.get("nodata"), dtypes)
-        if problem:
-            return problem
-        tr = meta.get("transform")
-        if tr is not None and not (isinstance(tr, list) and len(tr) == 6 and
-                                   all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-                                       for v in tr)):
-            return "transform is not six finite numbers"
-        crs = meta.get("crs")
-        if crs is not None:
-            if not isinstance(crs, str) or len(crs) > 20000:
-                return "crs is not a short string"
-            from rasterio.crs import CRS
-            from rasterio.errors import CRSError
-
-            try:
-                CRS.from_user_input(crs)
-            except CRSError as e:
-                return f"crs does not parse ({str(e)[:100]})"
-        bitstream.SceneSide.from_metadata(meta, c)
-    except (TypeError, ValueError, OverflowError) as e:
-        return f"malformed ({str(e)[:200]})"
-    return None
+        return _crs_problem(SceneMetadata.from_dict(meta).crs)
+    except MetadataError as e:
+        return str(e)
 
 
 def scene_problem(parts: SceneParts, bundle: Bundle) -> str | None:
     """Why a scene cannot be decoded at all (no metadata, another model, metadata refused), or None."""
+    if parts.refused is not None:
+        return f"scene metadata refused: {parts.refused}"
     if parts.meta is None:
         return "no intact metadata packet: scene cannot be placed"
-    meta_id = str(parts.meta.get("model_id"))
+    meta_id = parts.meta.model_id
     if len(meta_id) < 16 or not bundle.accepts(meta_id):
         return (f"coded with model {meta_id[:16]}, the bundle is {bundle.model_id[:16]}: decode with --bundle "
                 "pointing at that model")
-    problem = metadata_problem(parts.meta)
+    problem = _crs_problem(parts.meta.crs)
     return f"scene metadata refused: {problem}" if problem else None
+
+
+def scene_name(parts: SceneParts) -> str | None:
+    """The scene's name as its metadata gives it (also a refused one's, for the report)."""
+    return parts.meta.name if parts.meta is not None else parts.refused_name
 
 
 def scene_report(parts: SceneParts, summary: SceneSummary, bundle: Bundle, samples: int) -> dict:
@@ -411,14 +383,15 @@ def scene_report(parts: SceneParts, summary: SceneSummary, bundle: Bundle, sampl
     for lv in summary.levels.values():
         levels[str(lv)] = levels.get(str(lv), 0) + 1
     meta = parts.meta
-    return {"name": meta.get("name"), "tiles_ok": len(summary.tiles_ok), "tiles_lost": summary.tiles_lost,
+    assert meta is not None
+    return {"name": meta.name, "tiles_ok": len(summary.tiles_ok), "tiles_lost": summary.tiles_lost,
             **({"tiles_lost_unlisted": summary.tiles_unlisted} if summary.tiles_unlisted else {}),
             **({"stray_tiles": summary.stray_tiles} if summary.stray_tiles else {}),
             "duplicate_segments": parts.duplicates, "model_id": bundle.model_id[:16], "levels": levels,
             "tile_bits_per_sample": 8 * parts.received_bytes / max(1, samples),
             **({"max_error": summary.max_error.tolist(), "bounded_tiles": summary.bounded_tiles}
                if summary.max_error is not None else {}),
-            **({"metadata_dropped": meta["dropped"]} if meta.get("dropped") else {})}
+            **({"metadata_dropped": list(meta.dropped)} if meta.dropped else {})}
 
 
 def decode_streams(streams: Sequence[Buffer], bundle: Bundle, codec: TileCodec,
@@ -433,14 +406,14 @@ def decode_streams(streams: Sequence[Buffer], bundle: Bundle, codec: TileCodec,
         problem = scene_problem(parts, bundle)
         entry = {"scene_id": sid, "apid": apid}
         if problem:
-            name = parts.meta.get("name") if parts.meta else None
+            name = scene_name(parts)
             report["scenes"].append({**entry, **({"name": str(name)[:200]} if name is not None else {}),
                                      "error": problem, "tiles_received": len(parts.segments)})
             continue
         try:
-            d = decode_scene(sid, parts, codec, progress(parts.meta.get("name") or sid) if progress else None)
+            d = decode_scene(sid, parts, codec, progress(scene_name(parts) or sid) if progress else None)
         except (CodecError, ValueError, OverflowError, MemoryError) as e:  # never another scene's loss
-            report["scenes"].append({**entry, "name": str(parts.meta.get("name"))[:200],
+            report["scenes"].append({**entry, "name": str(scene_name(parts))[:200],
                                      "error": f"decoding failed: {type(e).__name__}: {str(e)[:200]}"})
             continue
         d.apid = apid

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cvae.edge.codec.metadata import SceneMetadata
 from cvae.edge.io.files import replacing
 
 __all__ = ["GeoTiffWriter", "write_geotiff", "provenance_tags", "GTIFF_DEFAULTS"]
@@ -42,25 +43,21 @@ def provenance_tags(summary, model_id: str) -> dict:
     return tags
 
 
-def _restore_descriptive(dst, meta: dict) -> None:
-    """Band descriptions, colour interpretation and tags from the metadata packet; malformed entries are skipped
-    (the metadata is CRC-checked but could be crafted), never fatal."""
+def _restore_descriptive(dst, meta: SceneMetadata) -> None:
+    """Band descriptions, colour interpretation and tags from the metadata packet (SceneMetadata dropped the
+    malformed ones); a colour interpretation GDAL does not know is skipped, never fatal."""
     from rasterio.enums import ColorInterp
 
-    desc = meta.get("descriptions")
-    if isinstance(desc, list) and len(desc) == dst.count:
-        for i, d in enumerate(desc, 1):
-            if isinstance(d, str) and d:
-                dst.set_band_description(i, d[:1000])
-    ci = meta.get("colorinterp")
-    if isinstance(ci, list) and len(ci) == dst.count:
+    for i, d in enumerate(meta.descriptions or (), 1):
+        if d:
+            dst.set_band_description(i, d)
+    if meta.colorinterp:
         try:
-            dst.colorinterp = [ColorInterp[str(c)] for c in ci]
+            dst.colorinterp = [ColorInterp[c] for c in meta.colorinterp]
         except (KeyError, ValueError):
             pass
-    tags = meta.get("tags")
-    if isinstance(tags, dict):
-        dst.update_tags(**{str(k)[:200]: str(v)[:2000] for k, v in list(tags.items())[:200]})
+    if meta.tags:
+        dst.update_tags(**meta.tags)
 
 
 class GeoTiffWriter:
@@ -68,17 +65,17 @@ class GeoTiffWriter:
     w.finish(tags)``). Nothing is visible at ``path`` until :meth:`finish` has run and the block has exited
     without an error (temp name, then rename); on error the temp file is removed.
 
-    ``meta``: the scene metadata (checked by :func:`cvae.ground.decoder.metadata_problem`); ``fmt``: ``GTiff``
+    ``meta``: the scene metadata (checked: :func:`cvae.ground.decoder.scene_problem`); ``fmt``: ``GTiff``
     or ``COG``; ``options``: GDAL creation options (override the defaults); ``overviews``: internal overviews
     for a GTiff (a COG always has them)."""
 
-    def __init__(self, path: str | Path, meta: dict, fmt: str = "GTiff", options: dict | None = None,
+    def __init__(self, path: str | Path, meta: SceneMetadata, fmt: str = "GTiff", options: dict | None = None,
                  overviews: bool = False):
         self.path, self.meta, self.fmt, self.overviews = Path(path), meta, fmt, overviews
         self.options = dict(options or {})
-        self.nodata = meta.get("nodata")
-        source = meta.get("source_dtype")
-        self.out_dtype = source if source and source != meta["dtype"] else None  # coded as integers: cast back
+        self.nodata = meta.nodata
+        source = meta.source_dtype
+        self.out_dtype = source if source and source != meta.dtype else None  # coded as integers: cast back
         self._masked = False
         self._written: list = []  # windows written so far (for a mask started late)
         self._finished = False
@@ -88,17 +85,17 @@ class GeoTiffWriter:
         from rasterio.crs import CRS
         from rasterio.transform import Affine
 
-        meta, tile = self.meta, self.meta["tile"]
-        profile = {"driver": "GTiff", "width": meta["width"], "height": meta["height"], "count": meta["bands"],
-                   "dtype": self.out_dtype or meta["dtype"], "nodata": self.nodata, **GTIFF_DEFAULTS,
+        meta, tile = self.meta, self.meta.tile
+        profile = {"driver": "GTiff", "width": meta.width, "height": meta.height, "count": meta.bands,
+                   "dtype": self.out_dtype or meta.dtype, "nodata": self.nodata, **GTIFF_DEFAULTS,
                    # blocks are the codec's tiles: each decoded tile fills whole blocks, lost ones none
                    "tiled": True, "blockxsize": tile, "blockysize": tile}
         if self.fmt == "GTiff":
             profile.update(self.options)
-        if meta.get("crs"):
-            profile["crs"] = CRS.from_user_input(meta["crs"])
-        if meta.get("transform"):
-            profile["transform"] = Affine(*meta["transform"])
+        if meta.crs:
+            profile["crs"] = CRS.from_user_input(meta.crs)
+        if meta.transform:
+            profile["transform"] = Affine(*meta.transform)
         self._replacing = replacing(self.path)
         final = self._replacing.__enter__()
         self._final = final
@@ -144,7 +141,7 @@ class GeoTiffWriter:
         if self.overviews and self.fmt == "GTiff":
             from rasterio.enums import Resampling
 
-            levels = [f for f in _OVERVIEW_LEVELS if min(self.meta["width"], self.meta["height"]) // f >= 64]
+            levels = [f for f in _OVERVIEW_LEVELS if min(self.meta.width, self.meta.height) // f >= 64]
             if levels:
                 self.dst.build_overviews(levels, Resampling.average)
         self._finished = True

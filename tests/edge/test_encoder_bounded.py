@@ -46,7 +46,7 @@ def test_every_sample_is_within_its_bound_and_nodata_exact(tmp_path, bundle, cod
     e = np.broadcast_to(np.array(bound), (4,))
     err = np.abs(scene.pixels.astype(np.int64) - pixels)
     assert (err <= e[:, None, None]).all()  # nodata pixels and band-fill samples included: they are exact
-    assert scene.meta["max_error"] == e.tolist()
+    assert list(scene.meta.max_error) == e.tolist()
     assert report["max_error"] == e.tolist() and report["bounded_tiles"] == enc.tiles
     if bound == (0,):
         np.testing.assert_array_equal(scene.pixels, pixels)
@@ -113,7 +113,7 @@ def test_psnr_target_is_reached_on_every_tile_at_the_cheaper_mode(tmp_path, bund
     path = _scene(tmp_path / "s.tif", pixels, nodata=0)
     enc = encode_scene(path, bundle, codec, EncodeOptions(psnr=target, tile_size=128))
     scene, _ = _decode(enc, bundle, codec)
-    assert scene.meta["psnr_target"] == target
+    assert scene.meta.psnr_target == target
     valid = (pixels != 0).any(axis=0)
     peaks = np.array([np.ptp(pixels[b][valid & (pixels[b] != 0)]) for b in range(4)], float)
     for win in tile_grid(300, 300, 128):

@@ -33,5 +33,5 @@ def test_scenes_are_cut_by_the_rule_and_decode(scene, bundle, codec, level, tile
     enc = encode_scene(scene, bundle, codec, EncodeOptions(level=level, scene_id=3))
     assert enc.tiles == tiles  # 600 x 600: 2 x 2 tiles of 512 at level 0, 3 x 3 of 256 at level 2
     [s], report = decode_streams([b"".join(enc.packets)], bundle, codec)
-    assert s.meta["tile"] == (512 if level == 0 else 256) and not s.tiles_lost and len(s.tiles_ok) == tiles
+    assert s.meta.tile == (512 if level == 0 else 256) and not s.tiles_lost and len(s.tiles_ok) == tiles
     assert s.pixels.shape == (3, 600, 600) and np.array_equal(s.valid, np.ones((600, 600), bool))

@@ -29,9 +29,9 @@ def test_scene_round_trip_keeps_georeferencing_and_quality(scene_path, encoded, 
     [s], report = _decode([b"".join(encoded.packets)], bundle, codec)
     with rasterio.open(scene_path) as ds:
         orig = ds.read()
-        assert s.meta["crs"] == f"EPSG:{ds.crs.to_epsg()}"
-        assert tuple(s.meta["transform"]) == tuple(ds.transform)[:6]
-        assert s.meta["nodata"] == ds.nodata
+        assert s.meta.crs == f"EPSG:{ds.crs.to_epsg()}"
+        assert tuple(s.meta.transform) == tuple(ds.transform)[:6]
+        assert s.meta.nodata == ds.nodata
     assert s.pixels.shape == orig.shape and s.pixels.dtype == orig.dtype
     assert not s.tiles_lost and len(s.tiles_ok) == encoded.tiles == 6
     valid = ~np.all(orig == 255, axis=0)

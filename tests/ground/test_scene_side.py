@@ -31,7 +31,7 @@ def _encode(scene, bundle, codec, level, every=16, **kw):
 
 def _metas_and_tiles(packets):
     parts = next(iter(collect([b"".join(packets)], {}).values()))
-    side = bitstream.SceneSide.from_metadata(parts.meta, BANDS)
+    side = parts.meta.side()
     bodies = [parts.body(key) for key in sorted(parts.segments)]
     return parts.meta, side, [bitstream.unpack_tile(b, side)[0] for b in bodies]
 
@@ -41,9 +41,9 @@ def test_tiles_leave_their_band_ranges_to_the_metadata_and_decode_to_the_same_pi
     shared = _encode(scene, bundle, codec, level)  # 9 tiles, 2 metadata copies: the ranges go to the metadata
     own = _encode(scene, bundle, codec, level, every=1)  # 9 tiles, 10 copies: every tile carries its own
     meta, side, headers = _metas_and_tiles(shared.packets)
-    assert "band_range" in meta and all(h.version == 6 and h.scene_range for h in headers)
+    assert meta.band_range is not None and all(h.version == 6 and h.scene_range for h in headers)
     meta_own, side_own, headers_own = _metas_and_tiles(own.packets)
-    assert side_own is None and "band_range" not in meta_own and not any(h.scene_range for h in headers_own)
+    assert side_own is None and meta_own.band_range is None and not any(h.scene_range for h in headers_own)
     assert shared.tiles == 9 and metadata_copies(9, 16) == 2 and metadata_copies(9, 1) == 10
     tile_bytes_saved = sum(own.tile_bytes) - sum(shared.tile_bytes)
     assert tile_bytes_saved == 8 * BANDS * 9
@@ -64,10 +64,10 @@ def test_scenes_with_fewer_tiles_than_metadata_copies_and_bounded_scenes_keep_ra
     assert scene_side(None, tiles=50) is None  # no valid pixel: no range
     one = encode_scene(scene, bundle, codec, EncodeOptions(level=1, tile_size=256, scene_id=9))
     meta, _, headers = _metas_and_tiles(one.packets)
-    assert "band_range" not in meta and not headers[0].scene_range
+    assert meta.band_range is None and not headers[0].scene_range
     bounded = _encode(scene, bundle, codec, None, max_error=(2,))
     meta, _, headers = _metas_and_tiles(bounded.packets)
-    assert "band_range" not in meta and all(h.version == bitstream.VERSION_PREDICTIVE for h in headers)
+    assert meta.band_range is None and all(h.version == bitstream.VERSION_PREDICTIVE for h in headers)
 
 
 def test_a_tile_whose_metadata_lacks_the_ranges_is_lost_with_the_reason(scene, bundle, codec):
@@ -75,7 +75,7 @@ def test_a_tile_whose_metadata_lacks_the_ranges_is_lost_with_the_reason(scene, b
     reported lost, naming the scene's band ranges; nothing is decoded with made-up ranges."""
     shared = _encode(scene, bundle, codec, 9)
     parts = next(iter(collect([b"".join(shared.packets)], {}).values()))
-    meta = {k: v for k, v in parts.meta.items() if k != "band_range"}
+    meta = {k: v for k, v in parts.meta.to_dict().items() if k != "band_range"}
     writer = pk.PacketWriter(0x1C5)
     mid = bytes.fromhex(bundle.model_id)[:4]
     stream = writer.packets(pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=mid, scene_id=9),

@@ -65,6 +65,6 @@ def test_kill_minus_nine_many_times_loses_and_duplicates_nothing(daemon_dirs, sc
             per_tile[k] = per_tile.get(k, 0) + 1
     assert set(per_tile.values()) == {1}
     scenes, report = decode_streams([f.read_bytes() for f in (daemon_dirs / "outbox").glob("*.pkt")], bundle, codec)
-    got = {s.meta["name"]: len(s.tiles_ok) for s in scenes}
+    got = {s.meta.name: len(s.tiles_ok) for s in scenes}
     assert got == expected
     assert all(not s.tiles_lost for s in scenes)

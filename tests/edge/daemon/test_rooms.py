@@ -153,7 +153,7 @@ def test_an_error_bounded_daemon_scene_decodes_within_its_bound(daemon_dirs, tmp
     (decoded,), report = decode_streams(streams, bundle, codec)
     err = abs(decoded.pixels.astype(int) - synthetic_pixels(size=200, seed=3))
     assert (err.reshape(4, -1).max(axis=1) <= [0, 1, 2, 4]).all()
-    assert decoded.meta["max_error"] == [0, 1, 2, 4] and report["scenes"][0]["max_error"] == [0, 1, 2, 4]
+    assert decoded.meta.max_error == (0, 1, 2, 4) and report["scenes"][0]["max_error"] == [0, 1, 2, 4]
 
 
 def test_a_scene_with_the_wrong_number_of_bounds_goes_to_quarantine(daemon_dirs, tmp_path):
