@@ -1,34 +1,37 @@
 """The tile bitstream, format versions 1 to 6: the one module that owns its bytes (docs/bitstream.md).
 
-All integers big-endian. Layout::
+This release writes v6 (lossy tiles of adaptive bundles) and v4 (error-bounded tiles, any bundle); v1, v2, v3 and
+v5 are read only. What each version holds is one :class:`TileFormat` in :data:`FORMATS`: the byte layer, the tile
+kinds and the decoder ask it (``header.format.coded_mask``, ``.coefs_stream``, ...) instead of testing version
+numbers. All integers big-endian. Layout::
 
-    u8   version            1 (factorised bundles), 2, 3, 5 or 6 (adaptive bundles)
+    u8   version            FORMATS' keys
     4B   model id           first 4 bytes of the bundle's SHA-256 model id
     u8   level
     u8   dtype code         see DTYPES
     u8   bands C            1..32
     u16  height H, u16 width W
-    u8   flags              bit0: valid mask present; bit1: rotation matrix present (else identity)
-    (flags bit2, v3/v5/v6: per-band fill masks follow the mask)
-    (flags bit3, v6: no band ranges here, the scene's apply: SceneSide, from the scene metadata)
-    v2+: u8 latent, u8 residual   the latent level coded and the residual's kind: 0 none, 1 pixel blocks,
-                                  2 (v3, v5) CDF 9/7 wavelet subbands (cvae.edge.codec.wavelet)
+    u8   flags              bit0: valid mask present; bit1: rotation matrix present (else identity; not v4);
+                            bit2 (coded_mask formats): per-band fill masks follow the mask; bit3 (scene_range
+                            formats, v6): no band ranges here, the scene's apply (SceneSide, from its metadata)
+    mode_bytes formats: u8 latent, u8 residual   the latent level coded and the residual's kind (residual_kinds:
+                            0 none, 1 pixel blocks (v2), 2 CDF 9/7 wavelet subbands, cvae.edge.codec.wavelet)
     C x (f32 lo, f32 hi)    band value range, native units (not with flag bit3)
     C x f16 mean            band mean after normalisation
     C*C x i8 matrix         rotation rows * 127 (only with flag bit1)
     ceil(C/8) B present     bit k (MSB first) set when component k is coded
-    v1: [payload]           varint length, then one range-coder stream holding every present component
-                            in order (only when at least one component is present)
-    v2+: side, main         each a varint length (0: empty) then a range-coder stream: ``side`` holds the
+    streams = 1 (v1): [payload]   varint length, then one range-coder stream holding every present component in
+                            order (only when at least one component is present)
+    streams >= 2: side, main      each a varint length (0: empty) then a range-coder stream: ``side`` holds the
                             scale indexes (cvae.edge.codec.adaptive), ``main`` the symbols they select
-    v5, v6: coefs           varint length (0: no residual), the residual's context-coded coefficients
+    streams = 3: coefs      varint length (0: no residual), the residual's context-coded coefficients
                             (cvae.edge.codec.coefs); side and main then hold the latents only
-    [mask]                  only with flag bit0. v1, v2: varint length, zlib stream of np.packbits(valid);
-                            v3, v5, v6: two varint-prefixed range-coder streams of row transitions (cvae.edge.codec.mask)
+    [mask]                  only with flag bit0. coded_mask: two varint-prefixed range-coder streams of row
+                            transitions (cvae.edge.codec.mask); otherwise (v1, v2) varint length, zlib of packbits
 
-Version 4 (error-bounded predictive tiles, :mod:`cvae.edge.codec.predictive`) keeps the fixed fields and then has
-``C x (varint E, zigzag varint lo, varint hi - lo, u8 (ky-1)<<4 | kx-1, u8 oy<<4 | ox)``, one varint-prefixed coder
-stream, and v3's masks.
+Version 4 (``samples``: error-bounded predictive tiles, :mod:`cvae.edge.codec.predictive`) keeps the fixed fields
+and then has ``C x (varint E, zigzag varint lo, varint hi - lo, u8 (ky-1)<<4 | kx-1, u8 oy<<4 | ox, palette)``, one
+varint-prefixed coder stream, and the coded masks.
 
 A decoder must consume the whole tile; anything left over or missing raises :class:`CorruptTileError`.
 """
@@ -37,35 +40,96 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple, Union
 
 import numpy as np
 
+from cvae.edge.codec import bitstream_v4 as _v4
 from cvae.edge.codec import mask as _mask
+from cvae.edge.codec.bitstream_v4 import PALETTE_SPAN, PREDICTIVE_LIMIT
+from cvae.edge.codec.wire import Reader as _Reader
+from cvae.edge.codec.wire import varint as _varint
+from cvae.edge.codec.wire import varint_size
 from cvae.edge.errors import CorruptTileError
 
 __all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "VERSION_CONTEXT", "VERSION_SCENE",
-           "CONTEXT_VERSIONS", "CODED_MASK_VERSIONS", "SceneSide", "PREDICTIVE_LIMIT", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
+           "CONTEXT_VERSIONS", "CODED_MASK_VERSIONS", "TileFormat", "FORMATS", "tile_format", "formats_of", "Payload",
+           "Streams", "UnpackedTile", "SceneSide", "PREDICTIVE_LIMIT", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
            "RESIDUAL_PIXELS", "RESIDUAL_WAVELET", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
-           "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape", "varint_size", "max_binary_decisions"]
+           "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape", "varint_size", "max_binary_decisions", "PALETTE_SPAN"]
 
 VERSION = 1            # factorised entropy model
 VERSION_ADAPTIVE = 2   # explicitly transmitted scale indexes (adaptive bundles)
-VERSION_WAVELET = 3    # v2's layout; the residual may also be wavelet subbands (what adaptive bundles write now)
-VERSION_PREDICTIVE = 4  # error-bounded predictive coding of the samples themselves (any bundle)
+VERSION_WAVELET = 3    # v2's layout; the residual may also be wavelet subbands
+VERSION_PREDICTIVE = 4  # error-bounded predictive coding of the samples themselves (any bundle; written)
 VERSION_CONTEXT = 5    # v3's layout with the residual's coefficients context-coded
-VERSION_SCENE = 6      # v5's layout; the band ranges may be the scene's, sent once in its metadata (written now)
-ADAPTIVE_VERSIONS = (VERSION_ADAPTIVE, VERSION_WAVELET, VERSION_CONTEXT, VERSION_SCENE)
-VERSIONS = (VERSION, VERSION_ADAPTIVE, VERSION_WAVELET, VERSION_PREDICTIVE, VERSION_CONTEXT, VERSION_SCENE)
-#: versions whose residual coefficients are a third, context-coded stream (cvae.edge.codec.coefs)
-CONTEXT_VERSIONS = (VERSION_CONTEXT, VERSION_SCENE)
-#: versions whose masks are transition-coded and which may carry per-band fill masks
-CODED_MASK_VERSIONS = (VERSION_WAVELET, VERSION_PREDICTIVE, VERSION_CONTEXT, VERSION_SCENE)
-#: a v4 band's range and error bound stay within +-2^33 (uint32 and int32 samples fit; products stay in int64)
-PREDICTIVE_LIMIT = 1 << 33
-#: residual kinds (v2+ header byte): none, 32 x 32 pixel blocks, wavelet subbands in 16 x 16 blocks (v3)
+VERSION_SCENE = 6      # v5's layout; the band ranges may be the scene's, sent once in its metadata (written)
+#: residual kinds (v2+ header byte): none, 32 x 32 pixel blocks (v2), wavelet subbands in 16 x 16 blocks (v3+)
 RESIDUAL_NONE, RESIDUAL_PIXELS, RESIDUAL_WAVELET = 0, 1, 2
-_MAX_RESIDUAL = {VERSION_ADAPTIVE: RESIDUAL_PIXELS, VERSION_WAVELET: RESIDUAL_WAVELET, VERSION_CONTEXT: RESIDUAL_WAVELET,
-                 VERSION_SCENE: RESIDUAL_WAVELET}
+
+
+@dataclass(frozen=True)
+class TileFormat:
+    """What one tile format version holds: the one place that maps a version number to behaviour. The byte
+    layer, the kinds and the decoder ask a tile's format (``FORMATS[header.version]``, ``header.format``) these
+    questions instead of testing version numbers."""
+
+    version: int
+    kind: str                       # the tile kind that reads it: 'factorized', 'hybrid' or 'predictive'
+    written: bool                   # written by this release ('v6' lossy, 'v4' bounded); the others read only
+    streams: int                    # 1: one payload; 2: side, main (scale indexes, symbols); 3: side, main, coefs
+    residual_kinds: tuple[int, ...] = (RESIDUAL_NONE,)  # residual kinds the header's residual byte may name
+    coded_mask: bool = False        # transition-coded masks and per-band fill masks (else a zlib mask, no fill)
+    scene_range: bool = False       # may refer to the scene's band ranges (flag bit 3)
+    matrix: bool = True             # may carry a rotation matrix (flag bit 1)
+    samples: bool = False           # codes the samples themselves (v4's per-band fields), no latents
+
+    @property
+    def mode_bytes(self) -> bool:
+        """Whether the latent level and residual kind bytes follow the fixed header (the adaptive formats)."""
+        return self.streams >= 2
+
+    @property
+    def coefs_stream(self) -> bool:
+        """Whether the residual is its own context-coded stream (:mod:`cvae.edge.codec.coefs`), not groups of the
+        side and main streams (the legacy layout of v2 and v3, :mod:`cvae.edge.codec.residual`)."""
+        return self.streams == 3
+
+
+#: every tile format this release reads, by version
+FORMATS: dict[int, TileFormat] = {f.version: f for f in (
+    TileFormat(VERSION, "factorized", written=False, streams=1),
+    TileFormat(VERSION_ADAPTIVE, "hybrid", written=False, streams=2, residual_kinds=(RESIDUAL_NONE, RESIDUAL_PIXELS)),
+    TileFormat(VERSION_WAVELET, "hybrid", written=False, streams=2,  # v2's pixel blocks kept: v3 readers took them
+               residual_kinds=(RESIDUAL_NONE, RESIDUAL_PIXELS, RESIDUAL_WAVELET), coded_mask=True),
+    TileFormat(VERSION_PREDICTIVE, "predictive", written=True, streams=1, coded_mask=True, matrix=False,
+               samples=True),
+    TileFormat(VERSION_CONTEXT, "hybrid", written=False, streams=3, residual_kinds=(RESIDUAL_NONE, RESIDUAL_WAVELET),
+               coded_mask=True),
+    TileFormat(VERSION_SCENE, "hybrid", written=True, streams=3, residual_kinds=(RESIDUAL_NONE, RESIDUAL_WAVELET),
+               coded_mask=True, scene_range=True),
+)}
+VERSIONS = tuple(FORMATS)
+# derived views of FORMATS, for callers that list versions
+ADAPTIVE_VERSIONS = tuple(v for v, f in FORMATS.items() if f.kind == "hybrid")
+CONTEXT_VERSIONS = tuple(v for v, f in FORMATS.items() if f.coefs_stream)
+CODED_MASK_VERSIONS = tuple(v for v, f in FORMATS.items() if f.coded_mask)
+
+
+def tile_format(version: int) -> TileFormat:
+    """The format of ``version``; raises :class:`CorruptTileError` naming the versions this release reads."""
+    fmt = FORMATS.get(version)
+    if fmt is None:
+        raise CorruptTileError(f"tile format version {version} is not supported (this decoder reads "
+                               f"{', '.join(map(str, VERSIONS))})")
+    return fmt
+
+
+def formats_of(kind: str) -> tuple[TileFormat, ...]:
+    """The formats tile kind ``kind`` reads, and the one it writes among them (``written``)."""
+    return tuple(f for f in FORMATS.values() if f.kind == kind)
+
+
 MODEL_ID_BYTES = 4
 MAX_BANDS = 32
 MAX_EDGE = 2048  # tiles are cut from scenes; a bigger one is a corrupt header, not a tile
@@ -132,13 +196,18 @@ class TileHeader:
     mean: np.ndarray    # float32[C] (float16-exact)
     matrix: np.ndarray  # int8[C, C]
     version: int = VERSION
-    latent: int = 0         # v2+: latent level the latents were coded at
-    residual: int = RESIDUAL_NONE  # v2+: the residual's kind (RESIDUAL_*); 0: no residual
-    band_fill: np.ndarray | None = None  # v3, v4, v5: bool[C, H, W] samples of valid pixels that hold the fill value
+    latent: int = 0         # mode_bytes formats: latent level the latents were coded at
+    residual: int = RESIDUAL_NONE  # mode_bytes formats: the residual's kind (RESIDUAL_*); 0: no residual
+    band_fill: np.ndarray | None = None  # coded_mask formats: bool[C, H, W] samples of valid pixels that hold the fill value
     max_error: np.ndarray | None = None  # v4: int64[C] bound on |decoded - original| per band (0: lossless)
     replication: np.ndarray | None = None  # v4: uint8[C, 4] ky, kx, oy, ox of each band's replicated blocks
     palette: tuple | None = None  # v4: per band None, or int64[K] the values a lossless band uses (coded as ranks)
     scene_range: bool = False   # v6: lo, hi are the scene's (SceneSide), not sent in the tile
+
+    @property
+    def format(self) -> TileFormat:
+        """What the tile's format version holds (:data:`FORMATS`)."""
+        return FORMATS[self.version]
 
 
 def peek_shape(data: bytes) -> tuple[int, int, int] | None:
@@ -153,33 +222,75 @@ def peek_shape(data: bytes) -> tuple[int, int, int] | None:
 def header_size(bands: int, has_mask: bool, version: int = VERSION, scene_range: bool = False) -> int:
     """Bytes of the header before the payloads (the rotation matrix counted; the band ranges unless they are
     the scene's)."""
-    extra = 2 if version in ADAPTIVE_VERSIONS else 0
+    extra = 2 if FORMATS[version].mode_bytes else 0
     return _FIXED.size + extra + (2 if scene_range else 10) * bands + bands * bands + (bands + 7) // 8 + \
         (1 if has_mask else 0)
 
 
-def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, bytes] | None,
-              valid: np.ndarray | None) -> bytes:
+def _listed(versions: list[int]) -> str:
+    """'3, 4, 5 or 6'."""
+    names = [str(v) for v in versions]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
+
+
+#: what pack_tile takes and unpack_tile returns as a tile's coder streams: ``bytes | None`` (v1: only when some
+#: component is present; v4: always), ``(side, main)`` (v2, v3) or ``(side, main, coefs)`` (v5, v6)
+Payload = Union[bytes, tuple[bytes, ...], None]
+
+
+@dataclass(frozen=True)
+class Streams:
+    """A tile's coder streams by role; empty where its format has none."""
+
+    payload: bytes = b""  # v1: the latents of every present component; v4: the samples
+    side: bytes = b""     # v2+: the scale indexes
+    main: bytes = b""     # v2+: the symbols they select
+    coefs: bytes = b""    # v5, v6: the residual's context-coded coefficients
+
+
+class UnpackedTile(NamedTuple):
+    """A parsed tile: ``header``, ``present: bool[C]`` (components coded), ``payload`` (as :func:`pack_tile`
+    takes it, :data:`Payload`), ``valid: bool[H, W] | None``. :attr:`streams` names the streams by role."""
+
+    header: TileHeader
+    present: np.ndarray
+    payload: Payload
+    valid: np.ndarray | None
+
+    @property
+    def streams(self) -> Streams:
+        p = self.payload
+        if isinstance(p, tuple):
+            return Streams(side=p[0], main=p[1], coefs=p[2] if len(p) > 2 else b"")
+        return Streams(payload=p or b"")
+
+
+def pack_tile(h: TileHeader, present: np.ndarray, payload: Payload, valid: np.ndarray | None) -> bytes:
     """``present: bool[C]``. Version 1: ``payload`` bytes, required exactly when some component is present.
-    Versions 2 and 3: ``payload = (side, main)``, either may be empty; version 5: ``(side, main, coefs)``."""
+    Versions 2 and 3: ``payload = (side, main)``, either may be empty; versions 5 and 6: ``(side, main, coefs)``;
+    version 4: bytes."""
     c = h.bands
+    fmt = FORMATS.get(h.version)
+    if fmt is None:
+        raise ValueError(f"pack_tile: unknown tile format version {h.version}")
     identity = np.array_equal(h.matrix, (np.eye(c) * 127).astype(np.int8))
     band_fill = h.band_fill if h.band_fill is not None and np.any(h.band_fill) else None
-    if band_fill is not None and h.version not in CODED_MASK_VERSIONS:
-        raise ValueError("pack_tile: per-band fill masks need tile format version 3, 4 or 5")
-    if h.scene_range and h.version != VERSION_SCENE:
-        raise ValueError("pack_tile: only tile format version 6 refers to the scene's band ranges")
+    if band_fill is not None and not fmt.coded_mask:
+        raise ValueError("pack_tile: per-band fill masks need tile format version "
+                         f"{_listed([v for v, f in FORMATS.items() if f.coded_mask])}")
+    if h.scene_range and not fmt.scene_range:
+        raise ValueError("pack_tile: only tile format version "
+                         f"{_listed([v for v, f in FORMATS.items() if f.scene_range])} refers to the scene's band ranges")
     flags = (_F_MASK if valid is not None else 0) | (0 if identity else _F_MATRIX) | \
         (_F_BAND_FILL if band_fill is not None else 0) | (_F_SCENE_RANGE if h.scene_range else 0)
-    if h.version not in VERSIONS:
-        raise ValueError(f"pack_tile: unknown tile format version {h.version}")
     out = bytearray(_FIXED.pack(h.version, h.model_id, h.level, DTYPES.index(np.dtype(h.dtype)), c,
                                 h.height, h.width, flags))
-    if h.version == VERSION_PREDICTIVE:
-        return _pack_v4(out, h, payload, valid, band_fill)
-    if h.version in ADAPTIVE_VERSIONS:
-        if not 0 <= int(h.residual) <= _MAX_RESIDUAL[h.version] or \
-                (h.version in CONTEXT_VERSIONS and int(h.residual) == RESIDUAL_PIXELS):
+    if fmt.samples:
+        if not isinstance(payload, bytes):
+            raise ValueError(f"pack_tile: a version {h.version} tile takes payload bytes")
+        return bytes(out + _v4.pack_fields(h, payload) + _coded_masks(valid, band_fill))
+    if fmt.mode_bytes:
+        if int(h.residual) not in fmt.residual_kinds:
             raise ValueError(f"pack_tile: residual kind {int(h.residual)} does not exist in format version {h.version}")
         out += bytes([h.latent, int(h.residual)])
     if not h.scene_range:
@@ -188,21 +299,20 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
     if not identity:
         out += h.matrix.astype(np.int8).tobytes()
     present = np.asarray(present, bool)
-    if h.version in ADAPTIVE_VERSIONS:
-        streams = 3 if h.version in CONTEXT_VERSIONS else 2
-        if present.shape != (c,) or not isinstance(payload, tuple) or len(payload) != streams:
-            raise ValueError("pack_tile: a version 2 or 3 tile takes payload=(side, main), a version 5 or 6 tile "
-                             "(side, main, coefs), and present bool[C]")
+    if fmt.mode_bytes:
+        if present.shape != (c,) or not isinstance(payload, tuple) or len(payload) != fmt.streams:
+            raise ValueError(f"pack_tile: a version {h.version} tile takes present bool[C] and payload="
+                             f"{'(side, main, coefs)' if fmt.coefs_stream else '(side, main)'}")
         out += np.packbits(present).tobytes()
         for stream in payload:
             out += _varint(len(stream)) + bytes(stream)
     else:
-        if present.shape != (c,) or (payload is None) == bool(present.any()):
+        if present.shape != (c,) or (payload is None) == bool(present.any()) or isinstance(payload, tuple):
             raise ValueError("pack_tile: give a payload exactly when some component is present")
         out += np.packbits(present).tobytes()
         if payload is not None:
             out += _varint(len(payload)) + payload
-    if valid is not None and h.version in CODED_MASK_VERSIONS:  # v4 returned above
+    if valid is not None and fmt.coded_mask:
         out += _coded_masks(valid, None)
     elif valid is not None:
         z = zlib.compress(np.packbits(valid).tobytes(), 9)
@@ -211,7 +321,7 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: bytes | tuple[bytes, 
 
 
 def _coded_masks(valid: np.ndarray | None, band_fill: np.ndarray | None) -> bytes:
-    """v3/v4/v5/v6: the valid mask, then each band's fill mask, each as two varint-prefixed transition streams."""
+    """v3+: the valid mask, then each band's fill mask, each as two varint-prefixed transition streams."""
     out = bytearray()
     for m in ([valid] if valid is not None else []) + (list(band_fill) if band_fill is not None else []):
         for stream in _mask.encode_mask(m):
@@ -219,59 +329,40 @@ def _coded_masks(valid: np.ndarray | None, band_fill: np.ndarray | None) -> byte
     return bytes(out)
 
 
-def _pack_v4(out: bytearray, h: TileHeader, payload: bytes, valid: np.ndarray | None,
-             band_fill: np.ndarray | None) -> bytes:
-    e = np.asarray(h.max_error, np.int64)
-    lo, hi = np.asarray(h.lo, np.float64), np.asarray(h.hi, np.float64)
-    if e.shape != (h.bands,) or lo.shape != (h.bands,) or hi.shape != (h.bands,) or not isinstance(payload, bytes):
-        raise ValueError("pack_tile: a version 4 tile takes max_error, lo, hi of shape [C] and payload bytes")
-    if (lo != np.round(lo)).any() or (hi < lo).any() or (np.abs(lo) > PREDICTIVE_LIMIT).any() or \
-            (np.abs(hi) > PREDICTIVE_LIMIT).any() or (e < 0).any() or (e > PREDICTIVE_LIMIT).any():
-        raise ValueError("pack_tile: version 4 ranges must be ordered integers and bounds in 0..2^33")
-    rep = np.asarray(h.replication if h.replication is not None else np.tile([1, 1, 0, 0], (h.bands, 1)), np.int64)
-    if rep.shape != (h.bands, 4) or (rep[:, :2] < 1).any() or (rep[:, :2] > 16).any() or (rep[:, 2:] < 0).any() or \
-            (rep[:, 2:] >= rep[:, :2]).any():
-        raise ValueError("pack_tile: version 4 replication must be [C, 4] of ky, kx in 1..16 and offsets below them")
-    palette = h.palette if h.palette is not None else (None,) * h.bands
-    for eb, lb, hb, (ky, kx, oy, ox), pal in zip(e.tolist(), lo.astype(np.int64).tolist(),
-                                                 hi.astype(np.int64).tolist(), rep.tolist(), palette):
-        out += _varint(eb) + _varint(2 * lb if lb >= 0 else -2 * lb - 1) + _varint(hb - lb)
-        out += bytes([(ky - 1) << 4 | (kx - 1), oy << 4 | ox])
-        out += _pack_palette(pal, lb, hb, eb)
-    out += _varint(len(payload)) + payload
-    return bytes(out + _coded_masks(valid, band_fill))
-
-
-def unpack_tile(data: bytes, scene: SceneSide | None = None
-                ) -> tuple[TileHeader, np.ndarray, bytes | tuple[bytes, bytes] | None, np.ndarray | None]:
-    """Parse a tile; raises :class:`CorruptTileError` on anything malformed. The payload is ``bytes | None``
-    for version 1, ``(side, main)`` for versions 2 and 3 and ``(side, main, coefs)`` for versions 5 and 6.
-    ``scene``: the scene's band ranges (from its metadata), which a v6 tile may refer to."""
+def unpack_tile(data: bytes, scene: SceneSide | None = None) -> UnpackedTile:
+    """Parse a tile; raises :class:`CorruptTileError` on anything malformed. ``scene``: the scene's band ranges
+    (from its metadata), which a v6 tile may refer to."""
     r = _Reader(bytes(data))
     version, model_id, level, dcode, c, height, width, flags = r.unpack(_FIXED)
-    if version not in VERSIONS:
-        raise CorruptTileError(f"tile format version {version} is not supported (this decoder reads "
-                               f"{', '.join(map(str, VERSIONS))})")
+    fmt = tile_format(version)
     if dcode >= len(DTYPES):
         raise CorruptTileError(f"unknown dtype code {dcode}")
     if not 1 <= c <= MAX_BANDS or not 0 < height <= MAX_EDGE or not 0 < width <= MAX_EDGE:
         raise CorruptTileError(f"bad tile shape bands={c} height={height} width={width}")
-    known = _F_MASK | _F_MATRIX | _F_BAND_FILL | (_F_SCENE_RANGE if version == VERSION_SCENE else 0)
-    if flags & ~known or (flags & _F_BAND_FILL and version not in CODED_MASK_VERSIONS) \
-            or (flags & _F_MATRIX and version == VERSION_PREDICTIVE):
+    known = _F_MASK | (_F_MATRIX if fmt.matrix else 0) | (_F_BAND_FILL if fmt.coded_mask else 0) | \
+        (_F_SCENE_RANGE if fmt.scene_range else 0)
+    if flags & ~known:
         raise CorruptTileError(f"unknown flag bits {flags:#x} for tile format version {version}")
-    if flags & _F_SCENE_RANGE and (scene is None or len(scene.lo) != c):
-        raise CorruptTileError("the tile uses the scene's band ranges, which its scene metadata carries: decode it "
-                               "with that metadata (the ground decoder does; the tile alone cannot be decoded)")
-    if version == VERSION_PREDICTIVE:
-        return _unpack_v4(r, model_id, level, DTYPES[dcode], c, height, width, flags)
+    if fmt.samples:
+        f = _v4.unpack_fields(r, c)
+        valid = _mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width) if flags & _F_MASK else None
+        band_fill = _band_fill(r, flags, c, height, width)
+        r.check_consumed()
+        return UnpackedTile(TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height,
+                                       width=width, lo=f.lo, hi=f.hi, mean=np.zeros(c, np.float32),
+                                       matrix=(np.eye(c) * 127).astype(np.int8), version=version,
+                                       band_fill=band_fill, max_error=f.max_error, replication=f.replication,
+                                       palette=f.palette), np.ones(c, bool), f.payload, valid)
     latent, residual = 0, 0
-    if version in ADAPTIVE_VERSIONS:
+    if fmt.mode_bytes:
         latent, residual = r.take(2)
-        if residual > _MAX_RESIDUAL[version] or (version in CONTEXT_VERSIONS and residual == RESIDUAL_PIXELS):
+        if residual not in fmt.residual_kinds:
             raise CorruptTileError(f"residual kind {residual} does not exist in tile format version {version} "
-                                   f"({'0 or 2' if version in CONTEXT_VERSIONS else f'0..{_MAX_RESIDUAL[version]}'})")
+                                   f"({_listed(list(fmt.residual_kinds))})")
     if flags & _F_SCENE_RANGE:
+        if scene is None or len(scene.lo) != c:
+            raise CorruptTileError("the tile uses the scene's band ranges, which its scene metadata carries: decode "
+                                   "it with that metadata (the ground decoder does; the tile alone cannot be decoded)")
         lohi = np.stack([scene.lo, scene.hi], axis=1).astype(np.float32)
     else:
         lohi = np.frombuffer(r.take(8 * c), ">f4").astype(np.float32).reshape(c, 2)
@@ -288,147 +379,37 @@ def unpack_tile(data: bytes, scene: SceneSide | None = None
     if bits[c:].any():
         raise CorruptTileError("padding bits of the component map are set")
     present = bits[:c].astype(bool)
-    if version in ADAPTIVE_VERSIONS:
-        payload = tuple(r.take(r.varint()) for _ in range(3 if version in CONTEXT_VERSIONS else 2))
+    payload: Payload
+    if fmt.mode_bytes:
+        payload = tuple(r.take(r.varint()) for _ in range(fmt.streams))
     else:
         payload = r.take(r.varint()) if present.any() else None
     valid = None
-    if flags & _F_MASK and version in CODED_MASK_VERSIONS:  # v4 returned above
+    if flags & _F_MASK and fmt.coded_mask:
         valid = _mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width)
     elif flags & _F_MASK:
-        try:
-            raw = zlib.decompressobj().decompress(r.take(r.varint()), (height * width + 7) // 8 + 1)
-        except zlib.error as e:
-            raise CorruptTileError(f"valid mask does not decompress: {e}") from e
-        if len(raw) != (height * width + 7) // 8:
-            raise CorruptTileError("valid mask has the wrong size")
-        valid = np.unpackbits(np.frombuffer(raw, np.uint8))[:height * width].reshape(height, width).astype(bool)
+        valid = _zlib_mask(r.take(r.varint()), height, width)
     band_fill = _band_fill(r, flags, c, height, width)
-    _check_consumed(r)
+    r.check_consumed()
     header = TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height, width=width,
                         lo=lohi[:, 0].copy(), hi=lohi[:, 1].copy(), mean=mean, matrix=matrix, version=version,
                         latent=latent, residual=int(residual), band_fill=band_fill,
                         scene_range=bool(flags & _F_SCENE_RANGE))
-    return header, present, payload, valid
+    return UnpackedTile(header, present, payload, valid)
 
 
-def _band_fill(r: "_Reader", flags: int, c: int, height: int, width: int) -> np.ndarray | None:
+def _zlib_mask(z: bytes, height: int, width: int) -> np.ndarray:
+    """v1, v2: the valid mask as a zlib stream of its packed bits."""
+    try:
+        raw = zlib.decompressobj().decompress(z, (height * width + 7) // 8 + 1)
+    except zlib.error as e:
+        raise CorruptTileError(f"valid mask does not decompress: {e}") from e
+    if len(raw) != (height * width + 7) // 8:
+        raise CorruptTileError("valid mask has the wrong size")
+    return np.unpackbits(np.frombuffer(raw, np.uint8))[:height * width].reshape(height, width).astype(bool)
+
+
+def _band_fill(r: _Reader, flags: int, c: int, height: int, width: int) -> np.ndarray | None:
     if not flags & _F_BAND_FILL:
         return None
     return np.stack([_mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width) for _ in range(c)])
-
-
-def _check_consumed(r: "_Reader") -> None:
-    if r.pos != len(r.data):
-        raise CorruptTileError(f"{len(r.data) - r.pos} bytes left over after the tile; the tile is corrupt")
-
-
-def _unpack_v4(r: "_Reader", model_id: bytes, level: int, dtype: np.dtype, c: int, height: int, width: int,
-               flags: int):
-    e, lo, hi = np.zeros(c, np.int64), np.zeros(c, np.float64), np.zeros(c, np.float64)
-    rep = np.zeros((c, 4), np.uint8)
-    palette: list = []
-    for b in range(c):
-        e[b] = r.varint(limit=PREDICTIVE_LIMIT)
-        z = r.varint(limit=2 * PREDICTIVE_LIMIT)
-        lo[b] = z // 2 if z % 2 == 0 else -(z + 1) // 2
-        hi[b] = lo[b] + r.varint(limit=2 * PREDICTIVE_LIMIT)
-        k, o = r.take(2)
-        rep[b] = (k >> 4) + 1, (k & 15) + 1, o >> 4, o & 15
-        if rep[b, 2] >= rep[b, 0] or rep[b, 3] >= rep[b, 1]:
-            raise CorruptTileError(f"band {b}: replication offsets {rep[b, 2:].tolist()} not below the block "
-                                   f"{rep[b, :2].tolist()}; the tile is corrupt")
-        palette.append(_unpack_palette(r, int(lo[b]), int(hi[b]), int(e[b])))
-    if (np.abs(lo) > PREDICTIVE_LIMIT).any() or (np.abs(hi) > PREDICTIVE_LIMIT).any():
-        raise CorruptTileError("version 4 band range beyond +-2^33; the tile is corrupt")
-    payload = r.take(r.varint())
-    valid = _mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width) if flags & _F_MASK else None
-    band_fill = _band_fill(r, flags, c, height, width)
-    _check_consumed(r)
-    header = TileHeader(model_id=model_id, level=level, dtype=dtype, bands=c, height=height, width=width, lo=lo,
-                        hi=hi, mean=np.zeros(c, np.float32), matrix=(np.eye(c) * 127).astype(np.int8),
-                        version=VERSION_PREDICTIVE, band_fill=band_fill, max_error=e, replication=rep,
-                        palette=tuple(palette))
-    return header, np.ones(c, bool), payload, valid
-
-
-#: largest value range a v4 palette may span (its bitmap: 128 KiB before zlib)
-PALETTE_SPAN = 1 << 20
-
-
-def _pack_palette(pal, lo: int, hi: int, e: int) -> bytes:
-    """v4 per band: 0, or 1 + LEB128 length + zlib of the packed bitmap of the values ``lo .. hi`` the band uses."""
-    if pal is None:
-        return b"\0"
-    pal = np.asarray(pal, np.int64)
-    if e != 0 or hi - lo + 1 > PALETTE_SPAN or len(pal) == 0 or pal[0] != lo or pal[-1] != hi or \
-            (np.diff(pal) <= 0).any():
-        raise ValueError("pack_tile: a palette is the sorted values of a lossless band, from lo to hi, within 2^20")
-    bits = np.zeros(hi - lo + 1, bool)
-    bits[pal - lo] = True
-    z = zlib.compress(np.packbits(bits).tobytes(), 9)
-    return b"\1" + _varint(len(z)) + z
-
-
-def _unpack_palette(r: "_Reader", lo: int, hi: int, e: int) -> np.ndarray | None:
-    kind = r.take(1)[0]
-    if kind == 0:
-        return None
-    span = hi - lo + 1
-    if kind != 1 or e != 0 or span > PALETTE_SPAN:
-        raise CorruptTileError(f"palette kind {kind} with bound {e} over {span} values; the tile is corrupt")
-    try:
-        raw = zlib.decompressobj().decompress(r.take(r.varint()), (span + 7) // 8 + 1)
-    except zlib.error as ex:
-        raise CorruptTileError(f"palette does not inflate: {ex}") from ex
-    if len(raw) != (span + 7) // 8:
-        raise CorruptTileError("palette bitmap has the wrong size")
-    bits = np.unpackbits(np.frombuffer(raw, np.uint8))
-    if bits[span:].any() or not bits[0] or not bits[span - 1]:
-        raise CorruptTileError("palette bitmap padding set, or lo / hi unused")
-    return lo + np.flatnonzero(bits[:span]).astype(np.int64)
-
-
-def varint_size(n: int) -> int:
-    """Bytes of the unsigned LEB128 length prefix of ``n`` (what a stream's length costs in the tile)."""
-    return len(_varint(n))
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-class _Reader:
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise CorruptTileError(f"tile truncated: needs {n} bytes at offset {self.pos}, has {len(self.data) - self.pos}")
-        b = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return b
-
-    def unpack(self, s: struct.Struct) -> tuple:
-        return s.unpack(self.take(s.size))
-
-    def varint(self, limit: int | None = None) -> int:
-        """An unsigned LEB128 integer of at most 5 bytes; with ``limit``, of at most ``limit`` (else corrupt)."""
-        n, shift = 0, 0
-        longest = 35 if limit is None else max(35, limit.bit_length() + 7)
-        while True:
-            b = self.take(1)[0]
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                if limit is not None and n > limit:
-                    raise CorruptTileError(f"varint {n} exceeds {limit}; the tile is corrupt")
-                return n
-            if shift >= longest:
-                raise CorruptTileError(f"varint longer than {longest // 7} bytes")
