@@ -1,18 +1,20 @@
 """``cvae-bench``: rate-distortion and speed of the codec against standard codecs, measured in one run.
 
-    python benchmarks/bench.py rd --data DIR [--bundle DIR] [--levels all|0,2,4] [--out benchmarks/results]
+    python benchmarks/bench.py rd --data DIR [--bundle DIR] [--levels all|0,2,4] [--out benchmarks/results/BUNDLE]
     python benchmarks/bench.py speed --data DIR [--repeats 5] [--level 3] [--backends all|onnxruntime,torch,tensorrt]
 
-**rd** (``bench_rd.py``) codes every GeoTIFF under DIR at every rate level of the bundle and decodes it back on
+**rd** (``harness/bench_rd.py``) codes every GeoTIFF under DIR at every rate level of the bundle and decodes it back on
 the ground path, against JPEG 2000, JPEG XL, AVIF and WebP: PSNR, MSE, SSIM, MS-SSIM, spectral angle, BD-rates
 against JPEG 2000 and the seed paper's 0.91 bpp table. Writes ``NAME.json``, ``NAME.md`` (with where we lose and
 where we win, written from the numbers) and ``NAME_plots/*.png``.
 
-**speed** (``bench_speed.py``) times each stage of the encoder on real scenes per backend, the network's MACs
+**speed** (``harness/bench_speed.py``) times each stage of the encoder on real scenes per backend, the network's MACs
 against a numpy matrix product, our range coder against constriction and our whole encode against OpenJPEG at
 the same rate. Writes ``NAME.json`` and ``NAME.md``.
 
-Shared helpers (machine info, scene listing, result files) are in ``bench_common.py``.
+Shared helpers (machine info, scene listing, result files) are in ``common/bench_common.py``. This script stays at
+the top of ``benchmarks/``: ``cvae-bench`` (``cvae/bench_entry.py``) runs it from there. Results go to
+``benchmarks/results/<bundle id>/`` (the shipped bundle's unless ``--out`` says otherwise).
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench_common import DEFAULT_OUT, machine_info, sibling, write_results
+sys.path.insert(0, str(Path(__file__).resolve().parent / "common"))  # bench_common, run as a script
+from bench_common import DEFAULT_OUT, machine_info, sibling, write_results  # noqa: E402
 
 __all__ = ["build_parser", "main"]
 

@@ -1,4 +1,4 @@
-"""benchmarks/bench.py and make_readme_table.py on tiny inputs: files, keys, skip reasons, MAC counting, SAM."""
+"""benchmarks/bench.py, harness/ and tools/make_readme_table.py on tiny inputs: files, keys, skip reasons, MAC counting, SAM."""
 import importlib.util
 import json
 import math
@@ -7,11 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_common import sibling  # benchmarks/common is on pytest's pythonpath
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load(name: str):
+    """``benchmarks/bench.py`` (the ``cvae-bench`` entry, at the top) or any harness, experiment or tool."""
+    if name != "bench":
+        return sibling(name)
     mod = sys.modules.get(f"_bench_{name}")
     if mod is None:
         spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / "benchmarks" / f"{name}.py")

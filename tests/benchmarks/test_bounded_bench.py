@@ -1,4 +1,4 @@
-"""benchmarks/bounded_bench.py: ours and the peers at each bound in one run, every decode checked."""
+"""benchmarks/harness/bounded_bench.py: ours and the peers at each bound in one run, every decode checked."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,10 @@ import subprocess
 import numpy as np
 import pytest
 import rasterio
+from bench_common import sibling  # benchmarks/common is on pytest's pythonpath
 from rasterio.transform import from_origin
 
-bounded_bench = pytest.importorskip("bounded_bench")  # benchmarks/ is on pytest's pythonpath
+bounded_bench = sibling("bounded_bench")
 
 
 @pytest.fixture(scope="module")

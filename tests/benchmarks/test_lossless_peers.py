@@ -1,29 +1,15 @@
-"""benchmarks/lossless_peers.py: every peer's decode meets its own bound (|x - x_hat| <= E, exact at E=0).
+"""benchmarks/harness/lossless_peers.py: every peer's decode meets its own bound (|x - x_hat| <= E, exact at E=0).
 
 The CCSDS 123 tests skip when benchmarks/peers/ccsds123/build/ccsds123 is not built (build.sh); the imagecodecs
 tests skip without imagecodecs; the real-scene test skips without ../shared/data (conftest).
 """
 import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_common import sibling  # benchmarks/common is on pytest's pythonpath
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    mod = sys.modules.get("_bench_lossless_peers")
-    if mod is None:
-        spec = importlib.util.spec_from_file_location("_bench_lossless_peers", ROOT / "benchmarks" / "lossless_peers.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod
-        spec.loader.exec_module(mod)
-    return mod
-
-
-lp = _load()
+lp = sibling("lossless_peers")
 needs_ccsds = pytest.mark.skipif(not lp.CCSDS123_BINARY.is_file(),
                                  reason="ccsds123 not built: run benchmarks/peers/ccsds123/build.sh")
 needs_imagecodecs = pytest.mark.skipif(importlib.util.find_spec("imagecodecs") is None, reason="needs imagecodecs")

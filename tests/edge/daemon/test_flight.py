@@ -2,7 +2,7 @@
 release what they replace and are taken between scenes, and the quota's cost does not grow with the outbox.
 
 Inputs are SYNTHETIC (conftest.scene_pixels) or made here; no test needs ../shared/data. Memory and speed over
-hours are measured by benchmarks/soak.py, not here: the RSS bound below only catches a leak of whole engines."""
+hours are measured by benchmarks/harness/soak.py, not here: the RSS bound below only catches a leak of whole engines."""
 from __future__ import annotations
 
 import json
