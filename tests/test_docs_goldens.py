@@ -148,3 +148,7 @@ def test_the_docs_float_steps_reproduce_the_residual_only_pixels(golden):
     got = np.clip(np.rint(out), 0, 65535).astype(np.uint16)
     got[:, ~valid] = 0
     np.testing.assert_array_equal(got, pixels)
+
+
+def test_the_packet_goldens_expected_file_is_what_the_reader_gets():
+    assert json.loads(mk.PACKETS.read_text()) == json.loads(json.dumps(mk.packets_expected()))

@@ -27,6 +27,9 @@ Per golden (``tile_v2.bin``, ``tile_v3_*.bin``, ``tile_v5_*.bin``, ``tile_v6_*.b
 ``rangecoder_v1.bin`` (the rANS test vector, also the v1 tile of ``packets_v1.bin``): ``symbols``, ``indexes``,
 ``cdfs``, ``cdf_lengths``, ``offsets`` (the decoder's inputs and the symbols it must return).
 
+``packets_v1.expected.json`` (the three packet files): the metadata object every copy decodes to, the tile body's
+length and SHA-256, the SPI and key of the sealed file, and per file its packet, metadata and tile-segment counts.
+
 Run ``python tests/edge/codec/golden/make_golden_expected.py`` after regenerating a golden; ``tests/test_docs_goldens.py``
 checks the shipped decoder against these files.
 """
@@ -118,6 +121,33 @@ def rangecoder_expected() -> dict[str, np.ndarray]:
     return {k: np.asarray(g[k], np.int32) for k in ("symbols", "indexes", "cdfs", "cdf_lengths", "offsets")}
 
 
+PACKETS = HERE / "packets_v1.expected.json"
+
+
+def packets_expected() -> dict:
+    """What a reader of ``packets_v1*.bin`` must get: the metadata object (every copy), the tile body (the v1 tile
+    around ``rangecoder_v1.bin``'s stream), and the key that opens the sealed file."""
+    import hashlib
+
+    import make_packet_golden as pg
+    from cvae.edge.codec import packets as pk
+    from cvae.edge.codec.security import Opener
+
+    body = pg.tile_body()
+    out = {"metadata": pg.META, "tile_body": {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()},
+           "sealed": {"spi": pg.SPI, "key_hex": pg.KEY.hex()}, "files": {}}
+    for name in ("packets_v1.bin", "packets_v1_sealed.bin", "packets_v1_zlib_meta.bin"):
+        ps = list(pk.parse_stream((HERE / name).read_bytes()))
+        opener = Opener({pg.SPI: pg.KEY})
+        data = [opener.open(q.aad, q.data) if q.header.secured else q.data for q in ps]
+        metas = [pk.decode_metadata(d) for q, d in zip(ps, data) if q.header.base_kind == pk.KIND_METADATA]
+        tile = b"".join(d for q, d in zip(ps, data) if q.header.base_kind == pk.KIND_TILE)
+        assert all(m == pg.META for m in metas) and tile == body, name
+        out["files"][name] = {"packets": len(ps), "metadata_copies": len(metas),
+                              "tile_segments": sum(q.header.base_kind == pk.KIND_TILE for q in ps)}
+    return out
+
+
 def all_expected() -> dict[str, dict[str, np.ndarray]]:
     codec = Bundle.load().codec("onnxruntime")
     out = {g: adaptive_expected(codec, g) for g in ADAPTIVE}
@@ -131,6 +161,8 @@ def main() -> int:
         path = expected_path(golden)
         np.savez_compressed(path, **arrays)
         print(f"wrote {path.name} ({path.stat().st_size} B): {', '.join(arrays)}")
+    PACKETS.write_text(json.dumps(packets_expected(), indent=1) + "\n")
+    print(f"wrote {PACKETS.name}")
     return 0
 
 
