@@ -72,6 +72,7 @@ def decode_to_files(streams: Sequence, bundle, codec, out: Path, opener=None, fm
                 print(f"cvae-decode: {label} not decoded: {problem}", file=sys.stderr)
             continue
         meta = parts.meta
+        assert meta is not None  # scene_problem: a scene without metadata is not decoded
         path = out / output_name(str(meta.name or sid), sid, used)
         summary = SceneSummary()
         try:

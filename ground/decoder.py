@@ -114,10 +114,10 @@ def collect(streams: Sequence[Buffer], stats: dict, opener: Opener | None = None
     APID) never merge even when their ids meet. ``streams`` stay referenced: tiles are read from them later."""
     scenes: dict[tuple[int, int], SceneParts] = defaultdict(lambda: SceneParts(streams))
     meta_segments: dict[tuple[int, int], dict] = defaultdict(dict)
-    for key in ("packets", "secured_without_key", "authentication_failures", "replays", "clear_refused"):
-        stats.setdefault(key, 0)
+    for counter in ("packets", "secured_without_key", "authentication_failures", "replays", "clear_refused"):
+        stats.setdefault(counter, 0)
     for index, stream in enumerate(streams):
-        data = stream.read_all() if isinstance(stream, PacketFile) else stream  # dropped once indexed
+        data = stream.read_all() if isinstance(stream, PacketFile) else bytes(stream)  # dropped once indexed
         for p in pk.parse_stream(data, stats):
             h = p.header
             stats["packets"] += 1
@@ -401,22 +401,24 @@ def decode_streams(streams: Sequence[Buffer], bundle: Bundle, codec: TileCodec,
     A scene that cannot be decoded is reported with its reason and costs no other scene."""
     stats: dict = {}
     scenes = collect(streams, stats, opener)
-    decoded, report = [], {"stats": stats, "scenes": []}
+    decoded: list[DecodedScene] = []
+    entries: list[dict] = []
+    report = {"stats": stats, "scenes": entries}
     for (apid, sid), parts in sorted(scenes.items()):
         problem = scene_problem(parts, bundle)
         entry = {"scene_id": sid, "apid": apid}
         if problem:
             name = scene_name(parts)
-            report["scenes"].append({**entry, **({"name": str(name)[:200]} if name is not None else {}),
+            entries.append({**entry, **({"name": str(name)[:200]} if name is not None else {}),
                                      "error": problem, "tiles_received": len(parts.segments)})
             continue
         try:
             d = decode_scene(sid, parts, codec, progress(scene_name(parts) or sid) if progress else None)
         except (CodecError, ValueError, OverflowError, MemoryError) as e:  # never another scene's loss
-            report["scenes"].append({**entry, "name": str(scene_name(parts))[:200],
+            entries.append({**entry, "name": str(scene_name(parts))[:200],
                                      "error": f"decoding failed: {type(e).__name__}: {str(e)[:200]}"})
             continue
         d.apid = apid
         decoded.append(d)
-        report["scenes"].append({**entry, **scene_report(parts, d.summary, bundle, d.pixels.size)})
+        entries.append({**entry, **scene_report(parts, d.summary, bundle, d.pixels.size)})
     return decoded, report

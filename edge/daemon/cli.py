@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=f"cvae-edge {sub}" if sub else "cvae-edge", description=__doc__.splitlines()[0],
                                 epilog="subcommands: cvae-edge status --config FILE (counters, read-only); "
                                        "cvae-edge check --config FILE (validate, create nothing)")
-    from cvae.edge.cli import VersionAction
+    from cvae.edge.cliutil import VersionAction
 
     p.add_argument("--version", action=VersionAction)
     p.add_argument("--config", required=True, help="YAML config (see deploy/cvae-edge.yaml)")
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             path = cfg.state / "journal.sqlite"
             if not path.is_file():
-                out = {"counters": {}, "active": [], "note": f"no journal at {path}: the daemon has not run yet"}
+                out: dict = {"counters": {}, "active": [], "note": f"no journal at {path}: the daemon has not run yet"}
             else:
                 j = Journal(path, read_only=True)
                 out = j.status()

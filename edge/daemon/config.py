@@ -7,8 +7,10 @@ from pathlib import Path
 
 import yaml
 
+from cvae.edge.encoder import DEFAULT_APID, DEFAULT_TILE
 from cvae.edge.errors import InputError
 from cvae.edge.quality import TargetError, check_max_error, check_psnr
+from cvae.edge.runtime import BACKENDS
 
 __all__ = ["DaemonConfig", "ConfigError"]
 
@@ -20,11 +22,12 @@ class ConfigError(InputError):
 @dataclass(frozen=True)
 class DaemonConfig:
     base_dir: Path = Path("/var/lib/cvae-edge")
-    inbox: Path | None = None           # default: base_dir/inbox (and likewise below)
-    outbox: Path | None = None
-    done: Path | None = None
-    quarantine: Path | None = None
-    state: Path | None = None
+    # the folders: None (or absent) is base_dir/NAME; __post_init__ resolves them, so they are Paths once built
+    inbox: Path = None  # type: ignore[assignment]
+    outbox: Path = None  # type: ignore[assignment]
+    done: Path = None  # type: ignore[assignment]
+    quarantine: Path = None  # type: ignore[assignment]
+    state: Path = None  # type: ignore[assignment]
     bundle: Path | None = None          # default: the shipped bundle
     backend: str = "auto"
     mode_search: str = "auto"           # residual levels: "auto" (no network on the finest), "full" or "ladder"
@@ -32,9 +35,9 @@ class DaemonConfig:
     tile_bytes: int | None = None
     max_error: int | list[int] | None = None  # error-bounded coding (tile format v4): one bound or one per band
     psnr: float | None = None           # or each tile at the cheapest rate level or error bound reaching this dB
-    tile_size: int = 256
+    tile_size: int = DEFAULT_TILE
     threads: int = 1                    # tiles coded in parallel (packets identical for any value); 0: every core
-    apid: int = 0x1C5
+    apid: int = DEFAULT_APID
     key_file: Path | None = None
     allow_shared_key: bool = False      # accept a key file readable by group/others (refused by default)
     after_success: str = "move"         # move to done/, or delete
@@ -83,8 +86,8 @@ class DaemonConfig:
             raise ConfigError(f"after_success: {self.after_success!r} must be 'move' or 'delete'")
         if self.mode_search not in ("auto", "full", "ladder"):
             raise ConfigError(f"mode_search: {self.mode_search!r} must be 'auto', 'full' or 'ladder'")
-        if self.backend not in ("auto", "onnxruntime", "tensorrt"):
-            raise ConfigError(f"backend: {self.backend!r} must be auto, onnxruntime or tensorrt")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend: {self.backend!r} must be {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}")
         if not 0 <= self.apid < 2047:
             raise ConfigError(f"apid: {self.apid} must lie in 0..2046")
         if self.outbox_quota_bytes <= 0:

@@ -121,7 +121,8 @@ class Journal:
     def start_scene(self, path: Path, size: int, mtime_ns: int) -> int:
         cur = self.db.execute("INSERT INTO scenes(path, name, size, mtime_ns, started) VALUES (?, ?, ?, ?, ?)",
                               (str(path), path.stem, size, mtime_ns, time.time()))
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # an INSERT's row
+        return cur.lastrowid
 
     @_locked
     def set_tiles(self, scene: int, tiles: int) -> None:

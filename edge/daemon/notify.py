@@ -20,7 +20,7 @@ class Notifier:
 
     def notify(self, *lines: str) -> bool:
         """Send ``KEY=VALUE`` lines; False when not under systemd (or the socket is gone)."""
-        if self._sock is None:
+        if self._sock is None or not self.address:
             return False
         addr = self.address
         if addr.startswith("@"):

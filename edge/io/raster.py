@@ -63,7 +63,7 @@ def band_ranges(pixels: np.ndarray, valid: np.ndarray, nodata: float | None) -> 
     is valid."""
     if not valid.any():
         return None
-    fill = None
+    fill: np.ndarray | np.generic | None = None
     if nodata is not None and not np.isnan(nodata):
         fill = np.asarray(nodata).astype(pixels.dtype)
     elif nodata is None and pixels.dtype == np.uint16 and (~valid).mean() > 0.01:
@@ -262,11 +262,13 @@ class RowReader:
 
     def __init__(self, ds, info: RasterInfo):
         self.ds, self.info = ds, info
-        self._row, self._block = -1, None
+        self._row = -1
+        self._block: tuple[np.ndarray, np.ndarray] | None = None
 
     def tile(self, win) -> tuple[np.ndarray, np.ndarray]:
         if win.row != self._row:
             self._row, self._block = win.row, read_window(self.ds, self.info, win.y0, win.height)
+        assert self._block is not None
         px, valid = self._block
         xs = slice(win.x0, win.x0 + win.width)
         return px[:, :, xs], valid[:, xs]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,12 @@ class _Slot:
     stream. Made and released with the CUDA context current."""
 
     def __init__(self, cuda, engine, names: tuple[str, str], batch: int, tile: int):
-        self.context = self.stream = self.h_in = self.h_out = self.d_in = self.d_out = None
+        self.context: Any = None  # TensorRT and pycuda objects (untyped libraries)
+        self.stream: Any = None
+        self.h_in: Any = None
+        self.h_out: Any = None
+        self.d_in: Any = None
+        self.d_out: Any = None
         try:
             inp, out = names
             self.context = engine.create_execution_context()
