@@ -23,14 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m cvae {" + ",".join(COMMANDS) + "} [ARGS...]   (python -m cvae --version)")
         return 0 if argv else 2
     if argv[0] == "--version":
-        from cvae.edge.bundle import Bundle
-        from cvae.edge.cli import version_string
-        from cvae.edge.errors import CvaeError
+        from cvae.edge.cliutil import version_line
 
-        try:
-            print(version_string(Bundle.load()))
-        except CvaeError:
-            print(version_string(None))
+        print(version_line())
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:

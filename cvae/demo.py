@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cvae.metrics import psnr_bands
 
     p = argparse.ArgumentParser(prog="cvae-demo", description=__doc__.splitlines()[0])
-    from cvae.edge.cli import VersionAction
+    from cvae.edge.cliutil import VersionAction
 
     p.add_argument("--version", action=VersionAction, extra=())
     p.add_argument("--scene", help="a GeoTIFF to encode (default: shared data if present, else synthetic)")

@@ -7,44 +7,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from cvae.edge.cliutil import Progress, VersionAction, version_string  # re-exported: their old home
 from cvae.edge.io.files import write_atomic  # the project's one atomic writer (re-exported: an old public name)
 
-__all__ = ["encode_main", "write_atomic", "version_string", "VersionAction"]
-
-
-class VersionAction(argparse.Action):
-    """``--version`` for every command: package, model id of the default bundle and runtime versions, printed
-    before any other argument is checked (so ``cvae-edge --version`` needs no --config)."""
-
-    def __init__(self, option_strings, dest, extra=(), **kwargs):
-        self.extra = tuple(extra)  # more module names whose versions matter to this command (torch, onnx)
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print versions and exit")
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        from cvae.edge.bundle import Bundle
-        from cvae.edge.errors import CvaeError
-
-        try:
-            line = version_string(Bundle.load())
-        except CvaeError:
-            line = version_string(None)
-        for name in self.extra:
-            try:
-                line += f" {name} {__import__(name).__version__}"
-            except ImportError:
-                line += f" {name} (not installed)"
-        print(line)
-        parser.exit(0)
-
-
-def version_string(bundle=None) -> str:
-    import numpy
-    import onnxruntime
-
-    import cvae
-
-    mid = bundle.model_id[:16] if bundle is not None else "-"
-    return f"cvae {cvae.__version__} model {mid} onnxruntime {onnxruntime.__version__} numpy {numpy.__version__}"
+__all__ = ["encode_main", "write_atomic", "version_string", "VersionAction", "Progress"]
 
 
 def budget_problem(enc, tile_bytes: int | None, scene_bytes: int | None) -> str | None:
@@ -90,8 +56,9 @@ def _psnr(text: str) -> float:
 
 def encode_main(argv: Sequence[str] | None = None) -> int:
     from cvae.edge.bundle import Bundle
-    from cvae.edge.encoder import EncodeOptions, encode_scene
+    from cvae.edge.encoder import DEFAULT_APID, EncodeOptions, encode_scene
     from cvae.edge.errors import CvaeError
+    from cvae.edge.runtime import BACKENDS
 
     p = argparse.ArgumentParser(prog="cvae-encode", description=__doc__.splitlines()[0])
     p.add_argument("scene", nargs="*", help="GeoTIFF/JP2 scenes, or folders of them (*.tif, *.tiff, *.jp2)")
@@ -114,8 +81,9 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                    help="tiles coded in parallel (default: the cores this process may use; the network then runs "
                         "one thread per tile); the packets are the same whatever the count")
-    p.add_argument("--apid", type=lambda s: int(s, 0), default=0x1C5, help="CCSDS APID (default 0x1C5)")
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
+    p.add_argument("--apid", type=lambda s: int(s, 0), default=DEFAULT_APID,
+                   help=f"CCSDS APID (default 0x{DEFAULT_APID:X})")
+    p.add_argument("--backend", default="auto", choices=BACKENDS)
     p.add_argument("--key", help="key file SPI:HEX: seal every packet with AES-256-GCM (docs/security.md)")
     p.add_argument("--max-scene-samples", type=int, default=None,
                    help="refuse scenes with more bands x height x width than this, from the header, before "
@@ -128,13 +96,10 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--strict-budget", action="store_true",
                    help="fail (exit 3, nothing written) when --tile-bytes/--scene-bytes cannot be met even at level 0; "
                         "default: write the file and warn")
-    p.add_argument("--version", action="store_true", help="print versions and the model id")
+    p.add_argument("--version", action=VersionAction)  # a --bundle given before it: that model id
     a = p.parse_args(argv)
     try:
         bundle = Bundle.load(a.bundle)
-        if a.version:
-            print(version_string(bundle))
-            return 0
         if not a.scene or not a.out:
             p.error("SCENE and -o OUTDIR are required")
         scenes = expand_scenes(a.scene)
@@ -154,15 +119,11 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         writer = None
         if a.key:
+            from cvae.edge.cliutil import load_key, warn_on_stderr
             from cvae.edge.codec.packets import PacketWriter
-            from cvae.edge.codec.security import Sealer, load_key_file
+            from cvae.edge.codec.security import Sealer
 
-            from cvae.edge.codec.security import key_file_exposure
-
-            writer = PacketWriter(opts.apid, sealer=Sealer(*load_key_file(a.key)))
-            exposure = key_file_exposure(a.key)
-            if exposure:
-                print(f"cvae-encode: warning: {exposure}", file=sys.stderr)
+            writer = PacketWriter(opts.apid, sealer=Sealer(*load_key(a.key, warn_on_stderr("cvae-encode"))))
         if a.threads < 1:
             raise ValueError(f"--threads {a.threads}: give 1 or more")
         codec = bundle.codec(a.backend, mode_search=a.mode_search, threads=1 if a.threads > 1 else 0)
@@ -236,23 +197,6 @@ def expand_scenes(args: Sequence[str]) -> list[str]:
         else:
             raise ValueError(f"{p} does not exist")
     return out
-
-
-class Progress:
-    """Tiles done on stderr: one updating line on a terminal, else a line at every tenth."""
-
-    def __init__(self, label: str):
-        self.label, self.tty, self.last = label, sys.stderr.isatty(), -1
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.tty:
-            end = "\n" if done == total else ""
-            print(f"\r{self.label}: tile {done}/{total}", end=end, file=sys.stderr, flush=True)
-        elif total >= 10:
-            tenth = 10 * done // total
-            if tenth != self.last:
-                self.last = tenth
-                print(f"{self.label}: tile {done}/{total}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

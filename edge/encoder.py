@@ -12,6 +12,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -20,15 +21,20 @@ from cvae.edge.codec import bitstream
 from cvae.edge.codec import packets as pk
 from cvae.edge.codec.tile import BoundedTile, TileCodec
 from cvae.edge.errors import InputError
-from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, WHOLE_SCENE_MAX_SAMPLES, Raster, RasterInfo, band_fill_mask,
-                                 band_ranges, header_samples, open_rows, read_raster, scan_raster)
+from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, WHOLE_SCENE_MAX_SAMPLES, Raster, RasterInfo, RowReader,
+                                 band_fill_mask, band_ranges, header_samples, open_rows, read_raster, scan_raster)
 from cvae.edge.io.tiling import TileWindow, tile_grid
 
 #: hex digits of the model id in scene metadata (64 bits: ample to tell bundles apart, 48 bytes less per copy)
 META_MODEL_ID_HEX = 16
 
-__all__ = ["META_MODEL_ID_HEX", "EncodeOptions", "EncodedScene", "SceneStream", "encode_scene", "scene_metadata",
-           "choose_level", "allocate_scene", "tile_bodies", "prepare_tile", "quality_metadata"]
+#: the CCSDS APID of the packets, and the tiles between two metadata copies: the defaults of ``cvae-encode`` and
+#: the daemon alike (the tile edge's, DEFAULT_TILE, is below)
+DEFAULT_APID = 0x1C5
+METADATA_EVERY = 16
+
+__all__ = ["META_MODEL_ID_HEX", "DEFAULT_APID", "METADATA_EVERY", "DEFAULT_TILE", "EncodeOptions", "EncodedScene",
+           "SceneStream", "encode_scene", "scene_units", "scene_metadata", "choose_level", "allocate_scene", "tile_bodies", "prepare_tile", "quality_metadata"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +43,8 @@ class EncodeOptions:
     tile_bytes: int | None = None     # or: per tile byte budget (highest level that fits)
     scene_bytes: int | None = None    # or: byte budget for the whole scene's tile payloads
     tile_size: int | None = None      # tile edge in pixels; None: tile_size_for (512 on latent-only levels, else 256)
-    apid: int = 0x1C5
-    metadata_every: int = 16
+    apid: int = DEFAULT_APID
+    metadata_every: int = METADATA_EVERY
     max_data_field: int = pk.MAX_DATA_FIELD
     scene_id: int | None = None       # default: a random 32-bit id (never derived from the name: no collisions)
     max_samples: int = DEFAULT_MAX_SAMPLES  # bands x height x width: bigger scenes are refused from the header
@@ -174,8 +180,8 @@ def allocate_scene(estimates: np.ndarray, budget: float) -> np.ndarray:
 
 
 def tile_bodies(codec: TileCodec, analyzed, window, level: int, index: int, tiles: int,
-                meta_header: pk.SecondaryHeader, meta: bytes, metadata_every: int = 16, coded: bytes | None = None
-                ) -> list[tuple[pk.SecondaryHeader, bytes]]:
+                meta_header: pk.SecondaryHeader, meta: bytes, metadata_every: int = METADATA_EVERY,
+                coded: bytes | None = None) -> list[tuple[pk.SecondaryHeader, bytes]]:
     """The packet bodies of tile ``index`` (of ``tiles``): the tile itself (``coded``, or ``codec.encode``), then
     a metadata copy after every ``metadata_every`` tiles (the last tile is followed by the closing copy anyway).
     Shared by :func:`encode_scene` and the daemon so both write the same stream."""
@@ -200,12 +206,12 @@ class SceneStream:
     meta_header: pk.SecondaryHeader
     meta: bytes
     tiles: int
-    metadata_every: int = 16
+    metadata_every: int = METADATA_EVERY
     side: bitstream.SceneSide | None = None  # band ranges the metadata sends once for every tile (format v6)
 
     @classmethod
     def for_scene(cls, header: Raster, name: str, bundle: Bundle, tile_size: int, scene_id: int, tiles: int,
-                  source_dtype=None, metadata_every: int = 16, extra: dict | None = None,
+                  source_dtype=None, metadata_every: int = METADATA_EVERY, extra: dict | None = None,
                   band_range: tuple[np.ndarray, np.ndarray] | None = None, version: int = bitstream.VERSION,
                   max_error=None) -> "SceneStream":
         """``header``: the scene (pixels read for shape and dtype only); ``extra``: keys appended to the
@@ -237,14 +243,14 @@ class SceneStream:
                            self.metadata_every, coded)
 
 
-def metadata_copies(tiles: int, metadata_every: int = 16) -> int:
+def metadata_copies(tiles: int, metadata_every: int = METADATA_EVERY) -> int:
     """Metadata packets of a scene of ``tiles`` tiles: the opening one, one after every ``metadata_every`` tiles
     but the last, the closing one (:class:`SceneStream`)."""
     return 2 + ((tiles - 1) // metadata_every if metadata_every and tiles else 0)
 
 
 def scene_side(band_range: tuple[np.ndarray, np.ndarray] | None, tiles: int,
-               metadata_every: int = 16) -> bitstream.SceneSide | None:
+               metadata_every: int = METADATA_EVERY) -> bitstream.SceneSide | None:
     """The scene's band ranges to send in its metadata instead of in every tile (tile format v6), when the
     tiles outnumber the metadata copies (each copy repeats them, as hex in the zlib JSON: about the 8 bytes
     per band a tile spends); None otherwise."""
@@ -270,6 +276,28 @@ def prepare_tile(codec: TileCodec, px: np.ndarray, valid: np.ndarray, info: Rast
         return codec.bound(px, max_error, valid, fill), 0
     a = codec.analyze(px, valid, band_range=info.band_range, band_fill=fill, scene=scene)
     return a, level if level is not None else choose_level(codec, a, tile_bytes)
+
+
+def scene_units(rows: RowReader, windows: tuple[TileWindow, ...] | list[TileWindow], units: Iterable[int],
+                submit: Callable[..., Any], depth: int) -> Iterator[tuple[int, Any]]:
+    """The scene row loop of ``cvae-encode`` and the daemon. ``units``: ascending :class:`SceneStream` units (a
+    tile's is its index in ``windows``, -1 and ``len(windows)`` the metadata); each is handed in order to
+    ``submit(unit, window, px, valid)`` (a tile's window and pixels, read from ``rows`` a tile row at a time;
+    ``None`` three times for metadata), which starts its work on the caller's threads and returns a handle.
+    Up to ``depth`` handles wait in flight, in scene order across row ends (no thread idles at the end of a
+    row); ``(unit, handle)`` come back in unit order, so what is made of them does not depend on the thread
+    count. ``units`` is read lazily: one more than is yielded, at most ``depth`` ahead."""
+    flight: deque = deque()
+    for unit in units:
+        if 0 <= unit < len(windows):
+            win = windows[unit]
+            flight.append((unit, submit(unit, win, *rows.tile(win))))
+        else:
+            flight.append((unit, submit(unit, None, None, None)))
+        if len(flight) >= depth:
+            yield flight.popleft()
+    while flight:
+        yield flight.popleft()
 
 
 def quality_metadata(max_error, psnr: float | None, bands: int, integral: bool = True) -> dict:
@@ -354,18 +382,15 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
         return a, level, codec.encode(a, level)
 
     def tiles(windows, stream: SceneStream):
-        # A window of 2 x threads tiles in flight, in scene order across row ends (no thread idles at the end of a
-        # row); results come back in order, so the packets do not depend on the thread count. Memory: those tiles
+        # 2 x threads tiles in flight (scene_units), each read, prepared and coded on the pool. Memory: those tiles
         # and at most two rows of pixels, whatever the scene's size.
         threads = max(1, opts.threads)
         with open_rows(path, info) as rows, ThreadPoolExecutor(threads) as pool:
-            flight: deque = deque()
-            for win in windows:
-                flight.append(pool.submit(code, *rows.tile(win), stream.side))
-                if len(flight) >= 2 * threads:
-                    yield flight.popleft().result()
-            while flight:
-                yield flight.popleft().result()
+            def submit(unit, win, px, valid):
+                return pool.submit(code, px, valid, stream.side)
+
+            for _, coded in scene_units(rows, windows, range(len(windows)), submit, 2 * threads):
+                yield coded.result()
 
     return _packetize(path, bundle, codec, opts, writer, progress, info.header(), info.source_dtype, tiles, sink,
                       info.band_range, info.integral)

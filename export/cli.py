@@ -103,7 +103,7 @@ def _export_adaptive(a) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="cvae-export", description="Export a trained CVAE checkpoint as a model bundle.")
-    from cvae.edge.cli import VersionAction
+    from cvae.edge.cliutil import VersionAction
 
     p.add_argument("--version", action=VersionAction, extra=("torch", "onnx"))
     p.add_argument("--target", choices=["onnx", "adaptive", "trt", "int8"], default="onnx",

@@ -258,7 +258,7 @@ def _save(net: CVAE, opt, cfg: TrainConfig, step: int, path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="cvae-train", description=__doc__.splitlines()[0])
-    from cvae.edge.cli import VersionAction
+    from cvae.edge.cliutil import VersionAction
 
     p.add_argument("--version", action=VersionAction, extra=("torch",))
     p.add_argument("--config", required=True, help="YAML training config (see configs/default.yaml)")

@@ -1,8 +1,9 @@
 """Coding one scene in the daemon: the encoder's row loop and packet stream, one packet file per unit.
 
 The units of a scene are those of :class:`cvae.edge.encoder.SceneStream` (opening metadata, tiles, closing
-metadata); the tiles are read and prepared by :func:`cvae.edge.encoder.prepare_tile` a tile row at a time, as
-``cvae-encode`` does, so both write the same packet bodies. Two stages overlap: the network runs on unit k+1
+metadata); they go through :func:`cvae.edge.encoder.scene_units`, the row loop ``cvae-encode`` runs too (the
+tiles read a tile row at a time and prepared by :func:`cvae.edge.encoder.prepare_tile`), so both write the same
+packet bodies. Two stages overlap: the network runs on unit k+1
 (the main thread) while unit k is entropy coded, reserved in the journal, written and committed (one worker
 thread, so units still complete strictly in order; see journal.py for the crash protocol).
 """
@@ -21,7 +22,7 @@ from cvae.edge.codec import packets as pk
 from cvae.edge.daemon.leases import LeaseWriteError
 from cvae.edge.daemon.logs import log
 from cvae.edge.daemon.spool import finish_input
-from cvae.edge.encoder import SceneStream, prepare_tile, quality_metadata
+from cvae.edge.encoder import SceneStream, prepare_tile, quality_metadata, scene_units
 from cvae.edge.errors import InputError
 from cvae.edge.io.files import fsync_dir, remove_partial
 from cvae.edge.io.raster import RasterInfo, RowReader, open_rows, scan_raster
@@ -166,33 +167,45 @@ class SceneCoding:
                     return False
             return True
 
-        try:
+        failed = []  # set when a unit written before a crash could not be recorded after those before it failed
+        clock = [0.0]  # when the unit being submitted was taken up
+
+        def pending():  # the units still to write, in order, read lazily (scene_units: one unit ahead at most)
             for unit in units:
                 if self.stop:
-                    break
-                t0 = time.monotonic()
+                    return
+                clock[0] = time.monotonic()
                 row = self.journal.unit(job.scene, unit)
                 if row is not None and row[1] == "done":
                     continue
                 if row is not None and (self.cfg.outbox / row[0]).exists():
                     if not settle(0):
-                        return False
+                        failed.append(unit)
+                        return
                     self.journal.finish(job.scene, unit, (self.cfg.outbox / row[0]).stat().st_size, None, 0.0,
                                         tile=job.stream.is_tile(unit))
                     continue  # written before a crash, not yet recorded: never rewrite (it may be on its way down)
-                work = UnitWork(unit, job.file_name(unit), started=t0)
-                if job.stream.is_tile(unit):
-                    win = job.windows[unit]
-                    cfg = self.cfg
-                    tile, level = prepare_tile(self.codec, *rows.tile(win), job.info, cfg.level, cfg.tile_bytes,
-                                               cfg.max_error, cfg.psnr, scene=job.stream.side)
-                    work = UnitWork(unit, work.name, tile, win, t0, level)
-                if not settle(threads - 1):
+                yield unit
+
+        def submit(unit: int, win, px, valid):  # stage 1 here (prepare: the network), the coding on ``coders``
+            t0, cfg = clock[0], self.cfg
+            work = UnitWork(unit, job.file_name(unit), started=t0)
+            if win is not None:
+                tile, level = prepare_tile(self.codec, px, valid, job.info, cfg.level, cfg.tile_bytes, cfg.max_error,
+                                           cfg.psnr, scene=job.stream.side)
+                work = UnitWork(unit, work.name, tile, win, t0, level)
+            if not settle(threads - 1):
+                return None
+            return work, coders.submit(job.stream.bodies, unit, self.codec, work.analyzed, work.window, work.level)
+
+        try:
+            # depth 1: each unit is read, prepared and submitted only once the one before it is handed on
+            for unit, submitted in scene_units(rows, job.windows, pending(), submit, 1):
+                if submitted is None:
                     return False
-                coded = coders.submit(job.stream.bodies, work.index, self.codec, work.analyzed, work.window, work.level)
-                flight.append(self._pool.submit(emit, work, coded))
+                flight.append(self._pool.submit(emit, *submitted))
                 self.ping(f"scene {job.scene} {job.path.name}: unit {unit + 2}/{len(units)}")
-            return settle(0) and not self.stop
+            return not failed and settle(0) and not self.stop
         except BaseException:
             halted.append(None)  # the units queued behind the failure write nothing ...
             for f in flight:  # ... and those being written finish before the scene is cleaned up

@@ -50,15 +50,15 @@ class Engine:
             raise InputError(f"level: {cfg.level} is beyond this bundle's levels 0..{bundle.levels - 1}")
         sealer = None
         if cfg.key_file is not None:
-            from cvae.edge.codec.security import Sealer, key_file_exposure, load_key_file
+            from cvae.edge.cliutil import load_key
+            from cvae.edge.codec.security import Sealer
 
-            key = load_key_file(cfg.key_file)
-            exposure = key_file_exposure(cfg.key_file)
-            if exposure and not cfg.allow_shared_key:
-                raise ConfigError(f"key_file: {exposure} (or set allow_shared_key: true)")
-            if exposure:
-                log("warning", reason=exposure)
-            sealer = Sealer(*key)  # a fresh random salt: IVs never repeat
+            def exposed(why: str) -> None:
+                if not cfg.allow_shared_key:
+                    raise ConfigError(f"key_file: {why} (or set allow_shared_key: true)")
+                log("warning", reason=why)
+
+            sealer = Sealer(*load_key(cfg.key_file, exposed))  # a fresh random salt: IVs never repeat
         # tiles in parallel: one network thread each (ONNX Runtime's own pool would fight the tile threads)
         threads = 1 if cfg.coding_threads > 1 else 0
         return cls(bundle, bundle.codec(cfg.backend, mode_search=cfg.mode_search, threads=threads), sealer)
