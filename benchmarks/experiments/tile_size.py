@@ -6,9 +6,15 @@ more pixels. For each scene and level this encodes with both tile sizes in the s
 thread), decodes with the ground decoder and scores the independent scorer's PSNR over every packet byte; then the
 BD-rate of the 512 curve and of the default rule (:func:`cvae.edge.encoder.tile_size_for`) against 256 everywhere.
 
-    python benchmarks/experiments/tile_size.py .dev/val/*.tif --out benchmarks/results
+    python benchmarks/experiments/tile_size.py .dev/val/*.tif
 
 Writes ``tile_size.json`` and ``tile_size.md``.
+
+**Conclusion** (decided; rerun by reproduce_readme.sh, as README.md quotes it): 512-pixel tiles everywhere: median
++0.05%, worst scene +5.04% against 256 everywhere; the rule 512 on the latent-only levels 0-1 and 256 elsewhere:
+median -0.02%, worst +0.63%: shipped as :func:`cvae.edge.encoder.tile_size_for` (``cvae-encode``'s default;
+``--tile-size`` overrides).
+Result: ``benchmarks/results/782c7ed21f22/tile_size.md``.
 """
 from __future__ import annotations
 

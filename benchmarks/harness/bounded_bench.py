@@ -13,7 +13,7 @@ Then, where the bounded and the rate (learned) modes overlap in PSNR, both curve
 mode's top levels and the bounded mode's E, bits per sample and PSNR (per band over valid pixels, averaged, as
 the independent scorer computes it).
 
-    python benchmarks/harness/bounded_bench.py .dev/val/*.tif --out benchmarks/results
+    python benchmarks/harness/bounded_bench.py .dev/val/*.tif
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ component map, stream lengths), the masks (valid and per-band fill), the scene m
 framing (primary and secondary headers, CRC). Side information is what issue 17 asks to cut at low rates: this is
 its measurement.
 
-    python benchmarks/harness/header_cost.py .dev/val/*.tif --out benchmarks/results
+    python benchmarks/harness/header_cost.py .dev/val/*.tif
 """
 from __future__ import annotations
 

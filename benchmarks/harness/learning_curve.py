@@ -1,6 +1,6 @@
 """Learning curve of a training run: validation BD-rate against JPEG 2000 (real coded bits) by step.
 
-    python benchmarks/harness/learning_curve.py [runs/default/log.jsonl] [--out benchmarks/results]
+    python benchmarks/harness/learning_curve.py [runs/default/log.jsonl] [--out benchmarks/results/BUNDLE]
 
 Writes ``learning_curve.md`` (a table) and ``learning_curve.png`` (median and per-scene BD-rate by step).
 """

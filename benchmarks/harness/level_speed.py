@@ -7,8 +7,7 @@ GeoTIFF read), one thread and all threads. Medians of ``--repeats`` runs, altern
 load; MSamples/s and the ratio of times (ours / OpenJPEG: below 1, ours is faster). The per-stage split of one
 one-core encode (``bench_speed.time_pipeline``: read and packets, spectral transform, network, coding) comes with it.
 
-    python benchmarks/harness/level_speed.py .dev/val/s2_t33nza_10m_b2348.tif .dev/val/l8_lc81210442015044_b234.tif \
-        --out benchmarks/results
+    python benchmarks/harness/level_speed.py .dev/val/s2_t33nza_10m_b2348.tif .dev/val/l8_lc81210442015044_b234.tif
 
 Levels default to 0, N/3, 2N/3 and N - 1 of the bundle (the issue's done-when); ``--levels all`` for every one.
 """

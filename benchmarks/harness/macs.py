@@ -4,7 +4,7 @@ Counts Conv / ConvTranspose (kernel x input channels / groups per output element
 layers as ONNX stores them, at a 256 x 256 input. Onboard, latent levels run the encoder only; residual levels
 (adaptive ladder) run the encoder and the decoder (the residual is taken against the decoder's output).
 
-    python benchmarks/harness/macs.py [--bundle DIR] [--out benchmarks/results]
+    python benchmarks/harness/macs.py [--bundle DIR] [--out benchmarks/results/BUNDLE]
 """
 from __future__ import annotations
 

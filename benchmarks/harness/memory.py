@@ -6,7 +6,7 @@ The scenes are a real one (default: the NAIP RGBN validation scene) tiled up to 
 GeoTIFFs in a temporary folder; each encode runs in its own process and reports its peak RSS
 (``getrusage``). ``--scene-bytes`` holds every tile's analysis for the allocation and is not bounded.
 
-    python benchmarks/harness/memory.py [--scene PATH] [--sizes 1024 2048 4096] [--level 3 | --max-error E] [--tile-size T] [--daemon] [--out benchmarks/results]
+    python benchmarks/harness/memory.py [--scene PATH] [--sizes 1024 2048 4096] [--level 3 | --max-error E] [--tile-size T] [--daemon] [--out benchmarks/results/BUNDLE]
 """
 from __future__ import annotations
 

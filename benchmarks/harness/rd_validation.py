@@ -6,7 +6,7 @@ JPEG 2000: imagecodecs (OpenJPEG) per band at quality levels 24..100, and with i
 PSNR per band in native units over valid pixels, peak = max - min of the valid original; MS-SSIM per band
 with the same peak; both averaged over bands. BD-rate: PCHIP Bjontegaard (models/metrics.py).
 
-    python benchmarks/harness/rd_validation.py [--scenes A.tif B.tif ...] [--bundle DIR] [--out benchmarks/results]
+    python benchmarks/harness/rd_validation.py [--scenes A.tif B.tif ...] [--bundle DIR] [--out benchmarks/results/BUNDLE]
 """
 from __future__ import annotations
 

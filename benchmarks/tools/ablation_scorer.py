@@ -6,7 +6,7 @@ the strongest of its three JPEG 2000 configurations (the one we beat least), as 
 
     python benchmarks/tools/ablation_scorer.py --row "factorised (106dd01)" /tmp/base/rd.json \
         --row "adaptive, latent levels 0-3" /tmp/new/rd.json 0,1,2,3 --row "adaptive + residual" /tmp/new/rd.json \
-        --out benchmarks/results/ablation_v2
+        --out benchmarks/results/BUNDLE/ablation_v2
 """
 from __future__ import annotations
 
