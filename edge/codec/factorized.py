@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from cvae.edge.codec import bitstream, rangecoder
-from cvae.edge.codec.latents import STRIDE, AnalyzedTile, LatentModel, decode_stream, tile_header
+from cvae.edge.codec.latents import STRIDE, AnalyzedTile, LatentModel, decode_stream, tile_header, to_pixels
+from cvae.edge.codec.plan import Plan
+from cvae.edge.errors import CorruptTileError, InputError
 
 __all__ = ["FactorizedKind"]
 
@@ -19,12 +21,13 @@ _STREAM_BYTES = 19
 
 
 class FactorizedKind:
-    """Writes and reads v1 tiles of a bundle's latent levels."""
+    """Reads (and a factorised bundle writes) v1 tiles of a bundle's latent levels (the formats of kind
+    'factorized'). A :class:`~cvae.edge.codec.kinds.LearnedKind` with one mode per level and no plans."""
 
     name = "factorized"
-    version = bitstream.VERSION
-    versions = (bitstream.VERSION,)
-    spectral = True
+    takes = AnalyzedTile
+    version = bitstream.formats_of(name)[0].version
+    versions = tuple(f.version for f in bitstream.formats_of(name))
 
     def __init__(self, latents: LatentModel, model_id: bytes):
         self.latents = latents
@@ -32,12 +35,26 @@ class FactorizedKind:
         self.levels = latents.levels
 
     @classmethod
-    def build(cls, latents: LatentModel, model_id: bytes, **_) -> "FactorizedKind":
+    def build(cls, latents: LatentModel, model_id: bytes, **_: object) -> "FactorizedKind":
         """Every bundle has its latent levels, so every bundle reads (and a factorised one writes) this kind."""
         return cls(latents, model_id)
 
     def latent_level(self, level: int) -> int:
         return level
+
+    def modes(self, level: int) -> list[tuple[int, bool]]:
+        """One mode per level: its own latent level, no residual."""
+        return [(level, False)]
+
+    def searched_modes(self, level: int) -> list[tuple[int, bool]]:
+        return self.modes(level)
+
+    def plan(self, a: AnalyzedTile, level: int) -> Plan:
+        raise InputError("this bundle is factorised: it has no residual levels, modes or plans")
+
+    def integers(self, u: bitstream.UnpackedTile) -> tuple[np.ndarray, np.ndarray]:
+        raise CorruptTileError("parse_integers reads the tiles of adaptive bundles (sent scale indexes); this tile "
+                               f"is format v{u.header.version} of a factorised bundle")
 
     def symbols(self, a: AnalyzedTile, lat: int) -> np.ndarray:
         """int32[C, M, h, w]: the latents of latent level ``lat``, rounded to the nearest integer, of the components
@@ -64,8 +81,13 @@ class FactorizedKind:
                                         t.offset, t.precision)
         return bitstream.pack_tile(tile_header(a, self.model_id, level, self.version), keep, payload, a.valid)
 
-    def decode(self, header: bitstream.TileHeader, present_mask: np.ndarray, payload: bytes | None) -> np.ndarray:
+    def decode_pixels(self, u: bitstream.UnpackedTile) -> np.ndarray:
+        """native[C, H, W]: the pixels of a parsed v1 tile (nodata not yet zeroed)."""
+        return to_pixels(self.decode(u), u.header)
+
+    def decode(self, u: bitstream.UnpackedTile) -> np.ndarray:
         """float32[C, H, W]: the components of a v1 tile (absent components 0)."""
+        header, present_mask, payload = u.header, u.present, u.streams.payload
         c, h, w = header.bands, header.height, header.width
         hl, wl = -(-h // STRIDE), -(-w // STRIDE)
         m = self.latents.channels

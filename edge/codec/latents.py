@@ -19,12 +19,26 @@ from cvae.edge.codec.tables import EntropyTables
 from cvae.edge.errors import CorruptTileError
 
 if TYPE_CHECKING:  # the protocol lives with the backends; the codec only calls it
+    from cvae.edge.codec.plan import LatentPart, Plan
     from cvae.edge.runtime.protocol import Transforms
 
-__all__ = ["STRIDE", "AnalyzedTile", "Ladder", "LatentModel", "tile_header", "decode_stream"]
+__all__ = ["STRIDE", "AnalyzedTile", "TileCache", "Ladder", "LatentModel", "tile_header", "decode_stream", "to_dtype",
+           "to_pixels"]
 
 #: the analysis transform's downsampling: tiles are padded to a multiple of it
 STRIDE = 16
+
+
+@dataclass
+class TileCache:
+    """What coding one analysed tile computes once and reuses across its levels (memory stays per tile)."""
+
+    y: np.ndarray | None = None          # float32[C, M, h, w] latents of the components analysed so far
+    y_done: np.ndarray | None = None     # bool[C] components the analysis network has run on
+    z_hat: dict[int, np.ndarray] = field(default_factory=dict)  # per latent level: float32[C, H, W] synthesis
+    latent_parts: dict[int, "LatentPart"] = field(default_factory=dict)  # per latent level: its coded groups
+    latent_err: dict[int, float] = field(default_factory=dict)  # per latent level: squared error of z_hat
+    plan: "tuple[int, Plan] | None" = None  # the latest plan and its level
 
 
 @dataclass(frozen=True)
@@ -45,7 +59,7 @@ class AnalyzedTile:
     band_fill: np.ndarray | None = None  # bool[C, H, W]: samples of valid pixels holding the fill value
     scene: bitstream.SceneSide | None = None  # the scene's band ranges, sent in its metadata (v6 tiles refer to them)
     latent_shape: tuple[int, int, int] = (0, 0, 0)  # M, h, w of one component's latents
-    cache: dict = field(default_factory=dict, compare=False, repr=False)  # parts and plans per level, g_s output
+    cache: TileCache = field(default_factory=TileCache, compare=False, repr=False)  # parts, plans, g_s output
 
     @property
     def y(self) -> np.ndarray:
@@ -57,22 +71,24 @@ class AnalyzedTile:
         analysed yet, once each); the other components' rows are whatever is known of them (zeros if nothing)."""
         if not callable(self.analysis):
             return self.analysis
-        done = self.cache.setdefault("y_done", np.zeros(self.shape[0], bool))
-        todo = np.flatnonzero(np.asarray(keep, bool) & ~done)
+        cache = self.cache
+        if cache.y_done is None:
+            cache.y_done = np.zeros(self.shape[0], bool)
+        todo = np.flatnonzero(np.asarray(keep, bool) & ~cache.y_done)
         if len(todo):
             y = self.analysis(todo)
-            if "y" not in self.cache:
-                self.cache["y"] = np.zeros((self.shape[0],) + y.shape[1:], np.float32)
-            self.cache["y"][todo] = y
-            done[todo] = True
-        if "y" not in self.cache:  # no component asked for: no network run, all latents zero
-            self.cache["y"] = np.zeros((self.shape[0],) + tuple(self.latent_shape), np.float32)
-        return self.cache["y"]
+            if cache.y is None:
+                cache.y = np.zeros((self.shape[0],) + y.shape[1:], np.float32)
+            cache.y[todo] = y
+            cache.y_done[todo] = True
+        if cache.y is None:  # no component asked for: no network run, all latents zero
+            cache.y = np.zeros((self.shape[0],) + tuple(self.latent_shape), np.float32)
+        return cache.y
 
     @property
     def analysed(self) -> bool:
         """Whether the analysis network has run (on some component) or was given."""
-        return not callable(self.analysis) or bool(self.cache.get("y_done", np.zeros(0, bool)).any())
+        return not callable(self.analysis) or (self.cache.y_done is not None and bool(self.cache.y_done.any()))
 
 
 @dataclass(frozen=True)
@@ -142,14 +158,15 @@ def scene_range(a: AnalyzedTile) -> bool:
 
 def tile_header(a: AnalyzedTile, model_id: bytes, level: int, version: int, latent: int = 0,
                 residual: int = bitstream.RESIDUAL_NONE) -> bitstream.TileHeader:
-    """The header of ``a`` coded at ``level`` in format ``version`` (band fill travels in v3, v5 and v6; v6
-    refers to the scene's band ranges where they are the tile's)."""
+    """The header of ``a`` coded at ``level`` in format ``version`` (band fill travels in the formats with coded
+    masks; those with scene ranges refer to the scene's band ranges where they are the tile's)."""
+    fmt = bitstream.FORMATS[version]
     return bitstream.TileHeader(model_id=model_id[:bitstream.MODEL_ID_BYTES], level=level, dtype=a.dtype,
                                 bands=a.shape[0], height=a.shape[1], width=a.shape[2], lo=a.spectral.lo,
                                 hi=a.spectral.hi, mean=a.spectral.mean, matrix=a.spectral.matrix, version=version,
                                 latent=latent, residual=residual,
-                                band_fill=a.band_fill if version in bitstream.CODED_MASK_VERSIONS else None,
-                                scene_range=version == bitstream.VERSION_SCENE and scene_range(a))
+                                band_fill=a.band_fill if fmt.coded_mask else None,
+                                scene_range=fmt.scene_range and scene_range(a))
 
 
 def decode_stream(data: bytes, rows: np.ndarray, t: EntropyTables, what: str) -> np.ndarray:
@@ -163,3 +180,19 @@ def decode_stream(data: bytes, rows: np.ndarray, t: EntropyTables, what: str) ->
         return rangecoder.decode(data, rows, t.cdf, t.cdf_length, t.offset, t.precision)
     except rangecoder.CorruptStreamError as e:
         raise CorruptTileError(f"entropy-coded {what}: {e}") from e
+
+
+def to_pixels(z: np.ndarray, header: bitstream.TileHeader) -> np.ndarray:
+    """``z: float32[C, H, W]`` decoded components of a learned tile -> its pixels in ``header.dtype`` (the inverse
+    spectral transform of the header's ranges, means and rotation, then :func:`to_dtype`)."""
+    st = SpectralTransform(lo=header.lo, hi=header.hi, mean=header.mean, matrix=header.matrix)
+    return to_dtype(st.inverse(z), header.dtype, header.lo, header.hi)
+
+
+def to_dtype(rec: np.ndarray, dtype: np.dtype, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """float ``rec[C, H, W]`` -> ``dtype``, clipped to the tile's own band range (never overshoot), integers rounded."""
+    rec = np.clip(rec, lo[:, None, None], hi[:, None, None])
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(rec), info.min, info.max).astype(dtype)
+    return rec.astype(dtype)

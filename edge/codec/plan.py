@@ -7,14 +7,15 @@ pixels) and keeps the one of least ``D + lambda * R`` at the level's slope. For 
 component, the rounding offset of least ``D + lambda * R`` among :data:`RESIDUAL_DEADZONES`. None of this is in
 the format: the decoder reads the choice from the header, so a better search never breaks a ground station.
 
-Results are frozen dataclasses: a :class:`Part` (latents of one level, or one residual) and the :class:`Plan`
-the tile is coded from. Parts and the latest plan are cached on the :class:`AnalyzedTile` (memory stays per tile).
+Results are frozen dataclasses: a :class:`LatentPart` (the latents of one latent level), a :class:`ResidualPart`
+(one quantised residual) and the :class:`Plan` the tile is coded from. Parts, reconstructions and the latest plan
+are cached on the :class:`AnalyzedTile` (:class:`~cvae.edge.codec.latents.TileCache`: memory stays per tile). The
+planner holds the kind's integers (:class:`~cvae.edge.codec.hybrid_model.HybridModel`), not the kind.
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Union
 
 import numpy as np
 
@@ -22,12 +23,10 @@ from cvae.edge.codec import adaptive as am
 from cvae.edge.codec import bitstream, residual, wavelet
 from cvae.edge.codec import _coefs
 from cvae.edge.codec import coefs as coefs_mod
+from cvae.edge.codec.hybrid_model import HybridModel
 from cvae.edge.codec.latents import AnalyzedTile
 
-if TYPE_CHECKING:
-    from cvae.edge.codec.hybrid import HybridKind
-
-__all__ = ["Part", "Plan", "Planner", "MODE_SEARCHES", "RESIDUAL_DEADZONES", "rd_lambda", "check_mode_search"]
+__all__ = ["LatentPart", "ResidualPart", "Part", "Plan", "Planner", "MODE_SEARCHES", "RESIDUAL_DEADZONES", "rd_lambda", "check_mode_search"]
 
 #: rounding offsets tried per component for a residual level's quantiser (encoder only, rate-distortion
 #: optimised with lambda = ln2 * step^2 / 6, the slope of a uniform quantiser at high rate)
@@ -61,8 +60,8 @@ def rd_lambda(step: float) -> float:
 
 
 @dataclass(frozen=True)
-class Part:
-    """One coded part of a tile: ``G`` groups of symbols with their chosen scale indexes and bits."""
+class LatentPart:
+    """The latents of one latent level: ``G`` groups of symbols with their chosen scale indexes and bits."""
 
     groups: np.ndarray            # int32[G, S] symbols of each group, zero-padded to S
     sizes: np.ndarray             # int64[G] real symbols per group
@@ -70,10 +69,21 @@ class Part:
     ctx: np.ndarray               # int32[G] index-table rows (contexts) of the indexes
     rows: np.ndarray              # int32[G] rows of the combined table that code each group
     bits: float                   # estimated bits of the symbols and indexes
-    present: np.ndarray | None = None  # latent parts: bool[C] components coded
-    err: float = 0.0              # residual parts: squared error of the reconstruction over valid pixels
-    kind: int = bitstream.RESIDUAL_NONE  # residual parts: bitstream.RESIDUAL_*
-    arrays: tuple | None = None   # residual parts: per component its int32 subbands (wavelet.forward's order)
+    present: np.ndarray           # bool[C] components coded
+
+
+@dataclass(frozen=True)
+class ResidualPart:
+    """One quantised residual: per component its int32 subbands (wavelet.forward's order), its bits and error."""
+
+    arrays: tuple[list[np.ndarray], ...]
+    bits: float                   # estimated bits (version 3's block estimate, see Planner.residual_part)
+    err: float                    # squared error of the reconstruction over valid pixels
+    kind: int = bitstream.RESIDUAL_WAVELET  # bitstream.RESIDUAL_*
+
+
+#: either part of a tile
+Part = Union[LatentPart, ResidualPart]
 
 
 @dataclass(frozen=True)
@@ -88,8 +98,8 @@ class Plan:
     bits: float
     latent: int = 0               # the latent level coded
     residual: int = bitstream.RESIDUAL_NONE  # the residual's kind (bitstream.RESIDUAL_*)
-    coefs: tuple | None = None    # format v5: the residual's subbands per component, coded apart from side/main
-    coefs_stream: bytes = b""     # format v5: those coefficients context-coded (bits counts them exactly)
+    coefs: tuple[list[np.ndarray], ...] | None = None  # the residual's subbands per component (coefs_stream formats)
+    coefs_stream: bytes = b""     # those coefficients context-coded (bits counts them exactly)
 
     @property
     def mode(self) -> str:
@@ -100,21 +110,19 @@ class Plan:
 
 
 class Planner:
-    """The rate-distortion mode search of a :class:`HybridKind` (``mode_search``: one of :data:`MODE_SEARCHES`)."""
+    """The rate-distortion mode search over a :class:`HybridModel` (``mode_search``: one of :data:`MODE_SEARCHES`)."""
 
-    def __init__(self, kind: "HybridKind", mode_search: str = "auto"):
+    def __init__(self, model: HybridModel, mode_search: str = "auto"):
         check_mode_search(mode_search)
-        # a proxy, not the kind itself: the kind owns its planner, and a reference back would make a cycle that
-        # keeps a replaced codec (its network sessions: ~160 MB) alive until a full collection (a daemon reload)
-        self.kind = weakref.proxy(kind)
+        self.model = model
         self.mode_search = mode_search
 
     def searched_modes(self, level: int) -> list[tuple[int, bool]]:
-        """The modes with latents the encoder tries: all of :meth:`HybridKind.modes` (``'full'``), the ladder's
+        """The modes with latents the encoder tries: all of :meth:`HybridModel.modes` (``'full'``), the ladder's
         own (``'ladder'``, and ``'auto'`` on the residual levels that run a network), or none on residual levels
         (``'residual'``, and ``'auto'`` on network-free levels). Every search also weighs the
         residual-only tile on residual levels (it needs no synthesis)."""
-        k = self.kind
+        k = self.model
         if k.has_residual(level) and (self.mode_search == "residual" or self.network_free(level)):
             return []
         if self.mode_search != "full":
@@ -123,66 +131,62 @@ class Planner:
 
     def network_free(self, level: int) -> bool:
         """Whether ``level`` codes the residual alone without running the network (``'auto'``)."""
-        k = self.kind
+        k = self.model
         return self.mode_search == "auto" and k.has_residual(level) and k.ladder.step[level] <= NETWORK_FREE_STEP
 
     def plan(self, a: AnalyzedTile, level: int) -> Plan:
         """The mode of least ``D + lambda * R`` among the searched ones, ready to code."""
-        k = self.kind
-        if a.cache.get("plan", (None,))[0] == level:  # only the latest plan is kept: memory stays per tile
-            return a.cache["plan"][1]
-        candidates = []
+        k = self.model
+        cached = a.cache.plan
+        if cached is not None and cached[0] == level:  # only the latest plan is kept: memory stays per tile
+            return cached[1]
+        # candidates: (latent level, its latent part, the residual part or None)
+        candidates: list[tuple[int, LatentPart, ResidualPart | None]] = []
         for lat, res in self.searched_modes(level):
-            parts = [self.latent_part(a, lat)]
-            if res:
-                parts.append(self.residual_part(a, level, lat))
-            candidates.append((lat, res, parts))
+            candidates.append((lat, self.latent_part(a, lat), self.residual_part(a, level, lat) if res else None))
         if k.has_residual(level):  # the residual alone: no synthesis to run, so every search weighs it
-            candidates.append((k.latent_level(level), True, [self.no_latents(a), self.residual_part(a, level, None)]))
-        best = None
-        for lat, res, parts in candidates:
-            bits = sum(p.bits for p in parts)
+            candidates.append((k.latent_level(level), self.no_latents(a), self.residual_part(a, level, None)))
+        best: tuple[float, int, LatentPart, ResidualPart | None] | None = None
+        for lat, latent, resid in candidates:
+            bits = latent.bits + (resid.bits if resid is not None else 0.0)
             if len(candidates) > 1:  # rate-distortion choice at the level's slope
-                cost = (parts[1].err if res else self.latent_error(a, lat)) + rd_lambda(k.ladder.step[level]) * bits
+                err = resid.err if resid is not None else self.latent_error(a, lat)
+                cost = err + rd_lambda(k.ladder.step[level]) * bits
             else:
                 cost = 0.0
             if best is None or cost < best[0]:
-                best = (cost, lat, res, parts, bits)
-        _, lat, res, parts, total = best
+                best = (cost, lat, latent, resid)
+        assert best is not None  # every level searches at least one mode
+        _, lat, latent, resid = best
         coefs, stream = None, b""
-        if res:  # tile format v5: the residual goes to its own context-coded stream
-            coefs, parts = parts[1].arrays, parts[:1]
+        if resid is not None:  # the residual goes to its own context-coded stream
+            coefs = resid.arrays
             stream = coefs_mod.encode(list(coefs), a.shape[1], a.shape[2])  # coded once: its size is exact
-            total = parts[0].bits + 8 * len(stream)
-        side = np.concatenate([p.idx for p in parts]).astype(np.int32)
-        size = np.concatenate([p.sizes for p in parts])
-        coded = side != am.ZERO
-        main = np.concatenate([p.groups[i, :n] for p in parts
-                               for i, n in zip(np.flatnonzero(p.idx != am.ZERO), p.sizes[p.idx != am.ZERO])]
+        total = latent.bits + 8 * len(stream)
+        coded = latent.idx != am.ZERO
+        main = np.concatenate([latent.groups[i, :n] for i, n in zip(np.flatnonzero(coded), latent.sizes[coded])]
                               or [np.zeros(0, np.int32)]).astype(np.int32)
-        main_rows = np.repeat(np.concatenate([p.rows for p in parts])[coded], size[coded]).astype(np.int32)
-        plan = Plan(present=parts[0].present, side=side, side_rows=np.concatenate([p.ctx for p in parts]).astype(np.int32),
+        main_rows = np.repeat(latent.rows[coded], latent.sizes[coded]).astype(np.int32)
+        plan = Plan(present=latent.present, side=latent.idx.astype(np.int32), side_rows=latent.ctx.astype(np.int32),
                     main=main, main_rows=main_rows, bits=total, latent=lat,
-                    residual=bitstream.RESIDUAL_WAVELET if res else bitstream.RESIDUAL_NONE, coefs=coefs,
-                    coefs_stream=stream)
-        a.cache["plan"] = (level, plan)
+                    residual=bitstream.RESIDUAL_WAVELET if resid is not None else bitstream.RESIDUAL_NONE,
+                    coefs=coefs, coefs_stream=stream)
+        a.cache.plan = (level, plan)
         return plan
 
     def reconstruction(self, a: AnalyzedTile, lat: int) -> np.ndarray:
         """float32[C, H, W]: what the decoder's synthesis makes of latent level ``lat`` (0 for skipped components)."""
-        key = ("z_hat", lat)
-        if key not in a.cache:
-            lm = self.kind.latents
+        if lat not in a.cache.z_hat:
+            lm = self.model.latents
             keep = np.flatnonzero(lm.coded(a, lat))
-            y_hat = self.kind.symbols(a, lat)[keep].astype(np.float32) * lm.inv_gain[lat][None, :, None, None]
-            a.cache[key] = lm.synthesize(y_hat, keep, a.shape)
-        return a.cache[key]
+            y_hat = self.model.symbols(a, lat)[keep].astype(np.float32) * lm.inv_gain[lat][None, :, None, None]
+            a.cache.z_hat[lat] = lm.synthesize(y_hat, keep, a.shape)
+        return a.cache.z_hat[lat]
 
-    def latent_part(self, a: AnalyzedTile, lat: int) -> Part:
+    def latent_part(self, a: AnalyzedTile, lat: int) -> LatentPart:
         """The latent groups of latent level ``lat``, their chosen indexes and bits (cached per tile)."""
-        key = ("latent", lat)
-        if key not in a.cache:
-            k = self.kind
+        if lat not in a.cache.latent_parts:
+            k = self.model
             sym = k.symbols(a, lat)
             present = k.latents.coded(a, lat)
             c, m, hl, wl = sym.shape
@@ -191,17 +195,18 @@ class Planner:
             channel = np.tile(np.arange(m, dtype=np.int32), p)
             idx, bits = k.adaptive.choose(groups, lat * m + channel, factorized_costs=k.factorized_costs(lat),
                                           factorized_rows=channel)
-            a.cache[key] = Part(groups=groups, sizes=np.full(p * m, hl * wl), idx=idx, ctx=lat * m + channel,
-                                rows=k.adaptive.rows(idx, channel), bits=float(bits.sum()), present=present)
-        return a.cache[key]
+            a.cache.latent_parts[lat] = LatentPart(groups=groups, sizes=np.full(p * m, hl * wl), idx=idx,
+                                                   ctx=lat * m + channel, rows=k.adaptive.rows(idx, channel),
+                                                   bits=float(bits.sum()), present=present)
+        return a.cache.latent_parts[lat]
 
-    def residual_part(self, a: AnalyzedTile, level: int, lat: int | None) -> Part:
+    def residual_part(self, a: AnalyzedTile, level: int, lat: int | None) -> ResidualPart:
         """The residual of latent level ``lat``'s reconstruction (``lat=None``: of nothing, the components
         themselves) as wavelet subbands quantised with ``level``'s step, per component with the rounding offset of
         least ``D + lambda * R``; its coefficients, bits and squared error over valid pixels. The bits are version
         3's block estimate (each 16 x 16 block with its cheapest table and scale index, ``_coefs.block_bits``):
         choosing by the v5 coder's own bits instead changes D + lambda R by 0.03% and costs four codings."""
-        k = self.kind
+        k = self.model
         step = float(k.ladder.step[level])
         r = a.z - self.reconstruction(a, lat) if lat is not None else a.z.copy()
         if a.valid is not None:
@@ -212,14 +217,15 @@ class Planner:
         c, h, w = r.shape
         levels = wavelet.levels_for(h, w)
         b = residual.block_size(bitstream.RESIDUAL_WAVELET)
-        arrays, err, total = [], 0.0, 0.0
+        arrays: list[list[np.ndarray]] = []
+        err, total = 0.0, 0.0
         for comp in range(c):
             coefs = wavelet.forward(r[comp], levels)
             shapes = [x.shape for x in coefs]
             ends = np.cumsum([x.size for x in coefs])[:-1]
             flat = np.concatenate([x.reshape(-1) for x in coefs]) / np.float32(step)  # every subband at once
             sign, mag = np.sign(flat), np.abs(flat)
-            best = None
+            best: tuple[float, float, float, list[np.ndarray]] | None = None
             for theta in RESIDUAL_DEADZONES:
                 qf = (sign * np.floor(mag + (0.5 - theta))).astype(np.int32)
                 q = [x.reshape(shape) for x, shape in zip(np.split(qf, ends), shapes)]
@@ -230,26 +236,24 @@ class Planner:
                 d = float(np.sum(e.astype(np.float64) ** 2))
                 if best is None or d + lam * bits < best[0]:
                     best = (d + lam * bits, d, bits, q)
+            assert best is not None
             err += best[1]
             total += best[2]
             arrays.append(best[3])
-        none = np.zeros(0, np.int32)
-        return Part(groups=np.zeros((0, 1), np.int32), sizes=np.zeros(0, np.int64), idx=none, ctx=none, rows=none,
-                    bits=total, err=err, kind=bitstream.RESIDUAL_WAVELET, arrays=tuple(arrays))
+        return ResidualPart(arrays=tuple(arrays), bits=total, err=err)
 
     @staticmethod
-    def no_latents(a: AnalyzedTile) -> Part:
+    def no_latents(a: AnalyzedTile) -> LatentPart:
         """The latent part of a residual-only tile: no component present, nothing coded."""
         e = np.zeros(0, np.int32)
-        return Part(groups=np.zeros((0, 1), np.int32), sizes=np.zeros(0, np.int64), idx=e, ctx=e, rows=e, bits=0.0,
-                    present=np.zeros(a.shape[0], bool))
+        return LatentPart(groups=np.zeros((0, 1), np.int32), sizes=np.zeros(0, np.int64), idx=e, ctx=e, rows=e,
+                          bits=0.0, present=np.zeros(a.shape[0], bool))
 
     def latent_error(self, a: AnalyzedTile, lat: int) -> float:
         """Squared error over valid pixels of latent level ``lat``'s reconstruction alone (cached per tile)."""
-        key = ("err", lat)
-        if key not in a.cache:
+        if lat not in a.cache.latent_err:
             d = a.z - self.reconstruction(a, lat)
             if a.valid is not None:
                 d = d[:, a.valid]
-            a.cache[key] = float(np.sum(d.astype(np.float64) ** 2))
-        return a.cache[key]
+            a.cache.latent_err[lat] = float(np.sum(d.astype(np.float64) ** 2))
+        return a.cache.latent_err[lat]

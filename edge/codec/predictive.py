@@ -62,20 +62,33 @@ class BoundedTile:
 
 
 class PredictiveKind:
-    """Writes and reads v4 tiles; any bundle has it (it needs no model part but the model id in the header)."""
+    """Writes and reads v4 tiles (the formats of kind 'predictive'); any bundle has it (it needs no model part but
+    the model id in the header). A :class:`~cvae.edge.codec.kinds.SampleKind`."""
 
     name = "predictive"
-    version = bitstream.VERSION_PREDICTIVE
-    versions = (bitstream.VERSION_PREDICTIVE,)
-    spectral = False   # decode() returns native samples, not KLT components
+    takes = BoundedTile
+    version = next(f.version for f in bitstream.formats_of(name) if f.written)
+    versions = tuple(f.version for f in bitstream.formats_of(name))
     levels = 1         # the header's level byte is 0: the bound is the quality
 
     def __init__(self, model_id: bytes):
         self.model_id = model_id
 
     @classmethod
-    def build(cls, latents, model_id: bytes, **_) -> "PredictiveKind":
+    def build(cls, latents: object, model_id: bytes, **_: object) -> "PredictiveKind":
         return cls(model_id)
+
+    def encode(self, t: BoundedTile, level: int) -> bytes:
+        """``t`` to its bound; ``level`` must be 0 (:class:`~cvae.edge.codec.kinds.SampleKind`)."""
+        if level != 0:
+            raise InputError(f"an error-bounded tile is coded at level 0, not {level}")
+        return self.encode_tile(t.pixels, t.max_error, t.valid, t.band_fill)
+
+    def decode_pixels(self, u: bitstream.UnpackedTile) -> np.ndarray:
+        """native[C, H, W]: the samples of a parsed v4 tile (skipped samples 0)."""
+        if not isinstance(u.payload, bytes):
+            raise CorruptTileError("a predictive tile has one coder stream")
+        return self.decode_tile(u.header, u.payload, u.valid).astype(u.header.dtype)
 
     def encode_tile(self, tile: np.ndarray, max_error, valid: np.ndarray | None = None,
                     band_fill: np.ndarray | None = None) -> bytes:

@@ -1,23 +1,24 @@
 """Coding one tile (all its bands) to bytes and back: the torch-free codec the edge and ground share.
 
 :class:`TileCodec` is a small facade over the *tile kinds*, one module each; it runs what every kind shares and
-dispatches the rest on the tile header's format version::
+dispatches the rest through the kinds' protocols (:mod:`~cvae.edge.codec.kinds`), never by naming a kind::
 
     bands --SpectralTransform--> components z[C, H, W] --pad to 16--> analysis --> y[C, M, h, w]   (analyze)
       --> the bundle's writing kind: symbols, entropy coding, header (encode) --> bytes
-    bytes --header version--> the kind that reads it --> z --inverse SpectralTransform--> pixels   (decompress)
+    bytes --header version--> the kind that reads it --> pixels                                    (decompress)
 
-Kinds (:data:`KINDS`): :mod:`~cvae.edge.codec.factorized` (format v1, factorised bundles),
-:mod:`~cvae.edge.codec.hybrid` (formats v2/v3, adaptive bundles: latents with sent scale indexes plus a wavelet
-residual; its encoder decisions are :mod:`~cvae.edge.codec.plan`) and :mod:`~cvae.edge.codec.predictive` (format
-v4: error-bounded, lossless at E = 0; no network; :meth:`TileCodec.compress_bounded`). A bundle writes its levels
-with the first learned kind it can build and reads every kind it can build. A new kind is one module with a ``build`` classmethod and one entry in
-:data:`KINDS`. The byte layout is :mod:`cvae.edge.codec.bitstream` (docs/bitstream.md).
+Kinds (:data:`KINDS`): learned (:data:`LEARNED_KINDS`) :mod:`~cvae.edge.codec.hybrid` (adaptive bundles: latents
+with sent scale indexes plus a wavelet residual, writes tile format v6; its encoder decisions are
+:mod:`~cvae.edge.codec.plan`) and :mod:`~cvae.edge.codec.factorized` (format v1, read only), and sample kinds
+(:data:`SAMPLE_KINDS`) :mod:`~cvae.edge.codec.predictive` (format v4: error-bounded, lossless at E = 0; no network;
+:meth:`TileCodec.compress_bounded`). A bundle writes its levels with the first learned kind it can build, bounded
+tiles with the first sample kind, and reads every kind it can build. Which formats a kind reads and writes is in
+:data:`cvae.edge.codec.bitstream.FORMATS`. A new kind is one module implementing a protocol and one entry here.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,7 +26,8 @@ from cvae.edge.codec import adaptive as am
 from cvae.edge.codec import bitstream
 from cvae.edge.codec.factorized import FactorizedKind
 from cvae.edge.codec.hybrid import HybridKind
-from cvae.edge.codec.latents import STRIDE, AnalyzedTile, Ladder, LatentModel
+from cvae.edge.codec.kinds import LearnedKind, SampleKind, TileKind
+from cvae.edge.codec.latents import STRIDE, AnalyzedTile, Ladder, LatentModel, to_dtype
 from cvae.edge.codec.plan import Plan, check_mode_search
 from cvae.edge.codec.predictive import BoundedTile, PredictiveKind, check_max_error
 from cvae.edge.codec.spectral import SpectralTransform
@@ -35,26 +37,15 @@ from cvae.edge.errors import CorruptTileError, InputError
 if TYPE_CHECKING:
     from cvae.edge.runtime.protocol import Transforms
 
-__all__ = ["TileCodec", "TileKind", "KINDS", "AnalyzedTile", "BoundedTile", "DecodedTile", "Ladder", "STRIDE",
-           "to_dtype"]
+__all__ = ["TileCodec", "TileKind", "LearnedKind", "SampleKind", "KINDS", "LEARNED_KINDS", "SAMPLE_KINDS",
+           "AnalyzedTile", "BoundedTile", "DecodedTile", "Ladder", "STRIDE", "to_dtype"]
 
-
-class TileKind(Protocol):
-    """One way of coding a tile; ``versions`` are the header versions it reads, ``version`` the one it writes.
-    ``build(latents, model_id, adaptive=, ladder=, mode_search=)`` makes it for a bundle (``None``: this bundle
-    cannot). Learned kinds (``spectral = True``) code an :class:`AnalyzedTile` at a level (``encode``,
-    ``estimate_bytes``, ``symbols``) and decode to KLT components; the predictive kind codes samples to a bound
-    (``encode_tile``) and decodes to samples (``decode_tile``)."""
-
-    name: str
-    version: int
-    versions: tuple[int, ...]
-    levels: int
-    spectral: bool
-
-
-#: the tile kinds; a bundle's levels are written by the first learned kind it can build
-KINDS = (HybridKind, FactorizedKind, PredictiveKind)
+#: learned kinds, in order of preference: a bundle's levels are written by the first it can build
+LEARNED_KINDS: tuple[Any, ...] = (HybridKind, FactorizedKind)
+#: sample kinds: a bundle's bounded tiles are written by the first it can build
+SAMPLE_KINDS: tuple[Any, ...] = (PredictiveKind,)
+#: every tile kind
+KINDS = LEARNED_KINDS + SAMPLE_KINDS
 
 
 @dataclass(frozen=True)
@@ -85,12 +76,17 @@ class TileCodec:
         if adaptive is None and not np.array_equal(ladder.latent, np.arange(self.latents.levels)):
             raise ValueError("a factorised codec's levels are its latent levels in order")
         check_mode_search(mode_search)
-        built = [k.build(self.latents, model_id, adaptive=adaptive, ladder=ladder, mode_search=mode_search)
-                 for k in KINDS]
-        self.kinds: list[TileKind] = [k for k in built if k is not None]
-        self.writer = next(k for k in self.kinds if k.spectral)
-        self.bounded = next(k for k in self.kinds if isinstance(k, PredictiveKind))
-        self._readers = {v: k for k in reversed(self.kinds) for v in k.versions}
+        def build(kinds: tuple[Any, ...]) -> list[Any]:
+            made = (k.build(self.latents, model_id, adaptive=adaptive, ladder=ladder, mode_search=mode_search)
+                    for k in kinds)
+            return [k for k in made if k is not None]
+
+        learned: list[LearnedKind] = build(LEARNED_KINDS)
+        samples: list[SampleKind] = build(SAMPLE_KINDS)
+        self.kinds: list[TileKind] = [*learned, *samples]
+        self.writer: LearnedKind = learned[0]
+        self.bounded: SampleKind = samples[0]
+        self._readers: dict[int, TileKind] = {v: k for k in reversed(self.kinds) for v in k.versions}
         self.model_id = model_id
         self.adaptive = adaptive
         self.ladder = ladder
@@ -120,9 +116,10 @@ class TileCodec:
 
     @property
     def hybrid(self) -> HybridKind:
-        """The hybrid kind (adaptive bundles only): its modes, planner and integers."""
-        if not isinstance(self.writer, HybridKind):
+        """The writing kind of an adaptive bundle, for tools and tests that inspect its planner and tables."""
+        if self.adaptive is None:
             raise InputError("this bundle is factorised: it has no residual levels, modes or plans")
+        assert isinstance(self.writer, HybridKind)
         return self.writer
 
     def latent_level(self, level: int) -> int:
@@ -133,12 +130,12 @@ class TileCodec:
         return bool(self.ladder.step[level] > 0)
 
     def modes(self, level: int) -> list[tuple[int, bool]]:
-        """The ``(latent level, residual)`` choices a tile of ``level`` may make (:meth:`HybridKind.modes`)."""
-        return self.hybrid.modes(level) if self.adaptive is not None else [(level, False)]
+        """The ``(latent level, residual)`` choices a tile of ``level`` may make (the writing kind's)."""
+        return self.writer.modes(level)
 
     def searched_modes(self, level: int) -> list[tuple[int, bool]]:
         """The modes with latents the encoder tries (:meth:`Planner.searched_modes`)."""
-        return self.hybrid.planner.searched_modes(level) if self.adaptive is not None else [(level, False)]
+        return self.writer.searched_modes(level)
 
     # -- encoder -------------------------------------------------------------------------------------
     def analyze(self, tile: np.ndarray, valid: np.ndarray | None = None,
@@ -201,7 +198,7 @@ class TileCodec:
     def plan(self, a: AnalyzedTile, level: int) -> Plan:
         """What the encoder codes for ``a`` at ``level`` (adaptive bundles): mode, indexes, symbols, bits."""
         self._check_level(level)
-        return self.hybrid.plan(a, level)
+        return self.writer.plan(a, level)
 
     def estimate_bytes(self, a: AnalyzedTile, level: int) -> float:
         """Expected size at ``level`` from the tables, without coding (for rate control)."""
@@ -210,12 +207,10 @@ class TileCodec:
 
     def encode(self, a: AnalyzedTile | BoundedTile, level: int) -> bytes:
         """An analysed tile at ``level``, or a bounded tile (:meth:`bound`) to its error bound (level 0)."""
-        if isinstance(a, BoundedTile):
-            if level != 0:
-                raise InputError(f"an error-bounded tile is coded at level 0, not {level}")
-            return self.bounded.encode_tile(a.pixels, a.max_error, a.valid, a.band_fill)
-        self._check_level(level)
-        return self.writer.encode(a, level)
+        if isinstance(a, AnalyzedTile):
+            self._check_level(level)
+            return self.writer.encode(a, level)
+        return self.bounded.encode(a, level)
 
     def compress(self, tile: np.ndarray, level: int, valid: np.ndarray | None = None,
                  band_range: tuple[np.ndarray, np.ndarray] | None = None) -> bytes:
@@ -243,39 +238,42 @@ class TileCodec:
 
     # -- decoder -------------------------------------------------------------------------------------
     def parse_integers(self, data: bytes, scene: bitstream.SceneSide | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """A v2/v3/v5/v6 tile's integers, ``(indexes int32[G], values int32[N])``: everything the decoder derives
+        """An adaptive tile's integers, ``(indexes int32[G], values int32[N])``: everything the decoder derives
         from the stream before any network runs (identical on every platform by construction)."""
-        header, present_mask, payload, _ = bitstream.unpack_tile(data, scene)
-        if header.version not in bitstream.ADAPTIVE_VERSIONS or self.adaptive is None or header.level >= self.levels:
-            raise CorruptTileError("parse_integers reads version 2 and 3 tiles of this adaptive bundle's levels")
-        return self.hybrid.integers(header, present_mask, payload)[:2]
+        u = bitstream.unpack_tile(data, scene)
+        kind = self._reader(u.header)
+        if kind is not self.writer:
+            raise CorruptTileError(f"parse_integers reads the tiles this bundle writes (format v{self.version}) "
+                                   f"and its older formats; this tile is format v{u.header.version}")
+        return self.writer.integers(u)
 
     def decompress(self, data: bytes, scene: bitstream.SceneSide | None = None) -> DecodedTile:
         """A tile's bytes -> pixels; ``scene``: its scene's side information (from the scene metadata), which
         a v6 tile may refer to (:class:`bitstream.SceneSide`)."""
-        header, present_mask, payload, valid = bitstream.unpack_tile(data, scene)
+        u = bitstream.unpack_tile(data, scene)
+        header = u.header
+        pixels = self._reader(header).decode_pixels(u)
+        valid = u.valid
+        if valid is None:
+            valid = np.ones((header.height, header.width), bool)
+        else:
+            pixels[:, ~valid] = 0
+        return DecodedTile(pixels=pixels, valid=valid, level=header.level, header=header, max_error=header.max_error)
+
+    def _reader(self, header: bitstream.TileHeader) -> TileKind:
+        """The kind that reads ``header``'s tile with this bundle, or a :class:`CorruptTileError` saying why none."""
         if header.model_id not in self.accepted_ids:
             raise CorruptTileError(f"tile was coded with model {header.model_id.hex()}, this bundle is "
                                    f"{self.model_id[:bitstream.MODEL_ID_BYTES].hex()}; decode with the matching bundle")
         kind = self._readers.get(header.version)
         if kind is None:
-            raise CorruptTileError(f"tile uses tile format v{header.version} (the adaptive entropy model) but this "
-                                   "bundle is factorised; decode with the adaptive bundle it was coded with")
+            raise CorruptTileError(f"tile uses tile format v{header.version} (kind '{header.format.kind}': the "
+                                   "adaptive entropy model) but this bundle is factorised; decode with the adaptive "
+                                   "bundle it was coded with")
         if header.level >= kind.levels:
             raise CorruptTileError(f"tile level {header.level} does not exist in this bundle ({kind.levels} levels "
-                                   f"for bitstream v{header.version})")
-        h, w = header.height, header.width
-        if kind.spectral:
-            z = kind.decode(header, present_mask, payload)
-            st = SpectralTransform(lo=header.lo, hi=header.hi, mean=header.mean, matrix=header.matrix)
-            pixels = to_dtype(st.inverse(z), header.dtype, header.lo, header.hi)
-        else:
-            pixels = kind.decode_tile(header, payload, valid).astype(header.dtype)
-        if valid is None:
-            valid = np.ones((h, w), bool)
-        else:
-            pixels[:, ~valid] = 0
-        return DecodedTile(pixels=pixels, valid=valid, level=header.level, header=header, max_error=header.max_error)
+                                   f"for tile format v{header.version})")
+        return kind
 
     def _check_level(self, level: int) -> None:
         if not 0 <= level < self.levels:
@@ -299,12 +297,3 @@ def _check_tile(tile: np.ndarray) -> np.ndarray:
     if tile.dtype.kind == "f" and not np.isfinite(tile).all():
         raise InputError("tile holds NaN or infinite values; mark them as nodata with the valid mask")
     return tile
-
-
-def to_dtype(rec: np.ndarray, dtype: np.dtype, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """float ``rec[C, H, W]`` -> ``dtype``, clipped to the tile's own band range (never overshoot), integers rounded."""
-    rec = np.clip(rec, lo[:, None, None], hi[:, None, None])
-    if np.dtype(dtype).kind in "iu":
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(rec), info.min, info.max).astype(dtype)
-    return rec.astype(dtype)
