@@ -1,11 +1,13 @@
-"""Forward-adaptive entropy model: explicitly transmitted scale indexes (tile formats v2/v3, docs/bitstream.md).
+"""Forward-adaptive entropy model: explicitly transmitted scale indexes (tile formats v2, v3, v5, v6: the hybrid
+kind's, docs/bitstream.md).
 
 Why: one frozen factorised density per latent channel codes every tile with the training set's average
 statistics; a tile of open sea and a tile of a city get the same tables. Here the encoder picks, for every
 *group* of symbols, the table of a fixed bank that codes that group in the fewest bits, and transmits the
 choice. A group is one latent channel of one spectral component of a tile (``h*w`` symbols), or one
-block of one component's quantised residual (16 x 16 coefficients of one wavelet subband in format v3, which the
-shipped bundle writes; 32 x 32 pixels in format v2, read only; residual levels, :mod:`cvae.edge.codec.hybrid`).
+block of one component's quantised residual in the read-only formats v3 (16 x 16 coefficients of one wavelet
+subband) and v2 (32 x 32 pixels); formats v5 and v6, which the shipped bundle writes, code the residual in a
+context-coded stream of its own instead (:mod:`cvae.edge.codec.coefs`; residual levels, :mod:`cvae.edge.codec.hybrid`).
 
 Why it cannot desynchronise: the decoder reads the indexes from the stream; every table it then uses is
 integer data frozen in the bundle (``adaptive.npz``). Nothing the decoder derives depends on floating point
@@ -24,7 +26,7 @@ The indexes are range-coded too, with frozen tables (``index_tables``) of one ro
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +38,10 @@ __all__ = ["AdaptiveModel", "NUM_INDEXES", "ZERO", "FACTORIZED", "FIRST_LAPLACE"
 
 NUM_INDEXES = 64
 ZERO, FACTORIZED, FIRST_LAPLACE = 0, 1, 2
-#: residual groups are blocks of this many pixels a side (pixel residuals, tile format v2) ...
+#: residual groups are blocks of this many pixels a side (pixel residuals, tile format v2, read only) ...
 RESIDUAL_BLOCK = 32
-#: ... or of this many coefficients of one wavelet subband a side (tile format v3)
+#: ... or of this many coefficients of one wavelet subband a side (tile format v3, read only; the encoder's bit
+#: estimate of a residual)
 WAVELET_BLOCK = 16
 #: bytes a non-empty range-coder stream costs beyond its symbols (header, two states, final words), + length
 STREAM_OVERHEAD_BYTES = 19
@@ -90,6 +93,9 @@ class AdaptiveModel:
     bank: EntropyTables
     scales: np.ndarray
     index_tables: EntropyTables
+    # derived from the tables (not compared, not in repr): the encoder's bit-cost tables
+    _bank_costs: np.ndarray = field(init=False, repr=False, compare=False)
+    _index_costs: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.bank.channels != NUM_INDEXES - FIRST_LAPLACE:

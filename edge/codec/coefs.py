@@ -57,9 +57,10 @@ def flatten(components: list[list[np.ndarray]], h: int, w: int) -> np.ndarray:
 def split(values: np.ndarray, comps: int, h: int, w: int) -> list[list[np.ndarray]]:
     """The inverse of :func:`flatten`: per component its subbands (views of ``values``) in ``forward``'s order."""
     order, geom = coding_order(h, w)
-    out, pos = [], 0
+    out: list[list[np.ndarray]] = []
+    pos = 0
     for _ in range(comps):
-        bands: list[np.ndarray | None] = [None] * len(order)
+        bands: list[np.ndarray] = [values[:0]] * len(order)  # every slot filled below (order is a permutation)
         for (hh, ww, _, _), i in zip(geom, order):
             bands[i] = values[pos:pos + hh * ww].reshape(hh, ww)
             pos += hh * ww

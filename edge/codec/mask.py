@@ -142,7 +142,7 @@ def encode_mask(valid: np.ndarray) -> tuple[bytes, bytes]:
     """``valid: bool[H, W]`` -> the two streams (the choice of predictor and table that costs least)."""
     ts, u = _transitions(np.asarray(valid, bool))
     change = np.diff(np.concatenate([[0], u])).tolist()
-    best = None
+    best: tuple[int, bytes] | None = None
     first, sec, delta = _stream2_symbols(ts, u)
     for choice in range(_CHOICES):
         rows = np.where(delta, _ROW_DELTA + choice % 8, _ROW_GAP)
@@ -151,6 +151,7 @@ def encode_mask(valid: np.ndarray) -> tuple[bytes, bytes]:
             best = (choice, s2)
         if not len(first):
             break
+    assert best is not None  # the first choice is always tried
     choice, s2 = best
     s1 = _encode([choice] + change, [_ROW_CHOICE] + [_ROW_CHANGE] * len(change))
     return s1, s2

@@ -24,7 +24,7 @@ import numpy as np
 
 from cvae.edge.errors import CodecError
 
-from . import _rangecoder as _rc
+from cvae.edge.codec import _rangecoder as _rc
 
 __all__ = [
     "FORMAT_VERSION",
