@@ -6,22 +6,9 @@ import math
 
 import numpy as np
 
-__all__ = ["psnr_bands", "bd_rate", "ssim_band", "ms_ssim_band", "ms_ssim_bands"]
+from cvae.edge.quality import psnr_bands, psnr_db  # the one PSNR, the encoder's own (re-exported here)
 
-
-def psnr_bands(orig: np.ndarray, rec: np.ndarray, valid: np.ndarray) -> float:
-    """Mean over bands of PSNR in native units over valid pixels, peak = max - min of the original."""
-    out = []
-    for b in range(orig.shape[0]):
-        o = orig[b][valid].astype(np.float64)
-        if o.size == 0:
-            continue
-        peak = o.max() - o.min()
-        if peak <= 0:
-            continue
-        mse = np.mean((o - rec[b][valid].astype(np.float64)) ** 2)
-        out.append(10 * math.log10(peak ** 2 / max(mse, 1e-12)))
-    return float(np.mean(out)) if out else float("nan")
+__all__ = ["psnr_bands", "psnr_db", "bd_rate", "ssim_band", "ms_ssim_band", "ms_ssim_bands"]
 
 
 def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]], min_psnr: float = 20.0) -> float:

@@ -22,7 +22,8 @@ from cvae.edge.codec import packets as pk
 from cvae.edge.codec.tile import BoundedTile, TileCodec
 from cvae.edge.errors import InputError
 from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, WHOLE_SCENE_MAX_SAMPLES, Raster, RasterInfo, RowReader,
-                                 band_fill_mask, band_ranges, header_samples, open_rows, read_raster, scan_raster)
+                                 as_integers, band_fill_mask, band_ranges, header_samples, open_rows, read_raster,
+                                 scan_raster)
 from cvae.edge.io.tiling import TileWindow, tile_grid
 
 #: hex digits of the model id in scene metadata (64 bits: ample to tell bundles apart, 48 bytes less per copy)
@@ -347,8 +348,7 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
     if pixels.dtype.kind == "f":
         if not np.isfinite(pixels[:, raster.valid]).all():
             raise InputError(f"{path}: NaN or infinite pixels outside nodata; declare a nodata value for them")
-        if np.array_equal(pixels, np.round(pixels)) and np.abs(pixels).max(initial=0) < 65536:
-            pixels = pixels.astype(np.uint16 if pixels.min(initial=0) >= 0 else np.int32)
+        pixels = as_integers(pixels)  # NaN outside the valid pixels: kept as floats
     band_range = band_ranges(pixels, raster.valid, raster.nodata)
     header = Raster(pixels, raster.valid, raster.nodata, raster.profile, raster.descriptions, raster.colorinterp,
                     raster.tags)

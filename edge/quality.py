@@ -19,7 +19,7 @@ from cvae.edge.codec import bitstream
 from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.errors import InputError
 
-__all__ = ["tile_psnr", "choose_for_psnr", "bound_for_mse", "check_psnr", "check_max_error", "TargetError",
+__all__ = ["psnr_db", "psnr_bands", "tile_psnr", "choose_for_psnr", "bound_for_mse", "check_psnr", "check_max_error", "TargetError",
            "PSNR_MIN", "PSNR_MAX", "MAX_ERROR_LIMIT"]
 
 #: PSNR counted for a band decoded exactly (keeps the mean finite)
@@ -61,16 +61,39 @@ def check_max_error(value, key: str = "max_error") -> tuple[int, ...]:
     return tuple(int(e) for e in values)
 
 
-def tile_psnr(orig: np.ndarray, rec: np.ndarray, coded: np.ndarray, peaks: np.ndarray) -> float:
-    """Mean over bands of PSNR over ``coded: bool[C, H, W]`` samples; ``peaks: float[C]`` (0: band skipped)."""
+def psnr_db(peak, mse: float, exact_db: float | None = None) -> float:
+    """``10 log10(peak^2 / mse)``: the project's one PSNR. With ``exact_db`` (the encoder's targets: EXACT_DB) an
+    exact band (``mse`` 0) counts as ``exact_db`` and nothing measures above it; without (the benchmarks, the
+    demo, training validation) ``mse`` counts as at least 1e-12."""
+    if exact_db is None:
+        return 10 * math.log10(peak ** 2 / max(mse, 1e-12))
+    return exact_db if mse == 0 else min(exact_db, 10 * math.log10(peak ** 2 / mse))
+
+
+def psnr_bands(orig: np.ndarray, rec: np.ndarray, valid: np.ndarray, peaks: np.ndarray | None = None,
+               exact_db: float | None = None) -> float:
+    """Mean over bands of :func:`psnr_db` over the ``valid`` samples (``bool[H, W]`` for every band, or
+    ``bool[C, H, W]`` one mask per band) of ``orig``/``rec: [C, H, W]``; ``peaks: float[C]``, default the band's
+    valid range in ``orig`` (max - min). A band with no valid sample or a peak <= 0 is left out; with none left the
+    mean is ``exact_db``, or NaN without it."""
     out = []
     for b in range(orig.shape[0]):
-        m = coded[b]
-        if not m.any() or peaks[b] <= 0:
+        m = valid[b] if valid.ndim == 3 else valid
+        o = orig[b][m].astype(np.float64)
+        if o.size == 0:
             continue
-        mse = float(np.mean((orig[b][m].astype(np.float64) - rec[b][m].astype(np.float64)) ** 2))
-        out.append(EXACT_DB if mse == 0 else min(EXACT_DB, 10 * math.log10(peaks[b] ** 2 / mse)))
-    return float(np.mean(out)) if out else EXACT_DB
+        peak = o.max() - o.min() if peaks is None else peaks[b]
+        if peak <= 0:
+            continue
+        mse = float(np.mean((o - rec[b][m].astype(np.float64)) ** 2))
+        out.append(psnr_db(peak, mse, exact_db))
+    return float(np.mean(out)) if out else (float("nan") if exact_db is None else exact_db)
+
+
+def tile_psnr(orig: np.ndarray, rec: np.ndarray, coded: np.ndarray, peaks: np.ndarray) -> float:
+    """Mean over bands of PSNR over ``coded: bool[C, H, W]`` samples; ``peaks: float[C]`` (0: band skipped): the
+    scene's band ranges, an exact band EXACT_DB (:func:`psnr_bands`)."""
+    return psnr_bands(orig, rec, coded, peaks, EXACT_DB)
 
 
 def bound_for_mse(mse: np.ndarray) -> np.ndarray:

@@ -150,10 +150,9 @@ def find_scenes(data: str | Path, limit: int | None = None) -> list[Path]:
 
 def native_pixels(pixels: np.ndarray) -> np.ndarray:
     """The array the encoder codes: float rasters holding integers become integers (as encode_scene does)."""
-    if pixels.dtype.kind == "f" and np.isfinite(pixels).all() and np.array_equal(pixels, np.round(pixels)) \
-            and np.abs(pixels).max(initial=0) < 65536:
-        return pixels.astype(np.uint16 if pixels.min(initial=0) >= 0 else np.int32)
-    return pixels
+    from cvae.edge.io.raster import as_integers
+
+    return as_integers(pixels)
 
 
 def repo_path(path: str | Path) -> str:

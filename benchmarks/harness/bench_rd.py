@@ -67,7 +67,7 @@ def evaluate(orig: np.ndarray, rec: np.ndarray, valid: np.ndarray) -> dict:
     """Per-band PSNR, MSE, SSIM, MS-SSIM in native units over valid pixels (peak = max - min of the valid
     original; invalid pixels set to the original in both for the windowed metrics), their band means, and the
     mean spectral angle for C > 1."""
-    from cvae.metrics import ms_ssim_band, psnr_bands, ssim_band
+    from cvae.metrics import ms_ssim_band, psnr_bands, psnr_db, ssim_band
 
     bands = []
     for b in range(orig.shape[0]):
@@ -79,7 +79,7 @@ def evaluate(orig: np.ndarray, rec: np.ndarray, valid: np.ndarray) -> dict:
         if peak <= 0:
             bands.append({"peak": peak, "mse": mse, "psnr": None, "ssim": None, "ms_ssim": None})
             continue
-        bands.append({"peak": peak, "mse": mse, "psnr": 10 * math.log10(peak ** 2 / max(mse, 1e-12)),
+        bands.append({"peak": peak, "mse": mse, "psnr": psnr_db(peak, mse),
                       "ssim": ssim_band(o, r, peak), "ms_ssim": ms_ssim_band(o, r, peak)})
     mean = lambda k: float(np.mean([x[k] for x in bands if x[k] is not None])) if any(
         x[k] is not None for x in bands) else float("nan")

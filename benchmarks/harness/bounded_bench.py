@@ -39,13 +39,10 @@ WIDE_BOUNDS = (16, 32)  # also on data of more than 8 bits
 
 
 def _scene(path: Path):
-    from cvae.edge.io.raster import read_raster
+    from cvae.edge.io.raster import as_integers, read_raster
 
     r = read_raster(path)
-    px = r.pixels
-    if px.dtype.kind == "f":
-        px = px.astype(np.int64).astype(np.uint16 if px.min() >= 0 else np.int32)
-    return px, r.valid
+    return as_integers(r.pixels), r.valid
 
 
 def ours(path: Path, e: int, bundle, codec, pixels: np.ndarray, valid: np.ndarray, repeats: int) -> dict:

@@ -271,11 +271,25 @@ def _read_scene(path: Path) -> tuple[np.ndarray, float]:
     with rasterio.open(path) as src:
         pixels = src.read()
         valid = float((src.dataset_mask() > 0).mean())
+    return peer_pixels(pixels, path), valid
+
+
+def peer_pixels(pixels: np.ndarray, path: Path | str = "pixels") -> np.ndarray:
+    """Float samples as the integers the encoder codes (cvae.edge.io.raster.as_integers), signed ones as the int16
+    the peers take; ValueError for what no 16-bit peer can code exactly (fractions, a signed range beyond int16)."""
+    from cvae.edge.io.raster import as_integers
+
+    if pixels.dtype.kind != "f":
+        return pixels
+    pixels = as_integers(pixels)
     if pixels.dtype.kind == "f":
-        if not np.array_equal(pixels, np.round(pixels)):
-            raise ValueError(f"{path}: float pixels that are not integers")
-        pixels = pixels.astype(np.uint16 if pixels.min() >= 0 else np.int16)
-    return pixels, valid
+        raise ValueError(f"{path}: float pixels that are not integers below 65536 in magnitude")
+    if pixels.dtype == np.int32:
+        if pixels.min() < -32768 or pixels.max() > 32767:
+            raise ValueError(f"{path}: signed samples {pixels.min()}..{pixels.max()} beyond int16, the widest "
+                             "signed type the peers take")
+        pixels = pixels.astype(np.int16)
+    return pixels
 
 
 def run(scenes: Sequence[Path], errors: Sequence[int], peers: Sequence[str], repeats: int,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -51,17 +50,12 @@ def _valid(a, nodata):
     return np.ones(a.shape, bool)
 
 
-def _psnr(o, r, m):
-    o = o[m].astype(np.float64)
-    mse = np.mean((o - r[m].astype(np.float64)) ** 2)
-    return 10 * math.log10((o.max() - o.min()) ** 2 / max(mse, 1e-12))
-
-
 def curve(scene: str, bundle, codec) -> list[tuple[float, float]]:
     import rasterio
 
     from cvae.edge.encoder import EncodeOptions, encode_scene
     from cvae.ground.decoder import decode_streams
+    from cvae.metrics import psnr_bands
 
     with rasterio.open(scene) as ds:
         orig, nodata = ds.read(), ds.nodata
@@ -70,7 +64,7 @@ def curve(scene: str, bundle, codec) -> list[tuple[float, float]]:
     for level in range(codec.levels):
         data = b"".join(encode_scene(scene, bundle, codec, EncodeOptions(level=level, scene_id=1)).packets)
         rec = decode_streams([data], bundle, codec)[0][0].pixels
-        pts.append((len(data) * 8 / orig.size, float(np.mean([_psnr(orig[k], rec[k], masks[k]) for k in range(len(masks))]))))
+        pts.append((len(data) * 8 / orig.size, psnr_bands(orig, rec, np.stack(masks))))  # a mask per band
     return pts
 
 

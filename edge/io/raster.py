@@ -14,7 +14,8 @@ import numpy as np
 from cvae.edge.errors import InputError
 
 __all__ = ["Raster", "RasterInfo", "RowReader", "read_raster", "scan_raster", "read_window", "open_rows",
-           "header_samples", "fill_value_mask", "band_ranges", "check_header", "DEFAULT_MAX_SAMPLES"]
+           "header_samples", "fill_value_mask", "band_ranges", "check_header", "integer_dtype", "as_integers",
+           "DEFAULT_MAX_SAMPLES"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,26 @@ WHOLE_SCENE_MAX_SAMPLES = 400_000_000
 #: most bands the tile bitstream carries (cvae.edge.codec.bitstream.MAX_BANDS; repeated to keep io free of codec)
 _MAX_BANDS = 32
 _DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+def integer_dtype(dtype, integral: bool, lowest: float, largest_abs: float) -> np.dtype:
+    """The dtype a scene's samples are coded in: a float ``dtype`` whose samples are all whole numbers
+    (``integral``) below 65536 in magnitude (``largest_abs``) becomes uint16 when none is negative (``lowest`` >=
+    0), else int32 (int16 would wrap 40000, or -40000); any other dtype is kept. The one float-to-integer rule of
+    the encoder, the scan and the benchmarks."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f" and integral and largest_abs < 65536:
+        return np.dtype(np.uint16 if lowest >= 0 else np.int32)
+    return dtype
+
+
+def as_integers(pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` in :func:`integer_dtype` (every sample finite and whole, checked here), or as they are."""
+    if pixels.dtype.kind != "f":
+        return pixels
+    integral = bool(np.isfinite(pixels).all() and np.array_equal(pixels, np.round(pixels)))
+    dtype = integer_dtype(pixels.dtype, integral, float(pixels.min(initial=0)), float(np.abs(pixels).max(initial=0)))
+    return pixels.astype(dtype) if dtype != pixels.dtype else pixels
 
 
 def check_header(ds, max_samples: int) -> None:
@@ -232,9 +253,7 @@ def _scan(path, max_samples, rows, rasterio, Window) -> RasterInfo:
         zero_fill = maybe_zero and zeros > 0.01 * h * w
         key = "zero" if zero_fill else "plain"
         band_range = (lo[key], hi[key]) if any_valid[key] else None
-        dtype = src
-        if src.kind == "f" and integral and vmax < 65536:
-            dtype = np.dtype(np.uint16 if vmin >= 0 else np.int32)
+        dtype = integer_dtype(src, integral, vmin, vmax)
         return RasterInfo(path=str(path), shape=(c, h, w), dtype=dtype, source_dtype=src, nodata=nodata,
                           profile=dict(ds.profile), descriptions=tuple(ds.descriptions),
                           colorinterp=tuple(ci.name for ci in ds.colorinterp), tags=dict(ds.tags()),

@@ -115,3 +115,15 @@ def test_cli_on_a_real_scene_writes_json(tmp_path, shared_data):
         ("jpegxl_lossless", 0)}
     assert all(r["max_abs_error"] <= r["max_error"] for r in res)
     assert out.with_suffix(".md").is_file()
+
+
+def test_float_scenes_reach_the_peers_as_exact_16_bit_integers():
+    # the int16 cast wrapped 40000 to -25536; the shared rule gives int32, which no 16-bit peer takes
+    px = np.array([[[-300.0, 0.0, 300.0]]], np.float32)
+    assert lp.peer_pixels(px).dtype == np.int16
+    np.testing.assert_array_equal(lp.peer_pixels(px), [[[-300, 0, 300]]])
+    assert lp.peer_pixels(np.array([[[0.0, 40000.0]]], np.float32)).dtype == np.uint16
+    with pytest.raises(ValueError, match="beyond int16"):
+        lp.peer_pixels(np.array([[[-5.0, 40000.0]]], np.float32))
+    with pytest.raises(ValueError, match="not integers"):
+        lp.peer_pixels(np.array([[[0.5]]], np.float32))
