@@ -11,8 +11,8 @@ Layout (docs/bundle.md)::
     ladder.npz               adaptive bundles only: latent int32[N], step float32[N]: public level i codes latent
                              level latent[i], plus the residual quantised with step[i] where > 0
 
-``manifest["entropy_model"]`` is ``"factorized"`` (absent in older bundles; tile bitstream v1) or ``"adaptive"``
-(tile format v3; v2 tiles are still read). An adaptive bundle made from a factorised one (``cvae-export --target adaptive``) keeps its
+``manifest["entropy_model"]`` is ``"factorized"`` (absent in older bundles; tile format v1) or ``"adaptive"``
+(writes tile format v6, reads v2, v3 and v5 too: ``cvae.edge.codec.bitstream.FORMATS``). An adaptive bundle made from a factorised one (``cvae-export --target adaptive``) keeps its
 networks and tables byte for byte and lists the parent's id in ``compatible_model_ids``: it decodes the
 parent's v1 streams too.
 

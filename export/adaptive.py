@@ -138,7 +138,6 @@ def export_adaptive(parent_dir: str | Path | None, out_dir: str | Path, fit_scen
     manifest.update({
         "model_id": content_hash(tmp),
         "entropy_model": "adaptive",
-        "bitstream_version": 2,
         "compatible_model_ids": [parent_id],
         "levels": {**parent.manifest["levels"], "count": len(ladder.latent), "latent_levels": latent,
                    "ladder": [[int(lv), float(s)] for lv, s in zip(ladder.latent, ladder.step)],

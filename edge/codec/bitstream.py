@@ -1,7 +1,7 @@
 """The tile bitstream, format versions 1 to 6: the one module that owns its bytes (docs/bitstream.md).
 
-This release writes v6 (lossy tiles of adaptive bundles) and v4 (error-bounded tiles, any bundle); v1, v2, v3 and
-v5 are read only. What each version holds is one :class:`TileFormat` in :data:`FORMATS`: the byte layer, the tile
+This release writes v6 (lossy tiles of adaptive bundles), v4 (error-bounded tiles, any bundle) and v1 (factorised
+bundles, none shipped); v2, v3 and v5 are read only. What each version holds is one :class:`TileFormat` in :data:`FORMATS`: the byte layer, the tile
 kinds and the decoder ask it (``header.format.coded_mask``, ``.coefs_stream``, ...) instead of testing version
 numbers. All integers big-endian. Layout::
 
@@ -76,7 +76,8 @@ class TileFormat:
 
     version: int
     kind: str                       # the tile kind that reads it: 'factorized', 'hybrid' or 'predictive'
-    written: bool                   # written by this release ('v6' lossy, 'v4' bounded); the others read only
+    written: bool                   # the one its kind writes (the shipped bundle: v6 lossy, v4 bounded; v1 only a
+    #                                 factorised bundle, none shipped); the others are read only
     streams: int                    # 1: one payload; 2: side, main (scale indexes, symbols); 3: side, main, coefs
     residual_kinds: tuple[int, ...] = (RESIDUAL_NONE,)  # residual kinds the header's residual byte may name
     coded_mask: bool = False        # transition-coded masks and per-band fill masks (else a zlib mask, no fill)
@@ -98,7 +99,7 @@ class TileFormat:
 
 #: every tile format this release reads, by version
 FORMATS: dict[int, TileFormat] = {f.version: f for f in (
-    TileFormat(VERSION, "factorized", written=False, streams=1),
+    TileFormat(VERSION, "factorized", written=True, streams=1),
     TileFormat(VERSION_ADAPTIVE, "hybrid", written=False, streams=2, residual_kinds=(RESIDUAL_NONE, RESIDUAL_PIXELS)),
     TileFormat(VERSION_WAVELET, "hybrid", written=False, streams=2,  # v2's pixel blocks kept: v3 readers took them
                residual_kinds=(RESIDUAL_NONE, RESIDUAL_PIXELS, RESIDUAL_WAVELET), coded_mask=True),

@@ -1,4 +1,5 @@
-"""Context-adaptive coding of a tile's quantised wavelet residual (tile format v5): the layout, in C (``_coefs.c``).
+"""Context-adaptive coding of a tile's quantised wavelet residual (tile formats v5 and v6, the ``coefs`` stream):
+the layout, in C (``_coefs.c``).
 
 Why: format v3 codes each 16 x 16 block of a subband with one sent scale index (a Laplacian table per block).
 Neighbouring coefficients, the parent one level coarser and the same coefficient of the previous KLT component
@@ -69,7 +70,7 @@ def split(values: np.ndarray, comps: int, h: int, w: int) -> list[list[np.ndarra
 
 
 def encode(components: list[list[np.ndarray]], h: int, w: int) -> bytes:
-    """Per component its int32 subbands in :func:`wavelet.forward`'s order -> the v5 residual stream."""
+    """Per component its int32 subbands in :func:`wavelet.forward`'s order -> the residual's ``coefs`` stream (v5, v6)."""
     _, geom = coding_order(h, w)
     q = flatten(components, h, w)
     if len(q) and int(np.abs(q.astype(np.int64)).max()) > LIMIT:

@@ -26,7 +26,7 @@ class FactorizedKind:
 
     name = "factorized"
     takes = AnalyzedTile
-    version = bitstream.formats_of(name)[0].version
+    version = next(f.version for f in bitstream.formats_of(name) if f.written)
     versions = tuple(f.version for f in bitstream.formats_of(name))
 
     def __init__(self, latents: LatentModel, model_id: bytes):

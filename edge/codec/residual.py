@@ -1,7 +1,9 @@
 """How a residual is laid out as groups: the arrays one component's residual is coded as, cut into square blocks.
 
-Tile format v3 codes a component's residual as the CDF 9/7 subbands of :mod:`cvae.edge.codec.wavelet`, each cut
-into 16 x 16 blocks; format v2 (read only: no shipped bundle writes it) coded the pixels in 32 x 32 blocks. A
+The read-only tile formats v3 and v2 carry a component's residual as groups of the side and main streams: v3 the
+CDF 9/7 subbands of :mod:`cvae.edge.codec.wavelet`, each cut into 16 x 16 blocks (also the encoder's bit estimate of
+a residual, :mod:`cvae.edge.codec.plan`), v2 the pixels in 32 x 32 blocks (formats v5 and v6, written now, code it
+in a stream of its own, :mod:`cvae.edge.codec.coefs`). A
 block is one group of the adaptive entropy model (one scale index each, :mod:`cvae.edge.codec.adaptive`). Blocks
 run component-major, then array by array in coding order, then in raster order; the values of a block in raster
 order. Both sides derive the layout from the tile's size alone.

@@ -64,7 +64,7 @@ class TileCodec:
                  transforms: "Transforms", model_id: bytes, skip_variance: np.ndarray | None = None,
                  adaptive: am.AdaptiveModel | None = None, ladder: Ladder | None = None,
                  compatible_ids: tuple[bytes, ...] = (), mode_search: str = "auto"):
-        """``adaptive`` (index tables) makes the codec write tile format v3 (a ladder with residual levels needs
+        """``adaptive`` (index tables) makes the codec write the hybrid kind's format, v6 (a ladder with residual levels needs
         it); ``ladder`` defaults to the latent levels in order; ``compatible_ids``: model ids of factorised bundles
         with the same networks and tables, whose v1 tiles this codec also decodes."""
         self.latents = LatentModel(tables, gain, inv_gain, transforms, skip_variance)
@@ -146,7 +146,8 @@ class TileCodec:
         needs the latents (:class:`AnalyzedTile`); ``valid: bool[H, W]`` marks data pixels.
         ``rotate=False`` codes the normalised bands themselves (no KLT), for comparison. ``band_fill:
         bool[C, H, W]``: samples of valid pixels that hold the scene's nodata value in their band only; format
-        v3 sends them so the ground restores the exact value (adaptive bundles; ignored by format v1).
+        the formats with coded masks send them so the ground restores the exact value (adaptive bundles; ignored by
+        factorised ones).
         ``scene``: the scene's band ranges as its metadata sends them (:class:`bitstream.SceneSide`); they
         normalise the tile (unless ``band_range`` is given), and a v6 tile whose ranges they are refers to them.
         ``matrix``: an int8 rotation used instead of the tile's own KLT (for comparison)."""
