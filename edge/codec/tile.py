@@ -47,6 +47,10 @@ SAMPLE_KINDS: tuple[Any, ...] = (PredictiveKind,)
 #: every tile kind
 KINDS = LEARNED_KINDS + SAMPLE_KINDS
 
+if TYPE_CHECKING:  # each kind implements its protocol (checked by mypy, not at run time)
+    def _implements(h: HybridKind, f: FactorizedKind, p: PredictiveKind) -> tuple[LearnedKind, LearnedKind, SampleKind]:
+        return h, f, p
+
 
 @dataclass(frozen=True)
 class DecodedTile:
