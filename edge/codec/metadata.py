@@ -135,10 +135,10 @@ class SceneMetadata:
 
     @classmethod
     def _checked(cls, meta: Mapping[str, Any]) -> "SceneMetadata":
-        c, h, w, tile = (meta.get(k) for k in ("bands", "height", "width", "tile"))
-        if not all(_is_int(v) and v > 0 for v in (c, h, w, tile)):
+        dims = [meta.get(k) for k in ("bands", "height", "width", "tile")]
+        if not all(_is_int(v) and v > 0 for v in dims):  # type: ignore[operator]  # v is an int there
             raise MetadataError("bands, height, width and tile must be positive integers")
-        assert isinstance(c, int) and isinstance(h, int) and isinstance(w, int) and isinstance(tile, int)
+        c, h, w, tile = (int(v) for v in dims)  # type: ignore[arg-type]  # checked just above
         if c > MAX_BANDS or tile > MAX_EDGE or tile % 16:
             raise MetadataError(f"bands {c} or tile {tile} out of range")
         if c * h * w > MAX_SCENE_SAMPLES:
@@ -184,7 +184,7 @@ class SceneMetadata:
             dropped=tuple(str(d)[:40] for d in dropped[:8]) if isinstance(dropped, list) else None,
             max_error=tuple(max_error) if isinstance(max_error, list) and len(max_error) == c and all(
                 _is_int(e) and 0 <= e <= _MAX_BOUND for e in max_error) else None,
-            psnr_target=psnr if _is_number(psnr) and math.isfinite(psnr) else None,
+            psnr_target=psnr if _is_number(psnr) and math.isfinite(psnr) else None,  # type: ignore[arg-type]
             extra={k: v for k, v in meta.items() if k not in known}, v=version)
 
     # -- what the ground derives ----------------------------------------------------------------------------
