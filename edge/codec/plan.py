@@ -208,6 +208,7 @@ class Planner:
         choosing by the v5 coder's own bits instead changes D + lambda R by 0.03% and costs four codings."""
         k = self.model
         step = float(k.ladder.step[level])
+        assert a.z is not None  # a tile analysed for coding has its components
         r = a.z - self.reconstruction(a, lat) if lat is not None else a.z.copy()
         if a.valid is not None:
             r[:, ~a.valid] = 0.0  # nodata costs nothing
@@ -228,8 +229,9 @@ class Planner:
             best: tuple[float, float, float, list[np.ndarray]] | None = None
             for theta in RESIDUAL_DEADZONES:
                 qf = (sign * np.floor(mag + (0.5 - theta))).astype(np.int32)
-                q = [x.reshape(shape) for x, shape in zip(np.split(qf, ends), shapes)]
-                bits = sum(_coefs.block_bits(x, x.shape[0], x.shape[1], b, bank, am.COST_SPAN, index_costs) for x in q)
+                q: list[np.ndarray] = [x.reshape(shape) for x, shape in zip(np.split(qf, ends), shapes)]
+                bits = sum((_coefs.block_bits(x, x.shape[0], x.shape[1], b, bank, am.COST_SPAN, index_costs) for x in q),
+                           0.0)
                 e = r[comp] - wavelet.inverse([x.astype(np.float32) for x in q], levels) * np.float32(step)
                 if a.valid is not None:
                     e = e[a.valid]
