@@ -212,8 +212,12 @@ def _tdiv(a: int, b: int) -> int:
     return q if (a >= 0) == (b > 0) else -q
 
 
-def decode_v4(t: Tile):
-    """Returns (samples int64[C, H, W] with 0 where skipped, coder_lo, coder_hi)."""
+def decode_v4(t: Tile, replication_first: bool = True):
+    """Returns (samples int64[C, H, W] with 0 where skipped, coder_lo, coder_hi).
+
+    ``replication_first``: a skipped sample that is not its block's anchor copies the anchor (bitstream.md,
+    "Replication": replication takes precedence). False reads the other rule instead (a skipped sample takes
+    ``r = p``), only so that a test can show a case telling the two apart."""
     C, H, Wd = t.C, t.H, t.W
     skip = np.zeros((C, H, Wd), dtype=bool)
     if t.valid is not None:
@@ -300,7 +304,7 @@ def decode_v4(t: Tile):
                 if replic:
                     ay = max(0, y - ((y - oy) % ky))
                     ax = max(0, x - ((x - ox) % kx))
-                    if (ay, ax) != (y, x):
+                    if (ay, ax) != (y, x) and (replication_first or not skipl[b][y][x]):
                         r_ = Rb[ay][ax]
                         Rb[y][x] = r_
                         Vb[y][x] = Vb[ay][ax]
