@@ -61,7 +61,8 @@ def _gain_table(levels: int) -> list:
 
 
 def subband_shapes(h: int, w: int, levels: int) -> list[tuple[int, int]]:
-    """Shapes of the subbands :func:`forward` returns, in its order (LH, HL, HH per level, then LL)."""
+    """Shapes of the subbands :func:`forward` returns, in its order: per level (vertical high, horizontal low),
+    (vertical low, horizontal high), (both high), then the last low band (docs/bitstream.md, "Wavelet")."""
     out = []
     for _ in range(levels):
         (hl, hh), (wl, wh) = _split(h), _split(w)
