@@ -189,7 +189,7 @@ def _timed_network(codec, clock: _Clock):
 
 
 def time_pipeline(path: Path, bundle, codec, level: int, tile_size: int, workdir: Path,
-                  metadata_every: int = 16, threads: int = 1) -> dict:
+                  metadata_every: int | None = None, threads: int = 1) -> dict:
     """One timed pass of the product's encoder (``cvae.edge.encoder.encode_scene``, the code cvae-encode and
     the daemon run), read to packets, then the packet file written; stages split out by timing the codec's
     per-tile calls and the network inside them:
@@ -199,13 +199,14 @@ def time_pipeline(path: Path, bundle, codec, level: int, tile_size: int, workdir
     ``read_packetize``: everything else of the encode (scan, windowed reads, metadata, CCSDS packets);
     ``write``: the packet file, temp + fsync + rename. ``threads`` > 1 codes a row's tiles in parallel: the
     stages then sum the threads' seconds."""
-    from cvae.edge.encoder import EncodeOptions, encode_scene
+    from cvae.edge.encoder import METADATA_EVERY, EncodeOptions, encode_scene
     from cvae.edge.io.raster import scan_raster
 
     info = scan_raster(path)
     clock = _Clock()
     # a fixed scene id (CRC-32 of the name) so a test can compare the bytes with encode_scene's
-    opts = EncodeOptions(level=level, tile_size=tile_size, metadata_every=metadata_every,
+    opts = EncodeOptions(level=level, tile_size=tile_size,
+                         metadata_every=METADATA_EVERY if metadata_every is None else metadata_every,
                          scene_id=zlib.crc32(path.stem.encode()), threads=threads)
     with _timed_network(codec, clock):
         t0 = time.perf_counter()

@@ -32,7 +32,7 @@ print("RESULT", rc, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_
 
 def run(scene: Path, counts: list[int], level: int, work: Path) -> list[dict]:
     from cvae.edge.bundle import Bundle
-    from cvae.edge.encoder import EncodeOptions, encode_scene
+    from cvae.edge.encoder import DEFAULT_APID, EncodeOptions, encode_scene
 
     bundle = Bundle.load(None)
     codec = bundle.codec()
@@ -40,7 +40,7 @@ def run(scene: Path, counts: list[int], level: int, work: Path) -> list[dict]:
 
     base = encode_scene(scene, bundle, codec, EncodeOptions(level=level, scene_id=1)).packets
 
-    writer = pk.PacketWriter(0x1C5)
+    writer = pk.PacketWriter(DEFAULT_APID)
     files = []
     for sid in range(1, max(counts) + 1):  # the same tiles under N scene ids (re-framed, CRC-valid)
         out = []

@@ -1,8 +1,9 @@
 /*
  * _bincoder.h -- the adaptive binary range coder shared by the C coders of tile formats v4 (_predictive.c) and v5
  * (_coefs.c): a binary range coder in the LZMA layout (32-bit range, 64-bit low with carry propagation, one byte
- * out per renormalisation) and adaptive bit models (P(bit = 0) in 16 bits, the mean of a fast 2^-5 and a slow 2^-7
- * estimate), and the magnitude contexts both coders bucket their neighbourhoods into. Integer only: every platform
+ * out per renormalisation), adaptive bit models (P(bit = 0) in 16 bits, the mean of a fast 2^-5 and a slow 2^-7
+ * estimate; v5's start with a warm-up, v4's without), the adaptive Elias-gamma code of a magnitude both code their
+ * residuals with, and the magnitude contexts both coders bucket their neighbourhoods into. Integer only: every platform
  * codes and decodes the same bits. Specified in docs/bitstream.md ("Version 4": the binary coder; "Version 5"). A
  * header of static functions: each extension compiles its own copy.
  */
@@ -16,11 +17,36 @@
 
 #define FAST_SHIFT 5 /* bit models: the mean of a fast and a slow estimate */
 #define SLOW_SHIFT 7
+#define MODEL_WARM 1024 /* a bit model's update count stops here: past the warm-up (v4's models start here) */
+
+/* the number of bits of v (0 for 0): Elias-gamma prefixes, the bit models' warm-up */
+static inline int bitlen(uint64_t v)
+{
+#if defined(__GNUC__)
+    return v ? 64 - __builtin_clzll(v) : 0;
+#endif
+    int k = 0;
+    while (v) {
+        k++;
+        v >>= 1;
+    }
+    return k;
+}
 
 /* ------------------------------------------------------------------------------------------------------ */
-/* Adaptive bit model: P(bit = 0) in 16 bits, the mean of a fast (2^-5) and a slow (2^-7) estimate.         */
+/* Adaptive bit model: P(bit = 0) in 16 bits, the mean of a fast and a slow estimate; after n updates each     */
+/* moves by 2^-min(floor(log2(n + 2)), its rate) of the distance to the bit: a warm-up that follows the running */
+/* frequency, rate 1/(n + 2), until it reaches FAST_SHIFT (2^-5) or SLOW_SHIFT (2^-7); n counts to MODEL_WARM   */
+/* and stays. v5 (_coefs.c) starts its models at n = 0; v4 (_predictive.c) at MODEL_WARM, with no warm-up.     */
 
-typedef struct { uint16_t fast, slow; } bitmodel;
+typedef struct { uint16_t fast, slow, n; } bitmodel;
+
+/* P(0) = 1/2 after n updates */
+static inline bitmodel model_half(uint16_t n)
+{
+    bitmodel m = {32768, 32768, n};
+    return m;
+}
 
 static inline uint32_t model_p(const bitmodel *m)
 {
@@ -30,12 +56,19 @@ static inline uint32_t model_p(const bitmodel *m)
 
 static inline void model_update(bitmodel *m, int bit)
 {
+    int f = FAST_SHIFT, s = SLOW_SHIFT; /* warm (all of v4's models): the constant rates */
+    if (m->n < MODEL_WARM) {
+        int w = bitlen((uint64_t)m->n + 2) - 1; /* floor(log2(n + 2)): the rate 1/(n + 2) of a running frequency */
+        f = w < f ? w : f;
+        s = w < s ? w : s;
+        m->n++;
+    }
     if (bit) {
-        m->fast -= m->fast >> FAST_SHIFT;
-        m->slow -= m->slow >> SLOW_SHIFT;
+        m->fast -= m->fast >> f;
+        m->slow -= m->slow >> s;
     } else {
-        m->fast += (65535 - m->fast) >> FAST_SHIFT;
-        m->slow += (65535 - m->slow) >> SLOW_SHIFT;
+        m->fast += (65535 - m->fast) >> f;
+        m->slow += (65535 - m->slow) >> s;
     }
 }
 
@@ -199,18 +232,50 @@ static inline int dec_bit(decoder *d, bitmodel *m)
     return bit;
 }
 
-/* the number of bits of v (0 for 0): Elias-gamma prefixes */
-static inline int bitlen(uint64_t v)
+/* ------------------------------------------------------------------------------------------------------ */
+/* The adaptive Elias-gamma code of a magnitude v >= 1 (v4's and v5's residuals): k = bitlen(v) - 1 in unary  */
+/* (unary[i] per position; no terminating 0 when k = kmax), the bit below the leading one (mant1[k]), the next */
+/* (mant2[k][bit above]), the rest at probability 1/2 in chunks of up to 16 bits, most significant first.      */
+/* unary and mant1 hold kmax + 1 models, mant2 kmax + 1 pairs (one magnitude context's); v < 2^(kmax + 1).     */
+
+static inline void enc_gamma(encoder *e, bitmodel *unary, bitmodel *mant1, bitmodel (*mant2)[2], int kmax,
+                             uint64_t v)
 {
-#if defined(__GNUC__)
-    return v ? 64 - __builtin_clzll(v) : 0;
-#endif
-    int k = 0;
-    while (v) {
-        k++;
-        v >>= 1;
+    int k = bitlen(v) - 1;
+    for (int i = 0; i < k; i++)
+        enc_bit(e, &unary[i], 1);
+    if (k < kmax)
+        enc_bit(e, &unary[k], 0);
+    if (k >= 1) {
+        int top = (int)((v >> (k - 1)) & 1);
+        enc_bit(e, &mant1[k], top);
+        if (k >= 2)
+            enc_bit(e, &mant2[k][top], (int)((v >> (k - 2)) & 1));
+        for (int i = k - 2; i > 0; i -= 16) {
+            int n = i < 16 ? i : 16;
+            enc_raw(e, (uint32_t)((v >> (i - n)) & ((1u << n) - 1)), n);
+        }
     }
-    return k;
+}
+
+/* The inverse of enc_gamma: v < 2^(kmax + 1) (the mantissa built in uint64; callers bound it further). */
+static inline uint64_t dec_gamma(decoder *d, bitmodel *unary, bitmodel *mant1, bitmodel (*mant2)[2], int kmax)
+{
+    int k = 0;
+    while (k < kmax && dec_bit(d, &unary[k]))
+        k++;
+    uint64_t v = 1;
+    if (k >= 1) {
+        int top = dec_bit(d, &mant1[k]);
+        v = (v << 1) | (uint64_t)top;
+        if (k >= 2)
+            v = (v << 1) | (uint64_t)dec_bit(d, &mant2[k][top]);
+        for (int i = k - 2; i > 0; i -= 16) {
+            int n = i < 16 ? i : 16;
+            v = (v << n) | dec_raw(d, n);
+        }
+    }
+    return v;
 }
 
 /* ------------------------------------------------------------------------------------------------------ */

@@ -20,9 +20,9 @@
  *                    leading one (mant1[class][ctx][k]), the next (mant2[class][ctx][k][bit above]), the rest
  *                    raw, 16 bits at a time, most significant first
  *
- * Every model starts at P(0) = 1/2 with a warm-up (cmodel below) at the start of the tile (tiles decode
- * independently); all of it is integer arithmetic, so any platform decodes the same integers. The binary coder is
- * _bincoder.h's (also v4's); the bit models are this file's own.
+ * Every model starts at P(0) = 1/2 with a warm-up (_bincoder.h's bitmodel from n = 0) at the start of the tile
+ * (tiles decode independently); all of it is integer arithmetic, so any platform decodes the same integers. The
+ * binary coder, the bit models and the Elias-gamma code are _bincoder.h's (also v4's).
  *
  * Only the Python C API and the buffer protocol are used; the coding loops run without the GIL.
  */
@@ -40,54 +40,12 @@
 
 enum { CF_OK = 0, CF_ERR_TRUNCATED = 1, CF_ERR_TRAILING = 2, CF_ERR_RANGE = 3, CF_ERR_NOMEM = 4 };
 
-#define CF_FAST 5  /* bit models: the rates of the fast and the slow estimate after the warm-up */
-#define CF_SLOW 7
-
-/* A bit model of this coder: P(bit = 0) in 16 bits, the mean of a fast and a slow estimate; after n updates each
- * moves by 2^-min(floor(log2(n + 2)), its rate) of the distance to the bit (a warm-up that follows the running
- * frequency, rate 1/(n + 2), until it reaches CF_FAST or CF_SLOW; n counts to 1024 and stays). */
-typedef struct { uint16_t fast, slow; uint16_t n; } cmodel;
-
-static inline uint32_t cm_p(const cmodel *m)
-{
-    uint32_t p = ((uint32_t)m->fast + m->slow) >> 1;
-    return p < 64 ? 64 : (p > 65472 ? 65472 : p);
-}
-
-static inline void cm_update(cmodel *m, int bit)
-{
-    int w = bitlen((uint64_t)m->n + 2) - 1; /* floor(log2(n + 2)): the rate 1/(n + 2) of a running frequency */
-    int f = w < CF_FAST ? w : CF_FAST, s = w < CF_SLOW ? w : CF_SLOW;
-    if (m->n < 1024)
-        m->n++;
-    if (bit) {
-        m->fast -= m->fast >> f;
-        m->slow -= m->slow >> s;
-    } else {
-        m->fast += (65535 - m->fast) >> f;
-        m->slow += (65535 - m->slow) >> s;
-    }
-}
-
-static inline void cenc(encoder *e, cmodel *m, int bit)
-{
-    enc_bit_p(e, cm_p(m), bit);
-    cm_update(m, bit);
-}
-
-static inline int cdec(decoder *d, cmodel *m)
-{
-    int bit = dec_bit_p(d, cm_p(m));
-    cm_update(m, bit);
-    return bit;
-}
-
 typedef struct {
-    cmodel zero[NCTX];
-    cmodel sign[NSIGN];
-    cmodel unary[NCTX][KMAX + 1];
-    cmodel mant1[NCTX][KMAX + 1];
-    cmodel mant2[NCTX][KMAX + 1][2];
+    bitmodel zero[NCTX];
+    bitmodel sign[NSIGN];
+    bitmodel unary[NCTX][KMAX + 1];
+    bitmodel mant1[NCTX][KMAX + 1];
+    bitmodel mant2[NCTX][KMAX + 1][2];
 } class_models;
 
 typedef struct {
@@ -96,7 +54,7 @@ typedef struct {
 
 static void models_init(class_models *m)
 {
-    const cmodel half = {32768, 32768, 0};
+    const bitmodel half = model_half(0); /* with the warm-up */
     for (int c = 0; c < NCLASS; c++) {
         for (int i = 0; i < NSIGN; i++)
             m[c].sign[i] = half;
@@ -151,46 +109,19 @@ static int run(int32_t *q, uint8_t *mg, Py_ssize_t comps, const subband *sb, int
                     Py_ssize_t at = k * per_comp + b->offset + y * w + x;
                     if (enc) {
                         int32_t val = row[x];
-                        cenc(enc, &m->zero[ctx], val != 0);
+                        enc_bit(enc, &m->zero[ctx], val != 0);
                         if (!val)
                             continue;
-                        cenc(enc, &m->sign[sctx], val < 0);
+                        enc_bit(enc, &m->sign[sctx], val < 0);
                         uint64_t u = val < 0 ? (uint64_t)(-(int64_t)val) : (uint64_t)val;
-                        int kk = bitlen(u) - 1;
-                        for (int i = 0; i < kk; i++)
-                            cenc(enc, &m->unary[ctx][i], 1);
-                        if (kk < KMAX)
-                            cenc(enc, &m->unary[ctx][kk], 0);
-                        if (kk >= 1) {
-                            int top = (int)((u >> (kk - 1)) & 1);
-                            cenc(enc, &m->mant1[ctx][kk], top);
-                            if (kk >= 2)
-                                cenc(enc, &m->mant2[ctx][kk][top], (int)((u >> (kk - 2)) & 1));
-                            for (int i = kk - 2; i > 0; i -= 16) {
-                                int n = i < 16 ? i : 16;
-                                enc_raw(enc, (uint32_t)((u >> (i - n)) & ((1u << n) - 1)), n);
-                            }
-                        }
+                        enc_gamma(enc, m->unary[ctx], m->mant1[ctx], m->mant2[ctx], KMAX, u);
                     } else {
                         int32_t *out = c + y * b->w + x;
-                        if (!cdec(dec, &m->zero[ctx])) {
+                        if (!dec_bit(dec, &m->zero[ctx])) {
                             *out = 0;
                         } else {
-                            int neg = cdec(dec, &m->sign[sctx]);
-                            int kk = 0;
-                            while (kk < KMAX && cdec(dec, &m->unary[ctx][kk]))
-                                kk++;
-                            uint64_t u = 1;
-                            if (kk >= 1) {
-                                int top = cdec(dec, &m->mant1[ctx][kk]);
-                                u = (u << 1) | (uint64_t)top;
-                                if (kk >= 2)
-                                    u = (u << 1) | (uint64_t)cdec(dec, &m->mant2[ctx][kk][top]);
-                                for (int i = kk - 2; i > 0; i -= 16) {
-                                    int n = i < 16 ? i : 16;
-                                    u = (u << n) | dec_raw(dec, n);
-                                }
-                            }
+                            int neg = dec_bit(dec, &m->sign[sctx]);
+                            uint64_t u = dec_gamma(dec, m->unary[ctx], m->mant1[ctx], m->mant2[ctx], KMAX);
                             /* the input's bound, checked as it is read: |q| <= CF_LIMIT (u < 2^47 before it: KMAX 31
                              * prefix bits), so -u and the contexts' |q| stay in int32 */
                             if (u > (uint64_t)CF_LIMIT) {

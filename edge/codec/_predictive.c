@@ -112,7 +112,7 @@ static void band_init(band_models *m)
     m->w[1] = 3 << (OMEGA - 3);
     m->w[2] = -(1 << (OMEGA - 2));
     m->w[NSPATIAL] = 1 << (OMEGA - 1);
-    const bitmodel half = {32768, 32768};
+    const bitmodel half = model_half(MODEL_WARM); /* no warm-up */
     for (int i = 0; i < NSIGN; i++)
         m->sign[i] = half;
     for (int c = 0; c < NCTX; c++) {
@@ -260,8 +260,9 @@ static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
 }
 
 /* q = 0: one bit (model zero[mctx]). Otherwise the sign (sign[sctx]), then v = |q| >= 1 as an adaptive Elias-gamma
- * code: k = bitlen(v) - 1 in unary (unary[mctx][i] per position; no terminating 0 when k = KMAX), the bit below
- * the leading one (mant1[mctx][k]), the next (mant2[mctx][k][bit above]), the rest at probability 1/2. */
+ * code (_bincoder.h's enc_gamma) with the models of magnitude context mctx: k = bitlen(v) - 1 in unary
+ * (unary[mctx][i] per position; no terminating 0 when k = KMAX), the bit below the leading one (mant1[mctx][k]), the
+ * next (mant2[mctx][k][bit above]), the rest at probability 1/2. */
 static void code_q(encoder *e, band_models *m, const predicted *pr, int64_t q)
 {
     int c = pr->mctx;
@@ -269,22 +270,7 @@ static void code_q(encoder *e, band_models *m, const predicted *pr, int64_t q)
     if (!q)
         return;
     enc_bit(e, &m->sign[pr->sctx], q < 0);
-    uint64_t v = (uint64_t)abs64(q);
-    int k = bitlen(v) - 1;
-    for (int i = 0; i < k; i++)
-        enc_bit(e, &m->unary[c][i], 1);
-    if (k < KMAX)
-        enc_bit(e, &m->unary[c][k], 0);
-    if (k >= 1) {
-        int top = (int)((v >> (k - 1)) & 1);
-        enc_bit(e, &m->mant1[c][k], top);
-        if (k >= 2)
-            enc_bit(e, &m->mant2[c][k][top], (int)((v >> (k - 2)) & 1));
-        for (int i = k - 2; i > 0; i -= 16) { /* the rest in chunks of up to 16 bits, most significant first */
-            int n = i < 16 ? i : 16;
-            enc_raw(e, (uint32_t)((v >> (i - n)) & ((1u << n) - 1)), n);
-        }
-    }
+    enc_gamma(e, m->unary[c], m->mant1[c], m->mant2[c], KMAX, (uint64_t)abs64(q));
 }
 
 /* The inverse of code_q. The input's bound, checked where it is read: |q| <= qmax = floor((hi - lo + E) / (2E + 1)),
@@ -300,20 +286,7 @@ static int decode_q(decoder *d, band_models *m, const predicted *pr, int64_t qma
         return PR_OK;
     }
     int neg = dec_bit(d, &m->sign[pr->sctx]);
-    int k = 0;
-    while (k < KMAX && dec_bit(d, &m->unary[c][k]))
-        k++;
-    uint64_t v = 1;
-    if (k >= 1) {
-        int top = dec_bit(d, &m->mant1[c][k]);
-        v = (v << 1) | (uint64_t)top;
-        if (k >= 2)
-            v = (v << 1) | (uint64_t)dec_bit(d, &m->mant2[c][k][top]);
-        for (int i = k - 2; i > 0; i -= 16) {
-            int n = i < 16 ? i : 16;
-            v = (v << n) | dec_raw(d, n);
-        }
-    }
+    uint64_t v = dec_gamma(d, m->unary[c], m->mant1[c], m->mant2[c], KMAX);
     if (v > (uint64_t)qmax)
         return PR_ERR_RANGE;
     *q = neg ? -(int64_t)v : (int64_t)v;
