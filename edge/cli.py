@@ -139,7 +139,7 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
                     raise ValueError(f"a second scene named {name!r} would overwrite {name}.pkt; rename one")
                 names.add(name)
                 target = out / f"{name}.pkt"
-                result = {}
+                result: dict = {}
 
                 def encode_into(f, scene=scene, name=name, result=result):
                     # packets go to the temporary file as they are made: memory stays flat however big the output

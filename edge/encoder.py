@@ -276,7 +276,11 @@ def prepare_tile(codec: TileCodec, px: np.ndarray, valid: np.ndarray, info: Rast
     if max_error is not None:
         return codec.bound(px, max_error, valid, fill), 0
     a = codec.analyze(px, valid, band_range=info.band_range, band_fill=fill, scene=scene)
-    return a, level if level is not None else choose_level(codec, a, tile_bytes)
+    if level is None:
+        if tile_bytes is None:
+            raise InputError("give a level, a tile byte budget, an error bound or a PSNR target")
+        level = choose_level(codec, a, tile_bytes)
+    return a, level
 
 
 def scene_units(rows: RowReader, windows: tuple[TileWindow, ...] | list[TileWindow], units: Iterable[int],
@@ -336,7 +340,8 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
     if opts.level is not None and not 0 <= opts.level < codec.levels:
         raise InputError(f"--level {opts.level} is out of range; this bundle has levels 0..{codec.levels - 1}")
     opts = dataclasses.replace(opts, tile_size=tile_size_for(codec, opts))
-    if opts.scene_bytes is None:
+    scene_bytes = opts.scene_bytes
+    if scene_bytes is None:
         return _encode_by_rows(path, bundle, codec, opts, writer, progress, sink)
     samples = header_samples(path)  # the whole scene is read: its own, lower limit (memory ~2.2x raw)
     if samples > WHOLE_SCENE_MAX_SAMPLES and samples <= opts.max_samples:
@@ -361,7 +366,7 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
                     for w in windows]  # one network pass per tile, kept: the levels are chosen from estimates
         est = np.array([[codec.estimate_bytes(a, lv) for lv in range(codec.levels)] for a in analyzed])
         copies = metadata_copies(len(windows), stream.metadata_every)
-        plan = allocate_scene(est, opts.scene_bytes - (len(stream.meta) * copies + 27 * len(windows)))
+        plan = allocate_scene(est, scene_bytes - (len(stream.meta) * copies + 27 * len(windows)))
         for a, level in zip(analyzed, plan):
             yield a, int(level)
 
@@ -372,8 +377,7 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
 def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
                     writer: pk.PacketWriter | None, progress, sink=None) -> EncodedScene:
     """encode_scene for ``--level`` / ``--tile-bytes``: ``tile_size`` rows at a time (as the daemon)."""
-    opts = dataclasses.replace(opts, tile_size=tile_size_for(codec, opts))
-    info = scan_raster(path, max_samples=opts.max_samples, rows=opts.tile_size)
+    info = scan_raster(path, max_samples=opts.max_samples, rows=tile_size_for(codec, opts))
 
     def code(px: np.ndarray, valid: np.ndarray, side: bitstream.SceneSide | None):
         """One tile, start to bytes: what may run in parallel with the other tiles of its row."""
@@ -406,12 +410,13 @@ def _packetize(path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions, writ
     scene_id = opts.scene_id if opts.scene_id is not None else secrets.randbits(32)
     writer = writer or pk.PacketWriter(opts.apid, max_data_field=opts.max_data_field)
     c, h, w = header.pixels.shape
-    windows = list(tile_grid(h, w, opts.tile_size))
+    tile = tile_size_for(codec, opts)  # opts.tile_size, set by encode_scene
+    windows = list(tile_grid(h, w, tile))
     try:  # a wrong number of bounds, or a bound on true floats, fails before any tile
         quality = quality_metadata(opts.max_error, opts.psnr, c, integral)
     except InputError as e:
         raise InputError(f"{path}: {'--max-error' if opts.max_error is not None else '--psnr'}: {e}") from None
-    stream = SceneStream.for_scene(header, name, bundle, opts.tile_size, scene_id, len(windows),
+    stream = SceneStream.for_scene(header, name, bundle, tile, scene_id, len(windows),
                                    source_dtype=source_dtype, metadata_every=opts.metadata_every, extra=quality,
                                    band_range=band_range, version=codec.version, max_error=opts.max_error)
     out: list[bytes] = []

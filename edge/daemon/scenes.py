@@ -147,7 +147,7 @@ class SceneCoding:
         units in flight are settled (none written after it)."""
         units = job.stream.units
         flight: deque = deque()  # emit futures, oldest first
-        halted = []  # set once a unit fails: the units queued behind it must not commit past it
+        halted: list[int | None] = []  # set once a unit fails: the units queued behind it must not commit past it
 
         def emit(work: UnitWork, coded: Future) -> bool:
             if halted or self.stop:
