@@ -285,13 +285,11 @@ def prepare_tile(codec: TileCodec, px: np.ndarray, valid: np.ndarray, info: Rast
 
 def scene_units(rows: RowReader, windows: tuple[TileWindow, ...] | list[TileWindow], units: Iterable[int],
                 submit: Callable[..., Any], depth: int) -> Iterator[tuple[int, Any]]:
-    """The scene row loop of ``cvae-encode`` and the daemon. ``units``: ascending :class:`SceneStream` units (a
-    tile's is its index in ``windows``, -1 and ``len(windows)`` the metadata); each is handed in order to
-    ``submit(unit, window, px, valid)`` (a tile's window and pixels, read from ``rows`` a tile row at a time;
-    ``None`` three times for metadata), which starts its work on the caller's threads and returns a handle.
-    Up to ``depth`` handles wait in flight, in scene order across row ends (no thread idles at the end of a
-    row); ``(unit, handle)`` come back in unit order, so what is made of them does not depend on the thread
-    count. ``units`` is read lazily: one more than is yielded, at most ``depth`` ahead."""
+    """The scene row loop of ``cvae-encode`` and the daemon: each of ``units`` (ascending :class:`SceneStream`
+    units; -1 and ``len(windows)`` are metadata) goes in order to ``submit(unit, window, px, valid)`` (pixels read
+    from ``rows`` a tile row at a time; ``None`` for metadata), which starts its work on the caller's threads and
+    returns a handle. Up to ``depth`` wait in flight, in scene order across row ends; ``(unit, handle)`` come back
+    in unit order (the packets do not depend on the thread count); ``units`` is read at most ``depth`` ahead."""
     flight: deque = deque()
     for unit in units:
         if 0 <= unit < len(windows):
