@@ -71,10 +71,11 @@ def check(cfg) -> dict:
     bundle = Bundle.load(cfg.bundle)
     if cfg.level is not None and cfg.level >= bundle.levels:
         raise ConfigError(f"level: {cfg.level} is beyond this bundle's levels 0..{bundle.levels - 1}")
-    if cfg.key_file is not None:
-        from cvae.edge.codec.security import load_key_file
+    if cfg.key_file is not None:  # read, and refused when others may read it, as at start
+        from cvae.edge.cliutil import load_key
+        from cvae.edge.daemon.service import key_exposed
 
-        load_key_file(cfg.key_file)
+        load_key(cfg.key_file, key_exposed(cfg))
     devices = {}
     for name in ("inbox", "outbox", "done", "quarantine", "state"):
         d = getattr(cfg, name)

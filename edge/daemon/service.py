@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from cvae.edge.bundle import Bundle
 from cvae.edge.codec.tile import TileCodec
@@ -53,15 +54,22 @@ class Engine:
             from cvae.edge.cliutil import load_key
             from cvae.edge.codec.security import Sealer
 
-            def exposed(why: str) -> None:
-                if not cfg.allow_shared_key:
-                    raise ConfigError(f"key_file: {why} (or set allow_shared_key: true)")
-                log("warning", reason=why)
-
-            sealer = Sealer(*load_key(cfg.key_file, exposed))  # a fresh random salt: IVs never repeat
+            sealer = Sealer(*load_key(cfg.key_file, key_exposed(cfg)))  # a fresh random salt: IVs never repeat
         # tiles in parallel: one network thread each (ONNX Runtime's own pool would fight the tile threads)
         threads = 1 if cfg.coding_threads > 1 else 0
         return cls(bundle, bundle.codec(cfg.backend, mode_search=cfg.mode_search, threads=threads), sealer)
+
+
+def key_exposed(cfg: DaemonConfig) -> Callable[[str], None]:
+    """What the daemon does with a key file group or others may read (cliutil.load_key): refuse it, unless
+    ``allow_shared_key``, then a warning in the log."""
+
+    def exposed(why: str) -> None:
+        if not cfg.allow_shared_key:
+            raise ConfigError(f"key_file: {why} (or set allow_shared_key: true)")
+        log("warning", reason=why)
+
+    return exposed
 
 
 @dataclass(frozen=True)

@@ -404,6 +404,15 @@ def test_a_key_file_others_can_read_is_refused_unless_allowed(daemon_dirs, scene
     Service(DaemonConfig.from_yaml(make_config(daemon_dirs, key_file=str(key))))  # owner-only: accepted
 
 
+def test_check_refuses_a_shared_key_file_as_the_daemon_does(daemon_dirs, capsys):
+    from cvae.edge.daemon.cli import main
+
+    key = _key(daemon_dirs.parent / "seal.key", 0o644)
+    assert main(["check", "--config", str(make_config(daemon_dirs, key_file=str(key)))]) == 2
+    assert "chmod 600" in capsys.readouterr().err
+    assert main(["check", "--config", str(make_config(daemon_dirs, key_file=str(key), allow_shared_key=True))]) == 0
+
+
 def test_encode_and_decode_warn_about_a_shared_key_file(tmp_path, scene_pixels):
     from cvae.edge.cli import encode_main
     from cvae.ground.cli import main as decode_main
