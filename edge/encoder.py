@@ -25,9 +25,8 @@ from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, WHOLE_SCENE_MAX_SAMPLES, R
                                  as_integers, band_fill_mask, band_ranges, header_samples, open_rows, read_raster,
                                  scan_raster)
 from cvae.edge.io.tiling import TileWindow, tile_grid
+from cvae.edge.scene_metadata import META_MODEL_ID_HEX, scene_metadata
 
-#: hex digits of the model id in scene metadata (64 bits: ample to tell bundles apart, 48 bytes less per copy)
-META_MODEL_ID_HEX = 16
 
 #: the CCSDS APID of the packets, and the tiles between two metadata copies: the defaults of ``cvae-encode`` and
 #: the daemon alike (the tile edge's, DEFAULT_TILE, is below)
@@ -75,27 +74,6 @@ class EncodedScene:
         return len(self.packets) + self.streamed[0]
 
 
-def scene_metadata(raster: Raster, name: str, bundle: Bundle, tile_size: int, source_dtype=None) -> dict:
-    """The scene's metadata packet: georeferencing, shape, dtype (and the input's, when cast losslessly for
-    coding), nodata, tiling, model id, band descriptions, colour interpretation, tags."""
-    prof = raster.profile
-    crs = prof.get("crs")
-    crs_out = None
-    if crs is not None:
-        epsg = crs.to_epsg() if hasattr(crs, "to_epsg") else None
-        crs_out = f"EPSG:{epsg}" if epsg else crs.to_wkt()
-    transform = prof.get("transform")
-    c, h, w = raster.pixels.shape
-    meta = {"v": 1, "name": name, "width": w, "height": h, "bands": c, "dtype": str(raster.pixels.dtype),
-            "nodata": raster.nodata, "crs": crs_out,
-            "transform": list(transform)[:6] if transform is not None else None,
-            "tile": tile_size, "model_id": bundle.model_id[:META_MODEL_ID_HEX]}
-    if source_dtype is not None and np.dtype(source_dtype) != raster.pixels.dtype:
-        meta["source_dtype"] = str(np.dtype(source_dtype))
-    meta.update(descriptive_metadata(raster))
-    return meta
-
-
 #: tile edges: the default, and the one of latent-only levels (lowest rates), where each tile's fixed costs (CCSDS
 #: framing, header with means and KLT, range-coder final states, mask restarts, metadata copies) are a large share
 #: of the bytes: 512-pixel tiles there need 4.5-22% fewer bytes at level 0 on the six multi-tile validation scenes,
@@ -114,36 +92,6 @@ def tile_size_for(codec: TileCodec, opts: "EncodeOptions") -> int:
     latent_only = opts.level is not None and opts.max_error is None and codec.adaptive is not None and \
         not codec.has_residual(opts.level)
     return LOW_RATE_TILE if latent_only else DEFAULT_TILE
-
-
-#: bytes of JSON the descriptive metadata may add to each metadata copy; beyond, tags and then descriptions
-#: are dropped (and the scene's metadata says which were dropped)
-META_EXTRA_LIMIT = 2048
-
-
-def descriptive_metadata(raster: Raster) -> dict:
-    """Band descriptions, colour interpretation and dataset tags, within META_EXTRA_LIMIT bytes of JSON."""
-    import json
-
-    extra = {}
-    if any(raster.descriptions):
-        extra["descriptions"] = [d or "" for d in raster.descriptions]
-    if raster.colorinterp and any(ci not in ("undefined", "gray") for ci in raster.colorinterp):
-        extra["colorinterp"] = list(raster.colorinterp)
-    # AREA_OR_POINT=Area is what GDAL writes anyway: not worth bytes in every metadata copy
-    tags = {str(k): str(v) for k, v in (raster.tags or {}).items() if not (k == "AREA_OR_POINT" and v == "Area")}
-    if tags:
-        extra["tags"] = tags
-    dropped = []
-    for key in ("tags", "descriptions", "colorinterp"):
-        if len(json.dumps(extra, separators=(",", ":"))) <= META_EXTRA_LIMIT:
-            break
-        if key in extra:
-            del extra[key]
-            dropped.append(key)
-    if dropped:
-        extra["dropped"] = dropped
-    return extra
 
 
 def choose_level(codec: TileCodec, analyzed, budget: int) -> int:
@@ -219,10 +167,9 @@ class SceneStream:
         metadata (the daemon's ``scene_id``); ``band_range``: the scene's, which the metadata carries when the
         tiles are of format ``version`` 6 and that is cheaper than every tile carrying it (:func:`scene_side`;
         not for ``max_error`` scenes)."""
-        side = None if max_error is not None or version != bitstream.VERSION_SCENE else \
+        side = None if max_error is not None or not bitstream.FORMATS[version].scene_range else \
             scene_side(band_range, tiles, metadata_every)
-        meta = pk.encode_metadata({**scene_metadata(header, name, bundle, tile_size, source_dtype=source_dtype),
-                                   **(side.to_metadata() if side is not None else {}), **(extra or {})})
+        meta = scene_metadata(header, name, bundle, tile_size, source_dtype, side, extra).to_bytes()
         meta_header = pk.SecondaryHeader(kind=pk.KIND_METADATA, model_id=bytes.fromhex(bundle.model_id)[:4],
                                          scene_id=scene_id)
         return cls(meta_header, meta, tiles, metadata_every, side)
