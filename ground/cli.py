@@ -104,7 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("paths", nargs="+", help="packet files or folders holding them")
     p.add_argument("-o", "--out", required=True, help="output folder for GeoTIFFs and report.json")
     p.add_argument("--bundle", help="model bundle folder (default: the shipped one)")
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime"])
+    from cvae.edge.runtime import BACKENDS
+
+    # the ground decodes on ONNX Runtime (a TensorRT engine holds the encoder only)
+    p.add_argument("--backend", default="auto", choices=[b for b in BACKENDS if b != "tensorrt"])
     from cvae.edge.cliutil import VersionAction
 
     p.add_argument("--version", action=VersionAction)
@@ -136,15 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         bundle = Bundle.load(a.bundle)
         opener = None
         if a.key:
-            from cvae.edge.codec.security import Opener, load_key_file
+            from cvae.edge.cliutil import load_key, warn_on_stderr
+            from cvae.edge.codec.security import Opener
 
-            from cvae.edge.codec.security import key_file_exposure
-
-            opener = Opener(dict(load_key_file(k) for k in a.key))
-            for k in a.key:
-                exposure = key_file_exposure(k)
-                if exposure:
-                    print(f"cvae-decode: warning: {exposure}", file=sys.stderr)
+            opener = Opener(dict(load_key(k, warn_on_stderr("cvae-decode")) for k in a.key))
         streams = open_streams(files)
         from cvae.edge.cliutil import Progress
 
