@@ -187,6 +187,7 @@ class SceneStream:
         its bytes, ``coded``, when they were made already)."""
         if not self.is_tile(unit):
             return [(self.meta_header, self.meta)]
+        assert codec is not None and level is not None, "a tile unit needs its codec and level"
         return tile_bodies(codec, analyzed, window, level, unit, self.tiles, self.meta_header, self.meta,
                            self.metadata_every, coded)
 

@@ -103,7 +103,7 @@ def bound_for_mse(mse: np.ndarray) -> np.ndarray:
 
 
 def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None,
-                    band_range: tuple[np.ndarray, np.ndarray], target: float,
+                    band_range: tuple[np.ndarray, np.ndarray] | None, target: float,
                     scene: bitstream.SceneSide | None = None
                     ) -> tuple[AnalyzedTile | BoundedTile, int, float]:
     """``(tile, level, psnr)`` for :meth:`TileCodec.encode`: the cheaper of the lowest rate level and the
@@ -112,7 +112,8 @@ def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: n
     coded = np.broadcast_to(valid, px.shape).copy()
     if fill is not None:
         coded &= ~fill
-    peaks = (np.asarray(band_range[1], np.float64) - np.asarray(band_range[0], np.float64))
+    peaks = (np.asarray(band_range[1], np.float64) - np.asarray(band_range[0], np.float64)) \
+        if band_range is not None else np.ones(px.shape[0])  # None: no valid pixel in the scene, nothing to measure
     a = codec.analyze(px, valid, band_range=band_range, band_fill=fill, scene=scene)
     if not coded.any():
         return a, 0, EXACT_DB

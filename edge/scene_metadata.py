@@ -73,7 +73,8 @@ def scene_metadata(raster: Raster, name: str, bundle: Bundle, tile_size: int, so
     meta = SceneMetadata(name=name, width=w, height=h, bands=c, dtype=str(raster.pixels.dtype),
                          tile=tile_size, model_id=bundle.model_id[:META_MODEL_ID_HEX], nodata=raster.nodata,
                          crs=crs_out, transform=tuple(transform)[:6] if transform is not None else None,
-                         extra={k: v for k, v in keys.items() if k not in _FIELDS}, **typed)
+                         extra={k: v for k, v in keys.items() if k not in _FIELDS},
+                         **typed)  # type: ignore[arg-type]  # the optional fields, as the encoder's callers give them
     try:
         SceneMetadata.from_dict(meta.to_dict())  # what the ground will check, checked before the first packet
     except MetadataError as e:

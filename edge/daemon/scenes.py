@@ -16,7 +16,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from cvae.edge.codec import packets as pk
 from cvae.edge.daemon.leases import LeaseWriteError
@@ -27,6 +27,14 @@ from cvae.edge.errors import InputError
 from cvae.edge.io.files import fsync_dir, remove_partial
 from cvae.edge.io.raster import RasterInfo, RowReader, open_rows, scan_raster
 from cvae.edge.io.tiling import TileWindow, tile_grid
+
+if TYPE_CHECKING:  # the attributes the Service this is mixed into provides (no import cycle at run time)
+    from cvae.edge.bundle import Bundle
+    from cvae.edge.codec.tile import TileCodec
+    from cvae.edge.daemon.config import DaemonConfig
+    from cvae.edge.daemon.journal import Journal
+    from cvae.edge.daemon.leases import Leases
+    from cvae.edge.daemon.spool import OutboxMeter
 
 __all__ = ["SceneJob", "UnitWork", "SceneCoding", "load_scene"]
 
@@ -74,6 +82,22 @@ class SceneCoding:
     """Scene coding, mixed into :class:`cvae.edge.daemon.service.Service`, whose attributes it uses: ``cfg``,
     ``bundle``, ``codec``, ``sealer``, ``journal``, ``leases``, ``outbox`` (a :class:`~cvae.edge.daemon.spool.
     OutboxMeter`), ``write_file``, ``stop``, ``_pool``, and its ``ping``, ``sleep`` and ``quarantine``."""
+
+    cfg: DaemonConfig
+    bundle: Bundle
+    codec: TileCodec
+    sealer: Any
+    journal: Journal
+    leases: Leases
+    outbox: OutboxMeter
+    write_file: Callable[[Path, bytes], None]
+    stop: bool
+    _pool: ThreadPoolExecutor
+
+    if TYPE_CHECKING:
+        def ping(self, status: str | None = None, force: bool = False) -> None: ...
+        def sleep(self, seconds: float) -> None: ...
+        def quarantine(self, path: Path, reason: str, scene: int | None = None) -> None: ...
 
     def load(self, path: Path) -> RasterInfo:
         return load_scene(path, self.cfg.max_scene_pixels, self.cfg.tile_size)
@@ -262,7 +286,7 @@ class SceneCoding:
                 return True
             except OSError as e:
                 self.journal.add("write_errors", 1)
-                log("write_error", file=path.name, errno=errno.errorcode.get(e.errno, e.errno), error=str(e),
+                log("write_error", file=path.name, errno=errno.errorcode.get(e.errno or 0, e.errno), error=str(e),
                     retry_in_s=delay)
                 remove_partial(path)
                 self.sleep(delay)
