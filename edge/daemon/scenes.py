@@ -28,6 +28,8 @@ from cvae.edge.io.files import fsync_dir, remove_partial
 from cvae.edge.io.raster import RasterInfo, RowReader, open_rows, scan_raster
 from cvae.edge.io.tiling import TileWindow, tile_grid
 
+from cvae.edge.codec.tile import AnalyzedTile, BoundedTile
+
 if TYPE_CHECKING:  # the attributes the Service this is mixed into provides (no import cycle at run time)
     from cvae.edge.bundle import Bundle
     from cvae.edge.codec.tile import TileCodec
@@ -60,7 +62,7 @@ class UnitWork:
 
     index: int                    # -1: opening metadata, 0 .. tiles-1: tiles, tiles: closing metadata
     name: str                     # its packet file in the outbox
-    analyzed: Any = None          # the network's output for a tile (TileCodec.analyze); None for metadata
+    analyzed: AnalyzedTile | BoundedTile | None = None  # a tile ready to code (prepare_tile); None for metadata
     window: TileWindow | None = None
     started: float = 0.0          # time.monotonic() when the unit's first stage began
     level: int | None = None      # the tile's level, chosen in the first stage (0 for an error-bounded tile)
