@@ -2,19 +2,21 @@
 
 Codes every GeoTIFF under DIR (recursive ``*.tif``/``*.tiff``) at every rate level of the bundle and decodes it
 back on the ground path. Peers, from imagecodecs: OpenJPEG JPEG 2000 per band (and with its colour transform on
-3-band scenes), JPEG XL per band, AVIF per band where the data fits 12 bits, WebP for 8-bit data. Rates are bits
+3-band scenes), JPEG XL per band, AVIF per band where the data fits 12 bits, WebP for 8-bit data; and AV1 intra
+given the scorer's KLT and nodata fill (``harness/av1_peer.py``, when avifenc is on PATH). Rates are bits
 per sample (bits / (bands * height * width)); ours both from every packet byte (headers, metadata copies, CRCs)
 and from the packet data fields alone. Metrics per band in native units over valid pixels, peak = max - min of
 the valid original: PSNR, MSE, SSIM, MS-SSIM; plus the mean spectral angle (degrees) of multiband scenes.
 BD-rate (PCHIP Bjontegaard, ``cvae.metrics.bd_rate``) of each codec against JPEG 2000 (3-band scenes:
-against the stronger of J2K and J2K+MCT). ``run_rd`` builds the record written to ``NAME.json``,
-``rd_markdown`` the ``NAME.md`` (with where we lose and where we win, written from the numbers), and
+against the stronger of J2K and J2K+MCT), and ours against AV1 intra + KLT. ``run_rd`` builds the record written
+to ``NAME.json``, ``rd_markdown`` the ``NAME.md`` (with where we lose and where we win, written from the numbers), and
 ``plot_scene`` the ``NAME_plots/*.png``.
 """
 from __future__ import annotations
 
 import math
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # bench
 from bench_common import (CODEC_ERRORS, DEFAULT_OUT, bar, find_scenes, fmt, machine_info,  # noqa: E402
                           native_pixels, sibling, utc_now)
 
-__all__ = ["BPP_TABLE", "LABELS", "RdConfig", "bd_rates", "evaluate", "interp_at", "our_curve", "parse_levels",
-           "peer_curves", "plot_scene", "psnr_gap_at_our_rates", "rd_markdown", "rd_scene", "run_rd", "sensor",
-           "spectral_angle", "table_at", "verdict"]
+__all__ = ["BPP_TABLE", "LABELS", "RdConfig", "av1_klt_curve", "bd_rates", "bd_rates_vs_av1", "evaluate",
+           "interp_at", "our_curve", "parse_levels", "peer_curves", "plot_scene", "psnr_gap_at_our_rates",
+           "rd_markdown", "rd_scene", "run_rd", "sensor", "spectral_angle", "table_at", "verdict"]
 
 BPP_TABLE = 0.91  # the seed paper's table: SSIM, PSNR, MSE near 0.91 bpp
 J2K_Q = tuple(range(24, 101, 3))  # the quality grid of rd_validation.j2k_curves
@@ -39,7 +41,8 @@ WEBP_LEVELS = (5, 15, 25, 35, 45, 55, 65, 75, 85, 95, 100)
 PACKET_OVERHEAD = 27  # primary 6 + secondary 19 + CRC 2 bytes
 LABELS = {"ours": "ours (all packet bytes)", "ours_payload": "ours (payload only)",
           "j2k": "JPEG 2000 (OpenJPEG, per band)", "j2k_mct": "JPEG 2000 + MCT (3 bands)",
-          "jxl": "JPEG XL (per band)", "avif": "AVIF (per band)", "webp": "WebP"}
+          "jxl": "JPEG XL (per band)", "avif": "AVIF (per band)", "webp": "WebP",
+          "av1_klt": "AV1 intra + KLT (avifenc, aom)"}
 
 
 def sensor(name: str) -> str:
@@ -138,7 +141,7 @@ def peer_curves(orig: np.ndarray, valid: np.ndarray) -> tuple[dict, dict, dict]:
     c, dt = orig.shape[0], orig.dtype
     if dt.kind not in "iu":
         reason = f"{dt} data: the peers code integers only"
-        return {}, {k: reason for k in ("j2k", "j2k_mct", "jxl", "avif", "webp")}, {}
+        return {}, {k: reason for k in ("j2k", "j2k_mct", "jxl", "avif", "webp", "av1_klt")}, {}
     lo, hi = int(orig.min()), int(orig.max())
     try:  # JPEG 2000 (and + MCT on 3 bands): rd_validation's helper, our metrics per point
         raw = sibling("rd_validation").j2k_curves(orig, valid, lambda o, r, v: (evaluate(o, r, v),))
@@ -148,6 +151,19 @@ def peer_curves(orig: np.ndarray, valid: np.ndarray) -> tuple[dict, dict, dict]:
         skipped["j2k"] = f"OpenJPEG failed on {dt}: {e}"
     if c != 3:
         skipped["j2k_mct"] = f"{c} bands: the colour transform needs 3"
+    av1 = sibling("av1_peer")
+    why = av1.missing_tools()
+    if why:
+        skipped["av1_klt"] = why
+    else:
+        qs = av1.AV1_QUANTIZERS
+        notes["av1_klt"] = ("the scene's KLT, nodata = band mean, components to 16 bits, each coded monochrome "
+                            f"12-bit by avifenc -s {av1.AV1_SPEED}, quantizer {qs[0]}..{qs[-1]}; side information "
+                            "counted (as ../shared/tools/rd_vs_av1.py)")
+        try:
+            curves["av1_klt"] = av1_klt_curve(orig, valid)
+        except (*CODEC_ERRORS, OSError, subprocess.CalledProcessError) as e:
+            skipped["av1_klt"] = f"avifenc/avifdec failed: {e}"
     if lo < 0:
         for k in ("jxl", "avif", "webp"):
             skipped[k] = f"signed data (min {lo}): this codec takes unsigned samples"
@@ -185,6 +201,14 @@ def peer_curves(orig: np.ndarray, valid: np.ndarray) -> tuple[dict, dict, dict]:
         except CODEC_ERRORS as e:
             skipped["webp"] = f"libwebp failed: {e}"
     return curves, skipped, notes
+
+
+def av1_klt_curve(orig: np.ndarray, valid: np.ndarray) -> list[dict]:
+    """AV1 intra with the scorer's KLT and nodata fill (``harness/av1_peer.py``) on ``orig: int[C, H, W]``, the mask
+    ``valid: bool[H, W]`` standing for every band's: our metrics at each quantizer."""
+    av1 = sibling("av1_peer")
+    return [{"param": q, "bpp": bpp, **evaluate(orig, rec, valid)}
+            for q, bpp, rec in av1.av1_klt_points(orig, [valid] * orig.shape[0])]
 
 
 def _jxl(ic, band: np.ndarray, d: float, bps: int | None) -> tuple[bytes, np.ndarray]:
@@ -247,6 +271,18 @@ def bd_rates(curves: dict, key: str, floor: float) -> dict[str, float]:
     return out
 
 
+def bd_rates_vs_av1(curves: dict) -> dict[str, float]:
+    """BD-rate (%) of ours (all packet bytes) against AV1 intra + KLT in PSNR (>= 20 dB) and MS-SSIM dB; empty
+    without the peer's curve."""
+    from cvae.metrics import bd_rate
+
+    if "av1_klt" not in curves or "ours" not in curves:
+        return {}
+    return {"psnr": bd_rate(_pairs(curves["av1_klt"], "psnr"), _pairs(curves["ours"], "psnr"), min_psnr=20.0),
+            "msssim": bd_rate(_pairs(curves["av1_klt"], "msssim_db"), _pairs(curves["ours"], "msssim_db"),
+                              min_psnr=0.0)}
+
+
 def table_at(curves: dict, bpp: float = BPP_TABLE) -> dict:
     """The seed paper's table: SSIM, PSNR, MSE (and MS-SSIM) of ours and JPEG 2000 interpolated at ``bpp``."""
     out = {}
@@ -289,6 +325,7 @@ def rd_scene(path: Path, bundle, codec, levels: Sequence[int]) -> tuple[dict, di
            "peak": [b["peak"] for b in curves["ours"][0]["bands"]],
            "bd_rate_psnr": bd_rates(with_payload, "psnr", 20.0),
            "bd_rate_msssim": bd_rates(with_payload, "msssim_db", 0.0),
+           "bd_rate_vs_av1_klt": bd_rates_vs_av1(curves),
            "at_0_91_bpp": table_at(curves), "psnr_gap_vs_j2k": psnr_gap_at_our_rates(curves),
            "skipped": skipped, "notes": notes, "curves": curves, "seconds": time.time() - t0}
     return rec, curves
@@ -299,7 +336,8 @@ def verdict(scenes: dict) -> dict[str, list[str]]:
     none), the rates at which the stronger J2K has the higher or lower PSNR, sensors' medians, and peers that
     beat us."""
     out: dict[str, list[str]] = {k: [] for k in ("loses", "wins", "no_bd_rate", "rates_where_j2k_is_better",
-                                                  "rates_where_ours_is_better", "peers_better_than_ours", "by_sensor")}
+                                                  "rates_where_ours_is_better", "peers_better_than_ours", "by_sensor",
+                                                  "vs_av1_klt")}
     by_sensor: dict[str, tuple[list, list]] = {}
     for name, s in scenes.items():
         tag = f"{name} ({s['sensor']}, {s['shape'][0]} x {s['dtype']})"
@@ -309,11 +347,16 @@ def verdict(scenes: dict) -> dict[str, list[str]]:
                 out["no_bd_rate"].append(f"{tag}: {metric} BD-rate n/a ({_why_no_bd(s, metric)})")
                 continue
             (out["loses"] if v > 0 else out["wins"]).append(f"{tag}: BD-rate {metric} {v:+.1f}% vs JPEG 2000")
-            for peer in ("jxl", "avif", "webp"):
+            for peer in ("jxl", "avif", "webp", "av1_klt"):
                 pv = s[key].get(peer)
                 if pv is not None and not math.isnan(pv) and pv < v:
                     out["peers_better_than_ours"].append(
                         f"{tag}: {LABELS[peer]} {pv:+.1f}% vs ours {v:+.1f}% ({metric} BD-rate vs J2K)")
+        for key, metric in (("psnr", "PSNR"), ("msssim", "MS-SSIM")):
+            v = s.get("bd_rate_vs_av1_klt", {}).get(key)
+            if v is not None and not math.isnan(v):
+                out["vs_av1_klt"].append(f"{tag}: BD-rate {metric} {v:+.1f}% vs {LABELS['av1_klt']} "
+                                         f"({'loses' if v > 0 else 'wins'})")
         gaps = [g for g in s["psnr_gap_vs_j2k"] if g["delta_db"] is not None]
         for key, sel in (("rates_where_j2k_is_better", [g for g in gaps if g["delta_db"] < 0]),
                          ("rates_where_ours_is_better", [g for g in gaps if g["delta_db"] >= 0])):
@@ -429,6 +472,8 @@ def run_rd(cfg: RdConfig, command: str) -> dict:
     codecs = sorted({k for s in scenes.values() for k in s["bd_rate_psnr"]})
     med = {key: {c: _nanmedian([s[key].get(c, float("nan")) for s in scenes.values()]) for c in codecs}
            for key in ("bd_rate_psnr", "bd_rate_msssim")}
+    med["bd_rate_vs_av1_klt"] = {k: _nanmedian([s["bd_rate_vs_av1_klt"].get(k, float("nan")) for s in scenes.values()])
+                                 for k in ("psnr", "msssim")}
     # paired: only the scenes where our curve reaches 0.91 bpp, so both columns describe the same scenes
     paired = [s for s in scenes.values() if (s["at_0_91_bpp"].get("ours") or {}).get("psnr") is not None]
     med_table = {c: {m: _nanmedian([(s["at_0_91_bpp"].get(c) or {}).get(m) for s in paired])
@@ -447,6 +492,8 @@ def run_rd(cfg: RdConfig, command: str) -> dict:
                 "sam": "mean spectral angle in degrees over valid pixels (multiband scenes)",
                 "bd_rate": "PCHIP Bjontegaard on log-rate vs PSNR (>= 20 dB) or MS-SSIM dB; negative = fewer bits "
                            "than JPEG 2000; 3-band scenes against the stronger of J2K and J2K+MCT",
+                "bd_rate_vs_av1_klt": "ours (all packet bytes) against AV1 intra given the scorer's KLT and nodata "
+                                      "fill, same BD-rate; negative = fewer bits than AV1",
                 "at_0_91_bpp": "each metric interpolated linearly on log-rate at 0.91 bpp; n/a outside a curve"},
             "median": {**med, "at_0_91_bpp": med_table}, "verdict": verdict(scenes), "plots": plots,
             "scenes": scenes}
@@ -461,21 +508,23 @@ def _nanmedian(vals: Iterable) -> float:
 def rd_markdown(rec: dict) -> str:
     """``NAME.md`` from the record of ``run_rd``."""
     scenes, med = rec["scenes"], rec["median"]
-    codecs = [c for c in ("ours", "ours_payload", "j2k_mct", "jxl", "avif", "webp") if c in med["bd_rate_psnr"]]
+    codecs = [c for c in ("ours", "ours_payload", "j2k_mct", "jxl", "avif", "webp", "av1_klt")
+              if c in med["bd_rate_psnr"]]
+    vs_av1 = med.get("bd_rate_vs_av1_klt", {})
     d = rec["definitions"]
     lines = [f"# Rate-distortion: bundle `{rec['bundle'][:16]}` (training step {rec['training_step']})", "",
              f"`{rec['command']}` on {rec['machine']['cpu_model']}, {rec['time']}.", "",
              f"- bpp: {d['bpp']}; ours: {d['ours_bits']}.", f"- PSNR: {d['psnr']}.", f"- BD-rate: {d['bd_rate']}.",
              "", "## BD-rate (PSNR) against JPEG 2000", "",
-             "| scene | bands | dtype | " + " | ".join(LABELS[c] for c in codecs) + " | ours, MS-SSIM | SAM ours "
-             "(deg, top level) |", "|---" * (len(codecs) + 5) + "|"]
+             "| scene | bands | dtype | " + " | ".join(LABELS[c] for c in codecs) + " | ours, MS-SSIM | ours vs "
+             "AV1 + KLT, PSNR | SAM ours (deg, top level) |", "|---" * (len(codecs) + 6) + "|"]
     for name, s in scenes.items():
         top = s["curves"]["ours"][-1].get("sam_deg")
         lines.append(f"| {name} | {s['shape'][0]} | {s['dtype']} | " + " | ".join(
             fmt(s["bd_rate_psnr"].get(c)) for c in codecs) + f" | {fmt(s['bd_rate_msssim'].get('ours'))} | "
-            f"{fmt(top, '.3f', '')} |")
+            f"{fmt(s.get('bd_rate_vs_av1_klt', {}).get('psnr'))} | {fmt(top, '.3f', '')} |")
     lines.append("| **median** | | | " + " | ".join(f"**{fmt(med['bd_rate_psnr'][c])}**" for c in codecs) +
-                 f" | **{fmt(med['bd_rate_msssim'].get('ours'))}** | |")
+                 f" | **{fmt(med['bd_rate_msssim'].get('ours'))}** | **{fmt(vs_av1.get('psnr'))}** | |")
     lines += ["", f"## SSIM, PSNR, MSE near {BPP_TABLE} bpp (the seed paper's table)", "",
               f"{d['at_0_91_bpp']}.", "", "| scene | codec | SSIM | PSNR dB | MSE | MS-SSIM | note |",
               "|---|---|---|---|---|---|---|"]
@@ -493,6 +542,7 @@ def rd_markdown(rec: dict) -> str:
                        ("Rates at which JPEG 2000 has the higher PSNR (PSNR gap at our rates)",
                         "rates_where_j2k_is_better"),
                        ("Peers with a lower BD-rate than ours", "peers_better_than_ours"),
+                       (f"Ours against {LABELS['av1_klt']}", "vs_av1_klt"),
                        ("Where our codec wins", "wins"),
                        ("Rates at which our codec has the higher PSNR", "rates_where_ours_is_better"),
                        ("BD-rate not computable", "no_bd_rate"), ("By sensor", "by_sensor")):

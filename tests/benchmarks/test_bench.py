@@ -133,7 +133,8 @@ def test_peers_on_three_band_uint8_include_mct_and_webp_as_rgb(bench_rd, rng):
     orig = rng.integers(0, 256, size=(3, 32, 32), dtype=np.uint8)
     orig[1] = orig[0] // 2 + 60  # correlated bands, as in real RGB
     curves, skipped, notes = bench_rd.peer_curves(orig, np.ones((32, 32), bool))
-    assert set(curves) == {"j2k", "j2k_mct", "jxl", "avif", "webp"} and not skipped
+    # AV1 + KLT (harness/av1_peer.py, tested in test_av1_peer.py) is quoted when avifenc is on PATH, skipped otherwise
+    assert set(curves) - {"av1_klt"} == {"j2k", "j2k_mct", "jxl", "avif", "webp"} and set(skipped) <= {"av1_klt"}
     assert notes["webp"] == "the 3 bands as one RGB image"
     for pts in curves.values():
         assert all(p["bpp"] > 0 and "sam_deg" in p for p in pts)
