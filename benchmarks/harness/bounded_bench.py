@@ -2,8 +2,8 @@
 
 For every scene and bound E: our whole encode (``cvae.edge.encoder.encode_scene``: read, tiles, C coder,
 packets; every byte of every packet counted) against CCSDS 123.0-B-2 and JPEG-LS per band at the same E, and
-JPEG 2000 and JPEG XL lossless at E = 0 (``lossless_peers.py``). Bits per sample over all samples, encode
-MSamples/s as the median of ``--repeats`` runs, one thread each. Every decode (ours through the ground
+JPEG 2000 and JPEG XL lossless (effort 7 and 9) at E = 0 (``lossless_peers.py``). Bits per sample over all
+samples, encode MSamples/s as the median of ``--repeats`` runs, one thread each. Every decode (ours through the ground
 decoder) is checked against its bound in the run; a violation aborts.
 
 Fair to the peers: on scenes with nodata they code the image with nodata pixels set to the band's median
@@ -14,6 +14,11 @@ mode's top levels and the bounded mode's E, bits per sample and PSNR (per band o
 the independent scorer computes it).
 
     python benchmarks/harness/bounded_bench.py .dev/val/*.tif
+    python benchmarks/harness/bounded_bench.py .dev/val_resampled/*.tif --bounds 0 --rate-levels 0 --name bounded_jxl
+
+Two ratios per scene and E: ``ours_over_best_peer`` (the better of CCSDS 123 and JPEG-LS, the README's figure)
+and ``ours_over_best_peer_with_jxl`` (the best of CCSDS 123, JPEG-LS and JPEG XL lossless at either effort);
+``ours_over`` holds ours / each peer.
 """
 from __future__ import annotations
 
@@ -36,6 +41,9 @@ lp = sibling("lossless_peers")
 
 BOUNDS = (0, 1, 2, 4, 8)
 WIDE_BOUNDS = (16, 32)  # also on data of more than 8 bits
+PEER_NAMES = ("ccsds123", "jpegls", "jpeg2000_lossless", "jpegxl_lossless", "jpegxl_lossless_e9")
+BEST_OF = ("ccsds123", "jpegls")  # the README's ratio: peers at every E
+BEST_OF_WITH_JXL = BEST_OF + ("jpegxl_lossless", "jpegxl_lossless_e9")
 
 
 def _scene(path: Path):
@@ -81,7 +89,7 @@ def peers(pixels: np.ndarray, valid: np.ndarray, e: int, repeats: int) -> dict:
             filled[b][~valid] = np.median(pixels[b][valid]).astype(pixels.dtype) if valid.any() else 0
         mask_bytes = len(zlib.compress(np.packbits(valid).tobytes(), 9))
     out = {}
-    for name in ("ccsds123", "jpegls", "jpeg2000_lossless", "jpegxl_lossless"):
+    for name in PEER_NAMES:
         if name in lp.LOSSLESS_ONLY and e != 0:
             continue
         try:
@@ -109,7 +117,23 @@ def rate_points(path: Path, bundle, codec, pixels, valid, levels) -> list[dict]:
     return out
 
 
-def run(scenes: list[Path], repeats: int, rate_levels: int, log=print) -> dict:
+def _ratio(row: dict, names: tuple[str, ...]) -> float | None:
+    best = [row[n]["bits_per_sample"] for n in names if "bits_per_sample" in row.get(n, {})]
+    return row["ours"]["bits_per_sample"] / min(best) if best else None
+
+
+def _medians(records: list[dict], key: str) -> dict:
+    medians = {}
+    for e in BOUNDS + WIDE_BOUNDS:
+        r = [b[key] for rec in records for b in rec["bounds"] if b["max_error"] == e and b.get(key) is not None]
+        if r:
+            medians[str(e)] = {"median": statistics.median(r), "scenes": len(r), "worst": max(r), "best": min(r)}
+    return medians
+
+
+def run(scenes: list[Path], repeats: int, rate_levels: int, log=print,
+        bounds: tuple[int, ...] | None = None) -> dict:
+    """``bounds``: the E to measure (default BOUNDS, and WIDE_BOUNDS on data of more than 8 bits)."""
     from cvae.edge.bundle import Bundle
 
     bundle = Bundle.load()
@@ -121,45 +145,47 @@ def run(scenes: list[Path], repeats: int, rate_levels: int, log=print) -> dict:
             t0 = time.perf_counter()
             pixels, valid = _scene(path)
             reads.append(time.perf_counter() - t0)
-        bounds = BOUNDS + (WIDE_BOUNDS if lp.data_depth(pixels) > 8 else ())
+        scene_bounds = bounds if bounds is not None else BOUNDS + (WIDE_BOUNDS if lp.data_depth(pixels) > 8 else ())
         rec = {"scene": path.stem, "shape": list(pixels.shape), "dtype": str(pixels.dtype),
                "valid_fraction": float(valid.mean()), "read_seconds_median": statistics.median(reads), "bounds": []}
-        for e in bounds:
+        for e in scene_bounds:
             row = {"max_error": e, "ours": ours(path, e, bundle, codec, pixels, valid, repeats),
                    **peers(pixels, valid, e, repeats)}
-            best = [row[n]["bits_per_sample"] for n in ("ccsds123", "jpegls") if "bits_per_sample" in row.get(n, {})]
-            row["ours_over_best_peer"] = row["ours"]["bits_per_sample"] / min(best) if best else None
+            row["ours_over_best_peer"] = _ratio(row, BEST_OF)
+            row["ours_over_best_peer_with_jxl"] = _ratio(row, BEST_OF_WITH_JXL)
+            row["ours_over"] = {n: _ratio(row, (n,)) for n in PEER_NAMES if _ratio(row, (n,)) is not None}
             rec["bounds"].append(row)
             log(f"{path.stem:32s} E={e:<3d} ours {row['ours']['bits_per_sample']:.3f} bps "
                 f"({row['ours']['psnr']:.1f} dB, {row['ours']['encode_msamples_per_s']:.1f} MS/s)  "
-                + "  ".join(f"{n} {row[n]['bits_per_sample']:.3f}" for n in ("ccsds123", "jpegls", "jpeg2000_lossless",
-                                                                              "jpegxl_lossless")
+                + "  ".join(f"{n} {row[n]['bits_per_sample']:.3f}" for n in PEER_NAMES
                             if "bits_per_sample" in row.get(n, {})))
         top = list(range(codec.levels - 1, max(-1, codec.levels - 1 - rate_levels), -1))
         rec["rate_points"] = rate_points(path, bundle, codec, pixels, valid, top)
         records.append(rec)
-    medians = {}
-    for e in BOUNDS + WIDE_BOUNDS:
-        r = [b["ours_over_best_peer"] for rec in records for b in rec["bounds"]
-             if b["max_error"] == e and b["ours_over_best_peer"] is not None]
-        if r:
-            medians[str(e)] = {"median": statistics.median(r), "scenes": len(r), "worst": max(r), "best": min(r)}
     return {"machine": machine_info(), "date": utc_now(), "bundle": bundle.model_id[:12], "repeats": repeats,
-            "scenes": records, "median_ours_over_best_of_ccsds123_jpegls": medians}
+            "scenes": records, "median_ours_over_best_of_ccsds123_jpegls": _medians(records, "ours_over_best_peer"),
+            "median_ours_over_best_of_ccsds123_jpegls_jpegxl": _medians(records, "ours_over_best_peer_with_jxl")}
 
 
 def markdown(rec: dict, command: str) -> str:
     lines = [f"# Error-bounded coding against its peers (bundle {rec['bundle']}, {rec['date'][:10]})", "",
              f"`{command}`", "",
              "Bits per sample (all samples; every packet byte for ours), encode MSamples/s (median of "
-             f"{rec['repeats']}, one thread). ratio = ours / the better of CCSDS 123.0-B-2 and JPEG-LS at the same E.",
+             f"{rec['repeats']}, one thread). ratio = ours / the better of CCSDS 123.0-B-2 and JPEG-LS at the same E; "
+             "ratio+JXL = ours / the best of those and JPEG XL lossless at effort 7 and 9 (E = 0 only).",
              "", "## Median ratio per bound (losses first: worst scene)", "",
              "| E | median ratio | worst | best | scenes |", "|---|---|---|---|---|"]
     for e, m in rec["median_ours_over_best_of_ccsds123_jpegls"].items():
         lines.append(f"| {e} | {m['median']:.3f} | {m['worst']:.3f} | {m['best']:.3f} | {m['scenes']} |")
+    with_jxl = rec.get("median_ours_over_best_of_ccsds123_jpegls_jpegxl", {})
+    if "0" in with_jxl:
+        m = with_jxl["0"]
+        lines += ["", "With JPEG XL lossless (effort 7 and 9) among the peers at E = 0: median "
+                  f"{m['median']:.3f}, worst {m['worst']:.3f}, best {m['best']:.3f} ({m['scenes']} scenes)."]
     lines += ["", "## Per scene", "",
               "| scene | E | ours bps | MS/s | PSNR dB | CCSDS 123 bps | MS/s | JPEG-LS bps | MS/s | J2K lossless bps | "
-              "MS/s | JXL lossless bps | ratio |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "MS/s | JXL e7 bps | MS/s | JXL e9 bps | MS/s | ratio | ratio+JXL |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def f(row, name, key="bits_per_sample", fmt="{:.3f}"):
         v = row.get(name, {}).get(key)
@@ -168,13 +194,19 @@ def markdown(rec: dict, command: str) -> str:
     for s in rec["scenes"]:
         for b in s["bounds"]:
             ratio = f"{b['ours_over_best_peer']:.3f}" if b["ours_over_best_peer"] is not None else "-"
+            rjxl = b.get("ours_over_best_peer_with_jxl")
+            rjxl = f"{rjxl:.3f}" if rjxl is not None else "-"
             psnr = "exact" if b["ours"]["max_abs_error"] == 0 else f"{b['ours']['psnr']:.1f}"
             lines.append(f"| {s['scene']} | {b['max_error']} | {b['ours']['bits_per_sample']:.3f} | "
                          f"{b['ours']['encode_msamples_per_s']:.1f} | {psnr} | {f(b, 'ccsds123')} | "
                          f"{f(b, 'ccsds123', 'encode_msamples_per_s', '{:.1f}')} | {f(b, 'jpegls')} | "
                          f"{f(b, 'jpegls', 'encode_msamples_per_s', '{:.1f}')} | {f(b, 'jpeg2000_lossless')} | "
                          f"{f(b, 'jpeg2000_lossless', 'encode_msamples_per_s', '{:.1f}')} | "
-                         f"{f(b, 'jpegxl_lossless')} | {ratio} |")
+                         f"{f(b, 'jpegxl_lossless')} | {f(b, 'jpegxl_lossless', 'encode_msamples_per_s', '{:.2f}')} | "
+                         f"{f(b, 'jpegxl_lossless_e9')} | "
+                         f"{f(b, 'jpegxl_lossless_e9', 'encode_msamples_per_s', '{:.2f}')} | {ratio} | {rjxl} |")
+    if not any(s["rate_points"] for s in rec["scenes"]):  # --rate-levels 0
+        return "\n".join(lines) + "\n"
     lines += ["", "## Rate mode (learned levels) and bounded mode where their PSNR overlap", "",
               "| scene | rate mode: level bps@dB | bounded mode: E bps@dB |", "|---|---|---|"]
     for s in rec["scenes"]:
@@ -192,6 +224,10 @@ def summary(rec: dict) -> str:
              "E     median   worst    best   scenes"]
     for e, m in rec["median_ours_over_best_of_ccsds123_jpegls"].items():
         lines.append(f"{e:<5} {m['median']:6.3f}  {m['worst']:6.3f}  {m['best']:6.3f}   {m['scenes']}")
+    m = rec.get("median_ours_over_best_of_ccsds123_jpegls_jpegxl", {}).get("0")
+    if m:
+        lines.append(f"E = 0 with JPEG XL lossless (effort 7 and 9) among the peers: median {m['median']:.3f}, "
+                     f"worst {m['worst']:.3f}, best {m['best']:.3f}, {m['scenes']} scenes")
     pairs = [(b["ours"]["encode_seconds_median"], b["jpeg2000_lossless"]["encode_seconds_median"],
               s.get("read_seconds_median", 0.0)) for s in rec["scenes"] for b in s["bounds"]
              if b["max_error"] == 0 and "encode_seconds_median" in b.get("jpeg2000_lossless", {})]
@@ -210,6 +246,8 @@ def main(argv=None) -> int:
     p.add_argument("scenes", nargs="*", type=Path)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rate-levels", type=int, default=3, help="top levels of the rate mode to set beside the bounds")
+    p.add_argument("--bounds", type=lambda v: tuple(int(x) for x in v.split(",")),
+                   help="comma-separated E to measure (default: 0,1,2,4,8 and 16,32 on data of more than 8 bits)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--name", default="bounded")
     p.add_argument("--summarize", type=Path, help="only rewrite NAME_summary.txt from this results JSON")
@@ -219,7 +257,7 @@ def main(argv=None) -> int:
         (a.out / f"{a.name}_summary.txt").write_text(summary(rec))
         print(summary(rec))
         return 0
-    rec = run(a.scenes, a.repeats, a.rate_levels)
+    rec = run(a.scenes, a.repeats, a.rate_levels, bounds=a.bounds)
     command = "python benchmarks/harness/bounded_bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
     rec["command"] = command
     a.out.mkdir(parents=True, exist_ok=True)

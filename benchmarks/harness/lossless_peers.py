@@ -15,9 +15,11 @@ Every peer has the same call::
 ``jpegls``         CharLS per band, NEAR=E; int16 bands shifted by their minimum (4 bytes side info each).
 ``jpeg2000_lossless``  OpenJPEG reversible 5/3, E=0 only; the smaller of one codestream per band and one
                    multi-component codestream (RCT on for exactly 3 bands, off otherwise).
-``jpegxl_lossless`` libjxl lossless (modular), E=0 only; the smaller of one grayscale stream per band and one
-                   multi-channel stream; bitspersample = data bit depth. libjxl's lossy modes promise no
-                   maximum error, so there is no near-lossless JPEG XL entry.
+``jpegxl_lossless`` libjxl lossless (modular), effort 7 (libjxl's default), E=0 only; the smaller of one
+                   grayscale stream per band and one multi-channel stream; bitspersample = data bit depth.
+                   libjxl's lossy modes promise no maximum error, so there is no near-lossless JPEG XL entry.
+``jpegxl_lossless_e9``  the same at effort 9: 3-6x slower, and not always smaller (larger on 7 of the 8
+                   validation scenes, 2-4% smaller on resampled stacks: results/782c7ed21f22/bounded_jxl.md).
 =================  ===================================================================================
 
 Nodata: the peers code every sample, nodata included, and the pixels are left as they are; the CLI reports
@@ -47,7 +49,8 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["CCSDS123_BINARY", "PEERS", "PeerBoundError", "PeerResult", "PeerUnavailableError", "ccsds123",
-           "check_bound", "data_depth", "jpeg2000_lossless", "jpegls", "jpegxl_lossless", "main", "measure"]
+           "check_bound", "data_depth", "jpeg2000_lossless", "jpegls", "jpegxl_lossless", "jpegxl_lossless_e9", "main",
+           "measure"]
 
 HERE = Path(__file__).resolve().parent
 CCSDS123_BINARY = HERE.parent / "peers" / "ccsds123" / "build" / "ccsds123"
@@ -186,9 +189,9 @@ def jpeg2000_lossless(pixels: np.ndarray, max_error: int = 0) -> PeerResult:
     return min(variants, key=lambda r: r.nbytes)
 
 
-def jpegxl_lossless(pixels: np.ndarray, max_error: int = 0) -> PeerResult:
-    """JPEG XL lossless (libjxl, default effort): the smaller of per-band grayscale streams and one multi-channel
-    stream; int16 shifted to uint16 by the global minimum (4 bytes side info).
+def jpegxl_lossless(pixels: np.ndarray, max_error: int = 0, *, effort: int = 7) -> PeerResult:
+    """JPEG XL lossless (libjxl, ``effort`` 1-9, 7 = libjxl's default): the smaller of per-band grayscale streams
+    and one multi-channel stream; int16 shifted to uint16 by the global minimum (4 bytes side info).
 
     encode_seconds is that of the variant kept.
     """
@@ -210,7 +213,7 @@ def jpegxl_lossless(pixels: np.ndarray, max_error: int = 0) -> PeerResult:
         for i, band in enumerate(data):
             band = np.ascontiguousarray(band)
             t0 = time.perf_counter()
-            stream = ic.jpegxl_encode(band, lossless=True, bitspersample=bits, numthreads=1)
+            stream = ic.jpegxl_encode(band, lossless=True, effort=effort, bitspersample=bits, numthreads=1)
             seconds += time.perf_counter() - t0
             nbytes += len(stream)
             out[i] = back(ic.jpegxl_decode(stream))
@@ -219,7 +222,7 @@ def jpegxl_lossless(pixels: np.ndarray, max_error: int = 0) -> PeerResult:
     def multi() -> PeerResult:
         hwc = np.ascontiguousarray(np.moveaxis(data, 0, -1))
         t0 = time.perf_counter()
-        stream = ic.jpegxl_encode(hwc, lossless=True, bitspersample=bits, numthreads=1)
+        stream = ic.jpegxl_encode(hwc, lossless=True, effort=effort, bitspersample=bits, numthreads=1)
         seconds = time.perf_counter() - t0
         return PeerResult(len(stream) + side, back(np.moveaxis(ic.jpegxl_decode(stream), -1, 0)), seconds)
 
@@ -227,11 +230,16 @@ def jpegxl_lossless(pixels: np.ndarray, max_error: int = 0) -> PeerResult:
     return min(variants, key=lambda r: r.nbytes)
 
 
+def jpegxl_lossless_e9(pixels: np.ndarray, max_error: int = 0) -> PeerResult:
+    """:func:`jpegxl_lossless` at effort 9."""
+    return jpegxl_lossless(pixels, max_error, effort=9)
+
+
 PEERS: dict[str, Callable[[np.ndarray, int], PeerResult]] = {
     "ccsds123": ccsds123, "jpegls": jpegls, "jpeg2000_lossless": jpeg2000_lossless,
-    "jpegxl_lossless": jpegxl_lossless,
+    "jpegxl_lossless": jpegxl_lossless, "jpegxl_lossless_e9": jpegxl_lossless_e9,
 }
-LOSSLESS_ONLY = {"jpeg2000_lossless", "jpegxl_lossless"}
+LOSSLESS_ONLY = {"jpeg2000_lossless", "jpegxl_lossless", "jpegxl_lossless_e9"}
 
 
 def check_bound(name: str, pixels: np.ndarray, decoded: np.ndarray, max_error: int) -> int:

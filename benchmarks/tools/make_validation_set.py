@@ -7,7 +7,13 @@ are written to a separate folder and reported apart, never mixed into the held-o
 Kinds covered (issue 9): multiband Sentinel-2 (4 and 12 bands) and Landsat (3, 6 and 7 bands), single-band
 16-bit Landsat with nodata borders, 8-bit RGBN aerial (NAIP), and (seen) 8-bit RGB aerials.
 
+``--resampled`` (issue 25) also writes resampled multi-resolution stacks (:data:`RESAMPLED`, new names beside the
+8 scenes, which stay as they are): the 12 Major-TOM bands (10, 20 and 60 m) reprojected with nearest resampling
+onto a shifted, slightly rotated 10 m grid, as a product resampled to one grid after a reprojection is. The 20 m
+and 60 m bands come out pixel-replicated, but the repeated pixels do not sit on an aligned 2x2 or 6x6 grid.
+
     python benchmarks/tools/make_validation_set.py [--data ../shared/data] [--out .dev/val] [--seen .dev/val_seen]
+    python benchmarks/tools/make_validation_set.py --resampled --resampled-out .dev/val_resampled
 
 Scenes are written as GeoTIFFs (symbolic links where the source file is already one scene); nothing here is
 committed, the folder is rebuilt from the shared data.
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -65,6 +72,79 @@ def stack_major_tom(data: Path, dst: Path) -> None:
             out.set_band_description(i, b)
 
 
+class Regrid(NamedTuple):
+    """A 10 m target grid: ``size`` x ``size`` pixels rotated ``degrees`` about the tile's centre and shifted by
+    ``shift`` (x, y) of a 10 m pixel; ``offset`` is added to the DNs (-1000: the L2A BOA offset of processing
+    baseline 04.00, giving int16 reflectance x 10000)."""
+
+    degrees: float
+    shift: tuple[float, float]
+    size: int
+    dtype: str
+    offset: int
+
+
+#: resampled stacks (issue 25): name -> target grid; 960 x 960 fits inside the rotated 1068 x 1068 tile. The
+#: "aligned" one is the control: the source's own 10 m grid (a 54-pixel crop), so the 20 m and 60 m pixels sit on
+#: aligned 2x2 and 6x6 blocks.
+RESAMPLED = {
+    "s2_t33nza_rs10m_12band_rot2.tif": Regrid(2.0, (0.37, 0.61), 960, "uint16", 0),
+    "s2_t33nza_rs10m_12band_i16.tif": Regrid(-0.7, (0.73, 0.29), 960, "int16", -1000),
+    "s2_t33nza_rs10m_12band_aligned.tif": Regrid(0.0, (0.0, 0.0), 960, "uint16", 0),
+}
+
+
+def regrid_transform(src_transform, src_size: int, grid: Regrid):
+    """The target grid's affine: 10 m pixels, rotated about the source tile's centre, shifted by a fraction."""
+    from rasterio.transform import Affine
+
+    res = 10.0
+    cx, cy = src_transform @ (src_size / 2, src_size / 2)
+    half = grid.size / 2
+    return (Affine.translation(cx, cy) @ Affine.rotation(grid.degrees) @ Affine.scale(res, -res)
+            @ Affine.translation(-half + grid.shift[0], -half + grid.shift[1]))
+
+
+def stack_resampled(data: Path, dst: Path, grid: Regrid) -> None:
+    """Every Major-TOM band reprojected with nearest resampling onto ``grid`` (see :class:`Regrid`)."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+
+    folder = data / MAJOR_TOM
+    with rasterio.open(folder / "B02.tif") as ref:
+        crs, ref_transform, size = ref.crs, ref.transform, ref.width
+    transform = regrid_transform(ref_transform, size, grid)
+    bands = []
+    for b in S2_BANDS:
+        with rasterio.open(folder / f"{b}.tif") as ds:
+            src = ds.read(1)
+            out = np.zeros((grid.size, grid.size), np.uint16)
+            reproject(src, out, src_transform=ds.transform, src_crs=ds.crs, dst_transform=transform, dst_crs=crs,
+                      resampling=Resampling.nearest, src_nodata=None, dst_nodata=None)
+            bands.append(out)
+    pixels = np.stack(bands).astype(np.int32) + grid.offset
+    if not (np.iinfo(grid.dtype).min <= pixels.min() and pixels.max() <= np.iinfo(grid.dtype).max):
+        raise ValueError(f"{dst.name}: DNs {pixels.min()}..{pixels.max()} do not fit {grid.dtype}")
+    profile = {"driver": "GTiff", "width": grid.size, "height": grid.size, "count": len(bands),
+               "dtype": grid.dtype, "crs": crs, "transform": transform, "compress": "deflate"}
+    with rasterio.open(dst, "w", **profile) as out:
+        out.write(pixels.astype(grid.dtype))
+        for i, b in enumerate(S2_BANDS, 1):
+            out.set_band_description(i, b)
+
+
+def build_resampled(data: Path, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    made = []
+    for name, grid in RESAMPLED.items():
+        dst = out / name
+        if not dst.exists():
+            stack_resampled(data, dst, grid)
+        made.append(dst)
+    return made
+
+
 def build(data: Path, out: Path, seen: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     seen.mkdir(parents=True, exist_ok=True)
@@ -90,11 +170,15 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--out", type=Path, default=ROOT / ".dev" / "val")
     p.add_argument("--seen", type=Path, default=ROOT / ".dev" / "val_seen")
+    p.add_argument("--resampled", action="store_true", help="also write the resampled multi-resolution stacks")
+    p.add_argument("--resampled-out", type=Path, default=ROOT / ".dev" / "val_resampled",
+                   help="their folder (apart from the 8 scenes whose figures README.md quotes)")
     a = p.parse_args(argv)
     if not (a.data / "scenes").is_dir():
         print(f"make_validation_set: {a.data}/scenes not found; pass --data pointing at shared/data", file=sys.stderr)
         return 2
-    for f in build(a.data, a.out, a.seen):
+    made = build(a.data, a.out, a.seen) + (build_resampled(a.data, a.resampled_out) if a.resampled else [])
+    for f in made:
         print(f)
     return 0
 

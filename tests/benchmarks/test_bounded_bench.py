@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 from bench_common import sibling  # benchmarks/common is on pytest's pythonpath
-from rasterio.transform import from_origin
+from rasterio.transform import Affine, from_origin
 
 bounded_bench = sibling("bounded_bench")
 
@@ -71,3 +71,45 @@ def test_a_broken_bound_aborts_the_run(monkeypatch, ccsds123_peer):
     monkeypatch.setattr(bounded_bench.lp, "check_bound", lying)
     with pytest.raises(bounded_bench.lp.PeerBoundError):
         bounded_bench.peers(np.full((1, 8, 8), 100, np.uint16), np.ones((8, 8), bool), 1, 1)
+
+
+def test_lossless_run_sets_jpeg_xl_beside_the_bounded_peers(scene, tmp_path):
+    """--bounds 0: JPEG XL lossless at effort 7 and 9 measured (exact), and the ratio against the best of all peers."""
+    assert bounded_bench.main([str(scene), "--bounds", "0", "--repeats", "1", "--rate-levels", "0", "--out",
+                               str(tmp_path), "--name", "bj"]) == 0
+    rec = json.loads((tmp_path / "bj.json").read_text())
+    ((b,),) = [s["bounds"] for s in rec["scenes"]]
+    assert b["max_error"] == 0 and b["ours"]["max_abs_error"] == 0
+    for name in ("jpegxl_lossless", "jpegxl_lossless_e9"):
+        assert b[name]["max_abs_error"] == 0 and b[name]["nbytes"] > 0
+        assert b["ours_over"][name] == pytest.approx(b["ours"]["bits_per_sample"] / b[name]["bits_per_sample"])
+    best = min(b[n]["bits_per_sample"] for n in bounded_bench.BEST_OF_WITH_JXL if "bits_per_sample" in b[n])
+    assert b["ours_over_best_peer_with_jxl"] == pytest.approx(b["ours"]["bits_per_sample"] / best)
+    assert b["ours_over_best_peer_with_jxl"] >= b["ours_over_best_peer"]  # more peers: the best one is no worse
+    assert "0" in rec["median_ours_over_best_of_ccsds123_jpegls_jpegxl"]
+    assert "ratio+JXL" in (tmp_path / "bj.md").read_text() and "JPEG XL" in (tmp_path / "bj_summary.txt").read_text()
+
+
+@pytest.mark.parametrize("degrees,shift,aligned", [(2.0, (0.37, 0.61), False), (0.0, (0.0, 0.0), True)])
+def test_resampled_stack_puts_replicated_pixels_off_the_aligned_grid(tmp_path, degrees, shift, aligned):
+    """make_validation_set --resampled on a fake Major-TOM folder (noise at 10, 20 and 60 m): the 20 m band comes
+    out pixel-replicated (half the horizontal neighbours equal) but on aligned 2x2 blocks only on the control grid."""
+    mvs = sibling("make_validation_set")
+    folder = tmp_path / mvs.MAJOR_TOM
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for b in mvs.S2_BANDS:
+        res = 60 if b in ("B01", "B09") else 10 if b in ("B02", "B03", "B04", "B08") else 20
+        n = 1200 // res
+        with rasterio.open(folder / f"{b}.tif", "w", driver="GTiff", width=n, height=n, count=1, dtype="uint16",
+                           crs="EPSG:32633", transform=Affine(res, 0, 800000, 0, -res, 10000)) as d:
+            d.write(rng.integers(1000, 5000, (1, n, n), dtype=np.uint16))
+    dst = tmp_path / "rs.tif"
+    mvs.stack_resampled(tmp_path, dst, mvs.Regrid(degrees, shift, 100, "int16", -1000))
+    with rasterio.open(dst) as d:
+        px = d.read()
+    assert px.shape == (12, 100, 100) and px.dtype == np.int16 and px.min() >= 0  # inside the tile: no fill
+    b05 = px[mvs.S2_BANDS.index("B05")]
+    assert 0.4 < (b05[:, 1:] == b05[:, :-1]).mean() < 0.6
+    blocks_equal = (b05[0::2, 0::2] == b05[1::2, 1::2]).mean()
+    assert blocks_equal == 1.0 if aligned else blocks_equal < 0.6

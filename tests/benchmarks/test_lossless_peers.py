@@ -73,7 +73,7 @@ def test_jpegls_decode_meets_bound(shape, dtype, lo, hi, max_error):
 
 
 @needs_imagecodecs
-@pytest.mark.parametrize("name", ["jpeg2000_lossless", "jpegxl_lossless"])
+@pytest.mark.parametrize("name", ["jpeg2000_lossless", "jpegxl_lossless", "jpegxl_lossless_e9"])
 @pytest.mark.parametrize("shape,dtype,lo,hi", CASES[:4])
 def test_lossless_peers_are_exact(name, shape, dtype, lo, hi):
     pixels = _smooth(np.random.default_rng(5), shape, dtype, lo, hi)
@@ -81,6 +81,22 @@ def test_lossless_peers_are_exact(name, shape, dtype, lo, hi):
     np.testing.assert_array_equal(r.decoded, pixels)
     with pytest.raises(lp.PeerUnavailableError):
         lp.PEERS[name](pixels, 1)
+
+
+@needs_imagecodecs
+@pytest.mark.parametrize("effort", [7, 9])
+@pytest.mark.parametrize("dtype,lo,hi,side", [(np.uint16, 0, 4095, 0), (np.int16, -3000, 2500, 4)])
+def test_jpegxl_counts_every_byte_the_ground_needs(effort, dtype, lo, hi, side):
+    """One band: the per-band stream alone, plus 4 bytes of offset for int16; it decodes exactly."""
+    import imagecodecs
+
+    pixels = _smooth(np.random.default_rng(11), (1, 40, 56), dtype, lo, hi)
+    r = lp.jpegxl_lossless(pixels, 0, effort=effort)
+    np.testing.assert_array_equal(r.decoded, pixels)
+    u = (pixels[0].astype(np.int32) - int(pixels.min())).astype(np.uint16) if side else pixels[0]
+    stream = imagecodecs.jpegxl_encode(np.ascontiguousarray(u), lossless=True, effort=effort,
+                                       bitspersample=lp.data_depth(u[None]), numthreads=1)
+    assert r.nbytes == len(stream) + side
 
 
 def test_check_bound_raises_on_violation():
@@ -112,7 +128,7 @@ def test_cli_on_a_real_scene_writes_json(tmp_path, shared_data):
     res = rec["scenes"][0]["results"]
     assert {(r["peer"], r["max_error"]) for r in res} == {
         ("ccsds123", 0), ("ccsds123", 2), ("jpegls", 0), ("jpegls", 2), ("jpeg2000_lossless", 0),
-        ("jpegxl_lossless", 0)}
+        ("jpegxl_lossless", 0), ("jpegxl_lossless_e9", 0)}
     assert all(r["max_abs_error"] <= r["max_error"] for r in res)
     assert out.with_suffix(".md").is_file()
 
