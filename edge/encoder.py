@@ -25,7 +25,7 @@ from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, WHOLE_SCENE_MAX_SAMPLES, R
                                  as_integers, band_fill_mask, band_ranges, header_samples, open_rows, read_raster,
                                  scan_raster)
 from cvae.edge.io.tiling import TileWindow, tile_grid
-from cvae.edge.scene_metadata import META_MODEL_ID_HEX, scene_metadata
+from cvae.edge.scene_metadata import scene_metadata
 
 
 #: the CCSDS APID of the packets, and the tiles between two metadata copies: the defaults of ``cvae-encode`` and
@@ -33,7 +33,7 @@ from cvae.edge.scene_metadata import META_MODEL_ID_HEX, scene_metadata
 DEFAULT_APID = 0x1C5
 METADATA_EVERY = 16
 
-__all__ = ["META_MODEL_ID_HEX", "DEFAULT_APID", "METADATA_EVERY", "DEFAULT_TILE", "EncodeOptions", "EncodedScene",
+__all__ = ["DEFAULT_APID", "METADATA_EVERY", "DEFAULT_TILE", "EncodeOptions", "EncodedScene",
            "SceneStream", "encode_scene", "scene_units", "scene_metadata", "choose_level", "allocate_scene", "tile_bodies", "prepare_tile", "quality_metadata"]
 
 

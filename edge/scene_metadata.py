@@ -18,10 +18,8 @@ from cvae.edge.codec.metadata import MODEL_ID_HEX, MetadataError, SceneMetadata
 from cvae.edge.errors import InputError
 from cvae.edge.io.raster import Raster
 
-__all__ = ["scene_metadata", "descriptive_metadata", "META_EXTRA_LIMIT", "META_MODEL_ID_HEX"]
+__all__ = ["scene_metadata", "descriptive_metadata", "META_EXTRA_LIMIT"]
 
-#: hex digits of the model id in scene metadata (64 bits: ample to tell bundles apart, 48 bytes less per copy)
-META_MODEL_ID_HEX = MODEL_ID_HEX
 #: bytes of JSON the descriptive metadata may add to each metadata copy; beyond, tags and then descriptions
 #: are dropped (and the scene's metadata says which were dropped)
 META_EXTRA_LIMIT = 2048
@@ -71,7 +69,7 @@ def scene_metadata(raster: Raster, name: str, bundle: Bundle, tile_size: int, so
         keys["source_dtype"] = str(np.dtype(source_dtype))
     typed = {k: tuple(v) if isinstance(v, list) else v for k, v in keys.items() if k in _FIELDS}
     meta = SceneMetadata(name=name, width=w, height=h, bands=c, dtype=str(raster.pixels.dtype),
-                         tile=tile_size, model_id=bundle.model_id[:META_MODEL_ID_HEX], nodata=raster.nodata,
+                         tile=tile_size, model_id=bundle.model_id[:MODEL_ID_HEX], nodata=raster.nodata,
                          crs=crs_out, transform=tuple(transform)[:6] if transform is not None else None,
                          extra={k: v for k, v in keys.items() if k not in _FIELDS},
                          **typed)  # type: ignore[arg-type]  # the optional fields, as the encoder's callers give them

@@ -90,7 +90,7 @@ def decode_to_files(streams: Sequence, bundle, codec, out: Path, opener=None, fm
             report["scenes"].append({**entry, "name": str(meta.name)[:200], "error": reason})
             print(f"cvae-decode: {label} not decoded: {reason}", file=sys.stderr)
             continue
-        report["scenes"].append({**entry, **scene_report(parts, summary, bundle, meta.samples), "output": str(path)})
+        report["scenes"].append({**entry, **scene_report(parts, summary, bundle), "output": str(path)})
     return report
 
 

@@ -377,7 +377,7 @@ def scene_name(parts: SceneParts) -> str | None:
     return parts.meta.name if parts.meta is not None else parts.refused_name
 
 
-def scene_report(parts: SceneParts, summary: SceneSummary, bundle: Bundle, samples: int) -> dict:
+def scene_report(parts: SceneParts, summary: SceneSummary, bundle: Bundle) -> dict:
     """The report entry of a decoded scene (without its key fields)."""
     levels: dict = {}
     for lv in summary.levels.values():
@@ -388,7 +388,7 @@ def scene_report(parts: SceneParts, summary: SceneSummary, bundle: Bundle, sampl
             **({"tiles_lost_unlisted": summary.tiles_unlisted} if summary.tiles_unlisted else {}),
             **({"stray_tiles": summary.stray_tiles} if summary.stray_tiles else {}),
             "duplicate_segments": parts.duplicates, "model_id": bundle.model_id[:16], "levels": levels,
-            "tile_bits_per_sample": 8 * parts.received_bytes / max(1, samples),
+            "tile_bits_per_sample": 8 * parts.received_bytes / meta.samples,
             **({"max_error": summary.max_error.tolist(), "bounded_tiles": summary.bounded_tiles}
                if summary.max_error is not None else {}),
             **({"metadata_dropped": list(meta.dropped)} if meta.dropped else {})}
@@ -420,5 +420,5 @@ def decode_streams(streams: Sequence[Buffer], bundle: Bundle, codec: TileCodec,
             continue
         d.apid = apid
         decoded.append(d)
-        entries.append({**entry, **scene_report(parts, d.summary, bundle, d.pixels.size)})
+        entries.append({**entry, **scene_report(parts, d.summary, bundle)})
     return decoded, report

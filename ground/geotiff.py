@@ -13,6 +13,8 @@ Masks are what they would be without losses, plus the lost tiles:
 """
 from __future__ import annotations
 
+import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -96,19 +98,21 @@ class GeoTiffWriter:
             profile["crs"] = CRS.from_user_input(meta.crs)
         if meta.transform:
             profile["transform"] = Affine(*meta.transform)
-        self._replacing = replacing(self.path)
-        final = self._replacing.__enter__()
-        self._final = final
-        # GDAL's COG driver only copies (tiles, overviews and layout are its own): a GTiff first, then the copy
-        self._tmp = final if self.fmt != "COG" else final.with_name(final.name + ".gtiff")
-        self._env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True)
-        self._env.__enter__()
+        # one stack: the temp name (removed on error, renamed into place at the end), GDAL's environment, the dataset
+        stack = ExitStack()
         try:
-            self.dst = rasterio.open(self._tmp, "w", **profile)
+            self._final = stack.enter_context(replacing(self.path))
+            # GDAL's COG driver only copies (tiles, overviews and layout are its own): a GTiff first, then the copy
+            self._tmp = self._final if self.fmt != "COG" else self._final.with_name(self._final.name + ".gtiff")
+            if self._tmp != self._final:
+                stack.callback(self._tmp.unlink, missing_ok=True)
+            stack.enter_context(rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True))
+            self.dst = stack.enter_context(rasterio.open(self._tmp, "w", **profile))
             _restore_descriptive(self.dst, meta)
-        except BaseException as e:
-            self._abort(e)
-            raise
+        except BaseException:
+            if not stack.__exit__(*sys.exc_info()):
+                raise
+        self._stack = stack
         return self
 
     def write(self, tile) -> None:
@@ -146,38 +150,23 @@ class GeoTiffWriter:
                 self.dst.build_overviews(levels, Resampling.average)
         self._finished = True
 
-    def __exit__(self, et, e, tb) -> None:
-        if et is not None or not self._finished:
-            self._abort(e or RuntimeError("GeoTiffWriter closed before finish()"))
-            return
-        import rasterio.shutil
+    def __exit__(self, et, e, tb) -> bool:
+        if et is None and not self._finished:  # left without finish(): nothing is written, as on an error
+            err = RuntimeError("GeoTiffWriter closed before finish()")
+            return bool(self._stack.__exit__(RuntimeError, err, None))
+        if et is None:
+            try:
+                self.dst.close()
+                if self.fmt == "COG":
+                    import rasterio.shutil
 
-        try:
-            self.dst.close()
-            if self.fmt == "COG":
-                rasterio.shutil.copy(self._tmp, self._final, driver="COG",
-                                     **{"compress": "deflate", "sparse_ok": "TRUE", **self.options})
-        except BaseException as err:
-            self._abort(err)
-            raise
-        self._leave_env()
-        if self._tmp != self._final:
-            self._tmp.unlink(missing_ok=True)
-        self._replacing.__exit__(None, None, None)
-
-    def _leave_env(self) -> None:
-        if self._env is not None:
-            env, self._env = self._env, None
-            env.__exit__(None, None, None)
-
-    def _abort(self, e: BaseException) -> None:
-        dst = getattr(self, "dst", None)
-        if dst is not None and not dst.closed:
-            dst.close()
-        self._leave_env()
-        if self._tmp != self._final:
-            self._tmp.unlink(missing_ok=True)
-        self._replacing.__exit__(type(e), e, e.__traceback__)
+                    rasterio.shutil.copy(self._tmp, self._final, driver="COG",
+                                         **{"compress": "deflate", "sparse_ok": "TRUE", **self.options})
+            except BaseException:
+                if not self._stack.__exit__(*sys.exc_info()):
+                    raise
+                return False
+        return bool(self._stack.__exit__(et, e, tb))
 
 
 def write_geotiff(path: Path, scene, tags: dict | None = None, fmt: str = "GTiff", options: dict | None = None,

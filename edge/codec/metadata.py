@@ -10,24 +10,23 @@ malformed are dropped, never fatal. Keys this version does not know are kept (``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 import numpy as np
 
 from cvae.edge.codec import packets as pk
-from cvae.edge.codec.bitstream import DTYPES, MAX_BANDS, MAX_EDGE, SceneSide
+from cvae.edge.codec.bitstream import DTYPES, MAX_BANDS, MAX_EDGE, PREDICTIVE_LIMIT, SceneSide
 from cvae.edge.errors import CodecError
 
 __all__ = ["SceneMetadata", "MetadataError", "MAX_SCENE_SAMPLES", "MODEL_ID_HEX"]
 
 #: the largest scene the format describes (bands x height x width); larger metadata is refused as crafted
 MAX_SCENE_SAMPLES = 4_000_000_000
-#: hex digits of the bundle's model id the metadata carries
+#: hex digits of the bundle's model id the metadata carries (64 bits: ample to tell bundles apart, 48 bytes less per
+#: copy than the whole id)
 MODEL_ID_HEX = 16
 _CARRIED = frozenset(str(d) for d in DTYPES)
-#: the v4 tile's largest error bound (docs/bitstream.md): a larger ``max_error`` is not one a tile carries
-_MAX_BOUND = 1 << 33
 
 
 class MetadataError(CodecError, ValueError):
@@ -183,7 +182,7 @@ class SceneMetadata:
             else None,
             dropped=tuple(str(d)[:40] for d in dropped[:8]) if isinstance(dropped, list) else None,
             max_error=tuple(max_error) if isinstance(max_error, list) and len(max_error) == c and all(
-                _is_int(e) and 0 <= e <= _MAX_BOUND for e in max_error) else None,
+                _is_int(e) and 0 <= e <= PREDICTIVE_LIMIT for e in max_error) else None,
             psnr_target=psnr if _is_number(psnr) and math.isfinite(psnr) else None,  # type: ignore[arg-type]
             extra={k: v for k, v in meta.items() if k not in known}, v=version)
 
@@ -200,6 +199,3 @@ class SceneMetadata:
     def side(self) -> SceneSide | None:
         """The band ranges v6 tiles refer to (None when the metadata carries none)."""
         return SceneSide.from_metadata({"band_range": self.band_range}, self.bands)
-
-    def with_changes(self, **changes: Any) -> "SceneMetadata":
-        return replace(self, **changes)
