@@ -40,7 +40,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import NamedTuple, Union
+from typing import NamedTuple, Sequence, Union
 
 import numpy as np
 
@@ -53,8 +53,8 @@ from cvae.edge.codec.wire import varint_size
 from cvae.edge.errors import CorruptTileError
 
 __all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "VERSION_CONTEXT", "VERSION_SCENE",
-           "CONTEXT_VERSIONS", "CODED_MASK_VERSIONS", "TileFormat", "FORMATS", "tile_format", "formats_of", "Payload",
-           "Streams", "UnpackedTile", "SceneSide", "PREDICTIVE_LIMIT", "ADAPTIVE_VERSIONS", "VERSIONS", "RESIDUAL_NONE",
+           "CODED_MASK_VERSIONS", "TileFormat", "FORMATS", "tile_format", "formats_of", "Payload",
+           "Streams", "UnpackedTile", "SceneSide", "PREDICTIVE_LIMIT", "VERSIONS", "RESIDUAL_NONE",
            "RESIDUAL_PIXELS", "RESIDUAL_WAVELET", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
            "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape", "varint_size", "max_binary_decisions", "PALETTE_SPAN"]
 
@@ -111,9 +111,7 @@ FORMATS: dict[int, TileFormat] = {f.version: f for f in (
                coded_mask=True, scene_range=True),
 )}
 VERSIONS = tuple(FORMATS)
-# derived views of FORMATS, for callers that list versions
-ADAPTIVE_VERSIONS = tuple(v for v, f in FORMATS.items() if f.kind == "hybrid")
-CONTEXT_VERSIONS = tuple(v for v, f in FORMATS.items() if f.coefs_stream)
+#: the formats with transition-coded masks and per-band fill (a view of FORMATS)
 CODED_MASK_VERSIONS = tuple(v for v, f in FORMATS.items() if f.coded_mask)
 
 
@@ -228,7 +226,7 @@ def header_size(bands: int, has_mask: bool, version: int = VERSION, scene_range:
         (1 if has_mask else 0)
 
 
-def _listed(versions: list[int]) -> str:
+def _listed(versions: Sequence[int]) -> str:
     """'3, 4, 5 or 6'."""
     names = [str(v) for v in versions]
     return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
@@ -278,7 +276,7 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: Payload, valid: np.nd
     band_fill = h.band_fill if h.band_fill is not None and np.any(h.band_fill) else None
     if band_fill is not None and not fmt.coded_mask:
         raise ValueError("pack_tile: per-band fill masks need tile format version "
-                         f"{_listed([v for v, f in FORMATS.items() if f.coded_mask])}")
+                         f"{_listed(CODED_MASK_VERSIONS)}")
     if h.scene_range and not fmt.scene_range:
         raise ValueError("pack_tile: only tile format version "
                          f"{_listed([v for v, f in FORMATS.items() if f.scene_range])} refers to the scene's band ranges")
@@ -313,12 +311,12 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: Payload, valid: np.nd
         out += np.packbits(present).tobytes()
         if payload is not None:
             out += _varint(len(payload)) + payload
-    if valid is not None and fmt.coded_mask:
-        out += _coded_masks(valid, None)
-    elif valid is not None:
+    if fmt.coded_mask:
+        return bytes(out + _coded_masks(valid, band_fill))
+    if valid is not None:  # v1, v2: zlib of the packed bits (no fill masks)
         z = zlib.compress(np.packbits(valid).tobytes(), 9)
         out += _varint(len(z)) + z
-    return bytes(out + _coded_masks(None, band_fill))
+    return bytes(out)
 
 
 def _coded_masks(valid: np.ndarray | None, band_fill: np.ndarray | None) -> bytes:
@@ -346,7 +344,7 @@ def unpack_tile(data: bytes, scene: SceneSide | None = None) -> UnpackedTile:
         raise CorruptTileError(f"unknown flag bits {flags:#x} for tile format version {version}")
     if fmt.samples:
         f = _v4.unpack_fields(r, c)
-        valid = _mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width) if flags & _F_MASK else None
+        valid = _coded_mask(r, height, width) if flags & _F_MASK else None
         band_fill = _band_fill(r, flags, c, height, width)
         r.check_consumed()
         return UnpackedTile(TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height,
@@ -359,7 +357,7 @@ def unpack_tile(data: bytes, scene: SceneSide | None = None) -> UnpackedTile:
         latent, residual = r.take(2)
         if residual not in fmt.residual_kinds:
             raise CorruptTileError(f"residual kind {residual} does not exist in tile format version {version} "
-                                   f"({_listed(list(fmt.residual_kinds))})")
+                                   f"({_listed(fmt.residual_kinds)})")
     if flags & _F_SCENE_RANGE:
         if scene is None or len(scene.lo) != c:
             raise CorruptTileError("the tile uses the scene's band ranges, which its scene metadata carries: decode "
@@ -386,10 +384,8 @@ def unpack_tile(data: bytes, scene: SceneSide | None = None) -> UnpackedTile:
     else:
         payload = r.take(r.varint()) if present.any() else None
     valid = None
-    if flags & _F_MASK and fmt.coded_mask:
-        valid = _mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width)
-    elif flags & _F_MASK:
-        valid = _zlib_mask(r.take(r.varint()), height, width)
+    if flags & _F_MASK:
+        valid = _coded_mask(r, height, width) if fmt.coded_mask else _zlib_mask(r.take(r.varint()), height, width)
     band_fill = _band_fill(r, flags, c, height, width)
     r.check_consumed()
     header = TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height, width=width,
@@ -410,7 +406,12 @@ def _zlib_mask(z: bytes, height: int, width: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(raw, np.uint8))[:height * width].reshape(height, width).astype(bool)
 
 
+def _coded_mask(r: _Reader, height: int, width: int) -> np.ndarray:
+    """bool[H, W]: one mask as two varint-prefixed transition streams (:mod:`cvae.edge.codec.mask`)."""
+    return _mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width)
+
+
 def _band_fill(r: _Reader, flags: int, c: int, height: int, width: int) -> np.ndarray | None:
     if not flags & _F_BAND_FILL:
         return None
-    return np.stack([_mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width) for _ in range(c)])
+    return np.stack([_coded_mask(r, height, width) for _ in range(c)])

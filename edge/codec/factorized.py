@@ -25,7 +25,6 @@ class FactorizedKind:
     'factorized'). A :class:`~cvae.edge.codec.kinds.LearnedKind` with one mode per level and no plans."""
 
     name = "factorized"
-    takes = AnalyzedTile
     version = next(f.version for f in bitstream.formats_of(name) if f.written)
     versions = tuple(f.version for f in bitstream.formats_of(name))
 

@@ -23,14 +23,14 @@ import numpy as np
 
 from cvae.edge.codec import adaptive as am
 from cvae.edge.codec import bitstream, coefs, rangecoder, residual, wavelet
-from cvae.edge.codec.hybrid_model import LATENT_DEADZONE, HybridModel
+from cvae.edge.codec.hybrid_model import HybridModel
 from cvae.edge.codec.latents import (STRIDE, AnalyzedTile, Ladder, LatentModel, decode_stream, scene_range,
                                      tile_header, to_pixels)
 from cvae.edge.codec.plan import Plan, Planner
 from cvae.edge.codec.tables import EntropyTables
 from cvae.edge.errors import CorruptTileError
 
-__all__ = ["HybridKind", "LATENT_DEADZONE"]
+__all__ = ["HybridKind"]
 
 _FORMATS = bitstream.formats_of("hybrid")
 
@@ -39,10 +39,8 @@ class HybridKind:
     """Writes and reads the tiles of an adaptive bundle's ladder (the formats of kind 'hybrid')."""
 
     name = "hybrid"
-    takes = AnalyzedTile
     version = next(f.version for f in _FORMATS if f.written)
     versions = tuple(f.version for f in _FORMATS)
-    format = bitstream.FORMATS[version]
 
     def __init__(self, latents: LatentModel, model_id: bytes, adaptive: am.AdaptiveModel, ladder: Ladder,
                  mode_search: str = "auto"):
@@ -67,9 +65,6 @@ class HybridKind:
     def latent_level(self, level: int) -> int:
         return self.model.latent_level(level)
 
-    def has_residual(self, level: int) -> bool:
-        return self.model.has_residual(level)
-
     def modes(self, level: int) -> list[tuple[int, bool]]:
         """:meth:`HybridModel.modes`."""
         return self.model.modes(level)
@@ -83,9 +78,6 @@ class HybridKind:
 
     def tables_for(self, lat: int) -> EntropyTables:
         return self.model.tables_for(lat)
-
-    def factorized_costs(self, lat: int) -> np.ndarray:
-        return self.model.factorized_costs(lat)
 
     def symbols(self, a: AnalyzedTile, lat: int) -> np.ndarray:
         """:meth:`HybridModel.symbols`."""

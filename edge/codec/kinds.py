@@ -8,8 +8,8 @@ naming kinds.
   error bound (level 0); decodes with no network.
 
 Every kind reads the formats :func:`bitstream.formats_of` gives for its ``name`` (``versions``) and writes the one
-of them marked ``written`` (``version``); ``takes`` is the type of tile its ``encode`` codes. A kind is built for a
-bundle by ``build(latents, model_id, adaptive=, ladder=, mode_search=)`` (``None``: this bundle cannot have it).
+of them marked ``written`` (``version``). A kind is built for a bundle by ``build(latents, model_id, adaptive=,
+ladder=, mode_search=)`` (``None``: this bundle cannot have it).
 """
 from __future__ import annotations
 

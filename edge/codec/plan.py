@@ -15,7 +15,6 @@ planner holds the kind's integers (:class:`~cvae.edge.codec.hybrid_model.HybridM
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 
@@ -26,7 +25,8 @@ from cvae.edge.codec import coefs as coefs_mod
 from cvae.edge.codec.hybrid_model import HybridModel
 from cvae.edge.codec.latents import AnalyzedTile
 
-__all__ = ["LatentPart", "ResidualPart", "Part", "Plan", "Planner", "MODE_SEARCHES", "RESIDUAL_DEADZONES", "rd_lambda", "check_mode_search"]
+__all__ = ["LatentPart", "ResidualPart", "Plan", "Planner", "MODE_SEARCHES", "RESIDUAL_DEADZONES", "rd_lambda",
+           "check_mode_search"]
 
 #: rounding offsets tried per component for a residual level's quantiser (encoder only, rate-distortion
 #: optimised with lambda = ln2 * step^2 / 6, the slope of a uniform quantiser at high rate)
@@ -74,16 +74,12 @@ class LatentPart:
 
 @dataclass(frozen=True)
 class ResidualPart:
-    """One quantised residual: per component its int32 subbands (wavelet.forward's order), its bits and error."""
+    """One quantised residual (wavelet subbands, :data:`bitstream.RESIDUAL_WAVELET`): per component its int32
+    subbands (wavelet.forward's order), its bits and error."""
 
     arrays: tuple[list[np.ndarray], ...]
     bits: float                   # estimated bits (version 3's block estimate, see Planner.residual_part)
     err: float                    # squared error of the reconstruction over valid pixels
-    kind: int = bitstream.RESIDUAL_WAVELET  # bitstream.RESIDUAL_*
-
-
-#: either part of a tile
-Part = Union[LatentPart, ResidualPart]
 
 
 @dataclass(frozen=True)

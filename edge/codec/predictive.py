@@ -66,7 +66,6 @@ class PredictiveKind:
     the model id in the header). A :class:`~cvae.edge.codec.kinds.SampleKind`."""
 
     name = "predictive"
-    takes = BoundedTile
     version = next(f.version for f in bitstream.formats_of(name) if f.written)
     versions = tuple(f.version for f in bitstream.formats_of(name))
     levels = 1         # the header's level byte is 0: the bound is the quality
