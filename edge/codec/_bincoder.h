@@ -24,13 +24,14 @@ static inline int bitlen(uint64_t v)
 {
 #if defined(__GNUC__)
     return v ? 64 - __builtin_clzll(v) : 0;
-#endif
+#else
     int k = 0;
     while (v) {
         k++;
         v >>= 1;
     }
     return k;
+#endif
 }
 
 /* ------------------------------------------------------------------------------------------------------ */

@@ -122,7 +122,7 @@ static int run(int32_t *q, uint8_t *mg, Py_ssize_t comps, const subband *sb, int
                         } else {
                             int neg = dec_bit(dec, &m->sign[sctx]);
                             uint64_t u = dec_gamma(dec, m->unary[ctx], m->mant1[ctx], m->mant2[ctx], KMAX);
-                            /* the input's bound, checked as it is read: |q| <= CF_LIMIT (u < 2^47 before it: KMAX 31
+                            /* the input's bound, checked as it is read: |q| <= CF_LIMIT (u < 2^32 before it: KMAX 31
                              * prefix bits), so -u and the contexts' |q| stay in int32 */
                             if (u > (uint64_t)CF_LIMIT) {
                                 *where = at;

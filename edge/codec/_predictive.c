@@ -461,11 +461,14 @@ static uint64_t coded_at_least(const tile_t *t, int c, int h, int w)
     uint64_t n = 0;
     for (int b = 0; b < c; b++) {
         const uint8_t *rp = t->rep + 4 * b, *sk = t->skip + (size_t)b * h * w;
+        const int kx = rp[1], ox = rp[3]; /* the anchor columns: 0, then ox, ox + kx, ... (ox < kx: check_bounds) */
         for (int y = 0; y < h; y++) {
             if (anchor(y, rp[0], rp[2]) != y)
                 continue;
-            for (int x = 0; x < w; x++)
-                n += !sk[(size_t)y * w + x] && anchor(x, rp[1], rp[3]) == x;
+            const uint8_t *row = sk + (size_t)y * w;
+            n += ox > 0 && !row[0];
+            for (int x = ox; x < w; x += kx)
+                n += !row[x];
         }
     }
     return n;
