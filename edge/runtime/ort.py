@@ -83,12 +83,6 @@ class OrtTransforms:
             self._closed = True
             self._sessions.clear()
 
-    def __enter__(self) -> "OrtTransforms":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     @property
     def versions(self) -> dict[str, str]:
         return {"onnxruntime": self._ort.__version__, "providers": ",".join(self.providers)}

@@ -183,12 +183,6 @@ class TrtTransforms:
         if close is not None:
             close()
 
-    def __enter__(self) -> "TrtTransforms":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     # -- slots ---------------------------------------------------------------------------------------
     def _checkout(self) -> _Slot:
         with self._cond:
