@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from cvae.edge.codec import packets as pk
+from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.daemon.leases import LeaseWriteError
 from cvae.edge.daemon.logs import log
 from cvae.edge.daemon.spool import finish_input
@@ -28,11 +29,8 @@ from cvae.edge.io.files import fsync_dir, remove_partial
 from cvae.edge.io.raster import RasterInfo, RowReader, open_rows, scan_raster
 from cvae.edge.io.tiling import TileWindow, tile_grid
 
-from cvae.edge.codec.tile import AnalyzedTile, BoundedTile
-
 if TYPE_CHECKING:  # the attributes the Service this is mixed into provides (no import cycle at run time)
     from cvae.edge.bundle import Bundle
-    from cvae.edge.codec.tile import TileCodec
     from cvae.edge.daemon.config import DaemonConfig
     from cvae.edge.daemon.journal import Journal
     from cvae.edge.daemon.leases import Leases
@@ -260,9 +258,6 @@ class SceneCoding:
         self.journal.finish(job.scene, work.index, len(data), level, time.monotonic() - work.started,
                             tile=level is not None)
         return True
-
-    def outbox_bytes(self) -> int:
-        return self.outbox.bytes
 
     def wait_for_quota(self) -> bool:
         """Hold the emit stage while the outbox is over its quota (the downlink drains it); False if stopped.
