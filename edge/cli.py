@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from cvae.edge.cliutil import Progress, VersionAction, version_string  # re-exported: their old home
+from cvae.edge.cliutil import Progress, VersionAction
 from cvae.edge.io.files import write_atomic  # the project's one atomic writer (re-exported: an old public name)
 
-__all__ = ["encode_main", "write_atomic", "version_string", "VersionAction", "Progress"]
+__all__ = ["encode_main", "write_atomic"]
 
 
 def budget_problem(enc, tile_bytes: int | None, scene_bytes: int | None) -> str | None:
@@ -25,33 +25,38 @@ def budget_problem(enc, tile_bytes: int | None, scene_bytes: int | None) -> str 
     return None
 
 
+def _target(check, value, option: str):
+    """``check(value, option)`` (quality.check_psnr / check_max_error: the daemon's checks), its TargetError as
+    argparse's error, without the option's name (argparse names the option itself)."""
+    from cvae.edge.quality import TargetError
+
+    try:
+        return check(value, option)
+    except TargetError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix(f"{option}: ")) from None
+
+
 def _max_error(text: str) -> tuple[int, ...]:
     """``--max-error``: ``E`` or ``E1,E2,...`` (whole digital numbers in 0 .. the v4 tile's limit)."""
-    from cvae.edge.quality import TargetError, check_max_error
+    from cvae.edge.quality import check_max_error
 
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give whole digital numbers, one or one per band, e.g. 0 or "
                                          "1,1,2,4") from None
-    try:
-        return check_max_error(values, "--max-error")
-    except TargetError as e:  # argparse names the option itself
-        raise argparse.ArgumentTypeError(str(e).removeprefix("--max-error: ")) from None
+    return _target(check_max_error, values, "--max-error")
 
 
 def _psnr(text: str) -> float:
     """``--psnr``: a finite number of dB in the range the daemon accepts (quality.check_psnr)."""
-    from cvae.edge.quality import TargetError, check_psnr
+    from cvae.edge.quality import check_psnr
 
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give a number of dB, e.g. 45") from None
-    try:
-        return check_psnr(value, "--psnr")
-    except TargetError as e:  # argparse names the option itself
-        raise argparse.ArgumentTypeError(str(e).removeprefix("--psnr: ")) from None
+    return _target(check_psnr, value, "--psnr")
 
 
 def encode_main(argv: Sequence[str] | None = None) -> int:
