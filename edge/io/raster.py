@@ -105,8 +105,9 @@ def as_integers(pixels: np.ndarray) -> np.ndarray:
     """``pixels`` in :func:`integer_dtype` (every sample finite and whole, checked here), or as they are."""
     if pixels.dtype.kind != "f":
         return pixels
-    integral = bool(np.isfinite(pixels).all() and np.array_equal(pixels, np.round(pixels)))
-    dtype = integer_dtype(pixels.dtype, integral, float(pixels.min(initial=0)), float(np.abs(pixels).max(initial=0)))
+    integral = bool(np.array_equal(pixels, np.round(pixels)))  # False with a NaN; an infinity: out of range below
+    lo, hi = float(pixels.min(initial=0)), float(pixels.max(initial=0))
+    dtype = integer_dtype(pixels.dtype, integral, lo, max(-lo, hi))
     return pixels.astype(dtype) if dtype != pixels.dtype else pixels
 
 
