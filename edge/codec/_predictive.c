@@ -63,6 +63,13 @@
 #define SAMPLE_LIMIT ((int64_t)1 << 33) /* |lo|, |hi|, E bounded by the wrapper: keeps every product in int64 */
 #define MAX_BANDS 32               /* the tile format's limits (bitstream.MAX_BANDS, MAX_EDGE): a decoder refuses */
 #define MAX_EDGE 2048              /* a larger declared shape before allocating anything */
+#define NEQ 64                     /* replication mode: equality contexts (4 equalities x the W run 0..3) */
+#define NRCTX (NEQ * NCTX)         /* replication mode: its full contexts (equality context x magnitude context) */
+#define NLOW 2                     /* replication mode: unary positions modelled by the full context */
+#ifndef REP_WITH_B
+#define REP_WITH_B 0
+#endif
+#define COST_FRAC 8                /* the encoder's size estimates: bits in 1/256 */
 #define RING 16                    /* rows kept of the per-sample state: a replicated block's anchor lies at most */
                                    /* 15 rows up (ky <= 16), every other read 1 row up; a power of two */
 
@@ -101,11 +108,13 @@ typedef struct {
     bitmodel unary[NCTX][KMAX + 1];
     bitmodel mant1[NCTX][KMAX + 1];     /* the bit below the leading one, per length */
     bitmodel mant2[NCTX][KMAX + 1][2];  /* the next bit, per length and the bit above it */
+    bitmodel rzero[NRCTX];              /* replication mode: q != 0, per full context */
+    bitmodel runary[NRCTX][NLOW];       /* replication mode: the first unary positions, per full context */
 } band_models;
 
-static void band_init(band_models *m)
+static void band_init(band_models *m, int mode)
 {
-    memset(m, 0, sizeof *m);
+    memset(m, 0, mode ? sizeof *m : offsetof(band_models, rzero));
     /* start near planar prediction: (4N - s) 3/8 + (4W - s) 3/8 - (4NW - s) 1/4; the previous band's central
      * difference 1/2 */
     m->w[0] = 3 << (OMEGA - 3);
@@ -122,6 +131,14 @@ static void band_init(band_models *m)
             m->mant2[c][k][0] = m->mant2[c][k][1] = half;
         }
     }
+    if (mode) { /* the replication mode's own models start with the warm-up (most of the 1024 contexts are rare) */
+        const bitmodel fresh = model_half(0);
+        for (int c = 0; c < NRCTX; c++) {
+            m->rzero[c] = fresh;
+            for (int i = 0; i < NLOW; i++)
+                m->runary[c][i] = fresh;
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------------------------------------ */
@@ -132,6 +149,7 @@ typedef struct {
     const int64_t *emax, *lo, *hi; /* [c] */
     const uint8_t *skip;           /* [c][h][w] */
     const uint8_t *rep;            /* [c][4] ky, kx, oy, ox: replication blocks (1, 1, 0, 0: none) */
+    const uint8_t *mode;           /* [c] 0: v4's adaptive linear predictor; 1: the replication mode (v8) */
     int64_t *r;                    /* [c][h][w] reconstructed (the output) */
     /* what later samples read of the last RING rows, [RING][c][w] (row y at y mod RING, RAT): the working set is
      * 19 RING c w bytes whatever the tile's height (20 MB for the format's largest tile, 32 x 2048 x 2048) */
@@ -175,24 +193,58 @@ typedef struct {
     int64_t p4;       /* 4x the prediction, before clipping */
     int64_t p;        /* the prediction, clipped to the band's range */
     int mctx, sctx;   /* magnitude and sign contexts */
+    int rctx;         /* replication mode: the full context, 16 equality context + mctx */
 } predicted;
+
+/* The neighbours of (b, y, x): neighbours(), read directly in the interior (the same values). */
+static inline void gather(const tile_t *t, int b, int y, int x, nbhd *n)
+{
+    if (y > 1 && x > 1 && x + 1 < t->w) { /* the interior: every neighbour exists */
+        const size_t w = (size_t)t->w;
+        const int64_t *r0 = t->r + AT(t, b, y, x), *r1 = r0 - w;
+        n->W = r0[-1];
+        n->WW = r0[-2];
+        n->N = r1[0];
+        n->NW = r1[-1];
+        n->NE = r1[1];
+        n->NN = r1[-(ptrdiff_t)w];
+    } else {
+        neighbours(t, b, y, x, n);
+    }
+}
+
+/* The magnitude context (neighbouring |q| of this band and, with_b, of the previous one, and the gradients in steps)
+ * and the sign context of (b, y, x). */
+static inline void contexts(const tile_t *t, int b, int y, int x, const nbhd *n, int with_b, predicted *pr)
+{
+    const size_t ra = RAT(t, b, y, x), w = (size_t)t->w;
+    const size_t up = y > 0 ? RAT(t, b, y - 1, x) : ra; /* read only when y > 0 */
+    const int16_t *q0 = t->qv + ra;
+    int64_t sW = x > 0 ? q0[-1] : 0;
+    int64_t sN = y > 0 ? t->qv[up] : sW;
+    int64_t sB = b > 0 ? q0[-(ptrdiff_t)w] : 0;
+    const uint8_t *m0 = t->qm + ra, *m1 = t->qm + up;
+    int64_t qW = x > 0 ? m0[-1] : 0;
+    int64_t qN = y > 0 ? m1[0] : qW;
+    int64_t qNW = (y > 0 && x > 0) ? m1[-1] : qN;
+    int64_t qNE = (y > 0 && x + 1 < t->w) ? m1[1] : qN;
+    int64_t qWW = x > 1 ? m0[-2] : qW;
+    int64_t qB = b > 0 ? m0[-(ptrdiff_t)w] : qN;
+    int64_t act = 2 * (qW + qN) + qNW + qNE + qWW + (with_b ? 2 * qB : 0); /* about 8 |q| (7 without qB) */
+    int64_t grad = abs64(n->W - n->NW) + abs64(n->N - n->NW) + abs64(n->N - n->NE) + abs64(n->W - n->WW) +
+                   abs64(n->N - n->NN);
+    int64_t g = t->emax[b] ? grad / (2 * t->emax[b] + 1) : grad; /* non-negative: truncation is floor */
+    int64_t v = (act + (g > 4096 ? 4096 : g) + 1) / 2;
+    pr->mctx = bucket_lut[v > 255 ? 255 : v];
+    pr->sctx = 9 * tri(sW) + 3 * tri(sN) + tri(sB);
+}
 
 static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
 {
     const band_models *m = &t->m[b];
-    const size_t at = AT(t, b, y, x), ra = RAT(t, b, y, x), w = (size_t)t->w;
+    const size_t ra = RAT(t, b, y, x), w = (size_t)t->w;
     nbhd n;
-    if (y > 1 && x > 1 && x + 1 < t->w) { /* the interior: every neighbour exists (the same values as below) */
-        const int64_t *r0 = t->r + at, *r1 = r0 - w;
-        n.W = r0[-1];
-        n.WW = r0[-2];
-        n.N = r1[0];
-        n.NW = r1[-1];
-        n.NE = r1[1];
-        n.NN = r1[-(ptrdiff_t)w];
-    } else {
-        neighbours(t, b, y, x, &n);
-    }
+    gather(t, b, y, x, &n);
     int64_t s = n.N + n.W + n.NW + n.NE;
     int64_t *u = pr->u;
     u[0] = 4 * n.N - s;
@@ -213,26 +265,25 @@ static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
     pr->s = s;
     pr->p4 = s + floor_div(d, (int64_t)1 << OMEGA);
     pr->p = clip64(floor_div(pr->p4 + 2, 4), t->lo[b], t->hi[b]);
+    contexts(t, b, y, x, &n, 1, pr);
+}
 
-    /* magnitude context: neighbouring |q| (this band and the previous one) and the gradients in steps */
-    const size_t up = y > 0 ? RAT(t, b, y - 1, x) : ra; /* read only when y > 0 */
-    const int16_t *q0 = t->qv + ra;
-    int64_t sW = x > 0 ? q0[-1] : 0;
-    int64_t sN = y > 0 ? t->qv[up] : sW;
-    int64_t sB = b > 0 ? q0[-(ptrdiff_t)w] : 0;
-    const uint8_t *m0 = t->qm + ra, *m1 = t->qm + up;
-    int64_t qW = x > 0 ? m0[-1] : 0;
-    int64_t qN = y > 0 ? m1[0] : qW;
-    int64_t qNW = (y > 0 && x > 0) ? m1[-1] : qN;
-    int64_t qNE = (y > 0 && x + 1 < t->w) ? m1[1] : qN;
-    int64_t qWW = x > 1 ? m0[-2] : qW;
-    int64_t qB = b > 0 ? m0[-(ptrdiff_t)w] : qN;
-    int64_t act = 2 * (qW + qN) + qNW + qNE + qWW + 2 * qB; /* about 8 |q| */
-    int64_t grad = abs64(n.W - n.NW) + abs64(n.N - n.NW) + abs64(n.N - n.NE) + abs64(n.W - n.WW) + abs64(n.N - n.NN);
-    int64_t g = t->emax[b] ? grad / (2 * t->emax[b] + 1) : grad; /* non-negative: truncation is floor */
-    int64_t v = (act + (g > 4096 ? 4096 : g) + 1) / 2;
-    pr->mctx = bucket_lut[v > 255 ? 255 : v];
-    pr->sctx = 9 * tri(sW) + 3 * tri(sN) + tri(sB);
+/* The replication mode (v8): p = MED(N, W, NW), which copies W where N = NW and N where W = NW; the context adds to
+ * the magnitude context (without the previous band's |q|) the equalities W = NW, N = NW, N = NE, N = NN of the
+ * reconstructed neighbours and the length (0..3) of the run of equal samples ending at W. */
+static void predict_rep(const tile_t *t, int b, int y, int x, predicted *pr)
+{
+    nbhd n;
+    gather(t, b, y, x, &n);
+    pr->nf = 0;
+    pr->s = n.N + n.W + n.NW + n.NE;
+    pr->p = clip64(med(n.N, n.W, n.NW), t->lo[b], t->hi[b]);
+    pr->p4 = 4 * pr->p;
+    contexts(t, b, y, x, &n, REP_WITH_B, pr);
+    const int64_t *r0 = t->r + AT(t, b, y, x);
+    int run = x == 0 ? 0 : (x == 1 || r0[-1] != r0[-2] ? 1 : (x == 2 || r0[-2] != r0[-3] ? 2 : 3));
+    int eq = (n.W == n.NW) | (n.N == n.NW) << 1 | (n.N == n.NE) << 2 | (n.N == n.NN) << 3;
+    pr->rctx = (4 * eq + run) * NCTX + pr->mctx;
 }
 
 /* Normalised LMS: w_j += mu * c * u_j / (1 + sum |u|), c the error 4r - p4 in eighths of its running mean,
@@ -259,18 +310,107 @@ static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
     m->coded++;
 }
 
-/* q = 0: one bit (model zero[mctx]). Otherwise the sign (sign[sctx]), then v = |q| >= 1 as an adaptive Elias-gamma
- * code (_bincoder.h's enc_gamma) with the models of magnitude context mctx: k = bitlen(v) - 1 in unary
- * (unary[mctx][i] per position; no terminating 0 when k = KMAX), the bit below the leading one (mant1[mctx][k]), the
- * next (mant2[mctx][k][bit above]), the rest at probability 1/2. */
-static void code_q(encoder *e, band_models *m, const predicted *pr, int64_t q)
+/* Where the encoder's bits go: the coder, or (cost != NULL) only a size estimate in 1/256 bits (the encoder's
+ * choice of each band's mode; the models adapt as they would in the coder). */
+typedef struct {
+    encoder *e;
+    int64_t *cost;
+} sink;
+
+/* cost_lut[i]: -log2((16 i + 8) / 2^16) in 1/256 bits, i = 0..4095 (integer only; filled once at import) */
+static uint16_t cost_lut[4096];
+
+static void cost_init(void)
+{
+    for (uint32_t i = 0; i < 4096; i++) {
+        uint64_t x = 16 * i + 8, m;
+        int k = bitlen(x) - 1, frac = 0;
+        m = x << (31 - k); /* in [2^31, 2^32): log2 = k + log2(m / 2^31) */
+        for (int j = 7; j >= 0; j--) { /* the fraction's bits by squaring */
+            m = (m * m) >> 31;
+            if (m >= ((uint64_t)1 << 32)) {
+                frac |= 1 << j;
+                m >>= 1;
+            }
+        }
+        cost_lut[i] = (uint16_t)((16 << COST_FRAC) - ((k << COST_FRAC) + frac));
+    }
+}
+
+static inline void put_bit(sink *s, bitmodel *m, int bit)
+{
+    if (s->cost) {
+        uint32_t p0 = model_p(m);
+        *s->cost += cost_lut[(bit ? 65536 - p0 : p0) >> 4];
+        model_update(m, bit);
+    } else {
+        enc_bit(s->e, m, bit);
+    }
+}
+
+static inline void put_raw(sink *s, uint32_t value, int n)
+{
+    if (s->cost)
+        *s->cost += (int64_t)n << COST_FRAC;
+    else
+        enc_raw(s->e, value, n);
+}
+
+/* _bincoder.h's adaptive Elias-gamma code of v >= 1, with unary position i < nlo modelled by low[i] instead of
+ * unary[i] (the replication mode's full contexts; nlo = 0: enc_gamma's bits exactly). */
+static void put_gamma(sink *s, bitmodel *low, int nlo, bitmodel *unary, bitmodel *mant1, bitmodel (*mant2)[2],
+                      uint64_t v)
+{
+    int k = bitlen(v) - 1;
+    for (int i = 0; i < k; i++)
+        put_bit(s, i < nlo ? &low[i] : &unary[i], 1);
+    if (k < KMAX)
+        put_bit(s, k < nlo ? &low[k] : &unary[k], 0);
+    if (k >= 1) {
+        int top = (int)((v >> (k - 1)) & 1);
+        put_bit(s, &mant1[k], top);
+        if (k >= 2)
+            put_bit(s, &mant2[k][top], (int)((v >> (k - 2)) & 1));
+        for (int i = k - 2; i > 0; i -= 16) {
+            int n = i < 16 ? i : 16;
+            put_raw(s, (uint32_t)((v >> (i - n)) & ((1u << n) - 1)), n);
+        }
+    }
+}
+
+/* The inverse of put_gamma: v < 2^(KMAX + 1). */
+static uint64_t get_gamma(decoder *d, bitmodel *low, int nlo, bitmodel *unary, bitmodel *mant1, bitmodel (*mant2)[2])
+{
+    int k = 0;
+    while (k < KMAX && dec_bit(d, k < nlo ? &low[k] : &unary[k]))
+        k++;
+    uint64_t v = 1;
+    if (k >= 1) {
+        int top = dec_bit(d, &mant1[k]);
+        v = (v << 1) | (uint64_t)top;
+        if (k >= 2)
+            v = (v << 1) | (uint64_t)dec_bit(d, &mant2[k][top]);
+        for (int i = k - 2; i > 0; i -= 16) {
+            int n = i < 16 ? i : 16;
+            v = (v << n) | dec_raw(d, n);
+        }
+    }
+    return v;
+}
+
+/* q = 0: one bit (model zero[mctx]; replication mode: rzero[rctx]). Otherwise the sign (sign[sctx]), then v = |q| >= 1
+ * as an adaptive Elias-gamma code with the models of magnitude context mctx: k = bitlen(v) - 1 in unary (unary[mctx][i]
+ * per position; replication mode: runary[rctx][i] for i < NLOW; no terminating 0 when k = KMAX), the bit below the
+ * leading one (mant1[mctx][k]), the next (mant2[mctx][k][bit above]), the rest at probability 1/2. */
+static void code_q(sink *s, band_models *m, const predicted *pr, int rep, int64_t q)
 {
     int c = pr->mctx;
-    enc_bit(e, &m->zero[c], q != 0);
+    put_bit(s, rep ? &m->rzero[pr->rctx] : &m->zero[c], q != 0);
     if (!q)
         return;
-    enc_bit(e, &m->sign[pr->sctx], q < 0);
-    enc_gamma(e, m->unary[c], m->mant1[c], m->mant2[c], KMAX, (uint64_t)abs64(q));
+    put_bit(s, &m->sign[pr->sctx], q < 0);
+    put_gamma(s, rep ? m->runary[pr->rctx] : NULL, rep ? NLOW : 0, m->unary[c], m->mant1[c], m->mant2[c],
+              (uint64_t)abs64(q));
 }
 
 /* The inverse of code_q. The input's bound, checked where it is read: |q| <= qmax = floor((hi - lo + E) / (2E + 1)),
@@ -278,15 +418,16 @@ static void code_q(encoder *e, band_models *m, const predicted *pr, int64_t q)
  * E) / (2E + 1))); anything larger is PR_ERR_RANGE. With hi - lo <= 2^34 and E <= 2^33 (check_bounds), |q| <= 2^34
  * and |q (2E + 1)| <= hi - lo + E < 2^35: the reconstruction p + q (2E + 1) stays far inside int64. Before the
  * check v < 2^41 (KMAX 40 prefix bits, the mantissa built in uint64). */
-static int decode_q(decoder *d, band_models *m, const predicted *pr, int64_t qmax, int64_t *q)
+static int decode_q(decoder *d, band_models *m, const predicted *pr, int rep, int64_t qmax, int64_t *q)
 {
     int c = pr->mctx;
-    if (!dec_bit(d, &m->zero[c])) {
+    if (!dec_bit(d, rep ? &m->rzero[pr->rctx] : &m->zero[c])) {
         *q = 0;
         return PR_OK;
     }
     int neg = dec_bit(d, &m->sign[pr->sctx]);
-    uint64_t v = dec_gamma(d, m->unary[c], m->mant1[c], m->mant2[c], KMAX);
+    uint64_t v = get_gamma(d, rep ? m->runary[pr->rctx] : NULL, rep ? NLOW : 0, m->unary[c], m->mant1[c],
+                           m->mant2[c]);
     if (v > (uint64_t)qmax)
         return PR_ERR_RANGE;
     *q = neg ? -(int64_t)v : (int64_t)v;
@@ -330,15 +471,21 @@ static inline void settle(tile_t *t, size_t at, size_t ra, int64_t rec, int64_t 
     t->perr[ra] = pe;
 }
 
-static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_ssize_t *where)
+/* One pass: enc != NULL codes x into it; cost != NULL (enc NULL, x given) only estimates each band's bits into
+ * cost[c]; otherwise decodes from dec into t->r. */
+static int run_tile(tile_t *t, const int64_t *x, encoder *enc, int64_t *cost, decoder *dec, Py_ssize_t *where)
 {
     for (int b = 0; b < t->c; b++)
-        band_init(&t->m[b]);
+        band_init(&t->m[b], t->mode[b]);
+    sink out = {enc, NULL};
     for (int y = 0; y < t->h; y++) {
         for (int b = 0; b < t->c; b++) {
             /* step <= 2^34 + 1, and q read within +-qmax: |q step| <= hi - lo + E <= 2^35 (check_bounds) */
             const int64_t step = 2 * t->emax[b] + 1, qmax = (t->hi[b] - t->lo[b] + t->emax[b]) / step;
             const uint8_t *rp = t->rep + 4 * b;
+            const int rep = t->mode[b];
+            if (cost)
+                out.cost = cost + b;
             for (int i = 0; i < t->w; i++) {
                 size_t at = AT(t, b, y, i), ra = RAT(t, b, y, i);
                 if (rp[0] > 1 || rp[1] > 1) {
@@ -353,21 +500,24 @@ static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_
                     }
                 }
                 predicted pr;
-                predict(t, b, y, i, &pr);
+                if (rep)
+                    predict_rep(t, b, y, i, &pr);
+                else
+                    predict(t, b, y, i, &pr);
                 if (t->skip[at] && !((rp[0] > 1 || rp[1] > 1) && block_has_coded(t, b, y, i, rp))) {
                     settle(t, at, ra, pr.p, pr.s, 0, 0);
                     continue;
                 }
                 int64_t q;
-                if (enc) {
+                if (x) {
                     int64_t e = x[at] - pr.p;
                     if (step == 1)
                         q = e; /* lossless */
                     else
                         q = e >= 0 ? (e + t->emax[b]) / step : -((-e + t->emax[b]) / step);
-                    code_q(enc, &t->m[b], &pr, q);
+                    code_q(&out, &t->m[b], &pr, rep, q);
                 } else {
-                    int st = decode_q(dec, &t->m[b], &pr, qmax, &q);
+                    int st = decode_q(dec, &t->m[b], &pr, rep, qmax, &q);
                     if (st != PR_OK) {
                         *where = (Py_ssize_t)at;
                         return st;
@@ -379,7 +529,8 @@ static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_
                 }
                 int64_t rec = clip64(pr.p + q * step, t->lo[b], t->hi[b]); /* |p| <= 2^33, |q step| <= 2^35 */
                 settle(t, at, ra, rec, pr.s, q, rec - pr.p);
-                adapt(t, b, &pr, rec);
+                if (!rep) /* the replication mode has no weights to adapt */
+                    adapt(t, b, &pr, rec);
             }
         }
     }
@@ -390,14 +541,14 @@ static int run_tile(tile_t *t, const int64_t *x, encoder *enc, decoder *dec, Py_
 /* Python glue.                                                                                            */
 
 typedef struct {
-    Py_buffer x, skip, emax, lo, hi, out, rep;
-    int have[7];
+    Py_buffer x, skip, emax, lo, hi, out, rep, mode;
+    int have[8];
 } views;
 
 static void release(views *v)
 {
-    Py_buffer *all[7] = {&v->x, &v->skip, &v->emax, &v->lo, &v->hi, &v->out, &v->rep};
-    for (int i = 0; i < 7; i++)
+    Py_buffer *all[8] = {&v->x, &v->skip, &v->emax, &v->lo, &v->hi, &v->out, &v->rep, &v->mode};
+    for (int i = 0; i < 8; i++)
         if (v->have[i])
             PyBuffer_Release(all[i]);
 }
@@ -414,9 +565,15 @@ static int get_view(PyObject *o, Py_buffer *view, int *have, Py_ssize_t want_byt
     return 0;
 }
 
-static int check_bounds(int c, const int64_t *emax, const int64_t *lo, const int64_t *hi, const uint8_t *rep)
+static int check_bounds(int c, const int64_t *emax, const int64_t *lo, const int64_t *hi, const uint8_t *rep,
+                        const uint8_t *mode)
 {
     for (int b = 0; b < c; b++) {
+        if (mode[b] > 1) {
+            PyErr_Format(PyExc_ValueError, "band %d: mode %d is not 0 (v4's predictor) or 1 (replication)", b,
+                         mode[b]);
+            return -1;
+        }
         const uint8_t *r = rep + 4 * b;
         if (r[0] < 1 || r[0] > 16 || r[1] < 1 || r[1] > 16 || r[2] >= r[0] || r[3] >= r[1]) {
             PyErr_Format(PyExc_ValueError, "band %d: replication %d x %d at (%d, %d) is not 1..16 with offsets "
@@ -429,6 +586,18 @@ static int check_bounds(int c, const int64_t *emax, const int64_t *lo, const int
         }
     }
     return 0;
+}
+
+/* The optional modes argument: uint8[C] (None or absent: every band in mode 0, v4's predictor). */
+static const uint8_t ZERO_MODES[MAX_BANDS > 255 ? MAX_BANDS : 255] = {0};
+
+static const uint8_t *get_modes(PyObject *o, views *v, int c)
+{
+    if (o == NULL || o == Py_None)
+        return ZERO_MODES;
+    if (get_view(o, &v->mode, &v->have[7], (Py_ssize_t)c, 0, "modes"))
+        return NULL;
+    return v->mode.buf;
 }
 
 static int tile_alloc(tile_t *t, int c, int h, int w)
@@ -474,13 +643,13 @@ static uint64_t coded_at_least(const tile_t *t, int c, int h, int w)
     return n;
 }
 
-/* encode(x int64[C*H*W], skip uint8[C*H*W], rep uint8[C*4], C, H, W, emax int64[C], lo int64[C], hi int64[C])
- * -> bytes */
-static PyObject *pr_encode(PyObject *self, PyObject *args)
+/* encode(x int64[C*H*W], skip uint8[C*H*W], rep uint8[C*4], C, H, W, emax int64[C], lo int64[C], hi int64[C]
+ * [, modes uint8[C]]) -> bytes; costs(the same) -> tuple of C ints: each band's estimated bits in 1/256 */
+static PyObject *encode_or_cost(PyObject *args, int want_cost)
 {
-    PyObject *xo, *so, *ro, *eo, *loo, *hio;
+    PyObject *xo, *so, *ro, *eo, *loo, *hio, *mo = NULL;
     int c, h, w;
-    if (!PyArg_ParseTuple(args, "OOOiiiOOO", &xo, &so, &ro, &c, &h, &w, &eo, &loo, &hio))
+    if (!PyArg_ParseTuple(args, "OOOiiiOOO|O", &xo, &so, &ro, &c, &h, &w, &eo, &loo, &hio, &mo))
         return NULL;
     if (c < 1 || c > 255 || h < 1 || w < 1 || h > 65535 || w > 65535) {
         PyErr_SetString(PyExc_ValueError, "bad tile shape");
@@ -489,17 +658,18 @@ static PyObject *pr_encode(PyObject *self, PyObject *args)
     Py_ssize_t n = (Py_ssize_t)c * h * w;
     views v;
     memset(&v, 0, sizeof v);
+    const uint8_t *mode = NULL;
     if (get_view(xo, &v.x, &v.have[0], n * 8, 0, "x") || get_view(so, &v.skip, &v.have[1], n, 0, "skip") ||
         get_view(eo, &v.emax, &v.have[2], (Py_ssize_t)c * 8, 0, "max_error") ||
         get_view(loo, &v.lo, &v.have[3], (Py_ssize_t)c * 8, 0, "lo") ||
         get_view(hio, &v.hi, &v.have[4], (Py_ssize_t)c * 8, 0, "hi") ||
-        get_view(ro, &v.rep, &v.have[6], (Py_ssize_t)c * 4, 0, "rep")) {
+        get_view(ro, &v.rep, &v.have[6], (Py_ssize_t)c * 4, 0, "rep") || !(mode = get_modes(mo, &v, c))) {
         release(&v);
         return NULL;
     }
     const int64_t *x = v.x.buf, *emax = v.emax.buf, *lo = v.lo.buf, *hi = v.hi.buf;
     const uint8_t *skip = v.skip.buf;
-    if (check_bounds(c, emax, lo, hi, v.rep.buf)) {
+    if (check_bounds(c, emax, lo, hi, v.rep.buf, mode)) {
         release(&v);
         return NULL;
     }
@@ -520,14 +690,17 @@ static PyObject *pr_encode(PyObject *self, PyObject *args)
     t.hi = hi;
     t.skip = skip;
     t.rep = v.rep.buf;
+    t.mode = mode;
     t.r = malloc((size_t)n * sizeof(int64_t));
     encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
+    int64_t *cost = want_cost ? calloc((size_t)c, sizeof(int64_t)) : NULL;
     int st = PR_ERR_NOMEM;
     Py_ssize_t where = 0;
-    if (t.r && tile_alloc(&t, c, h, w) == 0) {
+    if (t.r && (cost || !want_cost) && tile_alloc(&t, c, h, w) == 0) {
         Py_BEGIN_ALLOW_THREADS
-        st = run_tile(&t, x, &e, NULL, &where);
-        enc_finish(&e);
+        st = run_tile(&t, x, want_cost ? NULL : &e, cost, NULL, &where);
+        if (!want_cost)
+            enc_finish(&e);
         Py_END_ALLOW_THREADS
         if (e.oom)
             st = PR_ERR_NOMEM;
@@ -536,24 +709,40 @@ static PyObject *pr_encode(PyObject *self, PyObject *args)
     tile_free(&t);
     release(&v);
     PyObject *res = NULL;
-    if (st == PR_OK && (e.len < 1 || e.buf[0] != 0)) /* cannot happen: low < 2^32 before the first shift */
-        PyErr_SetString(PyExc_RuntimeError, "predictive coder: first byte not zero");
-    else if (st == PR_OK)
-        res = PyBytes_FromStringAndSize((const char *)e.buf + 1, (Py_ssize_t)e.len - 1); /* byte 0 is always 0 */
-    else
+    if (st != PR_OK)
         PyErr_NoMemory();
+    else if (want_cost) {
+        res = PyTuple_New(c);
+        for (int b = 0; res && b < c; b++) {
+            PyObject *o = PyLong_FromLongLong(cost[b]);
+            if (!o) {
+                Py_CLEAR(res);
+                break;
+            }
+            PyTuple_SET_ITEM(res, b, o);
+        }
+    } else if (e.len < 1 || e.buf[0] != 0) /* cannot happen: low < 2^32 before the first shift */
+        PyErr_SetString(PyExc_RuntimeError, "predictive coder: first byte not zero");
+    else
+        res = PyBytes_FromStringAndSize((const char *)e.buf + 1, (Py_ssize_t)e.len - 1); /* byte 0 is always 0 */
+    free(cost);
     free(e.buf);
     return res;
 }
 
-/* decode(data, skip uint8[C*H*W], rep uint8[C*4], C, H, W, emax, lo, hi, out int64[C*H*W] writable)
- * -> (status, detail) */
+static PyObject *pr_encode(PyObject *self, PyObject *args) { return encode_or_cost(args, 0); }
+
+static PyObject *pr_costs(PyObject *self, PyObject *args) { return encode_or_cost(args, 1); }
+
+/* decode(data, skip uint8[C*H*W], rep uint8[C*4], C, H, W, emax, lo, hi, out int64[C*H*W] writable
+ * [, modes uint8[C]]) -> (status, detail) */
 static PyObject *pr_decode(PyObject *self, PyObject *args)
 {
     Py_buffer data;
-    PyObject *so, *ro, *eo, *loo, *hio, *oo;
+    PyObject *so, *ro, *eo, *loo, *hio, *oo, *mo = NULL;
     int c, h, w;
-    if (!PyArg_ParseTuple(args, "y*OOiiiOOOO", &data, &so, &ro, &c, &h, &w, &eo, &loo, &hio, &oo))
+    const uint8_t *mode = NULL;
+    if (!PyArg_ParseTuple(args, "y*OOiiiOOOO|O", &data, &so, &ro, &c, &h, &w, &eo, &loo, &hio, &oo, &mo))
         return NULL;
     if (c < 1 || c > MAX_BANDS || h < 1 || w < 1 || h > MAX_EDGE || w > MAX_EDGE) { /* the format's limits */
         PyBuffer_Release(&data);
@@ -568,8 +757,8 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
         get_view(loo, &v.lo, &v.have[3], (Py_ssize_t)c * 8, 0, "lo") ||
         get_view(hio, &v.hi, &v.have[4], (Py_ssize_t)c * 8, 0, "hi") ||
         get_view(oo, &v.out, &v.have[5], n * 8, 1, "out") ||
-        get_view(ro, &v.rep, &v.have[6], (Py_ssize_t)c * 4, 0, "rep") ||
-        check_bounds(c, v.emax.buf, v.lo.buf, v.hi.buf, v.rep.buf)) {
+        get_view(ro, &v.rep, &v.have[6], (Py_ssize_t)c * 4, 0, "rep") || !(mode = get_modes(mo, &v, c)) ||
+        check_bounds(c, v.emax.buf, v.lo.buf, v.hi.buf, v.rep.buf, mode)) {
         release(&v);
         PyBuffer_Release(&data);
         return NULL;
@@ -581,6 +770,7 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
     t.hi = v.hi.buf;
     t.skip = v.skip.buf;
     t.rep = v.rep.buf;
+    t.mode = mode;
     t.r = v.out.buf;
     int st = PR_ERR_NOMEM;
     Py_ssize_t where = 0;
@@ -597,7 +787,7 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
             decoder d;
             Py_BEGIN_ALLOW_THREADS
             dec_init(&d, buf, (size_t)data.len + 1);
-            st = run_tile(&t, NULL, NULL, &d, &where);
+            st = run_tile(&t, NULL, NULL, NULL, &d, &where);
             Py_END_ALLOW_THREADS
             if (st == PR_OK && d.overrun > 0) {
                 st = PR_ERR_TRUNCATED;
@@ -618,8 +808,11 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef pr_methods[] = {
-    {"encode", pr_encode, METH_VARARGS, "encode(x, skip, rep, C, H, W, max_error, lo, hi) -> bytes"},
-    {"decode", pr_decode, METH_VARARGS, "decode(data, skip, rep, C, H, W, max_error, lo, hi, out) -> (status, detail)"},
+    {"encode", pr_encode, METH_VARARGS, "encode(x, skip, rep, C, H, W, max_error, lo, hi[, modes]) -> bytes"},
+    {"costs", pr_costs, METH_VARARGS,
+     "costs(x, skip, rep, C, H, W, max_error, lo, hi[, modes]) -> each band's estimated bits in 1/256"},
+    {"decode", pr_decode, METH_VARARGS,
+     "decode(data, skip, rep, C, H, W, max_error, lo, hi, out[, modes]) -> (status, detail)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef pr_module = {PyModuleDef_HEAD_INIT, "_predictive", NULL, -1, pr_methods};
@@ -627,6 +820,7 @@ static struct PyModuleDef pr_module = {PyModuleDef_HEAD_INIT, "_predictive", NUL
 PyMODINIT_FUNC PyInit__predictive(void)
 {
     bucket_init();
+    cost_init();
     PyObject *m = PyModule_Create(&pr_module);
     if (m && PyModule_AddIntConstant(m, "FORMAT_VERSION", PR_FORMAT_VERSION) < 0) {
         Py_DECREF(m);
