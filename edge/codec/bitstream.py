@@ -1,7 +1,7 @@
-"""The tile bitstream, format versions 1 to 6: the one module that owns its bytes (docs/bitstream.md).
+"""The tile bitstream, format versions 1 to 7: the one module that owns its bytes (docs/bitstream.md).
 
-This release writes v6 (lossy tiles of adaptive bundles), v4 (error-bounded tiles, any bundle) and v1 (factorised
-bundles, none shipped); v2, v3 and v5 are read only. What each version holds is one :class:`TileFormat` in :data:`FORMATS`: the byte layer, the tile
+This release writes v7 (lossy tiles of adaptive bundles), v8 (error-bounded tiles, any bundle; v4 read only) and v1 (factorised
+bundles, none shipped); v2, v3, v5 and v6 are read only. What each version holds is one :class:`TileFormat` in :data:`FORMATS`: the byte layer, the tile
 kinds and the decoder ask it (``header.format.coded_mask``, ``.coefs_stream``, ...) instead of testing version
 numbers. All integers big-endian. Layout::
 
@@ -16,6 +16,7 @@ numbers. All integers big-endian. Layout::
                             formats, v6): no band ranges here, the scene's apply (SceneSide, from its metadata)
     mode_bytes formats: u8 latent, u8 residual   the latent level coded and the residual's kind (residual_kinds:
                             0 none, 1 pixel blocks (v2), 2 CDF 9/7 wavelet subbands, cvae.edge.codec.wavelet)
+    step_code formats (v7), with a residual: u16 step code   the residual's step (cvae.edge.codec.stepcode)
     C x (f32 lo, f32 hi)    band value range, native units (not with flag bit3)
     C x f16 mean            band mean after normalisation
     C*C x i8 matrix         rotation rows * 127 (only with flag bit1)
@@ -31,7 +32,8 @@ numbers. All integers big-endian. Layout::
 
 Version 4 (``samples``: error-bounded predictive tiles, :mod:`cvae.edge.codec.predictive`) keeps the fixed fields
 and then has ``C x (varint E, zigzag varint lo, varint hi - lo, u8 (ky-1)<<4 | kx-1, u8 oy<<4 | ox, palette)``, one
-varint-prefixed coder stream, and the coded masks.
+varint-prefixed coder stream, and the coded masks. Version 8 (``band_modes``) is v4 with one more byte per band, after
+its palette: the band's predictor (0 v4's, 1 the replication mode).
 
 A decoder must consume the whole tile; anything left over or missing raises :class:`CorruptTileError`.
 """
@@ -53,17 +55,20 @@ from cvae.edge.codec.wire import varint_size
 from cvae.edge.errors import CorruptTileError
 
 __all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "VERSION_CONTEXT", "VERSION_SCENE",
-           "CODED_MASK_VERSIONS", "TileFormat", "FORMATS", "tile_format", "formats_of", "Payload",
+           "VERSION_STEP", "CODED_MASK_VERSIONS", "TileFormat", "FORMATS", "tile_format", "formats_of", "Payload",
            "Streams", "UnpackedTile", "SceneSide", "PREDICTIVE_LIMIT", "VERSIONS", "RESIDUAL_NONE",
            "RESIDUAL_PIXELS", "RESIDUAL_WAVELET", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
-           "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape", "varint_size", "max_binary_decisions", "PALETTE_SPAN"]
+           "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape", "varint_size", "max_binary_decisions", "PALETTE_SPAN",
+           "VERSION_REPLICATION"]
 
 VERSION = 1            # factorised entropy model
 VERSION_ADAPTIVE = 2   # explicitly transmitted scale indexes (adaptive bundles)
 VERSION_WAVELET = 3    # v2's layout; the residual may also be wavelet subbands
 VERSION_PREDICTIVE = 4  # error-bounded predictive coding of the samples themselves (any bundle; written)
 VERSION_CONTEXT = 5    # v3's layout with the residual's coefficients context-coded
-VERSION_SCENE = 6      # v5's layout; the band ranges may be the scene's, sent once in its metadata (written)
+VERSION_SCENE = 6      # v5's layout; the band ranges may be the scene's, sent once in its metadata
+VERSION_STEP = 7       # v6's layout; a tile with a residual carries its quantisation step (written)
+VERSION_REPLICATION = 8  # v4's layout with a predictor per band: v4's or the replication mode (written)
 #: residual kinds (v2+ header byte): none, 32 x 32 pixel blocks (v2), wavelet subbands in 16 x 16 blocks (v3+)
 RESIDUAL_NONE, RESIDUAL_PIXELS, RESIDUAL_WAVELET = 0, 1, 2
 
@@ -84,6 +89,8 @@ class TileFormat:
     scene_range: bool = False       # may refer to the scene's band ranges (flag bit 3)
     matrix: bool = True             # may carry a rotation matrix (flag bit 1)
     samples: bool = False           # codes the samples themselves (v4's per-band fields), no latents
+    band_modes: bool = False        # samples formats: a predictor mode byte per band (v8)
+    step_code: bool = False         # a tile with a residual carries its step (u16 after the mode bytes)
 
     @property
     def mode_bytes(self) -> bool:
@@ -103,12 +110,16 @@ FORMATS: dict[int, TileFormat] = {f.version: f for f in (
     TileFormat(VERSION_ADAPTIVE, "hybrid", written=False, streams=2, residual_kinds=(RESIDUAL_NONE, RESIDUAL_PIXELS)),
     TileFormat(VERSION_WAVELET, "hybrid", written=False, streams=2,  # v2's pixel blocks kept: v3 readers took them
                residual_kinds=(RESIDUAL_NONE, RESIDUAL_PIXELS, RESIDUAL_WAVELET), coded_mask=True),
-    TileFormat(VERSION_PREDICTIVE, "predictive", written=True, streams=1, coded_mask=True, matrix=False,
+    TileFormat(VERSION_PREDICTIVE, "predictive", written=False, streams=1, coded_mask=True, matrix=False,
                samples=True),
     TileFormat(VERSION_CONTEXT, "hybrid", written=False, streams=3, residual_kinds=(RESIDUAL_NONE, RESIDUAL_WAVELET),
                coded_mask=True),
-    TileFormat(VERSION_SCENE, "hybrid", written=True, streams=3, residual_kinds=(RESIDUAL_NONE, RESIDUAL_WAVELET),
+    TileFormat(VERSION_SCENE, "hybrid", written=False, streams=3, residual_kinds=(RESIDUAL_NONE, RESIDUAL_WAVELET),
                coded_mask=True, scene_range=True),
+    TileFormat(VERSION_STEP, "hybrid", written=True, streams=3, residual_kinds=(RESIDUAL_NONE, RESIDUAL_WAVELET),
+               coded_mask=True, scene_range=True, step_code=True),
+    TileFormat(VERSION_REPLICATION, "predictive", written=True, streams=1, coded_mask=True, matrix=False,
+               samples=True, band_modes=True),
 )}
 VERSIONS = tuple(FORMATS)
 #: the formats with transition-coded masks and per-band fill (a view of FORMATS)
@@ -201,7 +212,9 @@ class TileHeader:
     max_error: np.ndarray | None = None  # v4: int64[C] bound on |decoded - original| per band (0: lossless)
     replication: np.ndarray | None = None  # v4: uint8[C, 4] ky, kx, oy, ox of each band's replicated blocks
     palette: tuple | None = None  # v4: per band None, or int64[K] the values a lossless band uses (coded as ranks)
-    scene_range: bool = False   # v6: lo, hi are the scene's (SceneSide), not sent in the tile
+    modes: np.ndarray | None = None  # v8: uint8[C] each band's predictor, 0 v4's, 1 the replication mode (None: 0)
+    scene_range: bool = False   # v6, v7: lo, hi are the scene's (SceneSide), not sent in the tile
+    step: int | None = None     # v7 with a residual: the step code (cvae.edge.codec.stepcode); None otherwise
 
     @property
     def format(self) -> TileFormat:
@@ -218,10 +231,12 @@ def peek_shape(data: bytes) -> tuple[int, int, int] | None:
     return c, h, w
 
 
-def header_size(bands: int, has_mask: bool, version: int = VERSION, scene_range: bool = False) -> int:
+def header_size(bands: int, has_mask: bool, version: int = VERSION, scene_range: bool = False,
+                residual: bool = False) -> int:
     """Bytes of the header before the payloads (the rotation matrix counted; the band ranges unless they are
-    the scene's)."""
-    extra = 2 if FORMATS[version].mode_bytes else 0
+    the scene's; the step code of a v7 tile with a ``residual``)."""
+    fmt = FORMATS[version]
+    extra = (2 if fmt.mode_bytes else 0) + (2 if fmt.step_code and residual else 0)
     return _FIXED.size + extra + (2 if scene_range else 10) * bands + bands * bands + (bands + 7) // 8 + \
         (1 if has_mask else 0)
 
@@ -292,6 +307,10 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: Payload, valid: np.nd
         if int(h.residual) not in fmt.residual_kinds:
             raise ValueError(f"pack_tile: residual kind {int(h.residual)} does not exist in format version {h.version}")
         out += bytes([h.latent, int(h.residual)])
+        if fmt.step_code and h.residual:
+            if h.step is None or not 0 <= h.step <= 0xFFFF:
+                raise ValueError(f"pack_tile: a version {h.version} tile with a residual takes its step code (0..65535)")
+            out += struct.pack(">H", h.step)
     if not h.scene_range:
         out += np.stack([h.lo, h.hi], axis=1).astype(">f4").tobytes()
     out += h.mean.astype(">f2").tobytes()
@@ -343,7 +362,7 @@ def unpack_tile(data: bytes, scene: SceneSide | None = None) -> UnpackedTile:
     if flags & ~known:
         raise CorruptTileError(f"unknown flag bits {flags:#x} for tile format version {version}")
     if fmt.samples:
-        f = _v4.unpack_fields(r, c)
+        f = _v4.unpack_fields(r, c, fmt.band_modes)
         valid = _coded_mask(r, height, width) if flags & _F_MASK else None
         band_fill = _band_fill(r, flags, c, height, width)
         r.check_consumed()
@@ -351,13 +370,15 @@ def unpack_tile(data: bytes, scene: SceneSide | None = None) -> UnpackedTile:
                                        width=width, lo=f.lo, hi=f.hi, mean=np.zeros(c, np.float32),
                                        matrix=(np.eye(c) * 127).astype(np.int8), version=version,
                                        band_fill=band_fill, max_error=f.max_error, replication=f.replication,
-                                       palette=f.palette), np.ones(c, bool), f.payload, valid)
-    latent, residual = 0, 0
+                                       palette=f.palette, modes=f.modes), np.ones(c, bool), f.payload, valid)
+    latent, residual, step = 0, 0, None
     if fmt.mode_bytes:
         latent, residual = r.take(2)
         if residual not in fmt.residual_kinds:
             raise CorruptTileError(f"residual kind {residual} does not exist in tile format version {version} "
                                    f"({_listed(fmt.residual_kinds)})")
+        if fmt.step_code and residual:
+            step = int.from_bytes(r.take(2), "big")  # every code is a step (stepcode)
     if flags & _F_SCENE_RANGE:
         if scene is None or len(scene.lo) != c:
             raise CorruptTileError("the tile uses the scene's band ranges, which its scene metadata carries: decode "
@@ -391,7 +412,7 @@ def unpack_tile(data: bytes, scene: SceneSide | None = None) -> UnpackedTile:
     header = TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height, width=width,
                         lo=lohi[:, 0].copy(), hi=lohi[:, 1].copy(), mean=mean, matrix=matrix, version=version,
                         latent=latent, residual=int(residual), band_fill=band_fill,
-                        scene_range=bool(flags & _F_SCENE_RANGE))
+                        scene_range=bool(flags & _F_SCENE_RANGE), step=step)
     return UnpackedTile(header, present, payload, valid)
 
 

@@ -1,4 +1,4 @@
-"""Tile kind ``hybrid`` (tile formats v2, v3, v5, v6; writes v6): learned latents with explicitly sent scale
+"""Tile kind ``hybrid`` (tile formats v2, v3, v5, v6, v7; writes v7): learned latents with explicitly sent scale
 indexes, plus a residual on residual levels.
 
 Each public level of the bundle's :class:`Ladder` codes the latents of a latent level with the adaptive entropy
@@ -14,7 +14,8 @@ Streams: ``side`` (the scale indexes, index-table row = context), ``main`` (the 
 combined table) and ``coefs``. Every integer the decoder derives comes from the stream and frozen tables: a
 different float result of ``g_s`` on the satellite and the ground changes the reconstruction by that float
 difference only, never the parsing. The read-only formats differ only where their :class:`bitstream.TileFormat`
-says: v5 is v6 without scene ranges; v2 and v3 (no ``coefs`` stream) carry the residual as groups of ``side`` and
+says: v6 is v7 whose residual takes its level's ladder step (v7 carries a step code, :mod:`cvae.edge.codec.stepcode`);
+v5 is v6 without scene ranges; v2 and v3 (no ``coefs`` stream) carry the residual as groups of ``side`` and
 ``main`` (:func:`_legacy_residual`, :mod:`cvae.edge.codec.residual`).
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from cvae.edge.codec import adaptive as am
-from cvae.edge.codec import bitstream, coefs, rangecoder, residual, wavelet
+from cvae.edge.codec import bitstream, coefs, rangecoder, residual, stepcode, wavelet
 from cvae.edge.codec.hybrid_model import HybridModel
 from cvae.edge.codec.latents import (STRIDE, AnalyzedTile, Ladder, LatentModel, decode_stream, scene_range,
                                      tile_header, to_pixels)
@@ -84,18 +85,26 @@ class HybridKind:
         return self.model.symbols(a, lat)
 
     # -- encoder --------------------------------------------------------------------------------------------
-    def plan(self, a: AnalyzedTile, level: int) -> Plan:
-        return self.planner.plan(a, level)
+    def plan(self, a: AnalyzedTile, level: int, step: float | None = None) -> Plan:
+        return self.planner.plan(a, level, step)
 
-    def estimate_bytes(self, a: AnalyzedTile, level: int) -> float:
-        p = self.plan(a, level)
+    def estimate_bytes(self, a: AnalyzedTile, level: int, step: float | None = None) -> float:
+        p = self.plan(a, level, step)
         streams = (len(p.side) > 0) + (len(p.main) > 0)  # v5's residual stream: counted exactly in p.bits
         return p.bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None, self.version,
-                                                  scene_range(a)) + 2 + \
+                                                  scene_range(a), bool(p.residual)) + 2 + \
             bitstream.varint_size(len(p.coefs_stream)) + am.STREAM_OVERHEAD_BYTES * streams
 
-    def encode(self, a: AnalyzedTile, level: int) -> bytes:
-        return self.pack(a, level, self.plan(a, level))
+    def level_for_step(self, step: float) -> int:
+        """:meth:`HybridModel.level_for_step`."""
+        return self.model.level_for_step(step)
+
+    def encode(self, a: AnalyzedTile, level: int, step: float | None = None) -> bytes:
+        """The tile at ``level``; on a residual level with the residual quantised with ``step`` (any step a code
+        names, :mod:`cvae.edge.codec.stepcode`, rounded to the nearest; default the level's preset)."""
+        if step is not None:
+            step = stepcode.on_grid(step)
+        return self.pack(a, level, self.plan(a, level, step))
 
     def pack(self, a: AnalyzedTile, level: int, p: Plan) -> bytes:
         """The tile's bytes for plan ``p`` (range-codes both streams)."""
@@ -103,7 +112,8 @@ class HybridKind:
         side = rangecoder.encode(p.side, p.side_rows, it.cdf, it.cdf_length, it.offset, it.precision) if len(p.side) else b""
         t = self.tables_for(p.latent)
         main = rangecoder.encode(p.main, p.main_rows, t.cdf, t.cdf_length, t.offset, t.precision) if len(p.main) else b""
-        header = tile_header(a, self.model_id, level, self.version, p.latent, p.residual)
+        header = tile_header(a, self.model_id, level, self.version, p.latent, p.residual,
+                             stepcode.code_of(p.step) if p.residual else None)
         return bitstream.pack_tile(header, p.present, (side, main, p.coefs_stream), a.valid)
 
     # -- decoder --------------------------------------------------------------------------------------------
@@ -166,7 +176,8 @@ class HybridKind:
         y_hat *= self.latents.inv_gain[lat][None, :, None, None]
         z = self.latents.synthesize(y_hat, present, (c, h, w))
         if header.residual:
-            step = np.float32(self.ladder.step[level])
+            step = stepcode.step_of(header.step) if header.format.step_code and header.step is not None else \
+                np.float32(self.ladder.step[level])
             if header.format.coefs_stream:  # the coefficients in the coefs stream's coding order
                 for k, comp in enumerate(coefs.split(values[n_lat:], c, h, w)):
                     z[k] += wavelet.inverse([x.astype(np.float32) for x in comp], wavelet.levels_for(h, w)) * step

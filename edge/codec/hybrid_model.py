@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from cvae.edge.codec import adaptive as am
+from cvae.edge.codec import stepcode
 from cvae.edge.codec.latents import AnalyzedTile, Ladder, LatentModel
 from cvae.edge.codec.tables import EntropyTables
 
@@ -37,6 +38,19 @@ class HybridModel:
 
     def has_residual(self, level: int) -> bool:
         return bool(self.ladder.step[level] > 0)
+
+    def preset_step(self, level: int) -> float:
+        """The step a residual level codes with when none is asked: the ladder's, on the step code's grid (tile
+        format v7 carries it; :mod:`cvae.edge.codec.stepcode`)."""
+        return stepcode.on_grid(float(self.ladder.step[level]))
+
+    def level_for_step(self, step: float) -> int:
+        """The residual level a tile coded at ``step`` names: the one whose ladder step is nearest in ratio (its
+        latent level and modes are the tile's). Raises ``ValueError`` when the ladder has no residual level."""
+        levels = np.flatnonzero(self.ladder.step > 0)
+        if not len(levels):
+            raise ValueError("this bundle's ladder has no residual level: it cannot code a residual step")
+        return int(levels[np.argmin(np.abs(np.log(self.ladder.step[levels].astype(np.float64) / step)))])
 
     def modes(self, level: int) -> list[tuple[int, bool]]:
         """The ``(latent level, residual)`` choices a tile of ``level`` may make: a latent level codes its

@@ -38,7 +38,7 @@ class TileCache:
     z_hat: dict[int, np.ndarray] = field(default_factory=dict)  # per latent level: float32[C, H, W] synthesis
     latent_parts: dict[int, "LatentPart"] = field(default_factory=dict)  # per latent level: its coded groups
     latent_err: dict[int, float] = field(default_factory=dict)  # per latent level: squared error of z_hat
-    plan: "tuple[int, Plan] | None" = None  # the latest plan and its level
+    plan: "tuple[tuple[int, float | None], Plan] | None" = None  # the latest plan and its (level, step)
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def scene_range(a: AnalyzedTile) -> bool:
 
 
 def tile_header(a: AnalyzedTile, model_id: bytes, level: int, version: int, latent: int = 0,
-                residual: int = bitstream.RESIDUAL_NONE) -> bitstream.TileHeader:
+                residual: int = bitstream.RESIDUAL_NONE, step: int | None = None) -> bitstream.TileHeader:
     """The header of ``a`` coded at ``level`` in format ``version`` (band fill travels in the formats with coded
     masks; those with scene ranges refer to the scene's band ranges where they are the tile's)."""
     fmt = bitstream.FORMATS[version]
@@ -166,7 +166,8 @@ def tile_header(a: AnalyzedTile, model_id: bytes, level: int, version: int, late
                                 hi=a.spectral.hi, mean=a.spectral.mean, matrix=a.spectral.matrix, version=version,
                                 latent=latent, residual=residual,
                                 band_fill=a.band_fill if fmt.coded_mask else None,
-                                scene_range=fmt.scene_range and scene_range(a))
+                                scene_range=fmt.scene_range and scene_range(a),
+                                step=step if fmt.step_code and residual else None)
 
 
 def decode_stream(data: bytes, rows: np.ndarray, t: EntropyTables, what: str) -> np.ndarray:

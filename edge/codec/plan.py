@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cvae.edge.codec import adaptive as am
-from cvae.edge.codec import bitstream, residual, wavelet
+from cvae.edge.codec import bitstream, residual, stepcode, wavelet
 from cvae.edge.codec import _coefs
 from cvae.edge.codec import coefs as coefs_mod
 from cvae.edge.codec.hybrid_model import HybridModel
@@ -96,6 +96,8 @@ class Plan:
     residual: int = bitstream.RESIDUAL_NONE  # the residual's kind (bitstream.RESIDUAL_*)
     coefs: tuple[list[np.ndarray], ...] | None = None  # the residual's subbands per component (coefs_stream formats)
     coefs_stream: bytes = b""     # those coefficients context-coded (bits counts them exactly)
+    step: float = 0.0             # the residual's step (on the step code's grid; 0 without a residual)
+    err: float | None = None      # with a residual: squared error of the components over valid pixels
 
     @property
     def mode(self) -> str:
@@ -113,41 +115,51 @@ class Planner:
         self.model = model
         self.mode_search = mode_search
 
-    def searched_modes(self, level: int) -> list[tuple[int, bool]]:
+    def searched_modes(self, level: int, step: float | None = None) -> list[tuple[int, bool]]:
         """The modes with latents the encoder tries: all of :meth:`HybridModel.modes` (``'full'``), the ladder's
         own (``'ladder'``, and ``'auto'`` on the residual levels that run a network), or none on residual levels
         (``'residual'``, and ``'auto'`` on network-free levels). Every search also weighs the
         residual-only tile on residual levels (it needs no synthesis)."""
         k = self.model
-        if k.has_residual(level) and (self.mode_search == "residual" or self.network_free(level)):
+        if k.has_residual(level) and (self.mode_search == "residual" or self.network_free(level, step)):
             return []
         if self.mode_search != "full":
             return [(k.latent_level(level), k.has_residual(level))]
         return k.modes(level)
 
-    def network_free(self, level: int) -> bool:
-        """Whether ``level`` codes the residual alone without running the network (``'auto'``)."""
+    def network_free(self, level: int, step: float | None = None) -> bool:
+        """Whether ``level`` coded at ``step`` (default: its own) codes the residual alone without running the
+        network (``'auto'``)."""
         k = self.model
-        return self.mode_search == "auto" and k.has_residual(level) and k.ladder.step[level] <= NETWORK_FREE_STEP
+        if not (self.mode_search == "auto" and k.has_residual(level)):
+            return False
+        step = k.preset_step(level) if step is None else step
+        return step <= stepcode.on_grid(NETWORK_FREE_STEP)  # steps on the code's grid, the preset's included
 
-    def plan(self, a: AnalyzedTile, level: int) -> Plan:
-        """The mode of least ``D + lambda * R`` among the searched ones, ready to code."""
+    def plan(self, a: AnalyzedTile, level: int, step: float | None = None) -> Plan:
+        """The mode of least ``D + lambda * R`` among the searched ones, ready to code; on a residual level the
+        residual is quantised with ``step`` (on the step code's grid; default: the level's preset)."""
         k = self.model
+        if k.has_residual(level):
+            step = k.preset_step(level) if step is None else step
+        elif step is not None:
+            raise ValueError(f"level {level} codes latents only: it takes no residual step")
         cached = a.cache.plan
-        if cached is not None and cached[0] == level:  # only the latest plan is kept: memory stays per tile
+        if cached is not None and cached[0] == (level, step):  # only the latest plan is kept: memory stays per tile
             return cached[1]
         # candidates: (latent level, its latent part, the residual part or None)
         candidates: list[tuple[int, LatentPart, ResidualPart | None]] = []
-        for lat, res in self.searched_modes(level):
-            candidates.append((lat, self.latent_part(a, lat), self.residual_part(a, level, lat) if res else None))
-        if k.has_residual(level):  # the residual alone: no synthesis to run, so every search weighs it
-            candidates.append((k.latent_level(level), self.no_latents(a), self.residual_part(a, level, None)))
+        for lat, res in self.searched_modes(level, step):
+            candidates.append((lat, self.latent_part(a, lat),
+                               self.residual_part(a, level, lat, step) if res else None))
+        if step is not None:  # the residual alone: no synthesis to run, so every search weighs it
+            candidates.append((k.latent_level(level), self.no_latents(a), self.residual_part(a, level, None, step)))
         best: tuple[float, int, LatentPart, ResidualPart | None] | None = None
         for lat, latent, resid in candidates:
             bits = latent.bits + (resid.bits if resid is not None else 0.0)
-            if len(candidates) > 1:  # rate-distortion choice at the level's slope
+            if len(candidates) > 1:  # rate-distortion choice at the step's slope
                 err = resid.err if resid is not None else self.latent_error(a, lat)
-                cost = err + rd_lambda(k.ladder.step[level]) * bits
+                cost = err + rd_lambda(step or 0.0) * bits
             else:
                 cost = 0.0
             if best is None or cost < best[0]:
@@ -166,8 +178,9 @@ class Planner:
         plan = Plan(present=latent.present, side=latent.idx.astype(np.int32), side_rows=latent.ctx.astype(np.int32),
                     main=main, main_rows=main_rows, bits=total, latent=lat,
                     residual=bitstream.RESIDUAL_WAVELET if resid is not None else bitstream.RESIDUAL_NONE,
-                    coefs=coefs, coefs_stream=stream)
-        a.cache.plan = (level, plan)
+                    coefs=coefs, coefs_stream=stream, step=float(step) if resid is not None else 0.0,
+                    err=resid.err if resid is not None else None)
+        a.cache.plan = ((level, step), plan)
         return plan
 
     def reconstruction(self, a: AnalyzedTile, lat: int) -> np.ndarray:
@@ -196,14 +209,14 @@ class Planner:
                                                    bits=float(bits.sum()), present=present)
         return a.cache.latent_parts[lat]
 
-    def residual_part(self, a: AnalyzedTile, level: int, lat: int | None) -> ResidualPart:
+    def residual_part(self, a: AnalyzedTile, level: int, lat: int | None, step: float | None = None) -> ResidualPart:
         """The residual of latent level ``lat``'s reconstruction (``lat=None``: of nothing, the components
-        themselves) as wavelet subbands quantised with ``level``'s step, per component with the rounding offset of
+        themselves) as wavelet subbands quantised with ``step`` (default: ``level``'s preset), per component with the rounding offset of
         least ``D + lambda * R``; its coefficients, bits and squared error over valid pixels. The bits are version
         3's block estimate (each 16 x 16 block with its cheapest table and scale index, ``_coefs.block_bits``):
         choosing by the v5 coder's own bits instead changes D + lambda R by 0.03% and costs four codings."""
         k = self.model
-        step = float(k.ladder.step[level])
+        step = k.preset_step(level) if step is None else float(step)
         assert a.z is not None  # a tile analysed for coding has its components
         r = a.z - self.reconstruction(a, lat) if lat is not None else a.z.copy()
         if a.valid is not None:

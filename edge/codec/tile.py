@@ -200,22 +200,31 @@ class TileCodec:
         """bool[C]: components whose latents are worth coding at ``level``."""
         return self.latents.coded(a, self.latent_level(level))
 
-    def plan(self, a: AnalyzedTile, level: int) -> Plan:
-        """What the encoder codes for ``a`` at ``level`` (adaptive bundles): mode, indexes, symbols, bits."""
+    def plan(self, a: AnalyzedTile, level: int, step: float | None = None) -> Plan:
+        """What the encoder codes for ``a`` at ``level`` (adaptive bundles): mode, indexes, symbols, bits; on a
+        residual level the residual quantised with ``step`` (default: the level's preset)."""
         self._check_level(level)
-        return self.writer.plan(a, level)
+        return self.hybrid.plan(a, level, step) if step is not None else self.writer.plan(a, level)
 
     def estimate_bytes(self, a: AnalyzedTile, level: int) -> float:
         """Expected size at ``level`` from the tables, without coding (for rate control)."""
         self._check_level(level)
         return self.writer.estimate_bytes(a, level)
 
-    def encode(self, a: AnalyzedTile | BoundedTile, level: int) -> bytes:
-        """An analysed tile at ``level``, or a bounded tile (:meth:`bound`) to its error bound (level 0)."""
+    def encode(self, a: AnalyzedTile | BoundedTile, level: int, step: float | None = None) -> bytes:
+        """An analysed tile at ``level`` (on a residual level, with the residual quantised with ``step``: any
+        step between the ladder's, :meth:`level_for_step` names its level; default the level's preset), or a
+        bounded tile (:meth:`bound`) to its error bound (level 0)."""
         if isinstance(a, AnalyzedTile):
             self._check_level(level)
+            if step is not None:
+                return self.hybrid.encode(a, level, step)
             return self.writer.encode(a, level)
         return self.bounded.encode(a, level)
+
+    def level_for_step(self, step: float) -> int:
+        """The residual level whose preset step is nearest ``step`` (the level a tile coded at ``step`` names)."""
+        return self.hybrid.level_for_step(step)
 
     def compress(self, tile: np.ndarray, level: int, valid: np.ndarray | None = None,
                  band_range: tuple[np.ndarray, np.ndarray] | None = None) -> bytes:

@@ -1,16 +1,17 @@
-"""Golden tiles of bitstreams v6, v5 and v3 (tests/edge/codec/golden/make_tile_v6_golden.py, make_tile_v5_golden.py,
-make_tile_v3_golden.py): a residual-only tile, a hybrid tile (latents + wavelet residual, context-coded since v5; in
-v6 its band ranges are its scene's, sent in the scene metadata) and a masked tile with per-band fill, as the shipped
-bundle writes them (v6, full mode search) and wrote them before (v5 and v3, decode-only now).
+"""Golden tiles of bitstreams v7, v6, v5 and v3 (tests/edge/codec/golden/make_tile_v7_golden.py,
+make_tile_v6_golden.py, make_tile_v5_golden.py, make_tile_v3_golden.py): a residual-only tile, a hybrid tile (latents
++ wavelet residual, context-coded since v5; since v6 its band ranges are its scene's, sent in the scene metadata), a
+masked tile with per-band fill and (v7) a tile at a step between the ladder's presets, as the shipped bundle writes
+them (v7, full mode search) and wrote them before (v6, v5 and v3, decode-only now).
 
 Two tiers:
-- bytes (v6): the encoder still writes exactly the golden bytes. The encoder runs the float network, so this is
+- bytes (v7): the encoder still writes exactly the golden bytes. The encoder runs the float network, so this is
   checked on the platform the goldens were made on only: x86-64, CPU ONNX Runtime (float32).
 - integers (both versions): on any platform, decoding the golden bytes gives the same header fields, scale
   indexes, latent symbols and residual coefficients (``TileCodec.parse_integers``), mask and band fill, and, for
   the residual-only tiles (no network runs), the same pixels.
 
-``UPDATE_GOLDENS=1 pytest tests/edge/codec/test_golden_tiles.py`` rewrites the v6 golden files.
+``UPDATE_GOLDENS=1 pytest tests/edge/codec/test_golden_tiles.py`` rewrites the v7 golden files.
 """
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ from types import SimpleNamespace
 
 import make_tile_v3_golden as golden_v3  # tests/edge/codec/golden, on pythonpath (pyproject.toml)
 import make_tile_v5_golden as golden_v5
-import make_tile_v6_golden as golden
+import make_tile_v6_golden as golden_v6
+import make_tile_v7_golden as golden
 import numpy as np
 import pytest
 
-from cvae.edge.codec import bitstream
+from cvae.edge.codec import bitstream, stepcode
 from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import CorruptTileError
 
@@ -51,15 +53,17 @@ def expected() -> dict:
     return json.loads(golden.INTEGERS.read_text())
 
 
-@pytest.fixture(scope="module", params=[6, 5, 3], ids=["v6", "v5", "v3"])
+@pytest.fixture(scope="module", params=[7, 6, 5, 3], ids=["v7", "v6", "v5", "v3"])
 def goldens(request, tiles, expected) -> SimpleNamespace:
-    """The golden tiles of one version with what they decode to (v5, v3: the frozen files) and the scene side
-    information each decodes with (v6's hybrid tile: its scene's band ranges; passing it to the others is
-    harmless: a tile without flag bit 3 carries its own)."""
-    if request.param == 6:
-        expected = dict(expected)
-        scene = bitstream.SceneSide.from_metadata({"band_range": expected.pop("scene_band_range")}, golden.BANDS)
-        return SimpleNamespace(version=bitstream.VERSION_SCENE, tiles=tiles, expected=expected, scene=scene)
+    """The golden tiles of one version with what they decode to (v6, v5, v3: the frozen files) and the scene side
+    information each decodes with (the hybrid tile of v6 and v7: its scene's band ranges; passing it to the others
+    is harmless: a tile without flag bit 3 carries its own)."""
+    if request.param in (7, 6):
+        src = golden if request.param == 7 else golden_v6
+        expected = dict(expected) if request.param == 7 else json.loads(golden_v6.INTEGERS.read_text())
+        files = tiles if request.param == 7 else {name: path.read_bytes() for name, path in golden_v6.FILES.items()}
+        scene = bitstream.SceneSide.from_metadata({"band_range": expected.pop("scene_band_range")}, src.BANDS)
+        return SimpleNamespace(version=request.param, tiles=files, expected=expected, scene=scene)
     old = golden_v5 if request.param == 5 else golden_v3
     return SimpleNamespace(version=request.param, tiles={name: path.read_bytes() for name, path in old.FILES.items()},
                            expected=json.loads(old.INTEGERS.read_text()), scene=None)
@@ -80,13 +84,14 @@ def _codec_without_network(bundle) -> TileCodec:
 
 
 @pytest.mark.skipif(not X86_64, reason="golden encode bytes involve the float network: made on x86-64 CPU ONNX Runtime")
-def test_encoder_writes_the_golden_v6_tiles_bytes_on_x86_64_cpu_onnxruntime(full, tiles):
+def test_encoder_writes_the_golden_v7_tiles_bytes_on_x86_64_cpu_onnxruntime(full, tiles):
     assert golden.encode_all(full) == tiles
 
 
-def test_v6_is_v5_but_for_the_version_byte_and_the_band_ranges_left_to_the_scene(tiles, expected):
+def test_v6_is_v5_but_for_the_version_byte_and_the_band_ranges_left_to_the_scene():
     """Tiles that carry their own band ranges are v5's bytes with version 6; the hybrid tile, whose band ranges
     are the scene's, is 8 bytes per band shorter and decodes only with them."""
+    tiles = {name: path.read_bytes() for name, path in golden_v6.FILES.items()}
     for name in ("residual", "masked"):
         v5 = golden_v5.FILES[name].read_bytes()
         assert tiles[name] == bytes([bitstream.VERSION_SCENE]) + v5[1:], name
@@ -95,10 +100,36 @@ def test_v6_is_v5_but_for_the_version_byte_and_the_band_ranges_left_to_the_scene
         bitstream.unpack_tile(tiles["hybrid"])
     h = bitstream.unpack_tile(tiles["hybrid"], golden.SCENE)[0]
     assert h.scene_range and (h.lo == golden.SCENE.lo).all() and (h.hi == golden.SCENE.hi).all()
+
+
+def test_v7_tiles_carry_their_step_after_the_mode_bytes(bundle, tiles, expected):
+    """Every golden v7 tile codes a residual, so each carries a step code (bytes 15-16, after the latent and
+    residual bytes): the preset levels their ladder step on the code's grid, the stepped tile its own step."""
     assert expected["scene_band_range"] == golden.SCENE.to_metadata()["band_range"]
+    ladder = bundle.codec(transforms=_NoNetwork()).ladder
+    for name, data in tiles.items():
+        h = bitstream.unpack_tile(data, golden.SCENE)[0]
+        assert h.step == int.from_bytes(data[15:17], "big") == expected[name]["step"], name
+        want = golden.STEPS.get(name, float(ladder.step[h.level]))
+        assert abs(float(stepcode.step_of(h.step)) / want - 1) < 2 ** -12, name
+    assert expected["stepped"]["step"] != stepcode.code_of(float(ladder.step[8]))
 
 
-def test_the_scene_band_range_flag_is_corrupt_before_v6(tiles):
+def test_a_stepped_tile_decodes_with_its_own_step_not_its_levels(bundle, tiles):
+    """The stepped tile at level 8 with the ladder's step instead of its own decodes to other (worse) pixels:
+    the decoder takes the step from the tile."""
+    quiet = _codec_without_network(bundle)
+    data = tiles["stepped"]
+    exact = quiet.decompress(data).pixels.astype(np.int64)
+    preset = stepcode.code_of(float(quiet.ladder.step[8]))
+    other = quiet.decompress(data[:15] + preset.to_bytes(2, "big") + data[17:]).pixels.astype(np.int64)
+    truth = golden.walk_tile(2).astype(np.int64)
+    assert not np.array_equal(exact, other)
+    assert np.abs(exact - truth).mean() < np.abs(other - truth).mean()
+
+
+def test_the_scene_band_range_flag_is_corrupt_before_v6():
+    tiles = {name: path.read_bytes() for name, path in golden_v6.FILES.items()}
     for version in (bitstream.VERSION_WAVELET, bitstream.VERSION_CONTEXT):
         bad = bytes([version]) + tiles["hybrid"][1:]
         with pytest.raises(CorruptTileError, match="unknown flag bits"):
@@ -187,19 +218,19 @@ def _with_residual_byte(data: bytes, kind: int) -> bytes:
 
 
 @pytest.mark.parametrize("kind", [1, 3, 255])
-def test_a_v6_tile_declaring_another_residual_kind_is_corrupt(tiles, kind):
+def test_a_v7_tile_declaring_another_residual_kind_is_corrupt(tiles, kind):
     with pytest.raises(CorruptTileError, match="residual kind"):
         bitstream.unpack_tile(_with_residual_byte(tiles["residual"], kind))
 
 
-def test_a_v6_residual_stream_where_the_header_has_none_is_corrupt(bundle, tiles):
+def test_a_v7_residual_stream_where_the_header_has_none_is_corrupt(bundle, tiles):
     quiet = _codec_without_network(bundle)
     with pytest.raises(CorruptTileError):  # kind 0 with a coefficient stream present
         quiet.decompress(_with_residual_byte(tiles["residual"], 0))
 
 
-@pytest.mark.parametrize("name", ["masked", "hybrid"])
-def test_damaged_v6_tiles_raise_corrupt_tile_only(bundle, tiles, rng, name):
+@pytest.mark.parametrize("name", ["masked", "hybrid", "stepped"])
+def test_damaged_v7_tiles_raise_corrupt_tile_only(bundle, tiles, rng, name):
     quiet = _codec_without_network(bundle)
     data = tiles[name]
     for _ in range(300):  # flipped bits and cuts anywhere: a CorruptTileError or a decode, nothing else

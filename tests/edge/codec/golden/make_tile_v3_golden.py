@@ -111,6 +111,7 @@ def describe(codec: TileCodec, data: bytes, scene: bitstream.SceneSide | None = 
            "mean": header.mean.astype(float).tolist(), "matrix": header.matrix.astype(int).tolist(),
            "indexes": {"count": len(idx), "sha256": sha(idx, ">i4")},
            "values": {"count": len(values), "nonzero": int(np.count_nonzero(values)), "sha256": sha(values, ">i4")},
+           **({"step": header.step} if header.step is not None else {}),  # v7: the step code
            "valid": None if valid is None else sha(np.packbits(valid), "u1"),
            "band_fill": None if header.band_fill is None else sha(np.packbits(header.band_fill), "u1")}
     if not present.any():  # residual only: decoding runs no network, the pixels are exact everywhere

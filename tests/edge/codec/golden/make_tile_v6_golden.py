@@ -1,4 +1,7 @@
-"""Regenerate the golden tiles of bitstream version 6 (scene side information) as the shipped bundle writes them.
+"""The golden tiles of bitstream version 6 (scene side information), as the shipped bundle wrote them before version 7.
+
+Frozen: the encoder writes version 7 now (make_tile_v7_golden.py codes the same inputs), so these files are
+decode-only goldens (version 6 keeps decoding); what follows describes how they were made.
 
 The same three 4-band 64 x 64 uint16 inputs and levels as the version 3 and 5 goldens (make_tile_v3_golden.py;
 those files stay as decode-only goldens), encoded with the full mode search. Version 6 is version 5's layout where
@@ -12,8 +15,8 @@ own, which makes them version 5's bytes but for the version byte.
 ``tile_v6_integers.json`` header fields and SHA-256 of the integers (``TileCodec.parse_integers``) and, without
                           latents, of the pixels; ``scene_band_range``: the hex the hybrid tile decodes with
 
-Run ``python tests/edge/codec/golden/make_tile_v6_golden.py`` (or the test with ``UPDATE_GOLDENS=1``) after an
-intended change of the format, of the encoder's choices or of the shipped bundle.
+They were made with ``python tests/edge/codec/golden/make_tile_v6_golden.py`` before version 7 (an
+encoder that writes version 7 now refuses to).
 """
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ import sys
 from make_tile_v3_golden import (BANDS, CASES, FILL, HEIGHT, HERE, WIDTH, analyzed, describe,  # noqa: F401
                                  hybrid_band_range, masked_inputs, sha, walk_tile)
 
-from cvae.edge.bundle import Bundle
 from cvae.edge.codec import bitstream
 from cvae.edge.codec.tile import TileCodec
 
@@ -53,11 +55,8 @@ def write(codec: TileCodec) -> dict[str, bytes]:
 
 
 def main() -> int:
-    tiles = write(Bundle.load().codec("onnxruntime", mode_search="full"))
-    for name, data in tiles.items():
-        print(f"wrote {FILES[name]} ({len(data)} B)")
-    print(f"wrote {INTEGERS}")
-    return 0
+    print("the version 6 goldens are frozen (the encoder writes version 7): use make_tile_v7_golden.py")
+    return 1
 
 
 if __name__ == "__main__":

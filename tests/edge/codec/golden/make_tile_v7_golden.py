@@ -1,0 +1,78 @@
+"""Regenerate the golden tiles of bitstream version 7 (a signalled residual step) as the shipped bundle writes them.
+
+The same three 4-band 64 x 64 uint16 inputs and levels as the version 3, 5 and 6 goldens (make_tile_v3_golden.py,
+make_tile_v6_golden.py; those files stay as decode-only goldens), encoded with the full mode search, plus a fourth
+tile coded at a step between the ladder's presets. Version 7 is version 6's layout where a tile with a residual
+carries its step as a 16-bit code after the mode bytes (cvae.edge.codec.stepcode); the preset levels code their
+ladder step on the code's grid. The hybrid tile refers to its scene's band ranges (``SCENE``) as in version 6.
+
+``tile_v7_residual.bin``  a residual-only tile (no component present), level 8's preset step
+``tile_v7_hybrid.bin``    latents plus the context-coded residual; band ranges from ``SCENE`` (flag bit 3)
+``tile_v7_masked.bin``    a valid mask and per-band fill masks
+``tile_v7_stepped.bin``   a residual-only tile at step ``STEPS['stepped']`` (not a preset: its code says it)
+``tile_v7_integers.json`` header fields (the step code among them) and SHA-256 of the integers
+                          (``TileCodec.parse_integers``) and, without latents, of the pixels; ``scene_band_range``:
+                          the hex the hybrid tile decodes with
+
+Run ``python tests/edge/codec/golden/make_tile_v7_golden.py`` (or the test with ``UPDATE_GOLDENS=1``) after an
+intended change of the format, of the encoder's choices or of the shipped bundle.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from make_tile_v3_golden import CASES as CASES_V3
+from make_tile_v3_golden import (BANDS, FILL, HEIGHT, HERE, WIDTH, describe, hybrid_band_range,  # noqa: F401
+                                 masked_inputs, sha, walk_tile)
+from make_tile_v3_golden import analyzed as analyzed_v3
+
+from cvae.edge.bundle import Bundle
+from cvae.edge.codec import bitstream
+from cvae.edge.codec.tile import TileCodec
+
+#: the tile coded at a step of its own, between the ladder's presets (level 8's is 0.025, level 7's 0.035)
+STEPS = {"stepped": 0.0293}
+#: name -> level (the stepped tile names the residual level whose preset step is nearest its own: 8)
+CASES = {**CASES_V3, "stepped": 8}
+FILES = {name: HERE / f"tile_v7_{name}.bin" for name in CASES}
+INTEGERS = HERE / "tile_v7_integers.json"
+#: the hybrid tile's scene side information (its scene metadata's ``band_range``)
+SCENE = bitstream.SceneSide(*hybrid_band_range())
+
+
+def scene_for(name: str) -> bitstream.SceneSide | None:
+    return SCENE if name == "hybrid" else None
+
+
+def analyzed(codec: TileCodec, name: str, scene: bitstream.SceneSide | None = None):
+    """The v3 goldens' inputs, and for the stepped tile a third random walk."""
+    return codec.analyze(walk_tile(2)) if name == "stepped" else analyzed_v3(codec, name, scene)
+
+
+def encode_all(codec: TileCodec) -> dict[str, bytes]:
+    """The golden tiles' bytes as this machine's encoder writes them."""
+    return {name: codec.encode(analyzed(codec, name, scene_for(name)), level, STEPS.get(name))
+            for name, level in CASES.items()}
+
+
+def write(codec: TileCodec) -> dict[str, bytes]:
+    tiles = encode_all(codec)
+    for name, data in tiles.items():
+        FILES[name].write_bytes(data)
+    out = {name: describe(codec, data, scene_for(name)) for name, data in tiles.items()}
+    out["scene_band_range"] = SCENE.to_metadata()["band_range"]
+    INTEGERS.write_text(json.dumps(out, indent=1) + "\n")
+    return tiles
+
+
+def main() -> int:
+    tiles = write(Bundle.load().codec("onnxruntime", mode_search="full"))
+    for name, data in tiles.items():
+        print(f"wrote {FILES[name]} ({len(data)} B)")
+    print(f"wrote {INTEGERS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
