@@ -66,9 +66,6 @@
 #define NEQ 64                     /* replication mode: equality contexts (4 equalities x the W run 0..3) */
 #define NRCTX (NEQ * NCTX)         /* replication mode: its full contexts (equality context x magnitude context) */
 #define NLOW 2                     /* replication mode: unary positions modelled by the full context */
-#ifndef REP_WITH_B
-#define REP_WITH_B 0
-#endif
 #define COST_FRAC 8                /* the encoder's size estimates: bits in 1/256 */
 #define RING 16                    /* rows kept of the per-sample state: a replicated block's anchor lies at most */
                                    /* 15 rows up (ky <= 16), every other read 1 row up; a power of two */
@@ -213,9 +210,9 @@ static inline void gather(const tile_t *t, int b, int y, int x, nbhd *n)
     }
 }
 
-/* The magnitude context (neighbouring |q| of this band and, with_b, of the previous one, and the gradients in steps)
- * and the sign context of (b, y, x). */
-static inline void contexts(const tile_t *t, int b, int y, int x, const nbhd *n, int with_b, predicted *pr)
+/* The magnitude context (neighbouring |q| of this band and the previous one, and the gradients in steps) and the sign
+ * context of (b, y, x). */
+static inline void contexts(const tile_t *t, int b, int y, int x, const nbhd *n, predicted *pr)
 {
     const size_t ra = RAT(t, b, y, x), w = (size_t)t->w;
     const size_t up = y > 0 ? RAT(t, b, y - 1, x) : ra; /* read only when y > 0 */
@@ -230,7 +227,7 @@ static inline void contexts(const tile_t *t, int b, int y, int x, const nbhd *n,
     int64_t qNE = (y > 0 && x + 1 < t->w) ? m1[1] : qN;
     int64_t qWW = x > 1 ? m0[-2] : qW;
     int64_t qB = b > 0 ? m0[-(ptrdiff_t)w] : qN;
-    int64_t act = 2 * (qW + qN) + qNW + qNE + qWW + (with_b ? 2 * qB : 0); /* about 8 |q| (7 without qB) */
+    int64_t act = 2 * (qW + qN) + qNW + qNE + qWW + 2 * qB; /* about 8 |q| */
     int64_t grad = abs64(n->W - n->NW) + abs64(n->N - n->NW) + abs64(n->N - n->NE) + abs64(n->W - n->WW) +
                    abs64(n->N - n->NN);
     int64_t g = t->emax[b] ? grad / (2 * t->emax[b] + 1) : grad; /* non-negative: truncation is floor */
@@ -265,12 +262,12 @@ static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
     pr->s = s;
     pr->p4 = s + floor_div(d, (int64_t)1 << OMEGA);
     pr->p = clip64(floor_div(pr->p4 + 2, 4), t->lo[b], t->hi[b]);
-    contexts(t, b, y, x, &n, 1, pr);
+    contexts(t, b, y, x, &n, pr);
 }
 
-/* The replication mode (v8): p = MED(N, W, NW), which copies W where N = NW and N where W = NW; the context adds to
- * the magnitude context (without the previous band's |q|) the equalities W = NW, N = NW, N = NE, N = NN of the
- * reconstructed neighbours and the length (0..3) of the run of equal samples ending at W. */
+/* The replication mode (v8): p = MED(N, W, NW), which copies W where N = NW and N where W = NW (no weights); the
+ * context adds to v4's magnitude context the equalities W = NW, N = NW, N = NE, N = NN of the reconstructed
+ * neighbours and the length (0..3) of the run of equal samples ending at W. */
 static void predict_rep(const tile_t *t, int b, int y, int x, predicted *pr)
 {
     nbhd n;
@@ -279,7 +276,7 @@ static void predict_rep(const tile_t *t, int b, int y, int x, predicted *pr)
     pr->s = n.N + n.W + n.NW + n.NE;
     pr->p = clip64(med(n.N, n.W, n.NW), t->lo[b], t->hi[b]);
     pr->p4 = 4 * pr->p;
-    contexts(t, b, y, x, &n, REP_WITH_B, pr);
+    contexts(t, b, y, x, &n, pr);
     const int64_t *r0 = t->r + AT(t, b, y, x);
     int run = x == 0 ? 0 : (x == 1 || r0[-1] != r0[-2] ? 1 : (x == 2 || r0[-2] != r0[-3] ? 2 : 3));
     int eq = (n.W == n.NW) | (n.N == n.NW) << 1 | (n.N == n.NE) << 2 | (n.N == n.NN) << 3;
@@ -310,8 +307,8 @@ static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
     m->coded++;
 }
 
-/* Where the encoder's bits go: the coder, or (cost != NULL) only a size estimate in 1/256 bits (the encoder's
- * choice of each band's mode; the models adapt as they would in the coder). */
+/* Where the encoder's bits go: the coder, and (cost != NULL) a size estimate in 1/256 bits per band (the encoder's
+ * choice of each band's mode). */
 typedef struct {
     encoder *e;
     int64_t *cost;
@@ -342,18 +339,15 @@ static inline void put_bit(sink *s, bitmodel *m, int bit)
     if (s->cost) {
         uint32_t p0 = model_p(m);
         *s->cost += cost_lut[(bit ? 65536 - p0 : p0) >> 4];
-        model_update(m, bit);
-    } else {
-        enc_bit(s->e, m, bit);
     }
+    enc_bit(s->e, m, bit);
 }
 
 static inline void put_raw(sink *s, uint32_t value, int n)
 {
     if (s->cost)
         *s->cost += (int64_t)n << COST_FRAC;
-    else
-        enc_raw(s->e, value, n);
+    enc_raw(s->e, value, n);
 }
 
 /* _bincoder.h's adaptive Elias-gamma code of v >= 1, with unary position i < nlo modelled by low[i] instead of
@@ -471,8 +465,8 @@ static inline void settle(tile_t *t, size_t at, size_t ra, int64_t rec, int64_t 
     t->perr[ra] = pe;
 }
 
-/* One pass: enc != NULL codes x into it; cost != NULL (enc NULL, x given) only estimates each band's bits into
- * cost[c]; otherwise decodes from dec into t->r. */
+/* One pass: x != NULL codes x into enc (and, cost != NULL, estimates each band's bits into cost[c]); otherwise
+ * decodes from dec into t->r. */
 static int run_tile(tile_t *t, const int64_t *x, encoder *enc, int64_t *cost, decoder *dec, Py_ssize_t *where)
 {
     for (int b = 0; b < t->c; b++)
@@ -644,7 +638,8 @@ static uint64_t coded_at_least(const tile_t *t, int c, int h, int w)
 }
 
 /* encode(x int64[C*H*W], skip uint8[C*H*W], rep uint8[C*4], C, H, W, emax int64[C], lo int64[C], hi int64[C]
- * [, modes uint8[C]]) -> bytes; costs(the same) -> tuple of C ints: each band's estimated bits in 1/256 */
+ * [, modes uint8[C]]) -> bytes; encode_costs(the same) -> (bytes, tuple of C ints: each band's estimated bits in
+ * 1/256) */
 static PyObject *encode_or_cost(PyObject *args, int want_cost)
 {
     PyObject *xo, *so, *ro, *eo, *loo, *hio, *mo = NULL;
@@ -698,9 +693,8 @@ static PyObject *encode_or_cost(PyObject *args, int want_cost)
     Py_ssize_t where = 0;
     if (t.r && (cost || !want_cost) && tile_alloc(&t, c, h, w) == 0) {
         Py_BEGIN_ALLOW_THREADS
-        st = run_tile(&t, x, want_cost ? NULL : &e, cost, NULL, &where);
-        if (!want_cost)
-            enc_finish(&e);
+        st = run_tile(&t, x, &e, cost, NULL, &where);
+        enc_finish(&e);
         Py_END_ALLOW_THREADS
         if (e.oom)
             st = PR_ERR_NOMEM;
@@ -711,20 +705,25 @@ static PyObject *encode_or_cost(PyObject *args, int want_cost)
     PyObject *res = NULL;
     if (st != PR_OK)
         PyErr_NoMemory();
-    else if (want_cost) {
-        res = PyTuple_New(c);
-        for (int b = 0; res && b < c; b++) {
-            PyObject *o = PyLong_FromLongLong(cost[b]);
-            if (!o) {
-                Py_CLEAR(res);
-                break;
-            }
-            PyTuple_SET_ITEM(res, b, o);
-        }
-    } else if (e.len < 1 || e.buf[0] != 0) /* cannot happen: low < 2^32 before the first shift */
+    else if (e.len < 1 || e.buf[0] != 0) /* cannot happen: low < 2^32 before the first shift */
         PyErr_SetString(PyExc_RuntimeError, "predictive coder: first byte not zero");
     else
         res = PyBytes_FromStringAndSize((const char *)e.buf + 1, (Py_ssize_t)e.len - 1); /* byte 0 is always 0 */
+    if (res && want_cost) { /* (bytes, (cost per band, ...)) */
+        PyObject *costs = PyTuple_New(c);
+        for (int b = 0; costs && b < c; b++) {
+            PyObject *o = PyLong_FromLongLong(cost[b]);
+            if (!o) {
+                Py_CLEAR(costs);
+                break;
+            }
+            PyTuple_SET_ITEM(costs, b, o);
+        }
+        PyObject *pair = costs ? PyTuple_Pack(2, res, costs) : NULL;
+        Py_XDECREF(costs);
+        Py_DECREF(res);
+        res = pair;
+    }
     free(cost);
     free(e.buf);
     return res;
@@ -732,7 +731,7 @@ static PyObject *encode_or_cost(PyObject *args, int want_cost)
 
 static PyObject *pr_encode(PyObject *self, PyObject *args) { return encode_or_cost(args, 0); }
 
-static PyObject *pr_costs(PyObject *self, PyObject *args) { return encode_or_cost(args, 1); }
+static PyObject *pr_encode_costs(PyObject *self, PyObject *args) { return encode_or_cost(args, 1); }
 
 /* decode(data, skip uint8[C*H*W], rep uint8[C*4], C, H, W, emax, lo, hi, out int64[C*H*W] writable
  * [, modes uint8[C]]) -> (status, detail) */
@@ -809,8 +808,8 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
 
 static PyMethodDef pr_methods[] = {
     {"encode", pr_encode, METH_VARARGS, "encode(x, skip, rep, C, H, W, max_error, lo, hi[, modes]) -> bytes"},
-    {"costs", pr_costs, METH_VARARGS,
-     "costs(x, skip, rep, C, H, W, max_error, lo, hi[, modes]) -> each band's estimated bits in 1/256"},
+    {"encode_costs", pr_encode_costs, METH_VARARGS,
+     "encode_costs(x, skip, rep, C, H, W, max_error, lo, hi[, modes]) -> (bytes, each band's estimated bits in 1/256)"},
     {"decode", pr_decode, METH_VARARGS,
      "decode(data, skip, rep, C, H, W, max_error, lo, hi, out[, modes]) -> (status, detail)"},
     {NULL, NULL, 0, NULL}};

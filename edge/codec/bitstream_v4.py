@@ -1,10 +1,12 @@
-"""The per-band fields of tile format v4 (error-bounded predictive tiles, :mod:`cvae.edge.codec.predictive`).
+"""The per-band fields of tile formats v4 and v8 (error-bounded predictive tiles, :mod:`cvae.edge.codec.predictive`).
 
 Part of :mod:`cvae.edge.codec.bitstream`, which owns the tile's layout and calls these for the ``samples`` format
-between the fixed header and the masks (docs/bitstream.md, "Version 4")::
+between the fixed header and the masks (docs/bitstream.md, "Version 4", "Version 8")::
 
-    C x (varint E, zigzag varint lo, varint hi - lo, u8 (ky-1)<<4 | kx-1, u8 oy<<4 | ox, palette), varint-prefixed
-    coder stream
+    C x (varint E, zigzag varint lo, varint hi - lo, u8 (ky-1)<<4 | kx-1, u8 oy<<4 | ox, palette[, u8 mode]),
+    varint-prefixed coder stream
+
+``mode`` (v8 only): the band's predictor, 0 v4's adaptive linear one, 1 the replication mode.
 """
 from __future__ import annotations
 
@@ -19,26 +21,31 @@ from cvae.edge.errors import CorruptTileError
 if TYPE_CHECKING:
     from cvae.edge.codec.bitstream import TileHeader
 
-__all__ = ["PREDICTIVE_LIMIT", "PALETTE_SPAN", "BandFields", "pack_fields", "unpack_fields"]
+__all__ = ["PREDICTIVE_LIMIT", "PALETTE_SPAN", "MODES", "BandFields", "pack_fields", "unpack_fields"]
 
 #: a v4 band's range and error bound stay within +-2^33 (uint32 and int32 samples fit; products stay in int64)
 PREDICTIVE_LIMIT = 1 << 33
+#: v8's per-band predictor modes: 0 v4's adaptive linear predictor, 1 the replication mode (MED, equal-neighbour contexts)
+MODES = (0, 1)
 
 
 class BandFields(NamedTuple):
     """What v4 sends per band, parsed: ``max_error int64[C]``, ``lo``, ``hi`` (float64[C] holding integers),
-    ``replication uint8[C, 4]`` (ky, kx, oy, ox), ``palette`` (per band None or int64[K]), and the coder stream."""
+    ``replication uint8[C, 4]`` (ky, kx, oy, ox), ``palette`` (per band None or int64[K]), ``modes uint8[C]`` (v8's
+    predictor per band; zeros for v4), and the coder stream."""
 
     max_error: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
     replication: np.ndarray
     palette: tuple[np.ndarray | None, ...]
+    modes: np.ndarray
     payload: bytes
 
 
 def pack_fields(h: "TileHeader", payload: bytes) -> bytes:
-    """v4's per-band fields of header ``h`` and its coder stream ``payload``; ``ValueError`` outside the format."""
+    """The per-band fields of header ``h`` (v4, or v8 with its modes) and its coder stream ``payload``; ``ValueError``
+    outside the format."""
     e = np.asarray(h.max_error, np.int64)
     lo, hi = np.asarray(h.lo, np.float64), np.asarray(h.hi, np.float64)
     if e.shape != (h.bands,) or lo.shape != (h.bands,) or hi.shape != (h.bands,) or not isinstance(payload, bytes):
@@ -50,20 +57,29 @@ def pack_fields(h: "TileHeader", payload: bytes) -> bytes:
     if rep.shape != (h.bands, 4) or (rep[:, :2] < 1).any() or (rep[:, :2] > 16).any() or (rep[:, 2:] < 0).any() or \
             (rep[:, 2:] >= rep[:, :2]).any():
         raise ValueError("pack_tile: version 4 replication must be [C, 4] of ky, kx in 1..16 and offsets below them")
+    modes = np.zeros(h.bands, np.int64) if h.modes is None else np.asarray(h.modes, np.int64)
+    with_modes = h.format.band_modes
+    if modes.shape != (h.bands,) or not np.isin(modes, MODES).all() or (modes.any() and not with_modes):
+        raise ValueError(f"pack_tile: modes must be [C] of {MODES}, and other than 0 only in version 8")
     out = bytearray()
     palette = h.palette if h.palette is not None else (None,) * h.bands
-    for eb, lb, hb, (ky, kx, oy, ox), pal in zip(e.tolist(), lo.astype(np.int64).tolist(),
-                                                 hi.astype(np.int64).tolist(), rep.tolist(), palette):
+    for eb, lb, hb, (ky, kx, oy, ox), pal, mode in zip(e.tolist(), lo.astype(np.int64).tolist(),
+                                                       hi.astype(np.int64).tolist(), rep.tolist(), palette,
+                                                       modes.tolist()):
         out += varint(eb) + varint(2 * lb if lb >= 0 else -2 * lb - 1) + varint(hb - lb)
         out += bytes([(ky - 1) << 4 | (kx - 1), oy << 4 | ox])
         out += _pack_palette(pal, lb, hb, eb)
+        if with_modes:
+            out.append(mode)
     return bytes(out + varint(len(payload)) + payload)
 
 
-def unpack_fields(r: Reader, c: int) -> BandFields:
-    """Parse v4's per-band fields of ``c`` bands and its coder stream; :class:`CorruptTileError` outside the format."""
+def unpack_fields(r: Reader, c: int, with_modes: bool = False) -> BandFields:
+    """Parse the per-band fields of ``c`` bands (v4; ``with_modes``: v8) and the coder stream; :class:`CorruptTileError`
+    outside the format."""
     e, lo, hi = np.zeros(c, np.int64), np.zeros(c, np.float64), np.zeros(c, np.float64)
     rep = np.zeros((c, 4), np.uint8)
+    modes = np.zeros(c, np.uint8)
     palette: list[np.ndarray | None] = []
     for b in range(c):
         e[b] = r.varint(limit=PREDICTIVE_LIMIT)
@@ -76,10 +92,14 @@ def unpack_fields(r: Reader, c: int) -> BandFields:
             raise CorruptTileError(f"band {b}: replication offsets {rep[b, 2:].tolist()} not below the block "
                                    f"{rep[b, :2].tolist()}; the tile is corrupt")
         palette.append(_unpack_palette(r, int(lo[b]), int(hi[b]), int(e[b])))
+        if with_modes:
+            modes[b] = r.take(1)[0]
+            if modes[b] not in MODES:
+                raise CorruptTileError(f"band {b}: predictor mode {modes[b]} is not one of {MODES}; the tile is corrupt")
     if (np.abs(lo) > PREDICTIVE_LIMIT).any() or (np.abs(hi) > PREDICTIVE_LIMIT).any():
         raise CorruptTileError("version 4 band range beyond +-2^33; the tile is corrupt")
     payload = r.take(r.varint())
-    return BandFields(e, lo, hi, rep, tuple(palette), payload)
+    return BandFields(e, lo, hi, rep, tuple(palette), modes, payload)
 
 
 #: largest value range a v4 palette may span (its bitmap: 128 KiB before zlib)

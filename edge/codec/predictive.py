@@ -1,4 +1,4 @@
-"""Tile kind ``predictive`` (tile format v4): error-bounded coding of the samples themselves, lossless at E = 0.
+"""Tile kind ``predictive`` (tile formats v8 and v4): error-bounded coding of the samples themselves, lossless at E = 0.
 
 Each sample is predicted from already decoded neighbours in its band and from the previous bands (an adaptive
 linear predictor in integer arithmetic, weights updated by a sign-error NLMS, plus a context bias correction, in
@@ -9,7 +9,10 @@ decodes the same samples. No network runs, on either side.
 
 Two encoder findings travel in the header: bands resampled by pixel replication (Sentinel-2's 20 m and 60 m bands in
 a 10 m stack) are coded once per block, and lossless bands with a combed histogram are coded as ranks of a
-palette of the values they use.
+palette of the values they use. Version 8 adds a third: each band's predictor, v4's or the replication mode (MED
+with equal-neighbour contexts), which codes bands replicated off any aligned grid (nearest-neighbour upsampling onto
+a rotated grid) in 0.4x v4's bits; the encoder codes a band both ways when it has many equal neighbours and keeps
+the smaller.
 
 ``E`` is given per band in the band's own units (digital numbers). Integer dtypes are coded as they are; float
 tiles only when every coded sample is an integer (float64 rasters holding integers): true floats have no bound
@@ -26,7 +29,7 @@ from cvae.edge.codec import _predictive, bitstream
 from cvae.edge.errors import CorruptTileError, InputError
 
 __all__ = ["PredictiveKind", "BoundedTile", "check_max_error", "replication", "skipped", "coded_at_least", "coder_range",
-           "LIMIT"]
+           "LIMIT", "band_modes"]
 
 LIMIT = bitstream.PREDICTIVE_LIMIT
 _STATUS = {1: "stream truncated", 2: "bytes left over after the last sample", 3: "residual out of range"}
@@ -62,8 +65,8 @@ class BoundedTile:
 
 
 class PredictiveKind:
-    """Writes and reads v4 tiles (the formats of kind 'predictive'); any bundle has it (it needs no model part but
-    the model id in the header). A :class:`~cvae.edge.codec.kinds.SampleKind`."""
+    """Writes v8 tiles and reads v8 and v4 tiles (the formats of kind 'predictive'); any bundle has it (it needs no
+    model part but the model id in the header). A :class:`~cvae.edge.codec.kinds.SampleKind`."""
 
     name = "predictive"
     version = next(f.version for f in bitstream.formats_of(name) if f.written)
@@ -84,14 +87,14 @@ class PredictiveKind:
         return self.encode_tile(t.pixels, t.max_error, t.valid, t.band_fill)
 
     def decode_pixels(self, u: bitstream.UnpackedTile) -> np.ndarray:
-        """native[C, H, W]: the samples of a parsed v4 tile (skipped samples 0)."""
+        """native[C, H, W]: the samples of a parsed v4 or v8 tile (skipped samples 0)."""
         if not isinstance(u.payload, bytes):
             raise CorruptTileError("a predictive tile has one coder stream")
         return self.decode_tile(u.header, u.payload, u.valid).astype(u.header.dtype)
 
     def encode_tile(self, tile: np.ndarray, max_error, valid: np.ndarray | None = None,
                     band_fill: np.ndarray | None = None) -> bytes:
-        """``tile: native[C, H, W]`` -> v4 bytes with ``|decoded - tile| <= max_error`` on every coded sample."""
+        """``tile: native[C, H, W]`` -> v8 bytes with ``|decoded - tile| <= max_error`` on every coded sample."""
         c, h, w = tile.shape
         e = check_max_error(max_error, c)
         skip = np.zeros(tile.shape, bool)
@@ -129,13 +132,13 @@ class PredictiveKind:
                     lut[p - lo[b]] = np.arange(len(p))
                     ranks[b] = lut[np.clip(coded[b] - lo[b], 0, len(lut) - 1)]
                     clo[b], chi[b] = 0, len(p) - 1
-        payload = _predictive.encode(np.ascontiguousarray(ranks, np.int64), np.ascontiguousarray(skip, np.uint8),
-                                     rep, c, h, w, e, clo, chi)
+        args = (np.ascontiguousarray(ranks, np.int64), np.ascontiguousarray(skip, np.uint8), rep, c, h, w, e, clo, chi)
+        modes, payload = band_modes(args, ranks, skip)  # the written format (v8) has a predictor per band
         header = bitstream.TileHeader(model_id=self.model_id[:bitstream.MODEL_ID_BYTES], level=0, dtype=tile.dtype,
                                       bands=c, height=h, width=w, lo=lo.astype(np.float64), hi=hi.astype(np.float64),
                                       mean=np.zeros(c, np.float32), matrix=(np.eye(c) * 127).astype(np.int8),
                                       version=self.version, band_fill=band_fill, max_error=e, replication=rep,
-                                      palette=palette)
+                                      palette=palette, modes=modes)
         return bitstream.pack_tile(header, np.ones(c, bool), payload, valid)
 
     def decode_tile(self, header: bitstream.TileHeader, payload: bytes, valid: np.ndarray | None) -> np.ndarray:
@@ -149,9 +152,10 @@ class PredictiveKind:
         out = np.zeros((c, h, w), np.int64)
         palette = header.palette or (None,) * c
         clo, chi = coder_range(header)
+        modes = np.zeros(c, np.uint8) if header.modes is None else np.ascontiguousarray(header.modes, np.uint8)
         status, detail = _predictive.decode(payload, np.ascontiguousarray(skip, np.uint8),
                                             np.ascontiguousarray(header.replication, np.uint8), c, h, w,
-                                            np.ascontiguousarray(header.max_error, np.int64), clo, chi, out)
+                                            np.ascontiguousarray(header.max_error, np.int64), clo, chi, out, modes)
         if status:
             raise CorruptTileError(f"predictive stream: {_STATUS.get(status, f'status {status}')} (at {detail}); "
                                    "the tile is corrupt")
@@ -160,6 +164,34 @@ class PredictiveKind:
                 out[b] = p[out[b]]  # ranks back to values (ranks lie in 0 .. len - 1: the coder clips to them)
         out[skip] = 0
         return out
+
+
+#: a band is coded in the replication mode too, and keeps the smaller, when at least this share of its horizontal
+#: neighbour pairs (both coded) are equal: resampled 20 m and 60 m Sentinel-2 bands have 0.5 and 0.8, 10 m bands 0.02
+REPLICATION_CANDIDATE = 0.2
+
+
+def band_modes(args: tuple, coded: np.ndarray, skip: np.ndarray) -> tuple[np.ndarray, bytes]:
+    """``(modes uint8[C], payload)``: each band's predictor (0 v4's, 1 the replication mode) and the coder stream.
+    ``args``: ``_predictive.encode``'s arguments; ``coded int64[C, H, W]``, ``skip bool[C, H, W]``: what it codes.
+    Bands with many equal neighbours (:data:`REPLICATION_CANDIDATE`) are coded in both modes and each keeps the one
+    with fewer estimated bits; of the streams coded, the smallest is sent. Other bands keep v4's predictor (one pass)."""
+    c = coded.shape[0]
+    pairs = ~skip[:, :, 1:] & ~skip[:, :, :-1]
+    equal = ((coded[:, :, 1:] == coded[:, :, :-1]) & pairs).sum(axis=(1, 2))
+    cand = (equal >= REPLICATION_CANDIDATE * np.maximum(pairs.sum(axis=(1, 2)), 1)).astype(np.uint8)
+    zero = np.zeros(c, np.uint8)
+    if not cand.any():
+        return zero, _predictive.encode(*args, zero)
+    p1, cost1 = _predictive.encode_costs(*args, cand)
+    p0, cost0 = _predictive.encode_costs(*args, zero)
+    chosen = (cand.astype(bool) & (np.array(cost1) < np.array(cost0))).astype(np.uint8)
+    tried = [(len(p1), 1, cand, p1), (len(p0), 0, zero, p0)]
+    if chosen.any() and not np.array_equal(chosen, cand):
+        p2 = _predictive.encode(*args, chosen)
+        tried.append((len(p2), 2, chosen, p2))
+    _, _, modes, payload = min(tried, key=lambda t: (t[0], t[1]))
+    return modes, payload
 
 
 def skipped(header: bitstream.TileHeader, valid: np.ndarray | None) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""A pure-Python decoder of tile format v4's coder stream, written from docs/bitstream.md ("Version 4") alone.
+"""A pure-Python decoder of the coder stream of tile formats v4 and v8, written from docs/bitstream.md ("Version 4",
+"Version 8") alone.
 
 It exists to show the specification is complete: a ground station implementing it from the text decodes the
 same samples as the C reference (tests/edge/codec/test_predictive.py compares them). Slow (pure Python); used
@@ -23,19 +24,25 @@ def clip(v: int, lo: int, hi: int) -> int:
 
 
 class Model:
-    def __init__(self):
+    def __init__(self, warm_up: bool = False):
         self.f = self.s = 32768
+        self.seen = 0 if warm_up else None  # version 8's replication-mode models: version 5's warm-up
 
     def p(self) -> int:
         return clip((self.f + self.s) >> 1, 64, 65472)
 
     def update(self, bit: int) -> None:
+        rf, rs = 5, 7
+        if self.seen is not None:
+            lg = (self.seen + 2).bit_length() - 1
+            rf, rs = min(lg, 5), min(lg, 7)
+            self.seen = min(self.seen + 1, 1024)
         if bit:
-            self.f -= self.f >> 5
-            self.s -= self.s >> 7
+            self.f -= self.f >> rf
+            self.s -= self.s >> rs
         else:
-            self.f += (65535 - self.f) >> 5
-            self.s += (65535 - self.s) >> 7
+            self.f += (65535 - self.f) >> rf
+            self.s += (65535 - self.s) >> rs
 
 
 class Decoder:
@@ -97,11 +104,15 @@ class Band:
         self.unary = [[Model() for _ in range(41)] for _ in range(16)]
         self.mant1 = [[Model() for _ in range(41)] for _ in range(16)]
         self.mant2 = [[[Model(), Model()] for _ in range(41)] for _ in range(16)]
+        self.rzero = [Model(True) for _ in range(1024)]
+        self.runary = [[Model(True), Model(True)] for _ in range(1024)]
 
 
 def decode(payload: bytes, C: int, H: int, W: int, E: list[int], lo: list[int], hi: list[int],
-           rep: list[tuple[int, int, int, int]], skip) -> list:
-    """Samples ``r[b][y][x]`` of the tile (skipped samples hold their prediction; the caller zeroes them)."""
+           rep: list[tuple[int, int, int, int]], skip, modes: list[int] | None = None) -> list:
+    """Samples ``r[b][y][x]`` of the tile (skipped samples hold their prediction; the caller zeroes them).
+    ``modes``: version 8's per band (None: version 4, every band in mode 0)."""
+    modes = modes or [0] * C
     dec = Decoder(payload)
     r = [[[0] * W for _ in range(H)] for _ in range(C)]
     d = [[[0] * W for _ in range(H)] for _ in range(C)]
@@ -147,12 +158,15 @@ def decode(payload: bytes, C: int, H: int, W: int, E: list[int], lo: list[int], 
                         d[b][y][x] = 4 * r[b][y][x] - s  # its own local sum
                         continue
                 med = min(N, Wv) if NW >= max(N, Wv) else (max(N, Wv) if NW <= min(N, Wv) else N + Wv - NW)
-                u = [4 * N - s, 4 * Wv - s, 4 * NW - s, 4 * WW - s, 4 * NN - s, 4 * med - s]
-                u += [d[b - k][y][x] for k in range(1, min(b, 3) + 1)]
-                if b > 0:
-                    u.append(4 * pe[b - 1][y][x])
-                p4 = s + fdiv(sum(wj * uj for wj, uj in zip(m.w, u)), 2 ** 16)
-                p = clip(fdiv(p4 + 2, 4), lo[b], hi[b])
+                if modes[b] == 1:  # version 8's replication mode: MED, no weights
+                    p = clip(med, lo[b], hi[b])
+                else:
+                    u = [4 * N - s, 4 * Wv - s, 4 * NW - s, 4 * WW - s, 4 * NN - s, 4 * med - s]
+                    u += [d[b - k][y][x] for k in range(1, min(b, 3) + 1)]
+                    if b > 0:
+                        u.append(4 * pe[b - 1][y][x])
+                    p4 = s + fdiv(sum(wj * uj for wj, uj in zip(m.w, u)), 2 ** 16)
+                    p = clip(fdiv(p4 + 2, 4), lo[b], hi[b])
                 if skip[b][y][x] and not ((ky > 1 or kx > 1) and block_has_coded(b, y, x, ky, kx, oy, ox)):
                     r[b][y][x], v[b][y][x], pe[b][y][x], d[b][y][x] = p, 0, 0, 4 * p - s
                     continue
@@ -168,12 +182,20 @@ def decode(payload: bytes, C: int, H: int, W: int, E: list[int], lo: list[int], 
                 g = tdiv(abs(Wv - NW) + abs(N - NW) + abs(N - NE) + abs(Wv - WW) + abs(N - NN), 2 * E[b] + 1)
                 c = sum(1 for e in EDGES if e <= fdiv(act + min(g, 4096) + 1, 2))
                 sctx = 9 * t(vW) + 3 * t(vN) + t(vB)
-                if not dec.model_bit(m.zero[c]):
+                zero, unary = m.zero[c], m.unary[c]
+                if modes[b] == 1:
+                    row = r[b][y]
+                    run = 0 if x == 0 else (1 if x == 1 or row[x - 1] != row[x - 2] else
+                                            (2 if x == 2 or row[x - 2] != row[x - 3] else 3))
+                    eq = (Wv == NW) + 2 * (N == NW) + 4 * (N == NE) + 8 * (N == NN)
+                    rctx = 16 * (4 * eq + run) + c
+                    zero, unary = m.rzero[rctx], m.runary[rctx] + m.unary[c][2:]
+                if not dec.model_bit(zero):
                     q = 0
                 else:
                     neg = dec.model_bit(m.sign[sctx])
                     k = 0
-                    while k < 40 and dec.model_bit(m.unary[c][k]):
+                    while k < 40 and dec.model_bit(unary[k]):
                         k += 1
                     a = 1
                     if k >= 1:
@@ -189,6 +211,8 @@ def decode(payload: bytes, C: int, H: int, W: int, E: list[int], lo: list[int], 
                     q = -a if neg else a
                 rec = clip(p + q * (2 * E[b] + 1), lo[b], hi[b])
                 r[b][y][x], v[b][y][x], pe[b][y][x], d[b][y][x] = rec, clip(q, -32767, 32767), rec - p, 4 * rec - s
+                if modes[b] == 1:
+                    continue  # no adaptation but the bit models'
                 err = 4 * rec - p4
                 if err != 0:
                     norm = 1 + sum(abs(uj) for uj in u)

@@ -118,7 +118,8 @@ def test_the_16_row_state_ring_decodes_what_the_specification_does():
     skip = skipped(header, v)
     lo, hi = (r.tolist() for r in coder_range(header))
     ref = np.array(decode(payload, 3, 40, 20, header.max_error.tolist(), lo, hi,
-                          [tuple(int(k) for k in r) for r in header.replication], skip.tolist()), np.int64)
+                          [tuple(int(k) for k in r) for r in header.replication], skip.tolist(),
+                          header.modes.tolist()), np.int64)
     for b, p in enumerate(header.palette or (None,) * 3):
         if p is not None:  # a band coded as palette ranks
             ref[b] = p[ref[b]]
