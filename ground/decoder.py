@@ -185,7 +185,7 @@ class SceneSummary:
     tiles_unlisted: int = 0     # lost windows beyond those, counted only
     stray_tiles: int = 0        # tiles whose (row, col) lies outside the declared grid
     levels: dict = field(default_factory=dict)
-    max_error: np.ndarray | None = None  # int64[C]: the largest bound of the error-bounded tiles (tile format v4)
+    max_error: np.ndarray | None = None  # int64[C]: the largest bound of the error-bounded tiles (tile formats v4, v8)
     bounded_tiles: int = 0      # tiles coded to an error bound
 
     @property

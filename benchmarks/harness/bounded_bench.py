@@ -1,4 +1,4 @@
-"""Error-bounded and lossless coding (``--max-error E``, tile format v4) against its peers, same run.
+"""Error-bounded and lossless coding (``--max-error E``, tile format v8) against its peers, same run.
 
 For every scene and bound E: our whole encode (``cvae.edge.encoder.encode_scene``: read, tiles, C coder,
 packets; every byte of every packet counted) against CCSDS 123.0-B-2 and JPEG-LS per band at the same E, and

@@ -39,8 +39,8 @@ def split(data: bytes) -> dict:
         for key in sorted(parts.segments):
             body = parts.body(key)
             header, present, payload, valid = bitstream.unpack_tile(body, side)
-            if header.version == bitstream.VERSION_PREDICTIVE:
-                raise ValueError("error-bounded (v4) tiles are not split here: this measures the rate levels")
+            if header.format.samples:
+                raise ValueError("error-bounded (v4, v8) tiles are not split here: this measures the rate levels")
             # the same tile packed without its masks: everything up to the end of its streams (deterministic)
             bare = len(bitstream.pack_tile(dataclasses.replace(header, band_fill=None), present, payload, None))
             coded = sum(len(s) for s in payload)

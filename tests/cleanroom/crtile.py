@@ -82,6 +82,7 @@ class Tile:
     bhi: list = field(default_factory=list)
     rep: list = field(default_factory=list)
     palette: list = field(default_factory=list)
+    modes: list = field(default_factory=list)  # version 8: per band 0 (version 4's predictor) or 1 (replication)
 
 
 def _masks(r: Reader, t: Tile):
@@ -106,7 +107,7 @@ def _masks(r: Reader, t: Tile):
 def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
     r = Reader(data)
     version = r.u8()
-    if version not in (1, 2, 3, 4, 5, 6, 7):
+    if version not in (1, 2, 3, 4, 5, 6, 7, 8):
         raise CleanroomError(f"unknown tile version {version}")
     model_id = r.take(4)
     level = r.u8()
@@ -123,7 +124,7 @@ def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
     if not 1 <= C <= 32:
         raise CleanroomError("bad band count")
     t = Tile(version, model_id, level, DTYPES[dt], C, H, W, flags)
-    if version == 4:
+    if version in (4, 8):  # 8: version 4 with a mode byte per band after its palette
         if flags & 2:
             raise CleanroomError("v4 with a matrix")
         for _ in range(C):
@@ -148,6 +149,10 @@ def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
                 pal = [lo + int(i) for i in np.flatnonzero(bits)]
             elif pal_flag != 0:
                 raise CleanroomError("bad palette byte")
+            mode = r.u8() if version == 8 else 0
+            if mode not in (0, 1):
+                raise CleanroomError("bad mode byte")
+            t.modes.append(mode)
             t.E.append(E)
             t.blo.append(lo)
             t.bhi.append(lo + span)
@@ -277,6 +282,8 @@ def decode_v4(t: Tile, replication_first: bool = True):
             "unary": [[Model4() for _ in range(41)] for _ in range(16)],
             "mant1": [[Model4() for _ in range(41)] for _ in range(16)],
             "mant2": [[[Model4(), Model4()] for _ in range(41)] for _ in range(16)],
+            "rzero": [Model5() for _ in range(1024)],  # version 8, mode 1
+            "runary": [[Model5(), Model5()] for _ in range(1024)],
         })
     for y in range(H):
         for b in range(C):
@@ -321,16 +328,20 @@ def decode_v4(t: Tile, replication_first: bool = True):
                     med = max(N, Wn)
                 else:
                     med = N + Wn - NW
-                u = [4 * N - s, 4 * Wn - s, 4 * NW - s, 4 * WW - s, 4 * NN - s, 4 * med - s]
-                for k in range(1, min(b, 3) + 1):
-                    u.append(D[b - k][y][x])
-                if b > 0:
-                    u.append(4 * PE[b - 1][y][x])
-                acc = 0
-                for j in range(len(u)):
-                    acc += w[j] * u[j]
-                p4 = s + (acc >> 16)
-                p = _clip((p4 + 2) // 4, lo, hi)
+                mode = t.modes[b]
+                if mode == 1:  # version 8 replication mode: MED itself
+                    p = _clip(med, lo, hi)
+                else:
+                    u = [4 * N - s, 4 * Wn - s, 4 * NW - s, 4 * WW - s, 4 * NN - s, 4 * med - s]
+                    for k in range(1, min(b, 3) + 1):
+                        u.append(D[b - k][y][x])
+                    if b > 0:
+                        u.append(4 * PE[b - 1][y][x])
+                    acc = 0
+                    for j in range(len(u)):
+                        acc += w[j] * u[j]
+                    p4 = s + (acc >> 16)
+                    p = _clip((p4 + 2) // 4, lo, hi)
                 coded = (not skipl[b][y][x]) or ((y, x) in anchors_coded[b])
                 if not coded:
                     Rb[y][x] = p
@@ -356,13 +367,28 @@ def decode_v4(t: Tile, replication_first: bool = True):
                     return 0 if v == 0 else (1 if v > 0 else 2)
 
                 sctx = 9 * tri(vW) + 3 * tri(vN) + tri(vB)
+                zero_m = md["zero"][ctx]
+                un = md["unary"][ctx]
+                if mode == 1:
+                    row = Rb[y]
+                    if x == 0:
+                        run = 0
+                    elif x == 1 or row[x - 1] != row[x - 2]:
+                        run = 1
+                    elif x == 2 or row[x - 2] != row[x - 3]:
+                        run = 2
+                    else:
+                        run = 3
+                    eq = int(Wn == NW) + 2 * int(N == NW) + 4 * int(N == NE) + 8 * int(N == NN)
+                    rctx = 16 * (4 * eq + run) + ctx
+                    zero_m = md["rzero"][rctx]
+                    un = md["runary"][rctx] + un[2:]
                 # binarisation
-                if md["zero"][ctx].decode(dec) == 0:
+                if zero_m.decode(dec) == 0:
                     q = 0
                 else:
                     neg = md["sign"][sctx].decode(dec)
                     k = 0
-                    un = md["unary"][ctx]
                     while k < 40 and un[k].decode(dec):
                         k += 1
                     a = 1
@@ -385,6 +411,8 @@ def decode_v4(t: Tile, replication_first: bool = True):
                 Vb[y][x] = _clip(q, -32767, 32767)
                 PEb[y][x] = r_ - p
                 Db[y][x] = 4 * r_ - s
+                if mode == 1:
+                    continue  # no weights: only the bit models adapt
                 # adaptation
                 err = 4 * r_ - p4
                 A = Aerr[b]

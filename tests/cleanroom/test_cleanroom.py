@@ -78,10 +78,13 @@ def test_packets_survive_damage():
     assert len(metas) == 1 and len(tiles) == 1
 
 
-def test_v4_golden():
-    e = np.load(os.path.join(GOLDEN, "tile_v4.expected.npz"))
-    t = parse_tile(_read("tile_v4.bin"))
-    assert t.version == 4 and t.model_id.hex() == "0badcafe"
+@pytest.mark.parametrize("version", [4, 8])
+def test_v4_and_v8_golden(version):
+    e = np.load(os.path.join(GOLDEN, f"tile_v{version}.expected.npz"))
+    t = parse_tile(_read(f"tile_v{version}.bin"))
+    assert t.version == version and t.model_id.hex() == "0badcafe"
+    if version == 8:
+        assert t.modes == e["modes"].tolist() and 1 in t.modes
     assert t.mask_stream1 == e["mask_stream1"].tolist()
     assert t.mask_stream2 == e["mask_stream2"].tolist()
     np.testing.assert_array_equal(t.valid, e["valid"])
@@ -215,15 +218,15 @@ def _roundtrip(tmp_path, src, args):
 
 
 SCENE_CASES = [
-    ("s2", ["--max-error", "0"], 4),
-    ("s2", ["--max-error", "2"], 4),
+    ("s2", ["--max-error", "0"], 8),
+    ("s2", ["--max-error", "2"], 8),
     ("s2", ["--level", "9", "--tile-size", "64"], 7),
     ("s2", ["--level", "7", "--tile-size", "64"], 7),
-    ("naip", ["--max-error", "0"], 4),
-    ("naip", ["--max-error", "2", "--tile-size", "64"], 4),
+    ("naip", ["--max-error", "0"], 8),
+    ("naip", ["--max-error", "2", "--tile-size", "64"], 8),
     ("naip", ["--level", "9", "--tile-size", "64"], 7),
-    ("synthetic", ["--max-error", "0"], 4),
-    ("synthetic", ["--max-error", "3"], 4),
+    ("synthetic", ["--max-error", "0"], 8),
+    ("synthetic", ["--max-error", "3"], 8),
 ]
 
 

@@ -60,6 +60,24 @@ def test_the_encoder_writes_v8_and_picks_the_replication_mode_for_resampled_band
     assert len(data) < 0.75 * len(v4_only)  # statistical: the resampled bands cost about half in mode 1
 
 
+@pytest.mark.parametrize("margin", [0.75, 0.0])
+def test_a_tall_tile_is_settled_on_its_first_rows_or_coded_both_ways(monkeypatch, margin):
+    """From 4 x TRIAL_ROWS rows the first rows decide clear cases (one pass); margin 0 makes no case clear: the
+    whole tile is then coded both ways. Both choose the same modes here and decode exactly."""
+    from cvae.edge.codec import predictive
+
+    monkeypatch.setattr(predictive, "CLEAR_MARGIN", margin)
+    calls, real = [], _predictive.encode_costs
+    monkeypatch.setattr(predictive._predictive, "encode_costs", lambda *a: calls.append(a[4]) or real(*a))
+    x = stack(np.random.default_rng(3), 4 * predictive.TRIAL_ROWS, 48, np.int16)
+    valid = np.ones(x.shape[1:], bool)
+    valid[50:70, 10:20] = False
+    out, header, _ = _round_trip(x, 0, valid)
+    assert header.modes.tolist() == [0, 1, 1]
+    assert calls == ([predictive.TRIAL_ROWS] * 2 + ([] if margin else [x.shape[1]] * 2))
+    np.testing.assert_array_equal(out[:, valid], x[:, valid])
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16])
 def test_lossless_is_exact_in_the_replication_mode_with_nodata_and_band_fill(dtype):
     rng = np.random.default_rng(2)
@@ -94,9 +112,9 @@ def test_no_sample_moves_by_more_than_its_bound_in_either_mode(seed, e, h, w, ma
     assert (out[~coded] == 0).all()
 
 
-def test_the_mode_is_the_smaller_by_size_not_by_share_alone():
-    """A band with many equal neighbours that v4 codes better (a smooth 2 x 2 replication v4's blocks capture)
-    keeps mode 0; any mode decodes what was coded."""
+def test_a_band_on_aligned_blocks_keeps_v4s_predictor():
+    """A band with many equal neighbours on aligned 2 x 2 blocks (v4 codes each block once) keeps mode 0: coded in
+    mode 1 it would be larger."""
     rng = np.random.default_rng(4)
     base = np.cumsum(np.cumsum(rng.integers(-3, 4, (24, 24)), 0), 1) + 5000
     x = np.kron(base, np.ones((2, 2), np.int64))[None].astype(np.uint16)
@@ -155,8 +173,9 @@ def test_an_unknown_mode_byte_is_corrupt_and_a_flipped_one_never_crashes():
 
 
 def test_pack_refuses_modes_outside_v8():
-    data = KIND.encode_tile(stack(np.random.default_rng(6), 8, 8, np.uint16), 0)
+    data = KIND.encode_tile(stack(np.random.default_rng(6), 16, 16, np.uint16), 0)
     u = bitstream.unpack_tile(data)
+    assert u.header.modes.any()
     with pytest.raises(ValueError, match="modes"):
         bitstream.pack_tile(bitstream.TileHeader(**{**u.header.__dict__, "version": bitstream.VERSION_PREDICTIVE}),
                             u.present, u.payload, u.valid)

@@ -24,8 +24,9 @@ formats):
 ``pixels``        [C, H, W] in the tile's dtype: only for tiles with no component present (no network runs,
                              the decoded samples are exact on every platform)
 
-``tile_v4.bin`` (error-bounded): ``samples`` int64[C, H, W] (the decoded samples, 0 where skipped), ``valid``,
-``band_fill``, ``mask_stream1``, ``mask_stream2``, ``coder_lo``, ``coder_hi`` int64[C] (the range the coder works in).
+``tile_v4.bin``, ``tile_v8.bin`` (error-bounded): ``samples`` int64[C, H, W] (the decoded samples, 0 where skipped), ``valid``,
+``band_fill``, ``mask_stream1``, ``mask_stream2``, ``coder_lo``, ``coder_hi`` int64[C] (the range the coder works in);
+``tile_v8.bin`` also ``modes`` uint8[C] (each band's predictor).
 
 ``rangecoder_v1.bin`` (the rANS test vector, also the v1 tile of ``packets_v1.bin``): ``symbols``, ``indexes``,
 ``cdfs``, ``cdf_lengths``, ``offsets`` (the decoder's inputs and the symbols it must return).
@@ -53,6 +54,7 @@ HERE = Path(__file__).resolve().parent
 ADAPTIVE = ["tile_v2.bin"] + [f"tile_v{v}_{n}.bin" for v in (3, 5, 6, 7) for n in ("residual", "hybrid", "masked")] + \
     ["tile_v7_stepped.bin"]
 V4 = "tile_v4.bin"
+V8 = "tile_v8.bin"  # version 8 (error-bounded, a predictor per band): the same arrays as tile_v4.bin, and ``modes``
 
 
 def expected_path(golden: str) -> Path:
@@ -112,10 +114,12 @@ def adaptive_expected(codec: TileCodec, golden: str) -> dict[str, np.ndarray]:
     return out
 
 
-def v4_expected() -> dict[str, np.ndarray]:
-    data = (HERE / V4).read_bytes()
+def v4_expected(golden: str = V4) -> dict[str, np.ndarray]:
+    data = (HERE / golden).read_bytes()
     header, _, payload, valid = bitstream.unpack_tile(data)
     out = {"samples": PredictiveKind(header.model_id).decode_tile(header, payload, valid).astype(np.int64)}
+    if header.format.band_modes:
+        out["modes"] = np.asarray(header.modes, np.uint8)
     lo, hi = coder_range(header)
     out["coder_lo"], out["coder_hi"] = lo.astype(np.int64), hi.astype(np.int64)
     _masks(out, data, header, valid)
@@ -160,6 +164,7 @@ def all_expected() -> dict[str, dict[str, np.ndarray]]:
     codec = Bundle.load().codec("onnxruntime")
     out = {g: adaptive_expected(codec, g) for g in ADAPTIVE}
     out[V4] = v4_expected()
+    out[V8] = v4_expected(V8)
     out["rangecoder_v1.bin"] = rangecoder_expected()
     return out
 
