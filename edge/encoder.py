@@ -34,7 +34,7 @@ DEFAULT_APID = 0x1C5
 METADATA_EVERY = 16
 
 __all__ = ["DEFAULT_APID", "METADATA_EVERY", "DEFAULT_TILE", "EncodeOptions", "EncodedScene",
-           "SceneStream", "encode_scene", "scene_units", "scene_metadata", "choose_level", "allocate_scene", "tile_bodies", "prepare_tile", "quality_metadata"]
+           "SceneStream", "encode_scene", "scene_units", "scene_metadata", "choose_level", "allocate_scene", "tile_bodies", "prepare_tile", "psnr_target", "quality_metadata"]
 
 
 @dataclass(frozen=True)
@@ -210,16 +210,17 @@ def scene_side(band_range: tuple[np.ndarray, np.ndarray] | None, tiles: int,
 
 def prepare_tile(codec: TileCodec, px: np.ndarray, valid: np.ndarray, info: RasterInfo, level: int | None = None,
                  tile_bytes: int | None = None, max_error=None, psnr: float | None = None,
-                 scene: bitstream.SceneSide | None = None):
+                 scene: bitstream.SceneSide | None = None, target=None, unit: int = 0):
     """``(tile, level)`` for :meth:`TileCodec.encode` from a tile's pixels, the quality asked as exactly one of a
-    ``level``, a ``tile_bytes`` budget, a ``max_error`` bound (no network; level 0) or a ``psnr`` target; the
-    scene's band range (``scene``: as its metadata sends it, :attr:`SceneStream.side`) and per-band fill mask
-    go with it. Shared by ``cvae-encode`` and the daemon."""
+    ``level``, a ``tile_bytes`` budget, a ``max_error`` bound (no network; level 0) or a ``psnr`` target (with
+    ``target``, the scene's :class:`~cvae.edge.quality.SceneTarget` from :func:`psnr_target`, tile ``unit`` is
+    held to the scene's PSNR so far, not its own); the scene's band range (``scene``: as its metadata sends it,
+    :attr:`SceneStream.side`) and per-band fill mask go with it. Shared by ``cvae-encode`` and the daemon."""
     fill = band_fill_mask(px, valid, info.nodata)
     if psnr is not None:
         from cvae.edge.quality import choose_for_psnr
 
-        tile, level, _ = choose_for_psnr(codec, px, valid, fill, info.band_range, psnr, scene)
+        tile, level, _ = choose_for_psnr(codec, px, valid, fill, info.band_range, psnr, scene, target, unit)
         return tile, level
     if max_error is not None:
         return codec.bound(px, max_error, valid, fill), 0
@@ -229,6 +230,23 @@ def prepare_tile(codec: TileCodec, px: np.ndarray, valid: np.ndarray, info: Rast
             raise InputError("give a level, a tile byte budget, an error bound or a PSNR target")
         level = choose_level(codec, a, tile_bytes)
     return a, level
+
+
+def psnr_target(info: RasterInfo, psnr: float | None, tiles: int):
+    """The scene's :class:`~cvae.edge.quality.SceneTarget` for ``psnr`` (None without a target): what
+    :func:`prepare_tile` holds the scene's ``tiles`` to, in scene order, from the scan's per-tile statistics (made
+    on the same tile grid: ``scan_raster(rows=tile_size)``)."""
+    if psnr is None:
+        return None
+    from cvae.edge.quality import SceneTarget
+
+    c = info.shape[0]
+    lo, hi = info.band_range if info.band_range is not None else (np.zeros(c), np.ones(c))
+    stats = info.tile_stats
+    if stats is None or stats.shape[:2] != (tiles, c):
+        raise ValueError(f"psnr_target: the scan's tile statistics do not cover the {tiles} tiles of this grid "
+                         "(scan the raster with rows = the tile size)")
+    return SceneTarget(psnr, np.asarray(hi, np.float64) - np.asarray(lo, np.float64), stats[..., 0], stats[..., 2])
 
 
 def scene_units(rows: RowReader, windows: tuple[TileWindow, ...] | list[TileWindow], units: Iterable[int],
@@ -325,10 +343,13 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
     """encode_scene for ``--level`` / ``--tile-bytes``: ``tile_size`` rows at a time (as the daemon)."""
     info = scan_raster(path, max_samples=opts.max_samples, rows=tile_size_for(codec, opts))
 
-    def code(px: np.ndarray, valid: np.ndarray, side: bitstream.SceneSide | None):
+    _, h, w = info.shape
+    target = psnr_target(info, opts.psnr, len(list(tile_grid(h, w, tile_size_for(codec, opts)))))
+
+    def code(px: np.ndarray, valid: np.ndarray, side: bitstream.SceneSide | None, unit: int):
         """One tile, start to bytes: what may run in parallel with the other tiles of its row."""
         a, level = prepare_tile(codec, px, valid, info, opts.level, opts.tile_bytes, opts.max_error, opts.psnr,
-                                scene=side)
+                                scene=side, target=target, unit=unit)
         return a, level, codec.encode(a, level)
 
     def tiles(windows, stream: SceneStream):
@@ -337,7 +358,7 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
         threads = max(1, opts.threads)
         with open_rows(path, info) as rows, ThreadPoolExecutor(threads) as pool:
             def submit(unit, win, px, valid):
-                return pool.submit(code, px, valid, stream.side)
+                return pool.submit(code, px, valid, stream.side, unit)
 
             for _, coded in scene_units(rows, windows, range(len(windows)), submit, 2 * threads):
                 yield coded.result()

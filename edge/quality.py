@@ -1,17 +1,39 @@
-"""Quality asked as a PSNR: each tile at the cheapest coding that reaches it (``cvae-encode --psnr DB``).
+"""Quality asked as a PSNR: the scene lands just above it, each tile at the cheapest coding of its share
+(``cvae-encode --psnr DB``, the daemon's ``psnr``).
 
-A tile's PSNR is the mean over bands of ``10 log10(peak_b^2 / MSE_b)`` over its coded samples (valid pixels,
-band-fill samples left out: they come back exactly), with ``peak_b`` the scene's valid range of band ``b``: the
-definition the independent scorer uses for whole scenes. The candidates are the bundle's rate levels (the lowest
-that reaches the target, found by bisection: quality rises with the level) and an error bound per band (the
-largest ``E_b`` whose uniform quantisation error, ``E(E + 1) / 3``, meets the band's share, lowered until the
-decoded tile reaches the target). Both candidates are coded and decoded here, so the PSNR is measured, not
-estimated; the fewer bytes win. Decoding is deterministic, so the ground sees the PSNR measured here (up to the
-float network's rounding on another machine, for rate levels).
+A scene's PSNR (the independent scorer's definition) is the mean over bands of ``10 log10(peak_b^2 / MSE_b)`` over
+its coded samples (valid pixels; band-fill samples come back exactly and are left out), ``peak_b`` the scene's valid
+range of band ``b``; a tile's (:func:`tile_psnr`) the same over its own samples. The encoder aims the *scene* at
+``DB + SCENE_AIM_DB`` (:class:`SceneTarget`): each tile, in scene order, is given the PSNR that would bring the tiles
+coded before it, itself and those still to come to the aim, counting the tiles no coding can bring down to it (flat
+ones, from the scan's per-tile variances) at their own error, so the others may spend less. Tile format v7 carries
+any residual step (:mod:`cvae.edge.codec.stepcode`), so a tile can land on its share instead of on the ladder's 12
+levels (which overshot by up to 1.7 dB).
+
+A tile's candidates, all measured on the pixels the decoder will make (``HybridKind.pixels``, the decoder's float
+steps on the encoder's own integers), the fewest bytes winning among those that reach the tile's share:
+
+- **a residual step**: a secant search on ``(ln step, PSNR)`` from a wavelet-domain estimate (the error of
+  quantising a sample of the tile's coefficients, no coding: :func:`_estimate_step`), with the residual alone (no
+  network), keeping brackets, until the tile lands within TILE_TOL_DB of its share (TAIL_TOL_DB for the last LAG
+  tiles, whose misses no tile after them makes up for); then the codec's own plan at that step (networks and all,
+  once), kept as it comes out (at most :data:`SEARCH_STEPS` plans);
+- the **latent-only levels** (the ladder's levels without a residual), when the step found is coarser than the
+  coarsest residual preset (below it they cannot reach the share);
+- **an error bound per band** (near-lossless, no network), when the step found is under :data:`BOUND_DN` digital
+  numbers in some band: from the largest ``E_b`` whose uniform quantisation error ``E(E + 1) / 3`` meets the
+  band's share, halved until the tile reaches it or doubled while it still does.
+
+Called for one tile alone (no :class:`SceneTarget`), the tile is searched into ``[DB, DB + WINDOW_DB]`` with the
+codec's own plans. A bundle without residual levels keeps the ladder's levels (the lowest that reaches the target,
+by bisection). Decoding is deterministic, so the ground sees the PSNR measured here (up to the float network's
+rounding on another machine, for tiles with latents). Where scenes land, and what it costs against a fixed level:
+``benchmarks/harness/psnr_targets.py``.
 """
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -19,7 +41,7 @@ from cvae.edge.codec import bitstream
 from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.errors import InputError
 
-__all__ = ["psnr_db", "psnr_bands", "tile_psnr", "choose_for_psnr", "bound_for_mse", "check_psnr", "check_max_error", "TargetError",
+__all__ = ["psnr_db", "psnr_bands", "tile_psnr", "choose_for_psnr", "Gauge", "SceneTarget", "WINDOW_DB", "bound_for_mse", "check_psnr", "check_max_error", "TargetError",
            "PSNR_MIN", "PSNR_MAX", "MAX_ERROR_LIMIT"]
 
 #: PSNR counted for a band decoded exactly (keeps the mean finite)
@@ -27,6 +49,23 @@ EXACT_DB = 200.0
 #: the PSNR targets accepted (dB): below 10 the error is a third of the band's range (nothing worth sending), and
 #: no tile measures above EXACT_DB
 PSNR_MIN, PSNR_MAX = 10.0, EXACT_DB
+#: a tile's PSNR is searched into [target, target + WINDOW_DB] (alone: ``choose_for_psnr`` without a scene)
+WINDOW_DB = 0.1
+#: a scene's PSNR is aimed at target + SCENE_AIM_DB (SceneTarget), the middle of what the issue allows (0 .. 0.2)
+SCENE_AIM_DB = 0.1
+#: a tile may be asked at most this far below the target to make up for the tiles before it (SceneTarget)
+MAX_DIP_DB = 3.0
+#: with a scene to land (SceneTarget), a tile is searched to within this of its share of the target
+TILE_TOL_DB = 0.2
+#: ... and the last LAG tiles, whose misses no tile after them sees, to within this
+TAIL_TOL_DB = 0.05
+#: dB per unit of ln(step) when the estimate has none (a uniform quantiser's is -8.7 at high rates; tiles measure
+#: about -4 to -10 at the validation set's rates)
+SLOPE_DB = -6.0
+#: the most residual steps tried per tile (the best that reaches the target is kept when none lands in the window)
+SEARCH_STEPS = 8
+#: error bounds are tried when the step found is finer than this many digital numbers in some band
+BOUND_DN = 2.0
 #: the largest error bound a v4 tile carries (digital numbers, per band; bitstream.PREDICTIVE_LIMIT)
 MAX_ERROR_LIMIT = bitstream.PREDICTIVE_LIMIT
 
@@ -102,56 +141,135 @@ def bound_for_mse(mse: np.ndarray) -> np.ndarray:
     return np.maximum(e, 0)
 
 
+class Gauge:
+    """What a candidate coding of one tile scores: its PSNR (:func:`tile_psnr`: the mean over bands, the scene's
+    peaks), with the band errors behind it."""
+
+    def __init__(self, peaks: np.ndarray):
+        self.peaks = peaks
+
+    @staticmethod
+    def errors(orig: np.ndarray, rec: np.ndarray, coded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(sse, n)``: float64[C] squared error and count of the ``coded`` samples of each band."""
+        d = orig.astype(np.float64) - rec.astype(np.float64)
+        d[~coded] = 0.0
+        return np.einsum("chw,chw->c", d, d), coded.reshape(coded.shape[0], -1).sum(axis=1).astype(np.float64)
+
+    def mean_db(self, sse: np.ndarray, n: np.ndarray) -> float:
+        """Mean over bands (with samples and a peak) of :func:`psnr_db` of ``sse / n``; EXACT_DB with none."""
+        keep = (n > 0) & (self.peaks > 0)
+        if not keep.any():
+            return EXACT_DB
+        return float(np.mean([psnr_db(p, e / k, EXACT_DB) for p, e, k in zip(self.peaks[keep], sse[keep], n[keep])]))
+
+    def db(self, orig: np.ndarray, rec: np.ndarray, coded: np.ndarray) -> float:
+        return self.mean_db(*self.errors(orig, rec, coded))
+
+
+class SceneTarget:
+    """``--psnr``'s state across one scene's tiles, so that the *scene* lands just above the target, not each tile.
+
+    Tile ``u`` gets its own target (:meth:`tile_target`): the PSNR ``t`` such that the tiles already coded, it and
+    every tile still to come reach the scene's aim (``target + SCENE_AIM_DB``) together, each band of a tile to come
+    counted at ``t``'s error or at its variance, whichever is smaller (``variances``, from the scan: a flat tile errs
+    less than the target however coarsely it is coded, which leaves the others room). A tile that fell short asks a
+    little more of each one after it; never below ``target - MAX_DIP_DB``. Deterministic whatever the threads: tile
+    ``u`` sees exactly the tiles ``0 .. u - LAG`` (it waits for them: up to LAG tiles are prepared at once; those
+    between count as yet to come), and is searched to within TILE_TOL_DB of it. Thread-safe.
+
+    ``counts``, ``variances``: float64[T, C] samples coded per tile (row-major) and band, and their variance."""
+
+    LAG = 8
+
+    def __init__(self, target: float, peaks: np.ndarray, counts: np.ndarray, variances: np.ndarray, lag: int = LAG):
+        self.target, self.peaks, self.lag = target, np.asarray(peaks, np.float64), lag
+        self.tiles = len(counts)
+        self.counts, self.variances = np.asarray(counts, np.float64), np.asarray(variances, np.float64)
+        self._done: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._prefix: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(len(self.peaks)), np.zeros(len(self.peaks)))]
+        self._cond = threading.Condition()
+
+    def tile_target(self, unit: int) -> float:
+        """The PSNR tile ``unit`` is searched to (dB); waits for the tiles ``<= unit - LAG``."""
+        aim = self.target + SCENE_AIM_DB
+        upto = max(0, unit - self.lag + 1)  # tiles 0 .. upto - 1 are known
+        sse, done = self._prefix[0]
+        if upto:
+            with self._cond:
+                self._cond.wait_for(lambda: len(self._prefix) - 1 >= upto)
+                sse, done = self._prefix[upto]
+        keep = self.peaks > 0
+        n, var = self.counts[upto:, keep], self.variances[upto:, keep]  # the tiles not known yet, this one among them
+        p2 = self.peaks[keep] ** 2
+        total = done[keep] + n.sum(axis=0)
+        if not (total > 0).all():
+            return aim
+
+        def scene_db(t: float) -> float:  # the scene's PSNR if those tiles land at t dB (or err less, flat ones)
+            rest = (n * np.minimum(p2 * 10 ** (-t / 10), var)).sum(axis=0)
+            return float(np.mean(10 * np.log10(p2 / np.maximum((sse[keep] + rest) / total, 1e-300))))
+
+        lo, hi = self.target - MAX_DIP_DB, EXACT_DB
+        if scene_db(lo) >= aim:
+            return lo
+        if scene_db(hi) < aim:
+            return hi
+        for _ in range(40):  # bisection: the scene's PSNR rises with the tiles'
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if scene_db(mid) < aim else (lo, mid)
+        return hi
+
+    def commit(self, unit: int, sse: np.ndarray | None = None, n: np.ndarray | None = None) -> None:
+        """Tile ``unit``'s squared errors and coded samples per band (none: a tile not coded here, e.g. written
+        before a restart, or failed: it counts for nothing)."""
+        zero = np.zeros(len(self.peaks))
+        with self._cond:
+            self._done[unit] = (zero if sse is None else sse, zero if n is None else n)
+            while len(self._prefix) - 1 in self._done:
+                e, k = self._done[len(self._prefix) - 1]
+                last = self._prefix[-1]
+                self._prefix.append((last[0] + e, last[1] + k))
+            self._cond.notify_all()
+
+
 def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None,
                     band_range: tuple[np.ndarray, np.ndarray] | None, target: float,
-                    scene: bitstream.SceneSide | None = None
-                    ) -> tuple[AnalyzedTile | BoundedTile, int, float]:
-    """``(tile, level, psnr)`` for :meth:`TileCodec.encode`: the cheaper of the lowest rate level and the
-    loosest error bound that reach ``target`` dB on this tile (a rate level when neither does: the top one; a
-    rate level always on a tile of true floats, which no error bound in digital numbers fits)."""
-    coded = np.broadcast_to(valid, px.shape).copy()
-    if fill is not None:
-        coded &= ~fill
-    peaks = (np.asarray(band_range[1], np.float64) - np.asarray(band_range[0], np.float64)) \
-        if band_range is not None else np.ones(px.shape[0])  # None: no valid pixel in the scene, nothing to measure
-    a = codec.analyze(px, valid, band_range=band_range, band_fill=fill, scene=scene)
-    if not coded.any():
-        return a, 0, EXACT_DB
+                    scene: bitstream.SceneSide | None = None, state: SceneTarget | None = None,
+                    unit: int = 0) -> tuple[AnalyzedTile | BoundedTile, int, float]:
+    """``(tile, level, PSNR)`` for :meth:`TileCodec.encode`: the cheapest candidate (module docstring) that
+    reaches ``target`` dB on this tile, or with ``state`` (tile ``unit`` of a scene) the tile's share of the scene's
+    target (:meth:`SceneTarget.tile_target`); an analysed tile carries the residual step it is to be coded at
+    (:attr:`AnalyzedTile.step`). When none reaches it: the finest coding tried. With ``state`` the choice is
+    committed to it (also when this raises)."""
+    from cvae.edge import psnr_search  # its searches import this module's constants and Gauge
 
-    def rate(level: int) -> tuple[int, float]:
-        data = codec.encode(a, level)
-        return len(data), tile_psnr(px, codec.decompress(data, scene).pixels, coded, peaks)
-
-    lo, hi = 0, codec.levels - 1
-    top = rate(hi)
-    best = (hi, *top)
-    while lo < hi and top[1] >= target:  # lowest level reaching the target
-        mid = (lo + hi) // 2
-        n, q = rate(mid)
-        if q >= target:
-            hi, best = mid, (mid, n, q)
+    committed = False
+    try:
+        coded = np.broadcast_to(valid, px.shape).copy()
+        if fill is not None:
+            coded &= ~fill
+        peaks = (np.asarray(band_range[1], np.float64) - np.asarray(band_range[0], np.float64)) \
+            if band_range is not None else np.ones(px.shape[0])  # None: no valid pixel in the scene, nothing to measure
+        gauge = Gauge(peaks)
+        window = (target, target + WINDOW_DB / 2, target + WINDOW_DB)  # lowest accepted, aim, highest
+        if state is not None:  # the tile's share of the scene's target: the tiles after it make up for a miss ...
+            aim = state.tile_target(unit)
+            tol = TILE_TOL_DB if unit < state.tiles - state.lag else TAIL_TOL_DB  # ... but not for the last LAG
+            window = (aim - tol, aim, aim + tol)
+        a = codec.analyze(px, valid, band_range=band_range, band_fill=fill, scene=scene)
+        if not coded.any():
+            return a, 0, EXACT_DB
+        residual_levels = np.flatnonzero(codec.ladder.step > 0)
+        best: tuple[int, AnalyzedTile | BoundedTile, int, float, np.ndarray]
+        if not len(residual_levels):
+            best = psnr_search.by_levels(codec, a, px, coded, gauge, window[0], scene)
         else:
-            lo = mid + 1
-    rate_choice = best if best[2] >= target else None
-
-    share = peaks ** 2 / 10 ** (target / 10)  # each band at the target's MSE
-    e = bound_for_mse(share)
-    bounded = None
-    for _ in range(8):
-        t = codec.bound(px, e, valid, fill)
-        try:
-            data = codec.encode(t, 0)
-        except InputError:  # true float samples have no bound in digital numbers: the rate levels alone
-            break
-        q = tile_psnr(px, codec.decompress(data).pixels, coded, peaks)
-        if q >= target:
-            bounded = (t, len(data), q)
-            break
-        if not e.any():
-            break
-        e = e // 2
-    if bounded is not None and (rate_choice is None or bounded[1] <= rate_choice[1]):
-        return bounded[0], 0, bounded[2]
-    if rate_choice is None:
-        return a, codec.levels - 1, top[1]
-    return a, rate_choice[0], rate_choice[2]
+            best = psnr_search.best(codec, a, px, valid, fill, coded, peaks, gauge, window, scene, state is not None)
+        if state is not None:
+            sse, n = Gauge.errors(px, best[4], coded)
+            state.commit(unit, sse, n)
+            committed = True
+        return best[1], best[2], best[3]
+    finally:
+        if state is not None and not committed:
+            state.commit(unit)

@@ -106,6 +106,22 @@ class HybridKind:
             step = stepcode.on_grid(step)
         return self.pack(a, level, self.plan(a, level, step))
 
+    def pixels(self, a: AnalyzedTile, level: int, p: Plan) -> np.ndarray:
+        """native[C, H, W]: what the decoder makes of plan ``p`` (:meth:`decode_pixels`' float steps on the
+        planner's own latents, synthesis and coefficients), without coding or parsing anything: lets a quality
+        target measure a candidate (``--psnr``)."""
+        c, h, w = a.shape
+        z = self.planner.reconstruction(a, p.latent).copy() if p.present.any() else np.zeros((c, h, w), np.float32)
+        if p.coefs is not None:
+            if p.recon is not None and np.float32(p.step) == stepcode.step_of(stepcode.code_of(p.step)):
+                z += p.recon  # the planner's inverse(subbands) * step, the decoder's float steps
+            else:
+                step = stepcode.step_of(stepcode.code_of(p.step))
+                for k, comp in enumerate(p.coefs):
+                    z[k] += wavelet.inverse([x.astype(np.float32) for x in comp], wavelet.levels_for(h, w)) * step
+        header = tile_header(a, self.model_id, level, self.version, p.latent, p.residual)
+        return to_pixels(z, header)
+
     def pack(self, a: AnalyzedTile, level: int, p: Plan) -> bytes:
         """The tile's bytes for plan ``p`` (range-codes both streams)."""
         it = self.adaptive.index_tables

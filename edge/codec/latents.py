@@ -38,7 +38,7 @@ class TileCache:
     z_hat: dict[int, np.ndarray] = field(default_factory=dict)  # per latent level: float32[C, H, W] synthesis
     latent_parts: dict[int, "LatentPart"] = field(default_factory=dict)  # per latent level: its coded groups
     latent_err: dict[int, float] = field(default_factory=dict)  # per latent level: squared error of z_hat
-    plan: "tuple[tuple[int, float | None], Plan] | None" = None  # the latest plan and its (level, step)
+    plan: "tuple[tuple, Plan] | None" = None  # the latest plan and its (level, step, modes searched)
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class AnalyzedTile:
     band_fill: np.ndarray | None = None  # bool[C, H, W]: samples of valid pixels holding the fill value
     scene: bitstream.SceneSide | None = None  # the scene's band ranges, sent in its metadata (v6 tiles refer to them)
     latent_shape: tuple[int, int, int] = (0, 0, 0)  # M, h, w of one component's latents
+    #: the residual step the tile is to be coded at on a residual level (a quality target's choice: ``--psnr``,
+    #: ``dataclasses.replace(a, step=...)`` shares the cache); None: the level's preset
+    step: float | None = None
     cache: TileCache = field(default_factory=TileCache, compare=False, repr=False)  # parts, plans, g_s output
 
     @property

@@ -43,7 +43,9 @@ MODE_SEARCHES = ("auto", "full", "ladder", "residual")
 #: (benchmarks/shortcut_eval.py, results/shortcut.md): at the shipped bundle's levels 7-11 (steps 0.035 .. 0.009)
 #: it costs 0.00% BD-rate (median and worst scene) and saves 85% of those levels' encode time; extending it to
 #: level 6 costs +0.66% on the worst scene, to every residual level +1.38%. An encoder decision, not the format.
-NETWORK_FREE_STEP = 0.035
+#: Since steps are continuous (tile format v7, ``--psnr``), the boundary sits between those two presets, at their
+#: geometric mean (0.035 .. 0.05): the presets code as they did.
+NETWORK_FREE_STEP = 0.042
 
 
 def check_mode_search(mode_search: str) -> None:
@@ -80,6 +82,7 @@ class ResidualPart:
     arrays: tuple[list[np.ndarray], ...]
     bits: float                   # estimated bits (version 3's block estimate, see Planner.residual_part)
     err: float                    # squared error of the reconstruction over valid pixels
+    recon: np.ndarray | None = None  # float32[C, H, W] what the decoder adds: inverse(subbands) * step
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class Plan:
     coefs_stream: bytes = b""     # those coefficients context-coded (bits counts them exactly)
     step: float = 0.0             # the residual's step (on the step code's grid; 0 without a residual)
     err: float | None = None      # with a residual: squared error of the components over valid pixels
+    recon: np.ndarray | None = None  # with a residual: float32[C, H, W] the residual the decoder adds
 
     @property
     def mode(self) -> str:
@@ -144,12 +148,14 @@ class Planner:
             step = k.preset_step(level) if step is None else step
         elif step is not None:
             raise ValueError(f"level {level} codes latents only: it takes no residual step")
+        searched = self.searched_modes(level, step)
+        key = (level, step, tuple(searched))  # searches that try the same modes make the same plan
         cached = a.cache.plan
-        if cached is not None and cached[0] == (level, step):  # only the latest plan is kept: memory stays per tile
+        if cached is not None and cached[0] == key:  # only the latest plan is kept: memory stays per tile
             return cached[1]
         # candidates: (latent level, its latent part, the residual part or None)
         candidates: list[tuple[int, LatentPart, ResidualPart | None]] = []
-        for lat, res in self.searched_modes(level, step):
+        for lat, res in searched:
             candidates.append((lat, self.latent_part(a, lat),
                                self.residual_part(a, level, lat, step) if res else None))
         if step is not None:  # the residual alone: no synthesis to run, so every search weighs it
@@ -178,9 +184,9 @@ class Planner:
         plan = Plan(present=latent.present, side=latent.idx.astype(np.int32), side_rows=latent.ctx.astype(np.int32),
                     main=main, main_rows=main_rows, bits=total, latent=lat,
                     residual=bitstream.RESIDUAL_WAVELET if resid is not None else bitstream.RESIDUAL_NONE,
-                    coefs=coefs, coefs_stream=stream, step=float(step) if resid is not None else 0.0,
-                    err=resid.err if resid is not None else None)
-        a.cache.plan = ((level, step), plan)
+                    coefs=coefs, coefs_stream=stream, step=float(step) if resid is not None and step else 0.0,
+                    err=resid.err if resid is not None else None, recon=resid.recon if resid is not None else None)
+        a.cache.plan = (key, plan)
         return plan
 
     def reconstruction(self, a: AnalyzedTile, lat: int) -> np.ndarray:
@@ -228,6 +234,7 @@ class Planner:
         levels = wavelet.levels_for(h, w)
         b = residual.block_size(bitstream.RESIDUAL_WAVELET)
         arrays: list[list[np.ndarray]] = []
+        recon = np.zeros((c, h, w), np.float32)
         err, total = 0.0, 0.0
         for comp in range(c):
             coefs = wavelet.forward(r[comp], levels)
@@ -235,23 +242,25 @@ class Planner:
             ends = np.cumsum([x.size for x in coefs])[:-1]
             flat = np.concatenate([x.reshape(-1) for x in coefs]) / np.float32(step)  # every subband at once
             sign, mag = np.sign(flat), np.abs(flat)
-            best: tuple[float, float, float, list[np.ndarray]] | None = None
+            best: tuple[float, float, float, list[np.ndarray], np.ndarray] | None = None
             for theta in RESIDUAL_DEADZONES:
                 qf = (sign * np.floor(mag + (0.5 - theta))).astype(np.int32)
                 q: list[np.ndarray] = [x.reshape(shape) for x, shape in zip(np.split(qf, ends), shapes)]
                 bits = sum((_coefs.block_bits(x, x.shape[0], x.shape[1], b, bank, am.COST_SPAN, index_costs) for x in q),
                            0.0)
-                e = r[comp] - wavelet.inverse([x.astype(np.float32) for x in q], levels) * np.float32(step)
+                back = wavelet.inverse([x.astype(np.float32) for x in q], levels) * np.float32(step)
+                e = r[comp] - back
                 if a.valid is not None:
                     e = e[a.valid]
                 d = float(np.sum(e.astype(np.float64) ** 2))
                 if best is None or d + lam * bits < best[0]:
-                    best = (d + lam * bits, d, bits, q)
+                    best = (d + lam * bits, d, bits, q, back)
             assert best is not None
             err += best[1]
             total += best[2]
             arrays.append(best[3])
-        return ResidualPart(arrays=tuple(arrays), bits=total, err=err)
+            recon[comp] = best[4]
+        return ResidualPart(arrays=tuple(arrays), bits=total, err=err, recon=recon)
 
     @staticmethod
     def no_latents(a: AnalyzedTile) -> LatentPart:

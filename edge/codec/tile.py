@@ -213,10 +213,12 @@ class TileCodec:
 
     def encode(self, a: AnalyzedTile | BoundedTile, level: int, step: float | None = None) -> bytes:
         """An analysed tile at ``level`` (on a residual level, with the residual quantised with ``step``: any
-        step between the ladder's, :meth:`level_for_step` names its level; default the level's preset), or a
+        step between the ladder's, :meth:`level_for_step` names its level; default the tile's own
+        :attr:`AnalyzedTile.step`, else the level's preset), or a
         bounded tile (:meth:`bound`) to its error bound (level 0)."""
         if isinstance(a, AnalyzedTile):
             self._check_level(level)
+            step = a.step if step is None else step
             if step is not None:
                 return self.hybrid.encode(a, level, step)
             return self.writer.encode(a, level)

@@ -23,7 +23,7 @@ from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.daemon.leases import LeaseWriteError
 from cvae.edge.daemon.logs import log
 from cvae.edge.daemon.spool import finish_input
-from cvae.edge.encoder import SceneStream, prepare_tile, quality_metadata, scene_units
+from cvae.edge.encoder import SceneStream, prepare_tile, psnr_target, quality_metadata, scene_units
 from cvae.edge.errors import InputError
 from cvae.edge.io.files import fsync_dir, remove_partial
 from cvae.edge.io.raster import RasterInfo, RowReader, open_rows, scan_raster
@@ -193,6 +193,11 @@ class SceneCoding:
 
         failed = []  # set when a unit written before a crash could not be recorded after those before it failed
         clock = [0.0]  # when the unit being submitted was taken up
+        target = psnr_target(job.info, self.cfg.psnr, len(job.windows))  # --psnr: each tile held to the scene's PSNR so far
+
+        def skipped(unit: int) -> None:  # a tile written before a restart counts for nothing in the scene's PSNR
+            if target is not None and job.stream.is_tile(unit):
+                target.commit(unit)
 
         def pending():  # the units still to write, in order, read lazily (scene_units: one unit ahead at most)
             for unit in units:
@@ -201,6 +206,7 @@ class SceneCoding:
                 clock[0] = time.monotonic()
                 row = self.journal.unit(job.scene, unit)
                 if row is not None and row[1] == "done":
+                    skipped(unit)
                     continue
                 if row is not None and (self.cfg.outbox / row[0]).exists():
                     if not settle(0):
@@ -208,6 +214,7 @@ class SceneCoding:
                         return
                     self.journal.finish(job.scene, unit, (self.cfg.outbox / row[0]).stat().st_size, None, 0.0,
                                         tile=job.stream.is_tile(unit))
+                    skipped(unit)
                     continue  # written before a crash, not yet recorded: never rewrite (it may be on its way down)
                 yield unit
 
@@ -216,7 +223,7 @@ class SceneCoding:
             work = UnitWork(unit, job.file_name(unit), started=t0)
             if win is not None:
                 tile, level = prepare_tile(self.codec, px, valid, job.info, cfg.level, cfg.tile_bytes, cfg.max_error,
-                                           cfg.psnr, scene=job.stream.side)
+                                           cfg.psnr, scene=job.stream.side, target=target, unit=unit)
                 work = UnitWork(unit, work.name, tile, win, t0, level)
             if not settle(threads - 1):
                 return None

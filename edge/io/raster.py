@@ -165,7 +165,8 @@ class RasterInfo:
     shape: (C, H, W); dtype: the coded dtype (floats holding integers are cast, as encode_scene does);
     source_dtype: the file's; zero_fill: zeros in every band are fill (uint16 without nodata, > 1% of pixels);
     band_range: per band (lo, hi) as :func:`band_ranges`, None when no pixel is valid; integral: every sample is a
-    whole number (always for integer dtypes; for floats, whether an error bound in digital numbers can apply).
+    whole number (always for integer dtypes; for floats, whether an error bound in digital numbers can apply);
+    tile_stats: the samples of each tile of the scan (below).
     """
 
     path: str
@@ -180,6 +181,10 @@ class RasterInfo:
     zero_fill: bool
     band_range: tuple[np.ndarray, np.ndarray] | None
     integral: bool = True
+    #: per tile of the scan's square grid (``rows`` x ``rows`` tiles, row-major, as tiling.tile_grid) and band: the
+    #: count, mean and variance of the valid samples that are not the band's fill, float64[T, C, 3]; what lets
+    #: ``--psnr`` foresee the tiles no coding can bring down to the target (SceneTarget)
+    tile_stats: np.ndarray | None = None
 
     def header(self) -> Raster:
         """A :class:`Raster` with this scene's shape, coded dtype and descriptive metadata but no pixels (a
@@ -223,6 +228,8 @@ def _scan(path, max_samples, rows, rasterio, Window) -> RasterInfo:
         lo = {k: np.full(c, np.inf) for k in ("plain", "zero")}
         hi = {k: np.full(c, -np.inf) for k in ("plain", "zero")}
         integral, vmin, vmax, any_valid = True, np.inf, -np.inf, {"plain": False, "zero": False}
+        starts = np.arange(0, w, rows)
+        moments: dict[str, list[np.ndarray]] = {k: [] for k in ("plain", "zero")}  # per row of tiles: float64[3, tiles in the row, C]
         for y, n in _row_blocks(h, rows):
             try:
                 px = ds.read(window=Window(0, y, w, n))
@@ -241,12 +248,13 @@ def _scan(path, max_samples, rows, rasterio, Window) -> RasterInfo:
                 zeros += int(zero.sum())
                 variants["zero"] = ~zero
             for key, v in variants.items():
+                fill = np.asarray(nodata).astype(px.dtype) if declared else (0 if key == "zero" else None)
+                moments[key].append(_tile_moments(px, v, fill, starts))
                 if not v.any():
                     continue
                 any_valid[key] = True
                 for b in range(c):
                     vals = px[b][v]
-                    fill = np.asarray(nodata).astype(px.dtype) if declared else (0 if key == "zero" else None)
                     if fill is not None and (vals != fill).any():
                         vals = vals[vals != fill]
                     lo[key][b] = min(lo[key][b], float(vals.min()))
@@ -255,10 +263,26 @@ def _scan(path, max_samples, rows, rasterio, Window) -> RasterInfo:
         key = "zero" if zero_fill else "plain"
         band_range = (lo[key], hi[key]) if any_valid[key] else None
         dtype = integer_dtype(src, integral, vmin, vmax)
+        m = np.concatenate(moments[key] if moments[key] else moments["plain"], axis=1)  # [3, T, C]
+        count = m[0]
+        mean = m[1] / np.maximum(count, 1)
+        var = np.maximum(m[2] / np.maximum(count, 1) - mean ** 2, 0.0)
         return RasterInfo(path=str(path), shape=(c, h, w), dtype=dtype, source_dtype=src, nodata=nodata,
                           profile=dict(ds.profile), descriptions=tuple(ds.descriptions),
                           colorinterp=tuple(ci.name for ci in ds.colorinterp), tags=dict(ds.tags()),
-                          zero_fill=zero_fill, band_range=band_range, integral=src.kind != "f" or integral)
+                          zero_fill=zero_fill, band_range=band_range, integral=src.kind != "f" or integral,
+                          tile_stats=np.stack([count, mean, var], axis=-1))
+
+
+def _tile_moments(px: np.ndarray, valid: np.ndarray, fill, starts: np.ndarray) -> np.ndarray:
+    """float64[3, len(starts), C]: per tile of one row block (columns from ``starts``) and band, the count, sum and
+    sum of squares of the ``valid`` samples other than ``fill`` (None: every valid sample)."""
+    keep = np.broadcast_to(valid, px.shape)
+    if fill is not None:
+        keep = keep & (px != fill)
+    x = np.where(keep, px, 0).astype(np.float64)
+    cols = [keep.sum(axis=1, dtype=np.float64), x.sum(axis=1), np.einsum("chw,chw->cw", x, x)]  # each [C, W]
+    return np.stack([np.add.reduceat(v, starts, axis=1).T for v in cols])
 
 
 def read_window(ds, info: RasterInfo, y: int, n: int) -> tuple[np.ndarray, np.ndarray]:

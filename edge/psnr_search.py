@@ -1,0 +1,195 @@
+"""The searches behind ``--psnr`` (:mod:`cvae.edge.quality`): a tile's candidates, each measured on the pixels the
+decoder will make. :func:`best` is the one entry; the module docstring of :mod:`cvae.edge.quality` says what
+each candidate is and when it is tried."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from cvae.edge.codec import adaptive as am
+from cvae.edge.codec import bitstream, stepcode, wavelet
+from cvae.edge.codec.latents import scene_range
+from cvae.edge.codec.plan import Planner
+from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
+from cvae.edge.errors import InputError
+from cvae.edge.quality import BOUND_DN, MAX_ERROR_LIMIT, SEARCH_STEPS, SLOPE_DB, Gauge, bound_for_mse
+
+__all__ = ["best", "by_levels"]
+
+
+def best(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None,
+          coded: np.ndarray, peaks: np.ndarray, gauge: Gauge, window: tuple[float, float, float],
+          scene: bitstream.SceneSide | None, lenient: bool) -> tuple[int, AnalyzedTile | BoundedTile, int, float, np.ndarray]:
+    """The cheapest of the candidates (module docstring) that reach ``window[0]`` dB, as ``(bytes, tile, level, dB,
+    decoded pixels)``; ``window``: the lowest PSNR accepted, the aim, the highest the step search stops at.
+    ``lenient`` (a scene's tile, whose miss the tiles after it make up for): the step is searched with the residual
+    alone (no network), then the tile is planned at it once, networks and all, and kept as it comes out."""
+    target = window[0]
+    residual_levels = np.flatnonzero(codec.ladder.step > 0)
+    found = _by_step(codec, a, px, coded, gauge, window, lenient)
+    # lenient: the step found stands even where it missed (the tiles after it make up for it) unless another
+    # candidate reaches the share for fewer bytes; alone, a tile must reach its target
+    best: tuple[int, AnalyzedTile | BoundedTile, int, float, np.ndarray] | None = \
+        found if found[3] >= target or lenient else None
+    coarse = float(codec.ladder.step[residual_levels].max())
+    if found[1].step is not None and coarse < found[1].step < stepcode.on_grid(stepcode.STEP_MAX):
+        for level in np.flatnonzero(codec.ladder.step == 0)[::-1]:  # latent-only levels, highest first
+            data = codec.encode(a, int(level), None)
+            rec = codec.decompress(data, scene).pixels
+            q = gauge.db(px, rec, coded)
+            if q < target:
+                break
+            if best is None or len(data) < best[0]:
+                best = (len(data), a, int(level), q, rec)
+    step_dn = (found[1].step or 0.0) * peaks[peaks > 0]
+    if (found[3] < target and not lenient) or (len(step_dn) and step_dn.min() < BOUND_DN):
+        bounded = _by_bound(codec, px, valid, fill, coded, gauge, window)
+        if bounded is not None and (best is None or bounded[0] <= best[0]):
+            best = bounded
+    return found if best is None else best
+
+
+def _by_step(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, coded: np.ndarray, gauge: Gauge,
+             window: tuple[float, float, float], lenient: bool = False) -> tuple[int, AnalyzedTile, int, float, np.ndarray]:
+    """``(estimated bytes, tile with its step, level, dB, decoded pixels)``: the secant search for the residual
+    step (module docstring) into ``[window[0], window[2]]`` aiming at ``window[1]``, from the wavelet-domain
+    estimate; the cheapest try that reaches ``window[0]``, or the finest when none does. ``lenient``: searched
+    with the residual alone, then the codec's own plan at that step as it comes out (:func:`best`)."""
+    hybrid = codec.hybrid
+    planner = Planner(hybrid.model, "residual") if lenient else hybrid.planner
+    target, aim, top = window
+    tried: dict[float, tuple[float, float, int, float, np.ndarray]] = {}  # ln(step) -> (dB, bytes, level, step, px)
+    ends = math.log(stepcode.STEP_MIN), math.log(stepcode.STEP_MAX)
+
+    def measure(x: float) -> float:
+        step = stepcode.on_grid(math.exp(min(max(x, ends[0]), ends[1])))
+        key = math.log(step)
+        if key not in tried:
+            level = codec.level_for_step(step)
+            p = planner.plan(a, level, step)
+            rec = hybrid.pixels(a, level, p)
+            tried[key] = (gauge.db(px, rec, coded), _plan_bytes(hybrid, a, p), level, step, rec)
+        return key
+
+    first, slope = _estimate_step(a, aim, gauge.peaks)  # slope: dB per unit of ln(step), until two tries measure it
+    x = measure(math.log(first))
+    for _ in range(SEARCH_STEPS - 1):
+        q = tried[x][0]
+        if target <= q <= top:
+            break
+        above = [k for k, t in tried.items() if t[0] > top]  # too fine: the step may grow
+        below = [k for k, t in tried.items() if t[0] < target]  # too coarse: it must shrink
+        if above and below:  # a bracket: the secant between its ends, kept well inside it
+            lo, hi = max(above), min(below)
+            qa, qb = tried[lo][0], tried[hi][0]
+            nx = lo + (hi - lo) * (qa - aim) / (qa - qb) if qa != qb else (lo + hi) / 2
+            if not min(lo, hi) + 0.1 * abs(hi - lo) <= nx <= max(lo, hi) - 0.1 * abs(hi - lo):
+                nx = (lo + hi) / 2
+        else:  # extrapolate with the slope of the last two tries (kept sane), else a quantiser's
+            keys = list(tried)
+            if len(keys) >= 2 and keys[-1] != keys[-2] and tried[keys[-1]][0] != tried[keys[-2]][0]:
+                slope = min(-1.0, max(-30.0, (tried[keys[-1]][0] - tried[keys[-2]][0]) / (keys[-1] - keys[-2])))
+            nx = x + (aim - q) / slope
+        n = len(tried)
+        x = measure(nx)
+        if len(tried) == n:  # nothing new to try (an end of the steps a tile carries, or the grid)
+            break
+    ok = [(t[1], k) for k, t in tried.items() if t[0] >= target]
+    key = min(ok)[1] if ok else min(tried)
+    q, nbytes, level, step, rec = tried[key]
+    if lenient and planner.searched_modes(level, step) != hybrid.planner.searched_modes(level, step):
+        p = hybrid.planner.plan(a, level, step)  # the codec's own modes at the step found: the networks run once
+        rec = hybrid.pixels(a, level, p)
+        q, nbytes = gauge.db(px, rec, coded), _plan_bytes(hybrid, a, p)
+    return int(round(nbytes)), dataclasses.replace(a, step=step), level, q, rec
+
+
+def _plan_bytes(hybrid, a: AnalyzedTile, p) -> float:
+    """The tile's bytes for plan ``p``, as :meth:`HybridKind.estimate_bytes` counts them."""
+    streams = (len(p.side) > 0) + (len(p.main) > 0)
+    return p.bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None, hybrid.version, scene_range(a),
+                                              bool(p.residual)) + 2 + bitstream.varint_size(len(p.coefs_stream)) + \
+        am.STREAM_OVERHEAD_BYTES * streams
+
+
+def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[float, float]:
+    """``(step, slope)``: the step at which the tile's residual alone would err ``aim`` dB, and there the PSNR's
+    change per unit of ln(step), estimated in the wavelet domain (the subbands are scaled so that one step suits
+    them all: their error is about the pixels'): a bisection on the mean error of quantising a sample of the
+    coefficients, after the rounding to integers' share. No coding."""
+    assert a.z is not None  # analysed for a residual level
+    c, h, w = a.shape
+    levels = wavelet.levels_for(h, w)
+    coefs = np.abs(np.concatenate([x.reshape(-1) for k in range(c) for x in wavelet.forward(a.z[k], levels)]))
+    sample = coefs[::max(1, coefs.size // 32768)].astype(np.float64)
+    used = peaks > 0
+    goal = 10 ** (-aim / 10)
+    if np.dtype(a.dtype).kind in "iu" and used.any():  # the decoder's rounding to integers errs 1/12 DN^2 more
+        goal = max(goal - float(np.mean(1 / (12 * peaks[used] ** 2))), goal / 10)
+    if a.valid is not None:  # nodata pixels are zeros that err nothing: the coefficients' mean error is diluted
+        goal *= max(float(a.valid.mean()), 1e-3)
+
+    def mse(step: float) -> float:
+        q = np.floor(sample / step + 0.4)  # rounding with a little deadzone, as the planner's offsets
+        return float(np.mean((sample - q * step) ** 2))
+
+    lo, hi = math.log(stepcode.STEP_MIN), math.log(stepcode.STEP_MAX)
+    for _ in range(24):  # the error rises with the step
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mse(math.exp(mid)) < goal else (lo, mid)
+    step = math.exp((lo + hi) / 2)
+    e0, e1 = mse(step), mse(step * 1.1)
+    slope = -10 * math.log10(e1 / e0) / math.log(1.1) if e0 > 0 and e1 > 0 else SLOPE_DB
+    return step, min(-2.0, max(-12.0, slope))
+
+
+def _by_bound(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None, coded: np.ndarray,
+              gauge: Gauge, window: tuple[float, float, float]) -> tuple[int, BoundedTile, int, float, np.ndarray] | None:
+    """``(bytes, bounded tile, 0, dB, decoded pixels)``: the loosest error bounds that reach ``target``, from each
+    band at the target's MSE: halved until the tile reaches it, or doubled while it still does (a predictable tile
+    errs less than a uniform quantiser); None when none does or the samples are true floats."""
+    target, _, top = window
+    e = bound_for_mse(gauge.peaks ** 2 / 10 ** (target / 10))
+    best = None
+    for _ in range(8):
+        t = codec.bound(px, e, valid, fill)
+        try:
+            data = codec.encode(t, 0)
+        except InputError:  # true float samples have no bound in digital numbers
+            return None
+        rec = codec.decompress(data).pixels
+        q = gauge.db(px, rec, coded)
+        if q >= target:
+            if best is None or len(data) < best[0]:
+                best = (len(data), t, 0, q, rec)
+            if q <= top or best[1] is not t or (e >= MAX_ERROR_LIMIT).all():
+                return best
+            e = np.minimum(2 * e + 1, MAX_ERROR_LIMIT)
+        elif best is not None or not e.any():
+            return best
+        else:
+            e = e // 2
+    return best
+
+
+def by_levels(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, coded: np.ndarray, gauge: Gauge,
+               target: float, scene: bitstream.SceneSide | None) -> tuple[int, AnalyzedTile, int, float, np.ndarray]:
+    """A ladder without residual levels: the lowest level that reaches ``target`` (bisection: quality rises with
+    the level), else the top one."""
+    def rate(level: int) -> tuple[int, AnalyzedTile, int, float, np.ndarray]:
+        data = codec.encode(a, level)
+        rec = codec.decompress(data, scene).pixels
+        return len(data), a, level, gauge.db(px, rec, coded), rec
+
+    lo, hi = 0, codec.levels - 1
+    best = rate(hi)
+    while lo < hi and best[3] >= target:
+        mid = (lo + hi) // 2
+        r = rate(mid)
+        if r[3] >= target:
+            hi, best = mid, r
+        else:
+            lo = mid + 1
+    return best
