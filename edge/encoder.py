@@ -25,6 +25,7 @@ from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, WHOLE_SCENE_MAX_SAMPLES, R
                                  as_integers, band_fill_mask, band_ranges, header_samples, open_rows, read_raster,
                                  scan_raster)
 from cvae.edge.io.tiling import TileWindow, tile_grid
+from cvae.edge.rate import BUDGET_FILL, allocate_scene, choose_level, choose_rate  # noqa: F401 (part of this API)
 from cvae.edge.scene_metadata import scene_metadata
 
 
@@ -34,7 +35,7 @@ DEFAULT_APID = 0x1C5
 METADATA_EVERY = 16
 
 __all__ = ["DEFAULT_APID", "METADATA_EVERY", "DEFAULT_TILE", "EncodeOptions", "EncodedScene",
-           "SceneStream", "encode_scene", "scene_units", "scene_metadata", "choose_level", "allocate_scene", "tile_bodies", "prepare_tile", "psnr_target", "quality_metadata"]
+           "SceneStream", "encode_scene", "scene_units", "scene_metadata", "choose_level", "choose_rate", "allocate_scene", "tile_bodies", "prepare_tile", "psnr_target", "quality_metadata"]
 
 
 @dataclass(frozen=True)
@@ -92,40 +93,6 @@ def tile_size_for(codec: TileCodec, opts: "EncodeOptions") -> int:
     latent_only = opts.level is not None and opts.max_error is None and codec.adaptive is not None and \
         not codec.has_residual(opts.level)
     return LOW_RATE_TILE if latent_only else DEFAULT_TILE
-
-
-def choose_level(codec: TileCodec, analyzed, budget: int) -> int:
-    """The highest level whose estimated size fits ``budget`` bytes (level 0 if none does)."""
-    best = 0
-    for level in range(codec.levels):
-        if codec.estimate_bytes(analyzed, level) <= budget:
-            best = level
-    return best
-
-
-def allocate_scene(estimates: np.ndarray, budget: float) -> np.ndarray:
-    """Per-tile levels for a scene budget. ``estimates: float[T, L]`` bytes of each tile at each level.
-
-    Start from the highest uniform level that fits, then raise single tiles, cheapest step first, while the
-    budget allows. Levels never go below 0 (the budget may then be exceeded: nothing cheaper exists).
-    """
-    t, n_levels = estimates.shape
-    levels = np.zeros(t, int)
-    for lv in range(n_levels):
-        if estimates[:, lv].sum() <= budget:
-            levels[:] = lv
-    spent = estimates[np.arange(t), levels].sum()
-    while True:
-        can = levels < n_levels - 1
-        if not can.any():
-            return levels
-        step = np.where(can, estimates[np.arange(t), np.minimum(levels + 1, n_levels - 1)] -
-                        estimates[np.arange(t), levels], np.inf)
-        i = int(np.argmin(step))
-        if spent + step[i] > budget:
-            return levels
-        levels[i] += 1
-        spent += step[i]
 
 
 def tile_bodies(codec: TileCodec, analyzed, window, level: int, index: int, tiles: int,
@@ -228,7 +195,7 @@ def prepare_tile(codec: TileCodec, px: np.ndarray, valid: np.ndarray, info: Rast
     if level is None:
         if tile_bytes is None:
             raise InputError("give a level, a tile byte budget, an error bound or a PSNR target")
-        level = choose_level(codec, a, tile_bytes)
+        return choose_rate(codec, a, tile_bytes)
     return a, level
 
 

@@ -56,11 +56,41 @@ def _by_step(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, coded: np.ndarra
     """``(estimated bytes, tile with its step, level, dB, decoded pixels)``: the secant search for the residual
     step (module docstring) into ``[window[0], window[2]]`` aiming at ``window[1]``, from the wavelet-domain
     estimate; the cheapest try that reaches ``window[0]``, or the finest when none does. ``lenient``: searched
-    with the residual alone, then the codec's own plan at that step as it comes out (:func:`best`)."""
+    first with the residual alone (no network); where the codec's own modes at the step found differ (steps that
+    run the networks), the search goes on from there with them (the networks run once per latent level: each
+    further try costs the residual's quantisation only)."""
     hybrid = codec.hybrid
-    planner = Planner(hybrid.model, "residual") if lenient else hybrid.planner
+    first, slope = _estimate_step(a, window[1], gauge.peaks)  # slope: dB per ln(step), until two tries measure it
+    search = "residual" if lenient else None
+    tried, slope = _secant(codec, hybrid.planner_for(search), a, px, coded, gauge, window, math.log(first), slope,
+                           SEARCH_STEPS)
+    found = {k: (*t, search) for k, t in tried.items()}
+    key = _pick(found, window)
+    level, step = found[key][2], found[key][3]
+    if lenient and hybrid.planner_for(search).searched_modes(level, step) != hybrid.planner.searched_modes(level, step):
+        more, _ = _secant(codec, hybrid.planner, a, px, coded, gauge, window, key, slope, SEARCH_STEPS // 2)
+        every = list(found.values()) + [(*t, None) for t in more.values()]  # both searches' tries compete
+        found = dict(enumerate(every))
+        key = _pick(found, window)
+    q, nbytes, level, step, rec, search = found[key]
+    return int(round(nbytes)), dataclasses.replace(a, step=step, search=search), level, q, rec
+
+
+def _pick(tried: dict, window: tuple[float, float, float]):
+    """The key of the cheapest try inside ``window``, else of the cheapest that reaches its low end, else of the
+    finest step tried."""
+    inside = [(t[1], k) for k, t in tried.items() if window[0] <= t[0] <= window[2]]
+    ok = inside or [(t[1], k) for k, t in tried.items() if t[0] >= window[0]]
+    return min(ok)[1] if ok else min(tried, key=lambda k: tried[k][3])
+
+
+def _secant(codec: TileCodec, planner: Planner, a: AnalyzedTile, px: np.ndarray, coded: np.ndarray, gauge: Gauge,
+            window: tuple[float, float, float], x: float, slope: float, tries: int) -> tuple[dict, float]:
+    """Up to ``tries`` plans of ``planner`` from ln(step) ``x``, a secant on ``(ln step, dB)`` with brackets, until one
+    lands in ``[window[0], window[2]]``: ``({ln step: (dB, bytes, level, step, pixels)}, the last slope)``."""
+    hybrid = codec.hybrid
     target, aim, top = window
-    tried: dict[float, tuple[float, float, int, float, np.ndarray]] = {}  # ln(step) -> (dB, bytes, level, step, px)
+    tried: dict[float, tuple[float, float, int, float, np.ndarray]] = {}
     ends = math.log(stepcode.STEP_MIN), math.log(stepcode.STEP_MAX)
 
     def measure(x: float) -> float:
@@ -73,9 +103,8 @@ def _by_step(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, coded: np.ndarra
             tried[key] = (gauge.db(px, rec, coded), _plan_bytes(hybrid, a, p), level, step, rec)
         return key
 
-    first, slope = _estimate_step(a, aim, gauge.peaks)  # slope: dB per unit of ln(step), until two tries measure it
-    x = measure(math.log(first))
-    for _ in range(SEARCH_STEPS - 1):
+    x = measure(x)
+    for _ in range(tries - 1):
         q = tried[x][0]
         if target <= q <= top:
             break
@@ -87,7 +116,7 @@ def _by_step(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, coded: np.ndarra
             nx = lo + (hi - lo) * (qa - aim) / (qa - qb) if qa != qb else (lo + hi) / 2
             if not min(lo, hi) + 0.1 * abs(hi - lo) <= nx <= max(lo, hi) - 0.1 * abs(hi - lo):
                 nx = (lo + hi) / 2
-        else:  # extrapolate with the slope of the last two tries (kept sane), else a quantiser's
+        else:  # extrapolate with the slope of the last two tries (kept sane), else the estimate's
             keys = list(tried)
             if len(keys) >= 2 and keys[-1] != keys[-2] and tried[keys[-1]][0] != tried[keys[-2]][0]:
                 slope = min(-1.0, max(-30.0, (tried[keys[-1]][0] - tried[keys[-2]][0]) / (keys[-1] - keys[-2])))
@@ -96,14 +125,7 @@ def _by_step(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, coded: np.ndarra
         x = measure(nx)
         if len(tried) == n:  # nothing new to try (an end of the steps a tile carries, or the grid)
             break
-    ok = [(t[1], k) for k, t in tried.items() if t[0] >= target]
-    key = min(ok)[1] if ok else min(tried)
-    q, nbytes, level, step, rec = tried[key]
-    if lenient and planner.searched_modes(level, step) != hybrid.planner.searched_modes(level, step):
-        p = hybrid.planner.plan(a, level, step)  # the codec's own modes at the step found: the networks run once
-        rec = hybrid.pixels(a, level, p)
-        q, nbytes = gauge.db(px, rec, coded), _plan_bytes(hybrid, a, p)
-    return int(round(nbytes)), dataclasses.replace(a, step=step), level, q, rec
+    return tried, slope
 
 
 def _plan_bytes(hybrid, a: AnalyzedTile, p) -> float:

@@ -52,6 +52,7 @@ class HybridKind:
         self.ladder = ladder
         self.levels = self.model.levels
         self.planner = Planner(self.model, mode_search)
+        self._planners = {mode_search: self.planner}
 
     @classmethod
     def build(cls, latents: LatentModel, model_id: bytes, adaptive: am.AdaptiveModel | None = None,
@@ -86,7 +87,17 @@ class HybridKind:
 
     # -- encoder --------------------------------------------------------------------------------------------
     def plan(self, a: AnalyzedTile, level: int, step: float | None = None) -> Plan:
-        return self.planner.plan(a, level, step)
+        """The plan of ``a`` at ``level`` (and ``step``), by the tile's own mode search when it names one
+        (:attr:`AnalyzedTile.search`), else the kind's."""
+        return self.planner_for(a.search).plan(a, level, step)
+
+    def planner_for(self, search: str | None) -> Planner:
+        """The planner of mode search ``search`` (None: the kind's own)."""
+        if search is None:
+            return self.planner
+        if search not in self._planners:
+            self._planners[search] = Planner(self.model, search)
+        return self._planners[search]
 
     def estimate_bytes(self, a: AnalyzedTile, level: int, step: float | None = None) -> float:
         p = self.plan(a, level, step)

@@ -62,6 +62,9 @@ class AnalyzedTile:
     #: the residual step the tile is to be coded at on a residual level (a quality target's choice: ``--psnr``,
     #: ``dataclasses.replace(a, step=...)`` shares the cache); None: the level's preset
     step: float | None = None
+    #: the mode search the tile is to be planned with (:data:`cvae.edge.codec.plan.MODE_SEARCHES`; a quality
+    #: target's choice, as ``step``); None: the codec's
+    search: str | None = None
     cache: TileCache = field(default_factory=TileCache, compare=False, repr=False)  # parts, plans, g_s output
 
     @property

@@ -206,10 +206,10 @@ class TileCodec:
         self._check_level(level)
         return self.hybrid.plan(a, level, step) if step is not None else self.writer.plan(a, level)
 
-    def estimate_bytes(self, a: AnalyzedTile, level: int) -> float:
-        """Expected size at ``level`` from the tables, without coding (for rate control)."""
+    def estimate_bytes(self, a: AnalyzedTile, level: int, step: float | None = None) -> float:
+        """Expected size at ``level`` (and residual ``step``) from the tables, without coding (for rate control)."""
         self._check_level(level)
-        return self.writer.estimate_bytes(a, level)
+        return self.hybrid.estimate_bytes(a, level, step) if step is not None else self.writer.estimate_bytes(a, level)
 
     def encode(self, a: AnalyzedTile | BoundedTile, level: int, step: float | None = None) -> bytes:
         """An analysed tile at ``level`` (on a residual level, with the residual quantised with ``step``: any
