@@ -61,21 +61,37 @@ def test_the_encoder_writes_v8_and_picks_the_replication_mode_for_resampled_band
 
 
 @pytest.mark.parametrize("margin", [0.75, 0.0])
-def test_a_tall_tile_is_settled_on_its_first_rows_or_coded_both_ways(monkeypatch, margin):
-    """From 4 x TRIAL_ROWS rows the first rows decide clear cases (one pass); margin 0 makes no case clear: the
-    whole tile is then coded both ways. Both choose the same modes here and decode exactly."""
+def test_a_tall_tile_is_settled_on_strips_or_coded_both_ways(monkeypatch, margin):
+    """From 2 x TRIAL_STRIPS x TRIAL_ROWS rows, strips of the tile decide clear cases (one pass); margin 0 makes no
+    win clear: the whole tile is then coded both ways. Both choose the same modes here and decode exactly."""
     from cvae.edge.codec import predictive
 
     monkeypatch.setattr(predictive, "CLEAR_MARGIN", margin)
     calls, real = [], _predictive.encode_costs
     monkeypatch.setattr(predictive._predictive, "encode_costs", lambda *a: calls.append(a[4]) or real(*a))
-    x = stack(np.random.default_rng(3), 4 * predictive.TRIAL_ROWS, 48, np.int16)
+    trial = predictive.TRIAL_STRIPS * predictive.TRIAL_ROWS
+    x = stack(np.random.default_rng(3), 2 * trial + 5, 48, np.int16)
     valid = np.ones(x.shape[1:], bool)
-    valid[50:70, 10:20] = False
+    valid[30:50, 10:20] = False
     out, header, _ = _round_trip(x, 0, valid)
     assert header.modes.tolist() == [0, 1, 1]
-    assert calls == ([predictive.TRIAL_ROWS] * 2 + ([] if margin else [x.shape[1]] * 2))
+    assert calls == [trial] * 2 + ([] if margin else [x.shape[1]] * 2)
     np.testing.assert_array_equal(out[:, valid], x[:, valid])
+
+
+@pytest.mark.parametrize("rows", [40, 200])
+def test_a_candidate_the_replication_mode_codes_worse_keeps_v4s_predictor(monkeypatch, rows):
+    """Every band a candidate (threshold 0): on a 10 m-like band and its noisy copy v4's predictor is better, so both
+    keep mode 0, whether decided on strips (200 rows) or by coding the tile both ways (40 rows)."""
+    from cvae.edge.codec import predictive
+
+    monkeypatch.setattr(predictive, "REPLICATION_CANDIDATE", 0.0)
+    rng = np.random.default_rng(12)
+    x = stack(rng, rows, 40, np.uint16)[:1]
+    x = np.concatenate([x, x + rng.integers(0, 3, x.shape).astype(np.uint16)])
+    out, header, data = _round_trip(x, 0)
+    np.testing.assert_array_equal(out, x)
+    assert not header.modes.any()
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16])
