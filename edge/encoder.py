@@ -183,7 +183,7 @@ def prepare_tile(codec: TileCodec, px: np.ndarray, valid: np.ndarray, info: Rast
     ``target``, the scene's :class:`~cvae.edge.quality.SceneTarget` from :func:`psnr_target`, tile ``unit`` is
     held to the scene's PSNR so far, not its own); the scene's band range (``scene``: as its metadata sends it,
     :attr:`SceneStream.side`) and per-band fill mask go with it. Shared by ``cvae-encode`` and the daemon."""
-    fill = band_fill_mask(px, valid, info.nodata)
+    fill = band_fill_mask(px, valid, info.nodata, info.zero_fill)
     if psnr is not None:
         from cvae.edge.quality import choose_for_psnr
 
@@ -286,6 +286,7 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
             raise InputError(f"{path}: NaN or infinite pixels outside nodata; declare a nodata value for them")
         pixels = as_integers(pixels)  # NaN outside the valid pixels: kept as floats
     band_range = band_ranges(pixels, raster.valid, raster.nodata)
+    zero_fill = raster.nodata is None and pixels.dtype == np.uint16 and not raster.valid.all()  # fill_value_mask's rule
     header = Raster(pixels, raster.valid, raster.nodata, raster.profile, raster.descriptions, raster.colorinterp,
                     raster.tags)
 
@@ -293,7 +294,7 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
         # an all-nodata tile is still sent (a few bytes: header and mask) so the ground can tell it from a loss
         analyzed = [codec.analyze(pixels[:, w.slices[0], w.slices[1]], raster.valid[w.slices], band_range=band_range,
                                   band_fill=band_fill_mask(pixels[:, w.slices[0], w.slices[1]], raster.valid[w.slices],
-                                                           raster.nodata), scene=stream.side)
+                                                           raster.nodata, zero_fill), scene=stream.side)
                     for w in windows]  # one network pass per tile, kept: the levels are chosen from estimates
         est = np.array([[codec.estimate_bytes(a, lv) for lv in range(codec.levels)] for a in analyzed])
         copies = metadata_copies(len(windows), stream.metadata_every)

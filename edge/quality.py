@@ -6,9 +6,11 @@ its coded samples (valid pixels; band-fill samples come back exactly and are lef
 range of band ``b``; a tile's (:func:`tile_psnr`) the same over its own samples. The encoder aims the *scene* at
 ``DB + SCENE_AIM_DB`` (:class:`SceneTarget`): each tile, in scene order, is given the PSNR that would bring the tiles
 coded before it, itself and those still to come to the aim, counting the tiles no coding can bring down to it (flat
-ones, from the scan's per-tile variances) at their own error, so the others may spend less. Tile format v7 carries
-any residual step (:mod:`cvae.edge.codec.stepcode`), so a tile can land on its share instead of on the ladder's 12
-levels (which overshot by up to 1.7 dB).
+ones, from the scan's per-tile variances) at their own error, so the others may spend less; a tile is scored by what
+it does to the scene (:class:`ShareGauge`: its band errors weighted by the scene's sensitivity), so one flat band
+cannot carry a tile whose other bands err more than their share. Tile format v7 carries any residual step
+(:mod:`cvae.edge.codec.stepcode`), so a tile can land on its share instead of on the ladder's 12 levels (which
+overshot by up to 1.7 dB).
 
 A tile's candidates, all measured on the pixels the decoder will make (``HybridKind.pixels``, the decoder's float
 steps on the encoder's own integers), the fewest bytes winning among those that reach the tile's share:
@@ -41,7 +43,7 @@ from cvae.edge.codec import bitstream
 from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.errors import InputError
 
-__all__ = ["psnr_db", "psnr_bands", "tile_psnr", "choose_for_psnr", "Gauge", "SceneTarget", "WINDOW_DB", "bound_for_mse", "check_psnr", "check_max_error", "TargetError",
+__all__ = ["psnr_db", "psnr_bands", "tile_psnr", "choose_for_psnr", "Gauge", "ShareGauge", "SceneTarget", "WINDOW_DB", "bound_for_mse", "check_psnr", "check_max_error", "TargetError",
            "PSNR_MIN", "PSNR_MAX", "MAX_ERROR_LIMIT"]
 
 #: PSNR counted for a band decoded exactly (keeps the mean finite)
@@ -59,6 +61,8 @@ MAX_DIP_DB = 3.0
 TILE_TOL_DB = 0.2
 #: ... and the last LAG tiles, whose misses no tile after them sees, to within this
 TAIL_TOL_DB = 0.05
+#: a tile within this of its share teaches SceneTarget the spread of PSNR between bands
+OFFSET_DB = 0.5
 #: dB per unit of ln(step) when the estimate has none (a uniform quantiser's is -8.7 at high rates; tiles measure
 #: about -4 to -10 at the validation set's rates)
 SLOPE_DB = -6.0
@@ -166,6 +170,25 @@ class Gauge:
         return self.mean_db(*self.errors(orig, rec, coded))
 
 
+class ShareGauge(Gauge):
+    """A tile of a scene scored by what it does to the scene's PSNR: ``t + 10 log10(E* / E)``, where ``E`` is its
+    squared errors weighted per band by the scene's sensitivity (the inverse of the band's modelled scene error)
+    and ``E*`` the same of what :class:`SceneTarget` counted the tile at (``t`` dB, or its variance where flat). A
+    tile cannot pass by one flat band while erring more in the others than its share."""
+
+    def __init__(self, peaks: np.ndarray, t: float, weights: np.ndarray, expected: np.ndarray):
+        super().__init__(peaks)
+        self.t, self.weights, self.expected = t, weights, expected
+
+    def db(self, orig: np.ndarray, rec: np.ndarray, coded: np.ndarray) -> float:
+        if not self.weights.any() or not (self.weights * self.expected).any():
+            return super().db(orig, rec, coded)
+        sse, _ = self.errors(orig, rec, coded)
+        err = float(np.dot(self.weights, sse))
+        return EXACT_DB if err <= 0 else min(EXACT_DB, self.t + 10 * math.log10(float(np.dot(self.weights,
+                                                                                               self.expected)) / err))
+
+
 class SceneTarget:
     """``--psnr``'s state across one scene's tiles, so that the *scene* lands just above the target, not each tile.
 
@@ -185,50 +208,77 @@ class SceneTarget:
         self.target, self.peaks, self.lag = target, np.asarray(peaks, np.float64), lag
         self.tiles = len(counts)
         self.counts, self.variances = np.asarray(counts, np.float64), np.asarray(variances, np.float64)
-        self._done: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._prefix: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(len(self.peaks)), np.zeros(len(self.peaks)))]
+        c = len(self.peaks)
+        self._done: dict[int, tuple[np.ndarray, ...]] = {}
+        #: per count of leading tiles known: their summed (squared errors, samples, band offsets, tiles offset)
+        self._prefix: list[tuple[np.ndarray, ...]] = [(np.zeros(c), np.zeros(c), np.zeros(c), np.zeros(c))]
         self._cond = threading.Condition()
 
-    def tile_target(self, unit: int) -> float:
-        """The PSNR tile ``unit`` is searched to (dB); waits for the tiles ``<= unit - LAG``."""
+    def tile_target(self, unit: int) -> tuple[float, Gauge]:
+        """``(t, gauge)``: the PSNR tile ``unit`` is searched to (dB), and the gauge that scores a coding of it: by
+        what it does to the scene (:class:`ShareGauge`) once tiles before it have shown how the bands' PSNRs
+        spread, else its own PSNR (:class:`Gauge`: the tile's spread stands for the scene's); waits for the tiles
+        ``<= unit - LAG``."""
         aim = self.target + SCENE_AIM_DB
         upto = max(0, unit - self.lag + 1)  # tiles 0 .. upto - 1 are known
-        sse, done = self._prefix[0]
+        sse, done, dsum, dcount = self._prefix[0]
         if upto:
             with self._cond:
                 self._cond.wait_for(lambda: len(self._prefix) - 1 >= upto)
-                sse, done = self._prefix[upto]
+                sse, done, dsum, dcount = self._prefix[upto]
         keep = self.peaks > 0
         n, var = self.counts[upto:, keep], self.variances[upto:, keep]  # the tiles not known yet, this one among them
         p2 = self.peaks[keep] ** 2
+        # the tiles' spread between bands so far (a tile at t dB is t + offset_b in band b; 0 until measured)
+        offset = np.where(dcount[keep] > 0, dsum[keep] / np.maximum(dcount[keep], 1), 0.0)
         total = done[keep] + n.sum(axis=0)
-        if not (total > 0).all():
-            return aim
 
-        def scene_db(t: float) -> float:  # the scene's PSNR if those tiles land at t dB (or err less, flat ones)
-            rest = (n * np.minimum(p2 * 10 ** (-t / 10), var)).sum(axis=0)
-            return float(np.mean(10 * np.log10(p2 / np.maximum((sse[keep] + rest) / total, 1e-300))))
+        def rest(t: float) -> np.ndarray:  # float64[T', C'] each unknown tile's error if it lands at t dB
+            return n * np.minimum(p2 * 10 ** (-(t + offset) / 10), var)
 
-        lo, hi = self.target - MAX_DIP_DB, EXACT_DB
-        if scene_db(lo) >= aim:
-            return lo
-        if scene_db(hi) < aim:
-            return hi
-        for _ in range(40):  # bisection: the scene's PSNR rises with the tiles'
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if scene_db(mid) < aim else (lo, mid)
-        return hi
+        def scene_db(t: float) -> float:  # the scene's PSNR then (flat tiles err less than t however coded)
+            return float(np.mean(10 * np.log10(p2 / np.maximum((sse[keep] + rest(t).sum(axis=0)) / total, 1e-300))))
 
-    def commit(self, unit: int, sse: np.ndarray | None = None, n: np.ndarray | None = None) -> None:
+        t = aim
+        if (total > 0).all():
+            lo, hi = self.target - MAX_DIP_DB, EXACT_DB
+            if scene_db(lo) >= aim:
+                t = lo
+            elif scene_db(hi) < aim:
+                t = hi
+            else:
+                for _ in range(40):  # bisection: the scene's PSNR rises with the tiles'
+                    mid = (lo + hi) / 2
+                    lo, hi = (mid, hi) if scene_db(mid) < aim else (lo, mid)
+                t = hi
+        weights, expected = np.zeros(len(self.peaks)), np.zeros(len(self.peaks))
+        if not (dcount[keep] > 0).all():
+            return t, Gauge(self.peaks)
+        if (total > 0).all():
+            r = rest(t)
+            weights[keep] = 1 / np.maximum(sse[keep] + r.sum(axis=0), 1e-300)  # the scene's sensitivity per band
+            expected[keep] = r[unit - upto]  # this tile's row
+        return t, ShareGauge(self.peaks, t, weights, expected)
+
+    def commit(self, unit: int, sse: np.ndarray | None = None, n: np.ndarray | None = None,
+               target: float | None = None) -> None:
         """Tile ``unit``'s squared errors and coded samples per band (none: a tile not coded here, e.g. written
-        before a restart, or failed: it counts for nothing)."""
+        before a restart, or failed: it counts for nothing); a tile that landed within OFFSET_DB of its ``target``
+        also teaches the spread between bands (each band's PSNR less the tile's)."""
         zero = np.zeros(len(self.peaks))
+        sse = zero if sse is None else sse
+        n = zero if n is None else n
+        d, dn = zero, zero
+        has = (n > 0) & (self.peaks > 0)
+        if target is not None and has.all():
+            band = 10 * np.log10(self.peaks ** 2 / np.maximum(sse / n, 1e-300))
+            if abs(float(band.mean()) - target) <= OFFSET_DB and band.max() < EXACT_DB:
+                d, dn = band - band.mean(), np.ones(len(self.peaks))
         with self._cond:
-            self._done[unit] = (zero if sse is None else sse, zero if n is None else n)
+            self._done[unit] = (sse, n, d, dn)
             while len(self._prefix) - 1 in self._done:
-                e, k = self._done[len(self._prefix) - 1]
-                last = self._prefix[-1]
-                self._prefix.append((last[0] + e, last[1] + k))
+                part = self._done[len(self._prefix) - 1]
+                self._prefix.append(tuple(a + b for a, b in zip(self._prefix[-1], part)))
             self._cond.notify_all()
 
 
@@ -253,7 +303,7 @@ def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: n
         gauge = Gauge(peaks)
         window = (target, target + WINDOW_DB / 2, target + WINDOW_DB)  # lowest accepted, aim, highest
         if state is not None:  # the tile's share of the scene's target: the tiles after it make up for a miss ...
-            aim = state.tile_target(unit)
+            aim, gauge = state.tile_target(unit)
             tol = TILE_TOL_DB if unit < state.tiles - state.lag else TAIL_TOL_DB  # ... but not for the last LAG
             window = (aim - tol, aim, aim + tol)
         a = codec.analyze(px, valid, band_range=band_range, band_fill=fill, scene=scene)
@@ -267,7 +317,7 @@ def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: n
             best = psnr_search.best(codec, a, px, valid, fill, coded, peaks, gauge, window, scene, state is not None)
         if state is not None:
             sse, n = Gauge.errors(px, best[4], coded)
-            state.commit(unit, sse, n)
+            state.commit(unit, sse, n, window[1])
             committed = True
         return best[1], best[2], best[3]
     finally:

@@ -272,11 +272,12 @@ def _decode_one(parts, codec, win, c, dtype, nodata, fill, side, summary) -> Pla
         lose(f"shape {t.pixels.shape}/{t.pixels.dtype} does not fit the scene")
         return None
     px = t.pixels
-    if nodata is not None:
+    if nodata is not None or t.header.band_fill is not None:
         px = px.copy()
-        px[:, ~t.valid] = fill
-        if t.header.band_fill is not None:  # samples that are nodata in their band only (format v3+)
-            px[t.header.band_fill] = fill
+        if nodata is not None:
+            px[:, ~t.valid] = fill
+        if t.header.band_fill is not None:  # samples that are fill in their band only (format v3+): the scene's
+            px[t.header.band_fill] = fill if nodata is not None else 0  # nodata, or 0 (zero-filled scenes)
     summary.tiles_ok.append((win.row, win.col))
     summary.levels[f"{win.row},{win.col}"] = t.level
     if t.max_error is not None:  # what the tile's own header guarantees, per band

@@ -48,12 +48,17 @@ def fill_value_mask(pixels: np.ndarray, nodata: float | None, zero_fill: bool | 
     return np.ones(pixels.shape[1:], bool)
 
 
-def band_fill_mask(pixels: np.ndarray, valid: np.ndarray, nodata: float | None) -> np.ndarray | None:
-    """bool[C, H, W]: samples of valid pixels that hold the declared nodata value in their band only (a pixel
-    that is nodata in some bands), so the ground can restore that exact value; None when there is none."""
-    if nodata is None or np.isnan(nodata):
+def band_fill_mask(pixels: np.ndarray, valid: np.ndarray, nodata: float | None,
+                   zero_fill: bool = False) -> np.ndarray | None:
+    """bool[C, H, W]: samples of valid pixels that hold the fill value in their band only (a pixel that is fill in
+    some bands: the declared nodata value, or 0 in a ``zero_fill`` scene, :func:`fill_value_mask`), so the ground
+    can restore that exact value (the nodata value, or 0); None when there is none."""
+    if nodata is None and zero_fill and pixels.dtype == np.uint16:
+        fill = (pixels == 0) & valid[None]
+    elif nodata is None or np.isnan(nodata):
         return None
-    fill = (pixels == np.asarray(nodata).astype(pixels.dtype)) & valid[None]
+    else:
+        fill = (pixels == np.asarray(nodata).astype(pixels.dtype)) & valid[None]
     return fill if fill.any() else None
 
 

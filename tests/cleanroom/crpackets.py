@@ -182,6 +182,9 @@ def decode_scene(path: str, bundle_path: str | None = None, keys: dict | None = 
             good &= t.valid[None]
         if t.band_fill is not None:
             good &= ~t.band_fill
+            if meta.get("nodata") is None:  # docs/bitstream.md: band-fill samples are 0 in a scene without nodata
+                px = px.copy()
+                px[t.band_fill] = 0
         out[:, y0:y0 + t.H, x0:x0 + t.W] = px
         ok[:, y0:y0 + t.H, x0:x0 + t.W] = good
         info.append((row, col, t.version, t.level, tuple(t.present), t.flags))

@@ -163,3 +163,17 @@ def test_a_sink_takes_the_same_packets_as_they_are_made(tmp_path, bundle, codec,
     assert got == kept.packets and streamed.packets == []
     assert (streamed.nbytes, streamed.npackets) == (kept.nbytes, kept.npackets)
     assert streamed.tile_bytes == kept.tile_bytes and streamed.levels == kept.levels
+
+
+@pytest.mark.parametrize("quality", [{"level": 9}, {"max_error": (0,)}])
+def test_zeros_in_some_bands_of_a_zero_filled_scene_come_back_as_zeros(tmp_path, bundle, codec, pixels, quality):
+    """A uint16 scene without nodata whose fill is 0 (zeros in every band of over 1% of its pixels): a sample that
+    is 0 in its band only is band fill, restored exactly (it used to decode clipped to the band's low end)."""
+    px = pixels.copy()
+    px[:, :40, :70] = 0            # zero fill in every band: the scene's fill rule
+    px[1, 100:110, 100:140] = 0    # 0 in band 1 only, inside valid pixels
+    path = _scene(tmp_path / "z.tif", px)  # no nodata declared
+    enc = encode_scene(path, bundle, codec, EncodeOptions(tile_size=128, **quality))
+    scene, _ = _decode(enc, bundle, codec)
+    assert (scene.pixels[1, 100:110, 100:140] == 0).all()
+    assert (scene.pixels[:, :40, :70] == 0).all()

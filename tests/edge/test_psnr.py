@@ -42,6 +42,10 @@ def test_exact_bands_count_as_exact_db_for_targets_and_as_mse_1e_12_for_benchmar
 from cvae.edge.quality import MAX_DIP_DB, SCENE_AIM_DB, SceneTarget  # noqa: E402
 
 
+def _db(state, unit):
+    return state.tile_target(unit)[0]
+
+
 def _target(variances, lag=2, target=40.0):
     v = np.asarray(variances, float)[:, None]
     return SceneTarget(target, np.array([1000.0]), np.full(v.shape, 100.0), v, lag=lag)
@@ -54,22 +58,22 @@ def _err(db, n=100.0):
 
 def test_without_history_or_flat_tiles_each_tile_aims_at_the_scene_aim():
     t = _target([1e9] * 4)
-    assert t.tile_target(0) == pytest.approx(40.0 + SCENE_AIM_DB)
-    assert t.tile_target(1) == pytest.approx(40.0 + SCENE_AIM_DB)  # lag 2: tile 1 waits for nothing
+    assert _db(t, 0) == pytest.approx(40.0 + SCENE_AIM_DB)
+    assert _db(t, 1) == pytest.approx(40.0 + SCENE_AIM_DB)  # lag 2: tile 1 waits for nothing
 
 
 def test_flat_tiles_to_come_leave_the_others_room_and_a_miss_is_made_up_by_those_after_it():
     flat = _target([1e9, 1e9, 1e-3, 1e-3])  # the last two err almost nothing however coarsely coded
-    assert flat.tile_target(0) < 40.0 - 2  # two tiles carry the scene's error: 3 dB lower each, about
+    assert _db(flat, 0) < 40.0 - 2  # two tiles carry the scene's error: 3 dB lower each, about
     t = _target([1e9] * 4)
     t.commit(0, *_err(38.0))  # tile 0 fell 2 dB short ...
-    assert t.tile_target(2) > 40.0 + SCENE_AIM_DB  # ... tiles 2 and 3 (and 1, in flight) make up for it
+    assert _db(t, 2) > 40.0 + SCENE_AIM_DB  # ... tiles 2 and 3 (and 1, in flight) make up for it
     t2 = _target([1e9] * 2, lag=1)
     t2.commit(0, *_err(20.0))
-    assert t2.tile_target(1) == EXACT_DB or t2.tile_target(1) > 45  # one tile left: it takes the whole deficit
+    assert _db(t2, 1) == EXACT_DB or _db(t2, 1) > 45  # one tile left: it takes the whole deficit
     t3 = SceneTarget(40.0, np.array([1000.0]), np.array([[300.0], [100.0]]), np.full((2, 1), 1e9), lag=1)
     t3.commit(0, *_err(60.0, 300.0))  # far above: tile 1 may fall 6 dB to make up, but not more than MAX_DIP_DB
-    assert t3.tile_target(1) == pytest.approx(40.0 - MAX_DIP_DB)
+    assert _db(t3, 1) == pytest.approx(40.0 - MAX_DIP_DB)
 
 
 def test_a_tile_waits_for_the_tiles_lag_before_it_whatever_finishes_first():
@@ -77,7 +81,7 @@ def test_a_tile_waits_for_the_tiles_lag_before_it_whatever_finishes_first():
 
     t = _target([1e9] * 4, lag=2)
     got = []
-    worker = threading.Thread(target=lambda: got.append(t.tile_target(2)))
+    worker = threading.Thread(target=lambda: got.append(_db(t, 2)))
     worker.start()
     t.commit(1, *_err(30.0))  # tile 1 first: tile 2 still waits for tile 0 (and then must not see tile 1)
     worker.join(0.2)
@@ -94,4 +98,21 @@ def test_a_tile_that_fails_still_lets_the_scene_go_on(codec):
     px = np.zeros((1, 8, 8), np.uint16)
     with pytest.raises(Exception):
         choose_for_psnr(codec, px, np.ones((9, 9), bool), None, (np.zeros(1), np.full(1, 1000.0)), 40.0, None, t, 0)
-    assert t.tile_target(1) == pytest.approx(40.0 + SCENE_AIM_DB)  # tile 0 counted for nothing; no deadlock
+    assert _db(t, 1) == pytest.approx(40.0 + SCENE_AIM_DB)  # tile 0 counted for nothing; no deadlock
+
+
+def test_a_tile_cannot_pass_its_share_on_one_flat_band():
+    """ShareGauge scores a tile by its weighted errors against what the scene counted it at: a band 20 dB above the
+    share does not make up for another 3 dB under it (the mean of band PSNRs would say 48.5 dB)."""
+    from cvae.edge.quality import Gauge, ShareGauge
+
+    peaks = np.array([1000.0, 1000.0])
+    n = 100
+    m = 1000.0 ** 2 * 10 ** (-40 / 10)
+    share = ShareGauge(peaks, 40.0, np.array([1.0, 1.0]), np.array([n * m, n * m]))
+    orig = np.zeros((2, 10, 10))
+    rec = np.stack([np.full((10, 10), np.sqrt(m * 10 ** 0.3)), np.full((10, 10), np.sqrt(m * 10 ** -2))])
+    coded = np.ones(orig.shape, bool)
+    assert Gauge(peaks).db(orig, rec, coded) == pytest.approx(48.5, abs=0.01)
+    assert share.db(orig, rec, coded) == pytest.approx(40 + 10 * math.log10(2 / (10 ** 0.3 + 10 ** -2)), abs=1e-9)
+    assert share.db(orig, rec, coded) < 40.0
