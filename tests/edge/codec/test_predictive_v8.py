@@ -253,3 +253,37 @@ def test_golden_v8_tile_is_reproduced_and_decodes_to_its_samples():
     coded = np.broadcast_to(valid, x.shape) & ~fill
     assert (np.abs(out - x)[coded] <= np.broadcast_to(np.array(e)[:, None, None], x.shape)[coded]).all()
     np.testing.assert_array_equal(reference_decode(data), out)
+
+
+def test_the_mode_byte_follows_each_bands_palette_byte_as_documented():
+    """docs/bitstream.md, Version 8: after the 13 fixed bytes, per band v4's fields (LEB128 E, zigzag LEB128 lo, LEB128
+    hi - lo, two replication bytes, the palette byte) and then the mode byte; read here by hand from the golden."""
+    data = GOLDEN.read_bytes()
+    assert data[0] == 8 and data[12] & 2 == 0
+    pos, modes = 13, []
+
+    def leb() -> int:
+        nonlocal pos
+        v = shift = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            v |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return v
+
+    for _ in range(data[7]):
+        leb(), leb(), leb()
+        pos += 2
+        if data[pos] == 1:  # a palette: its byte, then a LEB128 length and that many bytes of zlib
+            pos += 1
+            n = leb()
+            pos += n
+        else:
+            assert data[pos] == 0
+            pos += 1
+        modes.append(data[pos])
+        pos += 1
+    assert modes == [0, 1, 1]
+    assert leb() == len(bitstream.unpack_tile(data)[2])  # then the payload's length
