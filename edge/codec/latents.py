@@ -39,6 +39,7 @@ class TileCache:
     latent_parts: dict[int, "LatentPart"] = field(default_factory=dict)  # per latent level: its coded groups
     latent_err: dict[int, float] = field(default_factory=dict)  # per latent level: squared error of z_hat
     plan: "tuple[tuple, Plan] | None" = None  # the latest plan and its (level, step, modes searched)
+    gate: bool | None = None  # 'auto''s network gate for this tile (Planner.network_pays), once computed
 
 
 @dataclass(frozen=True)

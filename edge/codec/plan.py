@@ -46,6 +46,14 @@ MODE_SEARCHES = ("auto", "full", "ladder", "residual")
 #: Since steps are continuous (tile format v7, ``--psnr``), the boundary sits between those two presets, at their
 #: geometric mean (0.035 .. 0.05): the presets code as they did.
 NETWORK_FREE_STEP = 0.042
+#: 'auto' on the residual levels that do run the network: a tile runs it only when it has at least GATE_MIN_BANDS
+#: bands and under GATE_FINE_SHARE of its components' wavelet energy in the finest subbands (smooth multiband tiles),
+#: known before any network runs (:meth:`Planner.network_pays`); the others code the residual alone. Measured on
+#: the 8 validation scenes at levels 2-6 (benchmarks/experiments/network_gate.py, results/network_gate.md): 28% of
+#: the tile-levels run the network and they hold 98% of its gain in D + lambda R; no Landsat-8 or NAIP tile runs it
+#: (it never paid there). An encoder decision, not the format.
+GATE_FINE_SHARE = 0.05
+GATE_MIN_BANDS = 4
 
 
 def check_mode_search(mode_search: str) -> None:
@@ -140,6 +148,23 @@ class Planner:
         step = k.preset_step(level) if step is None else step
         return step <= stepcode.on_grid(NETWORK_FREE_STEP)  # steps on the code's grid, the preset's included
 
+    def network_pays(self, a: AnalyzedTile) -> bool:
+        """'auto''s gate for residual levels that run the network: at least GATE_MIN_BANDS bands and under
+        GATE_FINE_SHARE of the components' wavelet energy in the finest level's subbands (cached per tile)."""
+        if a.cache.gate is None:
+            c, h, w = a.shape
+            if c < GATE_MIN_BANDS or a.z is None:
+                a.cache.gate = False
+            else:
+                levels = wavelet.levels_for(h, w)
+                fine = total = 0.0
+                for comp in range(c):
+                    bands = wavelet.forward(a.z[comp], levels)
+                    e = [float(np.sum(np.square(x, dtype=np.float64))) for x in bands]
+                    fine, total = fine + sum(e[:3]), total + sum(e)
+                a.cache.gate = total > 0 and fine < GATE_FINE_SHARE * total
+        return bool(a.cache.gate)
+
     def plan(self, a: AnalyzedTile, level: int, step: float | None = None) -> Plan:
         """The mode of least ``D + lambda * R`` among the searched ones, ready to code; on a residual level the
         residual is quantised with ``step`` (on the step code's grid; default: the level's preset)."""
@@ -149,6 +174,8 @@ class Planner:
         elif step is not None:
             raise ValueError(f"level {level} codes latents only: it takes no residual step")
         searched = self.searched_modes(level, step)
+        if searched and self.mode_search == "auto" and k.has_residual(level) and not self.network_pays(a):
+            searched = []  # the gate: the residual alone, no network
         key = (level, step, tuple(searched))  # searches that try the same modes make the same plan
         cached = a.cache.plan
         if cached is not None and cached[0] == key:  # only the latest plan is kept: memory stays per tile
