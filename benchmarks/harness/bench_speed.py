@@ -260,7 +260,8 @@ def speed_scene(path: Path, bundle, codec, level: int, tile_size: int, repeats: 
             "mpix_per_s": first["pixels"] / total / 1e6, "encode_mpix_per_s": first["pixels"] / encode / 1e6,
             "tile_latency_p50_ms": 1e3 * float(np.percentile(lat, 50)),
             "tile_latency_p99_ms": 1e3 * float(np.percentile(lat, 99)),
-            "network_gflops": 2 * macs * first["network_pixels"] / stages["network"] / 1e9,
+            "network_gflops": 2 * macs * first["network_pixels"] / stages["network"] / 1e9 if stages["network"] > 0
+            else 0.0,  # no tile ran the network ('auto''s gate)
             "repeats": [x["stages_s"] for x in runs]}
 
 

@@ -136,12 +136,12 @@ def test_psnr_packets_do_not_depend_on_the_threads(tmp_path, bundle, codec, pixe
 
 
 def test_psnr_mixes_rate_levels_and_bounds_on_a_real_scene(shared_data, tmp_path, bundle, codec):
-    """NAIP (8-bit): at 35 dB the learned rate levels are cheaper on most tiles; at 55 dB only an error bound
-    (E = 0 on 8-bit data) reaches the target."""
+    """NAIP (8-bit): at 35 dB the learned rate levels are cheaper on every tile; at 55 dB error bounds code the
+    tiles (E = 0 on 8-bit data), but one whose share the exact tiles before it leave room for."""
     path = shared_data / "scenes" / "naip_va_1m_rgbn.tif"
     low = encode_scene(path, bundle, codec, EncodeOptions(psnr=35.0))
     high = encode_scene(path, bundle, codec, EncodeOptions(psnr=55.0))
-    assert low.bounded < low.tiles and high.bounded == high.tiles
+    assert low.bounded == 0 and high.bounded >= high.tiles - 1
     assert low.nbytes < high.nbytes
 
 

@@ -63,10 +63,10 @@ def goldens(request, tiles, expected) -> SimpleNamespace:
         expected = dict(expected) if request.param == 7 else json.loads(golden_v6.INTEGERS.read_text())
         files = tiles if request.param == 7 else {name: path.read_bytes() for name, path in golden_v6.FILES.items()}
         scene = bitstream.SceneSide.from_metadata({"band_range": expected.pop("scene_band_range")}, src.BANDS)
-        return SimpleNamespace(version=request.param, tiles=files, expected=expected, scene=scene)
+        return SimpleNamespace(version=request.param, tiles=files, expected=expected, scene=scene, cases=src.CASES)
     old = golden_v5 if request.param == 5 else golden_v3
     return SimpleNamespace(version=request.param, tiles={name: path.read_bytes() for name, path in old.FILES.items()},
-                           expected=json.loads(old.INTEGERS.read_text()), scene=None)
+                           expected=json.loads(old.INTEGERS.read_text()), scene=None, cases=golden_v3.CASES)
 
 
 class _NoNetwork:
@@ -161,7 +161,7 @@ def test_golden_tiles_code_their_modes(goldens):
         assert h.version == goldens.version, name
         assert h.residual == bitstream.RESIDUAL_WAVELET, name
         assert (h.bands, h.height, h.width) == (golden.BANDS, golden.HEIGHT, golden.WIDTH), name
-        assert h.level == golden.CASES[name], name
+        assert h.level == goldens.cases[name], name
     assert not headers["residual"][1].any()
     assert headers["hybrid"][1].any()
     assert headers["residual"][3] is None and headers["hybrid"][3] is None

@@ -7,7 +7,7 @@ carries its step as a 16-bit code after the mode bytes (cvae.edge.codec.stepcode
 ladder step on the code's grid. The hybrid tile refers to its scene's band ranges (``SCENE``) as in version 6.
 
 ``tile_v7_residual.bin``  a residual-only tile (no component present), level 8's preset step
-``tile_v7_hybrid.bin``    latents plus the context-coded residual; band ranges from ``SCENE`` (flag bit 3)
+``tile_v7_hybrid.bin``    latents plus the context-coded residual (level 8); band ranges from ``SCENE`` (flag bit 3)
 ``tile_v7_masked.bin``    a valid mask and per-band fill masks
 ``tile_v7_stepped.bin``   a residual-only tile at step ``STEPS['stepped']`` (not a preset: its code says it)
 ``tile_v7_integers.json`` header fields (the step code among them) and SHA-256 of the integers
@@ -33,8 +33,10 @@ from cvae.edge.codec.tile import TileCodec
 
 #: the tile coded at a step of its own, between the ladder's presets (level 8's is 0.025, level 7's 0.035)
 STEPS = {"stepped": 0.0293}
-#: name -> level (the stepped tile names the residual level whose preset step is nearest its own: 8)
-CASES = {**CASES_V3, "stepped": 8}
+#: name -> level (the stepped tile names the residual level whose preset step is nearest its own: 8); the hybrid tile
+#: at level 8, where the full search codes latents and the residual (at level 9, where the earlier goldens have it, it
+#: codes the residual alone since the rounding offsets are chosen per subband)
+CASES = {**CASES_V3, "hybrid": 8, "stepped": 8}
 FILES = {name: HERE / f"tile_v7_{name}.bin" for name in CASES}
 INTEGERS = HERE / "tile_v7_integers.json"
 #: the hybrid tile's scene side information (its scene metadata's ``band_range``)
