@@ -18,7 +18,10 @@ from cvae.edge.codec import packets as pk
 
 
 @pytest.mark.slow
-def test_kill_minus_nine_many_times_loses_and_duplicates_nothing(daemon_dirs, scene_pixels, bundle, codec):
+@pytest.mark.parametrize("quality", [{}, {"level": None, "psnr": 35.0}], ids=["level", "psnr"])
+def test_kill_minus_nine_many_times_loses_and_duplicates_nothing(daemon_dirs, scene_pixels, bundle, codec, quality):
+    """With ``psnr`` too: a restarted scene's tiles written before the kill count for nothing in its target
+    (SceneTarget), and no tile waits for them for ever."""
     from cvae.ground.decoder import decode_streams
 
     rng = random.Random(7)
@@ -27,7 +30,7 @@ def test_kill_minus_nine_many_times_loses_and_duplicates_nothing(daemon_dirs, sc
     for i, (y, x, h, w) in enumerate([(0, 0, 640, 640), (100, 500, 300, 400), (600, 0, 256, 700), (0, 0, 96, 96)]):
         write_scene(inbox / f"s{i}.tif", scene_pixels[:, y:y + h, x:x + w])
         expected[f"s{i}"] = (-(-h // 64)) * (-(-w // 64))
-    cfg = make_config(daemon_dirs, tile_size=64)
+    cfg = make_config(daemon_dirs, tile_size=64, **quality)
     kills = 0
     for cycle in range(40):
         proc = subprocess.Popen([sys.executable, "-m", "cvae.edge.daemon.cli", "--config", str(cfg), "--once"],
