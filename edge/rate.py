@@ -31,16 +31,19 @@ def choose_rate(codec: TileCodec, analyzed, budget: int):
     when it is a residual level, the residual step between its preset and the next one's (beyond the finest preset:
     down to the finest step a tile carries) whose tile fills the budget (at least BUDGET_FILL of it, never over:
     tile format v7 carries the step; a bisection on ln(step) with the planner's sizes, each kept one checked by
-    coding). A tile at a latent-only level (a budget under the first residual level's size) keeps that size."""
+    coding; a level whose estimate fits but whose tile does not gives way to the one below). A tile at a latent-only
+    level (a budget under the first residual level's size) keeps that size."""
     level = choose_level(codec, analyzed, budget)
+    size = len(codec.encode(analyzed, level))
+    while size > budget and level > 0:  # the estimate fitted, the tile does not (its masks are not estimated)
+        level -= 1
+        size = len(codec.encode(analyzed, level))
     steps = codec.ladder.step
-    if steps[level] <= 0:  # a latent-only level: its size is the tile's
+    if steps[level] <= 0 or size > budget:  # a latent-only level (or nothing fits): its size is the tile's
         return analyzed, level
     finer = [float(steps[lv]) for lv in range(level + 1, codec.levels) if steps[lv] > 0] + [stepcode.STEP_MIN]
     coarse, fine = math.log(float(steps[level])), math.log(finer[0])  # fits; does not fit (or the finest step)
-    best = (len(codec.encode(analyzed, level)), analyzed, level)
-    if best[0] > budget:  # the estimate fitted, the tile does not: nothing finer will
-        return analyzed, level
+    best = (size, analyzed, level)
     for _ in range(12):
         if best[0] >= BUDGET_FILL * budget:
             break

@@ -139,7 +139,7 @@ class HybridKind:
         side = rangecoder.encode(p.side, p.side_rows, it.cdf, it.cdf_length, it.offset, it.precision) if len(p.side) else b""
         t = self.tables_for(p.latent)
         main = rangecoder.encode(p.main, p.main_rows, t.cdf, t.cdf_length, t.offset, t.precision) if len(p.main) else b""
-        header = tile_header(a, self.model_id, level, self.version, p.latent, p.residual,
+        header = tile_header(a, self.model_id, level if p.level is None else p.level, self.version, p.latent, p.residual,
                              stepcode.code_of(p.step) if p.residual else None)
         return bitstream.pack_tile(header, p.present, (side, main, p.coefs_stream), a.valid)
 

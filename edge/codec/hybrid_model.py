@@ -44,6 +44,14 @@ class HybridModel:
         format v7 carries it; :mod:`cvae.edge.codec.stepcode`)."""
         return stepcode.on_grid(float(self.ladder.step[level]))
 
+    def coarse_step(self, level: int) -> float:
+        """A latent-only level's nominal residual step: the first residual level's, times the ladder's ratio between
+        its first two residual steps once per level below it (0.2 -> 0.29, 0.41 on the shipped bundle)."""
+        res = np.flatnonzero(self.ladder.step > 0)
+        first = float(self.ladder.step[res[0]])
+        ratio = first / float(self.ladder.step[res[1]]) if len(res) > 1 else 1.5
+        return first * ratio ** max(0, int(res[0]) - level)
+
     def level_for_step(self, step: float) -> int:
         """The residual level a tile coded at ``step`` names: the one whose ladder step is nearest in ratio (its
         latent level and modes are the tile's). Raises ``ValueError`` when the ladder has no residual level."""

@@ -14,6 +14,7 @@ planner holds the kind's integers (:class:`~cvae.edge.codec.hybrid_model.HybridM
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +52,10 @@ NETWORK_FREE_STEP = 0.042
 #: known before any network runs (:meth:`Planner.network_pays`); the others code the residual alone. Measured on
 #: the 8 validation scenes at levels 2-6 (benchmarks/experiments/network_gate.py, results/network_gate.md): 28% of
 #: the tile-levels run the network and they hold 98% of its gain in D + lambda R; no Landsat-8 or NAIP tile runs it
-#: (it never paid there). An encoder decision, not the format.
+#: (it never paid there). On the latent-only levels a tile the gate turns away is coded as the residual alone at a
+#: coarse step instead (``HybridModel.coarse_step``; the tile names the residual level of that step, as tile format
+#: v7 allows): in-process A/B over levels 0-11, -0.50% (NAIP), -1.62% and -1.94% (Landsat-8 b234, b2) BD-rate, 0.00% on
+#: the Sentinel-2 patch, whose tiles pass the gate. An encoder decision, not the format.
 GATE_FINE_SHARE = 0.05
 GATE_MIN_BANDS = 4
 
@@ -110,6 +114,8 @@ class Plan:
     step: float = 0.0             # the residual's step (on the step code's grid; 0 without a residual)
     err: float | None = None      # with a residual: squared error of the components over valid pixels
     recon: np.ndarray | None = None  # with a residual: float32[C, H, W] the residual the decoder adds
+    level: int | None = None      # the level the tile names when not the one asked (a latent-only level's tile
+    #                               coded as a coarse residual names the residual level of its step)
 
     @property
     def mode(self) -> str:
@@ -173,6 +179,11 @@ class Planner:
             step = k.preset_step(level) if step is None else step
         elif step is not None:
             raise ValueError(f"level {level} codes latents only: it takes no residual step")
+        elif self.mode_search == "auto" and a.z is not None and k.ladder.residual_levels and \
+                not self.network_pays(a):
+            coarse = stepcode.on_grid(k.coarse_step(level))  # the gate: no network; a coarse residual instead
+            named = k.level_for_step(coarse)
+            return dataclasses.replace(self.plan(a, named, coarse), level=named)
         searched = self.searched_modes(level, step)
         if searched and self.mode_search == "auto" and k.has_residual(level) and not self.network_pays(a):
             searched = []  # the gate: the residual alone, no network

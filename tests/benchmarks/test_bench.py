@@ -148,8 +148,8 @@ def test_peers_skip_avif_above_12_bits_with_the_reason(bench_rd, rng):
 
 
 def test_speed_on_tiny_scene_times_every_stage(bench, bench_speed, tiny_scene, tmp_path):
-    # level 0 (latents only) runs the network on every tile: 'auto''s gate may spare it on the residual levels
-    argv = ["speed", "--data", str(tiny_scene), "--level", "0", "--repeats", "2", "--backends", "onnxruntime,torch,tensorrt",
+    # 'ladder' runs the network on every tile ('auto''s gate may spare it)
+    argv = ["speed", "--data", str(tiny_scene), "--mode-search", "ladder", "--repeats", "2", "--backends", "onnxruntime,torch,tensorrt",
             "--checkpoint", str(tmp_path / "absent.pt"), "--coder-n", "5000", "--matmul-n", "64",
             "--out", str(tmp_path), "--tegrastats", str(tmp_path / "no-tegrastats")]
     assert bench.main(argv) == 0
