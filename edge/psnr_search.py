@@ -8,9 +8,7 @@ import math
 
 import numpy as np
 
-from cvae.edge.codec import adaptive as am
-from cvae.edge.codec import bitstream, stepcode, wavelet
-from cvae.edge.codec.latents import scene_range
+from cvae.edge.codec import bitstream, stepcode
 from cvae.edge.codec.plan import Planner
 from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.errors import InputError
@@ -20,7 +18,7 @@ __all__ = ["best", "by_levels"]
 
 
 def best(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None,
-          coded: np.ndarray, peaks: np.ndarray, gauge: Gauge, window: tuple[float, float, float],
+          coded: np.ndarray, gauge: Gauge, window: tuple[float, float, float],
           scene: bitstream.SceneSide | None, lenient: bool) -> tuple[int, AnalyzedTile | BoundedTile, int, float, np.ndarray]:
     """The cheapest of the candidates (module docstring) that reach ``window[0]`` dB, as ``(bytes, tile, level, dB,
     decoded pixels)``; ``window``: the lowest PSNR accepted, the aim, the highest the step search stops at.
@@ -43,7 +41,7 @@ def best(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, valid: np.ndarray, f
                 break
             if best is None or len(data) < best[0]:
                 best = (len(data), a, int(level), q, rec)
-    step_dn = (found[1].step or 0.0) * peaks[peaks > 0]
+    step_dn = (found[1].step or 0.0) * gauge.peaks[gauge.peaks > 0]
     if (found[3] < target and not lenient) or (len(step_dn) and step_dn.min() < BOUND_DN):
         bounded = _by_bound(codec, px, valid, fill, coded, gauge, window)
         if bounded is not None and (best is None or bounded[0] <= best[0]):
@@ -100,7 +98,7 @@ def _secant(codec: TileCodec, planner: Planner, a: AnalyzedTile, px: np.ndarray,
             level = codec.level_for_step(step)
             p = planner.plan(a, level, step)
             rec = hybrid.pixels(a, level, p)
-            tried[key] = (gauge.db(px, rec, coded), _plan_bytes(hybrid, a, p), level, step, rec)
+            tried[key] = (gauge.db(px, rec, coded), hybrid.plan_bytes(a, p), level, step, rec)
         return key
 
     x = measure(x)
@@ -128,23 +126,12 @@ def _secant(codec: TileCodec, planner: Planner, a: AnalyzedTile, px: np.ndarray,
     return tried, slope
 
 
-def _plan_bytes(hybrid, a: AnalyzedTile, p) -> float:
-    """The tile's bytes for plan ``p``, as :meth:`HybridKind.estimate_bytes` counts them."""
-    streams = (len(p.side) > 0) + (len(p.main) > 0)
-    return p.bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None, hybrid.version, scene_range(a),
-                                              bool(p.residual)) + 2 + bitstream.varint_size(len(p.coefs_stream)) + \
-        am.STREAM_OVERHEAD_BYTES * streams
-
-
 def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[float, float]:
     """``(step, slope)``: the step at which the tile's residual alone would err ``aim`` dB, and there the PSNR's
     change per unit of ln(step), estimated in the wavelet domain (the subbands are scaled so that one step suits
     them all: their error is about the pixels'): a bisection on the mean error of quantising a sample of the
     coefficients, after the rounding to integers' share. No coding."""
-    assert a.z is not None  # analysed for a residual level
-    c, h, w = a.shape
-    levels = wavelet.levels_for(h, w)
-    coefs = np.abs(np.concatenate([x.reshape(-1) for k in range(c) for x in wavelet.forward(a.z[k], levels)]))
+    coefs = np.abs(np.concatenate([x.reshape(-1) for bands in Planner.z_subbands(a) for x in bands]))
     sample = coefs[::max(1, coefs.size // 32768)].astype(np.float64)
     used = peaks > 0
     goal = 10 ** (-aim / 10)

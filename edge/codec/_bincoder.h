@@ -259,11 +259,13 @@ static inline void enc_gamma(encoder *e, bitmodel *unary, bitmodel *mant1, bitmo
     }
 }
 
-/* The inverse of enc_gamma: v < 2^(kmax + 1) (the mantissa built in uint64; callers bound it further). */
-static inline uint64_t dec_gamma(decoder *d, bitmodel *unary, bitmodel *mant1, bitmodel (*mant2)[2], int kmax)
+/* The inverse of enc_gamma: v < 2^(kmax + 1) (the mantissa built in uint64; callers bound it further). Unary
+ * position i < nlo is modelled by low[i] instead of unary[i] (v8's replication mode; nlo = 0: dec_gamma). */
+static inline uint64_t dec_gamma_low(decoder *d, bitmodel *low, int nlo, bitmodel *unary, bitmodel *mant1,
+                                     bitmodel (*mant2)[2], int kmax)
 {
     int k = 0;
-    while (k < kmax && dec_bit(d, &unary[k]))
+    while (k < kmax && dec_bit(d, k < nlo ? &low[k] : &unary[k]))
         k++;
     uint64_t v = 1;
     if (k >= 1) {
@@ -277,6 +279,11 @@ static inline uint64_t dec_gamma(decoder *d, bitmodel *unary, bitmodel *mant1, b
         }
     }
     return v;
+}
+
+static inline uint64_t dec_gamma(decoder *d, bitmodel *unary, bitmodel *mant1, bitmodel (*mant2)[2], int kmax)
+{
+    return dec_gamma_low(d, NULL, 0, unary, mant1, mant2, kmax);
 }
 
 /* ------------------------------------------------------------------------------------------------------ */

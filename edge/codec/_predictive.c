@@ -351,7 +351,7 @@ static inline void put_raw(sink *s, uint32_t value, int n)
 }
 
 /* _bincoder.h's adaptive Elias-gamma code of v >= 1, with unary position i < nlo modelled by low[i] instead of
- * unary[i] (the replication mode's full contexts; nlo = 0: enc_gamma's bits exactly). */
+ * unary[i] (the replication mode's full contexts; nlo = 0: enc_gamma's bits exactly; the inverse is dec_gamma_low). */
 static void put_gamma(sink *s, bitmodel *low, int nlo, bitmodel *unary, bitmodel *mant1, bitmodel (*mant2)[2],
                       uint64_t v)
 {
@@ -370,26 +370,6 @@ static void put_gamma(sink *s, bitmodel *low, int nlo, bitmodel *unary, bitmodel
             put_raw(s, (uint32_t)((v >> (i - n)) & ((1u << n) - 1)), n);
         }
     }
-}
-
-/* The inverse of put_gamma: v < 2^(KMAX + 1). */
-static uint64_t get_gamma(decoder *d, bitmodel *low, int nlo, bitmodel *unary, bitmodel *mant1, bitmodel (*mant2)[2])
-{
-    int k = 0;
-    while (k < KMAX && dec_bit(d, k < nlo ? &low[k] : &unary[k]))
-        k++;
-    uint64_t v = 1;
-    if (k >= 1) {
-        int top = dec_bit(d, &mant1[k]);
-        v = (v << 1) | (uint64_t)top;
-        if (k >= 2)
-            v = (v << 1) | (uint64_t)dec_bit(d, &mant2[k][top]);
-        for (int i = k - 2; i > 0; i -= 16) {
-            int n = i < 16 ? i : 16;
-            v = (v << n) | dec_raw(d, n);
-        }
-    }
-    return v;
 }
 
 /* q = 0: one bit (model zero[mctx]; replication mode: rzero[rctx]). Otherwise the sign (sign[sctx]), then v = |q| >= 1
@@ -420,8 +400,8 @@ static int decode_q(decoder *d, band_models *m, const predicted *pr, int rep, in
         return PR_OK;
     }
     int neg = dec_bit(d, &m->sign[pr->sctx]);
-    uint64_t v = get_gamma(d, rep ? m->runary[pr->rctx] : NULL, rep ? NLOW : 0, m->unary[c], m->mant1[c],
-                           m->mant2[c]);
+    uint64_t v = dec_gamma_low(d, rep ? m->runary[pr->rctx] : NULL, rep ? NLOW : 0, m->unary[c], m->mant1[c],
+                               m->mant2[c], KMAX);
     if (v > (uint64_t)qmax)
         return PR_ERR_RANGE;
     *q = neg ? -(int64_t)v : (int64_t)v;

@@ -100,7 +100,10 @@ class HybridKind:
         return self._planners[search]
 
     def estimate_bytes(self, a: AnalyzedTile, level: int, step: float | None = None) -> float:
-        p = self.plan(a, level, step)
+        return self.plan_bytes(a, self.plan(a, level, step))
+
+    def plan_bytes(self, a: AnalyzedTile, p: Plan) -> float:
+        """The tile's bytes for plan ``p`` (the latents' from the tables, the residual's stream exactly)."""
         streams = (len(p.side) > 0) + (len(p.main) > 0)  # v5's residual stream: counted exactly in p.bits
         return p.bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None, self.version,
                                                   scene_range(a), bool(p.residual)) + 2 + \

@@ -40,6 +40,7 @@ class TileCache:
     latent_err: dict[int, float] = field(default_factory=dict)  # per latent level: squared error of z_hat
     plan: "tuple[tuple, Plan] | None" = None  # the latest plan and its (level, step, modes searched)
     gate: bool | None = None  # 'auto''s network gate for this tile (Planner.network_pays), once computed
+    z_bands: list[list[np.ndarray]] | None = None  # per component: the CDF 9/7 subbands of z (Planner.z_subbands)
 
 
 @dataclass(frozen=True)

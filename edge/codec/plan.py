@@ -158,18 +158,25 @@ class Planner:
         """'auto''s gate for residual levels that run the network: at least GATE_MIN_BANDS bands and under
         GATE_FINE_SHARE of the components' wavelet energy in the finest level's subbands (cached per tile)."""
         if a.cache.gate is None:
-            c, h, w = a.shape
-            if c < GATE_MIN_BANDS or a.z is None:
+            if a.shape[0] < GATE_MIN_BANDS or a.z is None:
                 a.cache.gate = False
             else:
-                levels = wavelet.levels_for(h, w)
                 fine = total = 0.0
-                for comp in range(c):
-                    bands = wavelet.forward(a.z[comp], levels)
+                for bands in self.z_subbands(a):
                     e = [float(np.sum(np.square(x, dtype=np.float64))) for x in bands]
                     fine, total = fine + sum(e[:3]), total + sum(e)
                 a.cache.gate = total > 0 and fine < GATE_FINE_SHARE * total
         return bool(a.cache.gate)
+
+    @staticmethod
+    def z_subbands(a: AnalyzedTile) -> list[list[np.ndarray]]:
+        """Per component, the CDF 9/7 subbands of the tile's components ``a.z`` (nodata at 0): the residual of a
+        tile with no latents, what the gate and ``--psnr``'s step estimate read (cached per tile)."""
+        if a.cache.z_bands is None:
+            assert a.z is not None  # analysed for a residual level
+            levels = wavelet.levels_for(a.shape[1], a.shape[2])
+            a.cache.z_bands = [wavelet.forward(comp, levels) for comp in a.z]
+        return a.cache.z_bands
 
     def plan(self, a: AnalyzedTile, level: int, step: float | None = None) -> Plan:
         """The mode of least ``D + lambda * R`` among the searched ones, ready to code; on a residual level the
@@ -265,8 +272,8 @@ class Planner:
         k = self.model
         step = k.preset_step(level) if step is None else float(step)
         assert a.z is not None  # a tile analysed for coding has its components
-        r = a.z - self.reconstruction(a, lat) if lat is not None else a.z.copy()
-        if a.valid is not None:
+        r = a.z - self.reconstruction(a, lat) if lat is not None else a.z  # a.z: nodata already 0
+        if a.valid is not None and lat is not None:
             r[:, ~a.valid] = 0.0  # nodata costs nothing
         lam = rd_lambda(step)
         index_costs = np.ascontiguousarray(k.adaptive.index_costs[k.residual_context(level)], np.float32)
@@ -279,7 +286,8 @@ class Planner:
         err, total = 0.0, 0.0
         for comp in range(c):
             q: list[np.ndarray] = []
-            for x in wavelet.forward(r[comp], levels):  # each subband its own rounding offset
+            subbands = wavelet.forward(r[comp], levels) if lat is not None else self.z_subbands(a)[comp]
+            for x in subbands:  # each subband its own rounding offset
                 xs = x.astype(np.float64) / step
                 sign, mag = np.sign(xs), np.abs(xs)
                 pick: tuple[float, float, np.ndarray] | None = None

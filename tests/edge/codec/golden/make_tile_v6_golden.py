@@ -20,38 +20,12 @@ encoder that writes version 7 now refuses to).
 """
 from __future__ import annotations
 
-import json
 import sys
 
-from make_tile_v3_golden import (BANDS, CASES, FILL, HEIGHT, HERE, WIDTH, analyzed, describe,  # noqa: F401
-                                 hybrid_band_range, masked_inputs, sha, walk_tile)
-
-from cvae.edge.codec import bitstream
-from cvae.edge.codec.tile import TileCodec
+from make_tile_v3_golden import BANDS, CASES, HERE  # noqa: F401 (the inputs' shape and levels, as the test reads them)
 
 FILES = {name: HERE / f"tile_v6_{name}.bin" for name in ("residual", "hybrid", "masked")}
 INTEGERS = HERE / "tile_v6_integers.json"
-#: the hybrid tile's scene side information (its scene metadata's ``band_range``)
-SCENE = bitstream.SceneSide(*hybrid_band_range())
-
-
-def scene_for(name: str) -> bitstream.SceneSide | None:
-    return SCENE if name == "hybrid" else None
-
-
-def encode_all(codec: TileCodec) -> dict[str, bytes]:
-    """The golden tiles' bytes as this machine's encoder writes them."""
-    return {name: codec.encode(analyzed(codec, name, scene_for(name)), level) for name, level in CASES.items()}
-
-
-def write(codec: TileCodec) -> dict[str, bytes]:
-    tiles = encode_all(codec)
-    for name, data in tiles.items():
-        FILES[name].write_bytes(data)
-    out = {name: describe(codec, data, scene_for(name)) for name, data in tiles.items()}
-    out["scene_band_range"] = SCENE.to_metadata()["band_range"]
-    INTEGERS.write_text(json.dumps(out, indent=1) + "\n")
-    return tiles
 
 
 def main() -> int:
