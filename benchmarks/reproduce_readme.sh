@@ -68,10 +68,7 @@ step "tile format v8: level with JPEG XL effort 9 on resampled stacks (0.99-1.00
     "$R/bounded_v8_resampled.json $R/bounded_v8_resampled.md $R/bounded_v8_val.json $R/bounded_v8_val.md $R/predictor_modes.json $R/predictor_modes.md $R/bounded_v8.md" \
     "python benchmarks/harness/bounded_bench.py .dev/val_resampled/s2_t33nza_rs10m_12band_rot2.tif .dev/val_resampled/s2_t33nza_rs10m_12band_i16.tif .dev/val_resampled/s2_t33nza_rs10m_12band_aligned.tif --bounds 0 --rate-levels 0 --out $R --name bounded_v8_resampled && python benchmarks/harness/bounded_bench.py $SCENES --bounds 0 --rate-levels 0 --out $R --name bounded_v8_val && python benchmarks/experiments/predictor_modes.py .dev/val_resampled/s2_t33nza_rs10m_12band_rot2.tif .dev/val_resampled/s2_t33nza_rs10m_12band_i16.tif .dev/val_resampled/s2_t33nza_rs10m_12band_aligned.tif $SCENES --bounds 0 1 2 4 8 16 32 --out $R"
 step "encode time against OpenJPEG per level, one core and all cores" "$R/level_speed.json $R/level_speed.md" \
-    "python benchmarks/harness/level_speed.py $VAL/s2_t33nza_10m_b2348.tif $VAL/l8_lc81210442015044_b234.tif --out $R"
-step "encode time with the network gate, levels 0/4/8/11 (level 4: Landsat-8 0.90x, Sentinel-2 4.04x)" \
-    "$R/level_speed_gate.json $R/level_speed_gate.md" \
-    "python benchmarks/harness/level_speed.py $VAL/s2_t33nza_10m_b2348.tif $VAL/l8_lc81210442015044_b234.tif --levels done-when --out $W/ls && cp $W/ls/level_speed.json $R/level_speed_gate.json && cp $W/ls/level_speed.md $R/level_speed_gate.md"
+    "python benchmarks/harness/level_speed.py $VAL/s2_t33nza_10m_b2348.tif $VAL/l8_lc81210442015044_b234.tif --levels all --repeats 2 --out $R"
 step "memory at level 0, 512- and 256-pixel tiles" \
     "$R/memory_l0.json $R/memory_l0.md $R/memory_l0_t256.json $R/memory_l0_t256.md" \
     "python benchmarks/harness/memory.py --level 0 --sizes 1024 4096 10980 --out $R && python benchmarks/harness/memory.py --level 0 --sizes 1024 4096 10980 --tile-size 256 --out $R"
