@@ -125,7 +125,8 @@ class HybridKind:
         planner's own latents, synthesis and coefficients), without coding or parsing anything: lets a quality
         target measure a candidate (``--psnr``)."""
         c, h, w = a.shape
-        z = self.planner.reconstruction(a, p.latent).copy() if p.present.any() else np.zeros((c, h, w), np.float32)
+        z = self.planner.reconstruction(a, p.latent, p.present).copy() if p.present.any() else \
+            np.zeros((c, h, w), np.float32)
         if p.coefs is not None:
             if p.recon is not None and np.float32(p.step) == stepcode.step_of(stepcode.code_of(p.step)):
                 z += p.recon  # the planner's inverse(subbands) * step, the decoder's float steps

@@ -85,8 +85,10 @@ class HybridModel:
             self._fcosts[lat] = self.adaptive.factorized_costs(self.latents.tables[lat])
         return self._fcosts[lat]
 
-    def symbols(self, a: AnalyzedTile, lat: int) -> np.ndarray:
+    def symbols(self, a: AnalyzedTile, lat: int, keep: np.ndarray | None = None) -> np.ndarray:
         """int32[C, M, h, w]: the latents of latent level ``lat``, rounded with :data:`LATENT_DEADZONE`, of the
-        components coded there (:meth:`LatentModel.coded`; the others' are not analysed for it and not used)."""
-        y = a.latents(self.latents.coded(a, lat)) * self.latents.gain[lat][None, :, None, None]
+        components ``keep: bool[C]`` (default: those coded there, :meth:`LatentModel.coded`; the others' are not
+        analysed for it and not used)."""
+        keep = self.latents.coded(a, lat) if keep is None else keep
+        y = a.latents(keep) * self.latents.gain[lat][None, :, None, None]
         return (np.sign(y) * np.floor(np.abs(y) + (0.5 - LATENT_DEADZONE))).astype(np.int32)

@@ -35,8 +35,10 @@ class TileCache:
 
     y: np.ndarray | None = None          # float32[C, M, h, w] latents of the components analysed so far
     y_done: np.ndarray | None = None     # bool[C] components the analysis network has run on
-    z_hat: dict[int, np.ndarray] = field(default_factory=dict)  # per latent level: float32[C, H, W] synthesis
-    latent_parts: dict[int, "LatentPart"] = field(default_factory=dict)  # per latent level: its coded groups
+    #: per latent level: (bool[C] components synthesised, float32[C, H, W] their synthesis, 0 elsewhere)
+    z_hat: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: per (latent level, bool[C] components as bytes): the coded groups
+    latent_parts: dict[tuple[int, bytes], "LatentPart"] = field(default_factory=dict)
     latent_err: dict[int, float] = field(default_factory=dict)  # per latent level: squared error of z_hat
     plan: "tuple[tuple, Plan] | None" = None  # the latest plan and its (level, step, modes searched)
     gate: bool | None = None  # 'auto''s network gate for this tile (Planner.network_pays), once computed

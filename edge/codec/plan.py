@@ -3,7 +3,8 @@
 A residual level allows several *modes* (:meth:`HybridKind.modes`): the latents of its ladder latent level or a
 higher one, each with or without the wavelet residual, and the residual alone (no latent component present).
 :class:`Planner` prices each searched mode (bits from the adaptive model's cost tables, squared error over valid
-pixels) and keeps the one of least ``D + lambda * R`` at the level's slope. For the residual it also picks, per
+pixels) and keeps the one of least ``D + lambda * R`` at the level's slope; a mode with latents keeps them only on
+the components where they pay (:meth:`Planner.with_latents`: the header's ``present`` says which). For the residual it also picks, per
 subband, the rounding offset of least ``D + lambda * R`` among :data:`RESIDUAL_DEADZONES`. None of this is in
 the format: the decoder reads the choice from the header, so a better search never breaks a ground station.
 
@@ -58,6 +59,12 @@ NETWORK_FREE_STEP = 0.042
 #: the Sentinel-2 patch, whose tiles pass the gate. An encoder decision, not the format.
 GATE_FINE_SHARE = 0.05
 GATE_MIN_BANDS = 4
+#: 'auto' on residual levels that run the network: the latents are weighed for the first component (the KLT's
+#: strongest) and the others whose variance exceeds NETWORK_SNR times the step squared; each keeps them only where
+#: they pay in D + lambda R, with the residuals' coded bits (the tile header's ``present`` says which); the others
+#: run no network. Measured on the 8 validation scenes at levels 2-6 (benchmarks/experiments/network_components.py,
+#: results/network_components.md): more of the network's gain than the tile-level choice, on fewer components.
+NETWORK_SNR = 0.25
 
 
 def check_mode_search(mode_search: str) -> None:
@@ -84,6 +91,7 @@ class LatentPart:
     rows: np.ndarray              # int32[G] rows of the combined table that code each group
     bits: float                   # estimated bits of the symbols and indexes
     present: np.ndarray           # bool[C] components coded
+    comp_bits: np.ndarray | None = None  # float64[C] those bits per component (0 where absent)
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,8 @@ class ResidualPart:
     bits: float                   # estimated bits (version 3's block estimate, see Planner.residual_part)
     err: float                    # squared error of the reconstruction over valid pixels
     recon: np.ndarray | None = None  # float32[C, H, W] what the decoder adds: inverse(subbands) * step
+    comp_bits: np.ndarray | None = None  # float64[C] ``bits`` per component
+    comp_err: np.ndarray | None = None   # float64[C] ``err`` per component
 
 
 @dataclass(frozen=True)
@@ -200,11 +210,18 @@ class Planner:
             return cached[1]
         # candidates: (latent level, its latent part, the residual part or None)
         candidates: list[tuple[int, LatentPart, ResidualPart | None]] = []
+        alone = self.residual_part(a, level, None, step) if step is not None else None
         for lat, res in searched:
-            candidates.append((lat, self.latent_part(a, lat),
-                               self.residual_part(a, level, lat, step) if res else None))
-        if step is not None:  # the residual alone: no synthesis to run, so every search weighs it
-            candidates.append((k.latent_level(level), self.no_latents(a), self.residual_part(a, level, None, step)))
+            if not res:
+                candidates.append((lat, self.latent_part(a, lat), None))
+            elif alone is not None and step is not None:
+                mixed = self.with_latents(a, level, lat, step, alone)
+                if mixed is not None:
+                    candidates.append((lat, *mixed))
+        if alone is not None and not (len(searched) == 1 and candidates):
+            # the residual alone (no synthesis to run, so every search weighs it), unless a single searched latent
+            # level already chose per component against it, on the coded bits
+            candidates.append((k.latent_level(level), self.no_latents(a), alone))
         best: tuple[float, int, LatentPart, ResidualPart | None] | None = None
         for lat, latent, resid in candidates:
             bits = latent.bits + (resid.bits if resid is not None else 0.0)
@@ -234,33 +251,74 @@ class Planner:
         a.cache.plan = (key, plan)
         return plan
 
-    def reconstruction(self, a: AnalyzedTile, lat: int) -> np.ndarray:
-        """float32[C, H, W]: what the decoder's synthesis makes of latent level ``lat`` (0 for skipped components)."""
-        if lat not in a.cache.z_hat:
-            lm = self.model.latents
-            keep = np.flatnonzero(lm.coded(a, lat))
-            y_hat = self.model.symbols(a, lat)[keep].astype(np.float32) * lm.inv_gain[lat][None, :, None, None]
-            a.cache.z_hat[lat] = lm.synthesize(y_hat, keep, a.shape)
-        return a.cache.z_hat[lat]
+    def reconstruction(self, a: AnalyzedTile, lat: int, keep: np.ndarray | None = None) -> np.ndarray:
+        """float32[C, H, W]: what the decoder's synthesis makes of latent level ``lat`` with the latents of the
+        components ``keep: bool[C]`` (default: every one coded there, :meth:`LatentModel.coded`; the others read 0).
+        Synthesis runs per component, once per tile and latent level (a cached array: copy before writing)."""
+        lm = self.model.latents
+        keep = lm.coded(a, lat) if keep is None else np.asarray(keep, bool)
+        done, z = a.cache.z_hat.get(lat, (np.zeros(a.shape[0], bool), None))
+        todo = np.flatnonzero(keep & ~done)
+        if len(todo) or z is None:
+            y_hat = self.model.symbols(a, lat, keep | done)[todo].astype(np.float32) * lm.inv_gain[lat][None, :, None, None]
+            new = lm.synthesize(y_hat, todo, a.shape)
+            z = new if z is None else np.where((keep & ~done)[:, None, None], new, z)
+            done = keep | done
+            a.cache.z_hat[lat] = (done, z)
+        return z if np.array_equal(keep, done) else np.where(keep[:, None, None], z, np.float32(0))
 
-    def latent_part(self, a: AnalyzedTile, lat: int) -> LatentPart:
-        """The latent groups of latent level ``lat``, their chosen indexes and bits (cached per tile)."""
-        if lat not in a.cache.latent_parts:
-            k = self.model
-            sym = k.symbols(a, lat)
-            present = k.latents.coded(a, lat)
+    def latent_part(self, a: AnalyzedTile, lat: int, keep: np.ndarray | None = None) -> LatentPart:
+        """The latent groups of latent level ``lat`` of the components ``keep: bool[C]`` (default: every one coded
+        there), their chosen indexes and bits (cached per tile)."""
+        k = self.model
+        keep = k.latents.coded(a, lat) if keep is None else np.asarray(keep, bool)
+        key = (lat, keep.tobytes())
+        if key not in a.cache.latent_parts:
+            sym = k.symbols(a, lat, keep)
             c, m, hl, wl = sym.shape
-            p = int(present.sum())
-            groups = sym[present].reshape(p * m, hl * wl)
+            p = int(keep.sum())
+            groups = sym[keep].reshape(p * m, hl * wl)
             channel = np.tile(np.arange(m, dtype=np.int32), p)
             idx, bits = k.adaptive.choose(groups, lat * m + channel, factorized_costs=k.factorized_costs(lat),
                                           factorized_rows=channel)
-            a.cache.latent_parts[lat] = LatentPart(groups=groups, sizes=np.full(p * m, hl * wl), idx=idx,
+            comp_bits = np.zeros(c)
+            comp_bits[keep] = np.asarray(bits, np.float64).reshape(p, m).sum(axis=1)
+            a.cache.latent_parts[key] = LatentPart(groups=groups, sizes=np.full(p * m, hl * wl), idx=idx,
                                                    ctx=lat * m + channel, rows=k.adaptive.rows(idx, channel),
-                                                   bits=float(bits.sum()), present=present)
-        return a.cache.latent_parts[lat]
+                                                   bits=float(bits.sum()), present=keep, comp_bits=comp_bits)
+        return a.cache.latent_parts[key]
 
-    def residual_part(self, a: AnalyzedTile, level: int, lat: int | None, step: float | None = None) -> ResidualPart:
+    def with_latents(self, a: AnalyzedTile, level: int, lat: int, step: float,
+                     alone: ResidualPart) -> tuple[LatentPart, ResidualPart] | None:
+        """The tile with the latents of latent level ``lat`` on the components where they pay against ``alone`` (the
+        residual alone) in ``D + lambda R``, each component decided on its own with its residuals' coded bits (each
+        coded alone); only the :meth:`network_components` run the network. None where no component gains."""
+        keep = self.network_components(a, lat, step)
+        latent, resid = self.latent_part(a, lat, keep), self.residual_part(a, level, lat, step, keep)
+        assert latent.comp_bits is not None and resid.comp_err is not None and alone.comp_err is not None
+        lam = rd_lambda(step)
+        gain = np.zeros(a.shape[0])
+        for i in np.flatnonzero(keep):
+            coded = [8 * len(coefs_mod.encode([part.arrays[i]], a.shape[1], a.shape[2])) for part in (resid, alone)]
+            gain[i] = alone.comp_err[i] + lam * coded[1] - (resid.comp_err[i] + lam * (latent.comp_bits[i] + coded[0]))
+        pays = keep & (gain > 0)
+        if not pays.any():
+            return None
+        if np.array_equal(pays, keep):
+            return latent, resid
+        return self.latent_part(a, lat, pays), _merge(resid, alone, pays)
+
+    def network_components(self, a: AnalyzedTile, lat: int, step: float) -> np.ndarray:
+        """bool[C]: the components whose latents a residual level at ``step`` weighs (each keeps them only where
+        they pay, :meth:`plan`): those coded at ``lat``; under 'auto' only the first, and the others whose variance
+        exceeds :data:`NETWORK_SNR` times the step squared: the others run no network."""
+        keep = self.model.latents.coded(a, lat)
+        if self.mode_search == "auto":
+            keep = keep & ((np.arange(a.shape[0]) == 0) | (a.variance > NETWORK_SNR * float(step) ** 2))
+        return keep
+
+    def residual_part(self, a: AnalyzedTile, level: int, lat: int | None, step: float | None = None,
+                      keep: np.ndarray | None = None) -> ResidualPart:
         """The residual of latent level ``lat``'s reconstruction (``lat=None``: of nothing, the components
         themselves) as wavelet subbands quantised with ``step`` (default: ``level``'s preset), each subband with the
         rounding offset of least ``D + lambda * R`` (``D`` in the subbands, scaled so that their error is about the
@@ -272,7 +330,7 @@ class Planner:
         k = self.model
         step = k.preset_step(level) if step is None else float(step)
         assert a.z is not None  # a tile analysed for coding has its components
-        r = a.z - self.reconstruction(a, lat) if lat is not None else a.z  # a.z: nodata already 0
+        r = a.z - self.reconstruction(a, lat, keep) if lat is not None else a.z  # a.z: nodata already 0
         if a.valid is not None and lat is not None:
             r[:, ~a.valid] = 0.0  # nodata costs nothing
         lam = rd_lambda(step)
@@ -283,7 +341,7 @@ class Planner:
         b = residual.block_size(bitstream.RESIDUAL_WAVELET)
         arrays: list[list[np.ndarray]] = []
         recon = np.zeros((c, h, w), np.float32)
-        err, total = 0.0, 0.0
+        comp_bits, comp_err = np.zeros(c), np.zeros(c)
         for comp in range(c):
             q: list[np.ndarray] = []
             subbands = wavelet.forward(r[comp], levels) if lat is not None else self.z_subbands(a)[comp]
@@ -299,15 +357,16 @@ class Planner:
                         pick = (dx + lam * bx, bx, qx)
                 assert pick is not None
                 q.append(pick[2])
-                total += pick[1]
+                comp_bits[comp] += pick[1]
             back = wavelet.inverse([x.astype(np.float32) for x in q], levels) * np.float32(step)
             e = r[comp] - back
             if a.valid is not None:
                 e = e[a.valid]
-            err += float(np.sum(e.astype(np.float64) ** 2))
+            comp_err[comp] = float(np.sum(e.astype(np.float64) ** 2))
             arrays.append(q)
             recon[comp] = back
-        return ResidualPart(arrays=tuple(arrays), bits=total, err=err, recon=recon)
+        return ResidualPart(arrays=tuple(arrays), bits=float(comp_bits.sum()), err=float(comp_err.sum()), recon=recon,
+                            comp_bits=comp_bits, comp_err=comp_err)
 
     @staticmethod
     def no_latents(a: AnalyzedTile) -> LatentPart:
@@ -324,3 +383,14 @@ class Planner:
                 d = d[:, a.valid]
             a.cache.latent_err[lat] = float(np.sum(d.astype(np.float64) ** 2))
         return a.cache.latent_err[lat]
+
+
+def _merge(resid: ResidualPart, alone: ResidualPart, pick: np.ndarray) -> ResidualPart:
+    """Per component ``resid``'s (``pick: bool[C]``) or ``alone``'s residual: the residual of a tile whose picked
+    components carry latents (components are quantised and their errors summed independently)."""
+    assert resid.comp_bits is not None and resid.comp_err is not None and alone.comp_bits is not None and \
+        alone.comp_err is not None and resid.recon is not None and alone.recon is not None
+    bits, err = np.where(pick, resid.comp_bits, alone.comp_bits), np.where(pick, resid.comp_err, alone.comp_err)
+    return ResidualPart(arrays=tuple(r if p else q for r, q, p in zip(resid.arrays, alone.arrays, pick)),
+                        bits=float(bits.sum()), err=float(err.sum()),
+                        recon=np.where(pick[:, None, None], resid.recon, alone.recon), comp_bits=bits, comp_err=err)
