@@ -59,12 +59,13 @@ NETWORK_FREE_STEP = 0.042
 #: the Sentinel-2 patch, whose tiles pass the gate. An encoder decision, not the format.
 GATE_FINE_SHARE = 0.05
 GATE_MIN_BANDS = 4
-#: 'auto' on residual levels that run the network: the latents are weighed for the first component (the KLT's
-#: strongest) and the others whose variance exceeds NETWORK_SNR times the step squared; each keeps them only where
-#: they pay in D + lambda R, with the residuals' coded bits (the tile header's ``present`` says which); the others
-#: run no network. Measured on the 8 validation scenes at levels 2-6 (benchmarks/experiments/network_components.py,
-#: results/network_components.md): more of the network's gain than the tile-level choice, on fewer components.
-NETWORK_SNR = 0.25
+#: 'auto' on residual levels that run the network: the latents are weighed for the first max(NETWORK_COMPONENTS,
+#: C // 4) components only (the KLT's strongest); each keeps them only where they pay in D + lambda R, with the
+#: residuals' coded bits (the tile header's ``present`` says which); the others run no network. Measured on the 8
+#: validation scenes at levels 2-6 (benchmarks/experiments/network_components.py, results/network_components.md):
+#: more of the network's gain than the tile-level choice, on fewer components (a floor on the component's
+#: variance against the step kept less of it: the latents also pay on weak components at coarse steps).
+NETWORK_COMPONENTS = 2
 
 
 def check_mode_search(mode_search: str) -> None:
@@ -126,6 +127,8 @@ class Plan:
     recon: np.ndarray | None = None  # with a residual: float32[C, H, W] the residual the decoder adds
     level: int | None = None      # the level the tile names when not the one asked (a latent-only level's tile
     #                               coded as a coarse residual names the residual level of its step)
+    estimated: bool = False       # the residual not coded (``Planner.plan(exact=False)``): bits estimated, not packable
+    coefs_bits: float = 0.0       # the residual's share of ``bits`` (coded, or estimated)
 
     @property
     def mode(self) -> str:
@@ -154,6 +157,14 @@ class Planner:
         if self.mode_search != "full":
             return [(k.latent_level(level), k.has_residual(level))]
         return k.modes(level)
+
+    def tile_modes(self, a: AnalyzedTile, level: int, step: float | None = None) -> list[tuple[int, bool]]:
+        """:meth:`searched_modes` for tile ``a``: none on a residual level whose network 'auto''s gate turns the tile
+        away from (:meth:`network_pays`; the residual alone, no network)."""
+        searched = self.searched_modes(level, step)
+        if searched and self.mode_search == "auto" and self.model.has_residual(level) and not self.network_pays(a):
+            return []
+        return searched
 
     def network_free(self, level: int, step: float | None = None) -> bool:
         """Whether ``level`` coded at ``step`` (default: its own) codes the residual alone without running the
@@ -188,9 +199,11 @@ class Planner:
             a.cache.z_bands = [wavelet.forward(comp, levels) for comp in a.z]
         return a.cache.z_bands
 
-    def plan(self, a: AnalyzedTile, level: int, step: float | None = None) -> Plan:
+    def plan(self, a: AnalyzedTile, level: int, step: float | None = None, exact: bool = True) -> Plan:
         """The mode of least ``D + lambda * R`` among the searched ones, ready to code; on a residual level the
-        residual is quantised with ``step`` (on the step code's grid; default: the level's preset)."""
+        residual is quantised with ``step`` (on the step code's grid; default: the level's preset). ``exact=False``
+        (a quality target's tries): the same choice and coefficients, but the residual is not coded: its bits are
+        the planner's estimate and the plan cannot be packed (:attr:`Plan.estimated`)."""
         k = self.model
         if k.has_residual(level):
             step = k.preset_step(level) if step is None else step
@@ -200,14 +213,20 @@ class Planner:
                 not self.network_pays(a):
             coarse = stepcode.on_grid(k.coarse_step(level))  # the gate: no network; a coarse residual instead
             named = k.level_for_step(coarse)
-            return dataclasses.replace(self.plan(a, named, coarse), level=named)
-        searched = self.searched_modes(level, step)
-        if searched and self.mode_search == "auto" and k.has_residual(level) and not self.network_pays(a):
-            searched = []  # the gate: the residual alone, no network
-        key = (level, step, tuple(searched))  # searches that try the same modes make the same plan
+            return dataclasses.replace(self.plan(a, named, coarse, exact), level=named)
+        searched = self.tile_modes(a, level, step)
+        key = (level, step, tuple(searched), exact)  # searches that try the same modes make the same plan
         cached = a.cache.plan
         if cached is not None and cached[0] == key:  # only the latest plan is kept: memory stays per tile
             return cached[1]
+        rough = cached[1] if cached is not None and exact and cached[0] == key[:-1] + (False,) else None
+        if rough is not None and rough.coefs is not None:  # the same plan estimated (a try): code its residual
+            stream = coefs_mod.encode(list(rough.coefs), a.shape[1], a.shape[2])
+            plan = dataclasses.replace(rough, coefs_stream=stream, estimated=False,
+                                       bits=rough.bits - rough.coefs_bits + 8 * len(stream),
+                                       coefs_bits=8.0 * len(stream))
+            a.cache.plan = (key, plan)
+            return plan
         # candidates: (latent level, its latent part, the residual part or None)
         candidates: list[tuple[int, LatentPart, ResidualPart | None]] = []
         alone = self.residual_part(a, level, None, step) if step is not None else None
@@ -234,11 +253,13 @@ class Planner:
                 best = (cost, lat, latent, resid)
         assert best is not None  # every level searches at least one mode
         _, lat, latent, resid = best
-        coefs, stream = None, b""
+        coefs, stream, coefs_bits = None, b"", 0.0
         if resid is not None:  # the residual goes to its own context-coded stream
             coefs = resid.arrays
-            stream = coefs_mod.encode(list(coefs), a.shape[1], a.shape[2])  # coded once: its size is exact
-        total = latent.bits + 8 * len(stream)
+            if exact:
+                stream = coefs_mod.encode(list(coefs), a.shape[1], a.shape[2])  # coded once: its size is exact
+            coefs_bits = 8.0 * len(stream) if exact else resid.bits
+        total = latent.bits + coefs_bits
         coded = latent.idx != am.ZERO
         main = np.concatenate([latent.groups[i, :n] for i, n in zip(np.flatnonzero(coded), latent.sizes[coded])]
                               or [np.zeros(0, np.int32)]).astype(np.int32)
@@ -247,7 +268,8 @@ class Planner:
                     main=main, main_rows=main_rows, bits=total, latent=lat,
                     residual=bitstream.RESIDUAL_WAVELET if resid is not None else bitstream.RESIDUAL_NONE,
                     coefs=coefs, coefs_stream=stream, step=float(step) if resid is not None and step else 0.0,
-                    err=resid.err if resid is not None else None, recon=resid.recon if resid is not None else None)
+                    err=resid.err if resid is not None else None, recon=resid.recon if resid is not None else None,
+                    estimated=resid is not None and not exact, coefs_bits=coefs_bits)
         a.cache.plan = (key, plan)
         return plan
 
@@ -293,7 +315,7 @@ class Planner:
         """The tile with the latents of latent level ``lat`` on the components where they pay against ``alone`` (the
         residual alone) in ``D + lambda R``, each component decided on its own with its residuals' coded bits (each
         coded alone); only the :meth:`network_components` run the network. None where no component gains."""
-        keep = self.network_components(a, lat, step)
+        keep = self.network_components(a, lat)
         latent, resid = self.latent_part(a, lat, keep), self.residual_part(a, level, lat, step, keep)
         assert latent.comp_bits is not None and resid.comp_err is not None and alone.comp_err is not None
         lam = rd_lambda(step)
@@ -308,13 +330,13 @@ class Planner:
             return latent, resid
         return self.latent_part(a, lat, pays), _merge(resid, alone, pays)
 
-    def network_components(self, a: AnalyzedTile, lat: int, step: float) -> np.ndarray:
-        """bool[C]: the components whose latents a residual level at ``step`` weighs (each keeps them only where
-        they pay, :meth:`plan`): those coded at ``lat``; under 'auto' only the first, and the others whose variance
-        exceeds :data:`NETWORK_SNR` times the step squared: the others run no network."""
+    def network_components(self, a: AnalyzedTile, lat: int) -> np.ndarray:
+        """bool[C]: the components whose latents a residual level weighs (each keeps them only where they pay,
+        :meth:`with_latents`): those coded at ``lat``; under 'auto' only the first ``max(NETWORK_COMPONENTS, C // 4)``
+        (the KLT's strongest): the others run no network."""
         keep = self.model.latents.coded(a, lat)
         if self.mode_search == "auto":
-            keep = keep & ((np.arange(a.shape[0]) == 0) | (a.variance > NETWORK_SNR * float(step) ** 2))
+            keep = keep & (np.arange(a.shape[0]) < max(NETWORK_COMPONENTS, a.shape[0] // 4))
         return keep
 
     def residual_part(self, a: AnalyzedTile, level: int, lat: int | None, step: float | None = None,

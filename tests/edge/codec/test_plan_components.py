@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cvae.edge.codec import coefs
-from cvae.edge.codec.plan import NETWORK_SNR, rd_lambda
+from cvae.edge.codec.plan import NETWORK_COMPONENTS, rd_lambda
 
 LEVEL = 3  # a residual level that runs the network (levels 2-6 of the shipped ladder)
 
@@ -28,7 +28,7 @@ def test_components_keep_latents_exactly_where_they_pay_on_the_coded_bits(codec,
     plan = codec.plan(a, LEVEL)
     step = codec.hybrid.model.preset_step(LEVEL)
     lat, lam = codec.latent_level(LEVEL), rd_lambda(step)
-    weighed = planner.network_components(a, lat, step)
+    weighed = planner.network_components(a, lat)
     latent = planner.latent_part(a, lat, weighed)
     with_latents = planner.residual_part(a, LEVEL, lat, step, weighed)
     alone = planner.residual_part(a, LEVEL, None, step)
@@ -53,11 +53,29 @@ def test_a_mixed_tile_decodes_to_what_the_planner_predicted(codec, crop):
     assert psnr > 30  # a level-3 reconstruction, not noise
 
 
-def test_components_below_the_variance_floor_never_run_the_network(bundle, crop):
+def test_components_after_the_first_ones_never_run_the_network(bundle, crop):
     codec = bundle.codec("onnxruntime")  # a fresh cache: nothing analysed yet
     a = codec.analyze(crop, None)
     step = codec.hybrid.model.preset_step(LEVEL)
     codec.plan(a, LEVEL)
-    weighed = (np.arange(a.shape[0]) == 0) | (a.variance > NETWORK_SNR * step ** 2)
-    assert not weighed.all()  # the test means something: some component is below the floor at this step
+    weighed = np.arange(a.shape[0]) < max(NETWORK_COMPONENTS, a.shape[0] // 4)
+    assert not weighed.all()  # the test means something: a 4-band tile weighs 2 of its components
     np.testing.assert_array_equal(a.cache.y_done, weighed & codec.hybrid.model.latents.coded(a, codec.latent_level(LEVEL)))
+
+
+def test_an_estimated_plan_codes_the_same_coefficients_and_cannot_be_packed(codec, crop):
+    """``--psnr``'s tries plan without coding the residual; the try kept is then coded from the same integers."""
+    a = codec.analyze(crop, None)
+    level = int(np.flatnonzero(codec.ladder.step > 0)[-1])  # a network-free residual level
+    rough = codec.hybrid.planner.plan(a, level, exact=False)
+    assert rough.estimated and rough.coefs_stream == b""
+    with pytest.raises(ValueError, match="estimated plan"):
+        codec.hybrid.pack(a, level, rough)
+    exact = codec.hybrid.planner.plan(a, level)  # from the estimated plan in the tile's cache
+    assert not exact.estimated
+    for got, want in zip(exact.coefs, rough.coefs):
+        for x, y in zip(got, want):
+            np.testing.assert_array_equal(x, y)
+    assert exact.coefs_bits == 8 * len(exact.coefs_stream)
+    assert exact.bits == rough.bits - rough.coefs_bits + exact.coefs_bits
+    assert codec.decompress(codec.hybrid.pack(a, level, exact)).pixels.shape == crop.shape
