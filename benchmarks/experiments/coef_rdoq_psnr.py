@@ -6,7 +6,9 @@ on the ground path, the scorer's PSNR per band over valid pixels), once as it is
 ``Planner.residual_part`` wrapped: every quantised residual it returns (residual-only and hybrid tiles alike) goes
 through ``coef_rdoq.c``'s greedy choice at the encoder's own lambda times each of ``--multipliers``, its error and
 reconstruction recomputed and its estimated bits scaled by the v5 stream's byte ratio (what the mode decision reads);
-the tiles stay format v7 and decode with the shipped decoder. Per scene the BD-rate (PSNR, points under 20 dB
+the tiles stay format v7 and decode with the shipped decoder. ``--start nearest``: the choice starts from the nearest
+integers instead of the encoder's per-subband rounding offsets (could it replace the four-offset search?), written as
+``coef_rdoq_psnr_nearest``. Per scene the BD-rate (PSNR, points under 20 dB
 ignored, ``cvae.metrics.bd_rate``) of the RDOQ curve against the plain one.
 
     python benchmarks/experiments/coef_rdoq_psnr.py .dev/val/*.tif --levels 2 4 6 8 10 11
@@ -35,8 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # bench
 from bench_common import native_pixels, scenes_main, sibling, utc_now  # noqa: E402
 
 
-def rdoq_residual_part(lib, mult: float):
-    """A replacement for ``Planner.residual_part`` that passes its coefficients through the greedy choice."""
+def rdoq_residual_part(lib, mult: float, nearest: bool = False):
+    """A replacement for ``Planner.residual_part`` that passes its coefficients through the greedy choice
+    (``nearest``: starting from the nearest integers instead of the encoder's per-subband rounding offsets)."""
     from cvae.edge.codec import _coefs, coefs, wavelet
     from cvae.edge.codec.plan import Planner, ResidualPart
 
@@ -58,7 +61,8 @@ def rdoq_residual_part(lib, mult: float):
         q = np.ascontiguousarray(coefs.flatten(list(part.arrays), h, w), np.int32)
         x = np.ascontiguousarray(np.concatenate([np.asarray(b[i], np.float64).reshape(-1) / st
                                                  for b in bands for i in order]))
-        data, v = rdoq.encode(lib, q, x, c, geom, lam)
+        data, v = rdoq.encode(lib, (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int32) if nearest else q, x,
+                              c, geom, lam)
         ratio = len(data) / max(1, len(_coefs.encode(q, c, geom)))
         arrays = tuple([np.array(s) for s in comp] for comp in coefs.split(v, c, h, w))
         recon = np.zeros((c, h, w), np.float32)
@@ -76,7 +80,7 @@ def rdoq_residual_part(lib, mult: float):
     return residual_part
 
 
-def run(scenes: list[Path], levels: list[int], mults: list[float], log=print) -> dict:
+def run(scenes: list[Path], levels: list[int], mults: list[float], start: str = "encoder", log=print) -> dict:
     from cvae.edge.bundle import Bundle
     from cvae.edge.codec.plan import Planner
     from cvae.edge.io.raster import read_raster
@@ -88,7 +92,7 @@ def run(scenes: list[Path], levels: list[int], mults: list[float], log=print) ->
     plain = Planner.residual_part
     with tempfile.TemporaryDirectory() as tmp:
         lib = rdoq.build(Path(tmp))
-        variants = [("plain", plain), *((f"m={m}", rdoq_residual_part(lib, m)) for m in mults)]
+        variants = [("plain", plain), *((f"m={m}", rdoq_residual_part(lib, m, start == "nearest")) for m in mults)]
         for path in scenes:
             r = read_raster(path)
             orig = native_pixels(r.pixels)
@@ -107,7 +111,7 @@ def run(scenes: list[Path], levels: list[int], mults: list[float], log=print) ->
                                        for n, pts in curves.items()}})
             log(f"{path.stem}: " + " ".join(f"{n}: {v:+.2f}%" for n, v in bd.items()))
     names = [n for n, _ in variants[1:]]
-    return {"date": utc_now(), "bundle": bundle.model_id[:12], "levels": levels, "multipliers": mults,
+    return {"date": utc_now(), "bundle": bundle.model_id[:12], "levels": levels, "multipliers": mults, "start": start,
             "scenes": records, "median_bd_rate_psnr": {n: float(np.nanmedian([s["bd_rate_psnr"][n] for s in records]))
                                                        for n in names}}
 
@@ -134,9 +138,12 @@ def markdown(rec: dict, command: str) -> str:
 
 
 def main(argv=None) -> int:
-    return scenes_main(argv, __doc__, __file__, "coef_rdoq_psnr", run, markdown,
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = "coef_rdoq_psnr_nearest" if "nearest" in argv else "coef_rdoq_psnr"
+    return scenes_main(argv, __doc__, __file__, name, run, markdown,
                        [("--levels", {"nargs": "+", "type": int, "default": [2, 4, 6, 8, 10, 11]}),
-                        ("--multipliers", {"nargs": "+", "type": float, "default": [0.75, 1.0, 1.25]})])
+                        ("--multipliers", {"nargs": "+", "type": float, "default": [0.75, 1.0, 1.25]}),
+                        ("--start", {"choices": ["encoder", "nearest"], "default": "encoder"})])
 
 
 if __name__ == "__main__":
