@@ -13,13 +13,15 @@ ignored, ``cvae.metrics.bd_rate``) of the RDOQ curve against the plain one.
 
     python benchmarks/experiments/coef_rdoq_psnr.py .dev/val/*.tif --levels 2 4 6 8 10 11
 
-**Conclusion** (decided; one-off, not rerun by reproduce_readme.sh; 9 min on 2 cores): it pays about a point, on
-every scene. At the encoder's own lambda (m = 1) the median BD-rate is -0.96% (-0.66% to -1.28%; m = 0.75: -0.63%,
-m = 1.25: -0.97% but -0.29% on the smallest scene), no scene worse at any multiplier; the same level then costs 2-26%
-fewer bits for 0.1-0.8 dB. No format change (v7 tiles, the shipped decoder). To ship: in ``Planner.residual_part``,
-quantise every component first, run the greedy choice over the tile's coefficients in the coding order (a C pass like
-``coef_rdoq.c``'s, about one v5 encode), then the inverse transforms and errors from the chosen values.
-Result: ``benchmarks/results/782c7ed21f22/coef_rdoq_psnr.md``.
+**Conclusion** (decided; one-off, not rerun by reproduce_readme.sh; 9 min on 2 cores a run): it pays, on every
+scene, and more without the four-offset search. From the encoder's values at its own lambda (m = 1) the median BD-rate
+is -0.96% (-0.66% to -1.28%; m = 0.75: -0.63%, m = 1.25: -0.97% but -0.29% on the smallest scene). From the nearest
+integers (``--start nearest``) it is -1.49% (-1.02% to -2.29%; m = 1.25: -1.43%, m = 1.5: -0.60%; a run at m = 0.6 /
+0.8 not kept: -0.54% / -1.37%, one scene +0.20% at 0.6), no scene worse from m = 0.8 to 1.25. No format change (v7 tiles, the shipped decoder). To ship:
+in ``Planner.residual_part``, quantise every component to the nearest integers (the rounding-offset search goes), run
+the greedy choice over the tile's coefficients in the coding order (a C pass like ``coef_rdoq.c``'s, about one v5
+encode), then the inverse transforms and errors from the chosen values, the bits from the stream.
+Results: ``benchmarks/results/782c7ed21f22/coef_rdoq_psnr.md``, ``coef_rdoq_psnr_nearest.md``.
 """
 from __future__ import annotations
 
