@@ -53,8 +53,7 @@ def _by_step(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, coded: np.ndarra
              window: tuple[float, float, float], lenient: bool = False) -> tuple[int, AnalyzedTile, int, float, np.ndarray]:
     """``(bytes, tile with its step, level, dB, decoded pixels)``: the secant search for the residual
     step (module docstring) into ``[window[0], window[2]]`` aiming at ``window[1]``, from the wavelet-domain
-    estimate; the cheapest try that reaches ``window[0]`` (by the planner's estimate of the residual's bits: the
-    tries are not coded, the one kept is), or the finest when none does. ``lenient``: searched
+    estimate; the cheapest try that reaches ``window[0]``, or the finest when none does. ``lenient``: searched
     first with the residual alone (no network); where the codec's own modes at the step found differ (steps that
     run the networks), the search goes on from there with them (the networks run once per latent level: each
     further try costs the residual's quantisation only)."""
@@ -71,9 +70,7 @@ def _by_step(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, coded: np.ndarra
         every = list(found.values()) + [(*t, None) for t in more.values()]  # both searches' tries compete
         found = dict(enumerate(every))
         key = _pick(found, window)
-    q, _, level, step, rec, search = found[key]
-    # the tries estimated the residual's bits; the one kept is coded (and stays cached for the tile's encode)
-    nbytes = hybrid.plan_bytes(a, hybrid.planner_for(search).plan(a, level, step))
+    q, nbytes, level, step, rec, search = found[key]
     return int(round(nbytes)), dataclasses.replace(a, step=step, search=search), level, q, rec
 
 
@@ -99,7 +96,7 @@ def _secant(codec: TileCodec, planner: Planner, a: AnalyzedTile, px: np.ndarray,
         key = math.log(step)
         if key not in tried:
             level = codec.level_for_step(step)
-            p = planner.plan(a, level, step, exact=False)  # the residual's bits estimated: no coding per try
+            p = planner.plan(a, level, step)
             rec = hybrid.pixels(a, level, p)
             tried[key] = (gauge.db(px, rec, coded), hybrid.plan_bytes(a, p), level, step, rec)
         return key

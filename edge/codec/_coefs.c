@@ -29,6 +29,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <math.h>
+
 #include "_bincoder.h"
 
 #define NCLASS 4   /* model classes: 0 LL, 1 finest details, 2 next level, 3 every coarser level */
@@ -69,11 +71,56 @@ static void models_init(class_models *m)
 }
 
 
+/* ------------------------------------------------------------------------------------------------------ */
+/* Encoder only: rate-distortion optimised quantisation, greedy, with the coder's own adaptive models. Each      */
+/* nonzero q is coded as q or as q - sign(q) (one step toward zero), whichever has the smaller                   */
+/* (x - v)^2 + lam * bits(v): x the unquantised coefficient over the step, bits(v) the cost of v under the       */
+/* models as they stand at that coefficient (its effect on later contexts is not weighed). The decision is      */
+/* floating point, but the stream codes the integers chosen: the decoder needs none of it (measured:            */
+/* benchmarks/experiments/coef_rdoq_psnr.py).                                                                  */
+
+static double cost_lut[4096]; /* -log2(p / 4096) at a probability's 12 high bits, filled once at import */
+
+static void cost_init(void)
+{
+    for (int p = 0; p < 4096; p++)
+        cost_lut[p] = -log2((p ? p : 1) / 4096.0);
+}
+
+static inline double bit_cost(const bitmodel *m, int bit)
+{
+    uint32_t p0 = model_p(m);
+    return cost_lut[(bit ? 65536 - p0 : p0) >> 4];
+}
+
+/* the bits of v under the models of context ctx and sign context sctx (the code below: zero flag, sign, gamma) */
+static double value_bits(const class_models *m, int ctx, int sctx, int32_t v)
+{
+    if (!v)
+        return bit_cost(&m->zero[ctx], 0);
+    uint64_t u = v < 0 ? (uint64_t)(-(int64_t)v) : (uint64_t)v;
+    double b = bit_cost(&m->zero[ctx], 1) + bit_cost(&m->sign[sctx], v < 0);
+    int k = bitlen(u) - 1;
+    for (int i = 0; i < k; i++)
+        b += bit_cost(&m->unary[ctx][i], 1);
+    if (k < KMAX)
+        b += bit_cost(&m->unary[ctx][k], 0);
+    if (k >= 1) {
+        int top = (int)((u >> (k - 1)) & 1);
+        b += bit_cost(&m->mant1[ctx][k], top);
+        if (k >= 2)
+            b += bit_cost(&m->mant2[ctx][k][top], (int)((u >> (k - 2)) & 1)) + (k - 2);
+    }
+    return b;
+}
+
 /* One pass over every coefficient: enc != NULL codes q, else decodes into q. *where: the failing index.
  * mg[comps * per_comp]: |q| clipped to 255 of every coefficient coded so far (the contexts read it; the encoder fills
- * it beforehand, the decoder as it goes: only coefficients before the current one are ever read). */
+ * it beforehand, the decoder as it goes: only coefficients before the current one are ever read). xs (encoder, may be
+ * NULL): the coefficients over the step, for the greedy rate-distortion choice above at lam; q and mg then take the
+ * values chosen. */
 static int run(int32_t *q, uint8_t *mg, Py_ssize_t comps, const subband *sb, int nsub, Py_ssize_t per_comp,
-               class_models *models, encoder *enc, decoder *dec, Py_ssize_t *where)
+               class_models *models, encoder *enc, decoder *dec, Py_ssize_t *where, const double *xs, double lam)
 {
     for (Py_ssize_t k = 0; k < comps; k++) {
         int32_t *base = q + k * per_comp;
@@ -109,6 +156,16 @@ static int run(int32_t *q, uint8_t *mg, Py_ssize_t comps, const subband *sb, int
                     Py_ssize_t at = k * per_comp + b->offset + y * w + x;
                     if (enc) {
                         int32_t val = row[x];
+                        if (xs && val != 0) { /* q or q - sign(q): the cheaper in (x - v)^2 + lam bits(v) */
+                            int32_t alt = val - (val > 0 ? 1 : -1);
+                            double d0 = xs[at] - val, d1 = xs[at] - alt;
+                            if (d1 * d1 + lam * value_bits(m, ctx, sctx, alt) <
+                                d0 * d0 + lam * value_bits(m, ctx, sctx, val)) {
+                                val = alt;
+                                c[y * w + x] = val;
+                                mg[at] = (uint8_t)mag255(val);
+                            }
+                        }
                         enc_bit(enc, &m->zero[ctx], val != 0);
                         if (!val)
                             continue;
@@ -195,19 +252,33 @@ static int get_layout(Py_ssize_t comps, PyObject *go, PyObject *o, int writable,
     return 0;
 }
 
-/* encode(q int32[comps * per_comp], comps, geometry) -> bytes */
+/* encode(q int32[comps * per_comp], comps, geometry[, xs float64[comps * per_comp], lam]) -> bytes; with xs, the
+ * greedy rate-distortion choice (above) at lam, and q (writable) takes the values coded */
 static PyObject *cf_encode(PyObject *self, PyObject *args)
 {
-    PyObject *qo, *go;
+    PyObject *qo, *go, *xo = NULL;
     Py_ssize_t comps;
-    if (!PyArg_ParseTuple(args, "OnO", &qo, &comps, &go))
+    double lam = 0.0;
+    if (!PyArg_ParseTuple(args, "OnO|Od", &qo, &comps, &go, &xo, &lam))
         return NULL;
     subband sb[MAX_SUBBANDS];
     int nsub;
     Py_ssize_t per_comp;
-    Py_buffer q;
-    if (get_layout(comps, go, qo, 0, "q", sb, &nsub, &per_comp, &q) < 0)
+    Py_buffer q, x = {0};
+    if (get_layout(comps, go, qo, xo != NULL, "q", sb, &nsub, &per_comp, &q) < 0)
         return NULL;
+    if (xo) {
+        if (PyObject_GetBuffer(xo, &x, PyBUF_C_CONTIGUOUS) < 0) {
+            PyBuffer_Release(&q);
+            return NULL;
+        }
+        if (x.len != q.len * 2 || !(lam >= 0.0 && lam < 1e30)) {
+            PyErr_SetString(PyExc_ValueError, "encode: xs float64[comps * per_comp] (as q), lam >= 0");
+            PyBuffer_Release(&x);
+            PyBuffer_Release(&q);
+            return NULL;
+        }
+    }
     class_models *models = malloc(sizeof(class_models) * NCLASS);
     uint8_t *mg = malloc((size_t)(comps * per_comp));
     encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
@@ -219,12 +290,14 @@ static PyObject *cf_encode(PyObject *self, PyObject *args)
         for (Py_ssize_t i = 0; i < comps * per_comp; i++)
             mg[i] = (uint8_t)mag255(qv[i]);
         models_init(models);
-        st = run(q.buf, mg, comps, sb, nsub, per_comp, models, &e, NULL, &where);
+        st = run(q.buf, mg, comps, sb, nsub, per_comp, models, &e, NULL, &where, xo ? x.buf : NULL, lam);
         enc_finish(&e);
         Py_END_ALLOW_THREADS
     }
     free(models);
     free(mg);
+    if (xo)
+        PyBuffer_Release(&x);
     PyBuffer_Release(&q);
     PyObject *res = NULL;
     if (st == CF_OK && !e.oom && e.len >= 1 && e.buf[0] == 0)
@@ -269,7 +342,7 @@ static PyObject *cf_decode(PyObject *self, PyObject *args)
         Py_BEGIN_ALLOW_THREADS
         models_init(models);
         dec_init(&d, buf, (size_t)data.len + 1);
-        st = run(out.buf, mg, comps, sb, nsub, per_comp, models, NULL, &d, &where);
+        st = run(out.buf, mg, comps, sb, nsub, per_comp, models, NULL, &d, &where, NULL, 0.0);
         Py_END_ALLOW_THREADS
         if (st == CF_OK && d.overrun > 0) {
             st = CF_ERR_TRUNCATED;
@@ -403,7 +476,7 @@ static PyObject *cf_block_bits(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef cf_methods[] = {
-    {"encode", cf_encode, METH_VARARGS, "encode(q, components, geometry) -> bytes"},
+    {"encode", cf_encode, METH_VARARGS, "encode(q, components, geometry[, xs, lam]) -> bytes"},
     {"decode", cf_decode, METH_VARARGS, "decode(data, components, geometry, out) -> (status, detail)"},
     {"block_bits", cf_block_bits, METH_VARARGS, "block_bits(q, h, w, b, costs, span, index_costs) -> bits"},
     {NULL, NULL, 0, NULL}};
@@ -413,5 +486,6 @@ static struct PyModuleDef cf_module = {PyModuleDef_HEAD_INIT, "_coefs", NULL, -1
 PyMODINIT_FUNC PyInit__coefs(void)
 {
     bucket_init();
+    cost_init();
     return PyModule_Create(&cf_module);
 }

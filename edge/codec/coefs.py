@@ -21,7 +21,7 @@ import numpy as np
 from cvae.edge.codec import _coefs, bitstream, wavelet
 from cvae.edge.errors import CorruptTileError
 
-__all__ = ["encode", "decode", "decode_values", "flatten", "split", "coding_order", "LIMIT"]
+__all__ = ["encode", "encode_rdo", "decode", "decode_values", "flatten", "split", "coding_order", "LIMIT"]
 
 #: largest |coefficient| coded (the C coder's range is int32; a level's step keeps them far below); the decoder
 #: refuses a larger one (_coefs.c CF_LIMIT)
@@ -67,6 +67,23 @@ def split(values: np.ndarray, comps: int, h: int, w: int) -> list[list[np.ndarra
             pos += hh * ww
         out.append(bands)
     return out
+
+
+def encode_rdo(components: list[list[np.ndarray]], scaled: list[list[np.ndarray]], h: int, w: int,
+               lam: float) -> tuple[bytes, list[list[np.ndarray]]]:
+    """The ``coefs`` stream of ``components`` (per component its int32 subbands, :func:`wavelet.forward`'s order)
+    with the encoder's greedy rate-distortion choice (``_coefs.c``): each nonzero coefficient coded as itself or one
+    step toward zero, whichever costs less in ``(x - v)^2 + lam * bits`` with ``x`` from ``scaled`` (the subbands over
+    the step, same layout) and the bits from the coder's adaptive models as they stand. ``(stream, the coefficients
+    coded)``; the stream is a normal v5 stream, :func:`decode` reads it."""
+    _, geom = coding_order(h, w)
+    q = flatten(components, h, w)  # a new array: the C coder writes the values it codes into it
+    if len(q) and int(np.abs(q.astype(np.int64)).max()) > LIMIT:
+        raise ValueError(f"a residual coefficient exceeds +-{LIMIT}: the level's step is too fine for this tile")
+    order, _ = coding_order(h, w)
+    xs = np.concatenate([np.asarray(bands[i], np.float64).reshape(-1) for bands in scaled for i in order])
+    stream = _coefs.encode(q, len(components), geom, xs, float(lam))
+    return stream, split(q, len(components), h, w)
 
 
 def encode(components: list[list[np.ndarray]], h: int, w: int) -> bytes:

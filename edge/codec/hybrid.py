@@ -103,8 +103,7 @@ class HybridKind:
         return self.plan_bytes(a, self.plan(a, level, step))
 
     def plan_bytes(self, a: AnalyzedTile, p: Plan) -> float:
-        """The tile's bytes for plan ``p`` (the latents' from the tables, the residual's stream exactly, or as
-        estimated for an estimated plan)."""
+        """The tile's bytes for plan ``p`` (the latents' from the tables, the residual's stream exactly)."""
         streams = (len(p.side) > 0) + (len(p.main) > 0)  # v5's residual stream: counted exactly in p.bits
         return p.bits / 8 + bitstream.header_size(a.shape[0], a.valid is not None, self.version,
                                                   scene_range(a), bool(p.residual)) + 2 + \
@@ -140,8 +139,6 @@ class HybridKind:
 
     def pack(self, a: AnalyzedTile, level: int, p: Plan) -> bytes:
         """The tile's bytes for plan ``p`` (range-codes both streams)."""
-        if p.estimated:
-            raise ValueError("an estimated plan (Planner.plan(exact=False)) has no coded residual: plan it exactly")
         it = self.adaptive.index_tables
         side = rangecoder.encode(p.side, p.side_rows, it.cdf, it.cdf_length, it.offset, it.precision) if len(p.side) else b""
         t = self.tables_for(p.latent)

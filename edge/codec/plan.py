@@ -4,9 +4,10 @@ A residual level allows several *modes* (:meth:`HybridKind.modes`): the latents 
 higher one, each with or without the wavelet residual, and the residual alone (no latent component present).
 :class:`Planner` prices each searched mode (bits from the adaptive model's cost tables, squared error over valid
 pixels) and keeps the one of least ``D + lambda * R`` at the level's slope; a mode with latents keeps them only on
-the components where they pay (:meth:`Planner.with_latents`: the header's ``present`` says which). For the residual it also picks, per
-subband, the rounding offset of least ``D + lambda * R`` among :data:`RESIDUAL_DEADZONES`. None of this is in
-the format: the decoder reads the choice from the header, so a better search never breaks a ground station.
+the components where they pay (:meth:`Planner.with_latents`: the header's ``present`` says which). The residual's
+coefficients are chosen as they are coded (:meth:`Planner.residual_part`: greedy rate-distortion quantisation with
+the coder's own adaptive models). None of this is in the format: the decoder reads the choice from the header and
+the integers from the stream, so a better search never breaks a ground station.
 
 Results are frozen dataclasses: a :class:`LatentPart` (the latents of one latent level), a :class:`ResidualPart`
 (one quantised residual) and the :class:`Plan` the tile is coded from. Parts, reconstructions and the latest plan
@@ -21,18 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from cvae.edge.codec import adaptive as am
-from cvae.edge.codec import bitstream, residual, stepcode, wavelet
-from cvae.edge.codec import _coefs
+from cvae.edge.codec import bitstream, stepcode, wavelet
 from cvae.edge.codec import coefs as coefs_mod
 from cvae.edge.codec.hybrid_model import HybridModel
 from cvae.edge.codec.latents import AnalyzedTile
 
-__all__ = ["LatentPart", "ResidualPart", "Plan", "Planner", "MODE_SEARCHES", "RESIDUAL_DEADZONES", "rd_lambda",
+__all__ = ["LatentPart", "ResidualPart", "Plan", "Planner", "MODE_SEARCHES", "rd_lambda",
            "check_mode_search"]
 
-#: rounding offsets tried per subband for a residual level's quantiser (encoder only, rate-distortion
-#: optimised with lambda = ln2 * step^2 / 6, the slope of a uniform quantiser at high rate)
-RESIDUAL_DEADZONES = (0.0, 0.1, 0.2, 0.3)
 #: 'auto' (the default): the residual alone, with no network at all, on residual levels whose step is at most
 #: :data:`NETWORK_FREE_STEP`, 'ladder' on the other residual levels (measured against 'full' on the validation set:
 #: median +0.02% BD-rate, at most +0.75% on one scene, benchmarks/results/shortcut.md); 'full': every allowed latent
@@ -101,11 +98,11 @@ class ResidualPart:
     subbands (wavelet.forward's order), its bits and error."""
 
     arrays: tuple[list[np.ndarray], ...]
-    bits: float                   # estimated bits (version 3's block estimate, see Planner.residual_part)
+    bits: float                   # the coded stream's bits
     err: float                    # squared error of the reconstruction over valid pixels
     recon: np.ndarray | None = None  # float32[C, H, W] what the decoder adds: inverse(subbands) * step
-    comp_bits: np.ndarray | None = None  # float64[C] ``bits`` per component
     comp_err: np.ndarray | None = None   # float64[C] ``err`` per component
+    stream: bytes = b""           # the coefficients coded (the ``coefs`` stream)
 
 
 @dataclass(frozen=True)
@@ -127,8 +124,6 @@ class Plan:
     recon: np.ndarray | None = None  # with a residual: float32[C, H, W] the residual the decoder adds
     level: int | None = None      # the level the tile names when not the one asked (a latent-only level's tile
     #                               coded as a coarse residual names the residual level of its step)
-    estimated: bool = False       # the residual not coded (``Planner.plan(exact=False)``): bits estimated, not packable
-    coefs_bits: float = 0.0       # the residual's share of ``bits`` (coded, or estimated)
 
     @property
     def mode(self) -> str:
@@ -199,11 +194,9 @@ class Planner:
             a.cache.z_bands = [wavelet.forward(comp, levels) for comp in a.z]
         return a.cache.z_bands
 
-    def plan(self, a: AnalyzedTile, level: int, step: float | None = None, exact: bool = True) -> Plan:
+    def plan(self, a: AnalyzedTile, level: int, step: float | None = None) -> Plan:
         """The mode of least ``D + lambda * R`` among the searched ones, ready to code; on a residual level the
-        residual is quantised with ``step`` (on the step code's grid; default: the level's preset). ``exact=False``
-        (a quality target's tries): the same choice and coefficients, but the residual is not coded: its bits are
-        the planner's estimate and the plan cannot be packed (:attr:`Plan.estimated`)."""
+        residual is quantised with ``step`` (on the step code's grid; default: the level's preset)."""
         k = self.model
         if k.has_residual(level):
             step = k.preset_step(level) if step is None else step
@@ -213,20 +206,12 @@ class Planner:
                 not self.network_pays(a):
             coarse = stepcode.on_grid(k.coarse_step(level))  # the gate: no network; a coarse residual instead
             named = k.level_for_step(coarse)
-            return dataclasses.replace(self.plan(a, named, coarse, exact), level=named)
+            return dataclasses.replace(self.plan(a, named, coarse), level=named)
         searched = self.tile_modes(a, level, step)
-        key = (level, step, tuple(searched), exact)  # searches that try the same modes make the same plan
+        key = (level, step, tuple(searched))  # searches that try the same modes make the same plan
         cached = a.cache.plan
         if cached is not None and cached[0] == key:  # only the latest plan is kept: memory stays per tile
             return cached[1]
-        rough = cached[1] if cached is not None and exact and cached[0] == key[:-1] + (False,) else None
-        if rough is not None and rough.coefs is not None:  # the same plan estimated (a try): code its residual
-            stream = coefs_mod.encode(list(rough.coefs), a.shape[1], a.shape[2])
-            plan = dataclasses.replace(rough, coefs_stream=stream, estimated=False,
-                                       bits=rough.bits - rough.coefs_bits + 8 * len(stream),
-                                       coefs_bits=8.0 * len(stream))
-            a.cache.plan = (key, plan)
-            return plan
         # candidates: (latent level, its latent part, the residual part or None)
         candidates: list[tuple[int, LatentPart, ResidualPart | None]] = []
         alone = self.residual_part(a, level, None, step) if step is not None else None
@@ -253,13 +238,8 @@ class Planner:
                 best = (cost, lat, latent, resid)
         assert best is not None  # every level searches at least one mode
         _, lat, latent, resid = best
-        coefs, stream, coefs_bits = None, b"", 0.0
-        if resid is not None:  # the residual goes to its own context-coded stream
-            coefs = resid.arrays
-            if exact:
-                stream = coefs_mod.encode(list(coefs), a.shape[1], a.shape[2])  # coded once: its size is exact
-            coefs_bits = 8.0 * len(stream) if exact else resid.bits
-        total = latent.bits + coefs_bits
+        coefs, stream = (resid.arrays, resid.stream) if resid is not None else (None, b"")
+        total = latent.bits + 8 * len(stream)  # the residual was coded when it was quantised: its size is exact
         coded = latent.idx != am.ZERO
         main = np.concatenate([latent.groups[i, :n] for i, n in zip(np.flatnonzero(coded), latent.sizes[coded])]
                               or [np.zeros(0, np.int32)]).astype(np.int32)
@@ -268,8 +248,7 @@ class Planner:
                     main=main, main_rows=main_rows, bits=total, latent=lat,
                     residual=bitstream.RESIDUAL_WAVELET if resid is not None else bitstream.RESIDUAL_NONE,
                     coefs=coefs, coefs_stream=stream, step=float(step) if resid is not None and step else 0.0,
-                    err=resid.err if resid is not None else None, recon=resid.recon if resid is not None else None,
-                    estimated=resid is not None and not exact, coefs_bits=coefs_bits)
+                    err=resid.err if resid is not None else None, recon=resid.recon if resid is not None else None)
         a.cache.plan = (key, plan)
         return plan
 
@@ -328,7 +307,7 @@ class Planner:
             return None
         if np.array_equal(pays, keep):
             return latent, resid
-        return self.latent_part(a, lat, pays), _merge(resid, alone, pays)
+        return self.latent_part(a, lat, pays), _merge(resid, alone, pays, a.shape[1], a.shape[2])
 
     def network_components(self, a: AnalyzedTile, lat: int) -> np.ndarray:
         """bool[C]: the components whose latents a residual level weighs (each keeps them only where they pay,
@@ -341,54 +320,36 @@ class Planner:
 
     def residual_part(self, a: AnalyzedTile, level: int, lat: int | None, step: float | None = None,
                       keep: np.ndarray | None = None) -> ResidualPart:
-        """The residual of latent level ``lat``'s reconstruction (``lat=None``: of nothing, the components
-        themselves) as wavelet subbands quantised with ``step`` (default: ``level``'s preset), each subband with the
-        rounding offset of least ``D + lambda * R`` (``D`` in the subbands, scaled so that their error is about the
-        pixels': one inverse transform per component instead of one per offset; per subband instead of per component
-        measured -0.7% to -0.9% BD-rate on four validation scenes, levels 2-11); its coefficients, bits and squared
-        error over valid pixels (measured in pixels). The bits are version
-        3's block estimate (each 16 x 16 block with its cheapest table and scale index, ``_coefs.block_bits``):
-        choosing by the v5 coder's own bits instead changes D + lambda R by 0.03% and costs four codings."""
-        k = self.model
-        step = k.preset_step(level) if step is None else float(step)
+        """The residual of latent level ``lat``'s reconstruction with the latents of the components ``keep``
+        (``lat=None``: of nothing, the components themselves) as wavelet subbands quantised with ``step`` (default:
+        ``level``'s preset): rounded to the nearest, then coded with the coder's greedy rate-distortion choice at the
+        step's slope (:func:`coefs.encode_rdo`: each nonzero coefficient as itself or one step toward zero; against
+        the four rounding offsets per subband it replaced, median -1.49% BD-rate on the validation scenes, every scene
+        better: benchmarks/experiments/coef_rdoq_psnr.py). Its coefficients, stream, and squared error over valid
+        pixels (in pixels, per component)."""
+        step = self.model.preset_step(level) if step is None else float(step)
         assert a.z is not None  # a tile analysed for coding has its components
         r = a.z - self.reconstruction(a, lat, keep) if lat is not None else a.z  # a.z: nodata already 0
         if a.valid is not None and lat is not None:
             r[:, ~a.valid] = 0.0  # nodata costs nothing
-        lam = rd_lambda(step)
-        index_costs = np.ascontiguousarray(k.adaptive.index_costs[k.residual_context(level)], np.float32)
-        bank = k.adaptive.bank_costs
         c, h, w = r.shape
         levels = wavelet.levels_for(h, w)
-        b = residual.block_size(bitstream.RESIDUAL_WAVELET)
-        arrays: list[list[np.ndarray]] = []
+        scaled = [[x.astype(np.float64) / step for x in
+                   (wavelet.forward(r[comp], levels) if lat is not None else self.z_subbands(a)[comp])]
+                  for comp in range(c)]
+        nearest = [[(np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int32) for x in bands] for bands in scaled]
+        # D + lambda R in units of the step: (x - v)^2 + rd_lambda(step) / step^2 * bits
+        stream, arrays = coefs_mod.encode_rdo(nearest, scaled, h, w, rd_lambda(step) / (step * step))
         recon = np.zeros((c, h, w), np.float32)
-        comp_bits, comp_err = np.zeros(c), np.zeros(c)
+        comp_err = np.zeros(c)
         for comp in range(c):
-            q: list[np.ndarray] = []
-            subbands = wavelet.forward(r[comp], levels) if lat is not None else self.z_subbands(a)[comp]
-            for x in subbands:  # each subband its own rounding offset
-                xs = x.astype(np.float64) / step
-                sign, mag = np.sign(xs), np.abs(xs)
-                pick: tuple[float, float, np.ndarray] | None = None
-                for theta in RESIDUAL_DEADZONES:
-                    qx = (sign * np.floor(mag + (0.5 - theta))).astype(np.int32)
-                    bx = _coefs.block_bits(qx, qx.shape[0], qx.shape[1], b, bank, am.COST_SPAN, index_costs)
-                    dx = float(np.sum((xs - qx) ** 2)) * step * step  # the subbands' error is about the pixels'
-                    if pick is None or dx + lam * bx < pick[0]:
-                        pick = (dx + lam * bx, bx, qx)
-                assert pick is not None
-                q.append(pick[2])
-                comp_bits[comp] += pick[1]
-            back = wavelet.inverse([x.astype(np.float32) for x in q], levels) * np.float32(step)
-            e = r[comp] - back
+            recon[comp] = wavelet.inverse([x.astype(np.float32) for x in arrays[comp]], levels) * np.float32(step)
+            e = r[comp] - recon[comp]
             if a.valid is not None:
                 e = e[a.valid]
             comp_err[comp] = float(np.sum(e.astype(np.float64) ** 2))
-            arrays.append(q)
-            recon[comp] = back
-        return ResidualPart(arrays=tuple(arrays), bits=float(comp_bits.sum()), err=float(comp_err.sum()), recon=recon,
-                            comp_bits=comp_bits, comp_err=comp_err)
+        return ResidualPart(arrays=tuple(arrays), bits=8.0 * len(stream), err=float(comp_err.sum()), recon=recon,
+                            comp_err=comp_err, stream=stream)
 
     @staticmethod
     def no_latents(a: AnalyzedTile) -> LatentPart:
@@ -407,12 +368,14 @@ class Planner:
         return a.cache.latent_err[lat]
 
 
-def _merge(resid: ResidualPart, alone: ResidualPart, pick: np.ndarray) -> ResidualPart:
+def _merge(resid: ResidualPart, alone: ResidualPart, pick: np.ndarray, h: int, w: int) -> ResidualPart:
     """Per component ``resid``'s (``pick: bool[C]``) or ``alone``'s residual: the residual of a tile whose picked
-    components carry latents (components are quantised and their errors summed independently)."""
-    assert resid.comp_bits is not None and resid.comp_err is not None and alone.comp_bits is not None and \
-        alone.comp_err is not None and resid.recon is not None and alone.recon is not None
-    bits, err = np.where(pick, resid.comp_bits, alone.comp_bits), np.where(pick, resid.comp_err, alone.comp_err)
-    return ResidualPart(arrays=tuple(r if p else q for r, q, p in zip(resid.arrays, alone.arrays, pick)),
-                        bits=float(bits.sum()), err=float(err.sum()),
-                        recon=np.where(pick[:, None, None], resid.recon, alone.recon), comp_bits=bits, comp_err=err)
+    components carry latents (components are quantised and their errors summed independently), coded again as one
+    stream (the coefficients as chosen: no second rate-distortion pass)."""
+    assert resid.comp_err is not None and alone.comp_err is not None and resid.recon is not None and \
+        alone.recon is not None
+    arrays = tuple(r if p else q for r, q, p in zip(resid.arrays, alone.arrays, pick))
+    err = np.where(pick, resid.comp_err, alone.comp_err)
+    stream = coefs_mod.encode(list(arrays), h, w)
+    return ResidualPart(arrays=arrays, bits=8.0 * len(stream), err=float(err.sum()),
+                        recon=np.where(pick[:, None, None], resid.recon, alone.recon), comp_err=err, stream=stream)

@@ -133,3 +133,50 @@ def test_block_bits_refuses_wrong_tables():
         _coefs.block_bits(np.zeros(16, np.int32), 4, 4, 16, np.zeros((3, 9), np.float32), 5, np.zeros(64, np.float32))
     with pytest.raises(ValueError, match="block_bits"):
         _coefs.block_bits(np.zeros(16, np.int32), 4, 4, 0, np.zeros((3, 9), np.float32), 4, np.zeros(64, np.float32))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 70), st.integers(1, 70), st.sampled_from([0.3, 3.0, 300.0]),
+       st.sampled_from([0.0, 0.05, 0.1155, 1.0, 50.0]), st.integers(0, 2**32 - 1))
+def test_rate_distortion_coding_decodes_to_what_it_chose_each_the_nearest_or_one_step_toward_zero(
+        comps, h, w, scale, lam, seed):
+    """The encoder's greedy choice (encode_rdo) writes a plain v5 stream of the integers it returns; each is the
+    nearest integer to its coefficient or one step toward zero; with lam = 0 nothing moves."""
+    rng = np.random.default_rng(seed)
+    shapes = wavelet.subband_shapes(h, w, wavelet.levels_for(h, w))
+    scaled = [[rng.laplace(0, scale, s) * (rng.random(s) < 0.7) for s in shapes] for _ in range(comps)]
+    nearest = [[(np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int32) for x in bands] for bands in scaled]
+    stream, chosen = coefs.encode_rdo(nearest, scaled, h, w, lam)
+    back = coefs.decode(stream, comps, h, w)
+    for got, want, near in zip(back, chosen, nearest):
+        for g, c, n in zip(got, want, near):
+            np.testing.assert_array_equal(g, c)
+            assert ((c == n) | (c == n - np.sign(n))).all()
+            if lam == 0:
+                np.testing.assert_array_equal(c, n)
+    if lam == 0:
+        assert stream == coefs.encode(nearest, h, w)
+
+
+def test_rate_distortion_coding_saves_bits_for_little_error(rng):
+    h = w = 64
+    shapes = wavelet.subband_shapes(h, w, wavelet.levels_for(h, w))
+    scaled = [[rng.laplace(0, 1.5, s) for s in shapes] for _ in range(2)]
+    nearest = [[(np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int32) for x in bands] for bands in scaled]
+    plain, (rdo, chosen) = coefs.encode(nearest, h, w), coefs.encode_rdo(nearest, scaled, h, w, 0.1155)
+
+    def err(q):
+        return sum(float(np.sum((x - v) ** 2)) for xb, qb in zip(scaled, q) for x, v in zip(xb, qb))
+
+    assert len(rdo) < len(plain)
+    # D + lambda R falls: the point of it (lambda = ln 2 / 6 per step^2, the encoder's)
+    assert err(chosen) + 0.1155 * 8 * len(rdo) < err(nearest) + 0.1155 * 8 * len(plain)
+
+
+def test_rate_distortion_coding_refuses_mismatched_coefficients():
+    _, geom = coefs.coding_order(8, 8)
+    q = np.zeros(64, np.int32)
+    with pytest.raises(ValueError, match="xs"):
+        _coefs.encode(q, 1, geom, np.zeros(63), 0.1)
+    with pytest.raises(ValueError, match="lam"):
+        _coefs.encode(q, 1, geom, np.zeros(64), -1.0)

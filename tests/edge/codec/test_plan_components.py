@@ -62,20 +62,3 @@ def test_components_after_the_first_ones_never_run_the_network(bundle, crop):
     assert not weighed.all()  # the test means something: a 4-band tile weighs 2 of its components
     np.testing.assert_array_equal(a.cache.y_done, weighed & codec.hybrid.model.latents.coded(a, codec.latent_level(LEVEL)))
 
-
-def test_an_estimated_plan_codes_the_same_coefficients_and_cannot_be_packed(codec, crop):
-    """``--psnr``'s tries plan without coding the residual; the try kept is then coded from the same integers."""
-    a = codec.analyze(crop, None)
-    level = int(np.flatnonzero(codec.ladder.step > 0)[-1])  # a network-free residual level
-    rough = codec.hybrid.planner.plan(a, level, exact=False)
-    assert rough.estimated and rough.coefs_stream == b""
-    with pytest.raises(ValueError, match="estimated plan"):
-        codec.hybrid.pack(a, level, rough)
-    exact = codec.hybrid.planner.plan(a, level)  # from the estimated plan in the tile's cache
-    assert not exact.estimated
-    for got, want in zip(exact.coefs, rough.coefs):
-        for x, y in zip(got, want):
-            np.testing.assert_array_equal(x, y)
-    assert exact.coefs_bits == 8 * len(exact.coefs_stream)
-    assert exact.bits == rough.bits - rough.coefs_bits + exact.coefs_bits
-    assert codec.decompress(codec.hybrid.pack(a, level, exact)).pixels.shape == crop.shape
