@@ -49,15 +49,34 @@
 
 #define PR_FORMAT_VERSION 1
 #define NSPATIAL 6                 /* spatial features */
+#ifndef PMAX
 #define PMAX 3                     /* previous bands' central differences */
-#define NF (NSPATIAL + PMAX + 1)   /* + the previous band's prediction error */
+#endif
+#ifndef EXP_EF
+#define EXP_EF 0
+#endif
+#ifndef EXP_WARMUP
+#define EXP_WARMUP 0
+#endif
+#define NF (NSPATIAL + PMAX + 1 + 2 * EXP_EF + (EXP_EF > 1 ? 2 : 0) + (EXP_EF > 2 ? 1 : 0))   /* + the previous band's prediction error */
 #define OMEGA 16                   /* fractional bits of the weights */
 #define W_LIMIT ((int64_t)1 << 19) /* |w| <= 8 */
 #define MU_SHIFT_MIN 3             /* LMS step 2^-shift: 2^-3 at the start of a band, then smaller ... */
 #define MU_SHIFT_MAX 7             /* ... down to 2^-7 */
 #define MU_SHIFT_EVERY 512         /* coded samples per step of the shift */
 #define ERR_CLIP 32                /* LMS error in eighths of its running mean, clipped to +-this */
+#ifndef EXP_CTX
+#define EXP_CTX 0
+#endif
+#ifndef EXP_BIAS
+#define EXP_BIAS 0
+#endif
+#if EXP_CTX
+#define NCTX 22
+#else
 #define NCTX MAG_CONTEXTS           /* magnitude contexts */
+#endif
+#define NBIAS (16 * NCTX)
 #define NSIGN 27                   /* sign contexts: signs (+, -, 0) of q at W, N and in the previous band */
 #define KMAX 40                    /* longest unary prefix: |q| < 2^40 (decode_q bounds it far below) */
 #define SAMPLE_LIMIT ((int64_t)1 << 33) /* |lo|, |hi|, E bounded by the wrapper: keeps every product in int64 */
@@ -100,6 +119,7 @@ typedef struct {
     int64_t w[NF];
     int64_t coded;                  /* samples coded so far (step schedule) */
     int64_t aerr;                   /* running mean of |4r - p4|, x 16 */
+    int64_t bsum[NBIAS], bcnt[NBIAS];
     bitmodel zero[NCTX];
     bitmodel sign[NSIGN];
     bitmodel unary[NCTX][KMAX + 1];
@@ -118,7 +138,7 @@ static void band_init(band_models *m, int mode)
     m->w[1] = 3 << (OMEGA - 3);
     m->w[2] = -(1 << (OMEGA - 2));
     m->w[NSPATIAL] = 1 << (OMEGA - 1);
-    const bitmodel half = model_half(MODEL_WARM); /* no warm-up */
+    const bitmodel half = model_half(EXP_WARMUP ? 0 : MODEL_WARM); /* no warm-up */
     for (int i = 0; i < NSIGN; i++)
         m->sign[i] = half;
     for (int c = 0; c < NCTX; c++) {
@@ -188,6 +208,8 @@ typedef struct {
     int nf;
     int64_t s;        /* local sum */
     int64_t p4;       /* 4x the prediction, before clipping */
+    int64_t p4l;      /* the LMS's p4 */
+    int bctx;
     int64_t p;        /* the prediction, clipped to the band's range */
     int mctx, sctx;   /* magnitude and sign contexts */
     int rctx;         /* replication mode: the full context, 16 equality context + mctx */
@@ -212,6 +234,21 @@ static inline void gather(const tile_t *t, int b, int y, int x, nbhd *n)
 
 /* The magnitude context (neighbouring |q| of this band and the previous one, and the gradients in steps) and the sign
  * context of (b, y, x). */
+#if EXP_CTX
+static unsigned char wide_lut[4096];
+static void wide_init(void)
+{
+    static const int edges[NCTX - 1] = {1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224, 320, 448, 640,
+                                        896, 1280, 1792};
+    for (int v = 0; v < 4096; v++) {
+        unsigned k = 0;
+        while (k < NCTX - 1 && v >= edges[k])
+            k++;
+        wide_lut[v] = (unsigned char)k;
+    }
+}
+#endif
+
 static inline void contexts(const tile_t *t, int b, int y, int x, const nbhd *n, predicted *pr)
 {
     const size_t ra = RAT(t, b, y, x), w = (size_t)t->w;
@@ -232,7 +269,11 @@ static inline void contexts(const tile_t *t, int b, int y, int x, const nbhd *n,
                    abs64(n->N - n->NN);
     int64_t g = t->emax[b] ? grad / (2 * t->emax[b] + 1) : grad; /* non-negative: truncation is floor */
     int64_t v = (act + (g > 4096 ? 4096 : g) + 1) / 2;
+#if EXP_CTX
+    pr->mctx = wide_lut[v > 4095 ? 4095 : v];
+#else
     pr->mctx = bucket_lut[v > 255 ? 255 : v];
+#endif
     pr->sctx = 9 * tri(sW) + 3 * tri(sN) + tri(sB);
 }
 
@@ -255,14 +296,39 @@ static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
         u[nf++] = t->cdiff[ra - (size_t)k * w];
     if (b > 0)
         u[nf++] = 4 * t->perr[ra - w];
+#if EXP_EF
+    {
+        const size_t rw = (size_t)t->c * w; /* one ring row */
+        u[nf++] = x > 0 ? 4 * t->perr[ra - 1] : 0;
+        size_t up = y & (RING - 1) ? ra - rw : ra + (RING - 1) * rw;
+        u[nf++] = y > 0 ? 4 * t->perr[up] : 0;
+#if EXP_EF > 1
+        u[nf++] = y > 0 && x > 0 ? 4 * t->perr[up - 1] : 0;
+        u[nf++] = y > 0 && x + 1 < t->w ? 4 * t->perr[up + 1] : 0;
+#endif
+#if EXP_EF > 2
+        u[nf++] = x > 1 ? 4 * t->perr[ra - 2] : 0;
+#endif
+    }
+#endif
     pr->nf = nf;
     int64_t d = 0;
     for (int j = 0; j < nf; j++)
         d += m->w[j] * u[j];
     pr->s = s;
     pr->p4 = s + floor_div(d, (int64_t)1 << OMEGA);
-    pr->p = clip64(floor_div(pr->p4 + 2, 4), t->lo[b], t->hi[b]);
+    pr->p4l = pr->p4;
     contexts(t, b, y, x, &n, pr);
+#if EXP_BIAS
+    {
+        int64_t p4 = pr->p4;
+        int tex = (4 * n.N > p4) | (4 * n.W > p4) << 1 | (4 * n.NW > p4) << 2 | (4 * n.NE > p4) << 3;
+        pr->bctx = pr->mctx * 16 + tex;
+        if (m->bcnt[pr->bctx])
+            pr->p4 += floor_div(m->bsum[pr->bctx], m->bcnt[pr->bctx]);
+    }
+#endif
+    pr->p = clip64(floor_div(pr->p4 + 2, 4), t->lo[b], t->hi[b]);
 }
 
 /* The replication mode (v8): p = MED(N, W, NW), which copies W where N = NW and N where W = NW (no weights); the
@@ -288,7 +354,17 @@ static void predict_rep(const tile_t *t, int b, int y, int x, predicted *pr)
 static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
 {
     band_models *m = &t->m[b];
-    int64_t err4 = 4 * rec - pr->p4;
+    int64_t err4 = 4 * rec - pr->p4l;
+#if EXP_BIAS
+    {
+        int c = pr->bctx;
+        m->bsum[c] += clip64(err4, -(1 << 20), 1 << 20);
+        if (++m->bcnt[c] >= 64) {
+            m->bsum[c] = floor_div(m->bsum[c], 2);
+            m->bcnt[c] = 32;
+        }
+    }
+#endif
     int64_t aerr16 = abs64(err4) * 16;
     if (err4 != 0) {
         int64_t norm = 1;
@@ -800,6 +876,9 @@ PyMODINIT_FUNC PyInit__predictive(void)
 {
     bucket_init();
     cost_init();
+#if EXP_CTX
+    wide_init();
+#endif
     PyObject *m = PyModule_Create(&pr_module);
     if (m && PyModule_AddIntConstant(m, "FORMAT_VERSION", PR_FORMAT_VERSION) < 0) {
         Py_DECREF(m);
