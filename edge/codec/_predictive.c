@@ -1,5 +1,5 @@
 /*
- * _predictive.c -- the error-bounded predictive tile coder behind cvae.edge.codec.predictive (tile format v4).
+ * _predictive.c -- the error-bounded predictive tile coder behind cvae.edge.codec.predictive (tile formats v4, v8, v9).
  *
  * The stream is specified in docs/bitstream.md ("Version 4"); this file is its reference implementation.
  * Everything here is integer arithmetic with C99-defined results (no floating point, no right shift of a negative
@@ -35,6 +35,10 @@
  * coder next to the project's rANS coder (_rangecoder.c) because the models here change after every bit: rANS
  * would need a second, backward pass over stored probabilities.
  *
+ * Version 9 (t->v9): mode 0 also reads up to 11 previous bands' d and 4 (r - p) of this band at W, N, NW, NE, WW
+ * (|4 (r - p)| <= 2^36 like the previous band's: a sum of 23 terms w u stays below 2^60), magnitude contexts from 22
+ * edges (wide_lut) and bit models that start with the warm-up (docs/bitstream.md, "Version 9").
+ *
  * Only the Python C API and the buffer protocol are used; the coding loops run without the GIL. The Python
  * wrapper validates inputs and raises the user-facing errors; this module re-checks everything memory safety
  * depends on and returns (status, detail) for a bad stream.
@@ -49,34 +53,17 @@
 
 #define PR_FORMAT_VERSION 1
 #define NSPATIAL 6                 /* spatial features */
-#ifndef PMAX
-#define PMAX 3                     /* previous bands' central differences */
-#endif
-#ifndef EXP_EF
-#define EXP_EF 0
-#endif
-#ifndef EXP_WARMUP
-#define EXP_WARMUP 0
-#endif
-#define NF (NSPATIAL + PMAX + 1 + 2 * EXP_EF + (EXP_EF > 1 ? 2 : 0) + (EXP_EF > 2 ? 1 : 0))   /* + the previous band's prediction error */
+#define PMAX 3                     /* previous bands' central differences (v4, v8) */
+#define PMAX9 11                   /* v9: up to 11 previous bands */
+#define NEF 5                      /* v9: this band's prediction errors at W, N, NW, NE, WW */
+#define NF (NSPATIAL + PMAX9 + 1 + NEF) /* + the previous band's prediction error */
 #define OMEGA 16                   /* fractional bits of the weights */
 #define W_LIMIT ((int64_t)1 << 19) /* |w| <= 8 */
 #define MU_SHIFT_MIN 3             /* LMS step 2^-shift: 2^-3 at the start of a band, then smaller ... */
 #define MU_SHIFT_MAX 7             /* ... down to 2^-7 */
 #define MU_SHIFT_EVERY 512         /* coded samples per step of the shift */
 #define ERR_CLIP 32                /* LMS error in eighths of its running mean, clipped to +-this */
-#ifndef EXP_CTX
-#define EXP_CTX 0
-#endif
-#ifndef EXP_BIAS
-#define EXP_BIAS 0
-#endif
-#if EXP_CTX
-#define NCTX 22
-#else
-#define NCTX MAG_CONTEXTS           /* magnitude contexts */
-#endif
-#define NBIAS (16 * NCTX)
+#define NCTX 22                    /* magnitude contexts: v9's 22 (v4 and v8 use the first MAG_CONTEXTS = 16) */
 #define NSIGN 27                   /* sign contexts: signs (+, -, 0) of q at W, N and in the previous band */
 #define KMAX 40                    /* longest unary prefix: |q| < 2^40 (decode_q bounds it far below) */
 #define SAMPLE_LIMIT ((int64_t)1 << 33) /* |lo|, |hi|, E bounded by the wrapper: keeps every product in int64 */
@@ -119,7 +106,6 @@ typedef struct {
     int64_t w[NF];
     int64_t coded;                  /* samples coded so far (step schedule) */
     int64_t aerr;                   /* running mean of |4r - p4|, x 16 */
-    int64_t bsum[NBIAS], bcnt[NBIAS];
     bitmodel zero[NCTX];
     bitmodel sign[NSIGN];
     bitmodel unary[NCTX][KMAX + 1];
@@ -129,7 +115,7 @@ typedef struct {
     bitmodel runary[NRCTX][NLOW];       /* replication mode: the first unary positions, per full context */
 } band_models;
 
-static void band_init(band_models *m, int mode)
+static void band_init(band_models *m, int mode, int v9)
 {
     memset(m, 0, mode ? sizeof *m : offsetof(band_models, rzero));
     /* start near planar prediction: (4N - s) 3/8 + (4W - s) 3/8 - (4NW - s) 1/4; the previous band's central
@@ -138,7 +124,7 @@ static void band_init(band_models *m, int mode)
     m->w[1] = 3 << (OMEGA - 3);
     m->w[2] = -(1 << (OMEGA - 2));
     m->w[NSPATIAL] = 1 << (OMEGA - 1);
-    const bitmodel half = model_half(EXP_WARMUP ? 0 : MODEL_WARM); /* no warm-up */
+    const bitmodel half = model_half(v9 ? 0 : MODEL_WARM); /* v4, v8: no warm-up; v9: the warm-up */
     for (int i = 0; i < NSIGN; i++)
         m->sign[i] = half;
     for (int c = 0; c < NCTX; c++) {
@@ -167,6 +153,7 @@ typedef struct {
     const uint8_t *skip;           /* [c][h][w] */
     const uint8_t *rep;            /* [c][4] ky, kx, oy, ox: replication blocks (1, 1, 0, 0: none) */
     const uint8_t *mode;           /* [c] 0: v4's adaptive linear predictor; 1: the replication mode (v8) */
+    int v9;                        /* tile format v9: mode 0 with more inputs, 22 contexts, warm-up models */
     int64_t *r;                    /* [c][h][w] reconstructed (the output) */
     /* what later samples read of the last RING rows, [RING][c][w] (row y at y mod RING, RAT): the working set is
      * 19 RING c w bytes whatever the tile's height (20 MB for the format's largest tile, 32 x 2048 x 2048) */
@@ -208,8 +195,6 @@ typedef struct {
     int nf;
     int64_t s;        /* local sum */
     int64_t p4;       /* 4x the prediction, before clipping */
-    int64_t p4l;      /* the LMS's p4 */
-    int bctx;
     int64_t p;        /* the prediction, clipped to the band's range */
     int mctx, sctx;   /* magnitude and sign contexts */
     int rctx;         /* replication mode: the full context, 16 equality context + mctx */
@@ -234,8 +219,11 @@ static inline void gather(const tile_t *t, int b, int y, int x, nbhd *n)
 
 /* The magnitude context (neighbouring |q| of this band and the previous one, and the gradients in steps) and the sign
  * context of (b, y, x). */
-#if EXP_CTX
+/* wide_lut[v]: v9's magnitude context, how many of the edges 1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224,
+ * 320, 448, 640, 896, 1280, 1792 are <= v (v >= 4095 counts as 4095: all 21); the first 15 edges are v4's
+ * bucket_lut. Filled once at import. */
 static unsigned char wide_lut[4096];
+
 static void wide_init(void)
 {
     static const int edges[NCTX - 1] = {1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224, 320, 448, 640,
@@ -247,7 +235,6 @@ static void wide_init(void)
         wide_lut[v] = (unsigned char)k;
     }
 }
-#endif
 
 static inline void contexts(const tile_t *t, int b, int y, int x, const nbhd *n, predicted *pr)
 {
@@ -269,11 +256,7 @@ static inline void contexts(const tile_t *t, int b, int y, int x, const nbhd *n,
                    abs64(n->N - n->NN);
     int64_t g = t->emax[b] ? grad / (2 * t->emax[b] + 1) : grad; /* non-negative: truncation is floor */
     int64_t v = (act + (g > 4096 ? 4096 : g) + 1) / 2;
-#if EXP_CTX
-    pr->mctx = wide_lut[v > 4095 ? 4095 : v];
-#else
-    pr->mctx = bucket_lut[v > 255 ? 255 : v];
-#endif
+    pr->mctx = t->v9 ? wide_lut[v > 4095 ? 4095 : v] : bucket_lut[v > 255 ? 255 : v];
     pr->sctx = 9 * tri(sW) + 3 * tri(sN) + tri(sB);
 }
 
@@ -292,43 +275,27 @@ static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
     u[4] = 4 * n.NN - s;
     u[5] = 4 * med(n.N, n.W, n.NW) - s;
     int nf = NSPATIAL;
-    for (int k = 1; k <= PMAX && k <= b; k++)
+    const int pmax = t->v9 ? PMAX9 : PMAX;
+    for (int k = 1; k <= pmax && k <= b; k++)
         u[nf++] = t->cdiff[ra - (size_t)k * w];
     if (b > 0)
         u[nf++] = 4 * t->perr[ra - w];
-#if EXP_EF
-    {
-        const size_t rw = (size_t)t->c * w; /* one ring row */
-        u[nf++] = x > 0 ? 4 * t->perr[ra - 1] : 0;
-        size_t up = y & (RING - 1) ? ra - rw : ra + (RING - 1) * rw;
-        u[nf++] = y > 0 ? 4 * t->perr[up] : 0;
-#if EXP_EF > 1
-        u[nf++] = y > 0 && x > 0 ? 4 * t->perr[up - 1] : 0;
-        u[nf++] = y > 0 && x + 1 < t->w ? 4 * t->perr[up + 1] : 0;
-#endif
-#if EXP_EF > 2
-        u[nf++] = x > 1 ? 4 * t->perr[ra - 2] : 0;
-#endif
+    if (t->v9) { /* this band's prediction errors r - p at W, N, NW, NE, WW (0 where the neighbour is missing) */
+        const int64_t *e0 = t->perr + ra, *e1 = y > 0 ? t->perr + RAT(t, b, y - 1, x) : NULL;
+        u[nf++] = x > 0 ? 4 * e0[-1] : 0;
+        u[nf++] = e1 ? 4 * e1[0] : 0;
+        u[nf++] = e1 && x > 0 ? 4 * e1[-1] : 0;
+        u[nf++] = e1 && x + 1 < t->w ? 4 * e1[1] : 0;
+        u[nf++] = x > 1 ? 4 * e0[-2] : 0;
     }
-#endif
     pr->nf = nf;
     int64_t d = 0;
     for (int j = 0; j < nf; j++)
         d += m->w[j] * u[j];
     pr->s = s;
     pr->p4 = s + floor_div(d, (int64_t)1 << OMEGA);
-    pr->p4l = pr->p4;
-    contexts(t, b, y, x, &n, pr);
-#if EXP_BIAS
-    {
-        int64_t p4 = pr->p4;
-        int tex = (4 * n.N > p4) | (4 * n.W > p4) << 1 | (4 * n.NW > p4) << 2 | (4 * n.NE > p4) << 3;
-        pr->bctx = pr->mctx * 16 + tex;
-        if (m->bcnt[pr->bctx])
-            pr->p4 += floor_div(m->bsum[pr->bctx], m->bcnt[pr->bctx]);
-    }
-#endif
     pr->p = clip64(floor_div(pr->p4 + 2, 4), t->lo[b], t->hi[b]);
+    contexts(t, b, y, x, &n, pr);
 }
 
 /* The replication mode (v8): p = MED(N, W, NW), which copies W where N = NW and N where W = NW (no weights); the
@@ -354,17 +321,7 @@ static void predict_rep(const tile_t *t, int b, int y, int x, predicted *pr)
 static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
 {
     band_models *m = &t->m[b];
-    int64_t err4 = 4 * rec - pr->p4l;
-#if EXP_BIAS
-    {
-        int c = pr->bctx;
-        m->bsum[c] += clip64(err4, -(1 << 20), 1 << 20);
-        if (++m->bcnt[c] >= 64) {
-            m->bsum[c] = floor_div(m->bsum[c], 2);
-            m->bcnt[c] = 32;
-        }
-    }
-#endif
+    int64_t err4 = 4 * rec - pr->p4;
     int64_t aerr16 = abs64(err4) * 16;
     if (err4 != 0) {
         int64_t norm = 1;
@@ -526,7 +483,7 @@ static inline void settle(tile_t *t, size_t at, size_t ra, int64_t rec, int64_t 
 static int run_tile(tile_t *t, const int64_t *x, encoder *enc, int64_t *cost, decoder *dec, Py_ssize_t *where)
 {
     for (int b = 0; b < t->c; b++)
-        band_init(&t->m[b], t->mode[b]);
+        band_init(&t->m[b], t->mode[b], t->v9);
     sink out = {enc, NULL};
     for (int y = 0; y < t->h; y++) {
         for (int b = 0; b < t->c; b++) {
@@ -699,8 +656,8 @@ static uint64_t coded_at_least(const tile_t *t, int c, int h, int w)
 static PyObject *encode_or_cost(PyObject *args, int want_cost)
 {
     PyObject *xo, *so, *ro, *eo, *loo, *hio, *mo = NULL;
-    int c, h, w;
-    if (!PyArg_ParseTuple(args, "OOOiiiOOO|O", &xo, &so, &ro, &c, &h, &w, &eo, &loo, &hio, &mo))
+    int c, h, w, v9 = 0;
+    if (!PyArg_ParseTuple(args, "OOOiiiOOO|Op", &xo, &so, &ro, &c, &h, &w, &eo, &loo, &hio, &mo, &v9))
         return NULL;
     if (c < 1 || c > 255 || h < 1 || w < 1 || h > 65535 || w > 65535) {
         PyErr_SetString(PyExc_ValueError, "bad tile shape");
@@ -742,6 +699,7 @@ static PyObject *encode_or_cost(PyObject *args, int want_cost)
     t.skip = skip;
     t.rep = v.rep.buf;
     t.mode = mode;
+    t.v9 = v9;
     t.r = malloc((size_t)n * sizeof(int64_t));
     encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
     int64_t *cost = want_cost ? calloc((size_t)c, sizeof(int64_t)) : NULL;
@@ -795,9 +753,9 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
 {
     Py_buffer data;
     PyObject *so, *ro, *eo, *loo, *hio, *oo, *mo = NULL;
-    int c, h, w;
+    int c, h, w, v9 = 0;
     const uint8_t *mode = NULL;
-    if (!PyArg_ParseTuple(args, "y*OOiiiOOOO|O", &data, &so, &ro, &c, &h, &w, &eo, &loo, &hio, &oo, &mo))
+    if (!PyArg_ParseTuple(args, "y*OOiiiOOOO|Op", &data, &so, &ro, &c, &h, &w, &eo, &loo, &hio, &oo, &mo, &v9))
         return NULL;
     if (c < 1 || c > MAX_BANDS || h < 1 || w < 1 || h > MAX_EDGE || w > MAX_EDGE) { /* the format's limits */
         PyBuffer_Release(&data);
@@ -826,6 +784,7 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
     t.skip = v.skip.buf;
     t.rep = v.rep.buf;
     t.mode = mode;
+    t.v9 = v9;
     t.r = v.out.buf;
     int st = PR_ERR_NOMEM;
     Py_ssize_t where = 0;
@@ -863,11 +822,11 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef pr_methods[] = {
-    {"encode", pr_encode, METH_VARARGS, "encode(x, skip, rep, C, H, W, max_error, lo, hi[, modes]) -> bytes"},
+    {"encode", pr_encode, METH_VARARGS, "encode(x, skip, rep, C, H, W, max_error, lo, hi[, modes[, v9]]) -> bytes"},
     {"encode_costs", pr_encode_costs, METH_VARARGS,
-     "encode_costs(x, skip, rep, C, H, W, max_error, lo, hi[, modes]) -> (bytes, each band's estimated bits in 1/256)"},
+     "encode_costs(x, skip, rep, C, H, W, max_error, lo, hi[, modes[, v9]]) -> (bytes, each band's estimated bits in 1/256)"},
     {"decode", pr_decode, METH_VARARGS,
-     "decode(data, skip, rep, C, H, W, max_error, lo, hi, out[, modes]) -> (status, detail)"},
+     "decode(data, skip, rep, C, H, W, max_error, lo, hi, out[, modes[, v9]]) -> (status, detail)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef pr_module = {PyModuleDef_HEAD_INIT, "_predictive", NULL, -1, pr_methods};
@@ -876,9 +835,7 @@ PyMODINIT_FUNC PyInit__predictive(void)
 {
     bucket_init();
     cost_init();
-#if EXP_CTX
     wide_init();
-#endif
     PyObject *m = PyModule_Create(&pr_module);
     if (m && PyModule_AddIntConstant(m, "FORMAT_VERSION", PR_FORMAT_VERSION) < 0) {
         Py_DECREF(m);

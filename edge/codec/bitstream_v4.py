@@ -60,7 +60,7 @@ def pack_fields(h: "TileHeader", payload: bytes) -> bytes:
     modes = np.zeros(h.bands, np.int64) if h.modes is None else np.asarray(h.modes, np.int64)
     with_modes = h.format.band_modes
     if modes.shape != (h.bands,) or not np.isin(modes, MODES).all() or (modes.any() and not with_modes):
-        raise ValueError(f"pack_tile: modes must be [C] of {MODES}, and other than 0 only in version 8")
+        raise ValueError(f"pack_tile: modes must be [C] of {MODES}, and other than 0 only in versions 8 and 9")
     out = bytearray()
     palette = h.palette if h.palette is not None else (None,) * h.bands
     for eb, lb, hb, (ky, kx, oy, ox), pal, mode in zip(e.tolist(), lo.astype(np.int64).tolist(),
