@@ -316,6 +316,41 @@ static void predict_rep(const tile_t *t, int b, int y, int x, predicted *pr)
     pr->rctx = (4 * eq + run) * NCTX + pr->mctx;
 }
 
+/* trunc(a / d) for the weight update's |a| < 2^54 (below) and 1 <= d < 2^62, computed for every j with one divisor:
+ * where the compiler has 128-bit integers (GCC and Clang on x86-64 and aarch64), by a multiply with the exact
+ * reciprocal M = ceil(2^(55 + l) / d), l = ceil(log2 d): with M d = 2^(55 + l) + e, 0 <= e < d <= 2^l, for
+ * 0 <= n < 2^55 n M / 2^(55 + l) = n / d + n e / (d 2^(55 + l)) and the last term is below 1 / d, so the floor is
+ * floor(n / d) (Granlund and Montgomery 1994); elsewhere by C99 division. The same integers either way. */
+typedef struct {
+    uint64_t d;
+#if defined(__SIZEOF_INT128__)
+    uint64_t m; /* M < 2^56 */
+    int s;      /* 55 + l */
+#endif
+} divisor;
+
+static inline divisor divisor_of(uint64_t d)
+{
+    divisor v;
+    v.d = d;
+#if defined(__SIZEOF_INT128__)
+    v.s = 55 + bitlen(d - 1);
+    v.m = (uint64_t)((((unsigned __int128)1 << v.s) + d - 1) / d);
+#endif
+    return v;
+}
+
+static inline int64_t tdiv_by(int64_t a, const divisor *v) /* |a| < 2^55 */
+{
+    uint64_t n = (uint64_t)(a < 0 ? -a : a);
+#if defined(__SIZEOF_INT128__)
+    uint64_t q = (uint64_t)(((unsigned __int128)n * v->m) >> v->s);
+#else
+    uint64_t q = n / v->d;
+#endif
+    return a < 0 ? -(int64_t)q : (int64_t)q;
+}
+
 /* Normalised LMS: w_j += mu * c * u_j / (1 + sum |u|), c the error 4r - p4 in eighths of its running mean,
  * clipped to +-ERR_CLIP; mu = 2^(16 - shift), shift from 3 to 7 as the band's coded samples grow. */
 static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
@@ -330,9 +365,10 @@ static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
         int64_t shift = MU_SHIFT_MIN + m->coded / MU_SHIFT_EVERY;
         int64_t mu = (int64_t)1 << (OMEGA - (shift > MU_SHIFT_MAX ? MU_SHIFT_MAX : shift));
         int64_t c = clip64((err4 * 8) / (m->aerr / 16 + 1), -ERR_CLIP, ERR_CLIP);
+        const divisor by = divisor_of((uint64_t)norm * 8); /* norm < 23 2^36 + 1 */
         for (int j = 0; j < pr->nf; j++) {
             /* |u| < 2^36, mu <= 2^13, |c| <= 2^5: the product stays below 2^54; truncation is defined */
-            int64_t dw = (pr->u[j] * mu * c) / (norm * 8);
+            int64_t dw = tdiv_by(pr->u[j] * mu * c, &by);
             m->w[j] = clip64(m->w[j] + dw, -W_LIMIT, W_LIMIT);
         }
     }
