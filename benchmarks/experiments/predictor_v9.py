@@ -34,6 +34,10 @@ from bench_common import ROOT, machine_info, scenes_main, sibling, utc_now  # no
 VARIANTS = {
     "v8": (8, {}),
     "v9": (9, {}),
+    "v9_mix": (9, {"EXP_MIX": 1}),
+    "v9_mix2": (9, {"EXP_MIX": 2}),
+    "v9_mu8": (9, {"EXP_MUMAX": 8}),
+    "v9_mu6": (9, {"EXP_MUMAX": 6}),
 }
 
 
