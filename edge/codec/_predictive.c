@@ -61,12 +61,6 @@
 #define W_LIMIT ((int64_t)1 << 19) /* |w| <= 8 */
 #define MU_SHIFT_MIN 3             /* LMS step 2^-shift: 2^-3 at the start of a band, then smaller ... */
 #define MU_SHIFT_MAX 7             /* ... down to 2^-7 */
-#ifndef EXP_MUMAX
-#define EXP_MUMAX 7
-#endif
-#ifndef EXP_MIX
-#define EXP_MIX 0
-#endif
 #define MU_SHIFT_EVERY 512         /* coded samples per step of the shift */
 #define ERR_CLIP 32                /* LMS error in eighths of its running mean, clipped to +-this */
 #define NCTX 22                    /* magnitude contexts: v9's 22 (v4 and v8 use the first MAG_CONTEXTS = 16) */
@@ -117,7 +111,6 @@ typedef struct {
     bitmodel unary[NCTX][KMAX + 1];
     bitmodel mant1[NCTX][KMAX + 1];     /* the bit below the leading one, per length */
     bitmodel mant2[NCTX][KMAX + 1][2];  /* the next bit, per length and the bit above it */
-    bitmodel zero2[NCTX], unary2[NCTX][KMAX + 1];
     bitmodel rzero[NRCTX];              /* replication mode: q != 0, per full context */
     bitmodel runary[NRCTX][NLOW];       /* replication mode: the first unary positions, per full context */
 } band_models;
@@ -135,9 +128,6 @@ static void band_init(band_models *m, int mode, int v9)
     for (int i = 0; i < NSIGN; i++)
         m->sign[i] = half;
     for (int c = 0; c < NCTX; c++) {
-        m->zero2[c] = half;
-        for (int k = 0; k <= KMAX; k++)
-            m->unary2[c][k] = half;
         m->zero[c] = half;
         for (int k = 0; k <= KMAX; k++) {
             m->unary[c][k] = m->mant1[c][k] = half;
@@ -207,7 +197,6 @@ typedef struct {
     int64_t p4;       /* 4x the prediction, before clipping */
     int64_t p;        /* the prediction, clipped to the band's range */
     int mctx, sctx;   /* magnitude and sign contexts */
-    int mix, c2;
     int rctx;         /* replication mode: the full context, 16 equality context + mctx */
 } predicted;
 
@@ -269,25 +258,6 @@ static inline void contexts(const tile_t *t, int b, int y, int x, const nbhd *n,
     int64_t v = (act + (g > 4096 ? 4096 : g) + 1) / 2;
     pr->mctx = t->v9 ? wide_lut[v > 4095 ? 4095 : v] : bucket_lut[v > 255 ? 255 : v];
     pr->sctx = 9 * tri(sW) + 3 * tri(sN) + tri(sB);
-    pr->mix = 0;
-#if EXP_MIX
-    if (t->v9) {
-        int64_t v2;
-        if (b > 0) {
-            const uint8_t *mb = m0 - (ptrdiff_t)w;
-            int64_t qBW = x > 0 ? mb[-1] : qB, qBE = x + 1 < t->w ? mb[1] : qB;
-#if EXP_MIX == 1
-            v2 = (4 * qB + 2 * (qBW + qBE) + 2 * (qW + qN) + 1) / 2;
-#else
-            v2 = (4 * qB + 2 * (qBW + qBE) + 1) / 2;
-#endif
-        } else {
-            v2 = 2 * (qW + qN);
-        }
-        pr->c2 = wide_lut[v2 > 4095 ? 4095 : v2];
-        pr->mix = 1;
-    }
-#endif
 }
 
 static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
@@ -393,8 +363,7 @@ static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
         for (int j = 0; j < pr->nf; j++)
             norm += abs64(pr->u[j]);
         int64_t shift = MU_SHIFT_MIN + m->coded / MU_SHIFT_EVERY;
-        const int64_t mumax = t->v9 ? EXP_MUMAX : MU_SHIFT_MAX;
-        int64_t mu = (int64_t)1 << (OMEGA - (shift > mumax ? mumax : shift));
+        int64_t mu = (int64_t)1 << (OMEGA - (shift > MU_SHIFT_MAX ? MU_SHIFT_MAX : shift));
         int64_t c = clip64((err4 * 8) / (m->aerr / 16 + 1), -ERR_CLIP, ERR_CLIP);
         const divisor by = divisor_of((uint64_t)norm * 8); /* norm < 23 2^36 + 1 */
         for (int j = 0; j < pr->nf; j++) {
@@ -476,51 +445,9 @@ static void put_gamma(sink *s, bitmodel *low, int nlo, bitmodel *unary, bitmodel
  * as an adaptive Elias-gamma code with the models of magnitude context mctx: k = bitlen(v) - 1 in unary (unary[mctx][i]
  * per position; replication mode: runary[rctx][i] for i < NLOW; no terminating 0 when k = KMAX), the bit below the
  * leading one (mant1[mctx][k]), the next (mant2[mctx][k][bit above]), the rest at probability 1/2. */
-static inline void put_bit2(sink *s, bitmodel *a, bitmodel *b, int bit)
-{
-    uint32_t p0 = (model_p(a) + model_p(b) + 1) >> 1;
-    if (s->cost)
-        *s->cost += cost_lut[(bit ? 65536 - p0 : p0) >> 4];
-    enc_bit_p(s->e, p0, bit);
-    model_update(a, bit);
-    model_update(b, bit);
-}
-
-static inline int dec_bit2(decoder *d, bitmodel *a, bitmodel *b)
-{
-    int bit = dec_bit_p(d, (model_p(a) + model_p(b) + 1) >> 1);
-    model_update(a, bit);
-    model_update(b, bit);
-    return bit;
-}
-
 static void code_q(sink *s, band_models *m, const predicted *pr, int rep, int64_t q)
 {
     int c = pr->mctx;
-    if (pr->mix && !rep) {
-        int c2 = pr->c2;
-        put_bit2(s, &m->zero[c], &m->zero2[c2], q != 0);
-        if (!q)
-            return;
-        put_bit(s, &m->sign[pr->sctx], q < 0);
-        uint64_t v = (uint64_t)abs64(q);
-        int k = bitlen(v) - 1;
-        for (int i = 0; i < k; i++)
-            put_bit2(s, &m->unary[c][i], &m->unary2[c2][i], 1);
-        if (k < KMAX)
-            put_bit2(s, &m->unary[c][k], &m->unary2[c2][k], 0);
-        if (k >= 1) {
-            int top = (int)((v >> (k - 1)) & 1);
-            put_bit(s, &m->mant1[c][k], top);
-            if (k >= 2)
-                put_bit(s, &m->mant2[c][k][top], (int)((v >> (k - 2)) & 1));
-            for (int i = k - 2; i > 0; i -= 16) {
-                int n = i < 16 ? i : 16;
-                put_raw(s, (uint32_t)((v >> (i - n)) & ((1u << n) - 1)), n);
-            }
-        }
-        return;
-    }
     put_bit(s, rep ? &m->rzero[pr->rctx] : &m->zero[c], q != 0);
     if (!q)
         return;
@@ -537,32 +464,6 @@ static void code_q(sink *s, band_models *m, const predicted *pr, int rep, int64_
 static int decode_q(decoder *d, band_models *m, const predicted *pr, int rep, int64_t qmax, int64_t *q)
 {
     int c = pr->mctx;
-    if (pr->mix && !rep) {
-        int c2 = pr->c2;
-        if (!dec_bit2(d, &m->zero[c], &m->zero2[c2])) {
-            *q = 0;
-            return PR_OK;
-        }
-        int neg = dec_bit(d, &m->sign[pr->sctx]);
-        int k = 0;
-        while (k < KMAX && dec_bit2(d, &m->unary[c][k], &m->unary2[c2][k]))
-            k++;
-        uint64_t v = 1;
-        if (k >= 1) {
-            int top = dec_bit(d, &m->mant1[c][k]);
-            v = (v << 1) | (uint64_t)top;
-            if (k >= 2)
-                v = (v << 1) | (uint64_t)dec_bit(d, &m->mant2[c][k][top]);
-            for (int i = k - 2; i > 0; i -= 16) {
-                int n = i < 16 ? i : 16;
-                v = (v << n) | dec_raw(d, n);
-            }
-        }
-        if (v > (uint64_t)qmax)
-            return PR_ERR_RANGE;
-        *q = neg ? -(int64_t)v : (int64_t)v;
-        return PR_OK;
-    }
     if (!dec_bit(d, rep ? &m->rzero[pr->rctx] : &m->zero[c])) {
         *q = 0;
         return PR_OK;
