@@ -1,6 +1,6 @@
 """The tile bitstream, format versions 1 to 7: the one module that owns its bytes (docs/bitstream.md).
 
-This release writes v7 (lossy tiles of adaptive bundles), v8 (error-bounded tiles, any bundle; v4 read only) and v1 (factorised
+This release writes v7 (lossy tiles of adaptive bundles), v9 (error-bounded tiles, any bundle; v4 and v8 read only) and v1 (factorised
 bundles, none shipped); v2, v3, v5 and v6 are read only. What each version holds is one :class:`TileFormat` in :data:`FORMATS`: the byte layer, the tile
 kinds and the decoder ask it (``header.format.coded_mask``, ``.coefs_stream``, ...) instead of testing version
 numbers. All integers big-endian. Layout::
@@ -216,7 +216,7 @@ class TileHeader:
     max_error: np.ndarray | None = None  # v4: int64[C] bound on |decoded - original| per band (0: lossless)
     replication: np.ndarray | None = None  # v4: uint8[C, 4] ky, kx, oy, ox of each band's replicated blocks
     palette: tuple | None = None  # v4: per band None, or int64[K] the values a lossless band uses (coded as ranks)
-    modes: np.ndarray | None = None  # v8: uint8[C] each band's predictor, 0 v4's, 1 the replication mode (None: 0)
+    modes: np.ndarray | None = None  # v8, v9: uint8[C] each band's predictor, 0 v4's, 1 the replication mode (None: 0)
     scene_range: bool = False   # v6, v7: lo, hi are the scene's (SceneSide), not sent in the tile
     step: int | None = None     # v7 with a residual: the step code (cvae.edge.codec.stepcode); None otherwise
 

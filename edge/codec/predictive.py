@@ -1,4 +1,4 @@
-"""Tile kind ``predictive`` (tile formats v8 and v4): error-bounded coding of the samples themselves, lossless at E = 0.
+"""Tile kind ``predictive`` (tile formats v9, v8 and v4): error-bounded coding of the samples themselves, lossless at E = 0.
 
 Each sample is predicted from already decoded neighbours in its band and from the previous bands (an adaptive
 linear predictor in integer arithmetic, weights updated by a sign-error NLMS, plus a context bias correction, in
@@ -12,7 +12,8 @@ a 10 m stack) are coded once per block, and lossless bands with a combed histogr
 palette of the values they use. Version 8 adds a third: each band's predictor, v4's or the replication mode (MED
 with equal-neighbour contexts), which codes bands replicated off any aligned grid (nearest-neighbour upsampling onto
 a rotated grid) in 0.4x v4's bits; the encoder codes a band both ways when it has many equal neighbours and keeps
-the smaller.
+the smaller. Version 9 (written) has v8's layout; its mode 0 also reads the band's own prediction errors and up to 11
+previous bands, and codes with 22 contexts and warm-up bit models (1.6% fewer bits lossless, median).
 
 ``E`` is given per band in the band's own units (digital numbers). Integer dtypes are coded as they are; float
 tiles only when every coded sample is an integer (float64 rasters holding integers): true floats have no bound
@@ -65,7 +66,7 @@ class BoundedTile:
 
 
 class PredictiveKind:
-    """Writes v8 tiles and reads v8 and v4 tiles (the formats of kind 'predictive'); any bundle has it (it needs no
+    """Writes v9 tiles and reads v9, v8 and v4 tiles (the formats of kind 'predictive'); any bundle has it (it needs no
     model part but the model id in the header). A :class:`~cvae.edge.codec.kinds.SampleKind`."""
 
     name = "predictive"
@@ -87,14 +88,14 @@ class PredictiveKind:
         return self.encode_tile(t.pixels, t.max_error, t.valid, t.band_fill)
 
     def decode_pixels(self, u: bitstream.UnpackedTile) -> np.ndarray:
-        """native[C, H, W]: the samples of a parsed v4 or v8 tile (skipped samples 0)."""
+        """native[C, H, W]: the samples of a parsed v4, v8 or v9 tile (skipped samples 0)."""
         if not isinstance(u.payload, bytes):
             raise CorruptTileError("a predictive tile has one coder stream")
         return self.decode_tile(u.header, u.payload, u.valid).astype(u.header.dtype)
 
     def encode_tile(self, tile: np.ndarray, max_error, valid: np.ndarray | None = None,
                     band_fill: np.ndarray | None = None) -> bytes:
-        """``tile: native[C, H, W]`` -> v8 bytes with ``|decoded - tile| <= max_error`` on every coded sample."""
+        """``tile: native[C, H, W]`` -> v9 bytes with ``|decoded - tile| <= max_error`` on every coded sample."""
         c, h, w = tile.shape
         e = check_max_error(max_error, c)
         skip = np.zeros(tile.shape, bool)
