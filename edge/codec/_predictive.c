@@ -316,35 +316,37 @@ static void predict_rep(const tile_t *t, int b, int y, int x, predicted *pr)
     pr->rctx = (4 * eq + run) * NCTX + pr->mctx;
 }
 
-/* trunc(a / d) for the weight update's |a| < 2^54 (below) and 1 <= d < 2^62, computed for every j with one divisor:
+/* trunc(a / d) for the weight update's |a| < 2^54 (below) and 8 <= d < 2^62, computed for every j with one divisor:
  * where the compiler has 128-bit integers (GCC and Clang on x86-64 and aarch64), by a multiply with the exact
- * reciprocal M = ceil(2^(55 + l) / d), l = ceil(log2 d): with M d = 2^(55 + l) + e, 0 <= e < d <= 2^l, for
- * 0 <= n < 2^55 n M / 2^(55 + l) = n / d + n e / (d 2^(55 + l)) and the last term is below 1 / d, so the floor is
- * floor(n / d) (Granlund and Montgomery 1994); elsewhere by C99 division. The same integers either way. */
+ * reciprocal M = ceil(2^(61 + l) / d), l = ceil(log2 d): with M d = 2^(61 + l) + e, 0 <= e < d <= 2^l, for
+ * 0 <= n < 2^61 n M / 2^(61 + l) = n / d + n e / (d 2^(61 + l)) and the last term is below 1 / d, so the floor is
+ * floor(n / d) (Granlund and Montgomery 1994); elsewhere by C99 division. The same integers either way. With d >= 8,
+ * 61 + l >= 64: the quotient is the high 64 bits of n M shifted right by l - 3. */
 typedef struct {
     uint64_t d;
 #if defined(__SIZEOF_INT128__)
-    uint64_t m; /* M < 2^56 */
-    int s;      /* 55 + l */
+    uint64_t m; /* M < 2^62 */
+    int s;      /* l - 3 */
 #endif
 } divisor;
 
-static inline divisor divisor_of(uint64_t d)
+static inline divisor divisor_of(uint64_t d) /* d >= 8 */
 {
     divisor v;
     v.d = d;
 #if defined(__SIZEOF_INT128__)
-    v.s = 55 + bitlen(d - 1);
-    v.m = (uint64_t)((((unsigned __int128)1 << v.s) + d - 1) / d);
+    int l = bitlen(d - 1);
+    v.s = l - 3;
+    v.m = (uint64_t)((((unsigned __int128)1 << (61 + l)) + d - 1) / d);
 #endif
     return v;
 }
 
-static inline int64_t tdiv_by(int64_t a, const divisor *v) /* |a| < 2^55 */
+static inline int64_t tdiv_by(int64_t a, const divisor *v) /* |a| < 2^61 */
 {
     uint64_t n = (uint64_t)(a < 0 ? -a : a);
 #if defined(__SIZEOF_INT128__)
-    uint64_t q = (uint64_t)(((unsigned __int128)n * v->m) >> v->s);
+    uint64_t q = (uint64_t)(((unsigned __int128)n * v->m) >> 64) >> v->s;
 #else
     uint64_t q = n / v->d;
 #endif
