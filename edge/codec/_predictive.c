@@ -193,6 +193,7 @@ static inline void neighbours(const tile_t *t, int b, int y, int x, nbhd *n)
 typedef struct {
     int64_t u[NF];
     int nf;
+    int64_t norm;     /* 1 + sum |u_j|: the weight update's normaliser */
     int64_t s;        /* local sum */
     int64_t p4;       /* 4x the prediction, before clipping */
     int64_t p;        /* the prediction, clipped to the band's range */
@@ -289,9 +290,12 @@ static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
         u[nf++] = x > 1 ? 4 * e0[-2] : 0;
     }
     pr->nf = nf;
-    int64_t d = 0;
-    for (int j = 0; j < nf; j++)
+    int64_t d = 0, norm = 1;
+    for (int j = 0; j < nf; j++) {
         d += m->w[j] * u[j];
+        norm += abs64(u[j]);
+    }
+    pr->norm = norm;
     pr->s = s;
     pr->p4 = s + floor_div(d, (int64_t)1 << OMEGA);
     pr->p = clip64(floor_div(pr->p4 + 2, 4), t->lo[b], t->hi[b]);
@@ -361,16 +365,15 @@ static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
     int64_t err4 = 4 * rec - pr->p4;
     int64_t aerr16 = abs64(err4) * 16;
     if (err4 != 0) {
-        int64_t norm = 1;
-        for (int j = 0; j < pr->nf; j++)
-            norm += abs64(pr->u[j]);
+        const int64_t norm = pr->norm;
         int64_t shift = MU_SHIFT_MIN + m->coded / MU_SHIFT_EVERY;
         int64_t mu = (int64_t)1 << (OMEGA - (shift > MU_SHIFT_MAX ? MU_SHIFT_MAX : shift));
         int64_t c = clip64((err4 * 8) / (m->aerr / 16 + 1), -ERR_CLIP, ERR_CLIP);
         const divisor by = divisor_of((uint64_t)norm * 8); /* norm < 23 2^36 + 1 */
+        const int64_t mc = mu * c;
         for (int j = 0; j < pr->nf; j++) {
             /* |u| < 2^36, mu <= 2^13, |c| <= 2^5: the product stays below 2^54; truncation is defined */
-            int64_t dw = tdiv_by(pr->u[j] * mu * c, &by);
+            int64_t dw = tdiv_by(pr->u[j] * mc, &by);
             m->w[j] = clip64(m->w[j] + dw, -W_LIMIT, W_LIMIT);
         }
     }
