@@ -369,12 +369,14 @@ static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
         int64_t shift = MU_SHIFT_MIN + m->coded / MU_SHIFT_EVERY;
         int64_t mu = (int64_t)1 << (OMEGA - (shift > MU_SHIFT_MAX ? MU_SHIFT_MAX : shift));
         int64_t c = clip64((err4 * 8) / (m->aerr / 16 + 1), -ERR_CLIP, ERR_CLIP);
-        const divisor by = divisor_of((uint64_t)norm * 8); /* norm < 23 2^36 + 1 */
         const int64_t mc = mu * c;
-        for (int j = 0; j < pr->nf; j++) {
-            /* |u| < 2^36, mu <= 2^13, |c| <= 2^5: the product stays below 2^54; truncation is defined */
-            int64_t dw = tdiv_by(pr->u[j] * mc, &by);
-            m->w[j] = clip64(m->w[j] + dw, -W_LIMIT, W_LIMIT);
+        if (mc != 0) { /* c = 0 (an error under an eighth of the running mean) moves no weight: skip the loop */
+            const divisor by = divisor_of((uint64_t)norm * 8); /* norm < 23 2^36 + 1 */
+            for (int j = 0; j < pr->nf; j++) {
+                /* |u| < 2^36, mu <= 2^13, |c| <= 2^5: the product stays below 2^54; truncation is defined */
+                int64_t dw = tdiv_by(pr->u[j] * mc, &by);
+                m->w[j] = clip64(m->w[j] + dw, -W_LIMIT, W_LIMIT);
+            }
         }
     }
     m->aerr += aerr16 >= m->aerr ? (aerr16 - m->aerr) >> 5 : -((m->aerr - aerr16) >> 5);
