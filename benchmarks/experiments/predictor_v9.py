@@ -3,7 +3,7 @@
 A variant is a tile format the release encoder writes (8 or 9: :class:`PredictiveKind` set to that version) and,
 optionally, compile-time switches (``-DNAME=VALUE``) of ``edge/codec/_predictive.c`` compiled into a private module
 swapped in for :mod:`cvae.edge.codec._predictive` (none are defined now: the candidates measured before v9 shipped
-are in ``predictor_v9_ablation.md``, built from commits 2aef335 and a278dfb). The scene's 256 x 256 tiles are
+are in ``predictor_v9_ablation.md``, built from commits ca3fd6a and 80dce02). The scene's 256 x 256 tiles are
 coded by the release encoder (valid mask, band fill, replication blocks, palettes, the per-band mode choice) and
 decoded back by the same variant (every tile checked against its bound). Tile bytes only (no packets), bits per sample over all samples;
 encode MSamples/s of the tile coder, best of two, one thread, the variants alternated in one process.
