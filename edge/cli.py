@@ -76,7 +76,7 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
     g.add_argument("--scene-bytes", type=int, help="byte budget for the scene: levels allocated across tiles")
     g.add_argument("--max-error", type=_max_error,
                    help="error bound in digital numbers, one value or one per band (e.g. 0 = lossless, or 1,1,2,4): "
-                        "every decoded sample within it of the original (tile format v8, no network)")
+                        "every decoded sample within it of the original (tile format v9, no network)")
     g.add_argument("--psnr", type=_psnr, help="quality in dB: each tile at the cheapest rate level or error bound "
                                               "that reaches it (PSNR per band over valid pixels, peak = the band's "
                                               "range in the scene)")

@@ -26,12 +26,12 @@ def _sha(a: np.ndarray, dtype: str) -> str:
 
 def test_every_golden_tile_has_expected_integers():
     goldens = sorted(p.name for p in GOLDEN.glob("tile_v*.bin"))
-    assert goldens == sorted([*mk.ADAPTIVE, mk.V4, mk.V8])
+    assert goldens == sorted([*mk.ADAPTIVE, mk.V4, mk.V8, mk.V9])
     for name in [*goldens, "rangecoder_v1.bin"]:
         assert mk.expected_path(name).is_file(), f"{name}: run make_golden_expected.py"
 
 
-@pytest.mark.parametrize("golden", [*mk.ADAPTIVE, mk.V4, mk.V8, "rangecoder_v1.bin"])
+@pytest.mark.parametrize("golden", [*mk.ADAPTIVE, mk.V4, mk.V8, mk.V9, "rangecoder_v1.bin"])
 def test_the_decoder_derives_the_expected_integers(derived, golden):
     with np.load(mk.expected_path(golden)) as f:
         stored = {k: f[k] for k in f.files}

@@ -1,5 +1,5 @@
 /*
- * _predictive.c -- the error-bounded predictive tile coder behind cvae.edge.codec.predictive (tile format v4).
+ * _predictive.c -- the error-bounded predictive tile coder behind cvae.edge.codec.predictive (tile formats v4, v8, v9).
  *
  * The stream is specified in docs/bitstream.md ("Version 4"); this file is its reference implementation.
  * Everything here is integer arithmetic with C99-defined results (no floating point, no right shift of a negative
@@ -35,6 +35,10 @@
  * coder next to the project's rANS coder (_rangecoder.c) because the models here change after every bit: rANS
  * would need a second, backward pass over stored probabilities.
  *
+ * Version 9 (t->v9): mode 0 also reads up to 11 previous bands' d and 4 (r - p) of this band at W, N, NW, NE, WW
+ * (|4 (r - p)| <= 2^36 like the previous band's: a sum of 23 terms w u stays below 2^60), magnitude contexts from 22
+ * edges (wide_lut) and bit models that start with the warm-up (docs/bitstream.md, "Version 9").
+ *
  * Only the Python C API and the buffer protocol are used; the coding loops run without the GIL. The Python
  * wrapper validates inputs and raises the user-facing errors; this module re-checks everything memory safety
  * depends on and returns (status, detail) for a bad stream.
@@ -49,15 +53,17 @@
 
 #define PR_FORMAT_VERSION 1
 #define NSPATIAL 6                 /* spatial features */
-#define PMAX 3                     /* previous bands' central differences */
-#define NF (NSPATIAL + PMAX + 1)   /* + the previous band's prediction error */
+#define PMAX 3                     /* previous bands' central differences (v4, v8) */
+#define PMAX9 11                   /* v9: up to 11 previous bands */
+#define NEF 5                      /* v9: this band's prediction errors at W, N, NW, NE, WW */
+#define NF (NSPATIAL + PMAX9 + 1 + NEF) /* + the previous band's prediction error */
 #define OMEGA 16                   /* fractional bits of the weights */
 #define W_LIMIT ((int64_t)1 << 19) /* |w| <= 8 */
 #define MU_SHIFT_MIN 3             /* LMS step 2^-shift: 2^-3 at the start of a band, then smaller ... */
 #define MU_SHIFT_MAX 7             /* ... down to 2^-7 */
 #define MU_SHIFT_EVERY 512         /* coded samples per step of the shift */
 #define ERR_CLIP 32                /* LMS error in eighths of its running mean, clipped to +-this */
-#define NCTX MAG_CONTEXTS           /* magnitude contexts */
+#define NCTX 22                    /* magnitude contexts: v9's 22 (v4 and v8 use the first MAG_CONTEXTS = 16) */
 #define NSIGN 27                   /* sign contexts: signs (+, -, 0) of q at W, N and in the previous band */
 #define KMAX 40                    /* longest unary prefix: |q| < 2^40 (decode_q bounds it far below) */
 #define SAMPLE_LIMIT ((int64_t)1 << 33) /* |lo|, |hi|, E bounded by the wrapper: keeps every product in int64 */
@@ -109,7 +115,7 @@ typedef struct {
     bitmodel runary[NRCTX][NLOW];       /* replication mode: the first unary positions, per full context */
 } band_models;
 
-static void band_init(band_models *m, int mode)
+static void band_init(band_models *m, int mode, int v9)
 {
     memset(m, 0, mode ? sizeof *m : offsetof(band_models, rzero));
     /* start near planar prediction: (4N - s) 3/8 + (4W - s) 3/8 - (4NW - s) 1/4; the previous band's central
@@ -118,7 +124,7 @@ static void band_init(band_models *m, int mode)
     m->w[1] = 3 << (OMEGA - 3);
     m->w[2] = -(1 << (OMEGA - 2));
     m->w[NSPATIAL] = 1 << (OMEGA - 1);
-    const bitmodel half = model_half(MODEL_WARM); /* no warm-up */
+    const bitmodel half = model_half(v9 ? 0 : MODEL_WARM); /* v4, v8: no warm-up; v9: the warm-up */
     for (int i = 0; i < NSIGN; i++)
         m->sign[i] = half;
     for (int c = 0; c < NCTX; c++) {
@@ -147,6 +153,7 @@ typedef struct {
     const uint8_t *skip;           /* [c][h][w] */
     const uint8_t *rep;            /* [c][4] ky, kx, oy, ox: replication blocks (1, 1, 0, 0: none) */
     const uint8_t *mode;           /* [c] 0: v4's adaptive linear predictor; 1: the replication mode (v8) */
+    int v9;                        /* tile format v9: mode 0 with more inputs, 22 contexts, warm-up models */
     int64_t *r;                    /* [c][h][w] reconstructed (the output) */
     /* what later samples read of the last RING rows, [RING][c][w] (row y at y mod RING, RAT): the working set is
      * 19 RING c w bytes whatever the tile's height (20 MB for the format's largest tile, 32 x 2048 x 2048) */
@@ -186,6 +193,7 @@ static inline void neighbours(const tile_t *t, int b, int y, int x, nbhd *n)
 typedef struct {
     int64_t u[NF];
     int nf;
+    int64_t norm;     /* 1 + sum |u_j|: the weight update's normaliser */
     int64_t s;        /* local sum */
     int64_t p4;       /* 4x the prediction, before clipping */
     int64_t p;        /* the prediction, clipped to the band's range */
@@ -212,6 +220,23 @@ static inline void gather(const tile_t *t, int b, int y, int x, nbhd *n)
 
 /* The magnitude context (neighbouring |q| of this band and the previous one, and the gradients in steps) and the sign
  * context of (b, y, x). */
+/* wide_lut[v]: v9's magnitude context, how many of the edges 1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224,
+ * 320, 448, 640, 896, 1280, 1792 are <= v (v >= 4095 counts as 4095: all 21); the first 15 edges are v4's
+ * bucket_lut. Filled once at import. */
+static unsigned char wide_lut[4096];
+
+static void wide_init(void)
+{
+    static const int edges[NCTX - 1] = {1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224, 320, 448, 640,
+                                        896, 1280, 1792};
+    for (int v = 0; v < 4096; v++) {
+        unsigned k = 0;
+        while (k < NCTX - 1 && v >= edges[k])
+            k++;
+        wide_lut[v] = (unsigned char)k;
+    }
+}
+
 static inline void contexts(const tile_t *t, int b, int y, int x, const nbhd *n, predicted *pr)
 {
     const size_t ra = RAT(t, b, y, x), w = (size_t)t->w;
@@ -232,7 +257,7 @@ static inline void contexts(const tile_t *t, int b, int y, int x, const nbhd *n,
                    abs64(n->N - n->NN);
     int64_t g = t->emax[b] ? grad / (2 * t->emax[b] + 1) : grad; /* non-negative: truncation is floor */
     int64_t v = (act + (g > 4096 ? 4096 : g) + 1) / 2;
-    pr->mctx = bucket_lut[v > 255 ? 255 : v];
+    pr->mctx = t->v9 ? wide_lut[v > 4095 ? 4095 : v] : bucket_lut[v > 255 ? 255 : v];
     pr->sctx = 9 * tri(sW) + 3 * tri(sN) + tri(sB);
 }
 
@@ -251,14 +276,26 @@ static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
     u[4] = 4 * n.NN - s;
     u[5] = 4 * med(n.N, n.W, n.NW) - s;
     int nf = NSPATIAL;
-    for (int k = 1; k <= PMAX && k <= b; k++)
+    const int pmax = t->v9 ? PMAX9 : PMAX;
+    for (int k = 1; k <= pmax && k <= b; k++)
         u[nf++] = t->cdiff[ra - (size_t)k * w];
     if (b > 0)
         u[nf++] = 4 * t->perr[ra - w];
+    if (t->v9) { /* this band's prediction errors r - p at W, N, NW, NE, WW (0 where the neighbour is missing) */
+        const int64_t *e0 = t->perr + ra, *e1 = y > 0 ? t->perr + RAT(t, b, y - 1, x) : NULL;
+        u[nf++] = x > 0 ? 4 * e0[-1] : 0;
+        u[nf++] = e1 ? 4 * e1[0] : 0;
+        u[nf++] = e1 && x > 0 ? 4 * e1[-1] : 0;
+        u[nf++] = e1 && x + 1 < t->w ? 4 * e1[1] : 0;
+        u[nf++] = x > 1 ? 4 * e0[-2] : 0;
+    }
     pr->nf = nf;
-    int64_t d = 0;
-    for (int j = 0; j < nf; j++)
+    int64_t d = 0, norm = 1;
+    for (int j = 0; j < nf; j++) {
         d += m->w[j] * u[j];
+        norm += abs64(u[j]);
+    }
+    pr->norm = norm;
     pr->s = s;
     pr->p4 = s + floor_div(d, (int64_t)1 << OMEGA);
     pr->p = clip64(floor_div(pr->p4 + 2, 4), t->lo[b], t->hi[b]);
@@ -283,6 +320,43 @@ static void predict_rep(const tile_t *t, int b, int y, int x, predicted *pr)
     pr->rctx = (4 * eq + run) * NCTX + pr->mctx;
 }
 
+/* trunc(a / d) for the weight update's |a| < 2^54 (below) and 8 <= d < 2^62, computed for every j with one divisor:
+ * where the compiler has 128-bit integers (GCC and Clang on x86-64 and aarch64), by a multiply with the exact
+ * reciprocal M = ceil(2^(61 + l) / d), l = ceil(log2 d): with M d = 2^(61 + l) + e, 0 <= e < d <= 2^l, for
+ * 0 <= n < 2^61 n M / 2^(61 + l) = n / d + n e / (d 2^(61 + l)) and the last term is below 1 / d, so the floor is
+ * floor(n / d) (Granlund and Montgomery 1994); elsewhere by C99 division. The same integers either way. With d >= 8,
+ * 61 + l >= 64: the quotient is the high 64 bits of n M shifted right by l - 3. */
+typedef struct {
+    uint64_t d;
+#if defined(__SIZEOF_INT128__)
+    uint64_t m; /* M < 2^62 */
+    int s;      /* l - 3 */
+#endif
+} divisor;
+
+static inline divisor divisor_of(uint64_t d) /* d >= 8 */
+{
+    divisor v;
+    v.d = d;
+#if defined(__SIZEOF_INT128__)
+    int l = bitlen(d - 1);
+    v.s = l - 3;
+    v.m = (uint64_t)((((unsigned __int128)1 << (61 + l)) + d - 1) / d);
+#endif
+    return v;
+}
+
+static inline int64_t tdiv_by(int64_t a, const divisor *v) /* |a| < 2^61 */
+{
+    uint64_t n = (uint64_t)(a < 0 ? -a : a);
+#if defined(__SIZEOF_INT128__)
+    uint64_t q = (uint64_t)(((unsigned __int128)n * v->m) >> 64) >> v->s;
+#else
+    uint64_t q = n / v->d;
+#endif
+    return a < 0 ? -(int64_t)q : (int64_t)q;
+}
+
 /* Normalised LMS: w_j += mu * c * u_j / (1 + sum |u|), c the error 4r - p4 in eighths of its running mean,
  * clipped to +-ERR_CLIP; mu = 2^(16 - shift), shift from 3 to 7 as the band's coded samples grow. */
 static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
@@ -291,16 +365,18 @@ static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
     int64_t err4 = 4 * rec - pr->p4;
     int64_t aerr16 = abs64(err4) * 16;
     if (err4 != 0) {
-        int64_t norm = 1;
-        for (int j = 0; j < pr->nf; j++)
-            norm += abs64(pr->u[j]);
+        const int64_t norm = pr->norm;
         int64_t shift = MU_SHIFT_MIN + m->coded / MU_SHIFT_EVERY;
         int64_t mu = (int64_t)1 << (OMEGA - (shift > MU_SHIFT_MAX ? MU_SHIFT_MAX : shift));
         int64_t c = clip64((err4 * 8) / (m->aerr / 16 + 1), -ERR_CLIP, ERR_CLIP);
-        for (int j = 0; j < pr->nf; j++) {
-            /* |u| < 2^36, mu <= 2^13, |c| <= 2^5: the product stays below 2^54; truncation is defined */
-            int64_t dw = (pr->u[j] * mu * c) / (norm * 8);
-            m->w[j] = clip64(m->w[j] + dw, -W_LIMIT, W_LIMIT);
+        const int64_t mc = mu * c;
+        if (mc != 0) { /* c = 0 (an error under an eighth of the running mean) moves no weight: skip the loop */
+            const divisor by = divisor_of((uint64_t)norm * 8); /* norm < 23 2^36 + 1 */
+            for (int j = 0; j < pr->nf; j++) {
+                /* |u| < 2^36, mu <= 2^13, |c| <= 2^5: the product stays below 2^54; truncation is defined */
+                int64_t dw = tdiv_by(pr->u[j] * mc, &by);
+                m->w[j] = clip64(m->w[j] + dw, -W_LIMIT, W_LIMIT);
+            }
         }
     }
     m->aerr += aerr16 >= m->aerr ? (aerr16 - m->aerr) >> 5 : -((m->aerr - aerr16) >> 5);
@@ -450,7 +526,7 @@ static inline void settle(tile_t *t, size_t at, size_t ra, int64_t rec, int64_t 
 static int run_tile(tile_t *t, const int64_t *x, encoder *enc, int64_t *cost, decoder *dec, Py_ssize_t *where)
 {
     for (int b = 0; b < t->c; b++)
-        band_init(&t->m[b], t->mode[b]);
+        band_init(&t->m[b], t->mode[b], t->v9);
     sink out = {enc, NULL};
     for (int y = 0; y < t->h; y++) {
         for (int b = 0; b < t->c; b++) {
@@ -623,8 +699,8 @@ static uint64_t coded_at_least(const tile_t *t, int c, int h, int w)
 static PyObject *encode_or_cost(PyObject *args, int want_cost)
 {
     PyObject *xo, *so, *ro, *eo, *loo, *hio, *mo = NULL;
-    int c, h, w;
-    if (!PyArg_ParseTuple(args, "OOOiiiOOO|O", &xo, &so, &ro, &c, &h, &w, &eo, &loo, &hio, &mo))
+    int c, h, w, v9 = 0;
+    if (!PyArg_ParseTuple(args, "OOOiiiOOO|Op", &xo, &so, &ro, &c, &h, &w, &eo, &loo, &hio, &mo, &v9))
         return NULL;
     if (c < 1 || c > 255 || h < 1 || w < 1 || h > 65535 || w > 65535) {
         PyErr_SetString(PyExc_ValueError, "bad tile shape");
@@ -666,6 +742,7 @@ static PyObject *encode_or_cost(PyObject *args, int want_cost)
     t.skip = skip;
     t.rep = v.rep.buf;
     t.mode = mode;
+    t.v9 = v9;
     t.r = malloc((size_t)n * sizeof(int64_t));
     encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
     int64_t *cost = want_cost ? calloc((size_t)c, sizeof(int64_t)) : NULL;
@@ -719,9 +796,9 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
 {
     Py_buffer data;
     PyObject *so, *ro, *eo, *loo, *hio, *oo, *mo = NULL;
-    int c, h, w;
+    int c, h, w, v9 = 0;
     const uint8_t *mode = NULL;
-    if (!PyArg_ParseTuple(args, "y*OOiiiOOOO|O", &data, &so, &ro, &c, &h, &w, &eo, &loo, &hio, &oo, &mo))
+    if (!PyArg_ParseTuple(args, "y*OOiiiOOOO|Op", &data, &so, &ro, &c, &h, &w, &eo, &loo, &hio, &oo, &mo, &v9))
         return NULL;
     if (c < 1 || c > MAX_BANDS || h < 1 || w < 1 || h > MAX_EDGE || w > MAX_EDGE) { /* the format's limits */
         PyBuffer_Release(&data);
@@ -750,6 +827,7 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
     t.skip = v.skip.buf;
     t.rep = v.rep.buf;
     t.mode = mode;
+    t.v9 = v9;
     t.r = v.out.buf;
     int st = PR_ERR_NOMEM;
     Py_ssize_t where = 0;
@@ -787,11 +865,11 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef pr_methods[] = {
-    {"encode", pr_encode, METH_VARARGS, "encode(x, skip, rep, C, H, W, max_error, lo, hi[, modes]) -> bytes"},
+    {"encode", pr_encode, METH_VARARGS, "encode(x, skip, rep, C, H, W, max_error, lo, hi[, modes[, v9]]) -> bytes"},
     {"encode_costs", pr_encode_costs, METH_VARARGS,
-     "encode_costs(x, skip, rep, C, H, W, max_error, lo, hi[, modes]) -> (bytes, each band's estimated bits in 1/256)"},
+     "encode_costs(x, skip, rep, C, H, W, max_error, lo, hi[, modes[, v9]]) -> (bytes, each band's estimated bits in 1/256)"},
     {"decode", pr_decode, METH_VARARGS,
-     "decode(data, skip, rep, C, H, W, max_error, lo, hi, out[, modes]) -> (status, detail)"},
+     "decode(data, skip, rep, C, H, W, max_error, lo, hi, out[, modes[, v9]]) -> (status, detail)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef pr_module = {PyModuleDef_HEAD_INIT, "_predictive", NULL, -1, pr_methods};
@@ -800,6 +878,7 @@ PyMODINIT_FUNC PyInit__predictive(void)
 {
     bucket_init();
     cost_init();
+    wide_init();
     PyObject *m = PyModule_Create(&pr_module);
     if (m && PyModule_AddIntConstant(m, "FORMAT_VERSION", PR_FORMAT_VERSION) < 0) {
         Py_DECREF(m);

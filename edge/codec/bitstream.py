@@ -1,6 +1,6 @@
 """The tile bitstream, format versions 1 to 7: the one module that owns its bytes (docs/bitstream.md).
 
-This release writes v7 (lossy tiles of adaptive bundles), v8 (error-bounded tiles, any bundle; v4 read only) and v1 (factorised
+This release writes v7 (lossy tiles of adaptive bundles), v9 (error-bounded tiles, any bundle; v4 and v8 read only) and v1 (factorised
 bundles, none shipped); v2, v3, v5 and v6 are read only. What each version holds is one :class:`TileFormat` in :data:`FORMATS`: the byte layer, the tile
 kinds and the decoder ask it (``header.format.coded_mask``, ``.coefs_stream``, ...) instead of testing version
 numbers. All integers big-endian. Layout::
@@ -59,7 +59,7 @@ __all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE
            "Streams", "UnpackedTile", "SceneSide", "PREDICTIVE_LIMIT", "VERSIONS", "RESIDUAL_NONE",
            "RESIDUAL_PIXELS", "RESIDUAL_WAVELET", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
            "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape", "varint_size", "max_binary_decisions", "PALETTE_SPAN",
-           "VERSION_REPLICATION"]
+           "VERSION_REPLICATION", "VERSION_FEEDBACK"]
 
 VERSION = 1            # factorised entropy model
 VERSION_ADAPTIVE = 2   # explicitly transmitted scale indexes (adaptive bundles)
@@ -68,7 +68,8 @@ VERSION_PREDICTIVE = 4  # error-bounded predictive coding of the samples themsel
 VERSION_CONTEXT = 5    # v3's layout with the residual's coefficients context-coded
 VERSION_SCENE = 6      # v5's layout; the band ranges may be the scene's, sent once in its metadata
 VERSION_STEP = 7       # v6's layout; a tile with a residual carries its quantisation step (written)
-VERSION_REPLICATION = 8  # v4's layout with a predictor per band: v4's or the replication mode (written)
+VERSION_REPLICATION = 8  # v4's layout with a predictor per band: v4's or the replication mode
+VERSION_FEEDBACK = 9   # v8's layout; mode 0 also reads its own errors and 11 bands, 22 contexts, warm-up (written)
 #: residual kinds (v2+ header byte): none, 32 x 32 pixel blocks (v2), wavelet subbands in 16 x 16 blocks (v3+)
 RESIDUAL_NONE, RESIDUAL_PIXELS, RESIDUAL_WAVELET = 0, 1, 2
 
@@ -89,7 +90,8 @@ class TileFormat:
     scene_range: bool = False       # may refer to the scene's band ranges (flag bit 3)
     matrix: bool = True             # may carry a rotation matrix (flag bit 1)
     samples: bool = False           # codes the samples themselves (v4's per-band fields), no latents
-    band_modes: bool = False        # samples formats: a predictor mode byte per band (v8)
+    band_modes: bool = False        # samples formats: a predictor mode byte per band (v8, v9)
+    feedback: bool = False          # samples formats: v9's coder (error feedback, 11 bands, 22 contexts, warm-up)
     step_code: bool = False         # a tile with a residual carries its step (u16 after the mode bytes)
 
     @property
@@ -118,8 +120,10 @@ FORMATS: dict[int, TileFormat] = {f.version: f for f in (
                coded_mask=True, scene_range=True),
     TileFormat(VERSION_STEP, "hybrid", written=True, streams=3, residual_kinds=(RESIDUAL_NONE, RESIDUAL_WAVELET),
                coded_mask=True, scene_range=True, step_code=True),
-    TileFormat(VERSION_REPLICATION, "predictive", written=True, streams=1, coded_mask=True, matrix=False,
+    TileFormat(VERSION_REPLICATION, "predictive", written=False, streams=1, coded_mask=True, matrix=False,
                samples=True, band_modes=True),
+    TileFormat(VERSION_FEEDBACK, "predictive", written=True, streams=1, coded_mask=True, matrix=False,
+               samples=True, band_modes=True, feedback=True),
 )}
 VERSIONS = tuple(FORMATS)
 #: the formats with transition-coded masks and per-band fill (a view of FORMATS)
@@ -212,7 +216,7 @@ class TileHeader:
     max_error: np.ndarray | None = None  # v4: int64[C] bound on |decoded - original| per band (0: lossless)
     replication: np.ndarray | None = None  # v4: uint8[C, 4] ky, kx, oy, ox of each band's replicated blocks
     palette: tuple | None = None  # v4: per band None, or int64[K] the values a lossless band uses (coded as ranks)
-    modes: np.ndarray | None = None  # v8: uint8[C] each band's predictor, 0 v4's, 1 the replication mode (None: 0)
+    modes: np.ndarray | None = None  # v8, v9: uint8[C] each band's predictor, 0 v4's, 1 the replication mode (None: 0)
     scene_range: bool = False   # v6, v7: lo, hi are the scene's (SceneSide), not sent in the tile
     step: int | None = None     # v7 with a residual: the step code (cvae.edge.codec.stepcode); None otherwise
 

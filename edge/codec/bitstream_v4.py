@@ -1,4 +1,4 @@
-"""The per-band fields of tile formats v4 and v8 (error-bounded predictive tiles, :mod:`cvae.edge.codec.predictive`).
+"""The per-band fields of tile formats v4, v8 and v9 (error-bounded predictive tiles, :mod:`cvae.edge.codec.predictive`).
 
 Part of :mod:`cvae.edge.codec.bitstream`, which owns the tile's layout and calls these for the ``samples`` format
 between the fixed header and the masks (docs/bitstream.md, "Version 4", "Version 8")::
@@ -6,7 +6,7 @@ between the fixed header and the masks (docs/bitstream.md, "Version 4", "Version
     C x (varint E, zigzag varint lo, varint hi - lo, u8 (ky-1)<<4 | kx-1, u8 oy<<4 | ox, palette[, u8 mode]),
     varint-prefixed coder stream
 
-``mode`` (v8 only): the band's predictor, 0 v4's adaptive linear one, 1 the replication mode.
+``mode`` (v8 and v9): the band's predictor, 0 v4's adaptive linear one, 1 the replication mode.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class BandFields(NamedTuple):
 
 
 def pack_fields(h: "TileHeader", payload: bytes) -> bytes:
-    """The per-band fields of header ``h`` (v4, or v8 with its modes) and its coder stream ``payload``; ``ValueError``
+    """The per-band fields of header ``h`` (v4, or v8 / v9 with its modes) and its coder stream ``payload``; ``ValueError``
     outside the format."""
     e = np.asarray(h.max_error, np.int64)
     lo, hi = np.asarray(h.lo, np.float64), np.asarray(h.hi, np.float64)
@@ -60,7 +60,7 @@ def pack_fields(h: "TileHeader", payload: bytes) -> bytes:
     modes = np.zeros(h.bands, np.int64) if h.modes is None else np.asarray(h.modes, np.int64)
     with_modes = h.format.band_modes
     if modes.shape != (h.bands,) or not np.isin(modes, MODES).all() or (modes.any() and not with_modes):
-        raise ValueError(f"pack_tile: modes must be [C] of {MODES}, and other than 0 only in version 8")
+        raise ValueError(f"pack_tile: modes must be [C] of {MODES}, and other than 0 only in versions 8 and 9")
     out = bytearray()
     palette = h.palette if h.palette is not None else (None,) * h.bands
     for eb, lb, hb, (ky, kx, oy, ox), pal, mode in zip(e.tolist(), lo.astype(np.int64).tolist(),
@@ -75,7 +75,7 @@ def pack_fields(h: "TileHeader", payload: bytes) -> bytes:
 
 
 def unpack_fields(r: Reader, c: int, with_modes: bool = False) -> BandFields:
-    """Parse the per-band fields of ``c`` bands (v4; ``with_modes``: v8) and the coder stream; :class:`CorruptTileError`
+    """Parse the per-band fields of ``c`` bands (v4; ``with_modes``: v8, v9) and the coder stream; :class:`CorruptTileError`
     outside the format."""
     e, lo, hi = np.zeros(c, np.int64), np.zeros(c, np.float64), np.zeros(c, np.float64)
     rep = np.zeros((c, 4), np.uint8)

@@ -33,7 +33,7 @@ class DaemonConfig:
     mode_search: str = "auto"           # residual levels: "auto" (no network on the finest), "full" or "ladder"
     level: int | None = 3
     tile_bytes: int | None = None
-    max_error: int | list[int] | None = None  # error-bounded coding (tile format v8): one bound or one per band
+    max_error: int | list[int] | None = None  # error-bounded coding (tile format v9): one bound or one per band
     psnr: float | None = None           # or each tile at the cheapest rate level or error bound reaching this dB
     tile_size: int = DEFAULT_TILE
     threads: int = 1                    # tiles coded in parallel (packets identical for any value); 0: every core

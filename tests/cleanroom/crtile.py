@@ -107,7 +107,7 @@ def _masks(r: Reader, t: Tile):
 def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
     r = Reader(data)
     version = r.u8()
-    if version not in (1, 2, 3, 4, 5, 6, 7, 8):
+    if version not in (1, 2, 3, 4, 5, 6, 7, 8, 9):
         raise CleanroomError(f"unknown tile version {version}")
     model_id = r.take(4)
     level = r.u8()
@@ -124,7 +124,7 @@ def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
     if not 1 <= C <= 32:
         raise CleanroomError("bad band count")
     t = Tile(version, model_id, level, DTYPES[dt], C, H, W, flags)
-    if version in (4, 8):  # 8: version 4 with a mode byte per band after its palette
+    if version in (4, 8, 9):  # 8, 9: version 4 with a mode byte per band after its palette
         if flags & 2:
             raise CleanroomError("v4 with a matrix")
         for _ in range(C):
@@ -149,7 +149,7 @@ def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
                 pal = [lo + int(i) for i in np.flatnonzero(bits)]
             elif pal_flag != 0:
                 raise CleanroomError("bad palette byte")
-            mode = r.u8() if version == 8 else 0
+            mode = r.u8() if version in (8, 9) else 0
             if mode not in (0, 1):
                 raise CleanroomError("bad mode byte")
             t.modes.append(mode)
@@ -198,11 +198,12 @@ def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
 # --------------------------------------------------------------------------- version 4
 
 _EDGES = (1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224)
+_EDGES9 = _EDGES + (320, 448, 640, 896, 1280, 1792)  # version 9: 22 contexts
 
 
-def _bucket(z: int) -> int:
+def _bucket(z: int, edges=_EDGES) -> int:
     n = 0
-    for e in _EDGES:
+    for e in edges:
         if e <= z:
             n += 1
         else:
@@ -266,24 +267,27 @@ def decode_v4(t: Tile, replication_first: bool = True):
     PE = [[[0] * Wd for _ in range(H)] for _ in range(C)]
     D = [[[0] * Wd for _ in range(H)] for _ in range(C)]
     weights, Aerr, count, models = [], [], [], []
+    v9 = t.version == 9  # mode 0 reads 11 previous bands and its own errors; 22 contexts; warm-up models
+    pmax, edges, nctx = (11, _EDGES9, 22) if v9 else (3, _EDGES, 16)
+    M = Model5 if v9 else Model4
     for b in range(C):
-        nf = 6 + min(b, 3) + (1 if b > 0 else 0)
+        nf = 6 + min(b, pmax) + (1 if b > 0 else 0) + (5 if v9 else 0)
         w = [0] * nf
         w[0] = w[1] = 24576
         w[2] = -16384
-        if b > 0:
+        if nf > 6:  # slot 6: the first previous band's d; in v9's band 0 its own error at W
             w[6] = 32768
         weights.append(w)
         Aerr.append(0)
         count.append(0)
         models.append({
-            "zero": [Model4() for _ in range(16)],
-            "sign": [Model4() for _ in range(27)],
-            "unary": [[Model4() for _ in range(41)] for _ in range(16)],
-            "mant1": [[Model4() for _ in range(41)] for _ in range(16)],
-            "mant2": [[[Model4(), Model4()] for _ in range(41)] for _ in range(16)],
-            "rzero": [Model5() for _ in range(1024)],  # version 8, mode 1
-            "runary": [[Model5(), Model5()] for _ in range(1024)],
+            "zero": [M() for _ in range(nctx)],
+            "sign": [M() for _ in range(27)],
+            "unary": [[M() for _ in range(41)] for _ in range(nctx)],
+            "mant1": [[M() for _ in range(41)] for _ in range(nctx)],
+            "mant2": [[[M(), M()] for _ in range(41)] for _ in range(nctx)],
+            "rzero": [Model5() for _ in range(64 * nctx)],  # versions 8, 9, mode 1
+            "runary": [[Model5(), Model5()] for _ in range(64 * nctx)],
         })
     for y in range(H):
         for b in range(C):
@@ -333,10 +337,16 @@ def decode_v4(t: Tile, replication_first: bool = True):
                     p = _clip(med, lo, hi)
                 else:
                     u = [4 * N - s, 4 * Wn - s, 4 * NW - s, 4 * WW - s, 4 * NN - s, 4 * med - s]
-                    for k in range(1, min(b, 3) + 1):
+                    for k in range(1, min(b, pmax) + 1):
                         u.append(D[b - k][y][x])
                     if b > 0:
                         u.append(4 * PE[b - 1][y][x])
+                    if v9:  # this band's r - p at W, N, NW, NE, WW (0 if absent)
+                        u.append(4 * PEb[y][x - 1] if x > 0 else 0)
+                        u.append(4 * PEb[y - 1][x] if y > 0 else 0)
+                        u.append(4 * PEb[y - 1][x - 1] if (y > 0 and x > 0) else 0)
+                        u.append(4 * PEb[y - 1][x + 1] if (y > 0 and x + 1 < Wd) else 0)
+                        u.append(4 * PEb[y][x - 2] if x > 1 else 0)
                     acc = 0
                     for j in range(len(u)):
                         acc += w[j] * u[j]
@@ -361,7 +371,7 @@ def decode_v4(t: Tile, replication_first: bool = True):
                 qB = min(abs(vB), 255) if b > 0 else qN
                 act = 2 * (qW + qN) + qNW + qNE + qWW + 2 * qB
                 g = _tdiv(abs(Wn - NW) + abs(N - NW) + abs(N - NE) + abs(Wn - WW) + abs(N - NN), step)
-                ctx = _bucket((act + min(g, 4096) + 1) // 2)
+                ctx = _bucket((act + min(g, 4096) + 1) // 2, edges)
 
                 def tri(v):
                     return 0 if v == 0 else (1 if v > 0 else 2)
@@ -380,7 +390,7 @@ def decode_v4(t: Tile, replication_first: bool = True):
                     else:
                         run = 3
                     eq = int(Wn == NW) + 2 * int(N == NW) + 4 * int(N == NE) + 8 * int(N == NN)
-                    rctx = 16 * (4 * eq + run) + ctx
+                    rctx = nctx * (4 * eq + run) + ctx
                     zero_m = md["rzero"][rctx]
                     un = md["runary"][rctx] + un[2:]
                 # binarisation

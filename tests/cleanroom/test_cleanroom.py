@@ -78,12 +78,12 @@ def test_packets_survive_damage():
     assert len(metas) == 1 and len(tiles) == 1
 
 
-@pytest.mark.parametrize("version", [4, 8])
-def test_v4_and_v8_golden(version):
+@pytest.mark.parametrize("version", [4, 8, 9])
+def test_v4_v8_and_v9_golden(version):
     e = np.load(os.path.join(GOLDEN, f"tile_v{version}.expected.npz"))
     t = parse_tile(_read(f"tile_v{version}.bin"))
     assert t.version == version and t.model_id.hex() == "0badcafe"
-    if version == 8:
+    if version in (8, 9):
         assert t.modes == e["modes"].tolist() and 1 in t.modes
     assert t.mask_stream1 == e["mask_stream1"].tolist()
     assert t.mask_stream2 == e["mask_stream2"].tolist()

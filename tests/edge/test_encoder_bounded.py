@@ -67,7 +67,7 @@ def test_bounded_tiles_are_packets_of_level_zero_and_format_v4(tmp_path, bundle,
     assert {p.header.level for p in tiles} == {0}
     scenes, _ = decode_streams([b"".join(enc.packets)], bundle, codec)
     assert scenes[0].bounded_tiles == enc.tiles
-    assert all(bitstream.unpack_tile(b)[0].version == bitstream.VERSION_REPLICATION for b in enc_tile_bodies(enc))
+    assert all(bitstream.unpack_tile(b)[0].version == bitstream.VERSION_FEEDBACK for b in enc_tile_bodies(enc))
 
 
 def enc_tile_bodies(enc) -> list[bytes]:

@@ -139,7 +139,7 @@ def _targets():
             pass
 
     def v4(data: bytes) -> None:
-        """The predictive decoder (v4, v8) whatever the model id (the golden tiles' is not the bundle's)."""
+        """The predictive decoder (v4, v8, v9) whatever the model id (the golden tiles' is not the bundle's)."""
         header, _, payload, valid = bitstream.unpack_tile(data)
         if header.format.kind != "predictive":
             raise CorruptTileError("not a predictive tile")
@@ -182,15 +182,26 @@ def _targets():
     extreme.append(kind.encode_tile(x, 0, valid))  # replicated bands, a mask
     x = (rng.integers(0, 40, size=(2, 16, 16)) * 97).astype(np.int32)
     extreme.append(kind.encode_tile(x, 0, None, rng.random((2, 16, 16)) > 0.9))  # palettes, band fill
-    # v8's replication mode at the limits: pairs of equal samples off any grid (each row shifted), huge values
-    for e in (0, lim // 5):
-        walk = np.cumsum(rng.integers(-(lim >> 4), (lim >> 4) + 1, size=(2, 12, 9)), axis=2)
-        x = np.clip(np.repeat(walk, 2, axis=2), -lim, lim).astype(np.float64)
-        for y in range(12):
-            x[:, y] = np.roll(x[:, y], y % 2, axis=-1)
-        data = kind.encode_tile(x, e, rng.random((12, 18)) > 0.1)
-        assert bitstream.unpack_tile(data)[0].modes.any(), "expected a band in the replication mode"
-        extreme.append(data)
+    # the replication mode (v8, v9) at the limits: pairs of equal samples off any grid (each row shifted), huge
+    # values; every band forced into mode 1 (v9's mode 0 may code these smaller, and the seeds must reach mode 1)
+    from cvae.edge.codec import _predictive, predictive
+
+    def all_mode_1(args, coded, skip, v9=True):
+        ones = np.ones(args[3], np.uint8)
+        return ones, _predictive.encode(*args, ones, v9)
+
+    keep, predictive.band_modes = predictive.band_modes, all_mode_1
+    try:
+        for e in (0, lim // 5):
+            walk = np.cumsum(rng.integers(-(lim >> 4), (lim >> 4) + 1, size=(2, 12, 9)), axis=2)
+            x = np.clip(np.repeat(walk, 2, axis=2), -lim, lim).astype(np.float64)
+            for y in range(12):
+                x[:, y] = np.roll(x[:, y], y % 2, axis=-1)
+            data = kind.encode_tile(x, e, rng.random((12, 18)) > 0.1)
+            assert bitstream.unpack_tile(data)[0].modes.all(), "expected every band in the replication mode"
+            extreme.append(data)
+    finally:
+        predictive.band_modes = keep
 
     v1_tile = make_packet_golden.tile_body()
 
@@ -213,6 +224,7 @@ def _targets():
         "tile_v5": tile_target([f"tile_v5_{n}.bin" for n in ("residual", "hybrid", "masked")]),
         "tile_v6": tile_target([f"tile_v6_{n}.bin" for n in ("residual", "hybrid", "masked")]),
         "tile_v8": tile_target(["tile_v8.bin"], v4),
+        "tile_v9": tile_target(["tile_v9.bin"], v4),
         "v4_extreme": (extreme + crafted, [payload_start(s) for s in extreme + crafted], v4, len(extreme)),
         "coefs": (coef_seeds, [0] * len(coef_seeds), coef),
     }
@@ -346,11 +358,11 @@ def child(so_dir: Path, counts: dict[str, int], seed: int) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # The parent: build, split the inputs over the children, collect.
 
-TARGETS = ("rangecoder", "tile_v1", "tile_v2", "tile_v3", "tile_v4", "tile_v5", "tile_v6", "tile_v8", "v4_extreme",
-           "coefs")
+TARGETS = ("rangecoder", "tile_v1", "tile_v2", "tile_v3", "tile_v4", "tile_v5", "tile_v6", "tile_v8", "tile_v9",
+           "v4_extreme", "coefs")
 #: share of the inputs per target (the fast direct targets get more, the slow whole-tile ones fewer)
 WEIGHTS = {"rangecoder": 1, "tile_v1": 1, "tile_v2": 1, "tile_v3": 1, "tile_v4": 1, "tile_v5": 1, "tile_v6": 1,
-           "tile_v8": 1, "v4_extreme": 1, "coefs": 1}
+           "tile_v8": 1, "tile_v9": 1, "v4_extreme": 1, "coefs": 1}
 
 
 def split(total: int, jobs: int) -> list[dict[str, int]]:

@@ -67,7 +67,7 @@ def test_scenes_with_fewer_tiles_than_metadata_copies_and_bounded_scenes_keep_ra
     assert meta.band_range is None and not headers[0].scene_range
     bounded = _encode(scene, bundle, codec, None, max_error=(2,))
     meta, _, headers = _metas_and_tiles(bounded.packets)
-    assert meta.band_range is None and all(h.version == bitstream.VERSION_REPLICATION for h in headers)
+    assert meta.band_range is None and all(h.version == bitstream.VERSION_FEEDBACK for h in headers)
 
 
 def test_a_tile_whose_metadata_lacks_the_ranges_is_lost_with_the_reason(scene, bundle, codec):

@@ -1,5 +1,5 @@
-"""A pure-Python decoder of the coder stream of tile formats v4 and v8, written from docs/bitstream.md ("Version 4",
-"Version 8") alone.
+"""A pure-Python decoder of the coder stream of tile formats v4, v8 and v9, written from docs/bitstream.md ("Version 4",
+"Version 8", "Version 9") alone.
 
 It exists to show the specification is complete: a ground station implementing it from the text decodes the
 same samples as the C reference (tests/edge/codec/test_predictive.py compares them). Slow (pure Python); used
@@ -8,6 +8,7 @@ on small tiles only.
 from __future__ import annotations
 
 EDGES = (1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224)
+EDGES9 = EDGES + (320, 448, 640, 896, 1280, 1792)  # version 9: 22 magnitude contexts
 
 
 def fdiv(a: int, b: int) -> int:
@@ -92,33 +93,35 @@ class Decoder:
 
 
 class Band:
-    def __init__(self, b: int):
-        self.w = [0] * 10
+    def __init__(self, b: int, v9: bool = False):
+        self.w = [0] * 23
         self.w[0] = self.w[1] = 24576
         self.w[2] = -16384
         self.w[6] = 32768
         self.n = 0
         self.a = 0
-        self.zero = [Model() for _ in range(16)]
-        self.sign = [Model() for _ in range(27)]
-        self.unary = [[Model() for _ in range(41)] for _ in range(16)]
-        self.mant1 = [[Model() for _ in range(41)] for _ in range(16)]
-        self.mant2 = [[[Model(), Model()] for _ in range(41)] for _ in range(16)]
-        self.rzero = [Model(True) for _ in range(1024)]
-        self.runary = [[Model(True), Model(True)] for _ in range(1024)]
+        nc = 22 if v9 else 16
+        self.zero = [Model(v9) for _ in range(nc)]
+        self.sign = [Model(v9) for _ in range(27)]
+        self.unary = [[Model(v9) for _ in range(41)] for _ in range(nc)]
+        self.mant1 = [[Model(v9) for _ in range(41)] for _ in range(nc)]
+        self.mant2 = [[[Model(v9), Model(v9)] for _ in range(41)] for _ in range(nc)]
+        self.rzero = [Model(True) for _ in range(64 * nc)]
+        self.runary = [[Model(True), Model(True)] for _ in range(64 * nc)]
 
 
 def decode(payload: bytes, C: int, H: int, W: int, E: list[int], lo: list[int], hi: list[int],
-           rep: list[tuple[int, int, int, int]], skip, modes: list[int] | None = None) -> list:
+           rep: list[tuple[int, int, int, int]], skip, modes: list[int] | None = None, v9: bool = False) -> list:
     """Samples ``r[b][y][x]`` of the tile (skipped samples hold their prediction; the caller zeroes them).
-    ``modes``: version 8's per band (None: version 4, every band in mode 0)."""
+    ``modes``: version 8's or 9's per band (None: version 4, every band in mode 0); ``v9``: version 9's coder."""
     modes = modes or [0] * C
     dec = Decoder(payload)
     r = [[[0] * W for _ in range(H)] for _ in range(C)]
     d = [[[0] * W for _ in range(H)] for _ in range(C)]
     v = [[[0] * W for _ in range(H)] for _ in range(C)]
     pe = [[[0] * W for _ in range(H)] for _ in range(C)]
-    bands = [Band(b) for b in range(C)]
+    bands = [Band(b, v9) for b in range(C)]
+    edges, pmax = (EDGES9, 11) if v9 else (EDGES, 3)
 
     def nb(b, y, x):
         Wv = r[b][y][x - 1] if x > 0 else (r[b][y - 1][x] if y > 0 else (r[b - 1][y][x] if b > 0 else
@@ -162,9 +165,13 @@ def decode(payload: bytes, C: int, H: int, W: int, E: list[int], lo: list[int], 
                     p = clip(med, lo[b], hi[b])
                 else:
                     u = [4 * N - s, 4 * Wv - s, 4 * NW - s, 4 * WW - s, 4 * NN - s, 4 * med - s]
-                    u += [d[b - k][y][x] for k in range(1, min(b, 3) + 1)]
+                    u += [d[b - k][y][x] for k in range(1, min(b, pmax) + 1)]
                     if b > 0:
                         u.append(4 * pe[b - 1][y][x])
+                    if v9:  # this band's errors r - p at W, N, NW, NE, WW; 0 where missing
+                        u += [4 * pe[b][y][x - 1] if x > 0 else 0, 4 * pe[b][y - 1][x] if y > 0 else 0,
+                              4 * pe[b][y - 1][x - 1] if y > 0 and x > 0 else 0,
+                              4 * pe[b][y - 1][x + 1] if y > 0 and x + 1 < W else 0, 4 * pe[b][y][x - 2] if x > 1 else 0]
                     p4 = s + fdiv(sum(wj * uj for wj, uj in zip(m.w, u)), 2 ** 16)
                     p = clip(fdiv(p4 + 2, 4), lo[b], hi[b])
                 if skip[b][y][x] and not ((ky > 1 or kx > 1) and block_has_coded(b, y, x, ky, kx, oy, ox)):
@@ -180,7 +187,7 @@ def decode(payload: bytes, C: int, H: int, W: int, E: list[int], lo: list[int], 
                 qB = mag(vB) if b > 0 else qN
                 act = 2 * (qW + qN) + qNW + qNE + qWW + 2 * qB
                 g = tdiv(abs(Wv - NW) + abs(N - NW) + abs(N - NE) + abs(Wv - WW) + abs(N - NN), 2 * E[b] + 1)
-                c = sum(1 for e in EDGES if e <= fdiv(act + min(g, 4096) + 1, 2))
+                c = sum(1 for e in edges if e <= fdiv(act + min(g, 4096) + 1, 2))
                 sctx = 9 * t(vW) + 3 * t(vN) + t(vB)
                 zero, unary = m.zero[c], m.unary[c]
                 if modes[b] == 1:
@@ -188,7 +195,7 @@ def decode(payload: bytes, C: int, H: int, W: int, E: list[int], lo: list[int], 
                     run = 0 if x == 0 else (1 if x == 1 or row[x - 1] != row[x - 2] else
                                             (2 if x == 2 or row[x - 2] != row[x - 3] else 3))
                     eq = (Wv == NW) + 2 * (N == NW) + 4 * (N == NE) + 8 * (N == NN)
-                    rctx = 16 * (4 * eq + run) + c
+                    rctx = len(m.zero) * (4 * eq + run) + c
                     zero, unary = m.rzero[rctx], m.runary[rctx] + m.unary[c][2:]
                 if not dec.model_bit(zero):
                     q = 0

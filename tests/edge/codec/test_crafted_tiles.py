@@ -79,12 +79,13 @@ def test_coefficient_stream_shorter_than_its_declared_size_is_refused():
 @pytest.mark.parametrize("shape, max_error", [((1, 1024, 1024), 0), ((2, 512, 512), 1000)])
 def test_capacity_bound_holds_for_the_most_compressible_v4_tiles(shape, max_error):
     """A planar ramp (no replication; the predictor learns it, nearly every q is 0 at P(0) near its cap) is about
-    the most samples per byte a v4 stream carries: well inside the bound (measured: 45% and 23% of it)."""
+    the most samples per byte a v4/v8/v9 stream carries: inside the bound (measured with v9's warm-up models: 43% and
+    77% of it; v8 45% and 23%)."""
     yy, xx = np.mgrid[:shape[1], :shape[2]]
     x = np.broadcast_to((yy + xx) % 4000, shape).astype(np.uint16).copy()
     header, _, payload, valid = bitstream.unpack_tile(KIND.encode_tile(x, max_error))
     coded = coded_at_least(np.zeros(shape, bool), header.replication)
-    assert coded == x.size and coded <= 0.6 * bitstream.max_binary_decisions(len(payload))
+    assert coded == x.size and coded <= 0.85 * bitstream.max_binary_decisions(len(payload))  # the bound is proven
     assert np.abs(KIND.decode_tile(header, payload, valid) - x).max() <= max_error
 
 
@@ -119,7 +120,7 @@ def test_the_16_row_state_ring_decodes_what_the_specification_does():
     lo, hi = (r.tolist() for r in coder_range(header))
     ref = np.array(decode(payload, 3, 40, 20, header.max_error.tolist(), lo, hi,
                           [tuple(int(k) for k in r) for r in header.replication], skip.tolist(),
-                          header.modes.tolist()), np.int64)
+                          header.modes.tolist(), header.format.feedback), np.int64)
     for b, p in enumerate(header.palette or (None,) * 3):
         if p is not None:  # a band coded as palette ranks
             ref[b] = p[ref[b]]

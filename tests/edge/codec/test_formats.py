@@ -16,7 +16,7 @@ GOLDEN = Path(__file__).parent / "golden"
 CODEC = Path(bitstream.__file__).parent
 #: the names that encode version numbers; only the format descriptions (bitstream.py) may test them
 VERSION_NAMES = {"VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "VERSION_CONTEXT",
-                 "VERSION_SCENE", "VERSION_STEP", "VERSION_REPLICATION", "VERSIONS", "ADAPTIVE_VERSIONS", "CONTEXT_VERSIONS", "CODED_MASK_VERSIONS"}
+                 "VERSION_SCENE", "VERSION_STEP", "VERSION_REPLICATION", "VERSION_FEEDBACK", "VERSIONS", "ADAPTIVE_VERSIONS", "CONTEXT_VERSIONS", "CODED_MASK_VERSIONS"}
 
 
 def test_each_kind_reads_its_formats_and_writes_exactly_one():
@@ -26,9 +26,9 @@ def test_each_kind_reads_its_formats_and_writes_exactly_one():
         assert written == [k.version], k.name
 
 
-def test_shipped_formats_are_v7_lossy_and_v8_bounded():
+def test_shipped_formats_are_v7_lossy_and_v9_bounded():
     shipped = {f.version for f in bitstream.FORMATS.values() if f.written and f.kind != "factorized"}
-    assert shipped == {7, 8}
+    assert shipped == {7, 9}
 
 
 def test_no_module_of_the_codec_but_bitstream_tests_version_numbers():

@@ -198,7 +198,7 @@ def reference_decode(data: bytes) -> np.ndarray:
     lo, hi = (r.tolist() for r in coder_range(header))
     out = np.array(decode(payload, c, h, w, header.max_error.tolist(), lo, hi,
                           [tuple(int(k) for k in r) for r in header.replication], skip.tolist(),
-                          None if header.modes is None else header.modes.tolist()), np.int64)
+                          None if header.modes is None else header.modes.tolist(), header.format.feedback), np.int64)
     for b, p in enumerate(palette):
         if p is not None:
             out[b] = p[out[b]]

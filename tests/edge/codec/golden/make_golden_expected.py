@@ -24,9 +24,9 @@ formats):
 ``pixels``        [C, H, W] in the tile's dtype: only for tiles with no component present (no network runs,
                              the decoded samples are exact on every platform)
 
-``tile_v4.bin``, ``tile_v8.bin`` (error-bounded): ``samples`` int64[C, H, W] (the decoded samples, 0 where skipped), ``valid``,
+``tile_v4.bin``, ``tile_v8.bin``, ``tile_v9.bin`` (error-bounded): ``samples`` int64[C, H, W] (the decoded samples, 0 where skipped), ``valid``,
 ``band_fill``, ``mask_stream1``, ``mask_stream2``, ``coder_lo``, ``coder_hi`` int64[C] (the range the coder works in);
-``tile_v8.bin`` also ``modes`` uint8[C] (each band's predictor).
+``tile_v8.bin`` and ``tile_v9.bin`` also ``modes`` uint8[C] (each band's predictor).
 
 ``rangecoder_v1.bin`` (the rANS test vector, also the v1 tile of ``packets_v1.bin``): ``symbols``, ``indexes``,
 ``cdfs``, ``cdf_lengths``, ``offsets`` (the decoder's inputs and the symbols it must return).
@@ -55,6 +55,7 @@ ADAPTIVE = ["tile_v2.bin"] + [f"tile_v{v}_{n}.bin" for v in (3, 5, 6, 7) for n i
     ["tile_v7_stepped.bin"]
 V4 = "tile_v4.bin"
 V8 = "tile_v8.bin"  # version 8 (error-bounded, a predictor per band): the same arrays as tile_v4.bin, and ``modes``
+V9 = "tile_v9.bin"  # version 9 (v8's layout, v9's coder): the same arrays as tile_v8.bin
 
 
 def expected_path(golden: str) -> Path:
@@ -165,6 +166,7 @@ def all_expected() -> dict[str, dict[str, np.ndarray]]:
     out = {g: adaptive_expected(codec, g) for g in ADAPTIVE}
     out[V4] = v4_expected()
     out[V8] = v4_expected(V8)
+    out[V9] = v4_expected(V9)
     out["rangecoder_v1.bin"] = rangecoder_expected()
     return out
 
