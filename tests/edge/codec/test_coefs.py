@@ -111,31 +111,6 @@ def test_wrong_buffer_sizes_are_refused():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 70), st.integers(1, 70), st.sampled_from([0.1, 1.0, 10.0, 3000.0, 1e5]), st.integers(2, 11),
-       st.integers(0, 2**32 - 1))
-def test_block_bits_is_the_block_models_estimate(bundle, h, w, scale, level, seed):
-    """The encoder's C estimate of a subband's bits is adaptive.choose's sum (the v3 block model with indexes)."""
-    from cvae.edge.codec import adaptive as am
-    from cvae.edge.codec import residual
-
-    rng = np.random.default_rng(seed)
-    q = np.round(rng.laplace(0, scale, (h, w)) * (rng.random((h, w)) < 0.6)).astype(np.int32)
-    codec = bundle.codec("onnxruntime")
-    ad, ctx = codec.adaptive, codec.hybrid.residual_context(level)
-    blocks, counts = residual.blocks_of([q], 16)
-    _, bits = ad.choose(blocks, np.full(len(blocks), ctx, np.int32), counts=counts)
-    got = _coefs.block_bits(q, h, w, 16, ad.bank_costs, am.COST_SPAN, np.ascontiguousarray(ad.index_costs[ctx]))
-    assert got == pytest.approx(float(bits.sum()), rel=1e-9)
-
-
-def test_block_bits_refuses_wrong_tables():
-    with pytest.raises(ValueError, match="block_bits"):
-        _coefs.block_bits(np.zeros(16, np.int32), 4, 4, 16, np.zeros((3, 9), np.float32), 5, np.zeros(64, np.float32))
-    with pytest.raises(ValueError, match="block_bits"):
-        _coefs.block_bits(np.zeros(16, np.int32), 4, 4, 0, np.zeros((3, 9), np.float32), 4, np.zeros(64, np.float32))
-
-
-@settings(max_examples=60, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 70), st.integers(1, 70), st.sampled_from([0.3, 3.0, 300.0]),
        st.sampled_from([0.0, 0.05, 0.1155, 1.0, 50.0]), st.integers(0, 2**32 - 1))
 def test_rate_distortion_coding_decodes_to_what_it_chose_each_the_nearest_or_one_step_toward_zero(
