@@ -170,7 +170,7 @@ def decode_scene(path: str, bundle_path: str | None = None, keys: dict | None = 
         y0, x0 = row * T, col * T
         if t.H != min(T, H - y0) or t.W != min(T, W - x0) or t.C != C:
             raise CleanroomError("tile shape does not match the grid")
-        if t.version in (4, 8):
+        if t.version in (4, 8, 9):
             px, _, _ = decode_v4(t)
             px = px.astype(dtype)
         else:

@@ -218,15 +218,15 @@ def _roundtrip(tmp_path, src, args):
 
 
 SCENE_CASES = [
-    ("s2", ["--max-error", "0"], 8),
-    ("s2", ["--max-error", "2"], 8),
+    ("s2", ["--max-error", "0"], 9),
+    ("s2", ["--max-error", "2"], 9),
     ("s2", ["--level", "9", "--tile-size", "64"], 7),
     ("s2", ["--level", "7", "--tile-size", "64"], 7),
-    ("naip", ["--max-error", "0"], 8),
-    ("naip", ["--max-error", "2", "--tile-size", "64"], 8),
+    ("naip", ["--max-error", "0"], 9),
+    ("naip", ["--max-error", "2", "--tile-size", "64"], 9),
     ("naip", ["--level", "9", "--tile-size", "64"], 7),
-    ("synthetic", ["--max-error", "0"], 8),
-    ("synthetic", ["--max-error", "3"], 8),
+    ("synthetic", ["--max-error", "0"], 9),
+    ("synthetic", ["--max-error", "3"], 9),
 ]
 
 
