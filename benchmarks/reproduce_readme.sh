@@ -38,7 +38,7 @@ step() {
 
 step "the 8 validation scenes (held-out sources)" ".dev/val/*.tif" \
     "python benchmarks/tools/make_validation_set.py --out $VAL --seen .dev/val_seen"
-step "median -9.6% against the strongest JPEG 2000, per scene (include block)" \
+step "median -11.2% against the strongest JPEG 2000, per scene (include block)" \
     "$R/scorer_validation.txt $R/scorer_validation_rd.json" \
     "rm -rf $W/scorer && mkdir -p $W $R && { echo '# python ../shared/tools/rd_vs_jpeg2000.py .dev/val WORK   (bundle $B, $DATE)'; python ../shared/tools/rd_vs_jpeg2000.py $VAL $W/scorer; } > $R/scorer_validation.txt && cp $W/scorer/rd.json $R/scorer_validation_rd.json"
 step "the lowest level's losses at 28-29 dB; the per-2-dB figures" "$R/curve_gap.txt" \
@@ -55,18 +55,24 @@ step "14.0% of the bytes at level 0 are not payload" "$R/header_cost.json $R/hea
 step "error-bounded against CCSDS 123.0-B-2 and JPEG-LS (include block), NAIP E = 1 against level 10" \
     "$R/bounded.json $R/bounded.md $R/bounded_summary.txt" \
     "bash benchmarks/peers/ccsds123/build.sh && python benchmarks/harness/bounded_bench.py $SCENES --out $R"
-step "against AV1 intra + KLT: median -3.4%, 4 of 8 scenes lost (needs avifenc: apt-get install libavif-bin)" \
+step "against AV1 intra + KLT: median -5.1%, 2 of 8 scenes lost (needs avifenc: apt-get install libavif-bin)" \
     "$R/av1_validation.txt $R/av1_validation.json" \
     "{ echo '# python ../shared/tools/rd_vs_av1.py .dev/val $R/scorer_validation_rd.json OUT   (bundle $B, $DATE)'; python ../shared/tools/rd_vs_av1.py $VAL $R/scorer_validation_rd.json $R/av1_validation.json; } > $R/av1_validation.txt"
 step "lossless against JPEG XL too: 0.984 median, 1.67x JPEG XL's bits on resampled stacks (bounded_jxl.md is prose over these)" \
     "$R/bounded_jxl_resampled.json $R/bounded_jxl_resampled.md $R/bounded_jxl_val.json $R/bounded_jxl_val.md $R/bounded_jxl.md" \
     "python benchmarks/tools/make_validation_set.py --resampled --resampled-out .dev/val_resampled && python benchmarks/harness/bounded_bench.py .dev/val_resampled/s2_t33nza_rs10m_12band_rot2.tif .dev/val_resampled/s2_t33nza_rs10m_12band_i16.tif .dev/val_resampled/s2_t33nza_rs10m_12band_aligned.tif --bounds 0 --rate-levels 0 --out $R --name bounded_jxl_resampled && python benchmarks/harness/bounded_bench.py $SCENES --bounds 0 --rate-levels 0 --out $R --name bounded_jxl_val"
-step "--psnr lands every validation scene at +0.06..+0.17 dB at 35, 40 and 45 dB; cost a median 2.0x a fixed level" \
+step "--psnr lands every validation scene at +0.07..+0.18 dB at 35, 40 and 45 dB; cost a median 2.1x a fixed level" \
     "$R/psnr_targets.json $R/psnr_targets.md" \
     "python benchmarks/harness/psnr_targets.py $SCENES --targets 35 40 45 --out $R"
 step "tile format v8: level with JPEG XL effort 9 on resampled stacks (0.99-1.00x), the validation scenes unchanged (bounded_v8.md is prose over these)" \
     "$R/bounded_v8_resampled.json $R/bounded_v8_resampled.md $R/bounded_v8_val.json $R/bounded_v8_val.md $R/predictor_modes.json $R/predictor_modes.md $R/bounded_v8.md" \
     "python benchmarks/harness/bounded_bench.py .dev/val_resampled/s2_t33nza_rs10m_12band_rot2.tif .dev/val_resampled/s2_t33nza_rs10m_12band_i16.tif .dev/val_resampled/s2_t33nza_rs10m_12band_aligned.tif --bounds 0 --rate-levels 0 --out $R --name bounded_v8_resampled && python benchmarks/harness/bounded_bench.py $SCENES --bounds 0 --rate-levels 0 --out $R --name bounded_v8_val && python benchmarks/experiments/predictor_modes.py .dev/val_resampled/s2_t33nza_rs10m_12band_rot2.tif .dev/val_resampled/s2_t33nza_rs10m_12band_i16.tif .dev/val_resampled/s2_t33nza_rs10m_12band_aligned.tif $SCENES --bounds 0 1 2 4 8 16 32 --out $R"
+step "tile format v9: lossless 0.968 the best of CCSDS 123 / JPEG-LS / JPEG XL (median), E = 1-8 0.874-0.928 (bounded_v9.md is prose over these)" \
+    "$R/bounded_v9_val.json $R/bounded_v9_val.md $R/bounded_v9_val_summary.txt $R/bounded_v9_resampled.json $R/bounded_v9_resampled.md $R/bounded_v9_resampled_summary.txt $R/bounded_v9_val_bounds.json $R/bounded_v9_val_bounds.md $R/bounded_v9_val_bounds_summary.txt $R/predictor_v9.json $R/predictor_v9.md $R/bounded_speed_v9.json $R/bounded_speed_v9.md $R/bounded_v9.md" \
+    "python benchmarks/harness/bounded_bench.py $SCENES --bounds 0 --rate-levels 0 --repeats 1 --out $R --name bounded_v9_val && python benchmarks/harness/bounded_bench.py .dev/val_resampled/s2_t33nza_rs10m_12band_rot2.tif .dev/val_resampled/s2_t33nza_rs10m_12band_i16.tif .dev/val_resampled/s2_t33nza_rs10m_12band_aligned.tif --bounds 0 --rate-levels 0 --repeats 1 --out $R --name bounded_v9_resampled && python benchmarks/harness/bounded_bench.py $SCENES --bounds 1,2,4,8 --rate-levels 0 --repeats 1 --out $R --name bounded_v9_val_bounds && python benchmarks/experiments/predictor_v9.py $SCENES .dev/val_resampled/s2_t33nza_rs10m_12band_rot2.tif .dev/val_resampled/s2_t33nza_rs10m_12band_i16.tif .dev/val_resampled/s2_t33nza_rs10m_12band_aligned.tif --bounds 0 1 2 4 8 --variants v8 v9 --out $R && python benchmarks/experiments/bounded_speed_v9.py $SCENES .dev/val_resampled/s2_t33nza_rs10m_12band_rot2.tif --rounds 3 --out $R"
+step "the per-component network choice on residual levels (plan.NETWORK_COMPONENTS)" \
+    "$R/network_components.json $R/network_components.md" \
+    "python benchmarks/experiments/network_components.py $SCENES --out $R"
 step "encode time against OpenJPEG per level, one core and all cores" "$R/level_speed.json $R/level_speed.md" \
     "python benchmarks/harness/level_speed.py $VAL/s2_t33nza_10m_b2348.tif $VAL/l8_lc81210442015044_b234.tif --levels all --repeats 2 --out $R"
 step "memory at level 0, 512- and 256-pixel tiles" \

@@ -13,6 +13,10 @@ ignored, ``cvae.metrics.bd_rate``) of the RDOQ curve against the plain one.
 
     python benchmarks/experiments/coef_rdoq_psnr.py .dev/val/*.tif --levels 2 4 6 8 10 11
 
+**Shipped** (after this experiment, at commit bbf19c2): ``Planner.residual_part`` now starts from the nearest integers
+and makes this choice itself (``coefs.encode_rdo``), so in later checkouts "plain" already includes it and this script
+no longer applies; check out bbf19c2 to rerun it.
+
 **Conclusion** (decided; one-off, not rerun by reproduce_readme.sh; 9 min on 2 cores a run): it pays, on every
 scene, and more without the four-offset search. From the encoder's values at its own lambda (m = 1) the median BD-rate
 is -0.96% (-0.66% to -1.28%; m = 0.75: -0.63%, m = 1.25: -0.97% but -0.29% on the smallest scene). From the nearest
