@@ -155,6 +155,23 @@ def native_pixels(pixels: np.ndarray) -> np.ndarray:
     return as_integers(pixels)
 
 
+def analysed_tiles(path: str | Path, codec, size: int = 256):
+    """``(info, window, analysed tile)`` for every tile of ``path`` with a valid pixel, read and analysed as
+    ``cvae-encode`` does (``encoder.prepare_tile`` at a fixed level: band fill, spectral transform; the networks run
+    when a level first needs them)."""
+    from cvae.edge.encoder import prepare_tile, scan_raster
+    from cvae.edge.io.raster import open_rows
+    from cvae.edge.io.tiling import tile_grid
+
+    info = scan_raster(path, rows=size)
+    _, h, w = info.shape
+    with open_rows(path, info) as reader:
+        for win in tile_grid(h, w, size):
+            px, valid = reader.tile(win)
+            if valid.any():
+                yield info, win, prepare_tile(codec, px, valid, info, level=0)[0]
+
+
 def repo_path(path: str | Path) -> str:
     """``path`` relative to the repository root, symlinks kept: how a recorded command names it (run from the root)."""
     return os.path.relpath(os.path.abspath(path), ROOT)

@@ -2,8 +2,8 @@
 save bits at the same quality? (issue 22, item 5; no format change: the streams are v5's)
 
 Every 256 x 256 tile of the scenes, coded as the residual alone at every level given: the encoder's quantised
-coefficients (the rounding offset per subband chosen as the encoder does, ``Planner.residual_part``) coded by v5's
-coefficient coder in ``coef_rdoq.c`` (compiled here with ``cc -O3``, loaded with ctypes), which may move each
+coefficients (the rounding offset per subband chosen as the encoder then did, ``Planner.residual_part``) coded by v5's
+coefficient coder with the greedy choice (first a compiled copy, now the flight coder's, ``_coefs.c``), which may move each
 coefficient one step toward zero as it is coded when ``(x - v)^2 + m lambda bits(v)`` is smaller there (``x`` the
 coefficient over the step, ``lambda`` the encoder's ``rd_lambda(step) / step^2 = ln 2 / 6``, ``bits(v)`` its cost under
 the models as they stand, ``m`` the multipliers given). ``m = 0`` is v5's encoder byte for byte (checked against
@@ -19,19 +19,17 @@ transform, no latents: the residual-only tiles), so a first look, not a verdict.
 **Conclusion** (a first look; one-off, not rerun by reproduce_readme.sh; 80 s on 2 cores): it pays about a point. At the
 encoder's own lambda (m = 1) the greedy choice saves a median 0.91% BD-rate on this proxy (0.69-1.13%, every scene
 better; m = 0.75: 0.63%, m = 1.25: 0.78%): 9.9% fewer coefficient bytes at level 2 down to 1.0% at level 11, for 6.4%
-to 3.3% more squared error; weighing 0 as a third candidate (``run(..., zero_too=True)``) changed no figure. Not shipped: it changes the encoder's
-plan (``Planner.residual_part``'s error and reconstruction after the choice), not the format. Inside the real encoder
+to 3.3% more squared error; weighing 0 as a third candidate (a variant of the copy) changed no figure. Shipped since
+(commit c5f209d, from the nearest integers): at later commits ``Planner.residual_part`` already makes the choice, so
+its integers are no longer the baseline this measured; check out bbf19c2 to rerun it as it was. Inside the real encoder
 with the scorer's PSNR (``coef_rdoq_psnr.py``, hybrid tiles included): -0.96% median, every scene better.
 Result: ``benchmarks/results/782c7ed21f22/coef_rdoq.md``.
 """
 from __future__ import annotations
 
-import ctypes
 import math
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -39,37 +37,22 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # bench_common, run as a script
-from bench_common import ROOT, scenes_main, utc_now  # noqa: E402
+from bench_common import scenes_main, utc_now  # noqa: E402
+
+from cvae.edge.codec import _coefs  # noqa: E402
 
 
-def build(folder: Path, zero_too: bool = False) -> ctypes.CDLL:
-    """coef_rdoq.c compiled into ``folder`` and loaded (``zero_too``: 0 is a candidate for every coefficient too)."""
-    so = folder / "coef_rdoq.so"
-    subprocess.run(["cc", "-O3", "-std=c99", "-shared", "-fPIC", f"-I{ROOT / 'edge' / 'codec'}", f"-DZERO_TOO={int(zero_too)}",
-                    str(Path(__file__).with_suffix(".c")), "-o", str(so), "-lm"], check=True)
-    lib = ctypes.CDLL(str(so))
-    lib.rdoq_encode.restype = ctypes.c_long
-    lib.rdoq_encode.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p, ctypes.c_int,
-                                ctypes.c_double, ctypes.POINTER(ctypes.c_void_p)]
-    lib.rdoq_free.argtypes = [ctypes.c_void_p]
-    return lib
-
-
-def encode(lib: ctypes.CDLL, q: np.ndarray, x: np.ndarray, comps: int, geom: np.ndarray, lam: float) -> tuple[bytes, np.ndarray]:
-    """(v5 stream, the coded values) of ``q`` with the greedy choice at ``lam`` (0: none)."""
+def encode(q: np.ndarray, x: np.ndarray, comps: int, geom: np.ndarray, lam: float) -> tuple[bytes, np.ndarray]:
+    """(v5 stream, the coded values) of ``q`` with the greedy choice at ``lam`` (0: none): the flight coder's own
+    (``_coefs.c``; this experiment's first version compiled a copy of it, removed once the choice shipped)."""
     q = q.copy()
-    out = ctypes.c_void_p()
-    n = lib.rdoq_encode(q.ctypes.data, x.ctypes.data, comps, geom.ctypes.data, len(geom), lam, ctypes.byref(out))
-    if n < 0:
-        raise MemoryError("rdoq_encode")
-    data = ctypes.string_at(out, n)
-    lib.rdoq_free(out)
+    data = _coefs.encode(q, comps, geom, x, lam) if lam > 0 else _coefs.encode(q, comps, geom)
     return data, q
 
 
-def scene_points(path: Path, codec, levels: list[int], mults: list[float], lib) -> dict:
+def scene_points(path: Path, codec, levels: list[int], mults: list[float]) -> dict:
     """{level: {multiplier: [bytes, squared error]}} over the scene's tiles."""
-    from cvae.edge.codec import _coefs, coefs
+    from cvae.edge.codec import coefs
     from cvae.edge.io.raster import read_raster
     from cvae.edge.io.tiling import tile_grid
 
@@ -92,7 +75,7 @@ def scene_points(path: Path, codec, levels: list[int], mults: list[float], lib) 
             x = np.ascontiguousarray(np.concatenate([np.asarray(b[i], np.float64).reshape(-1) / step
                                                      for b in bands for i in order]))
             for m in [0.0, *mults]:
-                data, v = encode(lib, q, x, c, geom, m * lam0)
+                data, v = encode(q, x, c, geom, m * lam0)
                 if m == 0.0 and (data != _coefs.encode(q, c, geom) or not np.array_equal(v, q)):
                     raise AssertionError(f"{path.name} level {lv}: m = 0 is not v5's encoder")
                 back = np.zeros_like(v)
@@ -103,26 +86,24 @@ def scene_points(path: Path, codec, levels: list[int], mults: list[float], lib) 
     return out
 
 
-def run(scenes: list[Path], levels: list[int], mults: list[float], zero_too: bool = False, log=print) -> dict:
+def run(scenes: list[Path], levels: list[int], mults: list[float], log=print) -> dict:
     from cvae.edge.bundle import Bundle
     from cvae.metrics import bd_rate
 
     bundle = Bundle.load()
     codec = bundle.codec("onnxruntime", mode_search="residual", threads=1)
     records = []
-    with tempfile.TemporaryDirectory() as tmp:
-        lib = build(Path(tmp), zero_too)
-        for path in scenes:
-            pts = scene_points(path, codec, levels, mults, lib)
+    for path in scenes:
+        pts = scene_points(path, codec, levels, mults)
 
-            def curve(m):
-                return [(pts[lv][m][0], 10 * math.log10(1e12 / max(pts[lv][m][1], 1e-9))) for lv in levels]
+        def curve(m):
+            return [(pts[lv][m][0], 10 * math.log10(1e12 / max(pts[lv][m][1], 1e-9))) for lv in levels]
 
-            bd = {str(m): bd_rate(curve(0.0), curve(m), min_psnr=-1e9) for m in mults}
-            records.append({"scene": path.stem, "bd_rate": bd, "levels": {
-                str(lv): {str(m): {"bytes": b, "sq_error": d} for m, (b, d) in pts[lv].items()} for lv in levels}})
-            log(f"{path.stem}: " + " ".join(f"m {m}: {v:+.2f}%" for m, v in bd.items()))
-    return {"date": utc_now(), "bundle": bundle.model_id[:12], "levels": levels, "multipliers": mults, "zero_too": zero_too,
+        bd = {str(m): bd_rate(curve(0.0), curve(m), min_psnr=-1e9) for m in mults}
+        records.append({"scene": path.stem, "bd_rate": bd, "levels": {
+            str(lv): {str(m): {"bytes": b, "sq_error": d} for m, (b, d) in pts[lv].items()} for lv in levels}})
+        log(f"{path.stem}: " + " ".join(f"m {m}: {v:+.2f}%" for m, v in bd.items()))
+    return {"date": utc_now(), "bundle": bundle.model_id[:12], "levels": levels, "multipliers": mults,
             "scenes": records, "median_bd_rate": {str(m): float(np.nanmedian([s["bd_rate"][str(m)] for s in records]))
                                                   for m in mults}}
 

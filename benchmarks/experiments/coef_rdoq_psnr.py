@@ -4,7 +4,7 @@ every packet byte (issue 22, item 5).
 The encoder of this checkout, in process (``bench_rd.our_curve``: ``encode_scene`` at each level, ``decode_streams``
 on the ground path, the scorer's PSNR per band over valid pixels), once as it is and once with
 ``Planner.residual_part`` wrapped: every quantised residual it returns (residual-only and hybrid tiles alike) goes
-through ``coef_rdoq.c``'s greedy choice at the encoder's own lambda times each of ``--multipliers``, its error and
+through ``coef_rdoq.py``'s greedy choice at the encoder's own lambda times each of ``--multipliers``, its error and
 reconstruction recomputed and its estimated bits scaled by the v5 stream's byte ratio (what the mode decision reads);
 the tiles stay format v7 and decode with the shipped decoder. ``--start nearest``: the choice starts from the nearest
 integers instead of the encoder's per-subband rounding offsets (could it replace the four-offset search?), written as
@@ -23,7 +23,7 @@ is -0.96% (-0.66% to -1.28%; m = 0.75: -0.63%, m = 1.25: -0.97% but -0.29% on th
 integers (``--start nearest``) it is -1.49% (-1.02% to -2.29%; m = 1.25: -1.43%, m = 1.5: -0.60%; a run at m = 0.6 /
 0.8 not kept: -0.54% / -1.37%, one scene +0.20% at 0.6), no scene worse from m = 0.8 to 1.25. No format change (v7 tiles, the shipped decoder). To ship:
 in ``Planner.residual_part``, quantise every component to the nearest integers (the rounding-offset search goes), run
-the greedy choice over the tile's coefficients in the coding order (a C pass like ``coef_rdoq.c``'s, about one v5
+the greedy choice over the tile's coefficients in the coding order (a C pass in ``_coefs.c``, about one v5
 encode), then the inverse transforms and errors from the chosen values, the bits from the stream.
 Results: ``benchmarks/results/782c7ed21f22/coef_rdoq_psnr.md``, ``coef_rdoq_psnr_nearest.md``.
 """
@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -43,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # bench
 from bench_common import native_pixels, scenes_main, sibling, utc_now  # noqa: E402
 
 
-def rdoq_residual_part(lib, mult: float, nearest: bool = False):
+def rdoq_residual_part(mult: float, nearest: bool = False):
     """A replacement for ``Planner.residual_part`` that passes its coefficients through the greedy choice
     (``nearest``: starting from the nearest integers instead of the encoder's per-subband rounding offsets)."""
     from cvae.edge.codec import _coefs, coefs, wavelet
@@ -67,7 +66,7 @@ def rdoq_residual_part(lib, mult: float, nearest: bool = False):
         q = np.ascontiguousarray(coefs.flatten(list(part.arrays), h, w), np.int32)
         x = np.ascontiguousarray(np.concatenate([np.asarray(b[i], np.float64).reshape(-1) / st
                                                  for b in bands for i in order]))
-        data, v = rdoq.encode(lib, (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int32) if nearest else q, x,
+        data, v = rdoq.encode((np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int32) if nearest else q, x,
                               c, geom, lam)
         ratio = len(data) / max(1, len(_coefs.encode(q, c, geom)))
         arrays = tuple([np.array(s) for s in comp] for comp in coefs.split(v, c, h, w))
@@ -92,30 +91,28 @@ def run(scenes: list[Path], levels: list[int], mults: list[float], start: str = 
     from cvae.edge.io.raster import read_raster
     from cvae.metrics import bd_rate
 
-    bench_rd, rdoq = sibling("bench_rd"), sibling("coef_rdoq")
+    bench_rd = sibling("bench_rd")
     bundle = Bundle.load()
     records = []
     plain = Planner.residual_part
-    with tempfile.TemporaryDirectory() as tmp:
-        lib = rdoq.build(Path(tmp))
-        variants = [("plain", plain), *((f"m={m}", rdoq_residual_part(lib, m, start == "nearest")) for m in mults)]
-        for path in scenes:
-            r = read_raster(path)
-            orig = native_pixels(r.pixels)
-            curves = {}
-            for name, fn in variants:
-                Planner.residual_part = fn
-                try:
-                    codec = bundle.codec("onnxruntime")  # a fresh codec: no plan cached across the two
-                    curves[name] = bench_rd.our_curve(path, bundle, codec, levels, orig, r.valid)
-                finally:
-                    Planner.residual_part = plain
-            pairs = {n: [(p["bpp"], p["psnr"]) for p in pts] for n, pts in curves.items()}
-            bd = {n: bd_rate(pairs["plain"], pairs[n], min_psnr=20.0) for n, _ in variants[1:]}
-            records.append({"scene": path.stem, "bd_rate_psnr": bd,
-                            "points": {n: [{"level": p["param"], "bpp": p["bpp"], "psnr": p["psnr"]} for p in pts]
-                                       for n, pts in curves.items()}})
-            log(f"{path.stem}: " + " ".join(f"{n}: {v:+.2f}%" for n, v in bd.items()))
+    variants = [("plain", plain), *((f"m={m}", rdoq_residual_part(m, start == "nearest")) for m in mults)]
+    for path in scenes:
+        r = read_raster(path)
+        orig = native_pixels(r.pixels)
+        curves = {}
+        for name, fn in variants:
+            Planner.residual_part = fn
+            try:
+                codec = bundle.codec("onnxruntime")  # a fresh codec: no plan cached across the two
+                curves[name] = bench_rd.our_curve(path, bundle, codec, levels, orig, r.valid)
+            finally:
+                Planner.residual_part = plain
+        pairs = {n: [(p["bpp"], p["psnr"]) for p in pts] for n, pts in curves.items()}
+        bd = {n: bd_rate(pairs["plain"], pairs[n], min_psnr=20.0) for n, _ in variants[1:]}
+        records.append({"scene": path.stem, "bd_rate_psnr": bd,
+                        "points": {n: [{"level": p["param"], "bpp": p["bpp"], "psnr": p["psnr"]} for p in pts]
+                                   for n, pts in curves.items()}})
+        log(f"{path.stem}: " + " ".join(f"{n}: {v:+.2f}%" for n, v in bd.items()))
     names = [n for n, _ in variants[1:]]
     return {"date": utc_now(), "bundle": bundle.model_id[:12], "levels": levels, "multipliers": mults, "start": start,
             "scenes": records, "median_bd_rate_psnr": {n: float(np.nanmedian([s["bd_rate_psnr"][n] for s in records]))
@@ -127,7 +124,7 @@ def markdown(rec: dict, command: str) -> str:
     best = min(names, key=lambda n: rec["median_bd_rate_psnr"][n])
     lines = [f"# Greedy RDOQ in the encoder, scorer's PSNR (bundle {rec['bundle']}, {rec['date'][:10]})", "",
              f"`{command}`", "",
-             "BD-rate (PSNR >= 20 dB, all packet bytes) of the encoder with coef_rdoq.c's choice at m times the "
+             "BD-rate (PSNR >= 20 dB, all packet bytes) of the encoder with the greedy choice at m times the "
              f"encoder's lambda against the same encoder without it; per level, for {best} (the best median), the bpp "
              "and PSNR change.", "",
              "| scene | " + " | ".join(f"BD {n}" for n in names) + " | "

@@ -36,16 +36,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # bench_common, run as a script
-from bench_common import machine_info, scenes_main, utc_now  # noqa: E402
+from bench_common import analysed_tiles, machine_info, scenes_main, utc_now  # noqa: E402
 
 
 def run(scenes: list[Path], log=print) -> dict:
     from cvae.edge.bundle import Bundle
     from cvae.edge.codec import coefs
     from cvae.edge.codec.plan import Planner, rd_lambda
-    from cvae.edge.encoder import band_fill_mask, scan_raster
-    from cvae.edge.io.raster import open_rows
-    from cvae.edge.io.tiling import tile_grid
 
     bundle = Bundle.load()
     codec = bundle.codec("onnxruntime", threads=1)
@@ -55,32 +52,25 @@ def run(scenes: list[Path], log=print) -> dict:
               if codec.ladder.step[lv] > 0 and not codec.hybrid.planner.network_free(lv)]
     tiles = []  # per tile-level: scene, gate, bands, and per coded component (index, cost with latents, alone)
     for path in scenes:
-        info = scan_raster(path, rows=256)
-        c, h, w = info.shape
-        if c < 2:
-            continue
-        with open_rows(path, info) as reader:
-            for win in tile_grid(h, w, 256):
-                px, valid = reader.tile(win)
-                if not valid.any():
-                    continue
-                fill = band_fill_mask(px, valid, info.nodata, info.zero_fill)
-                a = codec.analyze(px, valid, band_range=info.band_range, band_fill=fill)
-                gate = full.network_pays(a)
-                for level in levels:
-                    step = model.preset_step(level)
-                    lam, lat = rd_lambda(step), model.latent_level(level)
-                    lp, rp = full.latent_part(a, lat), full.residual_part(a, level, lat, step)
-                    ap = full.residual_part(a, level, None, step)
-                    def coded(part, i):
-                        return 8.0 * len(coefs.encode([part.arrays[i]], a.shape[1], a.shape[2]))
+        for _, _, a in analysed_tiles(path, codec):
+            c = a.shape[0]
+            if c < 2:
+                break
+            gate = full.network_pays(a)
+            for level in levels:
+                step = model.preset_step(level)
+                lam, lat = rd_lambda(step), model.latent_level(level)
+                lp, rp = full.latent_part(a, lat), full.residual_part(a, level, lat, step)
+                ap = full.residual_part(a, level, None, step)
 
-                    comps = [(i, float(rp.comp_err[i] + lam * (lp.comp_bits[i] + coded(rp, i))),
-                              float(ap.comp_err[i] + lam * coded(ap, i)), float(a.variance[i] / step ** 2))
-                             for i in np.flatnonzero(lp.present)]
-                    alone = sum(float(ap.comp_err[i] + lam * coded(ap, i)) for i in range(c))
-                    tiles.append({"scene": path.stem, "level": level, "gate": bool(gate), "bands": c,
-                                  "alone": alone, "comps": comps})
+                def coded(part, i):
+                    return 8.0 * len(coefs.encode([part.arrays[i]], a.shape[1], a.shape[2]))
+
+                without = [float(ap.comp_err[i] + lam * coded(ap, i)) for i in range(c)]
+                comps = [(i, float(rp.comp_err[i] + lam * (lp.comp_bits[i] + coded(rp, i))), without[i],
+                          float(a.variance[i] / step ** 2)) for i in np.flatnonzero(lp.present)]
+                tiles.append({"scene": path.stem, "level": level, "gate": bool(gate), "bands": c,
+                              "alone": sum(without), "comps": comps})
         log(f"{path.stem}: {sum(t['scene'] == path.stem for t in tiles)} tile-levels")
     return {"date": utc_now(), "machine": machine_info(), "bundle": bundle.model_id[:12], "levels": levels,
             "tiles": tiles, "policies": policies(tiles)}

@@ -29,7 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # bench_common, run as a script
-from bench_common import machine_info, scenes_main, utc_now  # noqa: E402
+from bench_common import analysed_tiles, machine_info, scenes_main, utc_now  # noqa: E402
 
 
 def features(a, peaks: np.ndarray) -> dict:
@@ -54,10 +54,6 @@ def features(a, peaks: np.ndarray) -> dict:
 def run(scenes: list[Path], log=print) -> dict:
     from cvae.edge.bundle import Bundle
     from cvae.edge.codec.plan import Planner, rd_lambda
-    from cvae.edge.encoder import band_fill_mask, scan_raster
-    from cvae.edge.io.raster import open_rows
-    from cvae.edge.io.tiling import tile_grid
-
     bundle = Bundle.load()
     codec = bundle.codec("onnxruntime", threads=1)
     hybrid = codec.hybrid
@@ -67,26 +63,18 @@ def run(scenes: list[Path], log=print) -> dict:
               if codec.ladder.step[lv] > 0 and not hybrid.planner.network_free(lv)]
     rows = []
     for path in scenes:
-        info = scan_raster(path, rows=256)
-        c, h, w = info.shape
-        peaks = np.asarray(info.band_range[1], np.float64) - np.asarray(info.band_range[0], np.float64)
-        with open_rows(path, info) as reader:
-            for win in tile_grid(h, w, 256):
-                px, valid = reader.tile(win)
-                if not valid.any():
-                    continue
-                fill = band_fill_mask(px, valid, info.nodata, info.zero_fill)
-                a = codec.analyze(px, valid, band_range=info.band_range, band_fill=fill)
-                f = features(a, peaks)
-                for level in levels:
-                    step = hybrid.model.preset_step(level)
-                    lam = rd_lambda(step)
-                    p = ungated.plan(a, level)
-                    d = p.err if p.err is not None else ungated.latent_error(a, p.latent)
-                    q = alone.plan(a, level)
-                    rows.append({"scene": path.stem, "tile": [win.row, win.col], "level": level, "step": step,
-                                 "mode": p.mode, "j_auto": d + lam * p.bits, "j_alone": q.err + lam * q.bits,
-                                 "bits_auto": p.bits, "bits_alone": q.bits, **f})
+        for info, win, a in analysed_tiles(path, codec):
+            peaks = np.asarray(info.band_range[1], np.float64) - np.asarray(info.band_range[0], np.float64)
+            f = features(a, peaks)
+            for level in levels:
+                step = hybrid.model.preset_step(level)
+                lam = rd_lambda(step)
+                p = ungated.plan(a, level)
+                d = p.err if p.err is not None else ungated.latent_error(a, p.latent)
+                q = alone.plan(a, level)
+                rows.append({"scene": path.stem, "tile": [win.row, win.col], "level": level, "step": step,
+                             "mode": p.mode, "j_auto": d + lam * p.bits, "j_alone": q.err + lam * q.bits,
+                             "bits_auto": p.bits, "bits_alone": q.bits, **f})
         log(f"{path.stem}: {sum(r['scene'] == path.stem for r in rows)} tile-levels")
     return {"date": utc_now(), "machine": machine_info(), "bundle": bundle.model_id[:12], "levels": levels,
             "rows": rows, "rules": rules(rows)}

@@ -49,10 +49,19 @@ def coding_order(h: int, w: int) -> tuple[tuple[int, ...], np.ndarray]:
     return tuple(order), geom
 
 
-def flatten(components: list[list[np.ndarray]], h: int, w: int) -> np.ndarray:
-    """Per component its int32 subbands in :func:`wavelet.forward`'s order -> int32[N] in the coding order."""
+def flatten(components: list[list[np.ndarray]], h: int, w: int, dtype=np.int32) -> np.ndarray:
+    """Per component its subbands in :func:`wavelet.forward`'s order -> ``dtype[N]`` (default int32) in the coding
+    order."""
     order, _ = coding_order(h, w)
-    return np.concatenate([np.asarray(bands[i], np.int32).reshape(-1) for bands in components for i in order])
+    return np.concatenate([np.asarray(bands[i], dtype).reshape(-1) for bands in components for i in order])
+
+
+def _coded_values(components: list[list[np.ndarray]], h: int, w: int) -> np.ndarray:
+    """:func:`flatten`, refusing coefficients beyond :data:`LIMIT` before anything is coded (a new array)."""
+    q = flatten(components, h, w)
+    if len(q) and int(np.abs(q.astype(np.int64)).max()) > LIMIT:
+        raise ValueError(f"a residual coefficient exceeds +-{LIMIT}: the level's step is too fine for this tile")
+    return q
 
 
 def split(values: np.ndarray, comps: int, h: int, w: int) -> list[list[np.ndarray]]:
@@ -77,22 +86,15 @@ def encode_rdo(components: list[list[np.ndarray]], scaled: list[list[np.ndarray]
     the step, same layout) and the bits from the coder's adaptive models as they stand. ``(stream, the coefficients
     coded)``; the stream is a normal v5 stream, :func:`decode` reads it."""
     _, geom = coding_order(h, w)
-    q = flatten(components, h, w)  # a new array: the C coder writes the values it codes into it
-    if len(q) and int(np.abs(q.astype(np.int64)).max()) > LIMIT:
-        raise ValueError(f"a residual coefficient exceeds +-{LIMIT}: the level's step is too fine for this tile")
-    order, _ = coding_order(h, w)
-    xs = np.concatenate([np.asarray(bands[i], np.float64).reshape(-1) for bands in scaled for i in order])
-    stream = _coefs.encode(q, len(components), geom, xs, float(lam))
+    q = _coded_values(components, h, w)  # the C coder writes the values it codes into it
+    stream = _coefs.encode(q, len(components), geom, flatten(scaled, h, w, np.float64), float(lam))
     return stream, split(q, len(components), h, w)
 
 
 def encode(components: list[list[np.ndarray]], h: int, w: int) -> bytes:
     """Per component its int32 subbands in :func:`wavelet.forward`'s order -> the residual's ``coefs`` stream (v5, v6)."""
     _, geom = coding_order(h, w)
-    q = flatten(components, h, w)
-    if len(q) and int(np.abs(q.astype(np.int64)).max()) > LIMIT:
-        raise ValueError(f"a residual coefficient exceeds +-{LIMIT}: the level's step is too fine for this tile")
-    return _coefs.encode(q, len(components), geom)
+    return _coefs.encode(_coded_values(components, h, w), len(components), geom)
 
 
 def decode_values(data: bytes, comps: int, h: int, w: int) -> np.ndarray:

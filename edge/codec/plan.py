@@ -261,7 +261,8 @@ class Planner:
         done, z = a.cache.z_hat.get(lat, (np.zeros(a.shape[0], bool), None))
         todo = np.flatnonzero(keep & ~done)
         if len(todo) or z is None:
-            y_hat = self.model.symbols(a, lat, keep | done)[todo].astype(np.float32) * lm.inv_gain[lat][None, :, None, None]
+            y_hat = self.model.symbols(a, lat, keep | done)[todo].astype(np.float32) * \
+                lm.inv_gain[lat][None, :, None, None]
             new = lm.synthesize(y_hat, todo, a.shape)
             z = new if z is None else np.where((keep & ~done)[:, None, None], new, z)
             done = keep | done
