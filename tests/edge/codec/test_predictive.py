@@ -99,12 +99,7 @@ def test_larger_bounds_cost_fewer_bits():
 
 def test_truncated_and_extended_tiles_raise_corrupt_tile():
     data = _round_trip(np.arange(300, dtype=np.uint16).reshape(3, 10, 10) * 7, 1)[2]
-    for n in (1, 10, len(data) // 2, len(data) - 1):
-        with pytest.raises(CorruptTileError):
-            header, _, payload, v = bitstream.unpack_tile(data[:n])
-            KIND.decode_tile(header, payload, v)
-    with pytest.raises(CorruptTileError):
-        bitstream.unpack_tile(data + b"\0")
+    assert_cut_tiles_are_corrupt(data, (1, 10, len(data) // 2, len(data) - 1))
 
 
 @settings(max_examples=200, deadline=None)
@@ -112,16 +107,7 @@ def test_truncated_and_extended_tiles_raise_corrupt_tile():
 def test_damaged_streams_never_crash_and_decoded_samples_stay_in_range(data):
     rng = np.random.default_rng(11)
     x = rng.integers(0, 4096, (2, 16, 16)).astype(np.uint16)
-    good = bytearray(_round_trip(x, 0)[2])
-    for _ in range(data.draw(st.integers(1, 4))):
-        good[data.draw(st.integers(0, len(good) - 1))] = data.draw(st.integers(0, 255))
-    try:
-        header, _, payload, v = bitstream.unpack_tile(bytes(good))
-        out = KIND.decode_tile(header, payload, v)
-    except CorruptTileError:
-        return
-    assert ((out >= header.lo.astype(np.int64)[:, None, None]) & (out <= header.hi.astype(np.int64)[:, None, None])
-            | (out == 0)).all()
+    assert_damage_is_refused_or_in_range(data, _round_trip(x, 0)[2])
 
 
 def test_crafted_header_with_huge_ranges_is_refused():
@@ -280,3 +266,29 @@ def test_a_crafted_palette_is_refused():
     with pytest.raises(ValueError, match="palette"):
         bitstream.pack_tile(bitstream.TileHeader(**{**header.__dict__, "max_error": np.array([1])}), np.ones(1, bool),
                             b"", None)
+
+
+def assert_cut_tiles_are_corrupt(data: bytes, cuts) -> None:
+    """Every error-bounded tile ``data`` cut to a length in ``cuts``, or with a byte too many, is a CorruptTileError
+    (shared by the tests of formats v4, v8 and v9)."""
+    for n in cuts:
+        with pytest.raises(CorruptTileError):
+            header, _, payload, v = bitstream.unpack_tile(data[:n])
+            KIND.decode_tile(header, payload, v)
+    with pytest.raises(CorruptTileError):
+        bitstream.unpack_tile(data + b"\0")
+
+
+def assert_damage_is_refused_or_in_range(draw, tile: bytes) -> None:
+    """1 to 4 bytes of ``tile`` overwritten (hypothesis ``draw``): a CorruptTileError, or samples within the header's
+    band ranges (or 0)."""
+    good = bytearray(tile)
+    for _ in range(draw.draw(st.integers(1, 4))):
+        good[draw.draw(st.integers(0, len(good) - 1))] = draw.draw(st.integers(0, 255))
+    try:
+        header, _, payload, v = bitstream.unpack_tile(bytes(good))
+        out = KIND.decode_tile(header, payload, v)
+    except CorruptTileError:
+        return
+    lo, hi = header.lo.astype(np.int64)[:, None, None], header.hi.astype(np.int64)[:, None, None]
+    assert (((out >= lo) & (out <= hi)) | (out == 0)).all()
