@@ -116,3 +116,46 @@ def test_a_tile_cannot_pass_its_share_on_one_flat_band():
     assert Gauge(peaks).db(orig, rec, coded) == pytest.approx(48.5, abs=0.01)
     assert share.db(orig, rec, coded) == pytest.approx(40 + 10 * math.log10(2 / (10 ** 0.3 + 10 ** -2)), abs=1e-9)
     assert share.db(orig, rec, coded) < 40.0
+
+
+def _noisy_tile(seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ramp = np.add.outer(np.arange(256), np.arange(256)) * 4
+    return (ramp[None] + rng.integers(0, 400, (2, 256, 256))).astype(np.uint16)
+
+
+def test_a_lossless_bound_counts_the_tiles_own_pixels_and_decodes_to_them(codec):
+    """The error-bounded candidate at bound 0 is not decoded: what it reports is what the ground decodes."""
+    from cvae.edge import psnr_search
+    from cvae.edge.quality import Gauge
+
+    px = _noisy_tile()
+    valid = np.ones(px.shape[1:], bool)
+    coded = np.ones(px.shape, bool)
+    gauge = Gauge(np.full(2, 2000.0))
+    got = psnr_search._by_bound(codec, px, valid, None, coded, gauge, (80.0, 80.05, 80.1))  # only bound 0 reaches it
+    assert got is not None and not got[1].max_error.any()
+    decoded = codec.decompress(codec.encode(got[1], 0)).pixels
+    np.testing.assert_array_equal(got[4], px)
+    np.testing.assert_array_equal(decoded, px)
+    assert got[3] == gauge.db(px, decoded, coded) == EXACT_DB
+
+
+def test_bounds_whose_strip_estimate_cannot_win_are_not_coded(codec):
+    """With a cheaper candidate far below, the error-bounded search stops at its strip estimate (a quarter of the
+    tile coded); with room it codes the bound, and the estimate is within 25% of the tile's bytes."""
+    from cvae.edge import psnr_search
+    from cvae.edge.quality import Gauge
+
+    px = _noisy_tile()
+    valid = np.ones(px.shape[1:], bool)
+    coded = np.ones(px.shape, bool)
+    window = (80.0, 80.05, 80.1)
+    gauge = Gauge(np.full(2, 2000.0))
+    full = psnr_search._by_bound(codec, px, valid, None, coded, gauge, window)
+    assert full is not None
+    estimate = psnr_search._strip_bytes(codec, px, np.zeros(2, np.int64), valid, None)
+    assert 0.9 * full[0] <= estimate <= 1.25 * full[0]
+    assert psnr_search._by_bound(codec, px, valid, None, coded, gauge, window, cap=full[0] // 2) is None
+    kept = psnr_search._by_bound(codec, px, valid, None, coded, gauge, window, cap=full[0])
+    assert kept is not None and kept[0] == full[0]
