@@ -139,7 +139,7 @@ def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[floa
     them all: their error is about the pixels'): a bisection on the mean error of quantising a sample of the
     coefficients, after the rounding to integers' share. No coding."""
     coefs = np.abs(np.concatenate([x.reshape(-1) for bands in Planner.z_subbands(a) for x in bands]))
-    sample = coefs[::max(1, coefs.size // 32768)].astype(np.float64)
+    sample = np.sort(coefs[::max(1, coefs.size // 32768)].astype(np.float32))
     used = peaks > 0
     goal = 10 ** (-aim / 10)
     if np.dtype(a.dtype).kind in "iu" and used.any():  # the decoder's rounding to integers errs 1/12 DN^2 more
@@ -150,13 +150,14 @@ def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[floa
     def mse(step: float) -> float:
         # the planner rounds to the nearest, then its rate-distortion choice zeroes coefficients under about 0.6 to
         # 0.8 steps: the more of them round to zero, the more an isolated one costs (ZERO_FLOOR, ZERO_RISE)
-        x = sample / step
-        zero = ZERO_FLOOR + ZERO_RISE * float(np.mean(x < 0.5)) ** 2
-        q = np.where(x < zero, 0.0, np.maximum(np.floor(x + 0.5), 1.0))
-        return float(np.mean((sample - q * step) ** 2))
+        x = sample * np.float32(1 / step)
+        zero = ZERO_FLOOR + ZERO_RISE * (np.searchsorted(sample, 0.5 * step) / sample.size) ** 2  # sample: sorted
+        q = np.floor(x + np.float32(0.5))
+        q[:np.searchsorted(sample, zero * step)] = 0.0
+        return float(np.mean(np.square(x - q), dtype=np.float64)) * step * step
 
     lo, hi = math.log(stepcode.STEP_MIN), math.log(stepcode.STEP_MAX)
-    for _ in range(24):  # the error rises with the step
+    for _ in range(16):  # the error rises with the step (16 halvings: within 0.02% of a step)
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if mse(math.exp(mid)) < goal else (lo, mid)
     step = math.exp((lo + hi) / 2)
