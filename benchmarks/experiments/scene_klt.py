@@ -50,7 +50,7 @@ def curve(codec, r, br, windows, orig, masks, levels, matrix) -> list[dict]:
 
 
 def run(scenes: list[Path], levels: list[int], log=print) -> dict:
-    from ablation_scorer import _bd_rate
+    _bd_rate = sibling("ablation_scorer")._bd_rate
 
     from cvae.edge.bundle import Bundle
     from cvae.edge.codec.spectral import SpectralTransform

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # bench_common, run as a script
 from bench_common import machine_info, scenes_main, sibling, utc_now  # noqa: E402
 
-_psnr, _valid = sibling("ladder_eval")._psnr, sibling("ladder_eval")._valid
+_valid = sibling("ladder_eval")._valid
 
 
 def points(scene: Path, bundle, codec, levels=None) -> list[dict]:
@@ -43,6 +43,7 @@ def points(scene: Path, bundle, codec, levels=None) -> list[dict]:
 
     from cvae.edge.encoder import EncodeOptions, encode_scene
     from cvae.ground.decoder import decode_streams
+    from cvae.metrics import psnr_bands
 
     with rasterio.open(scene) as ds:
         orig, nodata = ds.read(), ds.nodata
@@ -55,7 +56,7 @@ def points(scene: Path, bundle, codec, levels=None) -> list[dict]:
         data = b"".join(enc.packets)
         (dec,), _ = decode_streams([data], bundle, codec)
         out.append({"level": level, "bpp": len(data) * 8 / orig.size, "seconds": seconds,
-                    "psnr": float(np.mean([_psnr(orig[k], dec.pixels[k], masks[k]) for k in range(len(masks))]))})
+                    "psnr": psnr_bands(orig, dec.pixels, np.stack(masks))})  # the scorer's: a mask per band
     return out
 
 
@@ -86,7 +87,7 @@ def run(scenes: list[Path], log=print) -> dict:
 
 def auto_cost(records: list[dict], steps: list[float]) -> dict:
     """The shipped default against the full search: BD-rate per scene and encode time on the residual levels."""
-    from ablation_scorer import _bd_rate
+    _bd_rate = sibling("ablation_scorer")._bd_rate
 
     bd_rate = _bd_rate()
     bds = [bd_rate([p["bpp"] for p in r["full"]], [p["psnr"] for p in r["full"]],
@@ -102,7 +103,7 @@ def auto_cost(records: list[dict], steps: list[float]) -> dict:
 def thresholds(records: list[dict], steps: list[float]) -> list[dict]:
     """For each residual step T: the BD-rate per scene of the curve taking the residual-alone points at levels
     with step <= T (full search elsewhere) against the full search, and the time of both at those levels."""
-    from ablation_scorer import _bd_rate
+    _bd_rate = sibling("ablation_scorer")._bd_rate
 
     bd_rate = _bd_rate()
     out = []

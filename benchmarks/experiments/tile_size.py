@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # bench_common, run as a script
 from bench_common import machine_info, scenes_main, sibling, utc_now  # noqa: E402
 
-_psnr, _valid = sibling("ladder_eval")._psnr, sibling("ladder_eval")._valid
+_valid = sibling("ladder_eval")._valid
 
 SIZES = (256, 512)
 
@@ -41,6 +41,7 @@ def points(scene: Path, bundle, codec, tile: int) -> list[dict]:
 
     from cvae.edge.encoder import EncodeOptions, encode_scene
     from cvae.ground.decoder import decode_streams
+    from cvae.metrics import psnr_bands
 
     with rasterio.open(scene) as ds:
         orig, nodata = ds.read(), ds.nodata
@@ -51,12 +52,12 @@ def points(scene: Path, bundle, codec, tile: int) -> list[dict]:
         data = b"".join(enc.packets)
         (dec,), _ = decode_streams([data], bundle, codec)
         out.append({"level": level, "bytes": len(data), "bpp": len(data) * 8 / orig.size, "tiles": enc.tiles,
-                    "psnr": float(np.mean([_psnr(orig[k], dec.pixels[k], masks[k]) for k in range(len(masks))]))})
+                    "psnr": psnr_bands(orig, dec.pixels, np.stack(masks))})  # the scorer's: a mask per band
     return out
 
 
 def run(scenes: list[Path], log=print) -> dict:
-    from ablation_scorer import _bd_rate
+    _bd_rate = sibling("ablation_scorer")._bd_rate
 
     from cvae.edge.bundle import Bundle
     from cvae.edge.encoder import EncodeOptions, tile_size_for
