@@ -31,20 +31,22 @@ __all__ = ["LatentPart", "ResidualPart", "Plan", "Planner", "MODE_SEARCHES", "rd
            "check_mode_search"]
 
 #: 'auto' (the default): the residual alone, with no network at all, on residual levels whose step is at most
-#: :data:`NETWORK_FREE_STEP`, 'ladder' on the other residual levels (measured against 'full' on the validation set:
-#: median +0.02% BD-rate, at most +0.75% on one scene, benchmarks/results/shortcut.md); 'full': every allowed latent
+#: :data:`NETWORK_FREE_STEP` (4-11 of the shipped ladder), 'ladder' on the other residual levels (2-3; measured
+#: against 'full': results/shortcut.md); 'full': every allowed latent
 #: level (one synthesis each); 'ladder':
 #: the ladder's own mode only (one synthesis); 'residual': the residual alone on every residual level (no
 #: synthesis; the wavelet-only counterfactual). All also weigh the residual-only tile on residual levels.
 MODE_SEARCHES = ("auto", "full", "ladder", "residual")
 #: residual levels at or below this step code the residual alone and run no network (neither the analysis nor any
-#: synthesis). Measured on the 8 validation scenes against the full search, tile format v5
-#: (benchmarks/shortcut_eval.py, results/shortcut.md): at the shipped bundle's levels 7-11 (steps 0.035 .. 0.009)
-#: it costs 0.00% BD-rate (median and worst scene) and saves 85% of those levels' encode time; extending it to
-#: level 6 costs +0.66% on the worst scene, to every residual level +1.38%. An encoder decision, not the format.
-#: Since steps are continuous (tile format v7, ``--psnr``), the boundary sits between those two presets, at their
-#: geometric mean (0.035 .. 0.05): the presets code as they did.
-NETWORK_FREE_STEP = 0.042
+#: synthesis). Measured against the full search with the scorer's PSNR (benchmarks/experiments/shortcut_eval.py,
+#: results/shortcut.md): at the shipped bundle's levels 7-11 (steps 0.035 .. 0.009) it cost nothing and saved 85%
+#: of those levels' encode time (tile format v5, 8 validation scenes). Since the network is weighed per component
+#: (tile format v7), extending it to levels 4-6 (steps 0.1 .. 0.05) costs +0.40% BD-rate against the previous
+#: default on the 4-band Sentinel-2 scene, +0.07% on the 12-band one, nothing on the other validation scenes, and
+#: takes those levels from 2.7-3.1x OpenJPEG's encode time to the residual coder's (issue 22: at most 1.5x); also
+#: extending it to levels 2-3 would cost +0.87% and +0.94% there. An encoder decision, not the format. Since steps
+#: are continuous (``--psnr``), the boundary sits between two presets, at their geometric mean (0.1 .. 0.14).
+NETWORK_FREE_STEP = 0.118
 #: 'auto' on the residual levels that do run the network: a tile runs it only when it has at least GATE_MIN_BANDS
 #: bands and under GATE_FINE_SHARE of its components' wavelet energy in the finest subbands (smooth multiband tiles),
 #: known before any network runs (:meth:`Planner.network_pays`); the others code the residual alone. Measured on

@@ -9,7 +9,7 @@ import pytest
 from cvae.edge.codec import coefs
 from cvae.edge.codec.plan import NETWORK_COMPONENTS, rd_lambda
 
-LEVEL = 3  # a residual level that runs the network (levels 2-6 of the shipped ladder)
+LEVEL = 3  # a residual level that runs the network (levels 2-3 of the shipped ladder under 'auto')
 
 
 @pytest.fixture(scope="module")
