@@ -308,10 +308,10 @@ static double site_delta_bits(mix_site *s, uint64_t u, int neg)
 }
 
 /* Code (encoding) or decode one coefficient at a set-up place; the encoder first takes val or val - sign(val),
- * the cheaper in (x - v)^2 + lam bits(v) when rdo. Returns the value coded, or with *bad set a damaged stream's
- * (CF_ERR_RANGE). */
+ * the cheaper in (x - v)^2 + lam bits(v) when rdo; zero_done: the decoder has read its zero flag (1) already.
+ * Returns the value coded, or with *bad set a damaged stream's (CF_ERR_RANGE). */
 MX_INLINE int32_t mix_coef(mix_site *s, encoder *enc, decoder *dec, int32_t val, int rdo, double x, double lam,
-                           int *bad, const int encoding)
+                           int zero_done, int *bad, const int encoding)
 {
     mix_models *m = s->m;
     if (encoding) {
@@ -341,7 +341,7 @@ MX_INLINE int32_t mix_coef(mix_site *s, encoder *enc, decoder *dec, int32_t val,
         }
         return val;
     }
-    if (!site_zero(s, NULL, dec, 0))
+    if (!zero_done && !site_zero(s, NULL, dec, 0))
         return 0;
     int neg = plain_bit(NULL, dec, &m->sign[s->sctx], 0);
     int k = 0;
@@ -412,12 +412,15 @@ typedef struct {
     Py_ssize_t pw;
 } mix_rows;
 
-/* Set up place x of a row: the contexts (general: any x, neighbours outside the arrays read 0; else x >= 2,
- * x + 1 < w, a row y >= 2 and x >> 1 inside the parent, so every neighbour exists and none is checked). */
-MX_INLINE void mix_place(mix_site *s, mix_models *m, const mix_rows *r, Py_ssize_t x, Py_ssize_t w, int has_prev,
-                         const int general)
+/* One coefficient of a row at x: its contexts (general: any x, neighbours outside the arrays read 0; else x >= 2,
+ * x + 1 < w, a row y >= 2 and x >> 1 inside the parent, so every neighbour exists and none is checked), coded,
+ * its value, tri() and magnitude stored; nonzero on a damaged stream. A quiet coefficient whose zero flag is 0
+ * (the commonest at coarse steps) needs only the contexts that make it quiet. */
+MX_INLINE int mix_one(mix_site *s, mix_models *m, const mix_rows *r, Py_ssize_t x, Py_ssize_t w, int has_prev,
+                      encoder *enc, decoder *dec, const double *xs, double lam, uint8_t *mrow, const int general,
+                      const int encoding)
 {
-    int Wm, Nm, NWm, NEm, WWm, NNm, P, c3, tw, tn;
+    int Wm, Nm, NWm, NEm, WWm, NNm, P, c3;
     Py_ssize_t px = x >> 1;
     if (general) {
         Wm = x > 0 ? r->m[x - 1] : 0;
@@ -427,10 +430,6 @@ MX_INLINE void mix_place(mix_site *s, mix_models *m, const mix_rows *r, Py_ssize
         NEm = r->m1 && x + 1 < w ? r->m1[x + 1] : 0;
         NNm = r->m2 ? r->m2[x] : 0;
         px = px < r->pw ? px : r->pw - 1;
-        P = r->p ? r->p[px] : 0;
-        c3 = r->pm ? r->pm[px] : 0;
-        tw = x > 0 ? r->t[x - 1] : 0;
-        tn = r->t1 ? r->t1[x] : 0;
     } else {
         Wm = r->m[x - 1];
         WWm = r->m[x - 2];
@@ -438,17 +437,29 @@ MX_INLINE void mix_place(mix_site *s, mix_models *m, const mix_rows *r, Py_ssize
         NWm = r->m1[x - 1];
         NEm = r->m1[x + 1];
         NNm = r->m2[x];
-        P = r->p ? r->p[px] : 0;
-        c3 = r->pm ? r->pm[px] : 0;
-        tw = r->t[x - 1];
-        tn = r->t1[x];
     }
-    int B = has_prev ? r->b[x] : 0, c4 = has_prev ? r->bm[x] : 0, tb = has_prev ? r->bt[x] : 0;
+    P = r->p ? r->p[px] : 0;
+    c3 = r->pm ? r->pm[px] : 0;
+    int B = has_prev ? r->b[x] : 0, c4 = has_prev ? r->bm[x] : 0;
     int a = 2 * Wm + 2 * Nm + NWm + NEm;
     int v = (a + 2 * P + 2 * B + 1) >> 1;
     int ctx = bucket_lut[v > 255 ? 255 : v];
     int na = (a + 1) >> 1, ba = bucket_lut[na > 255 ? 255 : na];
     int c2 = 4 * ba + mx_blen3[WWm + NNm];
+    int quiet = !(ctx | c2 | (c3 >> 1) | (c4 >> 1)), zero_done = 0; /* ctx = c2 = 0, c3 <= 1, c4 <= 1 */
+    if (quiet) {
+        if (encoding ? r->q[x] == 0 : !plain_bit(NULL, dec, &m->quiet, 0)) {
+            if (encoding)
+                plain_bit(enc, NULL, &m->quiet, 0);
+            r->q[x] = 0;
+            r->t[x] = 0;
+            mrow[x] = 0;
+            return !encoding && dec->overrun > 4;
+        }
+        zero_done = !encoding; /* the decoder has read a 1 */
+    }
+    int tw = general ? (x > 0 ? r->t[x - 1] : 0) : r->t[x - 1], tn = general ? (r->t1 ? r->t1[x] : 0) : r->t1[x];
+    int tb = has_prev ? r->bt[x] : 0;
     int c5 = 16 * mx_min3[Wm] + 4 * mx_min3[Nm] + mx_min3[B];
     s->w = m->w[(has_prev ? 1 + mx_blen3[B] : 0) * 4 + (ba >> 2)];
     s->xs[0] = m->x[0][c2];
@@ -460,22 +471,14 @@ MX_INLINE void mix_place(mix_site *s, mix_models *m, const mix_rows *r, Py_ssize
     s->mant1 = m->mant1[ctx];
     s->ctx = ctx;
     s->sctx = 9 * tw + 3 * tn + tb;
-    s->quiet = !(ctx | c2 | (c3 >> 1) | (c4 >> 1)); /* ctx = c2 = 0, c3 <= 1, c4 <= 1 */
+    s->quiet = quiet;
     s->have = 0;
-}
-
-/* one coefficient of a row at x: set up, coded, its value and magnitude stored; nonzero on a damaged stream */
-MX_INLINE int mix_one(mix_site *s, mix_models *m, const mix_rows *r, Py_ssize_t x, Py_ssize_t w, int has_prev,
-                      encoder *enc, decoder *dec, const double *xs, double lam, uint8_t *mrow, const int general,
-                      const int encoding)
-{
     int bad = 0;
-    mix_place(s, m, r, x, w, has_prev, general);
-    int32_t v = mix_coef(s, enc, dec, encoding ? r->q[x] : 0, encoding && xs, encoding && xs ? xs[x] : 0.0, lam,
-                         &bad, encoding);
-    r->q[x] = v;
-    r->t[x] = (uint8_t)tri32(v);
-    mrow[x] = (uint8_t)mag255(v);
+    int32_t val = mix_coef(s, enc, dec, encoding ? r->q[x] : 0, encoding && xs, encoding && xs ? xs[x] : 0.0, lam,
+                           zero_done, &bad, encoding);
+    r->q[x] = val;
+    r->t[x] = (uint8_t)tri32(val);
+    mrow[x] = (uint8_t)mag255(val);
     return bad || (!encoding && dec->overrun > 4);
 }
 
