@@ -22,7 +22,7 @@ setup(
         Extension(
             "cvae.edge.codec._coefs",
             sources=["edge/codec/_coefs.c"],
-            depends=["edge/codec/_bincoder.h"],
+            depends=["edge/codec/_bincoder.h", "edge/codec/_coefmix.h"],
             include_dirs=["edge/codec"],
             extra_compile_args=["-O3", "-std=c99"],
         ),

@@ -114,6 +114,8 @@ static double value_bits(const class_models *m, int ctx, int sctx, int32_t v)
     return b;
 }
 
+#include "_coefmix.h" /* version 10's coder: the mixture, on the same layout, contexts and RDO */
+
 /* One pass over every coefficient: enc != NULL codes q, else decodes into q. *where: the failing index.
  * mg[comps * per_comp]: |q| clipped to 255 of every coefficient coded so far (the contexts read it; the encoder fills
  * it beforehand, the decoder as it goes: only coefficients before the current one are ever read). xs (encoder, may be
@@ -203,6 +205,15 @@ static int run(int32_t *q, uint8_t *mg, Py_ssize_t comps, const subband *sb, int
 /* ------------------------------------------------------------------------------------------------------ */
 /* Python glue.                                                                                            */
 
+/* bytes of run_mix's scratch: four planes of a component's size, three uint16 rows of the widest subband */
+static size_t scratch_size(const subband *sb, int nsub, Py_ssize_t per_comp)
+{
+    Py_ssize_t wmax = 1;
+    for (int s = 0; s < nsub; s++)
+        wmax = sb[s].w > wmax ? sb[s].w : wmax;
+    return (size_t)(4 * per_comp + 6 * wmax + 8);
+}
+
 /* geometry int32[nsub][4] (h, w, class, parent) -> subbands with offsets; *per_comp: coefficients per component */
 static int parse_geometry(PyObject *go, subband *sb, int *nsub, Py_ssize_t *per_comp)
 {
@@ -254,7 +265,7 @@ static int get_layout(Py_ssize_t comps, PyObject *go, PyObject *o, int writable,
 
 /* encode(q int32[comps * per_comp], comps, geometry[, xs float64[comps * per_comp], lam]) -> bytes; with xs, the
  * greedy rate-distortion choice (above) at lam, and q (writable) takes the values coded */
-static PyObject *cf_encode(PyObject *self, PyObject *args)
+static PyObject *encode_impl(PyObject *args, int mixed)
 {
     PyObject *qo, *go, *xo = NULL;
     Py_ssize_t comps;
@@ -279,23 +290,31 @@ static PyObject *cf_encode(PyObject *self, PyObject *args)
             return NULL;
         }
     }
-    class_models *models = malloc(sizeof(class_models) * NCLASS);
+    void *models = malloc(mixed ? sizeof(mix_models) * NCLASS : sizeof(class_models) * NCLASS);
     uint8_t *mg = malloc((size_t)(comps * per_comp));
+    uint8_t *scratch = mixed ? malloc(scratch_size(sb, nsub, per_comp)) : NULL;
     encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
     Py_ssize_t where = 0;
     int st = CF_ERR_NOMEM;
-    if (models && mg) {
+    if (models && mg && (scratch || !mixed)) {
         Py_BEGIN_ALLOW_THREADS
         const int32_t *qv = q.buf;
         for (Py_ssize_t i = 0; i < comps * per_comp; i++)
             mg[i] = (uint8_t)mag255(qv[i]);
-        models_init(models);
-        st = run(q.buf, mg, comps, sb, nsub, per_comp, models, &e, NULL, &where, xo ? x.buf : NULL, lam);
+        if (mixed) {
+            mix_init(models);
+            st = run_mix(q.buf, mg, comps, sb, nsub, per_comp, models, &e, NULL, &where, xo ? x.buf : NULL, lam,
+                         scratch);
+        } else {
+            models_init(models);
+            st = run(q.buf, mg, comps, sb, nsub, per_comp, models, &e, NULL, &where, xo ? x.buf : NULL, lam);
+        }
         enc_finish(&e);
         Py_END_ALLOW_THREADS
     }
     free(models);
     free(mg);
+    free(scratch);
     if (xo)
         PyBuffer_Release(&x);
     PyBuffer_Release(&q);
@@ -309,7 +328,7 @@ static PyObject *cf_encode(PyObject *self, PyObject *args)
 }
 
 /* decode(data, comps, geometry, out int32[comps * per_comp]) -> (status, detail) */
-static PyObject *cf_decode(PyObject *self, PyObject *args)
+static PyObject *decode_impl(PyObject *args, int mixed)
 {
     Py_buffer data, out;
     PyObject *go, *oo;
@@ -330,19 +349,25 @@ static PyObject *cf_decode(PyObject *self, PyObject *args)
         PyBuffer_Release(&data);
         return Py_BuildValue("(in)", CF_ERR_TRUNCATED, comps * per_comp);
     }
-    class_models *models = malloc(sizeof(class_models) * NCLASS);
+    void *models = malloc(mixed ? sizeof(mix_models) * NCLASS : sizeof(class_models) * NCLASS);
     uint8_t *mg = calloc((size_t)(comps * per_comp), 1);
     uint8_t *buf = malloc((size_t)data.len + 1); /* the encoder drops the coder's leading 0 byte: feed it back */
+    uint8_t *scratch = mixed ? malloc(scratch_size(sb, nsub, per_comp)) : NULL;
     Py_ssize_t where = 0;
     int st = CF_ERR_NOMEM;
-    if (models && buf && mg) {
+    if (models && buf && mg && (scratch || !mixed)) {
         buf[0] = 0;
         memcpy(buf + 1, data.buf, (size_t)data.len);
         decoder d;
         Py_BEGIN_ALLOW_THREADS
-        models_init(models);
         dec_init(&d, buf, (size_t)data.len + 1);
-        st = run(out.buf, mg, comps, sb, nsub, per_comp, models, NULL, &d, &where, NULL, 0.0);
+        if (mixed) {
+            mix_init(models);
+            st = run_mix(out.buf, mg, comps, sb, nsub, per_comp, models, NULL, &d, &where, NULL, 0.0, scratch);
+        } else {
+            models_init(models);
+            st = run(out.buf, mg, comps, sb, nsub, per_comp, models, NULL, &d, &where, NULL, 0.0);
+        }
         Py_END_ALLOW_THREADS
         if (st == CF_OK && d.overrun > 0) {
             st = CF_ERR_TRUNCATED;
@@ -355,6 +380,7 @@ static PyObject *cf_decode(PyObject *self, PyObject *args)
     free(models);
     free(mg);
     free(buf);
+    free(scratch);
     PyBuffer_Release(&out);
     PyBuffer_Release(&data);
     if (st == CF_ERR_NOMEM)
@@ -362,9 +388,17 @@ static PyObject *cf_decode(PyObject *self, PyObject *args)
     return Py_BuildValue("(in)", st, where);
 }
 
+static PyObject *cf_encode(PyObject *self, PyObject *args) { return encode_impl(args, 0); }
+static PyObject *cf_decode(PyObject *self, PyObject *args) { return decode_impl(args, 0); }
+static PyObject *cf_encode_mixed(PyObject *self, PyObject *args) { return encode_impl(args, 1); }
+static PyObject *cf_decode_mixed(PyObject *self, PyObject *args) { return decode_impl(args, 1); }
+
 static PyMethodDef cf_methods[] = {
-    {"encode", cf_encode, METH_VARARGS, "encode(q, components, geometry[, xs, lam]) -> bytes"},
-    {"decode", cf_decode, METH_VARARGS, "decode(data, components, geometry, out) -> (status, detail)"},
+    {"encode", cf_encode, METH_VARARGS, "encode(q, components, geometry[, xs, lam]) -> bytes (v5 to v7)"},
+    {"decode", cf_decode, METH_VARARGS, "decode(data, components, geometry, out) -> (status, detail) (v5 to v7)"},
+    {"encode_mixed", cf_encode_mixed, METH_VARARGS, "encode_mixed(q, components, geometry[, xs, lam]) -> bytes (v10)"},
+    {"decode_mixed", cf_decode_mixed, METH_VARARGS,
+     "decode_mixed(data, components, geometry, out) -> (status, detail) (v10)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef cf_module = {PyModuleDef_HEAD_INIT, "_coefs", NULL, -1, cf_methods};
@@ -373,5 +407,6 @@ PyMODINIT_FUNC PyInit__coefs(void)
 {
     bucket_init();
     cost_init();
+    mix_tables();
     return PyModule_Create(&cf_module);
 }

@@ -1,9 +1,10 @@
-"""The tile bitstream, format versions 1 to 7: the one module that owns its bytes (docs/bitstream.md).
+"""The tile bitstream, format versions 1 to 10: the one module that owns its bytes (docs/bitstream.md).
 
-This release writes v7 (lossy tiles of adaptive bundles), v9 (error-bounded tiles, any bundle; v4 and v8 read only) and v1 (factorised
-bundles, none shipped); v2, v3, v5 and v6 are read only. What each version holds is one :class:`TileFormat` in :data:`FORMATS`: the byte layer, the tile
-kinds and the decoder ask it (``header.format.coded_mask``, ``.coefs_stream``, ...) instead of testing version
-numbers. All integers big-endian. Layout::
+This release writes v10 (lossy tiles of adaptive bundles), v9 (error-bounded tiles, any bundle; v4 and v8 read only)
+and v1 (factorised bundles, none shipped); v2, v3, v5, v6 and v7 are read only. What each version holds is one
+:class:`TileFormat` in :data:`FORMATS`: the byte layer, the tile kinds and the decoder ask it
+(``header.format.coded_mask``, ``.coefs_stream``, ``.mixed_coefs``, ...) instead of testing version numbers. All
+integers big-endian. Layout::
 
     u8   version            FORMATS' keys
     4B   model id           first 4 bytes of the bundle's SHA-256 model id
@@ -16,7 +17,7 @@ numbers. All integers big-endian. Layout::
                             formats, v6): no band ranges here, the scene's apply (SceneSide, from its metadata)
     mode_bytes formats: u8 latent, u8 residual   the latent level coded and the residual's kind (residual_kinds:
                             0 none, 1 pixel blocks (v2), 2 CDF 9/7 wavelet subbands, cvae.edge.codec.wavelet)
-    step_code formats (v7), with a residual: u16 step code   the residual's step (cvae.edge.codec.stepcode)
+    step_code formats (v7, v10), with a residual: u16 step code   the residual's step (cvae.edge.codec.stepcode)
     C x (f32 lo, f32 hi)    band value range, native units (not with flag bit3)
     C x f16 mean            band mean after normalisation
     C*C x i8 matrix         rotation rows * 127 (only with flag bit1)
@@ -26,7 +27,8 @@ numbers. All integers big-endian. Layout::
     streams >= 2: side, main      each a varint length (0: empty) then a range-coder stream: ``side`` holds the
                             scale indexes (cvae.edge.codec.adaptive), ``main`` the symbols they select
     streams = 3: coefs      varint length (0: no residual), the residual's context-coded coefficients
-                            (cvae.edge.codec.coefs); side and main then hold the latents only
+                            (cvae.edge.codec.coefs; mixed_coefs formats, v10: the mixing coder); side and main then
+                            hold the latents only
     [mask]                  only with flag bit0. coded_mask: two varint-prefixed range-coder streams of row
                             transitions (cvae.edge.codec.mask); otherwise (v1, v2) varint length, zlib of packbits
 
@@ -59,7 +61,7 @@ __all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE
            "Streams", "UnpackedTile", "SceneSide", "PREDICTIVE_LIMIT", "VERSIONS", "RESIDUAL_NONE",
            "RESIDUAL_PIXELS", "RESIDUAL_WAVELET", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
            "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape", "varint_size", "max_binary_decisions", "PALETTE_SPAN",
-           "VERSION_REPLICATION", "VERSION_FEEDBACK"]
+           "VERSION_REPLICATION", "VERSION_FEEDBACK", "VERSION_MIXING"]
 
 VERSION = 1            # factorised entropy model
 VERSION_ADAPTIVE = 2   # explicitly transmitted scale indexes (adaptive bundles)
@@ -67,9 +69,10 @@ VERSION_WAVELET = 3    # v2's layout; the residual may also be wavelet subbands
 VERSION_PREDICTIVE = 4  # error-bounded predictive coding of the samples themselves (any bundle; written)
 VERSION_CONTEXT = 5    # v3's layout with the residual's coefficients context-coded
 VERSION_SCENE = 6      # v5's layout; the band ranges may be the scene's, sent once in its metadata
-VERSION_STEP = 7       # v6's layout; a tile with a residual carries its quantisation step (written)
+VERSION_STEP = 7       # v6's layout; a tile with a residual carries its quantisation step
 VERSION_REPLICATION = 8  # v4's layout with a predictor per band: v4's or the replication mode
 VERSION_FEEDBACK = 9   # v8's layout; mode 0 also reads its own errors and 11 bands, 22 contexts, warm-up (written)
+VERSION_MIXING = 10    # v7's layout; the residual's coefficients coded by the mixing coder (written)
 #: residual kinds (v2+ header byte): none, 32 x 32 pixel blocks (v2), wavelet subbands in 16 x 16 blocks (v3+)
 RESIDUAL_NONE, RESIDUAL_PIXELS, RESIDUAL_WAVELET = 0, 1, 2
 
@@ -93,6 +96,7 @@ class TileFormat:
     band_modes: bool = False        # samples formats: a predictor mode byte per band (v8, v9)
     feedback: bool = False          # samples formats: v9's coder (error feedback, 11 bands, 22 contexts, warm-up)
     step_code: bool = False         # a tile with a residual carries its step (u16 after the mode bytes)
+    mixed_coefs: bool = False       # coefs_stream formats: version 10's mixing coder codes the coefficients (else v5's)
 
     @property
     def mode_bytes(self) -> bool:
@@ -118,12 +122,14 @@ FORMATS: dict[int, TileFormat] = {f.version: f for f in (
                coded_mask=True),
     TileFormat(VERSION_SCENE, "hybrid", written=False, streams=3, residual_kinds=(RESIDUAL_NONE, RESIDUAL_WAVELET),
                coded_mask=True, scene_range=True),
-    TileFormat(VERSION_STEP, "hybrid", written=True, streams=3, residual_kinds=(RESIDUAL_NONE, RESIDUAL_WAVELET),
+    TileFormat(VERSION_STEP, "hybrid", written=False, streams=3, residual_kinds=(RESIDUAL_NONE, RESIDUAL_WAVELET),
                coded_mask=True, scene_range=True, step_code=True),
     TileFormat(VERSION_REPLICATION, "predictive", written=False, streams=1, coded_mask=True, matrix=False,
                samples=True, band_modes=True),
     TileFormat(VERSION_FEEDBACK, "predictive", written=True, streams=1, coded_mask=True, matrix=False,
                samples=True, band_modes=True, feedback=True),
+    TileFormat(VERSION_MIXING, "hybrid", written=True, streams=3, residual_kinds=(RESIDUAL_NONE, RESIDUAL_WAVELET),
+               coded_mask=True, scene_range=True, step_code=True, mixed_coefs=True),
 )}
 VERSIONS = tuple(FORMATS)
 #: the formats with transition-coded masks and per-band fill (a view of FORMATS)
@@ -217,8 +223,8 @@ class TileHeader:
     replication: np.ndarray | None = None  # v4: uint8[C, 4] ky, kx, oy, ox of each band's replicated blocks
     palette: tuple | None = None  # v4: per band None, or int64[K] the values a lossless band uses (coded as ranks)
     modes: np.ndarray | None = None  # v8, v9: uint8[C] each band's predictor, 0 v4's, 1 the replication mode (None: 0)
-    scene_range: bool = False   # v6, v7: lo, hi are the scene's (SceneSide), not sent in the tile
-    step: int | None = None     # v7 with a residual: the step code (cvae.edge.codec.stepcode); None otherwise
+    scene_range: bool = False   # v6+: lo, hi are the scene's (SceneSide), not sent in the tile
+    step: int | None = None     # v7, v10 with a residual: the step code (cvae.edge.codec.stepcode); None otherwise
 
     @property
     def format(self) -> TileFormat:
@@ -238,7 +244,7 @@ def peek_shape(data: bytes) -> tuple[int, int, int] | None:
 def header_size(bands: int, has_mask: bool, version: int = VERSION, scene_range: bool = False,
                 residual: bool = False) -> int:
     """Bytes of the header before the payloads (the rotation matrix counted; the band ranges unless they are
-    the scene's; the step code of a v7 tile with a ``residual``)."""
+    the scene's; the step code of a v7 or v10 tile with a ``residual``)."""
     fmt = FORMATS[version]
     extra = (2 if fmt.mode_bytes else 0) + (2 if fmt.step_code and residual else 0)
     return _FIXED.size + extra + (2 if scene_range else 10) * bands + bands * bands + (bands + 7) // 8 + \
@@ -252,7 +258,7 @@ def _listed(versions: Sequence[int]) -> str:
 
 
 #: what pack_tile takes and unpack_tile returns as a tile's coder streams: ``bytes | None`` (v1: only when some
-#: component is present; v4: always), ``(side, main)`` (v2, v3) or ``(side, main, coefs)`` (v5, v6)
+#: component is present; v4: always), ``(side, main)`` (v2, v3) or ``(side, main, coefs)`` (v5+)
 Payload = Union[bytes, tuple[bytes, ...], None]
 
 
@@ -263,7 +269,7 @@ class Streams:
     payload: bytes = b""  # v1: the latents of every present component; v4: the samples
     side: bytes = b""     # v2+: the scale indexes
     main: bytes = b""     # v2+: the symbols they select
-    coefs: bytes = b""    # v5, v6: the residual's context-coded coefficients
+    coefs: bytes = b""    # v5+: the residual's context-coded coefficients
 
 
 class UnpackedTile(NamedTuple):
@@ -285,7 +291,7 @@ class UnpackedTile(NamedTuple):
 
 def pack_tile(h: TileHeader, present: np.ndarray, payload: Payload, valid: np.ndarray | None) -> bytes:
     """``present: bool[C]``. Version 1: ``payload`` bytes, required exactly when some component is present.
-    Versions 2 and 3: ``payload = (side, main)``, either may be empty; versions 5 and 6: ``(side, main, coefs)``;
+    Versions 2 and 3: ``payload = (side, main)``, either may be empty; versions 5-7 and 10: ``(side, main, coefs)``;
     version 4: bytes."""
     c = h.bands
     fmt = FORMATS.get(h.version)

@@ -1,4 +1,4 @@
-"""Tile kind ``hybrid`` (tile formats v2, v3, v5, v6, v7; writes v7): learned latents with explicitly sent scale
+"""Tile kind ``hybrid`` (tile formats v2, v3, v5, v6, v7, v10; writes v10): learned latents with explicitly sent scale
 indexes, plus a residual on residual levels.
 
 Each public level of the bundle's :class:`Ladder` codes the latents of a latent level with the adaptive entropy
@@ -14,7 +14,8 @@ Streams: ``side`` (the scale indexes, index-table row = context), ``main`` (the 
 combined table) and ``coefs``. Every integer the decoder derives comes from the stream and frozen tables: a
 different float result of ``g_s`` on the satellite and the ground changes the reconstruction by that float
 difference only, never the parsing. The read-only formats differ only where their :class:`bitstream.TileFormat`
-says: v6 is v7 whose residual takes its level's ladder step (v7 carries a step code, :mod:`cvae.edge.codec.stepcode`);
+says: v7 is v10 whose coefficients are coded by version 5's coder instead of the mixing one (``mixed_coefs``); v6 is
+v7 whose residual takes its level's ladder step (v7 carries a step code, :mod:`cvae.edge.codec.stepcode`);
 v5 is v6 without scene ranges; v2 and v3 (no ``coefs`` stream) carry the residual as groups of ``side`` and
 ``main`` (:func:`_legacy_residual`, :mod:`cvae.edge.codec.residual`).
 """
@@ -51,7 +52,7 @@ class HybridKind:
         self.adaptive = adaptive
         self.ladder = ladder
         self.levels = self.model.levels
-        self.planner = Planner(self.model, mode_search)
+        self.planner = Planner(self.model, mode_search, bitstream.FORMATS[self.version])
         self._planners = {mode_search: self.planner}
 
     @classmethod
@@ -96,7 +97,7 @@ class HybridKind:
         if search is None:
             return self.planner
         if search not in self._planners:
-            self._planners[search] = Planner(self.model, search)
+            self._planners[search] = Planner(self.model, search, bitstream.FORMATS[self.version])
         return self._planners[search]
 
     def estimate_bytes(self, a: AnalyzedTile, level: int, step: float | None = None) -> float:
@@ -191,7 +192,7 @@ class HybridKind:
                              [np.zeros(0, np.int64)]).astype(np.int64)
         values[pos] = sym
         if fmt.coefs_stream and header.residual:
-            values = np.concatenate([values, coefs.decode_values(streams.coefs, c, h, w)])
+            values = np.concatenate([values, coefs.decode_values(streams.coefs, c, h, w, fmt.mixed_coefs)])
         return idx, values, present, channel
 
     def decode(self, u: bitstream.UnpackedTile) -> np.ndarray:

@@ -136,12 +136,15 @@ class Plan:
 
 
 class Planner:
-    """The rate-distortion mode search over a :class:`HybridModel` (``mode_search``: one of :data:`MODE_SEARCHES`)."""
+    """The rate-distortion mode search over a :class:`HybridModel` (``mode_search``: one of :data:`MODE_SEARCHES`)
+    for tiles of format ``fmt`` (default: the one kind 'hybrid' writes), whose coefficient coder it codes with."""
 
-    def __init__(self, model: HybridModel, mode_search: str = "auto"):
+    def __init__(self, model: HybridModel, mode_search: str = "auto", fmt: bitstream.TileFormat | None = None):
         check_mode_search(mode_search)
         self.model = model
         self.mode_search = mode_search
+        fmt = fmt or next(f for f in bitstream.formats_of("hybrid") if f.written)
+        self.mixed = fmt.mixed_coefs  # the coefficient coder: version 10's mixing coder or version 5's
 
     def searched_modes(self, level: int, step: float | None = None) -> list[tuple[int, bool]]:
         """The modes with latents the encoder tries: all of :meth:`HybridModel.modes` (``'full'``), the ladder's
@@ -303,7 +306,8 @@ class Planner:
         lam = rd_lambda(step)
         gain = np.zeros(a.shape[0])
         for i in np.flatnonzero(keep):
-            coded = [8 * len(coefs_mod.encode([part.arrays[i]], a.shape[1], a.shape[2])) for part in (resid, alone)]
+            coded = [8 * len(coefs_mod.encode([part.arrays[i]], a.shape[1], a.shape[2], self.mixed))
+                     for part in (resid, alone)]
             gain[i] = alone.comp_err[i] + lam * coded[1] - (resid.comp_err[i] + lam * (latent.comp_bits[i] + coded[0]))
         pays = keep & (gain > 0)
         if not pays.any():
@@ -342,7 +346,7 @@ class Planner:
                   for comp in range(c)]
         nearest = [[(np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int32) for x in bands] for bands in scaled]
         # D + lambda R in units of the step: (x - v)^2 + rd_lambda(step) / step^2 * bits
-        stream, arrays = coefs_mod.encode_rdo(nearest, scaled, h, w, rd_lambda(step) / (step * step))
+        stream, arrays = coefs_mod.encode_rdo(nearest, scaled, h, w, rd_lambda(step) / (step * step), self.mixed)
         recon = np.zeros((c, h, w), np.float32)
         comp_err = np.zeros(c)
         for comp in range(c):

@@ -1,4 +1,4 @@
-"""Clean-room tile decoder (docs/bitstream.md), versions 3 to 7 and the integers of 2, without the project's code."""
+"""Clean-room tile decoder (docs/bitstream.md), versions 3 to 10 and the integers of 2, without the project's code."""
 from __future__ import annotations
 
 import math
@@ -9,6 +9,7 @@ import numpy as np
 
 from crcoders import (BinaryDecoder, CleanroomError, Model4, Model5, RansTables, decode_mask,
                       rans_decode)
+from crmixing import decode_coefs_v10
 
 DTYPES = {0: np.uint8, 1: np.uint16, 2: np.int16, 3: np.uint32, 4: np.int32, 5: np.float32, 6: np.float64}
 
@@ -62,7 +63,7 @@ class Tile:
     flags: int
     lat: int = 0
     residual: int = 0
-    step_code: int | None = None  # version 7 with a residual
+    step_code: int | None = None  # versions 7 and 10 with a residual
     lo: np.ndarray | None = None  # float32[C]
     hi: np.ndarray | None = None
     mean: np.ndarray | None = None  # float16[C]
@@ -107,7 +108,7 @@ def _masks(r: Reader, t: Tile):
 def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
     r = Reader(data)
     version = r.u8()
-    if version not in (1, 2, 3, 4, 5, 6, 7, 8, 9):
+    if version not in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10):
         raise CleanroomError(f"unknown tile version {version}")
     model_id = r.take(4)
     level = r.u8()
@@ -118,7 +119,7 @@ def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
     H = r.u16()
     W = r.u16()
     flags = r.u8()
-    allowed = 0b011 | (0b100 if version >= 3 else 0) | (0b1000 if version in (6, 7) else 0)
+    allowed = 0b011 | (0b100 if version >= 3 else 0) | (0b1000 if version in (6, 7, 10) else 0)
     if flags & ~allowed:
         raise CleanroomError("unknown flag bits")
     if not 1 <= C <= 32:
@@ -162,10 +163,10 @@ def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
         _masks(r, t)
         r.done()
         return t
-    if version in (2, 3, 5, 6, 7):
+    if version in (2, 3, 5, 6, 7, 10):
         t.lat = r.u8()
         t.residual = r.u8()
-        if version == 7 and t.residual != 0:
+        if version in (7, 10) and t.residual != 0:
             t.step_code = r.u16()
     if flags & 8:
         if scene_band_range is None:
@@ -186,7 +187,7 @@ def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
     else:
         t.side = r.blob()
         t.main = r.blob()
-        if version in (5, 6, 7):
+        if version in (5, 6, 7, 10):
             t.coefs = r.blob()
             if (len(t.coefs) == 0) != (t.residual == 0):
                 raise CleanroomError("coefs stream must be empty exactly when residual kind is 0")
@@ -766,7 +767,12 @@ def decode_tile_integers(t: Tile, bundle: Bundle | None):
     latents = np.array(values[:nlat], dtype=np.int64).reshape(P, M, h, w) if P else None
     residual = None
     J = levels_for(t.H, t.W)
-    if t.version in (5, 6, 7) and t.residual == 2:
+    if t.version == 10 and t.residual == 2:
+        shapes = subband_shapes(t.H, t.W, J) if J else {("LL", 0): (t.H, t.W)}
+        comps, flat = decode_coefs_v10(t.coefs, t.C, t.H, t.W, coef_order(J), shapes)
+        values = values + flat
+        residual = comps
+    elif t.version in (5, 6, 7) and t.residual == 2:
         comps, flat, J = decode_coefs(t.coefs, t.C, t.H, t.W)
         values = values + flat
         residual = comps
@@ -798,7 +804,7 @@ def synthesize(t: Tile, bundle: Bundle, latents: np.ndarray) -> np.ndarray:
 
 
 def decode_tile_pixels(t: Tile, bundle: Bundle | None, step: np.float32 | None = None) -> np.ndarray:
-    """Pixels of a v3/v5/v6/v7 tile (network only when a component is present)."""
+    """Pixels of a v3/v5/v6/v7/v10 tile (network only when a component is present)."""
     idx, values, latents, residual, J = decode_tile_integers(t, bundle)
     z = np.zeros((t.C, t.H, t.W), dtype=np.float32)
     if latents is not None:
@@ -809,7 +815,7 @@ def decode_tile_pixels(t: Tile, bundle: Bundle | None, step: np.float32 | None =
                 z[c] = zs[pk]
                 pk += 1
     if residual is not None:
-        if t.step_code is not None:  # version 7: (4096 + m) * 2^-(12 + e), exact in float32
+        if t.step_code is not None:  # versions 7, 10: (4096 + m) * 2^-(12 + e), exact in float32
             e, m = t.step_code >> 12, t.step_code & 4095
             step = np.float32(4096 + m) * np.float32(2.0 ** -(12 + e))
         elif step is None:

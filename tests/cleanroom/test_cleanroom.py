@@ -106,15 +106,15 @@ def test_v2_golden_integers(bundle):
     assert t.valid is None and e["valid"].all()
 
 
-@pytest.mark.parametrize("version,kind", [(v, k) for v in (3, 5, 6, 7) for k in ("residual", "masked", "hybrid")] +
-                         [(7, "stepped")])
+@pytest.mark.parametrize("version,kind", [(v, k) for v in (3, 5, 6, 7, 10) for k in ("residual", "masked", "hybrid")] +
+                         [(7, "stepped"), (10, "stepped")])
 def test_adaptive_goldens(version, kind, bundle):
     e = np.load(os.path.join(GOLDEN, f"tile_v{version}_{kind}.expected.npz"))
     ints = json.load(open(os.path.join(GOLDEN, f"tile_v{version}_integers.json")))
     sbr = ints.get("scene_band_range")
     t = parse_tile(_read(f"tile_v{version}_{kind}.bin"), bytes.fromhex(sbr) if sbr else None)
     assert t.present == e["present"].astype(int).tolist()
-    # versions 5 to 7 residual-only need nothing of the bundle but ladder.npz's step (v7: not even that)
+    # versions 5 to 10 residual-only need nothing of the bundle but ladder.npz's step (v7, v10: not even that)
     needs_bundle = version == 3 or any(t.present)
     idx, values, latents, residual, _ = decode_tile_integers(t, bundle if needs_bundle else None)
     assert idx == e["indexes"].tolist()
@@ -125,7 +125,7 @@ def test_adaptive_goldens(version, kind, bundle):
         assert t.mask_stream2 == e["mask_stream2"].tolist()
         np.testing.assert_array_equal(t.valid, e["valid"])
         np.testing.assert_array_equal(t.band_fill, e["band_fill"])
-    if "step_code" in e.files:  # version 7: the step the code names, exact in float32
+    if "step_code" in e.files:  # versions 7, 10: the step the code names, exact in float32
         assert t.step_code == int(e["step_code"])
         assert np.float32(4096 + (t.step_code & 4095)) * np.float32(2.0 ** -(12 + (t.step_code >> 12))) == e["step"]
     if "pixels" in e.files:
@@ -220,11 +220,11 @@ def _roundtrip(tmp_path, src, args):
 SCENE_CASES = [
     ("s2", ["--max-error", "0"], 9),
     ("s2", ["--max-error", "2"], 9),
-    ("s2", ["--level", "9", "--tile-size", "64"], 7),
-    ("s2", ["--level", "7", "--tile-size", "64"], 7),
+    ("s2", ["--level", "9", "--tile-size", "64"], 10),
+    ("s2", ["--level", "7", "--tile-size", "64"], 10),
     ("naip", ["--max-error", "0"], 9),
     ("naip", ["--max-error", "2", "--tile-size", "64"], 9),
-    ("naip", ["--level", "9", "--tile-size", "64"], 7),
+    ("naip", ["--level", "9", "--tile-size", "64"], 10),
     ("synthetic", ["--max-error", "0"], 9),
     ("synthetic", ["--max-error", "3"], 9),
 ]
@@ -235,7 +235,7 @@ def test_scene_matches_cvae_decode(tmp_path, which, args, version):
     src = _scene(tmp_path, which)
     meta, ours, info = _roundtrip(tmp_path, src, args)
     assert {i[2] for i in info} == {version}
-    if version == 7:
+    if version == 10:
         assert all(not any(i[4]) for i in info), "expected residual-only tiles (no network)"
     if args[:2] == ["--max-error", "0"]:
         import rasterio

@@ -50,7 +50,7 @@ def build(out_dir: Path, cc: str | None = None) -> dict[str, Path]:
     for name in MODULES:
         target = out_dir / f"{name}{suffix}"
         src = CODEC / f"{name}.c"
-        deps = [src, CODEC / "_bincoder.h"]
+        deps = [src, CODEC / "_bincoder.h", CODEC / "_coefmix.h"]
         if not target.exists() or target.stat().st_mtime < max(d.stat().st_mtime for d in deps):
             subprocess.run([cc, *FLAGS, f"-I{include}", f"-I{CODEC}", str(src), "-o", str(target)], check=True,
                            capture_output=True, text=True)

@@ -12,12 +12,13 @@ Targets and their seeds (every tile format that reaches C, and the v4 coder at i
 
     rangecoder      the golden rANS stream (range coder format 1) with its tables: ``rangecoder.decode``
     tile_v1         the golden v1 tile (packets_v1.bin's body): unpack, then its payload through ``rangecoder.decode``
-    tile_v2..v6     the golden tiles (tests/edge/codec/golden): ``TileCodec.parse_integers`` (v2, v3, v5, v6: the
-                    rANS and coefficient decoders) and ``TileCodec.decompress`` (the predictive decoder, the inverse
-                    wavelet; a tile that needs the synthesis network stops there)
+    tile_v2..v10    the golden tiles (tests/edge/codec/golden): ``TileCodec.parse_integers`` (v2, v3, v5, v6, v7,
+                    v10: the rANS and coefficient decoders) and ``TileCodec.decompress`` (the predictive decoder, the
+                    inverse wavelet; a tile that needs the synthesis network stops there)
     v4_extreme      v4 tiles encoded here with bounds at the format's limits (|lo|, |hi|, E up to 2^33), masks,
                     replicated bands and palettes: ``decompress``
     coefs           v5 coefficient streams of odd-sized subbands with values up to 2^30: ``coefs.decode_values``
+    coefs_v10       the same coefficients in v10 streams (the mixing coder): ``coefs.decode_values(mixed=True)``
 
 Mutations (1 to 4 per input; for the tiles, half of the inputs mutate one coded stream and re-frame the tile around
 it, so that it reaches its decoder; of the others half are confined to the payload's bytes): bit flips, byte sets (random or 0x00, 0xFF,
@@ -72,7 +73,8 @@ CALLS: dict[str, int] = {}
 
 def _count_calls() -> None:
     """Wrap the sanitized decoders' entry points to count the inputs that reach C."""
-    for mod, fn in (("_rangecoder", "decode"), ("_predictive", "decode"), ("_coefs", "decode"), ("_wavelet", "inverse")):
+    for mod, fn in (("_rangecoder", "decode"), ("_predictive", "decode"), ("_coefs", "decode"), ("_coefs", "decode_mixed"),
+                    ("_wavelet", "inverse")):
         m = sys.modules[f"cvae.edge.codec.{mod}"]
         inner = getattr(m, fn)
         key = f"{mod}.{fn}"
@@ -208,11 +210,15 @@ def _targets():
     def coef(data: bytes) -> None:
         coefs.decode_values(data, 2, 19, 23)
 
-    coef_seeds = []
+    def coef_v10(data: bytes) -> None:
+        coefs.decode_values(data, 2, 19, 23, mixed=True)
+
+    coef_seeds, coef_v10_seeds = [], []
     for scale in (3, 1 << 12, coefs.LIMIT):
         comps = [[np.clip(rng.laplace(0, scale / 4, size=s), -coefs.LIMIT, coefs.LIMIT).astype(np.int32)
                   for s in _subband_shapes(19, 23)] for _ in range(2)]
         coef_seeds.append(coefs.encode(comps, 19, 23))
+        coef_v10_seeds.append(coefs.encode(comps, 19, 23, mixed=True))
 
     return {
         "framed": framed,
@@ -223,10 +229,13 @@ def _targets():
         "tile_v4": tile_target(["tile_v4.bin"], v4),
         "tile_v5": tile_target([f"tile_v5_{n}.bin" for n in ("residual", "hybrid", "masked")]),
         "tile_v6": tile_target([f"tile_v6_{n}.bin" for n in ("residual", "hybrid", "masked")]),
+        "tile_v7": tile_target([f"tile_v7_{n}.bin" for n in ("residual", "hybrid", "masked", "stepped")]),
+        "tile_v10": tile_target([f"tile_v10_{n}.bin" for n in ("residual", "hybrid", "masked", "stepped")]),
         "tile_v8": tile_target(["tile_v8.bin"], v4),
         "tile_v9": tile_target(["tile_v9.bin"], v4),
         "v4_extreme": (extreme + crafted, [payload_start(s) for s in extreme + crafted], v4, len(extreme)),
         "coefs": (coef_seeds, [0] * len(coef_seeds), coef),
+        "coefs_v10": (coef_v10_seeds, [0] * len(coef_v10_seeds), coef_v10),
     }
 
 
@@ -358,11 +367,11 @@ def child(so_dir: Path, counts: dict[str, int], seed: int) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # The parent: build, split the inputs over the children, collect.
 
-TARGETS = ("rangecoder", "tile_v1", "tile_v2", "tile_v3", "tile_v4", "tile_v5", "tile_v6", "tile_v8", "tile_v9",
-           "v4_extreme", "coefs")
+TARGETS = ("rangecoder", "tile_v1", "tile_v2", "tile_v3", "tile_v4", "tile_v5", "tile_v6", "tile_v7", "tile_v8",
+           "tile_v9", "tile_v10", "v4_extreme", "coefs", "coefs_v10")
 #: share of the inputs per target (the fast direct targets get more, the slow whole-tile ones fewer)
 WEIGHTS = {"rangecoder": 1, "tile_v1": 1, "tile_v2": 1, "tile_v3": 1, "tile_v4": 1, "tile_v5": 1, "tile_v6": 1,
-           "tile_v8": 1, "tile_v9": 1, "v4_extreme": 1, "coefs": 1}
+           "tile_v7": 1, "tile_v8": 1, "tile_v9": 1, "tile_v10": 1, "v4_extreme": 1, "coefs": 1, "coefs_v10": 1}
 
 
 def split(total: int, jobs: int) -> list[dict[str, int]]:

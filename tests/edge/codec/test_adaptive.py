@@ -69,7 +69,7 @@ def test_stream_integers_round_trip_exactly(codec, level):
     else:
         assert len(values) == sizes.sum()
     header = bitstream.unpack_tile(data)[0]
-    assert header.version == bitstream.VERSION_STEP
+    assert header.version == bitstream.VERSION_MIXING
     assert (header.latent, header.residual) == (plan.latent, plan.residual)
     assert (plan.latent, bool(plan.residual)) in codec.modes(level)
     assert plan.residual in (bitstream.RESIDUAL_NONE, bitstream.RESIDUAL_WAVELET)

@@ -16,7 +16,7 @@ GOLDEN = Path(__file__).parent / "golden"
 CODEC = Path(bitstream.__file__).parent
 #: the names that encode version numbers; only the format descriptions (bitstream.py) may test them
 VERSION_NAMES = {"VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "VERSION_CONTEXT",
-                 "VERSION_SCENE", "VERSION_STEP", "VERSION_REPLICATION", "VERSION_FEEDBACK", "VERSIONS", "ADAPTIVE_VERSIONS", "CONTEXT_VERSIONS", "CODED_MASK_VERSIONS"}
+                 "VERSION_SCENE", "VERSION_STEP", "VERSION_REPLICATION", "VERSION_FEEDBACK", "VERSION_MIXING", "VERSIONS", "ADAPTIVE_VERSIONS", "CONTEXT_VERSIONS", "CODED_MASK_VERSIONS"}
 
 
 def test_each_kind_reads_its_formats_and_writes_exactly_one():
@@ -26,9 +26,19 @@ def test_each_kind_reads_its_formats_and_writes_exactly_one():
         assert written == [k.version], k.name
 
 
-def test_shipped_formats_are_v7_lossy_and_v9_bounded():
+def test_shipped_formats_are_v10_lossy_and_v9_bounded():
     shipped = {f.version for f in bitstream.FORMATS.values() if f.written and f.kind != "factorized"}
-    assert shipped == {7, 9}
+    assert shipped == {10, 9}
+
+
+def test_v10_is_v7_with_the_mixing_coefficient_coder():
+    """The one difference a v10 tile has from a v7 one is who codes its coefficients (``mixed_coefs``)."""
+    import dataclasses
+
+    v7, v10 = bitstream.FORMATS[bitstream.VERSION_STEP], bitstream.FORMATS[bitstream.VERSION_MIXING]
+    assert v10.mixed_coefs and not v7.mixed_coefs and not v7.written
+    assert dataclasses.replace(v10, version=7, written=False, mixed_coefs=False) == v7
+    assert [f.version for f in bitstream.FORMATS.values() if f.mixed_coefs] == [10]
 
 
 def test_no_module_of_the_codec_but_bitstream_tests_version_numbers():
@@ -43,7 +53,8 @@ def test_no_module_of_the_codec_but_bitstream_tests_version_numbers():
                 assert not names & VERSION_NAMES, f"{path.name}:{node.lineno} compares a version"
 
 
-@pytest.mark.parametrize("name", ["tile_v2.bin", "tile_v3_hybrid.bin", "tile_v4.bin", "tile_v5_hybrid.bin"])
+@pytest.mark.parametrize("name", ["tile_v2.bin", "tile_v3_hybrid.bin", "tile_v4.bin", "tile_v5_hybrid.bin",
+                                  "tile_v10_residual.bin"])
 def test_unpacked_tile_names_its_streams_by_role(name):
     u = bitstream.unpack_tile((GOLDEN / name).read_bytes())
     fmt = u.header.format
@@ -60,7 +71,7 @@ def test_unpacked_tile_names_its_streams_by_role(name):
 def test_an_unknown_version_names_the_versions_read():
     data = bytearray((GOLDEN / "tile_v4.bin").read_bytes())
     data[0] = 99
-    with pytest.raises(CorruptTileError, match="reads 1, 2, 3, 4, 5, 6, 7"):
+    with pytest.raises(CorruptTileError, match="reads 1, 2, 3, 4, 5, 6, 7, 8, 9, 10"):
         bitstream.unpack_tile(bytes(data))
 
 

@@ -1,17 +1,17 @@
-"""Golden tiles of bitstreams v7, v6, v5 and v3 (tests/edge/codec/golden/make_tile_v7_golden.py,
-make_tile_v6_golden.py, make_tile_v5_golden.py, make_tile_v3_golden.py): a residual-only tile, a hybrid tile (latents
-+ wavelet residual, context-coded since v5; since v6 its band ranges are its scene's, sent in the scene metadata), a
-masked tile with per-band fill and (v7) a tile at a step between the ladder's presets, as the shipped bundle writes
-them (v7, full mode search) and wrote them before (v6, v5 and v3, decode-only now).
+"""Golden tiles of bitstreams v10, v7, v6, v5 and v3 (tests/edge/codec/golden/make_tile_v10_golden.py,
+make_tile_v7_golden.py, make_tile_v6_golden.py, make_tile_v5_golden.py, make_tile_v3_golden.py): a residual-only tile,
+a hybrid tile (latents + wavelet residual, context-coded since v5; since v6 its band ranges are its scene's, sent in
+the scene metadata), a masked tile with per-band fill and (v7, v10) a tile at a step between the ladder's presets, as
+the shipped bundle writes them (v10, full mode search) and wrote them before (v7, v6, v5 and v3, decode-only now).
 
 Two tiers:
-- bytes (v7): the encoder still writes exactly the golden bytes. The encoder runs the float network, so this is
+- bytes (v10): the encoder still writes exactly the golden bytes. The encoder runs the float network, so this is
   checked on the platform the goldens were made on only: x86-64, CPU ONNX Runtime (float32).
-- integers (both versions): on any platform, decoding the golden bytes gives the same header fields, scale
+- integers (every version): on any platform, decoding the golden bytes gives the same header fields, scale
   indexes, latent symbols and residual coefficients (``TileCodec.parse_integers``), mask and band fill, and, for
   the residual-only tiles (no network runs), the same pixels.
 
-``UPDATE_GOLDENS=1 pytest tests/edge/codec/test_golden_tiles.py`` rewrites the v7 golden files.
+``UPDATE_GOLDENS=1 pytest tests/edge/codec/test_golden_tiles.py`` rewrites the v10 golden files.
 """
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ from types import SimpleNamespace
 import make_tile_v3_golden as golden_v3  # tests/edge/codec/golden, on pythonpath (pyproject.toml)
 import make_tile_v5_golden as golden_v5
 import make_tile_v6_golden as golden_v6
-import make_tile_v7_golden as golden
+import make_tile_v7_golden as golden_v7
+import make_tile_v10_golden as golden
 import numpy as np
 import pytest
 
-from cvae.edge.codec import bitstream, stepcode
+from cvae.edge.codec import bitstream, coefs, stepcode
 from cvae.edge.codec.tile import TileCodec
 from cvae.edge.errors import CorruptTileError
 
@@ -53,15 +54,19 @@ def expected() -> dict:
     return json.loads(golden.INTEGERS.read_text())
 
 
-@pytest.fixture(scope="module", params=[7, 6, 5, 3], ids=["v7", "v6", "v5", "v3"])
+def _frozen(src) -> dict[str, bytes]:
+    return {name: path.read_bytes() for name, path in src.FILES.items()}
+
+
+@pytest.fixture(scope="module", params=[10, 7, 6, 5, 3], ids=["v10", "v7", "v6", "v5", "v3"])
 def goldens(request, tiles, expected) -> SimpleNamespace:
-    """The golden tiles of one version with what they decode to (v6, v5, v3: the frozen files) and the scene side
-    information each decodes with (the hybrid tile of v6 and v7: its scene's band ranges; passing it to the others
-    is harmless: a tile without flag bit 3 carries its own)."""
-    if request.param in (7, 6):
-        src = golden if request.param == 7 else golden_v6
-        expected = dict(expected) if request.param == 7 else json.loads(golden_v6.INTEGERS.read_text())
-        files = tiles if request.param == 7 else {name: path.read_bytes() for name, path in golden_v6.FILES.items()}
+    """The golden tiles of one version with what they decode to (v7, v6, v5, v3: the frozen files) and the scene side
+    information each decodes with (the hybrid tile of v6, v7 and v10: its scene's band ranges; passing it to the
+    others is harmless: a tile without flag bit 3 carries its own)."""
+    if request.param in (10, 7, 6):
+        src = {10: golden, 7: golden_v7, 6: golden_v6}[request.param]
+        expected = dict(expected) if request.param == 10 else json.loads(src.INTEGERS.read_text())
+        files = tiles if request.param == 10 else _frozen(src)
         scene = bitstream.SceneSide.from_metadata({"band_range": expected.pop("scene_band_range")}, src.BANDS)
         return SimpleNamespace(version=request.param, tiles=files, expected=expected, scene=scene, cases=src.CASES)
     old = golden_v5 if request.param == 5 else golden_v3
@@ -84,14 +89,40 @@ def _codec_without_network(bundle) -> TileCodec:
 
 
 @pytest.mark.skipif(not X86_64, reason="golden encode bytes involve the float network: made on x86-64 CPU ONNX Runtime")
-def test_encoder_writes_the_golden_v7_tiles_bytes_on_x86_64_cpu_onnxruntime(full, tiles):
+def test_encoder_writes_the_golden_v10_tiles_bytes_on_x86_64_cpu_onnxruntime(full, tiles):
     assert golden.encode_all(full) == tiles
+
+
+def test_v10_is_v7_but_for_the_version_byte_and_the_coefficient_stream(bundle, tiles):
+    """The same inputs: every header field but the version and every stream but ``coefs`` are v7's; the
+    coefficients the v10 tiles decode to, coded again by v5's coder into a v7 tile, decode to the same pixels (the
+    encoders' rate-distortion choices differ, so the integers may too); each version's coefficient stream is no
+    stream of the other's coder."""
+    quiet = _codec_without_network(bundle)
+    old = _frozen(golden_v7)
+    for name, data in tiles.items():
+        u, u7 = bitstream.unpack_tile(data, golden.SCENE), bitstream.unpack_tile(old[name], golden.SCENE)
+        assert u.header.version == 10 and u.streams.coefs != u7.streams.coefs, name
+        v7_as_v10 = dataclasses.replace(u7.header, version=10)
+        assert bitstream.pack_tile(v7_as_v10, u7.present, (*u7.payload[:2], u.streams.coefs), u7.valid) == data, name
+        h = u.header
+        values = coefs.decode_values(u.streams.coefs, h.bands, h.height, h.width, mixed=True)
+        again = coefs.encode(coefs.split(values, h.bands, h.height, h.width), h.height, h.width)
+        as_v7 = bitstream.pack_tile(dataclasses.replace(h, version=7), u.present, (*u.payload[:2], again), u.valid)
+        if not u.present.any():
+            np.testing.assert_array_equal(quiet.decompress(as_v7).pixels, quiet.decompress(data).pixels)
+        for stream, mixed in ((u.streams.coefs, False), (u7.streams.coefs, True)):
+            try:
+                other = coefs.decode_values(stream, h.bands, h.height, h.width, mixed)
+            except CorruptTileError:
+                continue
+            assert not np.array_equal(other, values), name
 
 
 def test_v6_is_v5_but_for_the_version_byte_and_the_band_ranges_left_to_the_scene():
     """Tiles that carry their own band ranges are v5's bytes with version 6; the hybrid tile, whose band ranges
     are the scene's, is 8 bytes per band shorter and decodes only with them."""
-    tiles = {name: path.read_bytes() for name, path in golden_v6.FILES.items()}
+    tiles = _frozen(golden_v6)
     for name in ("residual", "masked"):
         v5 = golden_v5.FILES[name].read_bytes()
         assert tiles[name] == bytes([bitstream.VERSION_SCENE]) + v5[1:], name
@@ -102,9 +133,12 @@ def test_v6_is_v5_but_for_the_version_byte_and_the_band_ranges_left_to_the_scene
     assert h.scene_range and (h.lo == golden.SCENE.lo).all() and (h.hi == golden.SCENE.hi).all()
 
 
-def test_v7_tiles_carry_their_step_after_the_mode_bytes(bundle, tiles, expected):
-    """Every golden v7 tile codes a residual, so each carries a step code (bytes 15-16, after the latent and
+@pytest.mark.parametrize("version", [10, 7])
+def test_v7_and_v10_tiles_carry_their_step_after_the_mode_bytes(bundle, tiles, expected, version):
+    """Every golden v7 and v10 tile codes a residual, so each carries a step code (bytes 15-16, after the latent and
     residual bytes): the preset levels their ladder step on the code's grid, the stepped tile its own step."""
+    if version == 7:
+        tiles, expected = _frozen(golden_v7), json.loads(golden_v7.INTEGERS.read_text())
     assert expected["scene_band_range"] == golden.SCENE.to_metadata()["band_range"]
     ladder = bundle.codec(transforms=_NoNetwork()).ladder
     for name, data in tiles.items():
@@ -129,7 +163,7 @@ def test_a_stepped_tile_decodes_with_its_own_step_not_its_levels(bundle, tiles):
 
 
 def test_the_scene_band_range_flag_is_corrupt_before_v6():
-    tiles = {name: path.read_bytes() for name, path in golden_v6.FILES.items()}
+    tiles = _frozen(golden_v6)
     for version in (bitstream.VERSION_WAVELET, bitstream.VERSION_CONTEXT):
         bad = bytes([version]) + tiles["hybrid"][1:]
         with pytest.raises(CorruptTileError, match="unknown flag bits"):
@@ -218,21 +252,22 @@ def _with_residual_byte(data: bytes, kind: int) -> bytes:
 
 
 @pytest.mark.parametrize("kind", [1, 3, 255])
-def test_a_v7_tile_declaring_another_residual_kind_is_corrupt(tiles, kind):
+def test_a_v10_tile_declaring_another_residual_kind_is_corrupt(tiles, kind):
     with pytest.raises(CorruptTileError, match="residual kind"):
         bitstream.unpack_tile(_with_residual_byte(tiles["residual"], kind))
 
 
-def test_a_v7_residual_stream_where_the_header_has_none_is_corrupt(bundle, tiles):
+def test_a_v10_residual_stream_where_the_header_has_none_is_corrupt(bundle, tiles):
     quiet = _codec_without_network(bundle)
     with pytest.raises(CorruptTileError):  # kind 0 with a coefficient stream present
         quiet.decompress(_with_residual_byte(tiles["residual"], 0))
 
 
+@pytest.mark.parametrize("version", [10, 7])
 @pytest.mark.parametrize("name", ["masked", "hybrid", "stepped"])
-def test_damaged_v7_tiles_raise_corrupt_tile_only(bundle, tiles, rng, name):
+def test_damaged_v7_and_v10_tiles_raise_corrupt_tile_only(bundle, tiles, rng, name, version):
     quiet = _codec_without_network(bundle)
-    data = tiles[name]
+    data = tiles[name] if version == 10 else _frozen(golden_v7)[name]
     for _ in range(300):  # flipped bits and cuts anywhere: a CorruptTileError or a decode, nothing else
         bad = bytearray(data)
         if rng.random() < 0.5:

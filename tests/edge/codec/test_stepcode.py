@@ -79,8 +79,8 @@ def test_pixels_of_a_plan_are_what_the_decoder_makes_of_its_tile(codec, full, st
         modes.add(plan.mode)
         data = c.encode(a, level, step)
         header = bitstream.unpack_tile(data)[0]
-        assert header.version == bitstream.VERSION_STEP
+        assert header.version == bitstream.VERSION_MIXING
         assert header.step == (stepcode.code_of(step) if header.residual else None)
         np.testing.assert_array_equal(c.hybrid.pixels(a, level, plan), c.decompress(data).pixels)
-    if step == 0.025:  # the v7 golden hybrid tile's level (8): the full search codes latents there
+    if step == 0.025:  # the v7 and v10 golden hybrid tiles' level (8): the full search codes latents there
         assert "latents+residual" in modes

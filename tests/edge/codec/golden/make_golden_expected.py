@@ -6,20 +6,20 @@ floating-point computation, so the files hold on every platform. Readable withou
 of ``.npy`` files (numpy's documented format: a short ASCII header giving dtype, order and shape, then the raw
 little-endian array).
 
-Per golden (``tile_v2.bin``, ``tile_v3_*.bin``, ``tile_v5_*.bin``, ``tile_v6_*.bin``, ``tile_v7_*.bin``: adaptive
-formats):
+Per golden (``tile_v2.bin``, ``tile_v3_*.bin``, ``tile_v5_*.bin``, ``tile_v6_*.bin``, ``tile_v7_*.bin``,
+``tile_v10_*.bin``: adaptive formats):
 
 ``indexes``       int32[G]   the scale indexes decoded from ``side``, in group order (docs/bitstream.md, version 2)
 ``values``        int32[N]   every symbol in group order, 0 for the groups of index 0 (latent groups, then for v2/v3
-                             the residual groups); for v5/v6/v7 followed by the residual's coefficients from ``coefs``
-                             in that stream's coding order
+                             the residual groups); for v5/v6/v7/v10 followed by the residual's coefficients from
+                             ``coefs`` in that stream's coding order
 ``latent_count``  int64[]    how many of ``values`` are latents (``P M h w``)
 ``present``       bool[C]    the present bits
 ``valid``         bool[H, W] the decoded valid mask (all True without flag bit 0)
 ``band_fill``     bool[C, H, W] the decoded per-band fill masks (all False without flag bit 2)
 ``mask_stream1``, ``mask_stream2``  int32[...]  with flag bit 0: the rANS symbols of the valid mask's two streams
                              (stream 1: ``choice`` then the row changes; stream 2: the transition symbols)
-``step_code``, ``step``  int64[], float32[]  v7 tiles with a residual: the header's step code and the step it names
+``step_code``, ``step``  int64[], float32[]  v7 and v10 tiles with a residual: the header's step code and the step it names
                              (the one float here: exact by construction, docs/bitstream.md, version 7)
 ``pixels``        [C, H, W] in the tile's dtype: only for tiles with no component present (no network runs,
                              the decoded samples are exact on every platform)
@@ -51,8 +51,8 @@ from cvae.edge.codec.predictive import PredictiveKind, coder_range
 from cvae.edge.codec.tile import TileCodec
 
 HERE = Path(__file__).resolve().parent
-ADAPTIVE = ["tile_v2.bin"] + [f"tile_v{v}_{n}.bin" for v in (3, 5, 6, 7) for n in ("residual", "hybrid", "masked")] + \
-    ["tile_v7_stepped.bin"]
+ADAPTIVE = ["tile_v2.bin"] + [f"tile_v{v}_{n}.bin" for v in (3, 5, 6, 7, 10) for n in ("residual", "hybrid", "masked")] + \
+    ["tile_v7_stepped.bin", "tile_v10_stepped.bin"]
 V4 = "tile_v4.bin"
 V8 = "tile_v8.bin"  # version 8 (error-bounded, a predictor per band): the same arrays as tile_v4.bin, and ``modes``
 V9 = "tile_v9.bin"  # version 9 (v8's layout, v9's coder): the same arrays as tile_v8.bin
@@ -63,11 +63,11 @@ def expected_path(golden: str) -> Path:
 
 
 def scene_for(golden: str) -> bitstream.SceneSide | None:
-    """The scene side information a golden decodes with (only the v6 and v7 hybrid tiles refer to their scene's
+    """The scene side information a golden decodes with (only the v6, v7 and v10 hybrid tiles refer to their scene's
     range)."""
-    if golden not in ("tile_v6_hybrid.bin", "tile_v7_hybrid.bin"):
+    if golden not in ("tile_v6_hybrid.bin", "tile_v7_hybrid.bin", "tile_v10_hybrid.bin"):
         return None
-    meta = {"band_range": json.loads((HERE / f"{golden[:7]}_integers.json").read_text())["scene_band_range"]}
+    meta = {"band_range": json.loads((HERE / f"{golden.rsplit('_', 1)[0]}_integers.json").read_text())["scene_band_range"]}
     return bitstream.SceneSide.from_metadata(meta, 4)
 
 

@@ -1,4 +1,9 @@
-"""Regenerate the golden tiles of bitstream version 7 (a signalled residual step) as the shipped bundle writes them.
+"""The golden tiles of bitstream version 7 (a signalled residual step), as the shipped bundle wrote them before
+version 10.
+
+Frozen: the encoder writes version 10 now (make_tile_v10_golden.py codes the same inputs, levels and step, and imports
+them from here), so these files are decode-only goldens (version 7 keeps decoding); what follows describes how they
+were made.
 
 The same three 4-band 64 x 64 uint16 inputs and levels as the version 3, 5 and 6 goldens (make_tile_v3_golden.py,
 make_tile_v6_golden.py; those files stay as decode-only goldens), encoded with the full mode search, plus a fourth
@@ -14,12 +19,11 @@ ladder step on the code's grid. The hybrid tile refers to its scene's band range
                           (``TileCodec.parse_integers``) and, without latents, of the pixels; ``scene_band_range``:
                           the hex the hybrid tile decodes with
 
-Run ``python tests/edge/codec/golden/make_tile_v7_golden.py`` (or the test with ``UPDATE_GOLDENS=1``) after an
-intended change of the format, of the encoder's choices or of the shipped bundle.
+They were made with ``python tests/edge/codec/golden/make_tile_v7_golden.py`` before version 10 (an encoder that
+writes version 10 now refuses to).
 """
 from __future__ import annotations
 
-import json
 import sys
 
 from make_tile_v3_golden import CASES as CASES_V3
@@ -27,7 +31,6 @@ from make_tile_v3_golden import (BANDS, FILL, HEIGHT, HERE, WIDTH, describe, hyb
                                  masked_inputs, sha, walk_tile)
 from make_tile_v3_golden import analyzed as analyzed_v3
 
-from cvae.edge.bundle import Bundle
 from cvae.edge.codec import bitstream
 from cvae.edge.codec.tile import TileCodec
 
@@ -52,28 +55,9 @@ def analyzed(codec: TileCodec, name: str, scene: bitstream.SceneSide | None = No
     return codec.analyze(walk_tile(2)) if name == "stepped" else analyzed_v3(codec, name, scene)
 
 
-def encode_all(codec: TileCodec) -> dict[str, bytes]:
-    """The golden tiles' bytes as this machine's encoder writes them."""
-    return {name: codec.encode(analyzed(codec, name, scene_for(name)), level, STEPS.get(name))
-            for name, level in CASES.items()}
-
-
-def write(codec: TileCodec) -> dict[str, bytes]:
-    tiles = encode_all(codec)
-    for name, data in tiles.items():
-        FILES[name].write_bytes(data)
-    out = {name: describe(codec, data, scene_for(name)) for name, data in tiles.items()}
-    out["scene_band_range"] = SCENE.to_metadata()["band_range"]
-    INTEGERS.write_text(json.dumps(out, indent=1) + "\n")
-    return tiles
-
-
 def main() -> int:
-    tiles = write(Bundle.load().codec("onnxruntime", mode_search="full"))
-    for name, data in tiles.items():
-        print(f"wrote {FILES[name]} ({len(data)} B)")
-    print(f"wrote {INTEGERS}")
-    return 0
+    print("the version 7 goldens are frozen (the encoder writes version 10): use make_tile_v10_golden.py")
+    return 1
 
 
 if __name__ == "__main__":
