@@ -489,6 +489,7 @@ typedef struct {
     int64_t *cost;
     uint64_t low;
     uint32_t range;
+    int code;      /* 0: the size estimate alone (no coder; e NULL): a constant of the pass */
 } sink;
 
 /* enc_shift_low's output (low has a carry or its top byte is final): the cached byte plus the carry, then the
@@ -566,14 +567,16 @@ HOT void put_bit(sink *s, bitmodel *m, int bit)
     const uint32_t p = model_p(m);
     if (s->cost)
         *s->cost += cost_lut[(bit ? 65536 - p : p) >> 4];
-    const uint32_t bound = (s->range >> 16) * p; /* enc_bit */
-    if (!bit) {
-        s->range = bound;
-    } else {
-        s->low += bound;
-        s->range -= bound;
+    if (s->code) {
+        const uint32_t bound = (s->range >> 16) * p; /* enc_bit */
+        if (!bit) {
+            s->range = bound;
+        } else {
+            s->low += bound;
+            s->range -= bound;
+        }
+        renorm(s);
     }
-    renorm(s);
     update(m, bit);
 }
 
@@ -581,10 +584,12 @@ HOT void put_raw(sink *s, uint32_t value, int n)
 {
     if (s->cost)
         *s->cost += (int64_t)n << COST_FRAC;
-    const uint32_t r = s->range >> n; /* enc_raw */
-    s->low += (uint64_t)r * value;
-    s->range = r;
-    renorm(s);
+    if (s->code) {
+        const uint32_t r = s->range >> n; /* enc_raw */
+        s->low += (uint64_t)r * value;
+        s->range = r;
+        renorm(s);
+    }
 }
 
 /* _bincoder.h's adaptive Elias-gamma code of v >= 1, with unary position i < nlo modelled by low[i] instead of
@@ -724,14 +729,15 @@ HOT int sample(tile_t *t, const row_t *R, band_models *m, const int64_t *xs, sin
     return PR_OK;
 }
 
-/* One pass: x != NULL codes x into enc (and, cost != NULL, estimates each band's bits into cost[c]); otherwise
- * decodes from dec into t->r. Inlined into run_encode, run_estimate and run_decode, each with constant arguments. */
+/* One pass: x != NULL codes x into enc (and, cost != NULL, estimates each band's bits into cost[c]; enc NULL: only
+ * estimates them); otherwise decodes from dec into t->r. Inlined into run_encode, run_estimate, run_costs and
+ * run_decode, each with constant arguments. */
 HOT int run_tile_impl(tile_t *t, const int64_t *x, encoder *enc, int64_t *cost, decoder *dec, Py_ssize_t *where,
                       const int v9)
 {
     for (int b = 0; b < t->c; b++)
         band_init(&t->m[b], t->mode[b], v9);
-    sink out = {enc, NULL, enc ? enc->low : 0, enc ? enc->range : 0};
+    sink out = {enc, NULL, enc ? enc->low : 0, enc ? enc->range : 0, enc != NULL};
     const int w = t->w;
     for (int y = 0; y < t->h; y++) {
         for (int b = 0; b < t->c; b++) {
@@ -782,6 +788,11 @@ static int run_encode(tile_t *t, const int64_t *x, encoder *enc, Py_ssize_t *whe
 static int run_estimate(tile_t *t, const int64_t *x, encoder *enc, int64_t *cost, Py_ssize_t *where)
 {
     return t->v9 ? run_tile_impl(t, x, enc, cost, NULL, where, 1) : run_tile_impl(t, x, enc, cost, NULL, where, 0);
+}
+
+static int run_costs(tile_t *t, const int64_t *x, int64_t *cost, Py_ssize_t *where)
+{
+    return t->v9 ? run_tile_impl(t, x, NULL, cost, NULL, where, 1) : run_tile_impl(t, x, NULL, cost, NULL, where, 0);
 }
 
 static int run_decode(tile_t *t, decoder *dec, Py_ssize_t *where)
@@ -904,7 +915,7 @@ static uint64_t coded_at_least(const tile_t *t, int c, int h, int w)
 
 /* encode(x int64[C*H*W], skip uint8[C*H*W], rep uint8[C*4], C, H, W, emax int64[C], lo int64[C], hi int64[C]
  * [, modes uint8[C]]) -> bytes; encode_costs(the same) -> (bytes, tuple of C ints: each band's estimated bits in
- * 1/256) */
+ * 1/256); costs(the same) -> that tuple alone (want_cost 2: no coder runs, the same estimates) */
 static PyObject *encode_or_cost(PyObject *args, int want_cost)
 {
     PyObject *xo, *so, *ro, *eo, *loo, *hio, *mo = NULL;
@@ -959,7 +970,9 @@ static PyObject *encode_or_cost(PyObject *args, int want_cost)
     Py_ssize_t where = 0;
     if (t.r && (cost || !want_cost) && tile_alloc(&t, c, h, w) == 0) {
         Py_BEGIN_ALLOW_THREADS
-        st = cost ? run_estimate(&t, x, &e, cost, &where) : run_encode(&t, x, &e, &where);
+        st = want_cost == 2 ? run_costs(&t, x, cost, &where)
+             : cost           ? run_estimate(&t, x, &e, cost, &where)
+                              : run_encode(&t, x, &e, &where);
         enc_finish(&e);
         Py_END_ALLOW_THREADS
         if (e.oom)
@@ -971,11 +984,13 @@ static PyObject *encode_or_cost(PyObject *args, int want_cost)
     PyObject *res = NULL;
     if (st != PR_OK)
         PyErr_NoMemory();
+    else if (want_cost == 2)
+        res = PyBytes_FromStringAndSize(NULL, 0);
     else if (e.len < 1 || e.buf[0] != 0) /* cannot happen: low < 2^32 before the first shift */
         PyErr_SetString(PyExc_RuntimeError, "predictive coder: first byte not zero");
     else
         res = PyBytes_FromStringAndSize((const char *)e.buf + 1, (Py_ssize_t)e.len - 1); /* byte 0 is always 0 */
-    if (res && want_cost) { /* (bytes, (cost per band, ...)) */
+    if (res && want_cost) { /* (bytes, (cost per band, ...)), or the costs alone */
         PyObject *costs = PyTuple_New(c);
         for (int b = 0; costs && b < c; b++) {
             PyObject *o = PyLong_FromLongLong(cost[b]);
@@ -985,10 +1000,16 @@ static PyObject *encode_or_cost(PyObject *args, int want_cost)
             }
             PyTuple_SET_ITEM(costs, b, o);
         }
-        PyObject *pair = costs ? PyTuple_Pack(2, res, costs) : NULL;
+        PyObject *out = NULL;
+        if (costs && want_cost == 2) { /* costs(): the tuple alone */
+            out = costs;
+            costs = NULL;
+        } else if (costs) {
+            out = PyTuple_Pack(2, res, costs);
+        }
         Py_XDECREF(costs);
         Py_DECREF(res);
-        res = pair;
+        res = out;
     }
     free(cost);
     free(e.buf);
@@ -998,6 +1019,8 @@ static PyObject *encode_or_cost(PyObject *args, int want_cost)
 static PyObject *pr_encode(PyObject *self, PyObject *args) { return encode_or_cost(args, 0); }
 
 static PyObject *pr_encode_costs(PyObject *self, PyObject *args) { return encode_or_cost(args, 1); }
+
+static PyObject *pr_costs(PyObject *self, PyObject *args) { return encode_or_cost(args, 2); }
 
 /* decode(data, skip uint8[C*H*W], rep uint8[C*4], C, H, W, emax, lo, hi, out int64[C*H*W] writable
  * [, modes uint8[C]]) -> (status, detail) */
@@ -1077,6 +1100,9 @@ static PyMethodDef pr_methods[] = {
     {"encode", pr_encode, METH_VARARGS, "encode(x, skip, rep, C, H, W, max_error, lo, hi[, modes[, v9]]) -> bytes"},
     {"encode_costs", pr_encode_costs, METH_VARARGS,
      "encode_costs(x, skip, rep, C, H, W, max_error, lo, hi[, modes[, v9]]) -> (bytes, each band's estimated bits in 1/256)"},
+    {"costs", pr_costs, METH_VARARGS,
+     "costs(x, skip, rep, C, H, W, max_error, lo, hi[, modes[, v9]]) -> each band's estimated bits in 1/256, as "
+     "encode_costs gives them, without coding"},
     {"decode", pr_decode, METH_VARARGS,
      "decode(data, skip, rep, C, H, W, max_error, lo, hi, out[, modes[, v9]]) -> (status, detail)"},
     {NULL, NULL, 0, NULL}};
