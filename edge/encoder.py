@@ -309,7 +309,8 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
 def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
                     writer: pk.PacketWriter | None, progress, sink=None) -> EncodedScene:
     """encode_scene for ``--level`` / ``--tile-bytes``: ``tile_size`` rows at a time (as the daemon)."""
-    info = scan_raster(path, max_samples=opts.max_samples, rows=tile_size_for(codec, opts))
+    info = scan_raster(path, max_samples=opts.max_samples, rows=tile_size_for(codec, opts),
+                       stats=opts.psnr is not None)  # the tiles' statistics serve --psnr only
 
     _, h, w = info.shape
     target = psnr_target(info, opts.psnr, len(list(tile_grid(h, w, tile_size_for(codec, opts)))))

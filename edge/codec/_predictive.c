@@ -99,11 +99,19 @@ static inline int64_t med(int64_t n, int64_t w, int64_t nw)
 
 #include "_bincoder.h"
 
+/* The per-sample functions are inlined into each specialised pass (run_tile_impl: encode, estimate or decode; v9 or
+ * not; interior sample or not), where the constant arguments remove their branches. */
+#if defined(__GNUC__)
+#define HOT static inline __attribute__((always_inline))
+#else
+#define HOT static inline
+#endif
+
 /* ------------------------------------------------------------------------------------------------------ */
 /* Models of one band, reset at the start of every tile (tiles decode independently).                     */
 
 typedef struct {
-    int64_t w[NF];
+    int32_t w[NF];                  /* |w| <= W_LIMIT */
     int64_t coded;                  /* samples coded so far (step schedule) */
     int64_t aerr;                   /* running mean of |4r - p4|, x 16 */
     bitmodel zero[NCTX];
@@ -156,12 +164,13 @@ typedef struct {
     int v9;                        /* tile format v9: mode 0 with more inputs, 22 contexts, warm-up models */
     int64_t *r;                    /* [c][h][w] reconstructed (the output) */
     /* what later samples read of the last RING rows, [RING][c][w] (row y at y mod RING, RAT): the working set is
-     * 19 RING c w bytes whatever the tile's height (20 MB for the format's largest tile, 32 x 2048 x 2048) */
+     * 18 RING c w bytes whatever the tile's height (19 MB for the format's largest tile, 32 x 2048 x 2048) */
     int64_t *cdiff;                /* central difference 4 r - s */
-    int16_t *qv;                   /* q clipped to +-32767 */
-    uint8_t *qm;                   /* |q| clipped to 255 (mag255 of qv, kept for the contexts) */
+    uint8_t *qs;                   /* the sign of q: 0 zero, 1 positive, 2 negative (tri) */
+    uint8_t *qm;                   /* |q| clipped to 255 (mag255) */
     int64_t *perr;                 /* r - p */
     band_models *m;                /* [c] */
+    int *acol;                     /* [c][w]: the anchor column of each column (replication blocks) */
 } tile_t;
 
 #define AT(t, b, y, x) ((size_t)(b) * (size_t)(t)->h * (size_t)(t)->w + (size_t)(y) * (size_t)(t)->w + (size_t)(x))
@@ -170,28 +179,94 @@ typedef struct {
 
 typedef struct { int64_t W, N, NW, NE, WW, NN; } nbhd;
 
-/* Neighbours of (y, x) in band b. Missing ones: W from N, else from the previous band's sample, else the middle of
- * the band's range; N from W; NW and NE from N; WW from W; NN from N. */
-static inline void neighbours(const tile_t *t, int b, int y, int x, nbhd *n)
+/* One band's row (band b, row y), set up once per row: where its samples read and write, and the band's constants.
+ * The rows above are NULL where they do not exist. */
+typedef struct {
+    int b, w;
+    int npv;                    /* previous bands' central differences read: min(b, 3) (v9: min(b, 11)) */
+    int64_t lo, hi, emax, step;
+    int ay;                     /* replication blocks: the anchor row of row y */
+    const int *ax;              /* ... and the anchor column of each column (NULL without blocks) */
+    const uint8_t *skip;        /* skip, row y of band b */
+    int64_t *r0;                /* r, row y of band b */
+    const int64_t *r1, *r2;     /* r, rows y - 1 and y - 2 */
+    const int64_t *rb;          /* r, row y of band b - 1 (NULL for band 0) */
+    int64_t *cd0, *pe0;         /* ring row y of band b: cdiff, perr (band b - k's lie k w before) */
+    const int64_t *pe1;         /* perr, row y - 1 */
+    uint8_t *qs0;
+    const uint8_t *qs1;
+    uint8_t *qm0;
+    const uint8_t *qm1;
+} row_t;
+
+/* The anchor of coordinate v on a grid of period k starting at o: the block's first coordinate, or 0 when the
+ * block starts before the tile. */
+static inline int anchor(int v, int k, int o)
 {
-    const int64_t *r = t->r;
+    int a = v - (((v - o) % k) + k) % k;
+    return a < 0 ? 0 : a;
+}
+
+static void row_init(const tile_t *t, row_t *R, int b, int y, int v9)
+{
+    const size_t w = (size_t)t->w;
+    R->b = b;
+    R->w = t->w;
+    R->npv = b < (v9 ? PMAX9 : PMAX) ? b : (v9 ? PMAX9 : PMAX);
+    R->lo = t->lo[b];
+    R->hi = t->hi[b];
+    R->emax = t->emax[b];
+    R->step = 2 * t->emax[b] + 1;
+    const uint8_t *rp = t->rep + 4 * b;
+    R->ay = anchor(y, rp[0], rp[2]);
+    R->ax = rp[0] > 1 || rp[1] > 1 ? t->acol + (size_t)b * w : NULL;
+    R->skip = t->skip + AT(t, b, y, 0);
+    R->r0 = t->r + AT(t, b, y, 0);
+    R->r1 = y > 0 ? R->r0 - w : NULL;
+    R->r2 = y > 1 ? R->r0 - 2 * w : NULL;
+    R->rb = b > 0 ? t->r + AT(t, b - 1, y, 0) : NULL;
+    const size_t ra = RAT(t, b, y, 0), up = y > 0 ? RAT(t, b, y - 1, 0) : 0;
+    R->cd0 = t->cdiff + ra;
+    R->pe0 = t->perr + ra;
+    R->qs0 = t->qs + ra;
+    R->qm0 = t->qm + ra;
+    R->pe1 = y > 0 ? t->perr + up : NULL;
+    R->qs1 = y > 0 ? t->qs + up : NULL;
+    R->qm1 = y > 0 ? t->qm + up : NULL;
+}
+
+/* Neighbours of (y, x) in band b. Missing ones: W from N, else from the previous band's sample, else the middle of
+ * the band's range; N from W; NW and NE from N; WW from W; NN from N. inner: every neighbour exists (y > 1,
+ * 1 < x < w - 1), read directly. */
+HOT void neighbours(const row_t *R, int x, nbhd *n, const int inner)
+{
+    if (inner) {
+        n->W = R->r0[x - 1];
+        n->WW = R->r0[x - 2];
+        n->N = R->r1[x];
+        n->NW = R->r1[x - 1];
+        n->NE = R->r1[x + 1];
+        n->NN = R->r2[x];
+        return;
+    }
     if (x > 0)
-        n->W = r[AT(t, b, y, x - 1)];
-    else if (y > 0)
-        n->W = r[AT(t, b, y - 1, x)];
-    else if (b > 0)
-        n->W = r[AT(t, b - 1, y, x)];
+        n->W = R->r0[x - 1];
+    else if (R->r1)
+        n->W = R->r1[x];
+    else if (R->rb)
+        n->W = R->rb[x];
     else
-        n->W = floor_div(t->lo[b] + t->hi[b], 2);
-    n->N = y > 0 ? r[AT(t, b, y - 1, x)] : n->W;
-    n->NW = (y > 0 && x > 0) ? r[AT(t, b, y - 1, x - 1)] : n->N;
-    n->NE = (y > 0 && x + 1 < t->w) ? r[AT(t, b, y - 1, x + 1)] : n->N;
-    n->WW = x > 1 ? r[AT(t, b, y, x - 2)] : n->W;
-    n->NN = y > 1 ? r[AT(t, b, y - 2, x)] : n->N;
+        n->W = floor_div(R->lo + R->hi, 2);
+    n->N = R->r1 ? R->r1[x] : n->W;
+    n->NW = (R->r1 && x > 0) ? R->r1[x - 1] : n->N;
+    n->NE = (R->r1 && x + 1 < R->w) ? R->r1[x + 1] : n->N;
+    n->WW = x > 1 ? R->r0[x - 2] : n->W;
+    n->NN = R->r2 ? R->r2[x] : n->N;
 }
 
 typedef struct {
-    int64_t u[NF];
+    int64_t u[NF];    /* the features */
+    uint64_t au[NF];  /* |u_j| */
     int nf;
     int64_t norm;     /* 1 + sum |u_j|: the weight update's normaliser */
     int64_t s;        /* local sum */
@@ -200,23 +275,6 @@ typedef struct {
     int mctx, sctx;   /* magnitude and sign contexts */
     int rctx;         /* replication mode: the full context, 16 equality context + mctx */
 } predicted;
-
-/* The neighbours of (b, y, x): neighbours(), read directly in the interior (the same values). */
-static inline void gather(const tile_t *t, int b, int y, int x, nbhd *n)
-{
-    if (y > 1 && x > 1 && x + 1 < t->w) { /* the interior: every neighbour exists */
-        const size_t w = (size_t)t->w;
-        const int64_t *r0 = t->r + AT(t, b, y, x), *r1 = r0 - w;
-        n->W = r0[-1];
-        n->WW = r0[-2];
-        n->N = r1[0];
-        n->NW = r1[-1];
-        n->NE = r1[1];
-        n->NN = r1[-(ptrdiff_t)w];
-    } else {
-        neighbours(t, b, y, x, n);
-    }
-}
 
 /* The magnitude context (neighbouring |q| of this band and the previous one, and the gradients in steps) and the sign
  * context of (b, y, x). */
@@ -237,36 +295,53 @@ static void wide_init(void)
     }
 }
 
-static inline void contexts(const tile_t *t, int b, int y, int x, const nbhd *n, predicted *pr)
+/* trunc(a / d) for 0 <= a, 1 <= d: in 32 bits when both fit (a faster divide; the same quotient) */
+static inline int64_t udiv64(int64_t a, int64_t d)
 {
-    const size_t ra = RAT(t, b, y, x), w = (size_t)t->w;
-    const size_t up = y > 0 ? RAT(t, b, y - 1, x) : ra; /* read only when y > 0 */
-    const int16_t *q0 = t->qv + ra;
-    int64_t sW = x > 0 ? q0[-1] : 0;
-    int64_t sN = y > 0 ? t->qv[up] : sW;
-    int64_t sB = b > 0 ? q0[-(ptrdiff_t)w] : 0;
-    const uint8_t *m0 = t->qm + ra, *m1 = t->qm + up;
-    int64_t qW = x > 0 ? m0[-1] : 0;
-    int64_t qN = y > 0 ? m1[0] : qW;
-    int64_t qNW = (y > 0 && x > 0) ? m1[-1] : qN;
-    int64_t qNE = (y > 0 && x + 1 < t->w) ? m1[1] : qN;
-    int64_t qWW = x > 1 ? m0[-2] : qW;
-    int64_t qB = b > 0 ? m0[-(ptrdiff_t)w] : qN;
-    int64_t act = 2 * (qW + qN) + qNW + qNE + qWW + 2 * qB; /* about 8 |q| */
-    int64_t grad = abs64(n->W - n->NW) + abs64(n->N - n->NW) + abs64(n->N - n->NE) + abs64(n->W - n->WW) +
-                   abs64(n->N - n->NN);
-    int64_t g = t->emax[b] ? grad / (2 * t->emax[b] + 1) : grad; /* non-negative: truncation is floor */
-    int64_t v = (act + (g > 4096 ? 4096 : g) + 1) / 2;
-    pr->mctx = t->v9 ? wide_lut[v > 4095 ? 4095 : v] : bucket_lut[v > 255 ? 255 : v];
-    pr->sctx = 9 * tri(sW) + 3 * tri(sN) + tri(sB);
+    if ((uint64_t)a <= 0xFFFFFFFFu && (uint64_t)d <= 0xFFFFFFFFu)
+        return (int64_t)((uint32_t)a / (uint32_t)d);
+    return a / d;
 }
 
-static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
+HOT void contexts(const row_t *R, int x, const nbhd *n, predicted *pr, const int v9, const int inner)
 {
-    const band_models *m = &t->m[b];
-    const size_t ra = RAT(t, b, y, x), w = (size_t)t->w;
+    const ptrdiff_t w = R->w;
+    const uint8_t *q0 = R->qs0 + x;
+    const uint8_t *m0 = R->qm0 + x;
+    unsigned sW, sN, qW, qN, qNW, qNE, qWW;
+    if (inner) {
+        sW = q0[-1];
+        sN = R->qs1[x];
+        qW = m0[-1];
+        qN = R->qm1[x];
+        qNW = R->qm1[x - 1];
+        qNE = R->qm1[x + 1];
+        qWW = m0[-2];
+    } else {
+        sW = x > 0 ? q0[-1] : 0;
+        sN = R->qs1 ? R->qs1[x] : sW;
+        qW = x > 0 ? m0[-1] : 0;
+        qN = R->qm1 ? R->qm1[x] : qW;
+        qNW = (R->qm1 && x > 0) ? R->qm1[x - 1] : qN;
+        qNE = (R->qm1 && x + 1 < w) ? R->qm1[x + 1] : qN;
+        qWW = x > 1 ? m0[-2] : qW;
+    }
+    unsigned sB = R->b > 0 ? q0[-w] : 0;
+    unsigned qB = R->b > 0 ? m0[-w] : qN;
+    unsigned act = 2 * (qW + qN) + qNW + qNE + qWW + 2 * qB; /* about 8 |q| */
+    int64_t grad = abs64(n->W - n->NW) + abs64(n->N - n->NW) + abs64(n->N - n->NE) + abs64(n->W - n->WW) +
+                   abs64(n->N - n->NN);
+    int64_t g = R->emax ? udiv64(grad, R->step) : grad; /* non-negative: truncation is floor */
+    uint64_t v = ((uint64_t)act + (uint64_t)(g > 4096 ? 4096 : g) + 1) >> 1;
+    pr->mctx = v9 ? wide_lut[v > 4095 ? 4095 : v] : bucket_lut[v > 255 ? 255 : v];
+    pr->sctx = (int)(9 * sW + 3 * sN + sB); /* the signs of q at W, N and in the previous band */
+}
+
+HOT void predict(const row_t *R, const band_models *m, int x, predicted *pr, const int v9, const int inner)
+{
+    const ptrdiff_t w = R->w;
     nbhd n;
-    gather(t, b, y, x, &n);
+    neighbours(R, x, &n, inner);
     int64_t s = n.N + n.W + n.NW + n.NE;
     int64_t *u = pr->u;
     u[0] = 4 * n.N - s;
@@ -276,45 +351,58 @@ static void predict(const tile_t *t, int b, int y, int x, predicted *pr)
     u[4] = 4 * n.NN - s;
     u[5] = 4 * med(n.N, n.W, n.NW) - s;
     int nf = NSPATIAL;
-    const int pmax = t->v9 ? PMAX9 : PMAX;
-    for (int k = 1; k <= pmax && k <= b; k++)
-        u[nf++] = t->cdiff[ra - (size_t)k * w];
-    if (b > 0)
-        u[nf++] = 4 * t->perr[ra - w];
-    if (t->v9) { /* this band's prediction errors r - p at W, N, NW, NE, WW (0 where the neighbour is missing) */
-        const int64_t *e0 = t->perr + ra, *e1 = y > 0 ? t->perr + RAT(t, b, y - 1, x) : NULL;
-        u[nf++] = x > 0 ? 4 * e0[-1] : 0;
-        u[nf++] = e1 ? 4 * e1[0] : 0;
-        u[nf++] = e1 && x > 0 ? 4 * e1[-1] : 0;
-        u[nf++] = e1 && x + 1 < t->w ? 4 * e1[1] : 0;
-        u[nf++] = x > 1 ? 4 * e0[-2] : 0;
+    const int64_t *cd = R->cd0 + x;
+    for (int k = 1; k <= R->npv; k++)
+        u[nf++] = cd[-k * w];
+    if (R->b > 0)
+        u[nf++] = 4 * R->pe0[x - w];
+    if (v9) { /* this band's prediction errors r - p at W, N, NW, NE, WW (0 where the neighbour is missing) */
+        const int64_t *e0 = R->pe0 + x, *e1 = R->pe1;
+        if (inner) {
+            u[nf] = 4 * e0[-1];
+            u[nf + 1] = 4 * e1[x];
+            u[nf + 2] = 4 * e1[x - 1];
+            u[nf + 3] = 4 * e1[x + 1];
+            u[nf + 4] = 4 * e0[-2];
+        } else {
+            u[nf] = x > 0 ? 4 * e0[-1] : 0;
+            u[nf + 1] = e1 ? 4 * e1[x] : 0;
+            u[nf + 2] = e1 && x > 0 ? 4 * e1[x - 1] : 0;
+            u[nf + 3] = e1 && x + 1 < w ? 4 * e1[x + 1] : 0;
+            u[nf + 4] = x > 1 ? 4 * e0[-2] : 0;
+        }
+        nf += NEF;
     }
     pr->nf = nf;
-    int64_t d = 0, norm = 1;
+    const int32_t *wt = m->w;
+    int64_t d = 0;
+    uint64_t norm = 1;
     for (int j = 0; j < nf; j++) {
-        d += m->w[j] * u[j];
-        norm += abs64(u[j]);
+        d += wt[j] * u[j];
+        const uint64_t a = (uint64_t)abs64(u[j]);
+        pr->au[j] = a;
+        norm += a;
     }
-    pr->norm = norm;
+    pr->norm = (int64_t)norm;
     pr->s = s;
     pr->p4 = s + floor_div(d, (int64_t)1 << OMEGA);
-    pr->p = clip64(floor_div(pr->p4 + 2, 4), t->lo[b], t->hi[b]);
-    contexts(t, b, y, x, &n, pr);
+    pr->p = clip64(floor_div(pr->p4 + 2, 4), R->lo, R->hi);
+    contexts(R, x, &n, pr, v9, inner);
 }
 
 /* The replication mode (v8): p = MED(N, W, NW), which copies W where N = NW and N where W = NW (no weights); the
  * context adds to v4's magnitude context the equalities W = NW, N = NW, N = NE, N = NN of the reconstructed
  * neighbours and the length (0..3) of the run of equal samples ending at W. */
-static void predict_rep(const tile_t *t, int b, int y, int x, predicted *pr)
+HOT void predict_rep(const row_t *R, int x, predicted *pr, const int v9, const int inner)
 {
     nbhd n;
-    gather(t, b, y, x, &n);
+    neighbours(R, x, &n, inner);
     pr->nf = 0;
     pr->s = n.N + n.W + n.NW + n.NE;
-    pr->p = clip64(med(n.N, n.W, n.NW), t->lo[b], t->hi[b]);
+    pr->p = clip64(med(n.N, n.W, n.NW), R->lo, R->hi);
     pr->p4 = 4 * pr->p;
-    contexts(t, b, y, x, &n, pr);
-    const int64_t *r0 = t->r + AT(t, b, y, x);
+    contexts(R, x, &n, pr, v9, inner);
+    const int64_t *r0 = R->r0 + x;
     int run = x == 0 ? 0 : (x == 1 || r0[-1] != r0[-2] ? 1 : (x == 2 || r0[-2] != r0[-3] ? 2 : 3));
     int eq = (n.W == n.NW) | (n.N == n.NW) << 1 | (n.N == n.NE) << 2 | (n.N == n.NN) << 3;
     pr->rctx = (4 * eq + run) * NCTX + pr->mctx;
@@ -341,41 +429,50 @@ static inline divisor divisor_of(uint64_t d) /* d >= 8 */
 #if defined(__SIZEOF_INT128__)
     int l = bitlen(d - 1);
     v.s = l - 3;
+#if defined(__GNUC__) && defined(__x86_64__)
+    /* the same division, (2^(l - 3) 2^64 + d - 1) / d, in one divq (the quotient fits: 2^(l - 3) < d) */
+    uint64_t q, r;
+    __asm__("divq %4" : "=a"(q), "=d"(r) : "a"(d - 1), "d"((uint64_t)1 << (l - 3)), "rm"(d));
+    v.m = q;
+#else
     v.m = (uint64_t)((((unsigned __int128)1 << (61 + l)) + d - 1) / d);
+#endif
 #endif
     return v;
 }
 
-static inline int64_t tdiv_by(int64_t a, const divisor *v) /* |a| < 2^61 */
+static inline uint64_t udiv_by(uint64_t n, const divisor *v) /* n < 2^61 */
 {
-    uint64_t n = (uint64_t)(a < 0 ? -a : a);
 #if defined(__SIZEOF_INT128__)
-    uint64_t q = (uint64_t)(((unsigned __int128)n * v->m) >> 64) >> v->s;
+    return (uint64_t)(((unsigned __int128)n * v->m) >> 64) >> v->s;
 #else
-    uint64_t q = n / v->d;
+    return n / v->d;
 #endif
-    return a < 0 ? -(int64_t)q : (int64_t)q;
 }
 
 /* Normalised LMS: w_j += mu * c * u_j / (1 + sum |u|), c the error 4r - p4 in eighths of its running mean,
  * clipped to +-ERR_CLIP; mu = 2^(16 - shift), shift from 3 to 7 as the band's coded samples grow. */
-static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
+HOT void adapt(band_models *m, const predicted *pr, int64_t rec)
 {
-    band_models *m = &t->m[b];
     int64_t err4 = 4 * rec - pr->p4;
     int64_t aerr16 = abs64(err4) * 16;
     if (err4 != 0) {
         const int64_t norm = pr->norm;
         int64_t shift = MU_SHIFT_MIN + m->coded / MU_SHIFT_EVERY;
         int64_t mu = (int64_t)1 << (OMEGA - (shift > MU_SHIFT_MAX ? MU_SHIFT_MAX : shift));
-        int64_t c = clip64((err4 * 8) / (m->aerr / 16 + 1), -ERR_CLIP, ERR_CLIP);
-        const int64_t mc = mu * c;
-        if (mc != 0) { /* c = 0 (an error under an eighth of the running mean) moves no weight: skip the loop */
+        int64_t c = udiv64(abs64(err4) * 8, m->aerr / 16 + 1); /* |c|, aerr >= 0 */
+        c = c > ERR_CLIP ? ERR_CLIP : c;
+        if (c != 0) { /* c = 0 (an error under an eighth of the running mean) moves no weight: skip the loop */
+            /* dw_j = trunc(u_j mu c / (8 norm)): its magnitude floor(|u_j| |mu c| / (8 norm)) (|u_j| < 2^36, mu <= 2^13,
+             * |c| <= 2^5: below 2^54), by the reciprocal, then the sign of u_j mu c. |u_j| < norm, so |dw_j| <=
+             * mu |c| / 8 <= 2^15 and |w_j + dw_j| < 2^20: in 32 bits. */
+            const uint64_t amc = (uint64_t)(mu * c);
+            const int neg = err4 < 0;
             const divisor by = divisor_of((uint64_t)norm * 8); /* norm < 23 2^36 + 1 */
             for (int j = 0; j < pr->nf; j++) {
-                /* |u| < 2^36, mu <= 2^13, |c| <= 2^5: the product stays below 2^54; truncation is defined */
-                int64_t dw = tdiv_by(pr->u[j] * mc, &by);
-                m->w[j] = clip64(m->w[j] + dw, -W_LIMIT, W_LIMIT);
+                const int32_t q = (int32_t)udiv_by(pr->au[j] * amc, &by);
+                const int32_t nw = m->w[j] + ((pr->u[j] < 0) != neg ? -q : q);
+                m->w[j] = nw > W_LIMIT ? (int32_t)W_LIMIT : (nw < -W_LIMIT ? (int32_t)-W_LIMIT : nw);
             }
         }
     }
@@ -384,11 +481,44 @@ static void adapt(const tile_t *t, int b, const predicted *pr, int64_t rec)
 }
 
 /* Where the encoder's bits go: the coder, and (cost != NULL) a size estimate in 1/256 bits per band (the encoder's
- * choice of each band's mode). */
+ * choice of each band's mode). The coder's low and range are kept here, in the pass's own variables, not in the
+ * encoder (_bincoder.h's enc_bit and enc_raw on them: the same integers): the compiler keeps them in registers from
+ * one bit to the next. run_tile_impl hands them back to the encoder at the end. */
 typedef struct {
     encoder *e;
     int64_t *cost;
+    uint64_t low;
+    uint32_t range;
+    int code;      /* 0: the size estimate alone (no coder; e NULL): a constant of the pass */
 } sink;
+
+/* enc_shift_low's output (low has a carry or its top byte is final): the cached byte plus the carry, then the
+ * pending 0xFF bytes (each plus the carry) */
+static void flush_cached(encoder *e, uint64_t low)
+{
+    uint8_t carry = (uint8_t)(low >> 32);
+    uint8_t temp = e->cache;
+    do {
+        if (e->len < e->cap)
+            e->buf[e->len++] = (uint8_t)(temp + carry);
+        else
+            enc_byte(e, (uint8_t)(temp + carry));
+        temp = 0xFF;
+    } while (--e->cache_size != 0);
+    e->cache = (uint8_t)(low >> 24);
+}
+
+/* enc_bit_p's and enc_raw's renormalisation: a byte out (enc_shift_low) while range < 2^24 */
+HOT void renorm(sink *s)
+{
+    while (s->range < (1u << 24)) {
+        s->range <<= 8;
+        if ((uint32_t)s->low < 0xFF000000u || (s->low >> 32) != 0)
+            flush_cached(s->e, s->low);
+        s->e->cache_size++;
+        s->low = (s->low & 0x00FFFFFFu) << 8;
+    }
+}
 
 /* cost_lut[i]: -log2((16 i + 8) / 2^16) in 1/256 bits, i = 0..4095 (integer only; filled once at import) */
 static uint16_t cost_lut[4096];
@@ -410,25 +540,61 @@ static void cost_init(void)
     }
 }
 
-static inline void put_bit(sink *s, bitmodel *m, int bit)
+/* model_update of _bincoder.h with the same rates: min(floor(log2(n + 2)), 5 or 7) is 5 and 7 from n = 126 on, so the
+ * count stops there (at MODEL_WARM there: v4's models, which start warm) and the settled models skip the warm-up */
+#define RATES_SETTLED 126
+
+HOT void update(bitmodel *m, int bit)
 {
-    if (s->cost) {
-        uint32_t p0 = model_p(m);
-        *s->cost += cost_lut[(bit ? 65536 - p0 : p0) >> 4];
+    int f = FAST_SHIFT, s = SLOW_SHIFT;
+    if (m->n < RATES_SETTLED) {
+        int w = bitlen((uint64_t)m->n + 2) - 1;
+        f = w < f ? w : f;
+        s = w < s ? w : s;
+        m->n++;
     }
-    enc_bit(s->e, m, bit);
+    if (bit) {
+        m->fast -= m->fast >> f;
+        m->slow -= m->slow >> s;
+    } else {
+        m->fast += (65535 - m->fast) >> f;
+        m->slow += (65535 - m->slow) >> s;
+    }
 }
 
-static inline void put_raw(sink *s, uint32_t value, int n)
+HOT void put_bit(sink *s, bitmodel *m, int bit)
+{
+    const uint32_t p = model_p(m);
+    if (s->cost)
+        *s->cost += cost_lut[(bit ? 65536 - p : p) >> 4];
+    if (s->code) {
+        const uint32_t bound = (s->range >> 16) * p; /* enc_bit */
+        if (!bit) {
+            s->range = bound;
+        } else {
+            s->low += bound;
+            s->range -= bound;
+        }
+        renorm(s);
+    }
+    update(m, bit);
+}
+
+HOT void put_raw(sink *s, uint32_t value, int n)
 {
     if (s->cost)
         *s->cost += (int64_t)n << COST_FRAC;
-    enc_raw(s->e, value, n);
+    if (s->code) {
+        const uint32_t r = s->range >> n; /* enc_raw */
+        s->low += (uint64_t)r * value;
+        s->range = r;
+        renorm(s);
+    }
 }
 
 /* _bincoder.h's adaptive Elias-gamma code of v >= 1, with unary position i < nlo modelled by low[i] instead of
  * unary[i] (the replication mode's full contexts; nlo = 0: enc_gamma's bits exactly; the inverse is dec_gamma_low). */
-static void put_gamma(sink *s, bitmodel *low, int nlo, bitmodel *unary, bitmodel *mant1, bitmodel (*mant2)[2],
+HOT void put_gamma(sink *s, bitmodel *low, int nlo, bitmodel *unary, bitmodel *mant1, bitmodel (*mant2)[2],
                       uint64_t v)
 {
     int k = bitlen(v) - 1;
@@ -452,7 +618,7 @@ static void put_gamma(sink *s, bitmodel *low, int nlo, bitmodel *unary, bitmodel
  * as an adaptive Elias-gamma code with the models of magnitude context mctx: k = bitlen(v) - 1 in unary (unary[mctx][i]
  * per position; replication mode: runary[rctx][i] for i < NLOW; no terminating 0 when k = KMAX), the bit below the
  * leading one (mant1[mctx][k]), the next (mant2[mctx][k][bit above]), the rest at probability 1/2. */
-static void code_q(sink *s, band_models *m, const predicted *pr, int rep, int64_t q)
+HOT void code_q(sink *s, band_models *m, const predicted *pr, int rep, int64_t q)
 {
     int c = pr->mctx;
     put_bit(s, rep ? &m->rzero[pr->rctx] : &m->zero[c], q != 0);
@@ -468,7 +634,7 @@ static void code_q(sink *s, band_models *m, const predicted *pr, int rep, int64_
  * E) / (2E + 1))); anything larger is PR_ERR_RANGE. With hi - lo <= 2^34 and E <= 2^33 (check_bounds), |q| <= 2^34
  * and |q (2E + 1)| <= hi - lo + E < 2^35: the reconstruction p + q (2E + 1) stays far inside int64. Before the
  * check v < 2^41 (KMAX 40 prefix bits, the mantissa built in uint64). */
-static int decode_q(decoder *d, band_models *m, const predicted *pr, int rep, int64_t qmax, int64_t *q)
+HOT int decode_q(decoder *d, band_models *m, const predicted *pr, int rep, int64_t qmax, int64_t *q)
 {
     int c = pr->mctx;
     if (!dec_bit(d, rep ? &m->rzero[pr->rctx] : &m->zero[c])) {
@@ -487,14 +653,6 @@ static int decode_q(decoder *d, band_models *m, const predicted *pr, int rep, in
 /* ------------------------------------------------------------------------------------------------------ */
 /* One pass over the tile; enc != NULL encodes x, otherwise decodes from dec into t->r.                   */
 
-/* The anchor of coordinate v on a grid of period k starting at o: the block's first coordinate, or 0 when the
- * block starts before the tile. */
-static inline int anchor(int v, int k, int o)
-{
-    int a = v - (((v - o) % k) + k) % k;
-    return a < 0 ? 0 : a;
-}
-
 /* Whether any sample of the block anchored at (ay, ax) of band b is not skipped. */
 static int block_has_coded(const tile_t *t, int b, int ay, int ax, const uint8_t *rp)
 {
@@ -510,81 +668,136 @@ static int block_has_coded(const tile_t *t, int b, int ay, int ax, const uint8_t
     return 0;
 }
 
-/* What later samples read of this one (at: its index in r, ra: in the ring rows): its value, central difference,
- * residual and prediction error. */
-static inline void settle(tile_t *t, size_t at, size_t ra, int64_t rec, int64_t s, int64_t q, int64_t pe)
+/* What later samples read of sample x of the row: its value, central difference, residual and prediction error. */
+HOT void settle(const row_t *R, int x, int64_t rec, int64_t s, unsigned qs, unsigned qm, int64_t pe)
 {
-    t->r[at] = rec;
-    t->cdiff[ra] = 4 * rec - s;
-    t->qv[ra] = (int16_t)(q > 32767 ? 32767 : (q < -32767 ? -32767 : q));
-    t->qm[ra] = (uint8_t)mag255(q);
-    t->perr[ra] = pe;
+    R->r0[x] = rec;
+    R->cd0[x] = 4 * rec - s;
+    R->qs0[x] = (uint8_t)qs;
+    R->qm0[x] = (uint8_t)qm;
+    R->pe0[x] = pe;
 }
 
-/* One pass: x != NULL codes x into enc (and, cost != NULL, estimates each band's bits into cost[c]); otherwise
- * decodes from dec into t->r. */
-static int run_tile(tile_t *t, const int64_t *x, encoder *enc, int64_t *cost, decoder *dec, Py_ssize_t *where)
+/* One sample, x of the row R (band b, row y): predicted, then coded (xs != NULL: xs is the row's input), or decoded
+ * from dec; settled; the weights adapted. PR_OK or a decoding error. */
+HOT int sample(tile_t *t, const row_t *R, band_models *m, const int64_t *xs, sink *out, decoder *dec, int b, int y,
+               int i, const uint8_t *rp, int blocks, int rep, int64_t qmax, Py_ssize_t *where, const int v9,
+               const int inner)
 {
-    for (int b = 0; b < t->c; b++)
-        band_init(&t->m[b], t->mode[b], t->v9);
-    sink out = {enc, NULL};
-    for (int y = 0; y < t->h; y++) {
-        for (int b = 0; b < t->c; b++) {
-            /* step <= 2^34 + 1, and q read within +-qmax: |q step| <= hi - lo + E <= 2^35 (check_bounds) */
-            const int64_t step = 2 * t->emax[b] + 1, qmax = (t->hi[b] - t->lo[b] + t->emax[b]) / step;
-            const uint8_t *rp = t->rep + 4 * b;
-            const int rep = t->mode[b];
-            if (cost)
-                out.cost = cost + b;
-            for (int i = 0; i < t->w; i++) {
-                size_t at = AT(t, b, y, i), ra = RAT(t, b, y, i);
-                if (rp[0] > 1 || rp[1] > 1) {
-                    int ay = anchor(y, rp[0], rp[2]), ax = anchor(i, rp[1], rp[3]);
-                    if (ay != y || ax != i) { /* ay >= y - 15: its ring row is still there */
-                        size_t from = AT(t, b, ay, ax), rfrom = RAT(t, b, ay, ax);
-                        t->r[at] = t->r[from]; /* the local sum needs W, which precedes: value first */
-                        nbhd n;
-                        neighbours(t, b, y, i, &n);
-                        settle(t, at, ra, t->r[from], n.N + n.W + n.NW + n.NE, t->qv[rfrom], t->perr[rfrom]);
-                        continue;
-                    }
-                }
-                predicted pr;
-                if (rep)
-                    predict_rep(t, b, y, i, &pr);
-                else
-                    predict(t, b, y, i, &pr);
-                if (t->skip[at] && !((rp[0] > 1 || rp[1] > 1) && block_has_coded(t, b, y, i, rp))) {
-                    settle(t, at, ra, pr.p, pr.s, 0, 0);
-                    continue;
-                }
-                int64_t q;
-                if (x) {
-                    int64_t e = x[at] - pr.p;
-                    if (step == 1)
-                        q = e; /* lossless */
-                    else
-                        q = e >= 0 ? (e + t->emax[b]) / step : -((-e + t->emax[b]) / step);
-                    code_q(&out, &t->m[b], &pr, rep, q);
-                } else {
-                    int st = decode_q(dec, &t->m[b], &pr, rep, qmax, &q);
-                    if (st != PR_OK) {
-                        *where = (Py_ssize_t)at;
-                        return st;
-                    }
-                    if (dec->overrun > 4) {
-                        *where = (Py_ssize_t)at;
-                        return PR_ERR_TRUNCATED;
-                    }
-                }
-                int64_t rec = clip64(pr.p + q * step, t->lo[b], t->hi[b]); /* |p| <= 2^33, |q step| <= 2^35 */
-                settle(t, at, ra, rec, pr.s, q, rec - pr.p);
-                if (!rep) /* the replication mode has no weights to adapt */
-                    adapt(t, b, &pr, rec);
-            }
+    if (blocks) {
+        int ay = R->ay, ax = R->ax[i];
+        if (ay != y || ax != i) { /* ay >= y - 15: its ring row is still there */
+            size_t from = AT(t, b, ay, ax), rfrom = RAT(t, b, ay, ax);
+            R->r0[i] = t->r[from]; /* the local sum needs W, which precedes: value first */
+            nbhd n;
+            neighbours(R, i, &n, inner);
+            settle(R, i, t->r[from], n.N + n.W + n.NW + n.NE, t->qs[rfrom], t->qm[rfrom], t->perr[rfrom]);
+            return PR_OK;
         }
     }
+    predicted pr;
+    if (rep)
+        predict_rep(R, i, &pr, v9, inner);
+    else
+        predict(R, m, i, &pr, v9, inner);
+    if (R->skip[i] && !(blocks && block_has_coded(t, b, y, i, rp))) {
+        settle(R, i, pr.p, pr.s, 0, 0, 0);
+        return PR_OK;
+    }
+    const int64_t step = R->step;
+    int64_t q;
+    if (xs) {
+        int64_t e = xs[i] - pr.p;
+        if (step == 1)
+            q = e; /* lossless */
+        else
+            q = e >= 0 ? udiv64(e + R->emax, step) : -udiv64(-e + R->emax, step);
+        code_q(out, m, &pr, rep, q);
+    } else {
+        int st = decode_q(dec, m, &pr, rep, qmax, &q);
+        if (st == PR_OK && dec->overrun > 4)
+            st = PR_ERR_TRUNCATED;
+        if (st != PR_OK) {
+            *where = (Py_ssize_t)AT(t, b, y, i);
+            return st;
+        }
+    }
+    int64_t rec = clip64(pr.p + q * step, R->lo, R->hi); /* |p| <= 2^33, |q step| <= 2^35 */
+    settle(R, i, rec, pr.s, (unsigned)tri(q), (unsigned)mag255(q), rec - pr.p);
+    if (!rep) /* the replication mode has no weights to adapt */
+        adapt(m, &pr, rec);
     return PR_OK;
+}
+
+/* One pass: x != NULL codes x into enc (and, cost != NULL, estimates each band's bits into cost[c]; enc NULL: only
+ * estimates them); otherwise decodes from dec into t->r. Inlined into run_encode, run_estimate, run_costs and
+ * run_decode, each with constant arguments. */
+HOT int run_tile_impl(tile_t *t, const int64_t *x, encoder *enc, int64_t *cost, decoder *dec, Py_ssize_t *where,
+                      const int v9)
+{
+    for (int b = 0; b < t->c; b++)
+        band_init(&t->m[b], t->mode[b], v9);
+    sink out = {enc, NULL, enc ? enc->low : 0, enc ? enc->range : 0, enc != NULL};
+    const int w = t->w;
+    for (int y = 0; y < t->h; y++) {
+        for (int b = 0; b < t->c; b++) {
+            row_t R;
+            row_init(t, &R, b, y, v9);
+            /* step <= 2^34 + 1, and q read within +-qmax: |q step| <= hi - lo + E <= 2^35 (check_bounds) */
+            const int64_t qmax = (R.hi - R.lo + R.emax) / R.step;
+            const uint8_t *rp = t->rep + 4 * b;
+            const int rep = t->mode[b], blocks = rp[0] > 1 || rp[1] > 1;
+            const int64_t *xs = x ? x + AT(t, b, y, 0) : NULL;
+            band_models *m = &t->m[b];
+            if (cost)
+                out.cost = cost + b;
+            /* the interior columns 2 .. w - 2 of rows from 2 on (inner: every neighbour there), the others; v4's
+             * predictor without replication blocks (most bands) with those constant too */
+            const int i0 = y > 1 && w > 3 ? 2 : w, i1 = y > 1 && w > 3 ? w - 1 : w;
+#define SAMPLES(from, to, BLOCKS, REP, INNER)                                                                    \
+    for (int i = (from); i < (to); i++) {                                                                       \
+        int st = sample(t, &R, m, xs, &out, dec, b, y, i, rp, BLOCKS, REP, qmax, where, v9, INNER);             \
+        if (st != PR_OK)                                                                                        \
+            return st;                                                                                          \
+    }
+            if (!rep && !blocks) {
+                SAMPLES(0, i0, 0, 0, 0)
+                SAMPLES(i0, i1, 0, 0, 1)
+                SAMPLES(i1, w, 0, 0, 0)
+            } else {
+                SAMPLES(0, i0, blocks, rep, 0)
+                SAMPLES(i0, i1, blocks, rep, 1)
+                SAMPLES(i1, w, blocks, rep, 0)
+            }
+#undef SAMPLES
+        }
+    }
+    if (enc) { /* the coder's state back to the encoder (enc_finish) */
+        enc->low = out.low;
+        enc->range = out.range;
+    }
+    return PR_OK;
+}
+
+/* run_tile_impl specialised: encode (cost: estimate too) or decode, v9 or an older format */
+static int run_encode(tile_t *t, const int64_t *x, encoder *enc, Py_ssize_t *where)
+{
+    return t->v9 ? run_tile_impl(t, x, enc, NULL, NULL, where, 1) : run_tile_impl(t, x, enc, NULL, NULL, where, 0);
+}
+
+static int run_estimate(tile_t *t, const int64_t *x, encoder *enc, int64_t *cost, Py_ssize_t *where)
+{
+    return t->v9 ? run_tile_impl(t, x, enc, cost, NULL, where, 1) : run_tile_impl(t, x, enc, cost, NULL, where, 0);
+}
+
+static int run_costs(tile_t *t, const int64_t *x, int64_t *cost, Py_ssize_t *where)
+{
+    return t->v9 ? run_tile_impl(t, x, NULL, cost, NULL, where, 1) : run_tile_impl(t, x, NULL, cost, NULL, where, 0);
+}
+
+static int run_decode(tile_t *t, decoder *dec, Py_ssize_t *where)
+{
+    return t->v9 ? run_tile_impl(t, NULL, NULL, NULL, dec, where, 1) : run_tile_impl(t, NULL, NULL, NULL, dec, where, 0);
 }
 
 /* ------------------------------------------------------------------------------------------------------ */
@@ -656,21 +869,28 @@ static int tile_alloc(tile_t *t, int c, int h, int w)
     t->c = c;
     t->h = h;
     t->w = w;
-    t->qv = malloc((n ? n : 1) * sizeof(int16_t));
+    t->qs = malloc(n ? n : 1);
     t->qm = malloc(n ? n : 1);
     t->perr = malloc((n ? n : 1) * sizeof(int64_t));
     t->cdiff = malloc((n ? n : 1) * sizeof(int64_t));
     t->m = malloc(sizeof(band_models) * (size_t)c);
-    return t->qv && t->qm && t->perr && t->cdiff && t->m ? 0 : -1;
+    t->acol = malloc(sizeof(int) * (size_t)c * (size_t)w);
+    if (!(t->qs && t->qm && t->perr && t->cdiff && t->m && t->acol))
+        return -1;
+    for (int b = 0; b < c; b++) /* t->rep is set (check_bounds) */
+        for (int x = 0; x < w; x++)
+            t->acol[(size_t)b * w + x] = anchor(x, t->rep[4 * b + 1], t->rep[4 * b + 3]);
+    return 0;
 }
 
 static void tile_free(tile_t *t)
 {
-    free(t->qv);
+    free(t->qs);
     free(t->qm);
     free(t->perr);
     free(t->cdiff);
     free(t->m);
+    free(t->acol);
 }
 
 /* A lower bound on the samples run_tile decodes a q for (each costs at least one binary decision): those not
@@ -695,7 +915,7 @@ static uint64_t coded_at_least(const tile_t *t, int c, int h, int w)
 
 /* encode(x int64[C*H*W], skip uint8[C*H*W], rep uint8[C*4], C, H, W, emax int64[C], lo int64[C], hi int64[C]
  * [, modes uint8[C]]) -> bytes; encode_costs(the same) -> (bytes, tuple of C ints: each band's estimated bits in
- * 1/256) */
+ * 1/256); costs(the same) -> that tuple alone (want_cost 2: no coder runs, the same estimates) */
 static PyObject *encode_or_cost(PyObject *args, int want_cost)
 {
     PyObject *xo, *so, *ro, *eo, *loo, *hio, *mo = NULL;
@@ -750,7 +970,9 @@ static PyObject *encode_or_cost(PyObject *args, int want_cost)
     Py_ssize_t where = 0;
     if (t.r && (cost || !want_cost) && tile_alloc(&t, c, h, w) == 0) {
         Py_BEGIN_ALLOW_THREADS
-        st = run_tile(&t, x, &e, cost, NULL, &where);
+        st = want_cost == 2 ? run_costs(&t, x, cost, &where)
+             : cost           ? run_estimate(&t, x, &e, cost, &where)
+                              : run_encode(&t, x, &e, &where);
         enc_finish(&e);
         Py_END_ALLOW_THREADS
         if (e.oom)
@@ -762,11 +984,13 @@ static PyObject *encode_or_cost(PyObject *args, int want_cost)
     PyObject *res = NULL;
     if (st != PR_OK)
         PyErr_NoMemory();
+    else if (want_cost == 2)
+        res = PyBytes_FromStringAndSize(NULL, 0);
     else if (e.len < 1 || e.buf[0] != 0) /* cannot happen: low < 2^32 before the first shift */
         PyErr_SetString(PyExc_RuntimeError, "predictive coder: first byte not zero");
     else
         res = PyBytes_FromStringAndSize((const char *)e.buf + 1, (Py_ssize_t)e.len - 1); /* byte 0 is always 0 */
-    if (res && want_cost) { /* (bytes, (cost per band, ...)) */
+    if (res && want_cost) { /* (bytes, (cost per band, ...)), or the costs alone */
         PyObject *costs = PyTuple_New(c);
         for (int b = 0; costs && b < c; b++) {
             PyObject *o = PyLong_FromLongLong(cost[b]);
@@ -776,10 +1000,16 @@ static PyObject *encode_or_cost(PyObject *args, int want_cost)
             }
             PyTuple_SET_ITEM(costs, b, o);
         }
-        PyObject *pair = costs ? PyTuple_Pack(2, res, costs) : NULL;
+        PyObject *out = NULL;
+        if (costs && want_cost == 2) { /* costs(): the tuple alone */
+            out = costs;
+            costs = NULL;
+        } else if (costs) {
+            out = PyTuple_Pack(2, res, costs);
+        }
         Py_XDECREF(costs);
         Py_DECREF(res);
-        res = pair;
+        res = out;
     }
     free(cost);
     free(e.buf);
@@ -789,6 +1019,8 @@ static PyObject *encode_or_cost(PyObject *args, int want_cost)
 static PyObject *pr_encode(PyObject *self, PyObject *args) { return encode_or_cost(args, 0); }
 
 static PyObject *pr_encode_costs(PyObject *self, PyObject *args) { return encode_or_cost(args, 1); }
+
+static PyObject *pr_costs(PyObject *self, PyObject *args) { return encode_or_cost(args, 2); }
 
 /* decode(data, skip uint8[C*H*W], rep uint8[C*4], C, H, W, emax, lo, hi, out int64[C*H*W] writable
  * [, modes uint8[C]]) -> (status, detail) */
@@ -844,7 +1076,7 @@ static PyObject *pr_decode(PyObject *self, PyObject *args)
             decoder d;
             Py_BEGIN_ALLOW_THREADS
             dec_init(&d, buf, (size_t)data.len + 1);
-            st = run_tile(&t, NULL, NULL, NULL, &d, &where);
+            st = run_decode(&t, &d, &where);
             Py_END_ALLOW_THREADS
             if (st == PR_OK && d.overrun > 0) {
                 st = PR_ERR_TRUNCATED;
@@ -868,6 +1100,9 @@ static PyMethodDef pr_methods[] = {
     {"encode", pr_encode, METH_VARARGS, "encode(x, skip, rep, C, H, W, max_error, lo, hi[, modes[, v9]]) -> bytes"},
     {"encode_costs", pr_encode_costs, METH_VARARGS,
      "encode_costs(x, skip, rep, C, H, W, max_error, lo, hi[, modes[, v9]]) -> (bytes, each band's estimated bits in 1/256)"},
+    {"costs", pr_costs, METH_VARARGS,
+     "costs(x, skip, rep, C, H, W, max_error, lo, hi[, modes[, v9]]) -> each band's estimated bits in 1/256, as "
+     "encode_costs gives them, without coding"},
     {"decode", pr_decode, METH_VARARGS,
      "decode(data, skip, rep, C, H, W, max_error, lo, hi, out[, modes[, v9]]) -> (status, detail)"},
     {NULL, NULL, 0, NULL}};

@@ -82,15 +82,21 @@ def _tables() -> EntropyTables:
 
 
 TABLES = _tables()
+_CHECKED = rangecoder.checked_tables(TABLES.cdf, TABLES.cdf_length, TABLES.offset, TABLES.precision)
+
+
+def _transition_columns(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's transition columns, row after row (int64[T]), and u_r = 2 * count + first value (int64[H])."""
+    v = valid.astype(np.int8)
+    rows, cols = np.nonzero(v[:, 1:] != v[:, :-1])  # row-major: each row's columns ascending
+    u = 2 * np.bincount(rows, minlength=len(v)) + v[:, 0]
+    return (cols + 1).astype(np.int64), u.astype(np.int64)
 
 
 def _transitions(valid: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Per row the transition columns, and u_r = 2 * count + first value."""
-    v = valid.astype(np.int8)
-    change = v[:, 1:] != v[:, :-1]
-    ts = [np.flatnonzero(row) + 1 for row in change]
-    u = np.array([2 * len(t) + int(v[r, 0]) for r, t in enumerate(ts)], np.int64)
-    return ts, u
+    t, u = _transition_columns(valid)
+    return np.split(t, np.cumsum(u // 2)[:-1]), u
 
 
 def _stream2_rows(u: np.ndarray, choice: int) -> tuple[list[int], list[tuple[int, int, int]]]:
@@ -106,22 +112,21 @@ def _stream2_rows(u: np.ndarray, choice: int) -> tuple[list[int], list[tuple[int
     return rows, where
 
 
-def _encode(stream: list[int], rows: list[int]) -> bytes:
-    if not stream:
+def _encode(stream, rows) -> bytes:
+    """``stream``, ``rows``: int sequences or arrays of one length."""
+    if not len(stream):
         return b""
-    t = TABLES
-    return rangecoder.encode(np.asarray(stream, np.int32), np.asarray(rows, np.int32), t.cdf, t.cdf_length,
-                             t.offset, t.precision)
+    return rangecoder.encode_checked(np.asarray(stream, np.int32), np.asarray(rows, np.int32), _CHECKED)
 
 
-def _stream2_symbols(ts: list[np.ndarray], u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _stream2_symbols(t: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every transition's stream-2 symbol under each predictor at once, in stream order: ``(gap_or_first,
     second, uses_delta)`` where ``gap_or_first`` is the symbol with first-order prediction (choices 0..7),
     ``second`` with second-order prediction (choices 8..15), ``uses_delta`` whether a delta table codes it
     (else the gap table), in the order of :func:`_stream2_rows`; vectorised, without a Python loop per
-    transition: the encoder tries all 16 choices. (The decoder walks :func:`_stream2_rows`.)"""
+    transition: the encoder tries all 16 choices. (The decoder walks :func:`_stream2_rows`.) ``t``: the
+    transition columns of :func:`_transition_columns`."""
     n = (u // 2).astype(np.int64)
-    t = np.concatenate(ts).astype(np.int64) if len(ts) else np.zeros(0, np.int64)
     row = np.repeat(np.arange(len(u)), n)
     start = np.concatenate([[0], np.cumsum(n)[:-1]]) if len(n) else np.zeros(0, np.int64)
     i = np.arange(len(t)) - start[row]
@@ -140,20 +145,21 @@ def _stream2_symbols(ts: list[np.ndarray], u: np.ndarray) -> tuple[np.ndarray, n
 
 def encode_mask(valid: np.ndarray) -> tuple[bytes, bytes]:
     """``valid: bool[H, W]`` -> the two streams (the choice of predictor and table that costs least)."""
-    ts, u = _transitions(np.asarray(valid, bool))
-    change = np.diff(np.concatenate([[0], u])).tolist()
+    t, u = _transition_columns(np.asarray(valid, bool))
+    change = np.diff(np.concatenate([[0], u]))
     best: tuple[int, bytes] | None = None
-    first, sec, delta = _stream2_symbols(ts, u)
+    first, sec, delta = _stream2_symbols(t, u)
+    first, sec = first.astype(np.int32), sec.astype(np.int32)  # columns: |symbol| < 2 * 2048
     for choice in range(_CHOICES):
-        rows = np.where(delta, _ROW_DELTA + choice % 8, _ROW_GAP)
-        s2 = _encode((sec if choice >= 8 else first).tolist(), rows.tolist())
+        rows = np.where(delta, np.int32(_ROW_DELTA + choice % 8), np.int32(_ROW_GAP))
+        s2 = _encode(sec if choice >= 8 else first, rows)
         if best is None or len(s2) < len(best[1]):
             best = (choice, s2)
         if not len(first):
             break
     assert best is not None  # the first choice is always tried
     choice, s2 = best
-    s1 = _encode([choice] + change, [_ROW_CHOICE] + [_ROW_CHANGE] * len(change))
+    s1 = _encode(np.concatenate([[choice], change]), np.array([_ROW_CHOICE] + [_ROW_CHANGE] * len(change)))
     return s1, s2
 
 

@@ -108,23 +108,29 @@ class PredictiveKind:
             band_fill = band_fill if band_fill.any() else None
         if band_fill is not None:
             skip |= band_fill
-        x = _integers(tile, ~skip)
-        if skip.any():
+        some_skipped = valid is not None or band_fill is not None  # else skip is all False
+        x = _integers(tile, skip if some_skipped else None)
+        if some_skipped:
             coded = np.where(skip, 0, x)
-            lo = np.array([x[b][~skip[b]].min() if (~skip[b]).any() else 0 for b in range(c)], np.int64)
-            hi = np.array([x[b][~skip[b]].max() if (~skip[b]).any() else 0 for b in range(c)], np.int64)
+            kept = ~skip
+            # each band's range over its coded samples (0 .. 0 for a band without one): masked reductions, no copies
+            lo = x.min(axis=(1, 2), where=kept, initial=np.iinfo(np.int64).max)
+            hi = x.max(axis=(1, 2), where=kept, initial=np.iinfo(np.int64).min)
+            empty = ~kept.any(axis=(1, 2))
+            lo[empty], hi[empty] = 0, 0
         else:  # every sample coded (most tiles): no masked copies
             coded = x  # a fresh array (_integers copies): the anchors below may be written into it
             lo, hi = (x.min(axis=(1, 2)), x.max(axis=(1, 2))) if x.size else (np.zeros(c, np.int64),) * 2
         rep = np.tile(np.array([1, 1, 0, 0], np.uint8), (c, 1))
         for b in range(c):
-            rep[b], anchors = replication(coded[b], skip[b])
+            rep[b], anchors = replication(coded[b], skip[b], some_skipped)
             if anchors is not None:
                 coded[b] = anchors
-        palette = _palettes(coded, skip, e, lo, hi)
+        palette = _palettes(coded, skip if some_skipped else None, e, lo, hi)
         ranks, clo, chi = coded, lo, hi
         if any(p is not None for p in palette):  # lossless bands with a combed histogram: coded as ranks
-            ranks, clo, chi = coded.copy(), lo.copy(), hi.copy()
+            # in place: coded is this call's own array (from _integers or np.where) and not read after this
+            clo, chi = lo.copy(), hi.copy()
             for b, p in enumerate(palette):
                 if p is not None:
                     # every sample, skipped anchors included (they carry their block's value); the other skipped
@@ -133,9 +139,10 @@ class PredictiveKind:
                     lut[p - lo[b]] = np.arange(len(p))
                     ranks[b] = lut[np.clip(coded[b] - lo[b], 0, len(lut) - 1)]
                     clo[b], chi[b] = 0, len(p) - 1
-        args = (np.ascontiguousarray(ranks, np.int64), np.ascontiguousarray(skip, np.uint8), rep, c, h, w, e, clo, chi)
+        # skip as uint8 0/1 without a copy (a C-contiguous bool array's bytes)
+        args = (np.ascontiguousarray(ranks, np.int64), skip.view(np.uint8), rep, c, h, w, e, clo, chi)
         v9 = bitstream.tile_format(self.version).feedback
-        modes, payload = band_modes(args, ranks, skip, v9)  # the written format (v9) has a predictor per band
+        modes, payload = band_modes(args, ranks, skip, v9, some_skipped)  # v9 has a predictor per band
         header = bitstream.TileHeader(model_id=self.model_id[:bitstream.MODEL_ID_BYTES], level=0, dtype=tile.dtype,
                                       bands=c, height=h, width=w, lo=lo.astype(np.float64), hi=hi.astype(np.float64),
                                       mean=np.zeros(c, np.float32), matrix=(np.eye(c) * 127).astype(np.int8),
@@ -182,7 +189,8 @@ REPLICATION_CANDIDATE = 0.4
 CLEAR_MARGIN, TRIAL_STRIPS, TRIAL_ROWS = 0.75, 4, 8
 
 
-def band_modes(args: tuple, coded: np.ndarray, skip: np.ndarray, v9: bool = True) -> tuple[np.ndarray, bytes]:
+def band_modes(args: tuple, coded: np.ndarray, skip: np.ndarray, v9: bool = True,
+               some_skipped: bool = True) -> tuple[np.ndarray, bytes]:
     """``(modes uint8[C], payload)``: each band's predictor (0 v4's, 1 the replication mode) and the coder stream.
     ``args``: ``_predictive.encode``'s arguments; ``coded int64[C, H, W]``, ``skip bool[C, H, W]``: what it codes.
 
@@ -190,21 +198,32 @@ def band_modes(args: tuple, coded: np.ndarray, skip: np.ndarray, v9: bool = True
     estimated first on strips of the tile (:data:`TRIAL_STRIPS`); when that settles every candidate
     (:data:`CLEAR_MARGIN`) the tile is coded once with the modes it chose. Otherwise (and on short tiles) the whole
     tile is coded both ways and each band keeps the mode with fewer estimated bits; of the streams coded, the
-    smallest is sent. Without candidates: v4's predictor, one pass. ``v9``: tile format v9's coder (else v8's)."""
+    smallest is sent. Without candidates: v4's predictor, one pass. ``v9``: tile format v9's coder (else v8's);
+    ``some_skipped`` False: no sample is skipped (``skip`` all False, not read). The strips' estimates cover the
+    bands up to the last candidate (a band's bits depend on the bands before it only)."""
     c, h, w = coded.shape
-    pairs = ~skip[:, :, 1:] & ~skip[:, :, :-1]
-    equal = ((coded[:, :, 1:] == coded[:, :, :-1]) & pairs).sum(axis=(1, 2))
+    if some_skipped:
+        pairs = ~skip[:, :, 1:] & ~skip[:, :, :-1]
+        equal = ((coded[:, :, 1:] == coded[:, :, :-1]) & pairs).sum(axis=(1, 2))
+        npairs = pairs.sum(axis=(1, 2))
+    else:
+        equal = (coded[:, :, 1:] == coded[:, :, :-1]).sum(axis=(1, 2))
+        npairs = np.full(c, h * (w - 1))
     blocks = (np.asarray(args[2])[:, :2] > 1).any(axis=1)
-    cand = ((equal >= REPLICATION_CANDIDATE * np.maximum(pairs.sum(axis=(1, 2)), 1)) & ~blocks).astype(np.uint8)
+    cand = ((equal >= REPLICATION_CANDIDATE * np.maximum(npairs, 1)) & ~blocks).astype(np.uint8)
     zero = np.zeros(c, np.uint8)
     if not cand.any():
         return zero, _predictive.encode(*args, zero, v9)
     if h >= 2 * TRIAL_STRIPS * TRIAL_ROWS:
-        x, sk, rep, _, _, _, *bounds = args
+        x, sk, rep, _, _, _, e, lo, hi = args
+        n = int(np.flatnonzero(cand)[-1]) + 1  # the bands up to the last candidate
         rows = np.concatenate([np.arange(TRIAL_ROWS) + k * h // TRIAL_STRIPS for k in range(TRIAL_STRIPS)])
-        trial = (np.ascontiguousarray(x[:, rows]), np.ascontiguousarray(sk[:, rows]), rep, c, len(rows), w, *bounds)
-        t1 = np.array(_predictive.encode_costs(*trial, cand, v9)[1], np.int64)
-        t0 = np.array(_predictive.encode_costs(*trial, zero, v9)[1], np.int64)
+        trial = (np.ascontiguousarray(x[:n, rows]), np.ascontiguousarray(sk[:n, rows]), rep[:n], n, len(rows), w,
+                 e[:n], lo[:n], hi[:n])
+        t1 = np.zeros(c, np.int64)
+        t0 = np.zeros(c, np.int64)
+        t1[:n] = _predictive.costs(*trial, cand[:n], v9)
+        t0[:n] = _predictive.costs(*trial, zero[:n], v9)
         wins = cand.astype(bool) & (t1 < CLEAR_MARGIN * t0)
         unclear = cand.astype(bool) & ~wins & (t1 < t0)
         if not unclear.any():
@@ -253,17 +272,17 @@ def coder_range(header: bitstream.TileHeader) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def replication(band: np.ndarray, skip: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
+def replication(band: np.ndarray, skip: np.ndarray,
+                some_skipped: bool = True) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
     """``((ky, kx, oy, ox), anchors)``: the largest blocks (at most 16 a side, starting at row ``oy`` and column
     ``ox``) on which the coded samples of ``band[H, W]`` are equal, ``((1, 1, 0, 0), None)`` when there are none;
     ``anchors``: the band with each block's value written into its anchor (the C coder codes an anchor whenever
     its block has a coded sample, even a skipped anchor). Pixel replication is how multi-resolution stacks
-    (Sentinel-2's 20 m and 60 m bands at 10 m) put bands on one grid; a nodata mask need not follow the blocks."""
-    coded = ~skip
-    pair_rows = coded[1:] & coded[:-1]
-    pair_cols = coded[:, 1:] & coded[:, :-1]
-    ky, oy = _period(np.all((band[1:] == band[:-1]) | ~pair_rows, axis=1))
-    kx, ox = _period(np.all((band[:, 1:] == band[:, :-1]) | ~pair_cols, axis=0))
+    (Sentinel-2's 20 m and 60 m bands at 10 m) put bands on one grid; a nodata mask need not follow the blocks.
+    ``some_skipped`` False: no sample is skipped (``skip`` not read)."""
+    coded = ~skip if some_skipped else np.ones(band.shape, bool)
+    ky, oy = _line_period(band, coded, some_skipped)
+    kx, ox = _line_period(band.T, coded.T, some_skipped)
     if ky == 1 and kx == 1:
         return (1, 1, 0, 0), None
     h, w = band.shape
@@ -283,6 +302,24 @@ def replication(band: np.ndarray, skip: np.ndarray) -> tuple[tuple[int, int, int
     return (ky, kx, oy, ox), anchors
 
 
+def _line_period(band: np.ndarray, coded: np.ndarray, some_skipped: bool) -> tuple[int, int]:
+    """:func:`_period` of the lines (rows) of ``band[H, W]``: line i + 1 is the same as line i where they are equal
+    on every pair of coded samples. Two adjacent lines that each differ from the line before settle it at once
+    (period 1: the starts i + 1, i + 2 are 1 apart), tried at the top and in the middle before the full test."""
+    h = band.shape[0]
+
+    def differs(i: int) -> bool:
+        return bool(((band[i + 1] != band[i]) & coded[i + 1] & coded[i]).any())
+
+    for i in {1, h // 2}:
+        if i + 2 < h and differs(i - 1) and differs(i):
+            return 1, 0
+    if not some_skipped:
+        return _period(np.all(band[1:] == band[:-1], axis=1))
+    pairs = coded[1:] & coded[:-1]
+    return _period(np.all((band[1:] == band[:-1]) | ~pairs, axis=1))
+
+
 def _period(same: np.ndarray) -> tuple[int, int]:
     """``same[i]``: line ``i + 1`` equals line ``i``. The largest period k <= 16 (and its offset) such that every
     line that differs from the one before lies on the grid ``o + k * n``."""
@@ -300,15 +337,17 @@ def _period(same: np.ndarray) -> tuple[int, int]:
 PALETTE_OCCUPANCY = 0.6
 
 
-def _palettes(coded: np.ndarray, skip: np.ndarray, e: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple:
+def _palettes(coded: np.ndarray, skip: np.ndarray | None, e: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple:
     """Per band, the used values of a lossless band with a combed histogram, else None (measured: on such bands
-    ranks cost about a bit per sample less, the bitmap a few hundred bytes a tile)."""
+    ranks cost about a bit per sample less, the bitmap a few hundred bytes a tile). ``coded: int64[C, H, W]``;
+    ``skip`` None: every sample coded."""
     pals = []
     for b in range(len(e)):
         p = None
         span = int(hi[b] - lo[b] + 1)
         if e[b] == 0 and 2 < span <= bitstream.PALETTE_SPAN:
-            counts = np.bincount((coded[b][~skip[b]] - lo[b]).astype(np.int64), minlength=span)
+            values = coded[b].ravel() if skip is None else coded[b][~skip[b]]
+            counts = np.bincount(values - lo[b], minlength=span)
             cum = np.cumsum(counts)
             i10, i90 = np.searchsorted(cum, [0.1 * cum[-1], 0.9 * cum[-1]])
             if (counts[i10:i90 + 1] > 0).mean() < PALETTE_OCCUPANCY:
@@ -317,10 +356,12 @@ def _palettes(coded: np.ndarray, skip: np.ndarray, e: np.ndarray, lo: np.ndarray
     return tuple(pals)
 
 
-def _integers(tile: np.ndarray, coded: np.ndarray) -> np.ndarray:
-    """int64[C, H, W] of an integer tile, or of a float tile whose coded samples are all whole numbers."""
+def _integers(tile: np.ndarray, skip: np.ndarray | None) -> np.ndarray:
+    """int64[C, H, W] (a new array) of an integer tile, or of a float tile whose coded samples (not ``skip``; None:
+    all) are all whole numbers."""
     if tile.dtype.kind in "iu":
         return tile.astype(np.int64)
+    coded = np.ones(tile.shape, bool) if skip is None else ~skip
     v = tile[coded]
     if not np.isfinite(v).all() or (v != np.round(v)).any() or (np.abs(v) > LIMIT).any():
         raise InputError(f"{tile.dtype} tile holds values that are not whole numbers: an error bound in digital "

@@ -20,6 +20,8 @@ terminates in O(N + len(data)).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from cvae.edge.errors import CodecError
@@ -32,8 +34,11 @@ __all__ = [
     "PRECISION_MIN",
     "CorruptStreamError",
     "RangeCoderError",
+    "CheckedTables",
+    "checked_tables",
     "decode",
     "encode",
+    "encode_checked",
 ]
 
 FORMAT_VERSION: int = _rc.FORMAT_VERSION
@@ -89,6 +94,38 @@ def encode(
     status, result = _rc.encode(
         symbols_, indexes_, cdfs_, cdfs_.shape[1], lengths_, offsets_, int(precision)
     )
+    if status != _rc.OK:
+        raise _input_error(status, result, indexes_, cdfs_.shape[0])
+    return result
+
+
+class CheckedTables(NamedTuple):
+    """Tables :func:`checked_tables` validated once, for many :func:`encode_checked` calls."""
+
+    cdfs: np.ndarray         # int32[C, L], C-contiguous
+    cdf_lengths: np.ndarray  # int32[C]
+    offsets: np.ndarray      # int32[C]
+    precision: int
+
+
+def checked_tables(cdfs: np.ndarray, cdf_lengths: np.ndarray, offsets: np.ndarray,
+                   precision: int = 16) -> CheckedTables:
+    """The tables of :func:`encode` checked once (a coder that codes with the same tables many times, as the mask
+    coder's search over its 16 predictors, then skips the per-call check). Raises :class:`RangeCoderError`."""
+    return CheckedTables(*_as_tables(cdfs, cdf_lengths, offsets, precision), int(precision))
+
+
+def encode_checked(symbols: np.ndarray, indexes: np.ndarray, tables: CheckedTables) -> bytes:
+    """:func:`encode` with tables from :func:`checked_tables`: the same bytes."""
+    symbols_ = _as_int32("symbols", symbols, ndim=1)
+    indexes_ = _as_int32("indexes", indexes, ndim=1)
+    if symbols_.shape != indexes_.shape:
+        raise RangeCoderError(
+            f"symbols has {symbols_.shape[0]} entries but indexes has {indexes_.shape[0]}: "
+            "pass one table index per symbol"
+        )
+    cdfs_, lengths_, offsets_, precision = tables
+    status, result = _rc.encode(symbols_, indexes_, cdfs_, cdfs_.shape[1], lengths_, offsets_, precision)
     if status != _rc.OK:
         raise _input_error(status, result, indexes_, cdfs_.shape[0])
     return result

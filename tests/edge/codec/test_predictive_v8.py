@@ -68,8 +68,9 @@ def test_a_tall_tile_is_settled_on_strips_or_coded_both_ways(monkeypatch, margin
     from cvae.edge.codec import predictive
 
     monkeypatch.setattr(predictive, "CLEAR_MARGIN", margin)
-    calls, real = [], _predictive.encode_costs
+    calls, real, real_costs = [], _predictive.encode_costs, _predictive.costs  # strips: costs; whole tile: encode_costs
     monkeypatch.setattr(predictive._predictive, "encode_costs", lambda *a: calls.append(a[4]) or real(*a))
+    monkeypatch.setattr(predictive._predictive, "costs", lambda *a: calls.append(a[4]) or real_costs(*a))
     trial = predictive.TRIAL_STRIPS * predictive.TRIAL_ROWS
     x = stack(np.random.default_rng(3), 2 * trial + 5, 48, np.int16)
     valid = np.ones(x.shape[1:], bool)
