@@ -314,7 +314,7 @@ class Planner:
             return None
         if np.array_equal(pays, keep):
             return latent, resid
-        return self.latent_part(a, lat, pays), _merge(resid, alone, pays, a.shape[1], a.shape[2])
+        return self.latent_part(a, lat, pays), _merge(resid, alone, pays, a.shape[1], a.shape[2], self.mixed)
 
     def network_components(self, a: AnalyzedTile, lat: int) -> np.ndarray:
         """bool[C]: the components whose latents a residual level weighs (each keeps them only where they pay,
@@ -375,14 +375,15 @@ class Planner:
         return a.cache.latent_err[lat]
 
 
-def _merge(resid: ResidualPart, alone: ResidualPart, pick: np.ndarray, h: int, w: int) -> ResidualPart:
+def _merge(resid: ResidualPart, alone: ResidualPart, pick: np.ndarray, h: int, w: int, mixed: bool) -> ResidualPart:
     """Per component ``resid``'s (``pick: bool[C]``) or ``alone``'s residual: the residual of a tile whose picked
     components carry latents (components are quantised and their errors summed independently), coded again as one
-    stream (the coefficients as chosen: no second rate-distortion pass)."""
+    stream by the tile format's coder (``mixed``: version 10's; the coefficients as chosen: no second
+    rate-distortion pass)."""
     assert resid.comp_err is not None and alone.comp_err is not None and resid.recon is not None and \
         alone.recon is not None
     arrays = tuple(r if p else q for r, q, p in zip(resid.arrays, alone.arrays, pick))
     err = np.where(pick, resid.comp_err, alone.comp_err)
-    stream = coefs_mod.encode(list(arrays), h, w)
+    stream = coefs_mod.encode(list(arrays), h, w, mixed)
     return ResidualPart(arrays=arrays, bits=8.0 * len(stream), err=float(err.sum()),
                         recon=np.where(pick[:, None, None], resid.recon, alone.recon), comp_err=err, stream=stream)
