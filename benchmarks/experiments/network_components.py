@@ -64,7 +64,7 @@ def run(scenes: list[Path], log=print) -> dict:
                 ap = full.residual_part(a, level, None, step)
 
                 def coded(part, i):
-                    return 8.0 * len(coefs.encode([part.arrays[i]], a.shape[1], a.shape[2]))
+                    return 8.0 * len(coefs.encode([part.arrays[i]], a.shape[1], a.shape[2], full.mixed))
 
                 without = [float(ap.comp_err[i] + lam * coded(ap, i)) for i in range(c)]
                 comps = [(i, float(rp.comp_err[i] + lam * (lp.comp_bits[i] + coded(rp, i))), without[i],
