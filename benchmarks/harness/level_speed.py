@@ -138,8 +138,15 @@ def markdown(rec: dict, command: str) -> str:
 
 
 def main(argv=None) -> int:
-    return scenes_main(argv, __doc__, __file__, "level_speed", run, markdown, [("--levels", {"default": "done-when", "help": "'done-when' (0, N/3, 2N/3, N-1), 'all', or a list 0,4,8"}),
-                        ("--repeats", {"type": int, "default": 3})])
+    import argparse
+
+    name = argparse.ArgumentParser(add_help=False)
+    name.add_argument("--name", default="level_speed")
+    known, _ = name.parse_known_args(argv)  # the result files' name (e.g. a before/after pair in one folder)
+    return scenes_main(argv, __doc__, __file__, known.name, lambda scenes, levels, repeats, _name: run(scenes, levels, repeats),
+                       markdown, [("--levels", {"default": "done-when", "help": "'done-when' (0, N/3, 2N/3, N-1), 'all', or a list 0,4,8"}),
+                                  ("--repeats", {"type": int, "default": 3}),
+                                  ("--name", {"default": "level_speed", "help": "result files NAME.json, NAME.md"})])
 
 if __name__ == "__main__":
     sys.exit(main())
