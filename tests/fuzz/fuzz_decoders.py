@@ -188,7 +188,7 @@ def _targets():
     # values; every band forced into mode 1 (v9's mode 0 may code these smaller, and the seeds must reach mode 1)
     from cvae.edge.codec import _predictive, predictive
 
-    def all_mode_1(args, coded, skip, v9=True):
+    def all_mode_1(args, coded, skip, v9=True, some_skipped=True):
         ones = np.ones(args[3], np.uint8)
         return ones, _predictive.encode(*args, ones, v9)
 
