@@ -73,6 +73,8 @@
 #define NRCTX (NEQ * NCTX)         /* replication mode: its full contexts (equality context x magnitude context) */
 #define NLOW 2                     /* replication mode: unary positions modelled by the full context */
 #define COST_FRAC 8                /* the encoder's size estimates: bits in 1/256 */
+#define NFP 24                     /* NF rounded up to a multiple of 4: the narrow pass's vector loops */
+#define NARROW_SPAN ((int64_t)1 << 24) /* bands' hi - lo below this: |u| <= 4 (hi - lo) < 2^26, the narrow pass */
 #define RING 16                    /* rows kept of the per-sample state: a replicated block's anchor lies at most */
                                    /* 15 rows up (ky <= 16), every other read 1 row up; a power of two */
 
@@ -87,6 +89,13 @@ static inline int64_t floor_div(int64_t a, int64_t b) /* b > 0 */
     return (a % b != 0 && a < 0) ? q - 1 : q;
 }
 
+/* floor(a / 2^k) for |a| < 2^61, 0 <= k <= 16: an unsigned shift of a + 2^62 (no right shift of a negative value) */
+static inline int64_t floor_shift(int64_t a, int k)
+{
+    const int64_t bias = (int64_t)1 << 62;
+    return (int64_t)((uint64_t)(a + bias) >> k) - (bias >> k);
+}
+
 static inline int64_t clip64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 static inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
 
@@ -98,6 +107,11 @@ static inline int64_t med(int64_t n, int64_t w, int64_t nw)
 }
 
 #include "_bincoder.h"
+
+#if defined(__SSE2__) && !defined(PR_NO_SIMD)
+#include <emmintrin.h> /* x86-64's baseline vector instructions: the narrow pass's loops, 4 features at a time */
+#define PR_SSE2 1
+#endif
 
 /* The per-sample functions are inlined into each specialised pass (run_tile_impl: encode, estimate or decode; v9 or
  * not; interior sample or not), where the constant arguments remove their branches. */
@@ -111,7 +125,7 @@ static inline int64_t med(int64_t n, int64_t w, int64_t nw)
 /* Models of one band, reset at the start of every tile (tiles decode independently).                     */
 
 typedef struct {
-    int32_t w[NF];                  /* |w| <= W_LIMIT */
+    int32_t w[NFP];                 /* |w| <= W_LIMIT; the narrow pass reads (and keeps) those past n_f */
     int64_t coded;                  /* samples coded so far (step schedule) */
     int64_t aerr;                   /* running mean of |4r - p4|, x 16 */
     bitmodel zero[NCTX];
@@ -265,10 +279,11 @@ HOT void neighbours(const row_t *R, int x, nbhd *n, const int inner)
 }
 
 typedef struct {
-    int64_t u[NF];    /* the features */
+    int64_t u[NF];    /* the features (the wide pass) */
     uint64_t au[NF];  /* |u_j| */
-    int nf;
-    int64_t norm;     /* 1 + sum |u_j|: the weight update's normaliser */
+    int32_t u32[NFP]; /* the narrow pass: the features, 0 from nf to nf4 */
+    int nf, nf4;      /* features; nf rounded up to a multiple of 4 */
+    int64_t norm;     /* 1 + sum |u_j|: the weight update's normaliser (the wide pass; the narrow one: adapt()) */
     int64_t s;        /* local sum */
     int64_t p4;       /* 4x the prediction, before clipping */
     int64_t p;        /* the prediction, clipped to the band's range */
@@ -337,56 +352,81 @@ HOT void contexts(const row_t *R, int x, const nbhd *n, predicted *pr, const int
     pr->sctx = (int)(9 * sW + 3 * sN + sB); /* the signs of q at W, N and in the previous band */
 }
 
-HOT void predict(const row_t *R, const band_models *m, int x, predicted *pr, const int v9, const int inner)
+/* narrow: every band's hi - lo < NARROW_SPAN (all 8- and 16-bit data): the features in 32 bits (|u| <= 4 (hi - lo))
+ * and the sums in vector-friendly loops; the same integers as the wide pass. */
+HOT void predict(const row_t *R, const band_models *m, int x, predicted *pr, const int v9, const int inner,
+                 const int narrow)
 {
+    /* the narrow pass sums w_j u_j as it goes (no store and reload of the features before the sum: d is on the
+     * critical path from one sample to the next) and leaves norm to adapt(); the wide pass stores them for the loop
+     * below */
+    const int32_t *wt = m->w;
+    int64_t d = 0, norm = 1;
+#define PUT(j, v)                                                                                                   \
+    do {                                                                                                            \
+        if (narrow) {                                                                                               \
+            const int32_t v32 = (int32_t)(v);                                                                       \
+            pr->u32[j] = v32;                                                                                       \
+            d += (int64_t)wt[j] * v32;                                                                              \
+        } else {                                                                                                    \
+            pr->u[j] = (v);                                                                                         \
+        }                                                                                                           \
+    } while (0)
     const ptrdiff_t w = R->w;
     nbhd n;
     neighbours(R, x, &n, inner);
     int64_t s = n.N + n.W + n.NW + n.NE;
-    int64_t *u = pr->u;
-    u[0] = 4 * n.N - s;
-    u[1] = 4 * n.W - s;
-    u[2] = 4 * n.NW - s;
-    u[3] = 4 * n.WW - s;
-    u[4] = 4 * n.NN - s;
-    u[5] = 4 * med(n.N, n.W, n.NW) - s;
+    PUT(0, 4 * n.N - s);
+    PUT(1, 4 * n.W - s);
+    PUT(2, 4 * n.NW - s);
+    PUT(3, 4 * n.WW - s);
+    PUT(4, 4 * n.NN - s);
+    PUT(5, 4 * med(n.N, n.W, n.NW) - s);
     int nf = NSPATIAL;
     const int64_t *cd = R->cd0 + x;
-    for (int k = 1; k <= R->npv; k++)
-        u[nf++] = cd[-k * w];
-    if (R->b > 0)
-        u[nf++] = 4 * R->pe0[x - w];
+    for (int k = 1; k <= R->npv; k++, nf++)
+        PUT(nf, cd[-k * w]);
+    if (R->b > 0) {
+        PUT(nf, 4 * R->pe0[x - w]);
+        nf++;
+    }
     if (v9) { /* this band's prediction errors r - p at W, N, NW, NE, WW (0 where the neighbour is missing) */
         const int64_t *e0 = R->pe0 + x, *e1 = R->pe1;
         if (inner) {
-            u[nf] = 4 * e0[-1];
-            u[nf + 1] = 4 * e1[x];
-            u[nf + 2] = 4 * e1[x - 1];
-            u[nf + 3] = 4 * e1[x + 1];
-            u[nf + 4] = 4 * e0[-2];
+            PUT(nf, 4 * e0[-1]);
+            PUT(nf + 1, 4 * e1[x]);
+            PUT(nf + 2, 4 * e1[x - 1]);
+            PUT(nf + 3, 4 * e1[x + 1]);
+            PUT(nf + 4, 4 * e0[-2]);
         } else {
-            u[nf] = x > 0 ? 4 * e0[-1] : 0;
-            u[nf + 1] = e1 ? 4 * e1[x] : 0;
-            u[nf + 2] = e1 && x > 0 ? 4 * e1[x - 1] : 0;
-            u[nf + 3] = e1 && x + 1 < w ? 4 * e1[x + 1] : 0;
-            u[nf + 4] = x > 1 ? 4 * e0[-2] : 0;
+            PUT(nf, x > 0 ? 4 * e0[-1] : 0);
+            PUT(nf + 1, e1 ? 4 * e1[x] : 0);
+            PUT(nf + 2, e1 && x > 0 ? 4 * e1[x - 1] : 0);
+            PUT(nf + 3, e1 && x + 1 < w ? 4 * e1[x + 1] : 0);
+            PUT(nf + 4, x > 1 ? 4 * e0[-2] : 0);
         }
         nf += NEF;
     }
+#undef PUT
     pr->nf = nf;
-    const int32_t *wt = m->w;
-    int64_t d = 0;
-    uint64_t norm = 1;
-    for (int j = 0; j < nf; j++) {
-        d += wt[j] * u[j];
-        const uint64_t a = (uint64_t)abs64(u[j]);
-        pr->au[j] = a;
-        norm += a;
+    if (narrow) {
+        const int nf4 = (nf + 3) & ~3;
+        for (int j = nf; j < nf4; j++)
+            pr->u32[j] = 0;
+        pr->nf4 = nf4;
+    } else {
+        const int64_t *u = pr->u;
+        for (int j = 0; j < nf; j++) {
+            d += wt[j] * u[j];
+            const uint64_t a = (uint64_t)abs64(u[j]);
+            pr->au[j] = a;
+            norm += (int64_t)a;
+        }
+        pr->norm = norm;
     }
-    pr->norm = (int64_t)norm;
     pr->s = s;
-    pr->p4 = s + floor_div(d, (int64_t)1 << OMEGA);
-    pr->p = clip64(floor_div(pr->p4 + 2, 4), R->lo, R->hi);
+    pr->p4 = s + floor_shift(d, OMEGA); /* |d| < 2^60 */
+    pr->p = clip64(floor_shift(pr->p4 + 2, 2), R->lo, R->hi);
     contexts(R, x, &n, pr, v9, inner);
 }
 
@@ -397,7 +437,7 @@ HOT void predict_rep(const row_t *R, int x, predicted *pr, const int v9, const i
 {
     nbhd n;
     neighbours(R, x, &n, inner);
-    pr->nf = 0;
+    pr->nf = pr->nf4 = 0;
     pr->s = n.N + n.W + n.NW + n.NE;
     pr->p = clip64(med(n.N, n.W, n.NW), R->lo, R->hi);
     pr->p4 = 4 * pr->p;
@@ -452,12 +492,12 @@ static inline uint64_t udiv_by(uint64_t n, const divisor *v) /* n < 2^61 */
 
 /* Normalised LMS: w_j += mu * c * u_j / (1 + sum |u|), c the error 4r - p4 in eighths of its running mean,
  * clipped to +-ERR_CLIP; mu = 2^(16 - shift), shift from 3 to 7 as the band's coded samples grow. */
-HOT void adapt(band_models *m, const predicted *pr, int64_t rec)
+HOT void adapt(band_models *m, const predicted *pr, int64_t rec, const int narrow)
 {
     int64_t err4 = 4 * rec - pr->p4;
     int64_t aerr16 = abs64(err4) * 16;
     if (err4 != 0) {
-        const int64_t norm = pr->norm;
+        int64_t norm = narrow ? 0 : pr->norm;
         int64_t shift = MU_SHIFT_MIN + m->coded / MU_SHIFT_EVERY;
         int64_t mu = (int64_t)1 << (OMEGA - (shift > MU_SHIFT_MAX ? MU_SHIFT_MAX : shift));
         int64_t c = udiv64(abs64(err4) * 8, m->aerr / 16 + 1); /* |c|, aerr >= 0 */
@@ -468,11 +508,86 @@ HOT void adapt(band_models *m, const predicted *pr, int64_t rec)
              * mu |c| / 8 <= 2^15 and |w_j + dw_j| < 2^20: in 32 bits. */
             const uint64_t amc = (uint64_t)(mu * c);
             const int neg = err4 < 0;
-            const divisor by = divisor_of((uint64_t)norm * 8); /* norm < 23 2^36 + 1 */
-            for (int j = 0; j < pr->nf; j++) {
-                const int32_t q = (int32_t)udiv_by(pr->au[j] * amc, &by);
-                const int32_t nw = m->w[j] + ((pr->u[j] < 0) != neg ? -q : q);
-                m->w[j] = nw > W_LIMIT ? (int32_t)W_LIMIT : (nw < -W_LIMIT ? (int32_t)-W_LIMIT : nw);
+            const int nf = pr->nf;
+            int32_t *w = m->w;
+            if (narrow) { /* norm = 1 + sum_j |u_j| < 2^31 */
+                uint32_t sa = 0;
+#if PR_SSE2
+                __m128i va = _mm_setzero_si128();
+                for (int j = 0; j < pr->nf4; j += 4) {
+                    const __m128i uv = _mm_loadu_si128((const __m128i *)(pr->u32 + j)), us = _mm_srai_epi32(uv, 31);
+                    va = _mm_add_epi32(va, _mm_sub_epi32(_mm_xor_si128(uv, us), us));
+                }
+                va = _mm_add_epi32(va, _mm_shuffle_epi32(va, 0x4E));
+                va = _mm_add_epi32(va, _mm_shuffle_epi32(va, 0xB1));
+                sa = (uint32_t)_mm_cvtsi128_si32(va);
+#else
+                for (int j = 0; j < nf; j++)
+                    sa += (uint32_t)(pr->u32[j] < 0 ? -pr->u32[j] : pr->u32[j]);
+#endif
+                norm = 1 + (int64_t)sa;
+            }
+            const uint64_t kk = amc / 8, n = (uint64_t)norm; /* |dw_j| = floor(|u_j| kk / norm): mu / 8 >= 2^6 */
+            if (narrow && n * kk < ((uint64_t)1 << 31)) {
+                /* as below in 32-bit lanes: |u_j| kk < norm kk < 2^31 and M <= 2 norm kk < 2^32, their product below
+                 * 2^63; the padding (u_j = 0) moves nothing */
+                const int k = bitlen(n * n * kk - 1);
+                const uint32_t k32 = (uint32_t)kk, m32 = (uint32_t)((((uint64_t)1 << k) + n - 1) / n);
+                const int nf4 = pr->nf4;
+#if PR_SSE2
+                /* the loop below, 4 lanes: |u_j| kk (32-bit products, from the even and odd lanes' 64-bit ones), times
+                 * M in 64 bits, >> k; the sign as a mask; the clip by compare and select */
+                const __m128i kv = _mm_set1_epi32((int32_t)k32), mv = _mm_set1_epi32((int32_t)m32);
+                const __m128i sh = _mm_cvtsi32_si128(k), en = _mm_set1_epi32(-neg);
+                const __m128i hi = _mm_set1_epi32((int32_t)W_LIMIT), lo = _mm_set1_epi32(-(int32_t)W_LIMIT);
+                for (int j = 0; j < nf4; j += 4) {
+                    const __m128i uv = _mm_loadu_si128((const __m128i *)(pr->u32 + j));
+                    const __m128i us = _mm_srai_epi32(uv, 31), av = _mm_sub_epi32(_mm_xor_si128(uv, us), us);
+                    const __m128i te = _mm_mul_epu32(av, kv), to = _mm_mul_epu32(_mm_srli_epi64(av, 32), kv);
+                    const __m128i qe = _mm_srl_epi64(_mm_mul_epu32(te, mv), sh);
+                    const __m128i qo = _mm_srl_epi64(_mm_mul_epu32(to, mv), sh);
+                    const __m128i q = _mm_or_si128(qe, _mm_slli_epi64(qo, 32)); /* q < 2^15: the high halves 0 */
+                    const __m128i sg = _mm_xor_si128(us, en);
+                    __m128i nw = _mm_add_epi32(_mm_loadu_si128((const __m128i *)(w + j)),
+                                               _mm_sub_epi32(_mm_xor_si128(q, sg), sg));
+                    const __m128i over = _mm_cmpgt_epi32(nw, hi), under = _mm_cmpgt_epi32(lo, nw);
+                    nw = _mm_or_si128(_mm_and_si128(over, hi), _mm_andnot_si128(over, nw));
+                    nw = _mm_or_si128(_mm_and_si128(under, lo), _mm_andnot_si128(under, nw));
+                    _mm_storeu_si128((__m128i *)(w + j), nw);
+                }
+#else
+                for (int j = 0; j < nf4; j++) {
+                    const uint32_t a = (uint32_t)(pr->u32[j] < 0 ? -pr->u32[j] : pr->u32[j]);
+                    const int32_t q = (int32_t)(((uint64_t)(a * k32) * m32) >> k);
+                    const int32_t nw = w[j] + ((pr->u32[j] < 0) != neg ? -q : q);
+                    w[j] = nw > (int32_t)W_LIMIT ? (int32_t)W_LIMIT : (nw < -(int32_t)W_LIMIT ? -(int32_t)W_LIMIT : nw);
+                }
+#endif
+            } else if (narrow) {
+                const divisor by = divisor_of(n * 8);
+                for (int j = 0; j < nf; j++) {
+                    const uint64_t a = (uint64_t)(pr->u32[j] < 0 ? -(int64_t)pr->u32[j] : pr->u32[j]);
+                    const int32_t q = (int32_t)udiv_by(a * amc, &by);
+                    const int32_t nw = w[j] + ((pr->u32[j] < 0) != neg ? -q : q);
+                    w[j] = nw > W_LIMIT ? (int32_t)W_LIMIT : (nw < -W_LIMIT ? (int32_t)-W_LIMIT : nw);
+                }
+            } else if (n * kk < ((uint64_t)1 << 31)) {
+                /* the same quotients in 64 bits: M = ceil(2^k / norm) with norm^2 kk <= 2^k gives floor(|u_j| kk M /
+                 * 2^k) = floor(|u_j| kk / norm) (|u_j| kk norm <= 2^k), and |u_j| kk M < 2^64 */
+                const int k = bitlen(n * n * kk - 1);
+                const uint64_t p = kk * ((((uint64_t)1 << k) + n - 1) / n);
+                for (int j = 0; j < nf; j++) {
+                    const int64_t q = (int64_t)((pr->au[j] * p) >> k);
+                    const int64_t nw = w[j] + ((pr->u[j] < 0) != neg ? -q : q);
+                    w[j] = (int32_t)(nw > W_LIMIT ? W_LIMIT : (nw < -W_LIMIT ? -W_LIMIT : nw));
+                }
+            } else {
+                const divisor by = divisor_of(n * 8); /* norm < 23 2^36 + 1 */
+                for (int j = 0; j < nf; j++) {
+                    const int32_t q = (int32_t)udiv_by(pr->au[j] * amc, &by);
+                    const int32_t nw = w[j] + ((pr->u[j] < 0) != neg ? -q : q);
+                    w[j] = nw > W_LIMIT ? (int32_t)W_LIMIT : (nw < -W_LIMIT ? (int32_t)-W_LIMIT : nw);
+                }
             }
         }
     }
@@ -682,7 +797,7 @@ HOT void settle(const row_t *R, int x, int64_t rec, int64_t s, unsigned qs, unsi
  * from dec; settled; the weights adapted. PR_OK or a decoding error. */
 HOT int sample(tile_t *t, const row_t *R, band_models *m, const int64_t *xs, sink *out, decoder *dec, int b, int y,
                int i, const uint8_t *rp, int blocks, int rep, int64_t qmax, Py_ssize_t *where, const int v9,
-               const int inner)
+               const int inner, const int narrow)
 {
     if (blocks) {
         int ay = R->ay, ax = R->ax[i];
@@ -699,7 +814,7 @@ HOT int sample(tile_t *t, const row_t *R, band_models *m, const int64_t *xs, sin
     if (rep)
         predict_rep(R, i, &pr, v9, inner);
     else
-        predict(R, m, i, &pr, v9, inner);
+        predict(R, m, i, &pr, v9, inner, narrow);
     if (R->skip[i] && !(blocks && block_has_coded(t, b, y, i, rp))) {
         settle(R, i, pr.p, pr.s, 0, 0, 0);
         return PR_OK;
@@ -725,7 +840,7 @@ HOT int sample(tile_t *t, const row_t *R, band_models *m, const int64_t *xs, sin
     int64_t rec = clip64(pr.p + q * step, R->lo, R->hi); /* |p| <= 2^33, |q step| <= 2^35 */
     settle(R, i, rec, pr.s, (unsigned)tri(q), (unsigned)mag255(q), rec - pr.p);
     if (!rep) /* the replication mode has no weights to adapt */
-        adapt(m, &pr, rec);
+        adapt(m, &pr, rec, narrow);
     return PR_OK;
 }
 
@@ -733,7 +848,7 @@ HOT int sample(tile_t *t, const row_t *R, band_models *m, const int64_t *xs, sin
  * estimates them); otherwise decodes from dec into t->r. Inlined into run_encode, run_estimate, run_costs and
  * run_decode, each with constant arguments. */
 HOT int run_tile_impl(tile_t *t, const int64_t *x, encoder *enc, int64_t *cost, decoder *dec, Py_ssize_t *where,
-                      const int v9)
+                      const int v9, const int narrow)
 {
     for (int b = 0; b < t->c; b++)
         band_init(&t->m[b], t->mode[b], v9);
@@ -756,7 +871,7 @@ HOT int run_tile_impl(tile_t *t, const int64_t *x, encoder *enc, int64_t *cost, 
             const int i0 = y > 1 && w > 3 ? 2 : w, i1 = y > 1 && w > 3 ? w - 1 : w;
 #define SAMPLES(from, to, BLOCKS, REP, INNER)                                                                    \
     for (int i = (from); i < (to); i++) {                                                                       \
-        int st = sample(t, &R, m, xs, &out, dec, b, y, i, rp, BLOCKS, REP, qmax, where, v9, INNER);             \
+        int st = sample(t, &R, m, xs, &out, dec, b, y, i, rp, BLOCKS, REP, qmax, where, v9, INNER, narrow);     \
         if (st != PR_OK)                                                                                        \
             return st;                                                                                          \
     }
@@ -779,26 +894,43 @@ HOT int run_tile_impl(tile_t *t, const int64_t *x, encoder *enc, int64_t *cost, 
     return PR_OK;
 }
 
-/* run_tile_impl specialised: encode (cost: estimate too) or decode, v9 or an older format */
+/* Whether every band's hi - lo is below NARROW_SPAN (the narrow pass's 32-bit features) */
+static int narrow_tile(const tile_t *t)
+{
+    for (int b = 0; b < t->c; b++)
+        if (t->hi[b] - t->lo[b] >= NARROW_SPAN)
+            return 0;
+    return 1;
+}
+
+/* run_tile_impl specialised: encode (cost: estimate too; costs: the estimate alone) or decode, v9 or an older
+ * format, narrow or wide */
+#define DISPATCH(x, enc, cost, dec)                                                                                 \
+    (narrow_tile(t) ? (t->v9 ? run_tile_impl(t, x, enc, cost, dec, where, 1, 1)                                    \
+                             : run_tile_impl(t, x, enc, cost, dec, where, 0, 1))                                   \
+                    : (t->v9 ? run_tile_impl(t, x, enc, cost, dec, where, 1, 0)                                    \
+                             : run_tile_impl(t, x, enc, cost, dec, where, 0, 0)))
+
 static int run_encode(tile_t *t, const int64_t *x, encoder *enc, Py_ssize_t *where)
 {
-    return t->v9 ? run_tile_impl(t, x, enc, NULL, NULL, where, 1) : run_tile_impl(t, x, enc, NULL, NULL, where, 0);
+    return DISPATCH(x, enc, NULL, NULL);
 }
 
 static int run_estimate(tile_t *t, const int64_t *x, encoder *enc, int64_t *cost, Py_ssize_t *where)
 {
-    return t->v9 ? run_tile_impl(t, x, enc, cost, NULL, where, 1) : run_tile_impl(t, x, enc, cost, NULL, where, 0);
+    return DISPATCH(x, enc, cost, NULL);
 }
 
 static int run_costs(tile_t *t, const int64_t *x, int64_t *cost, Py_ssize_t *where)
 {
-    return t->v9 ? run_tile_impl(t, x, NULL, cost, NULL, where, 1) : run_tile_impl(t, x, NULL, cost, NULL, where, 0);
+    return DISPATCH(x, NULL, cost, NULL);
 }
 
 static int run_decode(tile_t *t, decoder *dec, Py_ssize_t *where)
 {
-    return t->v9 ? run_tile_impl(t, NULL, NULL, NULL, dec, where, 1) : run_tile_impl(t, NULL, NULL, NULL, dec, where, 0);
+    return DISPATCH(NULL, NULL, NULL, dec);
 }
+#undef DISPATCH
 
 /* ------------------------------------------------------------------------------------------------------ */
 /* Python glue.                                                                                            */

@@ -123,7 +123,7 @@ class PredictiveKind:
             lo, hi = (x.min(axis=(1, 2)), x.max(axis=(1, 2))) if x.size else (np.zeros(c, np.int64),) * 2
         rep = np.tile(np.array([1, 1, 0, 0], np.uint8), (c, 1))
         for b in range(c):
-            rep[b], anchors = replication(coded[b], skip[b], some_skipped)
+            rep[b], anchors = replication(coded[b], skip[b] if some_skipped else None)
             if anchors is not None:
                 coded[b] = anchors
         palette = _palettes(coded, skip if some_skipped else None, e, lo, hi)
@@ -142,7 +142,7 @@ class PredictiveKind:
         # skip as uint8 0/1 without a copy (a C-contiguous bool array's bytes)
         args = (np.ascontiguousarray(ranks, np.int64), skip.view(np.uint8), rep, c, h, w, e, clo, chi)
         v9 = bitstream.tile_format(self.version).feedback
-        modes, payload = band_modes(args, ranks, skip, v9, some_skipped)  # v9 has a predictor per band
+        modes, payload = band_modes(args, ranks, skip if some_skipped else None, v9)  # v9: a predictor per band
         header = bitstream.TileHeader(model_id=self.model_id[:bitstream.MODEL_ID_BYTES], level=0, dtype=tile.dtype,
                                       bands=c, height=h, width=w, lo=lo.astype(np.float64), hi=hi.astype(np.float64),
                                       mean=np.zeros(c, np.float32), matrix=(np.eye(c) * 127).astype(np.int8),
@@ -189,20 +189,19 @@ REPLICATION_CANDIDATE = 0.4
 CLEAR_MARGIN, TRIAL_STRIPS, TRIAL_ROWS = 0.75, 4, 8
 
 
-def band_modes(args: tuple, coded: np.ndarray, skip: np.ndarray, v9: bool = True,
-               some_skipped: bool = True) -> tuple[np.ndarray, bytes]:
+def band_modes(args: tuple, coded: np.ndarray, skip: np.ndarray | None, v9: bool = True) -> tuple[np.ndarray, bytes]:
     """``(modes uint8[C], payload)``: each band's predictor (0 v4's, 1 the replication mode) and the coder stream.
-    ``args``: ``_predictive.encode``'s arguments; ``coded int64[C, H, W]``, ``skip bool[C, H, W]``: what it codes.
+    ``args``: ``_predictive.encode``'s arguments; ``coded int64[C, H, W]``, ``skip bool[C, H, W]`` (None: no sample
+    skipped): what it codes.
 
     Bands with many equal neighbours (:data:`REPLICATION_CANDIDATE`) are candidates. Their bits in both modes are
     estimated first on strips of the tile (:data:`TRIAL_STRIPS`); when that settles every candidate
     (:data:`CLEAR_MARGIN`) the tile is coded once with the modes it chose. Otherwise (and on short tiles) the whole
     tile is coded both ways and each band keeps the mode with fewer estimated bits; of the streams coded, the
-    smallest is sent. Without candidates: v4's predictor, one pass. ``v9``: tile format v9's coder (else v8's);
-    ``some_skipped`` False: no sample is skipped (``skip`` all False, not read). The strips' estimates cover the
-    bands up to the last candidate (a band's bits depend on the bands before it only)."""
+    smallest is sent. Without candidates: v4's predictor, one pass. ``v9``: tile format v9's coder (else v8's). The
+    strips' estimates cover the bands up to the last candidate (a band's bits depend on the bands before it only)."""
     c, h, w = coded.shape
-    if some_skipped:
+    if skip is not None:
         pairs = ~skip[:, :, 1:] & ~skip[:, :, :-1]
         equal = ((coded[:, :, 1:] == coded[:, :, :-1]) & pairs).sum(axis=(1, 2))
         npairs = pairs.sum(axis=(1, 2))
@@ -272,17 +271,16 @@ def coder_range(header: bitstream.TileHeader) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def replication(band: np.ndarray, skip: np.ndarray,
-                some_skipped: bool = True) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
+def replication(band: np.ndarray, skip: np.ndarray | None) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
     """``((ky, kx, oy, ox), anchors)``: the largest blocks (at most 16 a side, starting at row ``oy`` and column
     ``ox``) on which the coded samples of ``band[H, W]`` are equal, ``((1, 1, 0, 0), None)`` when there are none;
     ``anchors``: the band with each block's value written into its anchor (the C coder codes an anchor whenever
     its block has a coded sample, even a skipped anchor). Pixel replication is how multi-resolution stacks
     (Sentinel-2's 20 m and 60 m bands at 10 m) put bands on one grid; a nodata mask need not follow the blocks.
-    ``some_skipped`` False: no sample is skipped (``skip`` not read)."""
-    coded = ~skip if some_skipped else np.ones(band.shape, bool)
-    ky, oy = _line_period(band, coded, some_skipped)
-    kx, ox = _line_period(band.T, coded.T, some_skipped)
+    ``skip`` None: no sample skipped."""
+    coded = np.ones(band.shape, bool) if skip is None else ~skip
+    ky, oy = _line_period(band, coded, skip is not None)
+    kx, ox = _line_period(band.T, coded.T, skip is not None)
     if ky == 1 and kx == 1:
         return (1, 1, 0, 0), None
     h, w = band.shape
