@@ -34,7 +34,7 @@ def test_components_keep_latents_exactly_where_they_pay_on_the_coded_bits(codec,
     alone = planner.residual_part(a, LEVEL, None, step)
     c, h, w = a.shape
     for i in range(c):
-        coded = [8 * len(coefs.encode([part.arrays[i]], h, w)) for part in (with_latents, alone)]
+        coded = [8 * len(coefs.encode([part.arrays[i]], h, w, planner.mixed)) for part in (with_latents, alone)]
         pays = with_latents.comp_err[i] + lam * (latent.comp_bits[i] + coded[0]) < alone.comp_err[i] + lam * coded[1]
         assert plan.present[i] == (weighed[i] and pays), i
     assert 0 < plan.present.sum() < c  # this crop mixes: some components with latents, some without
