@@ -1,7 +1,8 @@
 /*
- * _coefs.c -- context-adaptive coding of a tile's quantised wavelet coefficients (the residual of tile format v5),
- * for cvae.edge.codec.coefs. Specified in docs/bitstream.md ("Version 5"); this file is its reference
- * implementation.
+ * _coefs.c -- context-adaptive coding of a tile's quantised wavelet coefficients (the residual of tile formats v5 to
+ * v7: encode, decode; of v10: encode_mixed, decode_mixed, the mixing coder of _coefmix.h, included below), for
+ * cvae.edge.codec.coefs. Specified in docs/bitstream.md ("Version 5", "Version 10"); this file and _coefmix.h are
+ * their reference implementation.
  *
  * Input: the integers q of every component's residual subbands, component after component; within a component
  * the subbands in the order the geometry lists them (coarsest first: LL, then the details of the coarsest level,
