@@ -37,7 +37,7 @@ static inline int bitlen(uint64_t v)
 /* ------------------------------------------------------------------------------------------------------ */
 /* Adaptive bit model: P(bit = 0) in 16 bits, the mean of a fast and a slow estimate; after n updates each     */
 /* moves by 2^-min(floor(log2(n + 2)), its rate) of the distance to the bit: a warm-up that follows the running */
-/* frequency, rate 1/(n + 2), until it reaches FAST_SHIFT (2^-5) or SLOW_SHIFT (2^-7); n counts to MODEL_WARM   */
+/* frequency, rate 1/(n + 2), until it reaches FAST_SHIFT (2^-5) or SLOW_SHIFT (2^-7); n counts to RATES_SETTLED*/
 /* and stays. v5 (_coefs.c) starts its models at n = 0; v4 (_predictive.c) at MODEL_WARM, with no warm-up.     */
 
 typedef struct { uint16_t fast, slow, n; } bitmodel;
@@ -55,10 +55,14 @@ static inline uint32_t model_p(const bitmodel *m)
     return p < 64 ? 64 : (p > 65472 ? 65472 : p);
 }
 
+/* the warm-up's rates min(floor(log2(n + 2)), FAST_SHIFT or SLOW_SHIFT) are the constant ones from this count on, so
+ * the count stops here (or wherever a model started above it: v4's at MODEL_WARM) and settled models skip the warm-up */
+#define RATES_SETTLED 126
+
 static inline void model_update(bitmodel *m, int bit)
 {
     int f = FAST_SHIFT, s = SLOW_SHIFT; /* warm (all of v4's models): the constant rates */
-    if (m->n < MODEL_WARM) {
+    if (m->n < RATES_SETTLED) {
         int w = bitlen((uint64_t)m->n + 2) - 1; /* floor(log2(n + 2)): the rate 1/(n + 2) of a running frequency */
         f = w < f ? w : f;
         s = w < s ? w : s;

@@ -655,28 +655,6 @@ static void cost_init(void)
     }
 }
 
-/* model_update of _bincoder.h with the same rates: min(floor(log2(n + 2)), 5 or 7) is 5 and 7 from n = 126 on, so the
- * count stops there (at MODEL_WARM there: v4's models, which start warm) and the settled models skip the warm-up */
-#define RATES_SETTLED 126
-
-HOT void update(bitmodel *m, int bit)
-{
-    int f = FAST_SHIFT, s = SLOW_SHIFT;
-    if (m->n < RATES_SETTLED) {
-        int w = bitlen((uint64_t)m->n + 2) - 1;
-        f = w < f ? w : f;
-        s = w < s ? w : s;
-        m->n++;
-    }
-    if (bit) {
-        m->fast -= m->fast >> f;
-        m->slow -= m->slow >> s;
-    } else {
-        m->fast += (65535 - m->fast) >> f;
-        m->slow += (65535 - m->slow) >> s;
-    }
-}
-
 HOT void put_bit(sink *s, bitmodel *m, int bit)
 {
     const uint32_t p = model_p(m);
@@ -692,7 +670,7 @@ HOT void put_bit(sink *s, bitmodel *m, int bit)
         }
         renorm(s);
     }
-    update(m, bit);
+    model_update(m, bit);
 }
 
 HOT void put_raw(sink *s, uint32_t value, int n)
