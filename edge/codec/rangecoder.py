@@ -83,20 +83,8 @@ def encode(
     Raises:
         RangeCoderError: on invalid arrays, tables, indexes or precision.
     """
-    symbols_ = _as_int32("symbols", symbols, ndim=1)
-    indexes_ = _as_int32("indexes", indexes, ndim=1)
-    if symbols_.shape != indexes_.shape:
-        raise RangeCoderError(
-            f"symbols has {symbols_.shape[0]} entries but indexes has {indexes_.shape[0]}: "
-            "pass one table index per symbol"
-        )
-    cdfs_, lengths_, offsets_ = _as_tables(cdfs, cdf_lengths, offsets, precision)
-    status, result = _rc.encode(
-        symbols_, indexes_, cdfs_, cdfs_.shape[1], lengths_, offsets_, int(precision)
-    )
-    if status != _rc.OK:
-        raise _input_error(status, result, indexes_, cdfs_.shape[0])
-    return result
+    symbols_, indexes_ = _symbols_and_indexes(symbols, indexes)
+    return _encode(symbols_, indexes_, checked_tables(cdfs, cdf_lengths, offsets, precision))
 
 
 class CheckedTables(NamedTuple):
@@ -117,6 +105,10 @@ def checked_tables(cdfs: np.ndarray, cdf_lengths: np.ndarray, offsets: np.ndarra
 
 def encode_checked(symbols: np.ndarray, indexes: np.ndarray, tables: CheckedTables) -> bytes:
     """:func:`encode` with tables from :func:`checked_tables`: the same bytes."""
+    return _encode(*_symbols_and_indexes(symbols, indexes), tables)
+
+
+def _symbols_and_indexes(symbols: np.ndarray, indexes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     symbols_ = _as_int32("symbols", symbols, ndim=1)
     indexes_ = _as_int32("indexes", indexes, ndim=1)
     if symbols_.shape != indexes_.shape:
@@ -124,6 +116,10 @@ def encode_checked(symbols: np.ndarray, indexes: np.ndarray, tables: CheckedTabl
             f"symbols has {symbols_.shape[0]} entries but indexes has {indexes_.shape[0]}: "
             "pass one table index per symbol"
         )
+    return symbols_, indexes_
+
+
+def _encode(symbols_: np.ndarray, indexes_: np.ndarray, tables: CheckedTables) -> bytes:
     cdfs_, lengths_, offsets_, precision = tables
     status, result = _rc.encode(symbols_, indexes_, cdfs_, cdfs_.shape[1], lengths_, offsets_, precision)
     if status != _rc.OK:
