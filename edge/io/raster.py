@@ -231,7 +231,10 @@ def _scan(path, max_samples, rows, rasterio, Window, stats: bool = True) -> Rast
         return _scan_dataset(ds, path, max_samples, rows, rasterio, Window, stats)
 
 
-def _scan_dataset(ds, path, max_samples, rows, rasterio, Window, stats: bool = True) -> RasterInfo:
+def _scan_dataset(ds, path, max_samples, rows, rasterio, Window, stats: bool = True,
+                  last: list | None = None) -> RasterInfo:
+    """The scan of an open dataset; ``last``, when given, receives ``(y, n, pixels as read)`` of the last block of
+    rows read (open_scene's reader starts from it when the scene is one row of tiles)."""
     check_header(ds, max_samples)
     c, h, w = ds.count, ds.height, ds.width
     src = np.dtype(ds.dtypes[0])
@@ -249,6 +252,8 @@ def _scan_dataset(ds, path, max_samples, rows, rasterio, Window, stats: bool = T
             px = ds.read(window=Window(0, y, w, n))
         except rasterio.errors.RasterioError as e:
             raise InputError(f"{path}: cannot read rows {y}..{y + n} ({e}); the file is damaged") from e
+        if last is not None:
+            last[:] = [(y, n, px)]  # as read (px below is a new array where it changes)
         valid = fill_value_mask(px, nodata, zero_fill=False)  # the zero rule is weighed below, per variant
         if px.dtype.kind == "f":
             if not np.isfinite(px[:, valid]).all():
@@ -318,7 +323,11 @@ def read_window(ds, info: RasterInfo, y: int, n: int) -> tuple[np.ndarray, np.nd
     valid rule :func:`scan_raster` settled for the whole scene."""
     from rasterio.windows import Window
 
-    px = ds.read(window=Window(0, y, info.shape[2], n))
+    return _window(info, ds.read(window=Window(0, y, info.shape[2], n)))
+
+
+def _window(info: RasterInfo, px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """read_window's result from the rows as read."""
     valid = fill_value_mask(px, info.nodata, zero_fill=info.zero_fill)
     if px.dtype.kind == "f":
         px = np.where(np.isfinite(px), px, 0)
@@ -330,16 +339,22 @@ class RowReader:
 
     ``tile(win)`` -> (pixels [C, h, w] in ``info.dtype``, valid bool[h, w]) of a
     :class:`cvae.edge.io.tiling.TileWindow`; the row under ``win`` is read when a window of another row is
-    asked for, so windows should come in row-major order."""
+    asked for, so windows should come in row-major order. ``primed``: ``(y, n, pixels as read)`` of rows already
+    read (the scan's last block), used instead of reading them again."""
 
-    def __init__(self, ds, info: RasterInfo):
+    def __init__(self, ds, info: RasterInfo, primed: tuple[int, int, np.ndarray] | None = None):
         self.ds, self.info = ds, info
         self._row = -1
         self._block: tuple[np.ndarray, np.ndarray] | None = None
+        self._primed = primed
 
     def tile(self, win) -> tuple[np.ndarray, np.ndarray]:
         if win.row != self._row:
-            self._row, self._block = win.row, read_window(self.ds, self.info, win.y0, win.height)
+            if self._primed is not None and self._primed[:2] == (win.y0, win.height):
+                self._row, self._block = win.row, _window(self.info, self._primed[2])
+            else:
+                self._row, self._block = win.row, read_window(self.ds, self.info, win.y0, win.height)
+            self._primed = None
         assert self._block is not None
         px, valid = self._block
         xs = slice(win.x0, win.x0 + win.width)
@@ -350,14 +365,16 @@ class RowReader:
 def open_scene(path: str | Path, max_samples: int = DEFAULT_MAX_SAMPLES, rows: int = 256,
                stats: bool = True) -> Iterator[tuple[RasterInfo, RowReader]]:
     """:func:`scan_raster` and :func:`open_rows` on one open dataset, ``(info, reader)``: the scene is opened once,
-    and the rows read again while coding come from GDAL's block cache where they fit in it (GDAL_CACHE_MB; memory
-    stays bounded by that cache and one row of tiles)."""
+    a scene of one row of tiles is read once (the reader starts from the scan's last block), and the rows read again
+    while coding come from GDAL's block cache where they fit in it (GDAL_CACHE_MB; memory stays bounded by that
+    cache and one row of tiles)."""
     import rasterio
     from rasterio.windows import Window
 
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _open(path, rasterio) as ds:
-        info = _scan_dataset(ds, path, max_samples, rows, rasterio, Window, stats)
-        yield info, RowReader(ds, info)
+        last: list = []
+        info = _scan_dataset(ds, path, max_samples, rows, rasterio, Window, stats, last)
+        yield info, RowReader(ds, info, last[0] if last else None)
 
 
 @contextmanager
