@@ -22,8 +22,8 @@ from cvae.edge.codec import packets as pk
 from cvae.edge.codec.tile import BoundedTile, TileCodec
 from cvae.edge.errors import InputError
 from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, WHOLE_SCENE_MAX_SAMPLES, Raster, RasterInfo, RowReader,
-                                 as_integers, band_fill_mask, band_ranges, header_samples, open_rows, read_raster,
-                                 scan_raster)
+                                 as_integers, band_fill_mask, band_ranges, header_samples, open_rows, open_scene,
+                                 read_raster, scan_raster)
 from cvae.edge.io.tiling import TileWindow, tile_grid
 from cvae.edge.rate import BUDGET_FILL, allocate_scene, choose_level, choose_rate  # noqa: F401 (part of this API)
 from cvae.edge.scene_metadata import scene_metadata
@@ -308,10 +308,16 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
 
 def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
                     writer: pk.PacketWriter | None, progress, sink=None) -> EncodedScene:
-    """encode_scene for ``--level`` / ``--tile-bytes``: ``tile_size`` rows at a time (as the daemon)."""
-    info = scan_raster(path, max_samples=opts.max_samples, rows=tile_size_for(codec, opts),
-                       stats=opts.psnr is not None)  # the tiles' statistics serve --psnr only
+    """encode_scene for ``--level`` / ``--tile-bytes``: ``tile_size`` rows at a time (as the daemon), the scene
+    opened once for the scan and the rows."""
+    # the tiles' statistics serve --psnr only
+    with open_scene(path, max_samples=opts.max_samples, rows=tile_size_for(codec, opts),
+                    stats=opts.psnr is not None) as (info, rows):
+        return _encode_rows(path, bundle, codec, opts, writer, progress, sink, info, rows)
 
+
+def _encode_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
+                 writer: pk.PacketWriter | None, progress, sink, info: RasterInfo, rows: RowReader) -> EncodedScene:
     _, h, w = info.shape
     target = psnr_target(info, opts.psnr, len(list(tile_grid(h, w, tile_size_for(codec, opts)))))
 
@@ -325,7 +331,7 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
         # 2 x threads tiles in flight (scene_units), each read, prepared and coded on the pool. Memory: those tiles
         # and at most two rows of pixels, whatever the scene's size.
         threads = max(1, opts.threads)
-        with open_rows(path, info) as rows, ThreadPoolExecutor(threads) as pool:
+        with ThreadPoolExecutor(threads) as pool:
             def submit(unit, win, px, valid):
                 return pool.submit(code, px, valid, stream.side, unit)
 

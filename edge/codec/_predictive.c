@@ -623,14 +623,23 @@ static void flush_cached(encoder *e, uint64_t low)
     e->cache = (uint8_t)(low >> 24);
 }
 
-/* enc_bit_p's and enc_raw's renormalisation: a byte out (enc_shift_low) while range < 2^24 */
+/* enc_bit_p's and enc_raw's renormalisation: a byte out (enc_shift_low) while range < 2^24; the usual output, the
+ * cached byte alone into a buffer with room, inline */
 HOT void renorm(sink *s)
 {
     while (s->range < (1u << 24)) {
+        encoder *e = s->e;
         s->range <<= 8;
-        if ((uint32_t)s->low < 0xFF000000u || (s->low >> 32) != 0)
-            flush_cached(s->e, s->low);
-        s->e->cache_size++;
+        if ((uint32_t)s->low < 0xFF000000u || (s->low >> 32) != 0) {
+            if (e->cache_size == 1 && e->len < e->cap) {
+                e->buf[e->len++] = (uint8_t)(e->cache + (uint8_t)(s->low >> 32));
+                e->cache = (uint8_t)(s->low >> 24);
+                e->cache_size = 0;
+            } else {
+                flush_cached(e, s->low);
+            }
+        }
+        e->cache_size++;
         s->low = (s->low & 0x00FFFFFFu) << 8;
     }
 }
@@ -673,6 +682,31 @@ HOT void put_bit(sink *s, bitmodel *m, int bit)
     model_update(m, bit);
 }
 
+/* put_bit for a bit the encoder cannot foresee (zero flag, sign, the mantissa's two modelled bits): the same integers
+ * with masks instead of branches on the bit */
+HOT void put_bit_bf(sink *s, bitmodel *m, int bit)
+{
+    const uint32_t p = model_p(m);
+    const uint32_t mask = 0u - (uint32_t)bit;
+    if (s->cost)
+        *s->cost += cost_lut[(p ^ ((p ^ (65536 - p)) & mask)) >> 4];
+    if (s->code) {
+        const uint32_t bound = (s->range >> 16) * p;
+        s->low += bound & mask;
+        s->range = bound ^ ((bound ^ (s->range - bound)) & mask);
+        renorm(s);
+    }
+    if (m->n >= RATES_SETTLED) {
+        const uint32_t fa = m->fast, sa = m->slow;
+        const uint32_t f1 = fa - (fa >> FAST_SHIFT), f0 = fa + ((65535 - fa) >> FAST_SHIFT);
+        const uint32_t s1 = sa - (sa >> SLOW_SHIFT), s0 = sa + ((65535 - sa) >> SLOW_SHIFT);
+        m->fast = (uint16_t)(f0 ^ ((f0 ^ f1) & mask));
+        m->slow = (uint16_t)(s0 ^ ((s0 ^ s1) & mask));
+    } else {
+        model_update(m, bit);
+    }
+}
+
 HOT void put_raw(sink *s, uint32_t value, int n)
 {
     if (s->cost)
@@ -697,9 +731,9 @@ HOT void put_gamma(sink *s, bitmodel *low, int nlo, bitmodel *unary, bitmodel *m
         put_bit(s, k < nlo ? &low[k] : &unary[k], 0);
     if (k >= 1) {
         int top = (int)((v >> (k - 1)) & 1);
-        put_bit(s, &mant1[k], top);
+        put_bit_bf(s, &mant1[k], top);
         if (k >= 2)
-            put_bit(s, &mant2[k][top], (int)((v >> (k - 2)) & 1));
+            put_bit_bf(s, &mant2[k][top], (int)((v >> (k - 2)) & 1));
         for (int i = k - 2; i > 0; i -= 16) {
             int n = i < 16 ? i : 16;
             put_raw(s, (uint32_t)((v >> (i - n)) & ((1u << n) - 1)), n);

@@ -13,7 +13,7 @@ import numpy as np
 
 from cvae.edge.errors import InputError
 
-__all__ = ["Raster", "RasterInfo", "RowReader", "read_raster", "scan_raster", "read_window", "open_rows",
+__all__ = ["Raster", "RasterInfo", "RowReader", "read_raster", "scan_raster", "read_window", "open_rows", "open_scene",
            "header_samples", "fill_value_mask", "band_ranges", "check_header", "integer_dtype", "as_integers",
            "DEFAULT_MAX_SAMPLES"]
 
@@ -219,68 +219,80 @@ def scan_raster(path: str | Path, max_samples: int = DEFAULT_MAX_SAMPLES, rows: 
 GDAL_CACHE_MB = 32
 
 
-def _scan(path, max_samples, rows, rasterio, Window, stats: bool = True) -> RasterInfo:
+def _open(path, rasterio):
     try:
-        ds = rasterio.open(path)
+        return rasterio.open(path)
     except rasterio.errors.RasterioError as e:
         raise InputError(f"{path}: cannot read raster ({e}); check the file is a complete GeoTIFF/JP2") from e
-    with ds:
-        check_header(ds, max_samples)
-        c, h, w = ds.count, ds.height, ds.width
-        src = np.dtype(ds.dtypes[0])
-        nodata = ds.nodata
-        declared = nodata is not None and not np.isnan(nodata)
-        maybe_zero = nodata is None and src == np.uint16
-        zeros = 0
-        lo = {k: np.full(c, np.inf) for k in ("plain", "zero")}
-        hi = {k: np.full(c, -np.inf) for k in ("plain", "zero")}
-        integral, vmin, vmax, any_valid = True, np.inf, -np.inf, {"plain": False, "zero": False}
-        starts = np.arange(0, w, rows)
-        moments: dict[str, list[np.ndarray]] = {k: [] for k in ("plain", "zero")}  # per row of tiles: float64[3, tiles in the row, C]
-        for y, n in _row_blocks(h, rows):
-            try:
-                px = ds.read(window=Window(0, y, w, n))
-            except rasterio.errors.RasterioError as e:
-                raise InputError(f"{path}: cannot read rows {y}..{y + n} ({e}); the file is damaged") from e
-            valid = fill_value_mask(px, nodata, zero_fill=False)  # the zero rule is weighed below, per variant
-            if px.dtype.kind == "f":
-                if not np.isfinite(px[:, valid]).all():
-                    raise InputError(f"{path}: NaN or infinite pixels outside nodata; declare a nodata value for them")
-                px = np.where(np.isfinite(px), px, 0)  # as read_raster: non-finite only at nodata pixels
-                integral = integral and bool(np.array_equal(px, np.round(px)))
-                vmin, vmax = min(vmin, float(px.min(initial=np.inf))), max(vmax, float(np.abs(px).max(initial=0)))
-            variants = {"plain": valid}
-            if maybe_zero:
-                zero = np.all(px == 0, axis=0)
-                zeros += int(zero.sum())
-                variants["zero"] = ~zero
-            for key, v in variants.items():
-                fill = np.asarray(nodata).astype(px.dtype) if declared else (0 if key == "zero" else None)
-                if stats:
-                    moments[key].append(_tile_moments(px, v, fill, starts))
-                if not v.any():
-                    continue
-                any_valid[key] = True
-                for b in range(c):
-                    band_lo, band_hi = _valid_range(px[b], v, fill)
-                    lo[key][b] = min(lo[key][b], band_lo)
-                    hi[key][b] = max(hi[key][b], band_hi)
-        zero_fill = maybe_zero and zeros > 0.01 * h * w
-        key = "zero" if zero_fill else "plain"
-        band_range = (lo[key], hi[key]) if any_valid[key] else None
-        dtype = integer_dtype(src, integral, vmin, vmax)
-        tile_stats = None
-        if stats:
-            m = np.concatenate(moments[key] if moments[key] else moments["plain"], axis=1)  # [3, T, C]
-            count = m[0]
-            mean = m[1] / np.maximum(count, 1)
-            var = np.maximum(m[2] / np.maximum(count, 1) - mean ** 2, 0.0)
-            tile_stats = np.stack([count, mean, var], axis=-1)
-        return RasterInfo(path=str(path), shape=(c, h, w), dtype=dtype, source_dtype=src, nodata=nodata,
-                          profile=dict(ds.profile), descriptions=tuple(ds.descriptions),
-                          colorinterp=tuple(ci.name for ci in ds.colorinterp), tags=dict(ds.tags()),
-                          zero_fill=zero_fill, band_range=band_range, integral=src.kind != "f" or integral,
-                          tile_stats=tile_stats)
+
+
+def _scan(path, max_samples, rows, rasterio, Window, stats: bool = True) -> RasterInfo:
+    with _open(path, rasterio) as ds:
+        return _scan_dataset(ds, path, max_samples, rows, rasterio, Window, stats)
+
+
+def _scan_dataset(ds, path, max_samples, rows, rasterio, Window, stats: bool = True,
+                  last: list | None = None) -> RasterInfo:
+    """The scan of an open dataset; ``last``, when given, receives ``(y, n, pixels as read)`` of the last block of
+    rows read (open_scene's reader starts from it when the scene is one row of tiles)."""
+    check_header(ds, max_samples)
+    c, h, w = ds.count, ds.height, ds.width
+    src = np.dtype(ds.dtypes[0])
+    nodata = ds.nodata
+    declared = nodata is not None and not np.isnan(nodata)
+    maybe_zero = nodata is None and src == np.uint16
+    zeros = 0
+    lo = {k: np.full(c, np.inf) for k in ("plain", "zero")}
+    hi = {k: np.full(c, -np.inf) for k in ("plain", "zero")}
+    integral, vmin, vmax, any_valid = True, np.inf, -np.inf, {"plain": False, "zero": False}
+    starts = np.arange(0, w, rows)
+    moments: dict[str, list[np.ndarray]] = {k: [] for k in ("plain", "zero")}  # per row of tiles: float64[3, tiles in the row, C]
+    for y, n in _row_blocks(h, rows):
+        try:
+            px = ds.read(window=Window(0, y, w, n))
+        except rasterio.errors.RasterioError as e:
+            raise InputError(f"{path}: cannot read rows {y}..{y + n} ({e}); the file is damaged") from e
+        if last is not None:
+            last[:] = [(y, n, px)]  # as read (px below is a new array where it changes)
+        valid = fill_value_mask(px, nodata, zero_fill=False)  # the zero rule is weighed below, per variant
+        if px.dtype.kind == "f":
+            if not np.isfinite(px[:, valid]).all():
+                raise InputError(f"{path}: NaN or infinite pixels outside nodata; declare a nodata value for them")
+            px = np.where(np.isfinite(px), px, 0)  # as read_raster: non-finite only at nodata pixels
+            integral = integral and bool(np.array_equal(px, np.round(px)))
+            vmin, vmax = min(vmin, float(px.min(initial=np.inf))), max(vmax, float(np.abs(px).max(initial=0)))
+        variants = {"plain": valid}
+        if maybe_zero:
+            zero = np.all(px == 0, axis=0)
+            zeros += int(zero.sum())
+            variants["zero"] = ~zero
+        for key, v in variants.items():
+            fill = np.asarray(nodata).astype(px.dtype) if declared else (0 if key == "zero" else None)
+            if stats:
+                moments[key].append(_tile_moments(px, v, fill, starts))
+            if not v.any():
+                continue
+            any_valid[key] = True
+            for b in range(c):
+                band_lo, band_hi = _valid_range(px[b], v, fill)
+                lo[key][b] = min(lo[key][b], band_lo)
+                hi[key][b] = max(hi[key][b], band_hi)
+    zero_fill = maybe_zero and zeros > 0.01 * h * w
+    key = "zero" if zero_fill else "plain"
+    band_range = (lo[key], hi[key]) if any_valid[key] else None
+    dtype = integer_dtype(src, integral, vmin, vmax)
+    tile_stats = None
+    if stats:
+        m = np.concatenate(moments[key] if moments[key] else moments["plain"], axis=1)  # [3, T, C]
+        count = m[0]
+        mean = m[1] / np.maximum(count, 1)
+        var = np.maximum(m[2] / np.maximum(count, 1) - mean ** 2, 0.0)
+        tile_stats = np.stack([count, mean, var], axis=-1)
+    return RasterInfo(path=str(path), shape=(c, h, w), dtype=dtype, source_dtype=src, nodata=nodata,
+                      profile=dict(ds.profile), descriptions=tuple(ds.descriptions),
+                      colorinterp=tuple(ci.name for ci in ds.colorinterp), tags=dict(ds.tags()),
+                      zero_fill=zero_fill, band_range=band_range, integral=src.kind != "f" or integral,
+                      tile_stats=tile_stats)
 
 
 def _valid_range(band: np.ndarray, valid: np.ndarray, fill) -> tuple[float, float]:
@@ -311,7 +323,11 @@ def read_window(ds, info: RasterInfo, y: int, n: int) -> tuple[np.ndarray, np.nd
     valid rule :func:`scan_raster` settled for the whole scene."""
     from rasterio.windows import Window
 
-    px = ds.read(window=Window(0, y, info.shape[2], n))
+    return _window(info, ds.read(window=Window(0, y, info.shape[2], n)))
+
+
+def _window(info: RasterInfo, px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """read_window's result from the rows as read."""
     valid = fill_value_mask(px, info.nodata, zero_fill=info.zero_fill)
     if px.dtype.kind == "f":
         px = np.where(np.isfinite(px), px, 0)
@@ -323,20 +339,42 @@ class RowReader:
 
     ``tile(win)`` -> (pixels [C, h, w] in ``info.dtype``, valid bool[h, w]) of a
     :class:`cvae.edge.io.tiling.TileWindow`; the row under ``win`` is read when a window of another row is
-    asked for, so windows should come in row-major order."""
+    asked for, so windows should come in row-major order. ``primed``: ``(y, n, pixels as read)`` of rows already
+    read (the scan's last block), used instead of reading them again."""
 
-    def __init__(self, ds, info: RasterInfo):
+    def __init__(self, ds, info: RasterInfo, primed: tuple[int, int, np.ndarray] | None = None):
         self.ds, self.info = ds, info
         self._row = -1
         self._block: tuple[np.ndarray, np.ndarray] | None = None
+        self._primed = primed
 
     def tile(self, win) -> tuple[np.ndarray, np.ndarray]:
         if win.row != self._row:
-            self._row, self._block = win.row, read_window(self.ds, self.info, win.y0, win.height)
+            if self._primed is not None and self._primed[:2] == (win.y0, win.height):
+                self._row, self._block = win.row, _window(self.info, self._primed[2])
+            else:
+                self._row, self._block = win.row, read_window(self.ds, self.info, win.y0, win.height)
+            self._primed = None
         assert self._block is not None
         px, valid = self._block
         xs = slice(win.x0, win.x0 + win.width)
         return px[:, :, xs], valid[:, xs]
+
+
+@contextmanager
+def open_scene(path: str | Path, max_samples: int = DEFAULT_MAX_SAMPLES, rows: int = 256,
+               stats: bool = True) -> Iterator[tuple[RasterInfo, RowReader]]:
+    """:func:`scan_raster` and :func:`open_rows` on one open dataset, ``(info, reader)``: the scene is opened once,
+    a scene of one row of tiles is read once (the reader starts from the scan's last block), and the rows read again
+    while coding come from GDAL's block cache where they fit in it (GDAL_CACHE_MB; memory stays bounded by that
+    cache and one row of tiles)."""
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _open(path, rasterio) as ds:
+        last: list = []
+        info = _scan_dataset(ds, path, max_samples, rows, rasterio, Window, stats, last)
+        yield info, RowReader(ds, info, last[0] if last else None)
 
 
 @contextmanager
