@@ -8,6 +8,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory):
+    """Rewritten encoders (cvae.edge.runtime.ort_blocked) go to a folder of the run, not the user's cache."""
+    old = os.environ.get("CVAE_CACHE_DIR")
+    os.environ["CVAE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cvae-cache"))
+    yield
+    if old is None:
+        os.environ.pop("CVAE_CACHE_DIR", None)
+    else:
+        os.environ["CVAE_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED.is_dir():

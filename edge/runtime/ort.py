@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cvae.edge.errors import BundleError, MissingDependencyError
+from cvae.edge.runtime.ort_blocked import blocked_session
 
 __all__ = ["OrtTransforms"]
 
@@ -53,12 +54,18 @@ class OrtTransforms:
             path = self.paths[which]
             if not path.is_file():
                 raise BundleError(f"{path} is missing; re-export the bundle with cvae-export --target onnx")
-            opts = self._ort.SessionOptions()
-            if self.threads:
-                opts.intra_op_num_threads = self.threads
-            s = self._ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
+            if which == "encoder" and self.providers[0] == "CPUExecutionProvider":
+                s = blocked_session(self._ort, path, self._options, self.providers)  # GDN without reorders
+            if s is None:
+                s = self._ort.InferenceSession(str(path), sess_options=self._options(), providers=self.providers)
             self._sessions[which] = s
         return s
+
+    def _options(self):
+        opts = self._ort.SessionOptions()
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        return opts
 
     def analysis(self, x: np.ndarray) -> np.ndarray:
         return self._run("encoder", "x", x)
