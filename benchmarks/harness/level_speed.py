@@ -75,21 +75,21 @@ def level_row(path: Path, bundle, one, every, level: int, repeats: int, cores: i
     med = {k: statistics.median(v) for k, v in t.items()}
     with tempfile.TemporaryDirectory(prefix="cvae-level-speed-") as d:
         stages = bench_speed.time_pipeline(path, bundle, one, level, 256, Path(d), threads=1)["stages_s"]
-    return {"level": level, "step": float(one.ladder.step[level]), "network_free": bool(one.hybrid.planner.network_free(level)),
+    return {"level": level, "step": float(one.ladder.step[level]), "network_free": not one.hybrid.planner.searched_modes(level),
             "bpp": bpp, "j2k_quality": q, "j2k_bpp": j_bpp, "seconds": med, "repeats": t,
             "msamples_per_s": {k: samples / v / 1e6 for k, v in med.items()},
             "ratio_1": med["ours_1"] / med["j2k_1"], "ratio_n": med["ours_n"] / med["j2k_n"],
             "ratio_1_cpu": med["ours_1_cpu"] / med["j2k_1_cpu"], "stages_s": stages}
 
 
-def run(scenes: list[Path], levels: str, repeats: int, log=print) -> dict:
+def run(scenes: list[Path], levels: str, repeats: int, log=print, mode_search: str = "auto") -> dict:
     from cvae.edge.bundle import Bundle
     from cvae.edge.io.raster import read_raster
 
     bundle = Bundle.load()
     cores = len(os.sched_getaffinity(0))
-    one = bundle.codec("onnxruntime", threads=1)
-    every = bundle.codec("onnxruntime")
+    one = bundle.codec("onnxruntime", threads=1, mode_search=mode_search)
+    every = bundle.codec("onnxruntime", mode_search=mode_search)
     n = one.levels
     asked = list(range(n)) if levels == "all" else sorted({0, n // 3, 2 * n // 3, n - 1}) if levels == "done-when" \
         else [int(v) for v in levels.split(",")]
@@ -107,7 +107,7 @@ def run(scenes: list[Path], levels: str, repeats: int, log=print) -> dict:
         records.append({"scene": path.stem, "shape": list(px.shape), "dtype": str(px.dtype), "levels": rows})
     ratios = {k: [r[k] for s in records for r in s["levels"]] for k in ("ratio_1", "ratio_n", "ratio_1_cpu")}
     return {"date": utc_now(), "machine": machine_info(), "bundle": bundle.model_id[:12], "cores": cores,
-            "repeats": repeats, "scenes": records,
+            "repeats": repeats, "mode_search": mode_search, "scenes": records,
             "median_ratio": {k: statistics.median(v) for k, v in ratios.items() if v}}
 
 
@@ -115,7 +115,8 @@ def markdown(rec: dict, command: str) -> str:
     lines = [f"# Whole encode against OpenJPEG at the same rate, per level (bundle {rec['bundle']}, {rec['date'][:10]})",
              "", f"`{command}`", "",
              f"Ours: GeoTIFF read to packets. OpenJPEG: per band at the nearest rate, pixels in memory. Medians of "
-             f"{rec['repeats']} alternated runs; ratio = our time / OpenJPEG's (below 1: ours faster); 'all' = "
+             f"{rec['repeats']} alternated runs; mode search {rec.get('mode_search', 'auto')!r} (cvae-encode "
+             f"--mode-search); ratio = our time / OpenJPEG's (below 1: ours faster); 'all' = "
              f"{rec['cores']} cores. Median ratio over the rows: one core "
              f"{rec['median_ratio'].get('ratio_1', float('nan')):.2f}x, all cores "
              f"{rec['median_ratio'].get('ratio_n', float('nan')):.2f}x. 'CPU': the same one-core runs timed by the "
@@ -143,10 +144,13 @@ def main(argv=None) -> int:
     name = argparse.ArgumentParser(add_help=False)
     name.add_argument("--name", default="level_speed")
     known, _ = name.parse_known_args(argv)  # the result files' name (e.g. a before/after pair in one folder)
-    return scenes_main(argv, __doc__, __file__, known.name, lambda scenes, levels, repeats, _name: run(scenes, levels, repeats),
+    return scenes_main(argv, __doc__, __file__, known.name,
+                       lambda scenes, levels, repeats, _name, mode: run(scenes, levels, repeats, mode_search=mode),
                        markdown, [("--levels", {"default": "done-when", "help": "'done-when' (0, N/3, 2N/3, N-1), 'all', or a list 0,4,8"}),
                                   ("--repeats", {"type": int, "default": 3}),
-                                  ("--name", {"default": "level_speed", "help": "result files NAME.json, NAME.md"})])
+                                  ("--name", {"default": "level_speed", "help": "result files NAME.json, NAME.md"}),
+                                  ("--mode-search", {"default": "auto", "choices": ["auto", "full", "ladder", "residual"],
+                                                     "help": "the encoder's search on residual levels (cvae-encode --mode-search)"})])
 
 if __name__ == "__main__":
     sys.exit(main())

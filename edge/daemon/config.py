@@ -30,7 +30,8 @@ class DaemonConfig:
     state: Path = None  # type: ignore[assignment]
     bundle: Path | None = None          # default: the shipped bundle
     backend: str = "auto"
-    mode_search: str = "auto"           # residual levels: "auto" (no network on the finest), "full" or "ladder"
+    mode_search: str = "auto"           # residual levels: "auto" (no network on the finest), "full", "ladder" or
+    #                                     "residual" (no network on any residual level: fastest on a CPU)
     level: int | None = 3
     tile_bytes: int | None = None
     max_error: int | list[int] | None = None  # error-bounded coding (tile format v9): one bound or one per band
@@ -84,8 +85,8 @@ class DaemonConfig:
             raise ConfigError(f"tile_bytes: {self.tile_bytes} must be a positive byte budget")
         if self.after_success not in ("move", "delete"):
             raise ConfigError(f"after_success: {self.after_success!r} must be 'move' or 'delete'")
-        if self.mode_search not in ("auto", "full", "ladder"):
-            raise ConfigError(f"mode_search: {self.mode_search!r} must be 'auto', 'full' or 'ladder'")
+        if self.mode_search not in ("auto", "full", "ladder", "residual"):
+            raise ConfigError(f"mode_search: {self.mode_search!r} must be 'auto', 'full', 'ladder' or 'residual'")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend: {self.backend!r} must be {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}")
         if not 0 <= self.apid < 2047:

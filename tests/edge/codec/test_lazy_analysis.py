@@ -60,3 +60,26 @@ def test_a_component_is_analysed_once_whatever_asks_for_it(counting):
     lazy.encode(a, 0)
     assert sum(t.batches) == first and a.analysed
     assert a.y.shape[0] == 4 and sum(t.batches) == 4  # every component now, the coded ones not again
+
+
+def test_residual_mode_search_runs_no_network_on_residual_levels(bundle):
+    """``--mode-search residual`` (the daemon's ``mode_search: residual``): residual levels code the wavelet residual
+    alone, with neither the analysis nor the synthesis network; latent-only levels still run the analysis. The tile
+    decodes to what the encoder measured."""
+    t = _Counting(bundle.codec("onnxruntime").transforms)
+    synth = []
+    t.synthesis = lambda y_hat: synth.append(y_hat.shape[0]) or t.inner.synthesis(y_hat)  # type: ignore[method-assign]
+    fast = bundle.codec(transforms=t, mode_search="residual")
+    auto = bundle.codec(transforms=t)
+    px = _tile()
+    for level in (2, 3):
+        t.batches.clear(), synth.clear()
+        data = fast.encode(fast.analyze(px), level)
+        assert t.batches == [] and synth == []  # no network ran
+        assert fast.decompress(data).pixels.shape == px.shape
+        t.batches.clear()
+        auto.encode(auto.analyze(px), level)
+        assert sum(t.batches) > 0  # 'auto' weighs the network on this 4-band smooth tile
+    t.batches.clear()
+    fast.encode(fast.analyze(px), 0)
+    assert sum(t.batches) > 0  # level 0 codes latents: the analysis runs

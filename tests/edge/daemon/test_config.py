@@ -26,7 +26,7 @@ def test_defaults_put_every_folder_under_base_dir(tmp_path):
     ("tile_size: '256'\n", "tile_size: '256' is not an integer"),
     ("threads: -2\n", "threads: -2 must be 0"),
     ("threads: 2.5\n", "threads: 2.5 is not an integer"),
-    ("mode_search: fast\n", "mode_search: 'fast' must be 'auto'"),
+    ("mode_search: fast\n", "mode_search: 'fast' must be 'auto', 'full', 'ladder' or 'residual'"),
     ("inbox: /x\noutbox: /x\n", "four different folders"),
     (": : :\n", "not valid YAML"),
 ])
@@ -38,3 +38,8 @@ def test_bad_config_names_the_key_and_the_fix(tmp_path, text, match):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         DaemonConfig.from_yaml(tmp_path / "none.yaml")
+
+
+@pytest.mark.parametrize("mode", ["auto", "full", "ladder", "residual"])
+def test_every_mode_search_is_accepted(tmp_path, mode):
+    assert _load(tmp_path, f"mode_search: {mode}\n").mode_search == mode
