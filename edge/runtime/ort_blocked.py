@@ -46,25 +46,32 @@ def blocked_session(ort, path: str | Path, options_for, providers: list[str]):
     ``SessionOptions`` (threads set). The rewritten graph is kept in :func:`cache_dir` (importing ``onnx`` to
     make it takes about 0.6 s, as long as a small scene's whole encode): a later process loads it with ONNX
     Runtime alone, and checks it against the plain session all the same."""
-    plain = ort.InferenceSession(str(path), sess_options=options_for(), providers=providers)
     cached = _cache_path(ort, path)
+    nothing = cached.with_suffix(".none") if cached is not None else None  # "nothing to rewrite here", kept too
+    if nothing is not None and nothing.is_file():
+        return None
+    plain = ort.InferenceSession(str(path), sess_options=options_for(), providers=providers)
     if cached is not None and cached.is_file():
         fused = _checked(ort, plain, cached.read_bytes(), options_for, providers)
         if fused is not None:
             return fused
     rewritten = _rewrite(ort, path, options_for, providers)
-    if rewritten is None:
-        return None
-    fused = _checked(ort, plain, rewritten, options_for, providers)
-    if fused is not None and cached is not None:
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            part = cached.with_name(f"{cached.name}.{os.getpid()}.part")
-            part.write_bytes(rewritten)
-            os.replace(part, cached)
-        except OSError as e:  # a read-only home: the next process rewrites it again
-            log.info("GDN on the blocked layout: not cached in %s (%s)", cached.parent, e)
+    fused = _checked(ort, plain, rewritten, options_for, providers) if rewritten is not None else None
+    if cached is not None and nothing is not None and (fused is not None or rewritten is None):
+        _keep(cached if fused is not None else nothing, rewritten or b"")
     return fused
+
+
+def _keep(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file, then ``os.replace``); a folder that cannot be
+    written is logged and left: the next process makes it again."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f"{path.name}.{os.getpid()}.part")
+        part.write_bytes(data)
+        os.replace(part, path)
+    except OSError as e:
+        log.info("GDN on the blocked layout: not cached in %s (%s)", path.parent, e)
 
 
 def cache_dir() -> Path:
@@ -87,7 +94,11 @@ def _cache_path(ort, path: str | Path) -> Path | None:
     except OSError:
         flags = ""
     key = hashlib.sha256(model + ort.__version__.encode() + platform.machine().encode() + flags.encode())
-    return cache_dir() / f"encoder-blocked-{key.hexdigest()[:24]}.onnx"
+    try:
+        folder = cache_dir()
+    except (RuntimeError, KeyError):  # no home to name (a service without one): rewrite in every process
+        return None
+    return folder / f"encoder-blocked-{key.hexdigest()[:24]}.onnx"
 
 
 def _rewrite(ort, path: str | Path, options_for, providers: list[str]) -> bytes | None:

@@ -110,3 +110,15 @@ def test_unwritable_cache_still_gives_the_blocked_encoder(encoder, tmp_path, mon
     x = _image(7, 128)
     out = (s or plain).run(None, {"x": x})[0]
     np.testing.assert_array_equal(out, plain.run(None, {"x": x})[0])
+
+
+def test_a_graph_with_nothing_to_rewrite_is_remembered(tmp_path, monkeypatch):
+    """Where the pattern is absent (no NCHWc on the machine, another model), the plain session is used, and later
+    processes learn it from the cache without importing onnx or optimising the graph again."""
+    monkeypatch.setenv("CVAE_CACHE_DIR", str(tmp_path / "cache"))
+    decoder = Bundle.load().path / "decoder.onnx"  # no Div after a Sqrt: nothing to rewrite
+    assert ort_blocked.blocked_session(ort, decoder, _options, CPU) is None
+    marker = ort_blocked._cache_path(ort, decoder).with_suffix(".none")
+    assert marker.is_file()
+    monkeypatch.setattr(ort_blocked, "_rewrite", lambda *a, **k: pytest.fail("rewritten again"))
+    assert ort_blocked.blocked_session(ort, decoder, _options, CPU) is None
