@@ -73,8 +73,11 @@ step "tile format v9: lossless 0.968 the best of CCSDS 123 / JPEG-LS / JPEG XL (
 step "the per-component network choice on residual levels (plan.NETWORK_COMPONENTS)" \
     "$R/network_components.json $R/network_components.md" \
     "python benchmarks/experiments/network_components.py $SCENES --out $R"
-step "encode time against OpenJPEG per level, one core and all cores" "$R/level_speed.json $R/level_speed.md" \
-    "python benchmarks/harness/level_speed.py $VAL/s2_t33nza_10m_b2348.tif $VAL/l8_lc81210442015044_b234.tif --levels all --repeats 2 --out $R"
+step "encode time against OpenJPEG per level, one core and all cores; levels 2-3 with --mode-search residual" \
+    "$R/level_speed.json $R/level_speed.md $R/level_speed_residual.json $R/level_speed_residual.md" \
+    "python benchmarks/harness/level_speed.py $VAL/s2_t33nza_10m_b2348.tif $VAL/l8_lc81210442015044_b234.tif --levels all --repeats 2 --out $R && python benchmarks/harness/level_speed.py $VAL/s2_t33nza_10m_b2348.tif $VAL/l8_lc81210442015044_b234.tif --levels 2,3 --repeats 3 --mode-search residual --name level_speed_residual --out $R"
+step "GDN on ONNX Runtime's blocked tensors: the analysis network's time, same latents" "$R/blocked_gdn.json $R/blocked_gdn.md" \
+    "python benchmarks/experiments/blocked_gdn.py $VAL/s2_t33nza_10m_b2348.tif $VAL/l8_lc81210442015044_b234.tif --levels 0 3 --repeats 5 --out $R"
 step "memory at level 0, 512- and 256-pixel tiles" \
     "$R/memory_l0.json $R/memory_l0.md $R/memory_l0_t256.json $R/memory_l0_t256.md" \
     "python benchmarks/harness/memory.py --level 0 --sizes 1024 4096 10980 --out $R && python benchmarks/harness/memory.py --level 0 --sizes 1024 4096 10980 --tile-size 256 --out $R"
