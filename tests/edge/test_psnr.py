@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from cvae.edge.codec import stepcode
 from cvae.edge.quality import EXACT_DB, psnr_bands, psnr_db, tile_psnr
 
 
@@ -159,3 +160,31 @@ def test_bounds_whose_strip_estimate_cannot_win_are_not_coded(codec):
     assert psnr_search._by_bound(codec, px, valid, None, coded, gauge, window, cap=full[0] // 2) is None
     kept = psnr_search._by_bound(codec, px, valid, None, coded, gauge, window, cap=full[0])
     assert kept is not None and kept[0] == full[0]
+
+
+def test_the_first_step_estimate_scores_the_mean_of_the_bands_psnrs(codec, shared_data):
+    """``--psnr``'s first step estimate models the gauge's PSNR (the mean of the bands' PSNRs, each band's error the
+    components' carried through the inverse KLT), not the PSNR of the bands' mean error: on a 7-band Landsat-8 tile,
+    whose bands err unevenly, the old model's first try landed 1.1 dB above its aim; this one within 0.5 dB."""
+    import rasterio
+
+    from cvae.edge import psnr_search
+    from cvae.edge.quality import Gauge
+
+    bands = []
+    for b in (1, 2, 3, 4, 5, 6, 7):
+        with rasterio.open(shared_data / "train" / "rasterframes-testdata" / f"L8-B{b}-Elkton-VA.tiff") as d:
+            bands.append(d.read(1)[:128, :128])
+    px = np.stack(bands)
+    valid = np.ones(px.shape[1:], bool)
+    lo, hi = px.reshape(7, -1).min(axis=1).astype(np.float64), px.reshape(7, -1).max(axis=1).astype(np.float64)
+    gauge = Gauge(hi - lo)
+    a = codec.analyze(px, valid, band_range=(lo, hi))
+    planner = codec.hybrid.planner_for("residual")
+    for aim in (35.0, 40.0, 45.0):
+        step, slope = psnr_search._estimate_step(a, aim, gauge.peaks)
+        step = stepcode.on_grid(step)
+        level = codec.level_for_step(step)
+        got = gauge.db(px, codec.hybrid.pixels(a, level, planner.plan(a, level, step)), np.ones(px.shape, bool))
+        assert abs(got - aim) < 0.5, (aim, got)
+        assert -12.0 <= slope <= -2.0
