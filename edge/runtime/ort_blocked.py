@@ -55,7 +55,12 @@ def blocked_session(ort, path: str | Path, options_for, providers: list[str]):
         fused = _checked(ort, plain, cached.read_bytes(), options_for, providers)
         if fused is not None:
             return fused
-    rewritten = _rewrite(ort, path, options_for, providers)
+    try:
+        rewritten = _rewrite(ort, path, options_for, providers)
+    except Exception as e:  # a speed-up: whatever stops it (no onnx, no temporary folder, ...) leaves the plain session
+        log.warning("GDN on the blocked layout: the encoder could not be rewritten (%s: %s); using the plain session",
+                    type(e).__name__, e)
+        return None
     fused = _checked(ort, plain, rewritten, options_for, providers) if rewritten is not None else None
     if cached is not None and nothing is not None and (fused is not None or rewritten is None):
         _keep(cached if fused is not None else nothing, rewritten or b"")

@@ -122,3 +122,19 @@ def test_a_graph_with_nothing_to_rewrite_is_remembered(tmp_path, monkeypatch):
     assert marker.is_file()
     monkeypatch.setattr(ort_blocked, "_rewrite", lambda *a, **k: pytest.fail("rewritten again"))
     assert ort_blocked.blocked_session(ort, decoder, _options, CPU) is None
+
+
+def test_a_rewrite_that_fails_leaves_the_plain_session(encoder, monkeypatch, caplog):
+    """The rewrite is a speed-up: when it cannot be made (no onnx, no temporary folder, an ONNX Runtime that writes
+    no optimised model) the encoder runs on the plain session, with a warning, and its latents are the same."""
+    def broken(*a, **k):
+        raise OSError("no temporary folder")
+
+    monkeypatch.setattr(ort_blocked, "_rewrite", broken)
+    with caplog.at_level("WARNING", logger=ort_blocked.__name__):
+        assert ort_blocked.blocked_session(ort, encoder, _options, CPU) is None
+    assert "could not be rewritten" in caplog.text and "no temporary folder" in caplog.text
+    t = OrtTransforms(encoder, encoder.with_name("decoder.onnx"), providers=CPU, threads=1)
+    x = _image(8, 64)
+    plain = ort.InferenceSession(str(encoder), sess_options=_options(), providers=CPU)
+    np.testing.assert_array_equal(t.analysis(x), plain.run(None, {"x": x})[0])
