@@ -48,11 +48,12 @@ def blocked_session(ort, path: str | Path, options_for, providers: list[str]):
     Runtime alone, and checks it against the plain session all the same."""
     cached = _cache_path(ort, path)
     nothing = cached.with_suffix(".none") if cached is not None else None  # "nothing to rewrite here", kept too
-    if nothing is not None and nothing.is_file():
+    if nothing is not None and _read(nothing) is not None:
         return None
     plain = ort.InferenceSession(str(path), sess_options=options_for(), providers=providers)
-    if cached is not None and cached.is_file():
-        fused = _checked(ort, plain, cached.read_bytes(), options_for, providers)
+    kept = _read(cached) if cached is not None else None
+    if kept is not None:
+        fused = _checked(ort, plain, kept, options_for, providers)
         if fused is not None:
             return fused
     try:
@@ -65,6 +66,14 @@ def blocked_session(ort, path: str | Path, options_for, providers: list[str]):
     if cached is not None and nothing is not None and (fused is not None or rewritten is None):
         _keep(cached if fused is not None else nothing, rewritten or b"")
     return fused
+
+
+def _read(path: Path) -> bytes | None:
+    """The cache file's bytes, or None where there is none or it cannot be read (the cache is only a speed-up)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _keep(path: Path, data: bytes) -> None:

@@ -138,3 +138,19 @@ def test_a_rewrite_that_fails_leaves_the_plain_session(encoder, monkeypatch, cap
     x = _image(8, 64)
     plain = ort.InferenceSession(str(encoder), sess_options=_options(), providers=CPU)
     np.testing.assert_array_equal(t.analysis(x), plain.run(None, {"x": x})[0])
+
+
+def test_an_unreadable_cache_entry_is_passed_over(encoder, blocked, monkeypatch):
+    """A cache file that cannot be read (another user's, a vanished mount) is no error: the rewrite is made again."""
+    real = ort_blocked.Path.read_bytes
+
+    def denied(self):
+        if self.parent == ort_blocked.cache_dir():
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(ort_blocked.Path, "read_bytes", denied)
+    again = ort_blocked.blocked_session(ort, encoder, _options, CPU)
+    assert again is not None
+    x = _image(9, 64)
+    np.testing.assert_array_equal(again.run(None, {"x": x})[0], blocked.run(None, {"x": x})[0])
