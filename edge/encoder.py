@@ -22,8 +22,7 @@ from cvae.edge.codec import packets as pk
 from cvae.edge.codec.tile import BoundedTile, TileCodec
 from cvae.edge.errors import InputError
 from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, WHOLE_SCENE_MAX_SAMPLES, Raster, RasterInfo, RowReader,
-                                 as_integers, band_fill_mask, band_ranges, header_samples, open_rows, open_scene,
-                                 read_raster, scan_raster)
+                                 as_integers, band_fill_mask, band_ranges, header_samples, open_scene, read_raster)
 from cvae.edge.io.tiling import TileWindow, tile_grid
 from cvae.edge.rate import BUDGET_FILL, allocate_scene, choose_level, choose_rate  # noqa: F401 (part of this API)
 from cvae.edge.scene_metadata import scene_metadata

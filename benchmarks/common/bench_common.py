@@ -159,7 +159,8 @@ def analysed_tiles(path: str | Path, codec, size: int = 256):
     """``(info, window, analysed tile)`` for every tile of ``path`` with a valid pixel, read and analysed as
     ``cvae-encode`` does (``encoder.prepare_tile`` at a fixed level: band fill, spectral transform; the networks run
     when a level first needs them)."""
-    from cvae.edge.encoder import prepare_tile, scan_raster
+    from cvae.edge.encoder import prepare_tile
+    from cvae.edge.io.raster import scan_raster
     from cvae.edge.io.raster import open_rows
     from cvae.edge.io.tiling import tile_grid
 

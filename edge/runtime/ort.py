@@ -54,10 +54,9 @@ class OrtTransforms:
             path = self.paths[which]
             if not path.is_file():
                 raise BundleError(f"{path} is missing; re-export the bundle with cvae-export --target onnx")
-            if which == "encoder" and self.providers[0] == "CPUExecutionProvider":
-                s = blocked_session(self._ort, path, self._options, self.providers)  # GDN without reorders
-            if s is None:
-                s = self._ort.InferenceSession(str(path), sess_options=self._options(), providers=self.providers)
+            s = self._ort.InferenceSession(str(path), sess_options=self._options(), providers=self.providers)
+            if which == "encoder" and self.providers[0] == "CPUExecutionProvider":  # GDN without reorders
+                s = blocked_session(self._ort, path, self._options, self.providers, plain=s) or s
             self._sessions[which] = s
         return s
 

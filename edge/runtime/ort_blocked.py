@@ -40,17 +40,19 @@ _NCHWC = "com.microsoft.nchwc"
 _BLOCK = 16
 
 
-def blocked_session(ort, path: str | Path, options_for, providers: list[str]):
+def blocked_session(ort, path: str | Path, options_for, providers: list[str], plain=None):
     """An ``ort.InferenceSession`` of ``path`` whose GDN runs blocked (module docstring), or None where the
     rewrite does not apply or does not reproduce the plain session exactly. ``options_for()``: fresh
-    ``SessionOptions`` (threads set). The rewritten graph is kept in :func:`cache_dir` (importing ``onnx`` to
+    ``SessionOptions`` (threads set); ``plain``: the caller's plain session of ``path`` (its fallback), checked
+    against, else one is made here. The rewritten graph is kept in :func:`cache_dir` (importing ``onnx`` to
     make it takes about 0.6 s, as long as a small scene's whole encode): a later process loads it with ONNX
     Runtime alone, and checks it against the plain session all the same."""
     cached = _cache_path(ort, path)
     nothing = cached.with_suffix(".none") if cached is not None else None  # "nothing to rewrite here", kept too
     if nothing is not None and _read(nothing) is not None:
         return None
-    plain = ort.InferenceSession(str(path), sess_options=options_for(), providers=providers)
+    if plain is None:
+        plain = ort.InferenceSession(str(path), sess_options=options_for(), providers=providers)
     kept = _read(cached) if cached is not None else None
     if kept is not None:
         fused = _checked(ort, plain, kept, options_for, providers)

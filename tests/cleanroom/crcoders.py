@@ -196,6 +196,11 @@ class Model5:
         p0 = (self.fast + self.slow) >> 1
         p0 = 64 if p0 < 64 else (65472 if p0 > 65472 else p0)
         b = dec.bit(p0)
+        self.update(b)
+        return b
+
+    def update(self, b: int) -> None:
+        """The adaptation after a bit (also of a version 10 mixed decision's own model)."""
         lg = (self.seen + 2).bit_length() - 1
         rf = min(lg, 5)
         rs = min(lg, 7)
@@ -206,7 +211,6 @@ class Model5:
             self.fast += (65535 - self.fast) >> rf
             self.slow += (65535 - self.slow) >> rs
         self.seen = min(self.seen + 1, 1024)
-        return b
 
 
 # --------------------------------------------------------------------------- masks

@@ -59,19 +59,6 @@ class XModel:
         self.n = min(self.n + 1, 1024)
 
 
-def _update5(m: Model5, b: int) -> None:
-    """Version 5's update of a bit model (Model5.decode without the coding)."""
-    lg = (m.seen + 2).bit_length() - 1
-    rf, rs = min(lg, 5), min(lg, 7)
-    if b:
-        m.fast -= m.fast >> rf
-        m.slow -= m.slow >> rs
-    else:
-        m.fast += (65535 - m.fast) >> rf
-        m.slow += (65535 - m.slow) >> rs
-    m.seen = min(m.seen + 1, 1024)
-
-
 def mixed_bit(dec: BinaryDecoder, in0: Model5, xs: list[XModel], w: list[int]) -> int:
     """One mixed decision: steps 1 to 4 of the spec."""
     s = [INPUT[(in0.fast + in0.slow) // 32]] + [INPUT[x.p0 // 16] for x in xs]
@@ -81,7 +68,7 @@ def mixed_bit(dec: BinaryDecoder, in0: Model5, xs: list[XModel], w: list[int]) -
     err = 4096 * b - p
     for j in range(5):
         w[j] = min(max(w[j] + (s[j] * err + 2048) // 4096, -(1 << 20)), 1 << 20)
-    _update5(in0, b)
+    in0.update(b)
     for x in xs:
         x.update(b)
     return b
