@@ -61,6 +61,7 @@ def _psnr(text: str) -> float:
 
 def encode_main(argv: Sequence[str] | None = None) -> int:
     from cvae.edge.bundle import Bundle
+    from cvae.edge.codec.plan import MODE_SEARCHES
     from cvae.edge.encoder import DEFAULT_APID, EncodeOptions, encode_scene
     from cvae.edge.errors import CvaeError
     from cvae.edge.runtime import BACKENDS
@@ -94,7 +95,7 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
                    help="refuse scenes with more bands x height x width than this, from the header, before "
                         "reading (default 2,000,000,000; --scene-bytes, which reads whole scenes, stops at "
                         "400,000,000)")
-    p.add_argument("--mode-search", choices=["auto", "full", "ladder", "residual"], default="auto",
+    p.add_argument("--mode-search", choices=MODE_SEARCHES, default="auto",
                    help="residual levels: auto (default) codes the finest levels as the wavelet residual alone with "
                         "no network and tries the ladder's latent level elsewhere; full tries every allowed latent "
                         "level per tile (one synthesis each); ladder the ladder's own everywhere; residual runs no "

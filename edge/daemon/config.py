@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from cvae.edge.codec.plan import MODE_SEARCHES
 from cvae.edge.encoder import DEFAULT_APID, DEFAULT_TILE
 from cvae.edge.errors import InputError
 from cvae.edge.quality import TargetError, check_max_error, check_psnr
@@ -85,8 +86,9 @@ class DaemonConfig:
             raise ConfigError(f"tile_bytes: {self.tile_bytes} must be a positive byte budget")
         if self.after_success not in ("move", "delete"):
             raise ConfigError(f"after_success: {self.after_success!r} must be 'move' or 'delete'")
-        if self.mode_search not in ("auto", "full", "ladder", "residual"):
-            raise ConfigError(f"mode_search: {self.mode_search!r} must be 'auto', 'full', 'ladder' or 'residual'")
+        if self.mode_search not in MODE_SEARCHES:
+            named = ", ".join(repr(m) for m in MODE_SEARCHES[:-1])
+            raise ConfigError(f"mode_search: {self.mode_search!r} must be {named} or {MODE_SEARCHES[-1]!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend: {self.backend!r} must be {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}")
         if not 0 <= self.apid < 2047:
