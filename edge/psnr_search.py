@@ -20,7 +20,7 @@ __all__ = ["best", "by_levels"]
 
 def best(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None,
           coded: np.ndarray, gauge: Gauge, window: tuple[float, float, float],
-          scene: bitstream.SceneSide | None, lenient: bool) -> tuple[int, AnalyzedTile | BoundedTile, int, float, np.ndarray]:
+          lenient: bool) -> tuple[int, AnalyzedTile | BoundedTile, int, float, np.ndarray]:
     """The cheapest of the candidates (module docstring) that reach ``window[0]`` dB, as ``(bytes, tile, level, dB,
     decoded pixels)``; ``window``: the lowest PSNR accepted, the aim, the highest the step search stops at.
     ``lenient`` (a scene's tile, whose miss the tiles after it make up for): the step is searched with the residual
@@ -34,14 +34,16 @@ def best(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, valid: np.ndarray, f
         found if found[3] >= target or lenient else None
     coarse = float(codec.ladder.step[residual_levels].max())
     if found[1].step is not None and coarse < found[1].step < stepcode.on_grid(stepcode.STEP_MAX):
-        for level in np.flatnonzero(codec.ladder.step == 0)[::-1]:  # latent-only levels, highest first
-            data = codec.encode(a, int(level), None)
-            rec = codec.decompress(data, scene).pixels
+        hybrid = codec.hybrid
+        for level in map(int, np.flatnonzero(codec.ladder.step == 0)[::-1]):  # latent-only levels, highest first
+            p = hybrid.plan(a, level)  # measured on the pixels the decoder will make, without decoding the tile
+            rec = hybrid.pixels(a, level, p)
             q = gauge.db(px, rec, coded)
             if q < target:
                 break
-            if best is None or len(data) < best[0]:
-                best = (len(data), a, int(level), q, rec)
+            nbytes = len(hybrid.pack(a, level, p))
+            if best is None or nbytes < best[0]:
+                best = (nbytes, a, level, q, rec)
     step_dn = (found[1].step or 0.0) * gauge.peaks[gauge.peaks > 0]
     if (found[3] < target and not lenient) or (len(step_dn) and step_dn.min() < BOUND_DN):
         bounded = _by_bound(codec, px, valid, fill, coded, gauge, window, best[0] if best is not None else None)
@@ -140,10 +142,11 @@ ZERO_FLOOR, ZERO_RISE = 0.63, 0.2
 def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[float, float]:
     """``(step, slope)``: the step at which the tile's residual alone would score ``aim`` dB, and there the PSNR's
     change per unit of ln(step), estimated in the wavelet domain (the subbands are scaled so that one step suits
-    them all: their error is about the pixels'), no coding: a bisection on the PSNR the gauge would measure, the
-    mean over bands of each band's, from each component's mean error of quantising a sample of its coefficients
-    carried to the bands through the inverse of the tile's KLT (a band's error is the sum of the components' errors
-    weighted by the squares of its row of the inverse), plus the rounding to integers' share. Per band, not the
+    them all: their error is about the pixels'), no coding: a root (:func:`_solve`) of the PSNR the gauge would
+    measure, the mean over bands of each band's, from each component's mean error of quantising a sample of its
+    coefficients carried to the bands through the inverse of the tile's KLT (a band's error is the sum of the
+    components' errors weighted by the squares of its row of the inverse), plus the rounding to integers' share.
+    Per band, not the
     mean error over bands: where the bands err unevenly (the weak components zeroed at coarse steps, 6-7 band
     Landsat scenes), the mean of their PSNRs is well above the PSNR of their mean error."""
     comps = [np.abs(np.concatenate([x.reshape(-1) for x in bands])) for bands in Planner.z_subbands(a)]
@@ -174,13 +177,49 @@ def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[floa
         band = weight @ err + rounding
         return float(np.mean(-10 * np.log10(np.maximum(band[used], 1e-30))))
 
-    lo, hi = math.log(stepcode.STEP_MIN), math.log(stepcode.STEP_MAX)
-    for _ in range(16):  # the PSNR falls as the step grows (16 halvings: within 0.02% of a step)
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if db(math.exp(mid)) > aim else (lo, mid)
-    step = math.exp((lo + hi) / 2)
-    slope = (db(step * 1.1) - db(step)) / math.log(1.1)
+    x, q = _solve(db, aim, math.log(math.sqrt(12.0) * 10 ** (-aim / 20)))  # from a uniform quantiser's error
+    step = math.exp(x)
+    slope = (db(step * 1.1) - q) / math.log(1.1)
     return step, min(-2.0, max(-12.0, slope)) if math.isfinite(slope) and slope < 0 else SLOPE_DB
+
+
+#: :func:`_solve` stops within this many dB of the aim (about 0.02% of a step at the estimate's slopes: the step
+#: code's grid is 0.024%)
+SOLVE_DB = 0.01
+
+
+def _solve(db, aim: float, x: float) -> tuple[float, float]:
+    """``(ln step, db(step))`` where ``db`` (falling as the step grows) meets ``aim``, within :data:`SOLVE_DB`, from
+    the guess ``x``: a secant kept inside the bracket it builds (bisection where it would leave it), clamped to the
+    steps a tile can carry. About 5 evaluations of ``db`` where a bisection over the steps' whole range took 16."""
+    lo, hi = math.log(stepcode.STEP_MIN), math.log(stepcode.STEP_MAX)
+    f_lo = f_hi = math.nan  # db - aim at the bracket's ends, once measured (> 0 at lo, < 0 at hi)
+    prev: tuple[float, float] | None = None
+    x = min(max(x, lo), hi)
+    q = db(math.exp(x))
+    for _ in range(40):
+        f = q - aim
+        if abs(f) <= SOLVE_DB:
+            break
+        if f > 0:
+            lo, f_lo = x, f
+        else:
+            hi, f_hi = x, f
+        if hi - lo < 1e-6:
+            break
+        # the secant through the last two tries, else (or where that rises) a uniform quantiser's slope
+        slope = (f - prev[1]) / (x - prev[0]) if prev is not None and prev[0] != x else 0.0
+        nx = x - f / (slope if slope < 0 else -20 / math.log(10))
+        if math.isfinite(f_lo) and math.isfinite(f_hi):
+            margin = 0.01 * (hi - lo)  # keep inside the bracket, else halve it
+            if not lo + margin <= nx <= hi - margin:
+                nx = (lo + hi) / 2
+        nx = min(max(nx, lo), hi)
+        if nx == x:  # pinned at an end of the steps a tile can carry
+            break
+        prev = (x, f)
+        x, q = nx, db(math.exp(nx))
+    return x, q
 
 
 def _by_bound(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None, coded: np.ndarray,

@@ -317,7 +317,7 @@ def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: n
         if not len(residual_levels):
             best = psnr_search.by_levels(codec, a, px, coded, gauge, window[0], scene)
         else:
-            best = psnr_search.best(codec, a, px, valid, fill, coded, gauge, window, scene, state is not None)
+            best = psnr_search.best(codec, a, px, valid, fill, coded, gauge, window, state is not None)
         if state is not None:
             sse, n = Gauge.errors(px, best[4], coded)
             state.commit(unit, sse, n, window[1])

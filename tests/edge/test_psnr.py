@@ -188,3 +188,30 @@ def test_the_first_step_estimate_scores_the_mean_of_the_bands_psnrs(codec, share
         got = gauge.db(px, codec.hybrid.pixels(a, level, planner.plan(a, level, step)), np.ones(px.shape, bool))
         assert abs(got - aim) < 0.5, (aim, got)
         assert -12.0 <= slope <= -2.0
+
+
+def test_the_estimates_solver_meets_the_aim_in_a_few_evaluations_and_stops_at_the_steps_ends():
+    """psnr_search._solve (the first step estimate's root finder): on a PSNR curve with the estimate's jumps
+    (coefficients zeroed one by one), within SOLVE_DB of the aim in at most 8 evaluations from a guess 2 dB off
+    either way; an aim no step reaches pins it at the end of the steps a tile carries."""
+    from cvae.edge import psnr_search
+
+    def curve(step: float) -> float:  # about -6 dB per unit of ln(step), with a 0.003 dB staircase on it
+        x = math.log(step)
+        return 20.0 - 6.0 * x - 0.003 * math.floor(x * 1000) + 0.4 * math.sin(3 * x)
+
+    for aim in (30.0, 38.5, 47.0):
+        for off in (-2.0, 2.0):
+            calls = []
+
+            def db(step: float) -> float:
+                calls.append(step)
+                return curve(step)
+
+            x, q = psnr_search._solve(db, aim, (aim - 20.0 + off) / -6.0)
+            assert abs(q - aim) <= psnr_search.SOLVE_DB and q == curve(math.exp(x))
+            assert len(calls) <= 8, (aim, off, len(calls))
+    x, q = psnr_search._solve(lambda s: 300.0, 40.0, 0.0)  # every step too fine: the coarsest
+    assert x == pytest.approx(math.log(stepcode.STEP_MAX))
+    x, q = psnr_search._solve(lambda s: 1.0, 40.0, 0.0)  # none fine enough: the finest
+    assert x == pytest.approx(math.log(stepcode.STEP_MIN))

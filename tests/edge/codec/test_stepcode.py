@@ -84,3 +84,22 @@ def test_pixels_of_a_plan_are_what_the_decoder_makes_of_its_tile(codec, full, st
         np.testing.assert_array_equal(c.hybrid.pixels(a, level, plan), c.decompress(data).pixels)
     if step == 0.025:  # the v7 and v10 golden hybrid tiles' level (8): the full search codes latents there
         assert "latents+residual" in modes
+
+
+@pytest.mark.parametrize("bands", [4, 3])
+def test_latent_only_levels_pixels_of_a_plan_are_what_the_decoder_makes(codec, bands):
+    """--psnr measures its latent-only candidates with HybridKind.pixels and prices them with HybridKind.pack (no
+    decode): the decoder's pixels and the tile's bytes, for a tile that runs the network (4 smooth bands: latents)
+    and one 'auto''s gate turns away (3 bands: a coarse residual naming a residual level)."""
+    import make_tile_v3_golden as g  # tests/edge/codec/golden, on pythonpath
+
+    lo, hi = g.hybrid_band_range()
+    a = codec.analyze(g.walk_tile(0)[:bands], band_range=(lo[:bands], hi[:bands]))
+    modes = set()
+    for level in map(int, np.flatnonzero(codec.ladder.step == 0)):
+        plan = codec.hybrid.plan(a, level)
+        modes.add(plan.mode)
+        data = codec.encode(a, level)
+        assert codec.hybrid.pack(a, level, plan) == data
+        np.testing.assert_array_equal(codec.hybrid.pixels(a, level, plan), codec.decompress(data).pixels)
+    assert modes == ({"latents"} if bands == 4 else {"residual only"})
