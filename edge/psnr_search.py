@@ -13,7 +13,7 @@ from cvae.edge.codec.spectral import MATRIX_SCALE
 from cvae.edge.codec.plan import Planner
 from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.errors import InputError
-from cvae.edge.quality import BOUND_DN, MAX_ERROR_LIMIT, SEARCH_STEPS, SLOPE_DB, Gauge, bound_for_mse
+from cvae.edge.quality import BOUND_DN, MAX_ERROR_LIMIT, SEARCH_STEPS, SLOPE_DB, Gauge, bound_for_mse, solve_falling
 
 __all__ = ["best", "by_levels"]
 
@@ -142,7 +142,7 @@ ZERO_FLOOR, ZERO_RISE = 0.63, 0.2
 def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[float, float]:
     """``(step, slope)``: the step at which the tile's residual alone would score ``aim`` dB, and there the PSNR's
     change per unit of ln(step), estimated in the wavelet domain (the subbands are scaled so that one step suits
-    them all: their error is about the pixels'), no coding: a root (:func:`_solve`) of the PSNR the gauge would
+    them all: their error is about the pixels'), no coding: a root (:func:`solve_falling`) of the PSNR the gauge would
     measure, the mean over bands of each band's, from each component's mean error of quantising a sample of its
     coefficients carried to the bands through the inverse of the tile's KLT (a band's error is the sum of the
     components' errors weighted by the squares of its row of the inverse), plus the rounding to integers' share.
@@ -177,49 +177,16 @@ def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[floa
         band = weight @ err + rounding
         return float(np.mean(-10 * np.log10(np.maximum(band[used], 1e-30))))
 
-    x, q = _solve(db, aim, math.log(math.sqrt(12.0) * 10 ** (-aim / 20)))  # from a uniform quantiser's error
+    x, q = solve_falling(lambda x: db(math.exp(x)), aim, math.log(math.sqrt(12.0) * 10 ** (-aim / 20)),
+                         math.log(stepcode.STEP_MIN), math.log(stepcode.STEP_MAX), -20 / math.log(10), SOLVE_DB)
     step = math.exp(x)
     slope = (db(step * 1.1) - q) / math.log(1.1)
     return step, min(-2.0, max(-12.0, slope)) if math.isfinite(slope) and slope < 0 else SLOPE_DB
 
 
-#: :func:`_solve` stops within this many dB of the aim (about 0.02% of a step at the estimate's slopes: the step
-#: code's grid is 0.024%)
+#: the first step estimate stops within this many dB of its aim (:func:`~cvae.edge.quality.solve_falling`; about 0.15%
+#: of a step at the estimate's slopes, well inside its own error)
 SOLVE_DB = 0.01
-
-
-def _solve(db, aim: float, x: float) -> tuple[float, float]:
-    """``(ln step, db(step))`` where ``db`` (falling as the step grows) meets ``aim``, within :data:`SOLVE_DB`, from
-    the guess ``x``: a secant kept inside the bracket it builds (bisection where it would leave it), clamped to the
-    steps a tile can carry. About 5 evaluations of ``db`` where a bisection over the steps' whole range took 16."""
-    lo, hi = math.log(stepcode.STEP_MIN), math.log(stepcode.STEP_MAX)
-    f_lo = f_hi = math.nan  # db - aim at the bracket's ends, once measured (> 0 at lo, < 0 at hi)
-    prev: tuple[float, float] | None = None
-    x = min(max(x, lo), hi)
-    q = db(math.exp(x))
-    for _ in range(40):
-        f = q - aim
-        if abs(f) <= SOLVE_DB:
-            break
-        if f > 0:
-            lo, f_lo = x, f
-        else:
-            hi, f_hi = x, f
-        if hi - lo < 1e-6:
-            break
-        # the secant through the last two tries, else (or where that rises) a uniform quantiser's slope
-        slope = (f - prev[1]) / (x - prev[0]) if prev is not None and prev[0] != x else 0.0
-        nx = x - f / (slope if slope < 0 else -20 / math.log(10))
-        if math.isfinite(f_lo) and math.isfinite(f_hi):
-            margin = 0.01 * (hi - lo)  # keep inside the bracket, else halve it
-            if not lo + margin <= nx <= hi - margin:
-                nx = (lo + hi) / 2
-        nx = min(max(nx, lo), hi)
-        if nx == x:  # pinned at an end of the steps a tile can carry
-            break
-        prev = (x, f)
-        x, q = nx, db(math.exp(nx))
-    return x, q
 
 
 def _by_bound(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None, coded: np.ndarray,

@@ -190,28 +190,28 @@ def test_the_first_step_estimate_scores_the_mean_of_the_bands_psnrs(codec, share
         assert -12.0 <= slope <= -2.0
 
 
-def test_the_estimates_solver_meets_the_aim_in_a_few_evaluations_and_stops_at_the_steps_ends():
-    """psnr_search._solve (the first step estimate's root finder): on a PSNR curve with the estimate's jumps
-    (coefficients zeroed one by one), within SOLVE_DB of the aim in at most 8 evaluations from a guess 2 dB off
-    either way; an aim no step reaches pins it at the end of the steps a tile carries."""
-    from cvae.edge import psnr_search
+def test_the_solver_meets_the_aim_in_a_few_evaluations_and_stops_at_the_ranges_ends():
+    """quality.solve_falling (the root finder of --psnr's first step estimate and of SceneTarget's tile targets): on
+    a PSNR curve with the estimate's jumps (coefficients zeroed one by one), within the tolerance of the aim in at
+    most 8 evaluations from a guess 2 dB off either way (a bisection over the steps' range took 18); an aim the
+    range does not reach pins it at the range's end."""
+    from cvae.edge.quality import solve_falling
 
-    def curve(step: float) -> float:  # about -6 dB per unit of ln(step), with a 0.003 dB staircase on it
-        x = math.log(step)
+    lo, hi = math.log(stepcode.STEP_MIN), math.log(stepcode.STEP_MAX)
+
+    def curve(x: float) -> float:  # about -6 dB per unit of ln(step), with a 0.003 dB staircase on it
         return 20.0 - 6.0 * x - 0.003 * math.floor(x * 1000) + 0.4 * math.sin(3 * x)
 
     for aim in (30.0, 38.5, 47.0):
         for off in (-2.0, 2.0):
             calls = []
 
-            def db(step: float) -> float:
-                calls.append(step)
-                return curve(step)
+            def db(x: float) -> float:
+                calls.append(x)
+                return curve(x)
 
-            x, q = psnr_search._solve(db, aim, (aim - 20.0 + off) / -6.0)
-            assert abs(q - aim) <= psnr_search.SOLVE_DB and q == curve(math.exp(x))
+            x, q = solve_falling(db, aim, (aim - 20.0 + off) / -6.0, lo, hi, -8.7, 0.01)
+            assert abs(q - aim) <= 0.01 and q == curve(x) and lo <= x <= hi
             assert len(calls) <= 8, (aim, off, len(calls))
-    x, q = psnr_search._solve(lambda s: 300.0, 40.0, 0.0)  # every step too fine: the coarsest
-    assert x == pytest.approx(math.log(stepcode.STEP_MAX))
-    x, q = psnr_search._solve(lambda s: 1.0, 40.0, 0.0)  # none fine enough: the finest
-    assert x == pytest.approx(math.log(stepcode.STEP_MIN))
+    assert solve_falling(lambda x: 300.0, 40.0, 0.0, lo, hi, -8.7, 0.01) == (hi, 300.0)  # all too fine: coarsest
+    assert solve_falling(lambda x: 1.0, 40.0, 0.0, lo, hi, -8.7, 0.01) == (lo, 1.0)  # none fine enough: finest
