@@ -215,3 +215,38 @@ def test_the_solver_meets_the_aim_in_a_few_evaluations_and_stops_at_the_ranges_e
             assert len(calls) <= 8, (aim, off, len(calls))
     assert solve_falling(lambda x: 300.0, 40.0, 0.0, lo, hi, -8.7, 0.01) == (hi, 300.0)  # all too fine: coarsest
     assert solve_falling(lambda x: 1.0, 40.0, 0.0, lo, hi, -8.7, 0.01) == (lo, 1.0)  # none fine enough: finest
+
+
+def test_the_first_step_estimate_on_8_bit_bands_counts_the_rounding_that_errors_under_half_a_dn_vanish_in(codec):
+    """On a 3-band 8-bit tile of about 65 DN range, 45-50 dB asks under 0.2 DN^2: the estimate used to add the
+    decoder's rounding to integers as 1/12 DN^2 more error, so 50 dB looked out of reach (the finest step, 150 dB
+    over its aim) and 45 dB landed 7.6 dB over; rounding an error mostly under half a DN brings the sample back
+    exactly (psnr_search.rounded_mse): every aim's first try lands within 0.6 dB."""
+    from cvae.edge import psnr_search
+    from cvae.edge.quality import Gauge
+
+    rng = np.random.default_rng(5)
+    f = rng.integers(-2, 3, (256, 256)).cumsum(0).cumsum(1).astype(np.float64)
+    f = (f - f.min()) / (f.max() - f.min())
+    px = np.stack([40 + 60 * f + rng.normal(0, 1.0, f.shape) * (1 + k) for k in range(3)]).round().clip(0, 255)
+    px = px.astype(np.uint8)
+    lo, hi = px.reshape(3, -1).min(axis=1).astype(np.float64), px.reshape(3, -1).max(axis=1).astype(np.float64)
+    gauge = Gauge(hi - lo)
+    a = codec.analyze(px, np.ones(px.shape[1:], bool), band_range=(lo, hi))
+    planner = codec.hybrid.planner_for("residual")
+    for aim in (40.0, 45.0, 50.0):
+        step = stepcode.on_grid(psnr_search._estimate_step(a, aim, gauge.peaks)[0])
+        level = codec.level_for_step(step)
+        got = gauge.db(px, codec.hybrid.pixels(a, level, planner.plan(a, level, step)), np.ones(px.shape, bool))
+        assert abs(got - aim) < 0.6, (aim, got)
+
+
+def test_rounded_mse_is_the_mean_square_of_a_gaussian_error_rounded_to_integers():
+    from cvae.edge.psnr_search import rounded_mse
+
+    var = np.array([0.0, 0.02, 0.1, 0.3, 1.0, 4.0, 8.99, 9.01, 50.0])
+    rng = np.random.default_rng(1)
+    simulated = [np.mean(np.rint(rng.normal(0.0, math.sqrt(v), 400_000)) ** 2) for v in var]
+    np.testing.assert_allclose(rounded_mse(var), simulated, rtol=0.02, atol=2e-4)
+    assert rounded_mse(np.array([0.0]))[0] == 0.0  # nothing to round
+    np.testing.assert_allclose(rounded_mse(var[-3:]), var[-3:] + 1 / 12, rtol=1e-3)  # sigma >= 3: var + 1/12
