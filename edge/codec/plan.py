@@ -52,12 +52,20 @@ NETWORK_FREE_STEP = 0.118
 #: known before any network runs (:meth:`Planner.network_pays`); the others code the residual alone. Measured on
 #: the 8 validation scenes at levels 2-6 (benchmarks/experiments/network_gate.py, results/network_gate.md): 28% of
 #: the tile-levels run the network and they hold 98% of its gain in D + lambda R; no Landsat-8 or NAIP tile runs it
-#: (it never paid there). On the latent-only levels a tile the gate turns away is coded as the residual alone at a
-#: coarse step instead (``HybridModel.coarse_step``; the tile names the residual level of that step, as tile format
-#: v7 allows): in-process A/B over levels 0-11, -0.50% (NAIP), -1.62% and -1.94% (Landsat-8 b234, b2) BD-rate, 0.00% on
-#: the Sentinel-2 patch, whose tiles pass the gate. An encoder decision, not the format.
+#: (it never paid there). An encoder decision, not the format.
 GATE_FINE_SHARE = 0.05
 GATE_MIN_BANDS = 4
+#: 'auto' on the latent-only levels (0-1 of the shipped ladder): 'residual' codes every tile as the residual alone
+#: at a coarse step (``HybridModel.coarse_step``; the tile names the residual level of that step, as tile format v7
+#: allows), no network; 'hybrid' plans the tile at that step with its named level's search (the network where the
+#: tile gate passes, weighed per component); 'gate' codes the latents where the gate passes, the coarse residual
+#: elsewhere (the default until 2026-12-06). Measured in-process over levels 0-11 on the 8 validation scenes
+#: (benchmarks/experiments/latent_levels.py, results/latent_levels.md), BD-rate against the strongest JPEG 2000:
+#: 'residual' -9.34% against 'gate''s -7.77% (Sentinel-2 patch), -9.54 / -9.06% (T33NZA 20 m), -9.44 / -9.41% (10 m),
+#: -12.84 / -12.56% (Landsat-5), the same on the other four scenes (no tile passed the gate); 'hybrid' -9.66% on
+#: T33NZA 10 m, the same as 'residual' elsewhere, for twice 'gate''s time. 'residual' runs levels 0-1 of T33NZA 10 m
+#: in 0.50 CPU seconds where 'gate' took 1.78 (the analysis network was 80% of it).
+LATENT_LEVELS = "residual"
 #: 'auto' on residual levels that run the network: the latents are weighed for the first max(NETWORK_COMPONENTS,
 #: C // 4) components only (the KLT's strongest); each keeps them only where they pay in D + lambda R, with the
 #: residuals' coded bits (the tile header's ``present`` says which); the others run no network. Measured on the 8
@@ -199,20 +207,21 @@ class Planner:
             a.cache.z_bands = [wavelet.forward(comp, levels) for comp in a.z]
         return a.cache.z_bands
 
-    def plan(self, a: AnalyzedTile, level: int, step: float | None = None) -> Plan:
+    def plan(self, a: AnalyzedTile, level: int, step: float | None = None, network: bool = True) -> Plan:
         """The mode of least ``D + lambda * R`` among the searched ones, ready to code; on a residual level the
-        residual is quantised with ``step`` (on the step code's grid; default: the level's preset)."""
+        residual is quantised with ``step`` (on the step code's grid; default: the level's preset). ``network=False``:
+        the residual alone, whatever the search (a residual level only)."""
         k = self.model
         if k.has_residual(level):
             step = k.preset_step(level) if step is None else step
         elif step is not None:
             raise ValueError(f"level {level} codes latents only: it takes no residual step")
         elif self.mode_search == "auto" and a.z is not None and k.ladder.residual_levels and \
-                not self.network_pays(a):
-            coarse = stepcode.on_grid(k.coarse_step(level))  # the gate: no network; a coarse residual instead
+                (LATENT_LEVELS != "gate" or not self.network_pays(a)):
+            coarse = stepcode.on_grid(k.coarse_step(level))  # a coarse residual instead of the latents
             named = k.level_for_step(coarse)
-            return dataclasses.replace(self.plan(a, named, coarse), level=named)
-        searched = self.tile_modes(a, level, step)
+            return dataclasses.replace(self.plan(a, named, coarse, network=LATENT_LEVELS != "residual"), level=named)
+        searched = self.tile_modes(a, level, step) if network else []
         key = (level, step, tuple(searched))  # searches that try the same modes make the same plan
         cached = a.cache.plan
         if cached is not None and cached[0] == key:  # only the latest plan is kept: memory stays per tile

@@ -32,13 +32,15 @@ def _tile(seed: int = 4) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def counting(bundle):
+    """The ladder's own modes ('ladder': latents on levels 0-1, which 'auto' codes as a coarse residual)."""
     t = _Counting(bundle.codec("onnxruntime").transforms)
-    return t, bundle.codec(transforms=t)
+    return t, bundle.codec(transforms=t, mode_search="ladder")
 
 
 @pytest.mark.parametrize("level", [0, 1, 3])
-def test_only_the_coded_components_are_analysed_and_the_bytes_do_not_change(bundle, codec, counting, level):
+def test_only_the_coded_components_are_analysed_and_the_bytes_do_not_change(bundle, counting, level):
     t, lazy = counting
+    codec = bundle.codec("onnxruntime", mode_search="ladder")
     t.batches.clear()
     a = lazy.analyze(_tile())
     coded = lazy.coded_components(a, level)
@@ -83,3 +85,28 @@ def test_residual_mode_search_runs_no_network_on_residual_levels(bundle):
     t.batches.clear()
     fast.encode(fast.analyze(px), 0)
     assert sum(t.batches) > 0  # level 0 codes latents: the analysis runs
+
+
+def test_auto_runs_no_network_on_the_latent_only_levels(bundle):
+    """Under 'auto' (the default) a latent-only level codes every tile as the residual alone at a coarse step, naming
+    the residual level of that step (plan.LATENT_LEVELS_GATE: the residual coder beats the latents there), also a
+    4-band smooth tile the tile gate passes; 'ladder' still codes its latents. Both decode to what the encoder
+    measured."""
+    from cvae.edge.codec import bitstream
+
+    t = _Counting(bundle.codec("onnxruntime").transforms)
+    auto, ladder = bundle.codec(transforms=t), bundle.codec(transforms=t, mode_search="ladder")
+    px = _tile()
+    assert auto.hybrid.planner.network_pays(auto.analyze(px))
+    for level in map(int, np.flatnonzero(auto.ladder.step == 0)):
+        t.batches.clear()
+        a = auto.analyze(px)
+        data = auto.encode(a, level)
+        header = bitstream.unpack_tile(data)[0]
+        assert t.batches == [] and header.residual and header.level == auto.level_for_step(
+            auto.hybrid.model.coarse_step(level))
+        assert auto.plan(a, level).mode == "residual only"
+        np.testing.assert_array_equal(auto.decompress(data).pixels,
+                                      auto.hybrid.pixels(a, level, auto.plan(a, level)))
+        ladder.encode(ladder.analyze(px), level)
+        assert sum(t.batches) > 0  # the ladder's own mode: latents

@@ -86,20 +86,21 @@ def test_pixels_of_a_plan_are_what_the_decoder_makes_of_its_tile(codec, full, st
         assert "latents+residual" in modes
 
 
-@pytest.mark.parametrize("bands", [4, 3])
-def test_latent_only_levels_pixels_of_a_plan_are_what_the_decoder_makes(codec, bands):
+@pytest.mark.parametrize("search", ["auto", "ladder"])
+def test_latent_only_levels_pixels_of_a_plan_are_what_the_decoder_makes(bundle, search):
     """--psnr measures its latent-only candidates with HybridKind.pixels and prices them with HybridKind.pack (no
-    decode): the decoder's pixels and the tile's bytes, for a tile that runs the network (4 smooth bands: latents)
-    and one 'auto''s gate turns away (3 bands: a coarse residual naming a residual level)."""
+    decode): the decoder's pixels and the tile's bytes, for the default search (a coarse residual naming a residual
+    level, no network) and 'ladder' (the latents), on a tile of 4 smooth bands (which the tile gate passes)."""
     import make_tile_v3_golden as g  # tests/edge/codec/golden, on pythonpath
 
-    lo, hi = g.hybrid_band_range()
-    a = codec.analyze(g.walk_tile(0)[:bands], band_range=(lo[:bands], hi[:bands]))
+    c = bundle.codec("onnxruntime", mode_search=search)
+    a = c.analyze(g.walk_tile(0), band_range=g.hybrid_band_range())
+    assert c.hybrid.planner.network_pays(a)
     modes = set()
-    for level in map(int, np.flatnonzero(codec.ladder.step == 0)):
-        plan = codec.hybrid.plan(a, level)
+    for level in map(int, np.flatnonzero(c.ladder.step == 0)):
+        plan = c.hybrid.plan(a, level)
         modes.add(plan.mode)
-        data = codec.encode(a, level)
-        assert codec.hybrid.pack(a, level, plan) == data
-        np.testing.assert_array_equal(codec.hybrid.pixels(a, level, plan), codec.decompress(data).pixels)
-    assert modes == ({"latents"} if bands == 4 else {"residual only"})
+        data = c.encode(a, level)
+        assert c.hybrid.pack(a, level, plan) == data
+        np.testing.assert_array_equal(c.hybrid.pixels(a, level, plan), c.decompress(data).pixels)
+    assert modes == ({"residual only"} if search == "auto" else {"latents"})
