@@ -96,11 +96,12 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
                         "reading (default 2,000,000,000; --scene-bytes, which reads whole scenes, stops at "
                         "400,000,000)")
     p.add_argument("--mode-search", choices=MODE_SEARCHES, default="auto",
-                   help="residual levels: auto (default) codes the finest levels as the wavelet residual alone with "
-                        "no network and tries the ladder's latent level elsewhere; full tries every allowed latent "
-                        "level per tile (one synthesis each); ladder the ladder's own everywhere; residual runs no "
-                        "network on any residual level (levels 2-3 about 5x faster on a CPU; +0.4%% BD-rate on a "
-                        "12-band Sentinel-2 scene, 0 on most: benchmarks/results, shortcut.md)")
+                   help="auto (default) codes the latent-only levels 0-1 as a coarse wavelet residual and the "
+                        "finest levels as the residual alone, with no network, and tries the ladder's latent level "
+                        "on levels 2-3; full tries every allowed latent level per tile (one synthesis each); ladder "
+                        "the ladder's own everywhere (latents on levels 0-1); residual runs no network on any level "
+                        "(levels 2-3 about 5x faster on a CPU; +0.4%% BD-rate on a 12-band Sentinel-2 scene, 0 on "
+                        "most: benchmarks/results, latent_levels.md)")
     p.add_argument("--strict-budget", action="store_true",
                    help="fail (exit 3, nothing written) when --tile-bytes/--scene-bytes cannot be met even at level 0; "
                         "default: write the file and warn")

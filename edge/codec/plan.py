@@ -31,11 +31,11 @@ __all__ = ["LatentPart", "ResidualPart", "Plan", "Planner", "MODE_SEARCHES", "rd
            "check_mode_search"]
 
 #: 'auto' (the default): the residual alone, with no network at all, on residual levels whose step is at most
-#: :data:`NETWORK_FREE_STEP` (4-11 of the shipped ladder), 'ladder' on the other residual levels (2-3; measured
-#: against 'full': results/shortcut.md); 'full': every allowed latent
-#: level (one synthesis each); 'ladder':
-#: the ladder's own mode only (one synthesis); 'residual': the residual alone on every residual level (no
-#: synthesis; the wavelet-only counterfactual). All also weigh the residual-only tile on residual levels.
+#: :data:`NETWORK_FREE_STEP` (4-11 of the shipped ladder) and on the latent-only levels (:data:`LATENT_LEVELS`),
+#: 'ladder' on the other residual levels (2-3; measured against 'full': results/shortcut.md); 'full': every allowed
+#: latent level (one synthesis each); 'ladder': the ladder's own mode only (one synthesis); 'residual': the residual alone on every level, the latent-only ones
+#: at a coarse step (no network at all; the wavelet-only counterfactual). All also weigh the residual-only tile on
+#: residual levels.
 MODE_SEARCHES = ("auto", "full", "ladder", "residual")
 #: residual levels at or below this step code the residual alone and run no network (neither the analysis nor any
 #: synthesis). Measured against the full search with the scorer's PSNR (benchmarks/experiments/shortcut_eval.py,
@@ -77,10 +77,10 @@ NETWORK_COMPONENTS = 2
 
 def check_mode_search(mode_search: str) -> None:
     if mode_search not in MODE_SEARCHES:
-        raise ValueError(f"mode_search {mode_search!r}: use 'auto' (no network on the finest residual levels, "
-                         "'full' elsewhere), 'full' (every allowed latent level, one synthesis each), 'ladder' "
-                         "(the ladder's own mode, one synthesis) or 'residual' (the residual alone on residual "
-                         "levels, no synthesis)")
+        raise ValueError(f"mode_search {mode_search!r}: use 'auto' (no network on the latent-only and the finest "
+                         "residual levels, the ladder's own mode elsewhere), 'full' (every allowed latent level, one "
+                         "synthesis each), 'ladder' (the ladder's own mode, one synthesis) or 'residual' (the "
+                         "residual alone everywhere, no network)")
 
 
 def rd_lambda(step: float) -> float:
@@ -216,11 +216,11 @@ class Planner:
             step = k.preset_step(level) if step is None else step
         elif step is not None:
             raise ValueError(f"level {level} codes latents only: it takes no residual step")
+        elif self.mode_search == "residual" and a.z is not None and k.ladder.residual_levels:
+            return self._coarse(a, level, network=False)  # no network anywhere
         elif self.mode_search == "auto" and a.z is not None and k.ladder.residual_levels and \
                 (LATENT_LEVELS != "gate" or not self.network_pays(a)):
-            coarse = stepcode.on_grid(k.coarse_step(level))  # a coarse residual instead of the latents
-            named = k.level_for_step(coarse)
-            return dataclasses.replace(self.plan(a, named, coarse, network=LATENT_LEVELS != "residual"), level=named)
+            return self._coarse(a, level, network=LATENT_LEVELS != "residual")
         searched = self.tile_modes(a, level, step) if network else []
         key = (level, step, tuple(searched))  # searches that try the same modes make the same plan
         cached = a.cache.plan
@@ -265,6 +265,14 @@ class Planner:
                     err=resid.err if resid is not None else None, recon=resid.recon if resid is not None else None)
         a.cache.plan = (key, plan)
         return plan
+
+    def _coarse(self, a: AnalyzedTile, level: int, network: bool) -> Plan:
+        """Latent-only level ``level``'s tile as a residual at its coarse step (``HybridModel.coarse_step``), naming
+        the residual level of that step; ``network``: with that level's search (else the residual alone)."""
+        k = self.model
+        coarse = stepcode.on_grid(k.coarse_step(level))
+        named = k.level_for_step(coarse)
+        return dataclasses.replace(self.plan(a, named, coarse, network=network), level=named)
 
     def reconstruction(self, a: AnalyzedTile, lat: int, keep: np.ndarray | None = None) -> np.ndarray:
         """float32[C, H, W]: what the decoder's synthesis makes of latent level ``lat`` with the latents of the

@@ -31,8 +31,8 @@ class DaemonConfig:
     state: Path = None  # type: ignore[assignment]
     bundle: Path | None = None          # default: the shipped bundle
     backend: str = "auto"
-    mode_search: str = "auto"           # residual levels: "auto" (no network on the finest), "full", "ladder" or
-    #                                     "residual" (no network on any residual level: fastest on a CPU)
+    mode_search: str = "auto"           # "auto" (no network on levels 0-1 and the finest), "full", "ladder" or
+    #                                     "residual" (no network on any level: fastest on a CPU)
     level: int | None = 3
     tile_bytes: int | None = None
     max_error: int | list[int] | None = None  # error-bounded coding (tile format v9): one bound or one per band

@@ -64,10 +64,12 @@ def test_a_component_is_analysed_once_whatever_asks_for_it(counting):
     assert a.y.shape[0] == 4 and sum(t.batches) == 4  # every component now, the coded ones not again
 
 
-def test_residual_mode_search_runs_no_network_on_residual_levels(bundle):
-    """``--mode-search residual`` (the daemon's ``mode_search: residual``): residual levels code the wavelet residual
-    alone, with neither the analysis nor the synthesis network; latent-only levels still run the analysis. The tile
+def test_residual_mode_search_runs_no_network_on_any_level(bundle):
+    """``--mode-search residual`` (the daemon's ``mode_search: residual``): every level codes the wavelet residual
+    alone (the latent-only ones at a coarse step), with neither the analysis nor the synthesis network. The tile
     decodes to what the encoder measured."""
+    from cvae.edge.codec import bitstream
+
     t = _Counting(bundle.codec("onnxruntime").transforms)
     synth = []
     t.synthesis = lambda y_hat: synth.append(y_hat.shape[0]) or t.inner.synthesis(y_hat)  # type: ignore[method-assign]
@@ -82,9 +84,10 @@ def test_residual_mode_search_runs_no_network_on_residual_levels(bundle):
         t.batches.clear()
         auto.encode(auto.analyze(px), level)
         assert sum(t.batches) > 0  # 'auto' weighs the network on this 4-band smooth tile
-    t.batches.clear()
-    fast.encode(fast.analyze(px), 0)
-    assert sum(t.batches) > 0  # level 0 codes latents: the analysis runs
+    for level in (0, 1):
+        t.batches.clear(), synth.clear()
+        data = fast.encode(fast.analyze(px), level)
+        assert t.batches == [] and synth == [] and bitstream.unpack_tile(data)[0].residual
 
 
 def test_auto_runs_no_network_on_the_latent_only_levels(bundle):
