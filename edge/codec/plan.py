@@ -157,10 +157,14 @@ class Planner:
     def searched_modes(self, level: int, step: float | None = None) -> list[tuple[int, bool]]:
         """The modes with latents the encoder tries: all of :meth:`HybridModel.modes` (``'full'``), the ladder's
         own (``'ladder'``, and ``'auto'`` on the residual levels that run a network), or none on residual levels
-        (``'residual'``, and ``'auto'`` on network-free levels). Every search also weighs the
-        residual-only tile on residual levels (it needs no synthesis)."""
+        (``'residual'``, and ``'auto'`` on network-free levels) and on the latent-only levels that code a coarse
+        residual alone (``'residual'``, and ``'auto'`` with :data:`LATENT_LEVELS` ``'residual'``). Every search also
+        weighs the residual-only tile on residual levels (it needs no synthesis)."""
         k = self.model
         if k.has_residual(level) and (self.mode_search == "residual" or self.network_free(level, step)):
+            return []
+        if not k.has_residual(level) and k.ladder.residual_levels and \
+                (self.mode_search == "residual" or (self.mode_search == "auto" and LATENT_LEVELS == "residual")):
             return []
         if self.mode_search != "full":
             return [(k.latent_level(level), k.has_residual(level))]

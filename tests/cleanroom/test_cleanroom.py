@@ -247,8 +247,9 @@ def test_scene_matches_cvae_decode(tmp_path, which, args, version):
 
 
 def test_scene_with_latents_matches_cvae_decode(tmp_path):
-    """Level 1 codes latents: our onnxruntime synthesis reproduces cvae-decode's pixels (same machine)."""
+    """Level 1 codes latents (the ladder's own mode; 'auto' codes a coarse residual there): our onnxruntime synthesis
+    reproduces cvae-decode's pixels (same machine)."""
     pytest.importorskip("onnxruntime")
     src = _scene(tmp_path, "s2")
-    meta, ours, info = _roundtrip(tmp_path, src, ["--level", "1", "--tile-size", "64"])
+    meta, ours, info = _roundtrip(tmp_path, src, ["--level", "1", "--tile-size", "64", "--mode-search", "ladder"])
     assert any(any(i[4]) for i in info)

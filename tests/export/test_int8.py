@@ -92,8 +92,9 @@ def test_int8_latents_stay_close_to_fp32(quantized, real_scene):
 def test_tile_coded_with_int8_decodes_through_the_fp32_decoder(quantized, real_scene):
     bundle, path = quantized
     dec = bundle.path / "decoder.onnx"
-    fp32 = bundle.codec(transforms=OrtTransforms(bundle.path / "encoder.onnx", dec, providers=CPU))
-    int8 = bundle.codec(transforms=OrtTransforms(path, dec, providers=CPU))
+    # the ladder's own modes: latents on level 0 too ('auto' codes a coarse residual there, no network)
+    fp32 = bundle.codec(transforms=OrtTransforms(bundle.path / "encoder.onnx", dec, providers=CPU), mode_search="ladder")
+    int8 = bundle.codec(transforms=OrtTransforms(path, dec, providers=CPU), mode_search="ladder")
     tile, valid = real_scene.pixels, real_scene.valid
     for level in (0, bundle.levels // 2, bundle.levels - 1):
         a, b = fp32.compress(tile, level), int8.compress(tile, level)
