@@ -146,9 +146,8 @@ def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[floa
     measure, the mean over bands of each band's, from each component's mean error of quantising a sample of its
     coefficients carried to the bands through the inverse of the tile's KLT (a band's error is the sum of the
     components' errors weighted by the squares of its row of the inverse), rounded to integers (:func:`rounded_mse`).
-    Per band, not the
-    mean error over bands: where the bands err unevenly (the weak components zeroed at coarse steps, 6-7 band
-    Landsat scenes), the mean of their PSNRs is well above the PSNR of their mean error."""
+    Per band, not the mean error over bands: where the bands err unevenly (the weak components zeroed at coarse
+    steps, 6-7 band Landsat scenes), the mean of their PSNRs is well above the PSNR of their mean error."""
     comps = [np.abs(np.concatenate([x.reshape(-1) for x in bands])) for bands in Planner.z_subbands(a)]
     every = max(1, sum(c.size for c in comps) // 32768)
     samples = [np.sort(c[::every].astype(np.float32)) for c in comps]  # per component: its own share rounding to 0
@@ -185,6 +184,8 @@ def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[floa
     return step, min(-2.0, max(-12.0, slope)) if math.isfinite(slope) and slope < 0 else SLOPE_DB
 
 
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
 
 def rounded_mse(var: np.ndarray) -> np.ndarray:
     """float64[B]: the mean square of an error of variance ``var`` (digital numbers squared) rounded to an integer
@@ -200,8 +201,6 @@ def rounded_mse(var: np.ndarray) -> np.ndarray:
         out[small] = np.sum((2 * k - 1) * _erfc((k - 0.5) / (sigma * math.sqrt(2))), axis=0)
     return out
 
-
-_erfc = np.vectorize(math.erfc, otypes=[np.float64])
 
 #: the first step estimate stops within this many dB of its aim (:func:`~cvae.edge.quality.solve_falling`; about 0.15%
 #: of a step at the estimate's slopes, well inside its own error)

@@ -33,9 +33,9 @@ __all__ = ["LatentPart", "ResidualPart", "Plan", "Planner", "MODE_SEARCHES", "rd
 #: 'auto' (the default): the residual alone, with no network at all, on residual levels whose step is at most
 #: :data:`NETWORK_FREE_STEP` (4-11 of the shipped ladder) and on the latent-only levels (:data:`LATENT_LEVELS`),
 #: 'ladder' on the other residual levels (2-3; measured against 'full': results/shortcut.md); 'full': every allowed
-#: latent level (one synthesis each); 'ladder': the ladder's own mode only (one synthesis); 'residual': the residual alone on every level, the latent-only ones
-#: at a coarse step (no network at all; the wavelet-only counterfactual). All also weigh the residual-only tile on
-#: residual levels.
+#: latent level (one synthesis each); 'ladder': the ladder's own mode only (one synthesis); 'residual': the residual
+#: alone on every level, the latent-only ones at a coarse step (no network at all; the wavelet-only
+#: counterfactual). All also weigh the residual-only tile on residual levels.
 MODE_SEARCHES = ("auto", "full", "ladder", "residual")
 #: residual levels at or below this step code the residual alone and run no network (neither the analysis nor any
 #: synthesis). Measured against the full search with the scorer's PSNR (benchmarks/experiments/shortcut_eval.py,
