@@ -44,8 +44,7 @@ from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.errors import InputError
 
 __all__ = ["psnr_db", "psnr_bands", "tile_psnr", "choose_for_psnr", "Gauge", "ShareGauge", "SceneTarget", "WINDOW_DB", "bound_for_mse", "check_psnr", "check_max_error", "TargetError",
-           "PSNR_MIN", "PSNR_MAX", "MAX_ERROR_LIMIT",
-           "solve_falling"]
+           "PSNR_MIN", "PSNR_MAX", "MAX_ERROR_LIMIT", "solve_falling"]
 
 #: PSNR counted for a band decoded exactly (keeps the mean finite)
 EXACT_DB = 200.0

@@ -34,7 +34,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -44,19 +43,14 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # bench_common, run as a script
 from bench_common import machine_info, scenes_main, sibling, utc_now  # noqa: E402
 
-_valid = sibling("ladder_eval")._valid
+points = sibling("shortcut_eval").points  # per level: bpp, the scorer's PSNR, encode CPU seconds
 _bd_rate, scene_bd = sibling("ablation_scorer")._bd_rate, sibling("ablation_scorer").scene_bd
 POLICIES = ("gate", "hybrid", "residual", "no network")
 
 
 def run(scenes: list[Path], rd: Path, log=print) -> dict:
-    import rasterio
-
     from cvae.edge.bundle import Bundle
     from cvae.edge.codec import plan as plan_mod
-    from cvae.edge.encoder import EncodeOptions, encode_scene
-    from cvae.ground.decoder import decode_streams
-    from cvae.metrics import psnr_bands
 
     bundle = Bundle.load()
     codec = bundle.codec("onnxruntime", threads=1)
@@ -67,24 +61,14 @@ def run(scenes: list[Path], rd: Path, log=print) -> dict:
     out = []
     try:
         for path in scenes:
-            with rasterio.open(path) as ds:
-                orig, nodata = ds.read(), ds.nodata
-            masks = np.stack([_valid(orig[k], nodata) for k in range(orig.shape[0])])
             row = {"scene": path.stem, "policies": {}}
             for policy in POLICIES:
                 plan_mod.LATENT_LEVELS = "residual" if policy == "no network" else policy
-                c = without if policy == "no network" else codec
-                points, seconds = [], []
-                for level in range(codec.levels):
-                    t0 = time.process_time()
-                    enc = encode_scene(path, bundle, c, EncodeOptions(level=level, scene_id=1, threads=1))
-                    if level in latent_only:
-                        seconds.append(time.process_time() - t0)
-                    data = b"".join(enc.packets)
-                    rec = decode_streams([data], bundle, c)[0][0].pixels
-                    points.append((len(data) * 8 / orig.size, psnr_bands(orig, rec, masks)))
-                bd = scene_bd(bd_rate, dict(curves[path.stem], ours=points), None)
-                row["policies"][policy] = {"bd_rate": bd, "points": points, "latent_levels_cpu_s": sum(seconds)}
+                pts = points(path, bundle, without if policy == "no network" else codec)
+                curve = [(p["bpp"], p["psnr"]) for p in pts]
+                bd = scene_bd(bd_rate, dict(curves[path.stem], ours=curve), None)
+                row["policies"][policy] = {"bd_rate": bd, "points": curve, "latent_levels_cpu_s":
+                                           sum(p["seconds"] for p in pts if p["level"] in latent_only)}
             log(f"{path.stem}: " + ", ".join(f"{p} {row['policies'][p]['bd_rate']:+.2f}% "
                                             f"({row['policies'][p]['latent_levels_cpu_s']:.2f} s)" for p in POLICIES))
             out.append(row)

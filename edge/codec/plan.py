@@ -220,11 +220,11 @@ class Planner:
             step = k.preset_step(level) if step is None else step
         elif step is not None:
             raise ValueError(f"level {level} codes latents only: it takes no residual step")
-        elif self.mode_search == "residual" and a.z is not None and k.ladder.residual_levels:
-            return self._coarse(a, level, network=False)  # no network anywhere
-        elif self.mode_search == "auto" and a.z is not None and k.ladder.residual_levels and \
-                (LATENT_LEVELS != "gate" or not self.network_pays(a)):
-            return self._coarse(a, level, network=LATENT_LEVELS != "residual")
+        elif self.mode_search in ("auto", "residual") and a.z is not None and k.ladder.residual_levels:
+            if not self.searched_modes(level):  # a coarse residual alone, no network (LATENT_LEVELS, 'residual')
+                return self._coarse(a, level, network=False)
+            if LATENT_LEVELS == "hybrid" or not self.network_pays(a):  # 'gate' codes the latents where it passes
+                return self._coarse(a, level, network=True)
         searched = self.tile_modes(a, level, step) if network else []
         key = (level, step, tuple(searched))  # searches that try the same modes make the same plan
         cached = a.cache.plan
