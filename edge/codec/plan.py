@@ -71,8 +71,11 @@ LATENT_LEVELS = "residual"
 #: residuals' coded bits (the tile header's ``present`` says which); the others run no network. Measured on the 8
 #: validation scenes at levels 2-6 (benchmarks/experiments/network_components.py, results/network_components.md):
 #: more of the network's gain than the tile-level choice, on fewer components (a floor on the component's
-#: variance against the step kept less of it: the latents also pay on weak components at coarse steps).
-NETWORK_COMPONENTS = 2
+#: variance against the step kept less of it: the latents also pay on weak components at coarse steps). 1, not 2,
+#: since 2026-12-07 (benchmarks/experiments/network_budget.py, results/network_budget.md): BD-rate +0.03 point on
+#: T33NZA 10 m and Landsat-5, the same elsewhere, for a third less CPU time on levels 2-3 of T33NZA 10 m (the
+#: networks are most of it: issue 22 asks every level within 1.5x OpenJPEG's time).
+NETWORK_COMPONENTS = 1
 
 
 def check_mode_search(mode_search: str) -> None:
