@@ -1,7 +1,8 @@
 """Whole encode at every asked level against OpenJPEG at the same rate, one core and all cores, same run.
 
 Ours: ``encode_scene`` (what cvae-encode and the daemon run: GeoTIFF read to CCSDS packets) on one core (tiles one
-at a time, ONNX Runtime on one thread) and on all cores (``--threads`` = the cores, ONNX Runtime's default pool).
+at a time, ONNX Runtime on one thread) and on all cores (``--threads`` = the cores, tiles in parallel, each network
+run on one thread: what cvae-encode and the daemon do with more than one thread).
 OpenJPEG (imagecodecs): each band at the quality whose rate is nearest ours, pixels in memory (it is spared the
 GeoTIFF read), one thread and all threads. Medians of ``--repeats`` runs, alternated so both see the same machine
 load; MSamples/s and the ratio of times (ours / OpenJPEG: below 1, ours is faster). The per-stage split of one
@@ -89,7 +90,8 @@ def run(scenes: list[Path], levels: str, repeats: int, log=print, mode_search: s
     bundle = Bundle.load()
     cores = len(os.sched_getaffinity(0))
     one = bundle.codec("onnxruntime", threads=1, mode_search=mode_search)
-    every = bundle.codec("onnxruntime", mode_search=mode_search)
+    # as cvae-encode --threads N > 1: one network thread per tile thread (ONNX Runtime's own pool would fight them)
+    every = bundle.codec("onnxruntime", threads=1 if cores > 1 else 0, mode_search=mode_search)
     n = one.levels
     asked = list(range(n)) if levels == "all" else sorted({0, n // 3, 2 * n // 3, n - 1}) if levels == "done-when" \
         else [int(v) for v in levels.split(",")]
