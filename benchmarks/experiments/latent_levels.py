@@ -86,13 +86,20 @@ def markdown(rec: dict, command: str) -> str:
              f"BD-rate against the strongest JPEG 2000 of `{rec['rd']}` over all levels, as ladder_eval computes it "
              f"(negative: fewer bits); only levels {levels} change between the first three policies. In brackets the encode CPU "
              f"seconds of levels {levels} (one core, the same run).", "",
-             "| scene | " + " | ".join(POLICIES) + " |", "|---|" + "---|" * len(POLICIES)]
+             *policy_table(rec, POLICIES, "latent_levels_cpu_s")]
+    return "\n".join(lines) + "\n"
+
+
+def policy_table(rec: dict, names, seconds: str) -> list[str]:
+    """Markdown rows of a record whose scenes each hold ``policies[name]`` with ``bd_rate`` and CPU seconds under
+    the key ``seconds``: per scene each policy's BD-rate (seconds in brackets), then the medians (``rec['median']``).
+    Shared with ``network_budget.py``."""
+    lines = ["| scene | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for r in rec["scenes"]:
         lines.append(f"| {r['scene']} | " + " | ".join(
-            f"{r['policies'][p]['bd_rate']:+.2f}% ({r['policies'][p]['latent_levels_cpu_s']:.2f} s)"
-            for p in POLICIES) + " |")
-    lines.append("| **median** | " + " | ".join(f"**{rec['median'][p]:+.2f}%**" for p in POLICIES) + " |")
-    return "\n".join(lines) + "\n"
+            f"{r['policies'][n]['bd_rate']:+.2f}% ({r['policies'][n][seconds]:.2f} s)" for n in names) + " |")
+    lines.append("| **median** | " + " | ".join(f"**{rec['median'][n]:+.2f}%**" for n in names) + " |")
+    return lines
 
 
 def main(argv=None) -> int:

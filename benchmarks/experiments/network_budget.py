@@ -32,13 +32,12 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # bench_common, run as a script
 from bench_common import machine_info, scenes_main, sibling, utc_now  # noqa: E402
 
 points = sibling("shortcut_eval").points  # per level: bpp, the scorer's PSNR, encode CPU seconds
 _bd_rate, scene_bd = sibling("ablation_scorer")._bd_rate, sibling("ablation_scorer").scene_bd
+policy_table = sibling("latent_levels").policy_table  # the same table of BD-rates and seconds per policy
 #: (name, NETWORK_COMPONENTS, GATE_FINE_SHARE); None: no network on any level (mode_search 'residual')
 POLICIES: tuple[tuple[str, int | None, float | None], ...] = (
     ("2 components, fine < 0.05", 2, 0.05),
@@ -65,7 +64,7 @@ def run(scenes: list[Path], rd: Path, log=print) -> dict:
     try:
         for path in scenes:
             row = {"scene": path.stem, "policies": {}}
-            rest = [p for p in points(path, bundle, codec, [i for i in range(codec.levels) if i not in network_levels])]
+            rest = points(path, bundle, codec, [i for i in range(codec.levels) if i not in network_levels])
             for name, comps, fine in POLICIES:
                 if comps is not None:
                     plan_mod.NETWORK_COMPONENTS, plan_mod.GATE_FINE_SHARE = comps, fine
@@ -98,12 +97,7 @@ def markdown(rec: dict, command: str) -> str:
              f"seconds of levels {levels} (one core, the same run). 'N components': the network on the first "
              "max(N, C // 4) components of tiles with 4+ bands and under that share of wavelet energy in the finest "
              "subbands.", "",
-             "| scene | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for r in rec["scenes"]:
-        lines.append(f"| {r['scene']} | " + " | ".join(
-            f"{r['policies'][n]['bd_rate']:+.2f}% ({r['policies'][n]['network_levels_cpu_s']:.2f} s)"
-            for n in names) + " |")
-    lines.append("| **median** | " + " | ".join(f"**{rec['median'][n]:+.2f}%**" for n in names) + " |")
+             *policy_table(rec, names, "network_levels_cpu_s")]
     return "\n".join(lines) + "\n"
 
 
