@@ -100,7 +100,7 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
                         "finest levels as the residual alone, with no network, and tries the ladder's latent level "
                         "on levels 2-3; full tries every allowed latent level per tile (one synthesis each); ladder "
                         "the ladder's own everywhere (latents on levels 0-1); residual runs no network on any level "
-                        "(levels 2-3 about 7x faster on a CPU; +0.2 point of BD-rate on two Sentinel-2 scenes, 0 "
+                        "(levels 2-3 about 4x faster on a CPU; +0.2 point of BD-rate on two Sentinel-2 scenes, 0 "
                         "on most: benchmarks/results, latent_levels.md)")
     p.add_argument("--strict-budget", action="store_true",
                    help="fail (exit 3, nothing written) when --tile-bytes/--scene-bytes cannot be met even at level 0; "
