@@ -29,9 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from cvae.edge.codec.adaptive import AdaptiveModel
+from cvae.edge.codec.plan import default_mode_search
 from cvae.edge.codec.tables import EntropyTables
 from cvae.edge.codec.tile import Ladder, TileCodec
 from cvae.edge.errors import BundleError
+from cvae.edge.runtime.protocol import is_accelerated
 
 __all__ = ["Bundle", "content_hash", "default_bundle_dir", "MANIFEST"]
 
@@ -122,13 +124,17 @@ class Bundle:
         return cls(path=path, manifest=manifest, tables=tables, gain=gain, inv_gain=inv_gain, skip_variance=skip,
                    adaptive=adaptive, ladder=ladder)
 
-    def codec(self, backend: str = "auto", transforms=None, mode_search: str = "auto", threads: int = 0) -> TileCodec:
+    def codec(self, backend: str = "auto", transforms=None, mode_search: str | None = None,
+              threads: int = 0) -> TileCodec:
         """A :class:`TileCodec` running this bundle's network on ``backend`` (or the given transforms);
-        ``mode_search`` is the encoder's search at residual levels (``TileCodec.searched_modes``); ``threads``
-        the network's intra-op threads (0: the runtime's default)."""
+        ``mode_search`` is the encoder's search at residual levels (``TileCodec.searched_modes``; None: 'auto' where
+        the networks run on an accelerator, ``plan.CPU_MODE_SEARCH`` on the CPU, ``plan.default_mode_search``);
+        ``threads`` the network's intra-op threads (0: the runtime's default)."""
         if transforms is None:
             from cvae.edge.runtime import load_transforms
             transforms = load_transforms(self.path, backend, threads)
+        if mode_search is None:
+            mode_search = default_mode_search(is_accelerated(transforms))
         return TileCodec(tables=self.tables, gain=self.gain, inv_gain=self.inv_gain, transforms=transforms,
                          model_id=bytes.fromhex(self.model_id), skip_variance=self.skip_variance,
                          adaptive=self.adaptive, ladder=self.ladder,

@@ -95,13 +95,14 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
                    help="refuse scenes with more bands x height x width than this, from the header, before "
                         "reading (default 2,000,000,000; --scene-bytes, which reads whole scenes, stops at "
                         "400,000,000)")
-    p.add_argument("--mode-search", choices=MODE_SEARCHES, default="auto",
-                   help="auto (default) codes the latent-only levels 0-1 as a coarse wavelet residual and the "
-                        "finest levels as the residual alone, with no network, and tries the ladder's latent level "
-                        "on levels 2-3; full tries every allowed latent level per tile (one synthesis each); ladder "
-                        "the ladder's own everywhere (latents on levels 0-1); residual runs no network on any level "
-                        "(levels 2-3 about 4x faster on a CPU; +0.2 point of BD-rate on two Sentinel-2 scenes, 0 "
-                        "on most: benchmarks/results, latent_levels.md)")
+    p.add_argument("--mode-search", choices=MODE_SEARCHES, default=None,
+                   help="default: auto where the networks run on a GPU (ONNX Runtime on CUDA), residual on a CPU, "
+                        "where they cost levels 2-3 about 4x their time for 0.1-0.2 point of BD-rate on multiband "
+                        "Sentinel-2 and Landsat-5 scenes, nothing on most (benchmarks/results, network_budget.md). "
+                        "auto codes the latent-only levels 0-1 as a coarse wavelet residual and the finest levels as "
+                        "the residual alone, with no network, and tries the ladder's latent level on levels 2-3; "
+                        "full tries every allowed latent level per tile (one synthesis each); ladder the ladder's "
+                        "own everywhere (latents on levels 0-1); residual runs no network on any level")
     p.add_argument("--strict-budget", action="store_true",
                    help="fail (exit 3, nothing written) when --tile-bytes/--scene-bytes cannot be met even at level 0; "
                         "default: write the file and warn")

@@ -36,7 +36,7 @@ def bundle():
 
 @pytest.fixture(scope="session")
 def codec(bundle):
-    return bundle.codec("onnxruntime")
+    return bundle.codec("onnxruntime", mode_search="auto")  # the networks' paths: not this machine's CPU default
 
 
 @pytest.fixture(scope="session")

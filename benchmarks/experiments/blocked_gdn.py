@@ -63,7 +63,7 @@ def run(scenes: list[Path], levels: list[int], repeats: int, log=print) -> dict:
     bundle = Bundle.load()
     sessions = {"plain": _transforms(bundle, False), "blocked": _transforms(bundle, True)}
     rewritten = type(sessions["blocked"]._sessions["encoder"]).__name__
-    codecs = {k: bundle.codec(transforms=t) for k, t in sessions.items()}
+    codecs = {k: bundle.codec(transforms=t, mode_search="auto") for k, t in sessions.items()}
     rows = []
     for path in scenes:
         with rasterio.open(path) as d:

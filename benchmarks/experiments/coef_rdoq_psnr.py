@@ -103,7 +103,7 @@ def run(scenes: list[Path], levels: list[int], mults: list[float], start: str = 
         for name, fn in variants:
             Planner.residual_part = fn
             try:
-                codec = bundle.codec("onnxruntime")  # a fresh codec: no plan cached across the two
+                codec = bundle.codec("onnxruntime", mode_search="auto")  # a fresh codec: no plan cached across the two
                 curves[name] = bench_rd.our_curve(path, bundle, codec, levels, orig, r.valid)
             finally:
                 Planner.residual_part = plain

@@ -102,7 +102,7 @@ def run(scenes: list[Path], levels: list[int], max_tiles: int, log=print) -> dic
     from cvae.edge.io.tiling import tile_grid
 
     bundle = Bundle.load()
-    codec = bundle.codec("onnxruntime", threads=1)
+    codec = bundle.codec("onnxruntime", threads=1, mode_search="auto")
     rows = []
     for path in scenes:
         r = read_raster(path)

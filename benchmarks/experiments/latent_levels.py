@@ -53,7 +53,7 @@ def run(scenes: list[Path], rd: Path, log=print) -> dict:
     from cvae.edge.codec import plan as plan_mod
 
     bundle = Bundle.load()
-    codec = bundle.codec("onnxruntime", threads=1)
+    codec = bundle.codec("onnxruntime", threads=1, mode_search="auto")
     without = bundle.codec("onnxruntime", threads=1, mode_search="residual")
     latent_only = [int(v) for v in np.flatnonzero(codec.ladder.step == 0)]
     curves, bd_rate = json.loads(Path(rd).read_text()), _bd_rate()

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
     bundle = Bundle.load()
-    codec = bundle.codec()
+    codec = bundle.codec(mode_search="auto")
     out = {p.stem: scene_modes(p, codec) for p in sorted(a.scenes_dir.glob("*.tif"))}
     lines = [f"# Tile modes per level: bundle `{bundle.model_id[:12]}`", "",
              f"`python benchmarks/experiments/mode_share.py {a.scenes_dir}`; each cell: tiles with learned latents only / "

@@ -48,7 +48,7 @@ def run(scenes: list[Path], log=print) -> dict:
     from cvae.edge.codec.plan import Planner, rd_lambda
 
     bundle = Bundle.load()
-    codec = bundle.codec("onnxruntime", threads=1)
+    codec = bundle.codec("onnxruntime", threads=1, mode_search="auto")
     model = codec.hybrid.model
     full = Planner(model, "full")  # weighs every coded component (no component limit)
     levels = [lv for lv in range(codec.levels)

@@ -55,7 +55,7 @@ def run(scenes: list[Path], log=print) -> dict:
     from cvae.edge.bundle import Bundle
     from cvae.edge.codec.plan import Planner, rd_lambda
     bundle = Bundle.load()
-    codec = bundle.codec("onnxruntime", threads=1)
+    codec = bundle.codec("onnxruntime", threads=1, mode_search="auto")
     hybrid = codec.hybrid
     ungated = Planner(hybrid.model, "ladder")  # what 'auto' searches on these levels, without its gate
     alone = Planner(hybrid.model, "residual")

@@ -34,7 +34,7 @@ def measure(path: str, base: int, crop: int = 256) -> list[dict]:
     from cvae.edge.codec import residual
     from cvae.edge.io.raster import band_ranges, read_raster
 
-    codec = Bundle.load().codec()
+    codec = Bundle.load().codec(mode_search="auto")
     ctx = codec.hybrid.residual_context(codec.levels - 1)
     r = read_raster(path)
     br = band_ranges(r.pixels, r.valid, r.nodata)

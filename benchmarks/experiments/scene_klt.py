@@ -58,7 +58,7 @@ def run(scenes: list[Path], levels: list[int], log=print) -> dict:
     from cvae.edge.io.tiling import tile_grid
 
     bundle = Bundle.load()
-    codec = bundle.codec("onnxruntime", threads=1)
+    codec = bundle.codec("onnxruntime", threads=1, mode_search="auto")
     bd_rate = _bd_rate()
     records = []
     for path in scenes:

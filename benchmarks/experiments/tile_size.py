@@ -63,7 +63,7 @@ def run(scenes: list[Path], log=print) -> dict:
     from cvae.edge.encoder import EncodeOptions, tile_size_for
 
     bundle = Bundle.load()
-    codec = bundle.codec("onnxruntime", threads=1)
+    codec = bundle.codec("onnxruntime", threads=1, mode_search="auto")
     bd_rate = _bd_rate()
     rule = [tile_size_for(codec, EncodeOptions(level=lv)) for lv in range(codec.levels)]
     records = []

@@ -66,7 +66,7 @@ def main(argv=None) -> int:
 
     a = validation_scene_parser(__doc__).parse_args(argv)
     bundle = Bundle.load(a.bundle)
-    codec = bundle.codec("onnxruntime")
+    codec = bundle.codec("onnxruntime", mode_search="auto")
     arch = bundle.manifest.get("architecture", {})
     rows = {}
     for path in a.scenes:

@@ -283,7 +283,7 @@ def build_backends(bundle, names: Sequence[str], checkpoint: Path, mode_search: 
         except BundleError as e:
             skipped["onnxruntime-cpu-int8"] = str(e)
         else:
-            codecs["onnxruntime-cpu-int8"] = bundle.codec(transforms=OrtTransforms(
+            codecs["onnxruntime-cpu-int8"] = bundle.codec(mode_search=mode_search, transforms=OrtTransforms(
                 qdq, bundle.path / "decoder.onnx", providers=["CPUExecutionProvider"]))
             notes["onnxruntime-cpu-int8"] = (f"{qdq.name} (Q/DQ: int8 weights and activations inside, "
                                              "GDN and the end convolutions in fp32), CPUExecutionProvider")
@@ -298,12 +298,12 @@ def build_backends(bundle, names: Sequence[str], checkpoint: Path, mode_search: 
             from cvae.models.freeze import TorchTransforms
 
             net, state = load_checkpoint(checkpoint)
-            codecs["torch-cpu-fp32"] = bundle.codec(transforms=TorchTransforms(net))
+            codecs["torch-cpu-fp32"] = bundle.codec(transforms=TorchTransforms(net), mode_search=mode_search)
             notes["torch-cpu-fp32"] = (f"weights from {checkpoint} (step {state.get('step')}), not the bundle's: "
                                        f"timing only; {torch.get_num_threads()} threads")
             if torch.cuda.is_available():  # the network on the GPU; host<->device copies are inside its time
                 gpu = copy.deepcopy(net)  # the same weights, not a second read of the checkpoint
-                codecs["torch-cuda-fp32"] = bundle.codec(transforms=TorchTransforms(gpu.to("cuda")))
+                codecs["torch-cuda-fp32"] = bundle.codec(transforms=TorchTransforms(gpu.to("cuda")), mode_search=mode_search)
                 notes["torch-cuda-fp32"] = (f"{torch.cuda.get_device_name()}, fp32, weights from {checkpoint}: "
                                             "timing only; each tile's components are one batch")
             else:
@@ -319,7 +319,7 @@ def build_backends(bundle, names: Sequence[str], checkpoint: Path, mode_search: 
                 skipped["tensorrt"] = (f"no engine for this GPU and TensorRT version in {bundle.path / 'engines'} "
                                        "(build one with cvae-export --target trt)")
             else:
-                codecs["tensorrt"] = bundle.codec(transforms=TrtTransforms(engine, fallback=ort))
+                codecs["tensorrt"] = bundle.codec(transforms=TrtTransforms(engine, fallback=ort), mode_search=mode_search)
                 notes["tensorrt"] = (f"engine {Path(engine['path']).name}, batch {engine['batch']}, "
                                      f"tile {engine['tile']}")
     return codecs, skipped, notes

@@ -26,7 +26,7 @@ def _digests(paths: list[Path]) -> dict:
     from cvae.ground.decoder import decode_streams
 
     bundle = Bundle.load()
-    codec = bundle.codec("onnxruntime")
+    codec = bundle.codec("onnxruntime", mode_search="auto")
     out = {}
     for p in paths:
         data = p.read_bytes()
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
         from cvae.edge.encoder import EncodeOptions, encode_scene
 
         bundle = Bundle.load()
-        codec = bundle.codec("onnxruntime")
+        codec = bundle.codec("onnxruntime", mode_search="auto")
         a.dir.mkdir(parents=True, exist_ok=True)
         files = []
         for scene in a.scenes:

@@ -35,7 +35,7 @@ def run(scene: Path, counts: list[int], level: int, work: Path) -> list[dict]:
     from cvae.edge.encoder import DEFAULT_APID, EncodeOptions, encode_scene
 
     bundle = Bundle.load(None)
-    codec = bundle.codec()
+    codec = bundle.codec(mode_search="auto")
     from cvae.edge.codec import packets as pk
 
     base = encode_scene(scene, bundle, codec, EncodeOptions(level=level, scene_id=1)).packets

@@ -55,7 +55,7 @@ def run(scenes: list[Path], log=print) -> dict:
     from cvae.edge.encoder import EncodeOptions, encode_scene
 
     bundle = Bundle.load()
-    codec = bundle.codec("onnxruntime", threads=1)
+    codec = bundle.codec("onnxruntime", threads=1, mode_search="auto")
     records = []
     for path in scenes:
         rows = []

@@ -83,15 +83,17 @@ def level_row(path: Path, bundle, one, every, level: int, repeats: int, cores: i
             "ratio_1_cpu": med["ours_1_cpu"] / med["j2k_1_cpu"], "stages_s": stages}
 
 
-def run(scenes: list[Path], levels: str, repeats: int, log=print, mode_search: str = "auto") -> dict:
+def run(scenes: list[Path], levels: str, repeats: int, log=print, mode_search: str = "default") -> dict:
     from cvae.edge.bundle import Bundle
     from cvae.edge.io.raster import read_raster
 
     bundle = Bundle.load()
     cores = len(os.sched_getaffinity(0))
-    one = bundle.codec("onnxruntime", threads=1, mode_search=mode_search)
+    asked_search = None if mode_search == "default" else mode_search  # default: cvae-encode's for this backend
+    one = bundle.codec("onnxruntime", threads=1, mode_search=asked_search)
     # as cvae-encode --threads N > 1: one network thread per tile thread (ONNX Runtime's own pool would fight them)
-    every = bundle.codec("onnxruntime", threads=1 if cores > 1 else 0, mode_search=mode_search)
+    every = bundle.codec("onnxruntime", threads=1 if cores > 1 else 0, mode_search=asked_search)
+    mode_search = one.mode_search
     n = one.levels
     asked = list(range(n)) if levels == "all" else sorted({0, n // 3, 2 * n // 3, n - 1}) if levels == "done-when" \
         else [int(v) for v in levels.split(",")]
@@ -151,8 +153,9 @@ def main(argv=None) -> int:
                        markdown, [("--levels", {"default": "done-when", "help": "'done-when' (0, N/3, 2N/3, N-1), 'all', or a list 0,4,8"}),
                                   ("--repeats", {"type": int, "default": 3}),
                                   ("--name", {"default": "level_speed", "help": "result files NAME.json, NAME.md"}),
-                                  ("--mode-search", {"default": "auto", "choices": ["auto", "full", "ladder", "residual"],
-                                                     "help": "the encoder's search on residual levels (cvae-encode --mode-search)"})])
+                                  ("--mode-search", {"default": "default", "choices": ["default", "auto", "full", "ladder", "residual"],
+                                                     "help": "the encoder's search on residual levels (cvae-encode "
+                                                             "--mode-search; default: cvae-encode's for ONNX Runtime here)"})])
 
 if __name__ == "__main__":
     sys.exit(main())

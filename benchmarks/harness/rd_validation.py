@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         return psnr, -10 * math.log10(max(1 - ms, 1e-10))  # MS-SSIM in dB for BD-rate
 
     bundle = Bundle.load(a.bundle)
-    codec = bundle.codec()
+    codec = bundle.codec(mode_search="auto")
     results = {}
     for path in a.scenes:
         t0 = time.time()

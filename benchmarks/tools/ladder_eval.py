@@ -30,7 +30,7 @@ def make_codec(bundle, lat, step, mode_search: str = "full"):
     from cvae.edge.codec.tables import EntropyTables
     from cvae.edge.codec.tile import Ladder, TileCodec
 
-    base = bundle.codec()
+    base = bundle.codec(mode_search="auto")
     ladder = Ladder(latent=np.array(lat, np.int32), step=np.array(step, np.float32))
     ad, it = base.adaptive, base.adaptive.index_tables
     lm = base.latent_levels * base.gain.shape[1]
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     bundle = Bundle.load(a.bundle)
     spec = json.loads(a.ladder) if a.ladder else None
-    codec = make_codec(bundle, spec["lat"], spec["step"]) if spec else bundle.codec()
+    codec = make_codec(bundle, spec["lat"], spec["step"]) if spec else bundle.codec(mode_search="auto")
     report(a.scenes, a.rd, bundle, codec)
     return 0
 

@@ -28,7 +28,7 @@ from cvae.edge.codec.hybrid_model import HybridModel
 from cvae.edge.codec.latents import AnalyzedTile
 
 __all__ = ["LatentPart", "ResidualPart", "Plan", "Planner", "MODE_SEARCHES", "rd_lambda",
-           "check_mode_search"]
+           "check_mode_search", "default_mode_search", "CPU_MODE_SEARCH"]
 
 #: 'auto' (the default): the residual alone, with no network at all, on residual levels whose step is at most
 #: :data:`NETWORK_FREE_STEP` (4-11 of the shipped ladder) and on the latent-only levels (:data:`LATENT_LEVELS`),
@@ -76,6 +76,24 @@ LATENT_LEVELS = "residual"
 #: T33NZA 10 m and Landsat-5, the same elsewhere, for a third less CPU time on levels 2-3 of T33NZA 10 m (the
 #: networks are most of it: issue 22 asks every level within 1.5x OpenJPEG's time).
 NETWORK_COMPONENTS = 1
+
+
+#: the search a codec gets when none is asked (``Bundle.codec``, ``cvae-encode`` and the daemon's ``mode_search``
+#: left out): 'auto' when both network halves run off the CPU (ONNX Runtime on CUDA; TensorRT runs the analysis only,
+#: so with a CPU synthesis it counts as the CPU), else CPU_MODE_SEARCH. On a CPU the networks do not pay their time:
+#: on levels 2-3, the only ones where 'auto' runs them, they are 55% of the whole encode (one analysis and one
+#: synthesis per 256-pixel tile component, about 40 ms on one x86-64 core, near its peak in ONNX Runtime) and take
+#: those levels to 1.8-1.9x OpenJPEG's encode time against 0.4-0.5x without them (results/level_speed_network.md,
+#: level_speed_residual.md; issue 22 asks every level within 1.5x), for a BD-rate gain of 0.17-0.19 point on the two
+#: 4- and 12-band Sentinel-2 validation scenes, 0.07 on Landsat-5, none on the other five
+#: (benchmarks/experiments/network_budget.py, results/network_budget.md). An encoder decision, not the format: the
+#: ground decodes either (bytes already differ between backends wherever the analysis' floats round differently).
+CPU_MODE_SEARCH = "residual"
+
+
+def default_mode_search(accelerated: bool) -> str:
+    """The mode search for a codec whose networks run on an accelerator (``accelerated``) or on the CPU."""
+    return "auto" if accelerated else CPU_MODE_SEARCH
 
 
 def check_mode_search(mode_search: str) -> None:

@@ -31,7 +31,8 @@ class DaemonConfig:
     state: Path = None  # type: ignore[assignment]
     bundle: Path | None = None          # default: the shipped bundle
     backend: str = "auto"
-    mode_search: str = "auto"           # "auto" (no network on levels 0-1 and the finest), "full", "ladder" or
+    mode_search: str | None = None      # None: "auto" on a GPU, "residual" on a CPU (plan.default_mode_search);
+    #                                     "auto" (no network on levels 0-1 and the finest), "full", "ladder" or
     #                                     "residual" (no network on any level: fastest on a CPU)
     level: int | None = 3
     tile_bytes: int | None = None
@@ -86,9 +87,10 @@ class DaemonConfig:
             raise ConfigError(f"tile_bytes: {self.tile_bytes} must be a positive byte budget")
         if self.after_success not in ("move", "delete"):
             raise ConfigError(f"after_success: {self.after_success!r} must be 'move' or 'delete'")
-        if self.mode_search not in MODE_SEARCHES:
+        if self.mode_search is not None and self.mode_search not in MODE_SEARCHES:
             named = ", ".join(repr(m) for m in MODE_SEARCHES[:-1])
-            raise ConfigError(f"mode_search: {self.mode_search!r} must be {named} or {MODE_SEARCHES[-1]!r}")
+            raise ConfigError(f"mode_search: {self.mode_search!r} must be {named} or {MODE_SEARCHES[-1]!r} (or "
+                              "left out: 'auto' on a GPU, 'residual' on a CPU)")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend: {self.backend!r} must be {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}")
         if not 0 <= self.apid < 2047:

@@ -192,7 +192,7 @@ class Service(SceneCoding):
         self.notifier.notify("READY=1", f"STATUS=engine loaded, model {self.bundle.model_id[:12]}")
         self.watcher = InboxWatcher(self.cfg.inbox)
         log("ready", model=self.bundle.model_id[:16], inbox=str(self.cfg.inbox), outbox=str(self.cfg.outbox),
-            watch=self.watcher.mode)
+            watch=self.watcher.mode, mode_search=self.codec.mode_search)  # resolved: 'residual' on a CPU by default
         state_delay, state_errors = 0.5, 0
         try:
             while not self.stop:

@@ -90,5 +90,10 @@ class OrtTransforms:
             self._sessions.clear()
 
     @property
+    def accelerated(self) -> bool:
+        """Whether the networks run off the CPU (a provider other than ONNX Runtime's CPU one comes first)."""
+        return self.providers[0] != "CPUExecutionProvider"
+
+    @property
     def versions(self) -> dict[str, str]:
         return {"onnxruntime": self._ort.__version__, "providers": ",".join(self.providers)}

@@ -168,6 +168,11 @@ class TrtTransforms:
     def synthesis(self, y_hat: np.ndarray) -> np.ndarray:
         return self.fallback.synthesis(y_hat)
 
+    @property
+    def accelerated(self) -> bool:
+        """Whether both halves run off the CPU: the analysis does here, the synthesis wherever ``fallback`` runs."""
+        return bool(getattr(self.fallback, "accelerated", False))
+
     def close(self) -> None:
         """Free every slot's execution context, stream and buffers, the engine and the CUDA context, then close
         the fallback. Waits for calls in flight; later calls raise. Idempotent."""

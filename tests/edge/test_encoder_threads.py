@@ -15,7 +15,7 @@ def scene(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def one_thread_codec(bundle):
-    return bundle.codec("onnxruntime", threads=1)
+    return bundle.codec("onnxruntime", threads=1, mode_search="auto")  # the network in the tile threads too
 
 
 @pytest.mark.parametrize("mode", [{"level": 1}, {"level": 6}, {"max_error": (2,)}, {"psnr": 45.0},

@@ -42,7 +42,7 @@ class _PerturbedSynthesis:
 
 
 def _codec_with(bundle, transforms) -> TileCodec:
-    return bundle.codec(transforms=transforms)
+    return bundle.codec(transforms=transforms, mode_search="auto")
 
 
 def test_shipped_bundle_is_adaptive_with_residual_levels(bundle):

@@ -177,7 +177,7 @@ def test_the_scene_band_range_flag_is_corrupt_before_v6():
 def test_the_default_search_codes_the_finest_levels_without_any_network(bundle, tiles):
     """'auto': levels 4-11 (steps <= NETWORK_FREE_STEP) run neither the analysis nor a synthesis, and the
     residual-only golden tile (level 8: the full search keeps the residual alone there too) comes out the same."""
-    quiet = bundle.codec(transforms=_NoNetwork())
+    quiet = bundle.codec(transforms=_NoNetwork(), mode_search="auto")
     assert all(quiet.hybrid.planner.network_free(lv) for lv in range(4, 12))
     assert not quiet.hybrid.planner.network_free(3)
     a = golden.analyzed(quiet, "residual")

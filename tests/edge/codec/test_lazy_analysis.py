@@ -74,7 +74,7 @@ def test_residual_mode_search_runs_no_network_on_any_level(bundle):
     synth = []
     t.synthesis = lambda y_hat: synth.append(y_hat.shape[0]) or t.inner.synthesis(y_hat)  # type: ignore[method-assign]
     fast = bundle.codec(transforms=t, mode_search="residual")
-    auto = bundle.codec(transforms=t)
+    auto = bundle.codec(transforms=t, mode_search="auto")
     px = _tile()
     for level in (2, 3):
         t.batches.clear(), synth.clear()
@@ -98,7 +98,7 @@ def test_auto_runs_no_network_on_the_latent_only_levels(bundle):
     from cvae.edge.codec import bitstream
 
     t = _Counting(bundle.codec("onnxruntime").transforms)
-    auto, ladder = bundle.codec(transforms=t), bundle.codec(transforms=t, mode_search="ladder")
+    auto, ladder = bundle.codec(transforms=t, mode_search="auto"), bundle.codec(transforms=t, mode_search="ladder")
     px = _tile()
     assert auto.hybrid.planner.network_pays(auto.analyze(px))
     for level in map(int, np.flatnonzero(auto.ladder.step == 0)):

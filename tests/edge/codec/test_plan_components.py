@@ -82,7 +82,7 @@ def test_a_mixed_tile_decodes_to_what_the_planner_predicted(codec, crop):
 
 
 def test_components_after_the_first_ones_never_run_the_network(bundle, crop):
-    codec = bundle.codec("onnxruntime")  # a fresh cache: nothing analysed yet
+    codec = bundle.codec("onnxruntime", mode_search="auto")  # a fresh cache: nothing analysed yet
     a = codec.analyze(crop, None)
     step = codec.hybrid.model.preset_step(LEVEL)
     codec.plan(a, LEVEL)

@@ -209,3 +209,18 @@ def test_targets_the_format_cannot_carry_fail_the_daemon_at_start(daemon_dirs, t
     cfg = make_config(daemon_dirs, level=None, **target)
     assert edge_main(["--config", str(cfg), "--once"]) == 2
     assert not (daemon_dirs / "outbox").exists()
+
+
+@pytest.mark.parametrize("asked, expected", [(None, "residual"), ("auto", "auto")])
+def test_ready_line_says_which_mode_search_the_daemon_codes_with(daemon_dirs, scene_pixels, capsys, monkeypatch,
+                                                                 asked, expected):
+    """Left out, mode_search is the backend's default (plan.default_mode_search: no network on this machine's CPU
+    ONNX Runtime); the ready log line names the one in force, so an operator sees it in the journal."""
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    write_scene(daemon_dirs / "inbox" / "a.tif", scene_pixels[:, :64, :64])
+    cfg = make_config(daemon_dirs, **({} if asked is None else {"mode_search": asked}))
+    assert Service(DaemonConfig.from_yaml(cfg)).run(once=True) == 0
+    events = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    [ready] = [e for e in events if e["event"] == "ready"]
+    assert ready["mode_search"] == expected
+    assert (daemon_dirs / "done" / "a.tif").exists()

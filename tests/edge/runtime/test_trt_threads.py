@@ -376,3 +376,15 @@ def test_trt_failed_load_leaves_nothing_behind(fakes, monkeypatch):
         TrtTransforms(fakes.engine, fallback=NoFallback())
     assert all(c.detached for c in fakes.cuda.contexts)
     assert fakes.cuda._stack() == []
+
+
+def test_trt_counts_as_accelerated_only_with_its_synthesis_off_the_cpu(fakes):
+    """TensorRT runs the analysis; the synthesis goes to the fallback: a CPU one makes the codec's default search
+    the CPU's (plan.default_mode_search), ONNX Runtime on CUDA the GPU's."""
+    from cvae.edge.runtime.trt import TrtTransforms
+
+    class CudaFallback(NoFallback):
+        accelerated = True
+
+    assert not TrtTransforms(fakes.engine, fallback=NoFallback()).accelerated
+    assert TrtTransforms(fakes.engine, fallback=CudaFallback()).accelerated
