@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tile-size", type=int, default=defaults.tile_size)
     sp.add_argument("--backends", default="all", help="all, or a comma list of onnxruntime,torch,tensorrt")
     sp.add_argument("--checkpoint", default=defaults.checkpoint, help="torch backend weights")
-    sp.add_argument("--mode-search", choices=["auto", "full", "ladder"], default="auto",
-                    help="residual levels: the encoder's mode search (TileCodec.searched_modes)")
+    sp.add_argument("--mode-search", choices=["auto", "full", "ladder", "residual"], default="auto",
+                    help="residual levels: the encoder's mode search (TileCodec.searched_modes), the same on every "
+                         "backend so they compare (cvae-encode's default is auto on a GPU, residual on a CPU)")
     sp.add_argument("--coder-n", type=int, default=defaults.coder_n, help="symbols for the range coder comparison")
     sp.add_argument("--matmul-n", type=int, default=defaults.matmul_n, help="matrix size for the GFLOP/s reference")
     sp.add_argument("--tegrastats", default=defaults.tegrastats, help=argparse.SUPPRESS)

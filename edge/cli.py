@@ -179,6 +179,8 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
                        else f"levels {sorted(set(enc.levels))}")
             if opts.psnr is not None:
                 quality = f"{opts.psnr} dB target: {enc.bounded} of {enc.tiles} tiles error-bounded (level 0), {quality}"
+            if opts.max_error is None:  # the search in force: left out, it depends on where the networks run
+                quality += f", mode search {codec.mode_search}"
             print(f"{target}: {enc.npackets} packets, {enc.nbytes} bytes, {enc.tiles} tiles, {quality}")
     finally:
         codec.close()  # network sessions, TensorRT contexts and CUDA memory

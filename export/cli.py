@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--target", choices=["onnx", "adaptive", "trt", "int8"], default="onnx",
                    help="onnx: encoder/decoder ONNX + frozen tables + manifest; adaptive: a factorised bundle "
                         "(--bundle) to an adaptive one (-o; tile format v3, index tables fitted on training "
-                        "rasters, residual levels); trt: a TensorRT engine of a bundle's encoder, built on this GPU; "
+                        "rasters, residual levels); trt: TensorRT engines of a bundle's encoder and decoder, built on this GPU; "
                         "int8: a Q/DQ INT8 encoder (engines/) calibrated on the training data, with a "
                         "rate-distortion report against FP32")
     p.add_argument("--checkpoint", help="onnx: checkpoint.pt written by cvae-train")
@@ -148,15 +148,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.target == "trt":
         from cvae.edge.bundle import Bundle
         from cvae.edge.errors import CvaeError
-        from cvae.export.tensorrt import build_engine
+        from cvae.export.tensorrt import build_engines
 
         try:
             bundle = Bundle.load(a.bundle)
-            path = build_engine(bundle.path, a.tile_size, a.batch, a.precision)
-        except CvaeError as e:
+            paths = build_engines(bundle.path, a.tile_size, a.batch, a.precision)
+        except (CvaeError, ValueError) as e:
             print(f"cvae-export: {e}", file=sys.stderr)
             return 2
-        print(f"wrote {path}")
+        for path in paths:
+            print(f"wrote {path}")
         return 0
     if not a.checkpoint or not a.config or not a.out:
         print("cvae-export: --target onnx needs --checkpoint, --config and -o", file=sys.stderr)

@@ -319,9 +319,13 @@ def build_backends(bundle, names: Sequence[str], checkpoint: Path, mode_search: 
                 skipped["tensorrt"] = (f"no engine for this GPU and TensorRT version in {bundle.path / 'engines'} "
                                        "(build one with cvae-export --target trt)")
             else:
-                codecs["tensorrt"] = bundle.codec(transforms=TrtTransforms(engine, fallback=ort), mode_search=mode_search)
+                decoder = find_engine(bundle.path, half="decoder", tile=int(engine["tile"]))
+                codecs["tensorrt"] = bundle.codec(transforms=TrtTransforms(engine, fallback=ort,
+                                                                           synthesis_engine=decoder),
+                                                  mode_search=mode_search)
                 notes["tensorrt"] = (f"engine {Path(engine['path']).name}, batch {engine['batch']}, "
-                                     f"tile {engine['tile']}")
+                                     f"tile {engine['tile']}; synthesis "
+                                     f"{Path(decoder['path']).name if decoder else 'on ONNX Runtime (no decoder engine)'}")
     return codecs, skipped, notes
 
 

@@ -79,8 +79,8 @@ NETWORK_COMPONENTS = 1
 
 
 #: the search a codec gets when none is asked (``Bundle.codec``, ``cvae-encode`` and the daemon's ``mode_search``
-#: left out): 'auto' when both network halves run off the CPU (ONNX Runtime on CUDA; TensorRT runs the analysis only,
-#: so with a CPU synthesis it counts as the CPU), else CPU_MODE_SEARCH. On a CPU the networks do not pay their time:
+#: left out): 'auto' when both network halves run off the CPU (TensorRT with a decoder engine, ONNX Runtime on CUDA:
+#: ``runtime.protocol.is_accelerated``), else CPU_MODE_SEARCH. On a CPU the networks do not pay their time:
 #: on levels 2-3, the only ones where 'auto' runs them, they are 55% of the whole encode (one analysis and one
 #: synthesis per 256-pixel tile component, about 40 ms on one x86-64 core, near its peak in ONNX Runtime) and take
 #: those levels to 1.8-1.9x OpenJPEG's encode time against 0.4-0.5x without them (results/level_speed_network.md,

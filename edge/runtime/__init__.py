@@ -34,4 +34,6 @@ def load_transforms(bundle_dir: str | Path, backend: str = "auto", threads: int 
             raise BundleError(f"{bundle_dir}: no TensorRT engine for this GPU and TensorRT version (or TensorRT/pycuda "
                               "missing); build one on this device with cvae-export --target trt")
         return ort  # auto: TensorRT when an engine and a GPU are present, else ONNX Runtime
-    return TrtTransforms(engine, fallback=ort)
+    # the synthesis on the GPU too where the bundle has a decoder engine of the same tile (cvae-export --target trt)
+    return TrtTransforms(engine, fallback=ort,
+                         synthesis_engine=find_engine(bundle_dir, half="decoder", tile=int(engine["tile"])))

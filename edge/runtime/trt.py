@@ -1,19 +1,23 @@
-"""TensorRT backend (encoder only) with pycuda buffers, for the onboard GPU.
+"""TensorRT backend with pycuda buffers, for the onboard GPU: the analysis, and the synthesis when the bundle has a
+decoder engine for this GPU (``cvae-export --target trt`` builds both).
 
-The engine has one fixed input shape ``[B, 1, T, T]``: tiles are batched B at a time (the last batch
-padded), and smaller tiles are padded to T by edge replication; latents are cropped back. Decoding stays on
-ONNX Runtime (the ground has no TensorRT engine of its own to match).
+An engine has one fixed input shape: ``[B, 1, T, T]`` for the encoder's, ``[B, M, T/16, T/16]`` for the decoder's.
+Tiles (or a tile's components) are batched B at a time, the last batch padded. The analysis pads smaller tiles to
+T by edge replication and crops the latents back (the latents are whatever the encoder codes). The synthesis must
+make what the ground's makes from the same latents, so only latents of exactly ``T/16`` go to its engine: padding
+them would change the reconstruction near the tile's edge; other shapes (a scene's edge tiles) and everything
+without an engine go to ``fallback`` (ONNX Runtime). The ground decodes on ONNX Runtime.
 
-Threads. ``cvae-encode --threads`` and the daemon's coding threads call ``analysis`` concurrently. TensorRT
-forbids calling one ``IExecutionContext`` from several threads at once, and a shared set of pinned and device
-buffers would mix one thread's tiles into another's latents. So every concurrent call checks out a *slot* of
-its own: an execution context, pinned host buffers, device buffers and a CUDA stream. Slots are made on demand
-(at most ``max_contexts``; further callers wait for one to come free) and kept for the next caller; the
-engine, whose methods are thread-safe, is shared. A pool rather than ``threading.local``: the coders make a new
-thread pool per scene, and per-thread state would leak a context with every thread that ends. The one CUDA
-context is pushed on the calling thread around each call (pycuda contexts are per thread).
+Threads. ``cvae-encode --threads`` and the daemon's coding threads call ``analysis`` and ``synthesis``
+concurrently. TensorRT forbids calling one ``IExecutionContext`` from several threads at once, and a shared set of
+pinned and device buffers would mix one thread's tiles into another's latents. So every concurrent call checks out
+a *slot* of its own engine: an execution context, pinned host buffers, device buffers and a CUDA stream. Slots are
+made on demand (at most ``max_contexts`` per engine; further callers wait for one to come free) and kept for the
+next caller; the engines, whose methods are thread-safe, are shared. A pool rather than ``threading.local``: the
+coders make a new thread pool per scene, and per-thread state would leak a context with every thread that ends.
+The one CUDA context is pushed on the calling thread around each call (pycuda contexts are per thread).
 
-:meth:`TrtTransforms.close` frees every slot, the engine and the CUDA context; whoever made the transforms calls
+:meth:`TrtTransforms.close` frees every slot, the engines and the CUDA context; whoever made the transforms calls
 it on shutdown (``TileCodec.close``).
 """
 from __future__ import annotations
@@ -33,9 +37,11 @@ __all__ = ["TrtTransforms", "find_engine"]
 _PREFERENCE = ("fp16", "fp32", "int8")  # INT8 only when asked for, or when it is the only engine
 
 
-def find_engine(bundle_dir: str | Path, precision: str | None = None) -> dict | None:
-    """The bundle's engine built for this GPU and TensorRT version (of ``precision`` when given, else the
-    first of fp16, fp32, int8 that exists), or None."""
+def find_engine(bundle_dir: str | Path, precision: str | None = None, half: str = "encoder",
+                tile: int | None = None) -> dict | None:
+    """The bundle's engine of network ``half`` ('encoder' or 'decoder'; an index entry without one is an encoder's)
+    built for this GPU and TensorRT version (of ``precision`` and ``tile`` when given; else the first of fp16, fp32,
+    int8 that exists), or None."""
     try:
         import tensorrt as trt
         import pycuda.driver as cuda
@@ -50,17 +56,18 @@ def find_engine(bundle_dir: str | Path, precision: str | None = None) -> dict | 
     except cuda.Error:
         return None
     usable = [e for e in json.loads(index.read_text()) if e["gpu"] == gpu and e["tensorrt"] == trt.__version__
-              and (precision is None or e["precision"] == precision)]
+              and (precision is None or e["precision"] == precision) and e.get("half", "encoder") == half
+              and (tile is None or int(e["tile"]) == tile)]
     usable.sort(key=lambda e: _PREFERENCE.index(e["precision"]) if e["precision"] in _PREFERENCE else 99)
     return {**usable[0], "path": str(Path(bundle_dir) / "engines" / usable[0]["file"])} if usable else None
 
 
 class _Slot:
-    """One caller's share of the engine: an execution context with its input shape and tensor addresses set,
-    pinned ``h_in: float32[B, 1, T, T]`` and ``h_out: float32[B, M, T/16, T/16]``, their device twins, and a
-    stream. Made and released with the CUDA context current."""
+    """One caller's share of an engine: an execution context with its input shape and tensor addresses set,
+    pinned ``h_in: float32[shape]`` and ``h_out`` (the engine's output for it), their device twins, and a stream.
+    Made and released with the CUDA context current."""
 
-    def __init__(self, cuda, engine, names: tuple[str, str], batch: int, tile: int):
+    def __init__(self, cuda, engine, names: tuple[str, str], shape: tuple[int, int, int, int]):
         self.context: Any = None  # TensorRT and pycuda objects (untyped libraries)
         self.stream: Any = None
         self.h_in: Any = None
@@ -72,8 +79,8 @@ class _Slot:
             self.context = engine.create_execution_context()
             if self.context is None:
                 raise BundleError("TensorRT cannot create an execution context (GPU memory?)")
-            self.context.set_input_shape(inp, (batch, 1, tile, tile))
-            self.h_in = cuda.pagelocked_empty((batch, 1, tile, tile), np.float32)
+            self.context.set_input_shape(inp, shape)
+            self.h_in = cuda.pagelocked_empty(shape, np.float32)
             self.h_out = cuda.pagelocked_empty(tuple(self.context.get_tensor_shape(out)), np.float32)
             self.d_in = cuda.mem_alloc(self.h_in.nbytes)
             self.d_out = cuda.mem_alloc(self.h_out.nbytes)
@@ -85,7 +92,8 @@ class _Slot:
             raise
 
     def run(self, cuda, chunk: np.ndarray) -> np.ndarray:
-        """``chunk``: float32[b <= B, 1, T, T] -> float32[b, M, T/16, T/16] (a copy: the buffers are reused)."""
+        """``chunk``: float32[b <= B, ...] of the input's shape -> the engine's output for it, float32[b, ...] (a
+        copy: the buffers are reused)."""
         n = len(chunk)
         self.h_in[:n] = chunk
         self.h_in[n:] = chunk[-1:]  # the padding images: any valid input, their latents are dropped
@@ -108,13 +116,44 @@ class _Slot:
         self.context = self.stream = self.h_in = self.h_out = self.d_in = self.d_out = None
 
 
-class TrtTransforms:
-    """``analysis`` through a TensorRT engine, safe to call from several threads; ``synthesis`` and tiles larger
-    than the engine's go to ``fallback`` (ONNX Runtime). ``engine``: a record from :func:`find_engine`.
-    ``max_contexts``: at most this many execution contexts (each holds its own activation memory, which on a
-    Jetson is the system's memory); callers beyond it wait for one to come free."""
+class _Pool:
+    """One engine and its slots (``shape``: the engine's one input shape): made, checked out and freed by
+    :class:`TrtTransforms` under its lock, with the CUDA context current."""
 
-    def __init__(self, engine: dict, fallback, max_contexts: int = 4):
+    def __init__(self, trt, record: dict, shape_of):
+        with open(record["path"], "rb") as f:
+            self.engine: Any = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(f.read())
+        if self.engine is None:
+            raise BundleError(f"{record['path']}: TensorRT cannot load this engine; rebuild it on this device "
+                              "with cvae-export --target trt")
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.input = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+        self.output = next(n for n in names if n != self.input)
+        self.batch, self.tile = int(record["batch"]), int(record["tile"])
+        self.shape = shape_of(self)
+        self.slots: list[_Slot] = []  # every slot made
+        self.idle: list[_Slot] = []   # those not checked out
+
+    def add_slot(self, cuda) -> None:
+        slot = _Slot(cuda, self.engine, (self.input, self.output), self.shape)
+        self.slots.append(slot)
+        self.idle.append(slot)
+
+    def free(self) -> None:
+        for slot in self.slots:
+            slot.release()
+        self.slots, self.idle = [], []
+        self.engine = None  # the last reference: TensorRT frees it now, while the context is current
+
+
+class TrtTransforms:
+    """``analysis`` through a TensorRT engine, and ``synthesis`` through a second one when ``synthesis_engine`` is
+    given (records from :func:`find_engine`), safe to call from several threads; what the engines cannot take goes
+    to ``fallback`` (ONNX Runtime; module docstring). ``max_contexts``: at most this many execution contexts per
+    engine (each holds its own activation memory, which on a Jetson is the system's memory); callers beyond it wait
+    for one to come free."""
+
+    def __init__(self, engine: dict, fallback, max_contexts: int = 4, synthesis_engine: dict | None = None):
         try:
             import tensorrt as trt
             import pycuda.driver as cuda
@@ -122,27 +161,24 @@ class TrtTransforms:
             raise MissingDependencyError("backend 'tensorrt' needs TensorRT (JetPack) and pycuda") from e
         if max_contexts < 1:
             raise ValueError(f"max_contexts {max_contexts}: give 1 or more")
-        self.fallback = fallback  # ONNX Runtime, for synthesis and for tiles larger than the engine's
+        self.fallback = fallback  # ONNX Runtime, for what the engines cannot take
         self.max_contexts = max_contexts
         self.batch, self.tile = int(engine["batch"]), int(engine["tile"])
         self._cuda = cuda
-        self._cond = threading.Condition()  # guards the slots, the busy count and closed
-        self._slots: list[_Slot] = []  # every slot made
-        self._idle: list[_Slot] = []   # those not checked out
+        self._cond = threading.Condition()  # guards the pools' slots, the busy count and closed
+        self._pools: dict[str, _Pool] = {}
         self._busy = 0
         self._closed = False
         cuda.init()
         self._ctx = cuda.Device(0).make_context()  # current on this thread until the end of __init__
         try:
-            with open(engine["path"], "rb") as f:
-                self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(f.read())
-            if self.engine is None:
-                raise BundleError(f"{engine['path']}: TensorRT cannot load this engine; rebuild it on this device "
-                                  "with cvae-export --target trt")
-            names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-            self.input = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
-            self.output = next(n for n in names if n != self.input)
-            self._add_slot()  # the first caller's; a broken engine fails here, not on the first tile
+            self._pools["analysis"] = _Pool(trt, engine, lambda p: (p.batch, 1, p.tile, p.tile))
+            if synthesis_engine is not None:
+                self._pools["synthesis"] = _Pool(
+                    trt, synthesis_engine,
+                    lambda p: (p.batch, int(p.engine.get_tensor_shape(p.input)[1]), p.tile // 16, p.tile // 16))
+            for pool in self._pools.values():
+                pool.add_slot(cuda)  # the first caller's; a broken engine fails here, not on the first tile
         except BaseException:
             self._free()  # detaches the context, which leaves it current nowhere
             raise
@@ -154,27 +190,25 @@ class TrtTransforms:
         if h > self.tile or w > self.tile:
             return self.fallback.analysis(x)
         x = np.pad(np.asarray(x, np.float32), ((0, 0), (0, 0), (0, self.tile - h), (0, self.tile - w)), mode="edge")
-        slot = self._checkout()
-        try:
-            self._ctx.push()
-            try:
-                out = [slot.run(self._cuda, x[i:i + self.batch]) for i in range(0, b, self.batch)]
-            finally:
-                self._ctx.pop()
-        finally:
-            self._checkin(slot)
-        return np.ascontiguousarray(np.concatenate(out)[:, :, :h // 16, :w // 16])
+        out = self._run("analysis", x)
+        return np.ascontiguousarray(out[:, :, :h // 16, :w // 16])
 
     def synthesis(self, y_hat: np.ndarray) -> np.ndarray:
-        return self.fallback.synthesis(y_hat)
+        """float32[B, M, h, w] -> float32[B, 1, 16h, 16w]; on the decoder engine when it has one and the latents are
+        exactly its shape (no padding: the ground's synthesis sees none), else on ``fallback``; thread-safe."""
+        pool = self._pools.get("synthesis")
+        if pool is None or tuple(y_hat.shape[1:]) != pool.shape[1:]:
+            return self.fallback.synthesis(y_hat)
+        return self._run("synthesis", np.asarray(y_hat, np.float32))
 
     @property
     def accelerated(self) -> bool:
-        """Whether both halves run off the CPU: the analysis does here, the synthesis wherever ``fallback`` runs."""
-        return bool(getattr(self.fallback, "accelerated", False))
+        """Whether both halves run off the CPU: the analysis does here, the synthesis with a decoder engine (the
+        scene's edge tiles aside) or wherever ``fallback`` runs."""
+        return "synthesis" in self._pools or bool(getattr(self.fallback, "accelerated", False))
 
     def close(self) -> None:
-        """Free every slot's execution context, stream and buffers, the engine and the CUDA context, then close
+        """Free every slot's execution context, stream and buffers, the engines and the CUDA context, then close
         the fallback. Waits for calls in flight; later calls raise. Idempotent."""
         with self._cond:
             if self._closed:
@@ -188,41 +222,47 @@ class TrtTransforms:
         if close is not None:
             close()
 
+    def _run(self, which: str, x: np.ndarray) -> np.ndarray:
+        """``x`` (the engine's input shape but for the batch) through engine ``which``, batch by batch."""
+        pool = self._pools[which]
+        slot = self._checkout(pool)
+        try:
+            self._ctx.push()
+            try:
+                out = [slot.run(self._cuda, x[i:i + pool.batch]) for i in range(0, len(x), pool.batch)]
+            finally:
+                self._ctx.pop()
+        finally:
+            self._checkin(pool, slot)
+        return np.concatenate(out)
+
     # -- slots ---------------------------------------------------------------------------------------
-    def _checkout(self) -> _Slot:
+    def _checkout(self, pool: _Pool) -> _Slot:
         with self._cond:
-            self._cond.wait_for(lambda: self._closed or self._idle or len(self._slots) < self.max_contexts)
+            self._cond.wait_for(lambda: self._closed or pool.idle or len(pool.slots) < self.max_contexts)
             if self._closed:
                 raise RuntimeError("TensorRT transforms are closed")
-            if not self._idle:
+            if not pool.idle:
                 self._ctx.push()
                 try:
-                    self._add_slot()
+                    pool.add_slot(self._cuda)
                 finally:
                     self._ctx.pop()
             self._busy += 1
-            return self._idle.pop()
+            return pool.idle.pop()
 
-    def _checkin(self, slot: _Slot) -> None:
+    def _checkin(self, pool: _Pool, slot: _Slot) -> None:
         with self._cond:
             self._busy -= 1
-            self._idle.append(slot)
+            pool.idle.append(slot)
             self._cond.notify_all()
 
-    def _add_slot(self) -> None:
-        """With the CUDA context current and the lock held (or in __init__)."""
-        slot = _Slot(self._cuda, self.engine, (self.input, self.output), self.batch, self.tile)
-        self._slots.append(slot)
-        self._idle.append(slot)
-
     def _free(self) -> None:
-        """With the CUDA context current on this thread: release the slots and the engine, then destroy the
+        """With the CUDA context current on this thread: release the slots and the engines, then destroy the
         context (pycuda's detach destroys a context that is current on the calling thread whichever thread made
         it, and pops it)."""
         try:
-            for slot in self._slots:
-                slot.release()
-            self._slots, self._idle = [], []
-            self.engine = None  # the last reference: TensorRT frees it now, while the context is current
+            for pool in self._pools.values():
+                pool.free()  # kept, emptied: a later call finds the transforms closed (_checkout)
         finally:
             self._ctx.detach()

@@ -106,19 +106,26 @@ def test_trt_export_without_tensorrt_says_to_build_on_the_target(capsys):
 @pytest.mark.trt
 @pytest.mark.gpu
 def test_trt_engine_matches_onnx_runtime(tmp_path):
-    """On a device with TensorRT and a GPU: build the FP16 engine and compare its latents with ORT's."""
+    """On a device with TensorRT and a GPU: build the FP16 engines and compare their latents and images with ORT's."""
     pytest.importorskip("tensorrt")
     pytest.importorskip("pycuda")
     import shutil
 
     from cvae.edge.runtime.trt import TrtTransforms, find_engine
-    from cvae.export.tensorrt import build_engine
+    from cvae.export.tensorrt import build_engines
 
     shutil.copytree(Bundle.load().path, tmp_path / "b")
-    build_engine(tmp_path / "b", tile=64, batch=2)
+    build_engines(tmp_path / "b", tile=64, batch=2)
     ort = OrtTransforms(tmp_path / "b" / "encoder.onnx", tmp_path / "b" / "decoder.onnx")
-    trt_t = TrtTransforms(find_engine(tmp_path / "b"), fallback=ort)
+    trt_t = TrtTransforms(find_engine(tmp_path / "b"), fallback=ort,
+                          synthesis_engine=find_engine(tmp_path / "b", half="decoder", tile=64))
+    assert trt_t.accelerated  # both halves on the GPU: the codec's default search is 'auto'
     x = (np.random.default_rng(0).random((3, 1, 64, 64), dtype=np.float32) - 0.5) * 0.5
     y_ort, y_trt = ort.analysis(x), trt_t.analysis(x)
     # FP16 engine with GDN pinned to FP32: latents within a few hundredths of a quantisation step
     assert np.abs(y_ort - y_trt).max() < 0.05 * max(1.0, np.abs(y_ort).max())
+    y_hat = np.round(y_ort)
+    x_ort, x_trt = ort.synthesis(y_hat), trt_t.synthesis(y_hat)
+    # FP16 decoder with inverse GDN pinned to FP32: within 1% of the image's range (the residual steps it serves
+    # are 14-20% of it)
+    assert np.abs(x_ort - x_trt).max() < 0.01 * max(1e-3, float(np.ptp(x_ort)))

@@ -65,7 +65,7 @@ def test_onnxruntime_on_the_cpu_is_not_accelerated(bundle):
     assert bundle.codec(transforms=cpu).mode_search == CPU_MODE_SEARCH
 
 
-def test_cli_and_daemon_leave_the_search_to_the_codec(tmp_path, monkeypatch, bundle):
+def test_cli_and_daemon_leave_the_search_to_the_codec(tmp_path, monkeypatch, bundle, capsys):
     """cvae-encode without --mode-search codes with the codec's default for its backend (a spy on Bundle.codec:
     the real codec encodes); the daemon's config leaves it out by default."""
     import rasterio
@@ -90,5 +90,7 @@ def test_cli_and_daemon_leave_the_search_to_the_codec(tmp_path, monkeypatch, bun
     assert encode_main([str(scene), "-o", str(tmp_path / "out"), "--level", "3", "-q"]) == 0
     assert encode_main([str(scene), "-o", str(tmp_path / "out2"), "--level", "3", "-q", "--mode-search", "auto"]) == 0
     assert made == [(None, CPU_MODE_SEARCH), ("auto", "auto")]  # this machine's ONNX Runtime runs on the CPU
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith(f"mode search {CPU_MODE_SEARCH}") and out[1].endswith("mode search auto")  # said
     assert DaemonConfig(base_dir=tmp_path).mode_search is None
     DaemonConfig(base_dir=tmp_path).validate()

@@ -26,6 +26,13 @@ def fake_network(x: np.ndarray) -> np.ndarray:
     return np.concatenate([means, -means], axis=1).astype(np.float32)
 
 
+def fake_synthesis(y: np.ndarray) -> np.ndarray:
+    """float32[B, M, h, w] -> float32[B, 1, 16h, 16w]: each latent position's first channel less its second, as a
+    16 x 16 block (the fake decoder engine's network; exact, so a wrong image is a wrong tile)."""
+    d = (y[:, :1] - y[:, 1:2]).astype(np.float32)
+    return np.repeat(np.repeat(d, 16, axis=2), 16, axis=3)
+
+
 class FakeCuda:
     """The parts of ``pycuda.driver`` that ``trt.py`` uses, with its per-thread context stack."""
 
@@ -180,17 +187,19 @@ class FakeTrt:
         trt = self
 
         class ExecutionContext:
-            def __init__(self):
+            def __init__(self, names):
                 cuda.current()
+                self.names = names  # (input, output): ("x", "y") of the encoder, ("y_hat", "x_hat") of the decoder
                 self.shapes, self.addresses, self.inside = {}, {}, 0
                 self.released = False
 
             def set_input_shape(self, name, shape):
+                assert name == self.names[0], f"{name} is not this engine's input"
                 self.shapes[name] = tuple(shape)
 
             def get_tensor_shape(self, name):
-                b, c, h, w = self.shapes["x"]
-                return (b, M, h // 16, w // 16)
+                b, c, h, w = self.shapes[self.names[0]]
+                return (b, M, h // 16, w // 16) if self.names[0] == "x" else (b, 1, 16 * h, 16 * w)
 
             def set_tensor_address(self, name, addr):
                 self.addresses[name] = addr
@@ -202,11 +211,13 @@ class FakeTrt:
                 if self.inside:  # counted, not raised: the test shows the wrong latents it causes
                     trt.overlaps += 1
                 self.inside += 1
-                shape, x_addr, y_addr = self.shapes["x"], self.addresses["x"], self.addresses["y"]
+                inp, out = self.names
+                shape, x_addr, y_addr = self.shapes[inp], self.addresses[inp], self.addresses[out]
+                net = fake_network if inp == "x" else fake_synthesis
 
                 def op():
                     x = np.frombuffer(cuda.memory[x_addr].tobytes(), np.float32).reshape(shape)
-                    cuda.memory[y_addr][:] = np.frombuffer(fake_network(x).tobytes(), np.uint8)
+                    cuda.memory[y_addr][:] = np.frombuffer(net(x).tobytes(), np.uint8)
                     self.inside -= 1
                 cuda.streams[stream_handle].queue.append(op)
                 return True
@@ -214,17 +225,21 @@ class FakeTrt:
         class Engine:
             num_io_tensors = 2
 
-            def __init__(self):
+            def __init__(self, names):
+                self.names = names
                 self.released = False
 
             def get_tensor_name(self, i):
-                return ("x", "y")[i]
+                return self.names[i]
 
             def get_tensor_mode(self, name):
-                return FakeTrt.TensorIOMode.INPUT if name == "x" else FakeTrt.TensorIOMode.OUTPUT
+                return FakeTrt.TensorIOMode.INPUT if name == self.names[0] else FakeTrt.TensorIOMode.OUTPUT
+
+            def get_tensor_shape(self, name):  # as built from the ONNX: only the channels are fixed
+                return (-1, 1 if name in ("x", "x_hat") else M, -1, -1)
 
             def create_execution_context(self):
-                c = ExecutionContext()
+                c = ExecutionContext(self.names)
                 trt.contexts.append(c)
                 return c
 
@@ -234,7 +249,7 @@ class FakeTrt:
 
             def deserialize_cuda_engine(self, blob):
                 cuda.current()
-                e = Engine()
+                e = Engine(("y_hat", "x_hat") if blob == b"fake-decoder" else ("x", "y"))
                 trt.engines.append(e)
                 return e
 
@@ -259,8 +274,10 @@ def fakes(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pycuda", pycuda)
     monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
     (tmp_path / "fake.engine").write_bytes(b"fake")
+    (tmp_path / "fake_decoder.engine").write_bytes(b"fake-decoder")
     engine = {"path": str(tmp_path / "fake.engine"), "batch": 2, "tile": 64}
-    return types.SimpleNamespace(cuda=cuda, trt=trt, engine=engine)
+    decoder = {"path": str(tmp_path / "fake_decoder.engine"), "batch": 2, "tile": 64, "half": "decoder"}
+    return types.SimpleNamespace(cuda=cuda, trt=trt, engine=engine, decoder=decoder)
 
 
 class NoFallback:
@@ -379,8 +396,8 @@ def test_trt_failed_load_leaves_nothing_behind(fakes, monkeypatch):
 
 
 def test_trt_counts_as_accelerated_only_with_its_synthesis_off_the_cpu(fakes):
-    """TensorRT runs the analysis; the synthesis goes to the fallback: a CPU one makes the codec's default search
-    the CPU's (plan.default_mode_search), ONNX Runtime on CUDA the GPU's."""
+    """The codec's default search is the GPU's ('auto') only when the synthesis runs there too: on a decoder engine,
+    or on a fallback that is itself accelerated (ONNX Runtime on CUDA); a CPU fallback alone counts as the CPU."""
     from cvae.edge.runtime.trt import TrtTransforms
 
     class CudaFallback(NoFallback):
@@ -388,3 +405,80 @@ def test_trt_counts_as_accelerated_only_with_its_synthesis_off_the_cpu(fakes):
 
     assert not TrtTransforms(fakes.engine, fallback=NoFallback()).accelerated
     assert TrtTransforms(fakes.engine, fallback=CudaFallback()).accelerated
+    assert TrtTransforms(fakes.engine, fallback=NoFallback(), synthesis_engine=fakes.decoder).accelerated
+
+
+class SynthesisFallback(NoFallback):
+    """Counts the synthesis calls the engines leave to it (the fake decoder's network on the CPU)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def synthesis(self, y_hat):
+        self.calls += 1
+        return fake_synthesis(y_hat)
+
+
+def test_trt_synthesis_runs_tile_sized_latents_on_the_decoder_engine_and_others_on_the_fallback(fakes):
+    """Latents of exactly the engine's shape run on it (batched, the last batch padded); any other shape goes to
+    the fallback unpadded, since padding would change what the ground's synthesis makes near the edge."""
+    from cvae.edge.runtime.trt import TrtTransforms
+
+    fb = SynthesisFallback()
+    t = TrtTransforms(fakes.engine, fallback=fb, synthesis_engine=fakes.decoder)
+    rng = np.random.default_rng(3)
+    full = rng.random((3, M, 4, 4), dtype=np.float32)  # 64-pixel tiles: 4 x 4 latents, 3 components (2 batches)
+    np.testing.assert_array_equal(t.synthesis(full), fake_synthesis(full))
+    assert fb.calls == 0
+    edge = rng.random((2, M, 3, 4), dtype=np.float32)  # a scene's edge tile: 48 x 64 pixels
+    np.testing.assert_array_equal(t.synthesis(edge), fake_synthesis(edge))
+    assert fb.calls == 1
+    x = _inputs(1)[0]
+    np.testing.assert_array_equal(t.analysis(x), fake_network(x))  # the encoder engine is unchanged beside it
+    t.close()
+    assert sorted(fakes.cuda.freed) == sorted(fakes.cuda.allocated)  # both engines' slots released
+    assert all(c.detached for c in fakes.cuda.contexts)
+
+
+def test_trt_analysis_and_synthesis_from_eight_threads(fakes):
+    """The encoder's tile threads run both halves at once: each call gets its own results, and no execution
+    context of either engine is entered by two threads at once."""
+    from cvae.edge.runtime.trt import TrtTransforms
+
+    t = TrtTransforms(fakes.engine, fallback=NoFallback(), synthesis_engine=fakes.decoder, max_contexts=3)
+    xs = _inputs(8)
+    ys = [np.random.default_rng(i).random((3, M, 4, 4), dtype=np.float32) for i in range(8)]
+    start = threading.Barrier(8)
+
+    def run(i):
+        start.wait()
+        return [(t.analysis(xs[i]), t.synthesis(ys[i])) for _ in range(4)]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(run, range(8)))
+    for i, rs in enumerate(results):
+        for a, s in rs:
+            np.testing.assert_array_equal(a, fake_network(xs[i]))
+            np.testing.assert_array_equal(s, fake_synthesis(ys[i]))
+    assert fakes.trt.overlaps == 0
+    assert len(fakes.trt.contexts) <= 6  # at most max_contexts per engine
+    t.close()
+
+
+def test_find_engine_tells_the_halves_apart(fakes, tmp_path):
+    """engines.json lists both halves (an entry without 'half' is an encoder's, as written before decoder engines);
+    each is found by its half and tile, on this GPU and TensorRT version only."""
+    import json
+
+    from cvae.edge.runtime.trt import find_engine
+
+    (tmp_path / "engines").mkdir()
+    common = {"gpu": "Fake GPU", "tensorrt": FakeTrt.__version__, "batch": 2, "precision": "fp16"}
+    (tmp_path / "engines" / "engines.json").write_text(json.dumps([
+        {**common, "file": "enc.engine", "tile": 64},
+        {**common, "file": "dec128.engine", "tile": 128, "half": "decoder"},
+        {**common, "file": "dec.engine", "tile": 64, "half": "decoder"},
+        {**common, "file": "other.engine", "tile": 64, "half": "decoder", "gpu": "Another GPU"}]))
+    assert find_engine(tmp_path)["file"] == "enc.engine"
+    assert find_engine(tmp_path, half="decoder", tile=64)["file"] == "dec.engine"
+    assert find_engine(tmp_path, half="decoder", tile=256) is None
