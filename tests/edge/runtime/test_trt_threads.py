@@ -482,3 +482,34 @@ def test_find_engine_tells_the_halves_apart(fakes, tmp_path):
     assert find_engine(tmp_path)["file"] == "enc.engine"
     assert find_engine(tmp_path, half="decoder", tile=64)["file"] == "dec.engine"
     assert find_engine(tmp_path, half="decoder", tile=256) is None
+
+
+@pytest.mark.parametrize("with_decoder", [True, False])
+def test_load_transforms_takes_both_engines_and_the_codec_its_default_search(fakes, tmp_path, bundle, with_decoder):
+    """backend 'tensorrt' on a bundle whose engines.json lists an encoder engine (and a decoder engine of the same
+    tile) for this GPU: the synthesis runs on the decoder engine, which makes the codec's default search 'auto'; with
+    the encoder engine alone the synthesis is the CPU's (ONNX Runtime here), and so is the default search."""
+    import json
+
+    from cvae.edge.codec.plan import CPU_MODE_SEARCH
+    from cvae.edge.runtime import load_transforms
+    from cvae.edge.runtime.trt import TrtTransforms
+
+    d = tmp_path / "b"
+    (d / "engines").mkdir(parents=True)
+    (d / "engines" / "enc.engine").write_bytes(b"fake")
+    (d / "engines" / "dec.engine").write_bytes(b"fake-decoder")
+    common = {"gpu": "Fake GPU", "tensorrt": FakeTrt.__version__, "batch": 2, "tile": 64, "precision": "fp16"}
+    entries = [{**common, "file": "enc.engine", "half": "encoder"}]
+    if with_decoder:
+        entries.append({**common, "file": "dec.engine", "half": "decoder"})
+    (d / "engines" / "engines.json").write_text(json.dumps(entries))
+    t = load_transforms(d, "tensorrt")
+    try:
+        assert isinstance(t, TrtTransforms) and t.accelerated == with_decoder
+        assert bundle.codec(transforms=t).mode_search == ("auto" if with_decoder else CPU_MODE_SEARCH)
+        if with_decoder:
+            y = np.random.default_rng(4).random((1, M, 4, 4), dtype=np.float32)
+            np.testing.assert_array_equal(t.synthesis(y), fake_synthesis(y))
+    finally:
+        t.close()
