@@ -260,5 +260,5 @@ class Service(SceneCoding):
             # what the old engine held (network sessions, arenas: ~160 MB) is freed by reference counting; a
             # collection also frees any cycle, so that no reload keeps what it replaced
             gc.collect()
-            log("reloaded", config=str(config_path))
+            log("reloaded", config=str(config_path), mode_search=self.codec.mode_search)
         self.notifier.notify("READY=1")

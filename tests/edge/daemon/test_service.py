@@ -3,6 +3,7 @@
 Inputs are cut from a SYNTHETIC georeferenced scene (conftest.scene_pixels): none of these tests needs real
 pixels, so they all run without ../shared/data (test_rooms.py compares with cvae-encode on real scenes too)."""
 import errno
+import json
 import os
 import signal
 import socket
@@ -186,7 +187,7 @@ def test_sighup_reloads_the_config(daemon_dirs, scene_pixels):
     try:
         assert _wait_for(lambda: (daemon_dirs / "state" / "journal.sqlite").exists())
         time.sleep(0.5)
-        cfg.write_text(cfg.read_text().replace("level: 2", "level: 0"))
+        cfg.write_text(cfg.read_text().replace("level: 2", "level: 0") + "mode_search: ladder\n")
         proc.send_signal(signal.SIGHUP)
         time.sleep(1.0)
         write_scene(daemon_dirs / "inbox" / "a.tif", scene_pixels[:, :64, :64])
@@ -195,6 +196,8 @@ def test_sighup_reloads_the_config(daemon_dirs, scene_pixels):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     assert '"event": "reloaded"' in err
+    [reloaded] = [json.loads(line[line.index("{"):]) for line in err.splitlines() if '"event": "reloaded"' in line]
+    assert reloaded["mode_search"] == "ladder"  # the search in force after the reload, named
     [f] = [f for f in (daemon_dirs / "outbox").glob("*.pkt") if any(
         p.header.base_kind == pk.KIND_TILE for p in pk.parse_stream(f.read_bytes()))]
     assert {p.header.level for p in pk.parse_stream(f.read_bytes()) if p.header.base_kind == pk.KIND_TILE} == {0}
