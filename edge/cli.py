@@ -96,7 +96,8 @@ def encode_main(argv: Sequence[str] | None = None) -> int:
                         "reading (default 2,000,000,000; --scene-bytes, which reads whole scenes, stops at "
                         "400,000,000)")
     p.add_argument("--mode-search", choices=MODE_SEARCHES, default=None,
-                   help="default: auto where the networks run on a GPU (ONNX Runtime on CUDA), residual on a CPU, "
+                   help="default: auto where both networks run on a GPU (TensorRT with cvae-export --target trt's two "
+                        "engines, or ONNX Runtime on CUDA), residual on a CPU, "
                         "where they cost levels 2-3 about 4x their time for 0.1-0.2 point of BD-rate on multiband "
                         "Sentinel-2 and Landsat-5 scenes, nothing on most (benchmarks/results, network_budget.md). "
                         "auto codes the latent-only levels 0-1 as a coarse wavelet residual and the finest levels as "

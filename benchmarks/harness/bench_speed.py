@@ -309,7 +309,7 @@ def build_backends(bundle, names: Sequence[str], checkpoint: Path, mode_search: 
             else:
                 skipped["torch-cuda"] = "no CUDA device visible to torch"
     if "tensorrt" in names:
-        from cvae.edge.runtime.trt import TrtTransforms, find_engine
+        from cvae.edge.runtime.trt import TrtTransforms, find_decoder, find_engine
 
         if importlib.util.find_spec("tensorrt") is None or importlib.util.find_spec("pycuda") is None:
             skipped["tensorrt"] = "TensorRT and pycuda are not installed (JetPack, or pip install tensorrt pycuda)"
@@ -319,7 +319,7 @@ def build_backends(bundle, names: Sequence[str], checkpoint: Path, mode_search: 
                 skipped["tensorrt"] = (f"no engine for this GPU and TensorRT version in {bundle.path / 'engines'} "
                                        "(build one with cvae-export --target trt)")
             else:
-                decoder = find_engine(bundle.path, half="decoder", tile=int(engine["tile"]))
+                decoder = find_decoder(bundle.path, engine)
                 codecs["tensorrt"] = bundle.codec(transforms=TrtTransforms(engine, fallback=ort,
                                                                            synthesis_engine=decoder),
                                                   mode_search=mode_search)

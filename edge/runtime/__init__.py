@@ -26,7 +26,7 @@ def load_transforms(bundle_dir: str | Path, backend: str = "auto", threads: int 
     ort = OrtTransforms(Path(bundle_dir) / "encoder.onnx", Path(bundle_dir) / "decoder.onnx", threads=threads)
     if backend == "onnxruntime":
         return ort
-    from cvae.edge.runtime.trt import TrtTransforms, find_engine
+    from cvae.edge.runtime.trt import TrtTransforms, find_decoder, find_engine
 
     engine = find_engine(bundle_dir)
     if engine is None:
@@ -35,5 +35,4 @@ def load_transforms(bundle_dir: str | Path, backend: str = "auto", threads: int 
                               "missing); build one on this device with cvae-export --target trt")
         return ort  # auto: TensorRT when an engine and a GPU are present, else ONNX Runtime
     # the synthesis on the GPU too where the bundle has a decoder engine of the same tile (cvae-export --target trt)
-    return TrtTransforms(engine, fallback=ort,
-                         synthesis_engine=find_engine(bundle_dir, half="decoder", tile=int(engine["tile"])))
+    return TrtTransforms(engine, fallback=ort, synthesis_engine=find_decoder(bundle_dir, engine))

@@ -31,7 +31,7 @@ import numpy as np
 
 from cvae.edge.errors import BundleError, MissingDependencyError
 
-__all__ = ["TrtTransforms", "find_engine"]
+__all__ = ["TrtTransforms", "find_engine", "find_decoder"]
 
 
 _PREFERENCE = ("fp16", "fp32", "int8")  # INT8 only when asked for, or when it is the only engine
@@ -60,6 +60,12 @@ def find_engine(bundle_dir: str | Path, precision: str | None = None, half: str 
               and (tile is None or int(e["tile"]) == tile)]
     usable.sort(key=lambda e: _PREFERENCE.index(e["precision"]) if e["precision"] in _PREFERENCE else 99)
     return {**usable[0], "path": str(Path(bundle_dir) / "engines" / usable[0]["file"])} if usable else None
+
+
+def find_decoder(bundle_dir: str | Path, encoder: dict) -> dict | None:
+    """The decoder engine that goes with ``encoder`` (a :func:`find_engine` record): the bundle's for this GPU and
+    TensorRT version of the same tile, or None (the synthesis then runs on the fallback)."""
+    return find_engine(bundle_dir, half="decoder", tile=int(encoder["tile"]))
 
 
 class _Slot:
@@ -163,7 +169,6 @@ class TrtTransforms:
             raise ValueError(f"max_contexts {max_contexts}: give 1 or more")
         self.fallback = fallback  # ONNX Runtime, for what the engines cannot take
         self.max_contexts = max_contexts
-        self.batch, self.tile = int(engine["batch"]), int(engine["tile"])
         self._cuda = cuda
         self._cond = threading.Condition()  # guards the pools' slots, the busy count and closed
         self._pools: dict[str, _Pool] = {}
@@ -186,10 +191,11 @@ class TrtTransforms:
 
     def analysis(self, x: np.ndarray) -> np.ndarray:
         """float32[B, 1, H, W] -> float32[B, M, H/16, W/16]; thread-safe."""
-        b, _, h, w = x.shape
-        if h > self.tile or w > self.tile:
+        _, _, h, w = x.shape
+        tile = self._pools["analysis"].tile
+        if h > tile or w > tile:
             return self.fallback.analysis(x)
-        x = np.pad(np.asarray(x, np.float32), ((0, 0), (0, 0), (0, self.tile - h), (0, self.tile - w)), mode="edge")
+        x = np.pad(np.asarray(x, np.float32), ((0, 0), (0, 0), (0, tile - h), (0, tile - w)), mode="edge")
         out = self._run("analysis", x)
         return np.ascontiguousarray(out[:, :, :h // 16, :w // 16])
 
