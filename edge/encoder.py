@@ -177,7 +177,8 @@ def scene_side(band_range: tuple[np.ndarray, np.ndarray] | None, tiles: int,
 def prepare_tile(codec: TileCodec, px: np.ndarray, valid: np.ndarray, info: RasterInfo, level: int | None = None,
                  tile_bytes: int | None = None, max_error=None, psnr: float | None = None,
                  scene: bitstream.SceneSide | None = None, target=None, unit: int = 0):
-    """``(tile, level)`` for :meth:`TileCodec.encode` from a tile's pixels, the quality asked as exactly one of a
+    """``(tile, level)`` for :meth:`TileCodec.encode` from a tile's pixels (weighted for its level:
+    :meth:`TileCodec.weighted`), the quality asked as exactly one of a
     ``level``, a ``tile_bytes`` budget, a ``max_error`` bound (no network; level 0) or a ``psnr`` target (with
     ``target``, the scene's :class:`~cvae.edge.quality.SceneTarget` from :func:`psnr_target`, tile ``unit`` is
     held to the scene's PSNR so far, not its own); the scene's band range (``scene``: as its metadata sends it,
@@ -195,7 +196,7 @@ def prepare_tile(codec: TileCodec, px: np.ndarray, valid: np.ndarray, info: Rast
         if tile_bytes is None:
             raise InputError("give a level, a tile byte budget, an error bound or a PSNR target")
         return choose_rate(codec, a, tile_bytes)
-    return a, level
+    return codec.weighted(a, level), level
 
 
 def psnr_target(info: RasterInfo, psnr: float | None, tiles: int):
@@ -295,11 +296,12 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
                                   band_fill=band_fill_mask(pixels[:, w.slices[0], w.slices[1]], raster.valid[w.slices],
                                                            raster.nodata, zero_fill), scene=stream.side)
                     for w in windows]  # one network pass per tile, kept: the levels are chosen from estimates
-        est = np.array([[codec.estimate_bytes(a, lv) for lv in range(codec.levels)] for a in analyzed])
+        est = np.array([[codec.estimate_bytes(codec.weighted(a, lv), lv) for lv in range(codec.levels)]
+                        for a in analyzed])
         copies = metadata_copies(len(windows), stream.metadata_every)
         plan = allocate_scene(est, scene_bytes - (len(stream.meta) * copies + 27 * len(windows)))
         for a, level in zip(analyzed, plan):
-            yield a, int(level)
+            yield codec.weighted(a, int(level)), int(level)
 
     return _packetize(path, bundle, codec, opts, writer, progress, header, raster.pixels.dtype, tiles, sink,
                       band_range)

@@ -8,8 +8,7 @@ import math
 
 import numpy as np
 
-from cvae.edge.codec import bitstream, stepcode
-from cvae.edge.codec.spectral import MATRIX_SCALE
+from cvae.edge.codec import bitstream, stepcode, weighting
 from cvae.edge.codec.plan import Planner
 from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.errors import InputError
@@ -36,14 +35,15 @@ def best(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, valid: np.ndarray, f
     if found[1].step is not None and coarse < found[1].step < stepcode.on_grid(stepcode.STEP_MAX):
         hybrid = codec.hybrid
         for level in map(int, np.flatnonzero(codec.ladder.step == 0)[::-1]):  # latent-only levels, highest first
-            p = hybrid.plan(a, level)  # measured on the pixels the decoder will make, without decoding the tile
-            rec = hybrid.pixels(a, level, p)
+            w = codec.weighted(a, level)  # the tile as codec.encode codes it at that level
+            p = hybrid.plan(w, level)  # measured on the pixels the decoder will make, without decoding the tile
+            rec = hybrid.pixels(w, level, p)
             q = gauge.db(px, rec, coded)
             if q < target:
                 break
-            nbytes = len(hybrid.pack(a, level, p))
+            nbytes = len(hybrid.pack(w, level, p))
             if best is None or nbytes < best[0]:
-                best = (nbytes, a, level, q, rec)
+                best = (nbytes, w, level, q, rec)
     step_dn = (found[1].step or 0.0) * gauge.peaks[gauge.peaks > 0]
     if (found[3] < target and not lenient) or (len(step_dn) and step_dn.min() < BOUND_DN):
         bounded = _by_bound(codec, px, valid, fill, coded, gauge, window, best[0] if best is not None else None)
@@ -62,6 +62,10 @@ def _by_step(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, coded: np.ndarra
     further try costs the residual's quantisation only)."""
     hybrid = codec.hybrid
     first, slope = _estimate_step(a, window[1], gauge.peaks)  # slope: dB per ln(step), until two tries measure it
+    w = codec.weighted(a, None, first)  # the components weighted once, at the estimate: the search keeps that tile
+    if w.cache is not a.cache:  # rotated: the estimate again, on the tile the search codes
+        first, slope = _estimate_step(w, window[1], gauge.peaks)
+    a = w
     search = "residual" if lenient else None
     tried, slope = _secant(codec, hybrid.planner_for(search), a, px, coded, gauge, window, math.log(first), slope,
                            SEARCH_STEPS)
@@ -129,52 +133,27 @@ def _secant(codec: TileCodec, planner: Planner, a: AnalyzedTile, px: np.ndarray,
     return tried, slope
 
 
-#: the estimate's model of the planner's rate-distortion quantisation: a coefficient of x steps codes as 0 under
-#: ZERO_FLOOR + ZERO_RISE * p0^2 steps (p0: the component's share rounding to zero), else as the nearest integer.
-#: ZERO_RISE was fitted to the quantisation's squared error on six validation scenes (steps 0.0025-0.3); ZERO_FLOOR
-#: (0.6 then) was refitted with the per-band estimate to the fewest tries of the search over the 8 validation scenes
-#: at 35, 40 and 45 dB: 0.6 705 tries, 0.63 660, 0.66 699 (the mean-error estimate with 0.6: 700; its first tries
-#: landed +0.7 to +1.1 dB above their aim on the 6-7 band Landsat scenes, now +0.04 to +0.3 there, -0.15 on
-#: Sentinel-2 T33NZA)
-ZERO_FLOOR, ZERO_RISE = 0.63, 0.2
-
-
 def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[float, float]:
     """``(step, slope)``: the step at which the tile's residual alone would score ``aim`` dB, and there the PSNR's
-    change per unit of ln(step), estimated in the wavelet domain (the subbands are scaled so that one step suits
-    them all: their error is about the pixels'), no coding: a root (:func:`solve_falling`) of the PSNR the gauge would
-    measure, the mean over bands of each band's, from each component's mean error of quantising a sample of its
-    coefficients carried to the bands through the inverse of the tile's KLT (a band's error is the sum of the
-    components' errors weighted by the squares of its row of the inverse), rounded to integers (:func:`rounded_mse`).
-    Per band, not the mean error over bands: where the bands err unevenly (the weak components zeroed at coarse
-    steps, 6-7 band Landsat scenes), the mean of their PSNRs is well above the PSNR of their mean error."""
-    comps = [np.abs(np.concatenate([x.reshape(-1) for x in bands])) for bands in Planner.z_subbands(a)]
-    every = max(1, sum(c.size for c in comps) // 32768)
-    samples = [np.sort(c[::every].astype(np.float32)) for c in comps]  # per component: its own share rounding to 0
-    weight = np.square(np.linalg.inv(a.spectral.matrix.astype(np.float64) / MATRIX_SCALE))  # [band, component]
+    change per unit of ln(step), estimated in the wavelet domain, no coding: a root (:func:`solve_falling`) of the
+    PSNR the gauge would measure, the mean over bands of each band's, from the covariance of the components' errors
+    of quantising a sample of their coefficients (:func:`weighting.error_covariance`, the planner's rounding and
+    zeroing modelled) carried to the bands through the inverse of the tile's rotation (:func:`weighting.band_errors`),
+    rounded to integers (:func:`rounded_mse`). Per band, not the mean error over bands: where the bands err unevenly
+    (the weak components zeroed at coarse steps, 6-7 band Landsat scenes), the mean of their PSNRs is well above the
+    PSNR of their mean error; with the covariance, not the components' errors alone: their details' errors are
+    correlated (each band's modelled error within 0.3 dB of the coded tile's on Sentinel-2 T33NZA 20 m and NAIP at
+    levels 2-8, the components' errors alone up to 2 dB off)."""
+    samples = weighting.error_samples(Planner.z_subbands(a))
     used = peaks > 0
     if not used.any():
         used = np.ones_like(used)
     integer = np.dtype(a.dtype).kind in "iu"  # the decoder rounds to integers: the error too, in digital numbers
-    dn2 = np.where(peaks > 0, peaks, 1.0) ** 2
+    scale = np.where(peaks > 0, peaks, 1.0) if integer else None
     share = max(float(a.valid.mean()), 1e-3) if a.valid is not None else 1.0  # nodata zeros err nothing
 
     def db(step: float) -> float:
-        # the planner rounds to the nearest, then its rate-distortion choice zeroes coefficients under about 0.6 to
-        # 0.8 steps: the more of a component's coefficients round to zero, the more an isolated one costs
-        # (ZERO_FLOOR, ZERO_RISE)
-        err = np.zeros(len(samples))
-        for k, sample in enumerate(samples):
-            if not sample.size:
-                continue
-            x = sample * np.float32(1 / step)
-            zero = ZERO_FLOOR + ZERO_RISE * (np.searchsorted(sample, 0.5 * step) / sample.size) ** 2  # sorted
-            q = np.floor(x + np.float32(0.5))
-            q[:np.searchsorted(sample, zero * step)] = 0.0
-            err[k] = float(np.mean(np.square(x - q), dtype=np.float64)) * step * step / share
-        band = weight @ err
-        if integer:
-            band = rounded_mse(band * dn2) / dn2
+        band = weighting.band_errors(weighting.error_covariance(samples, step, share), a.spectral.matrix, scale)
         return float(np.mean(-10 * np.log10(np.maximum(band[used], 1e-30))))
 
     x, q = solve_falling(lambda x: db(math.exp(x)), aim, math.log(math.sqrt(12.0) * 10 ** (-aim / 20)),
@@ -184,22 +163,7 @@ def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[floa
     return step, min(-2.0, max(-12.0, slope)) if math.isfinite(slope) and slope < 0 else SLOPE_DB
 
 
-_erfc = np.vectorize(math.erfc, otypes=[np.float64])
-
-
-def rounded_mse(var: np.ndarray) -> np.ndarray:
-    """float64[B]: the mean square of an error of variance ``var`` (digital numbers squared) rounded to an integer
-    (an integer sample decoded with a float error ``e`` comes back ``round(e)`` off), taking ``e`` Gaussian:
-    ``sum_k (2k - 1) P(|e| >= k - 1/2)``. About ``var + 1/12`` from a variance of 1 up; far less below (an error
-    mostly under half a digital number rounds away: fine steps on 8-bit bands)."""
-    var = np.asarray(var, np.float64)
-    out = var + 1 / 12
-    small = var < 9.0  # sigma under 3: the sum, to 9 sigma
-    if small.any():
-        sigma = np.sqrt(np.maximum(var[small], 1e-300))
-        k = np.arange(1, 29, dtype=np.float64)[:, None]
-        out[small] = np.sum((2 * k - 1) * _erfc((k - 0.5) / (sigma * math.sqrt(2))), axis=0)
-    return out
+rounded_mse = weighting.rounded_mse
 
 
 #: the first step estimate stops within this many dB of its aim (:func:`~cvae.edge.quality.solve_falling`; about 0.15%

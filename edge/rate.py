@@ -14,10 +14,11 @@ __all__ = ["BUDGET_FILL", "choose_level", "choose_rate", "allocate_scene"]
 
 
 def choose_level(codec: TileCodec, analyzed, budget: int) -> int:
-    """The highest level whose estimated size fits ``budget`` bytes (level 0 if none does)."""
+    """The highest level whose estimated size fits ``budget`` bytes, the tile weighted for it
+    (:meth:`TileCodec.weighted`; level 0 if none does)."""
     best = 0
     for level in range(codec.levels):
-        if codec.estimate_bytes(analyzed, level) <= budget:
+        if codec.estimate_bytes(codec.weighted(analyzed, level), level) <= budget:
             best = level
     return best
 
@@ -31,13 +32,15 @@ def choose_rate(codec: TileCodec, analyzed, budget: int):
     when it is a residual level, the residual step between its preset and the next one's (beyond the finest preset:
     down to the finest step a tile carries) whose tile fills the budget (at least BUDGET_FILL of it, never over:
     tile format v7 carries the step; a bisection on ln(step) with the planner's sizes, each kept one checked by
-    coding; a level whose estimate fits but whose tile does not gives way to the one below). A tile at a latent-only
+    coding; a level whose estimate fits but whose tile does not gives way to the one below; the components weighted
+    once, at that level's preset: :meth:`TileCodec.weighted`). A tile at a latent-only
     level (a budget under the first residual level's size) keeps that size."""
     level = choose_level(codec, analyzed, budget)
-    size = len(codec.encode(analyzed, level))
+    size = len(codec.encode(codec.weighted(analyzed, level), level))
     while size > budget and level > 0:  # the estimate fitted, the tile does not (its masks are not estimated)
         level -= 1
-        size = len(codec.encode(analyzed, level))
+        size = len(codec.encode(codec.weighted(analyzed, level), level))
+    analyzed = codec.weighted(analyzed, level)  # weighted at the level found: the search below keeps that tile
     steps = codec.ladder.step
     if steps[level] <= 0 or size > budget:  # a latent-only level (or nothing fits): its size is the tile's
         return analyzed, level

@@ -43,6 +43,8 @@ class TileCache:
     plan: "tuple[tuple, Plan] | None" = None  # the latest plan and its (level, step, modes searched)
     gate: bool | None = None  # 'auto''s network gate for this tile (Planner.network_pays), once computed
     z_bands: list[list[np.ndarray]] | None = None  # per component: the CDF 9/7 subbands of z (Planner.z_subbands)
+    #: the latest (step, tile) of :meth:`TileCodec.weighted`: the tile with its components weighted for that step
+    weighted: "tuple[float, AnalyzedTile] | None" = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class AnalyzedTile:
     #: the mode search the tile is to be planned with (:data:`cvae.edge.codec.plan.MODE_SEARCHES`; a quality
     #: target's choice, as ``step``); None: the codec's
     search: str | None = None
+    #: whether the rotation's rows are final (:meth:`TileCodec.weighted` chose them; :mod:`cvae.edge.codec.weighting`)
+    weighted: bool = False
     cache: TileCache = field(default_factory=TileCache, compare=False, repr=False)  # parts, plans, g_s output
 
     @property

@@ -17,20 +17,21 @@ tiles with the first sample kind, and reads every kind it can build. Which forma
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cvae.edge.codec import adaptive as am
-from cvae.edge.codec import bitstream
+from cvae.edge.codec import bitstream, stepcode, weighting
 from cvae.edge.codec.factorized import FactorizedKind
 from cvae.edge.codec.hybrid import HybridKind
 from cvae.edge.codec.kinds import LearnedKind, SampleKind, TileKind
-from cvae.edge.codec.latents import STRIDE, AnalyzedTile, Ladder, LatentModel, to_dtype
-from cvae.edge.codec.plan import Plan, check_mode_search
+from cvae.edge.codec.latents import STRIDE, AnalyzedTile, Ladder, LatentModel, TileCache, to_dtype
+from cvae.edge.codec.plan import Plan, Planner, check_mode_search
 from cvae.edge.codec.predictive import BoundedTile, PredictiveKind, check_max_error
-from cvae.edge.codec.spectral import SpectralTransform
+from cvae.edge.codec.spectral import MATRIX_SCALE, SpectralTransform
 from cvae.edge.codec.tables import EntropyTables
 from cvae.edge.errors import CorruptTileError, InputError
 
@@ -175,20 +176,73 @@ class TileCodec:
         else:
             variance = z.reshape(c, -1).var(axis=1)
         hp, wp = -(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE
-
-        def analysis(components: np.ndarray) -> np.ndarray:  # run for the components a level first needs
-            zp = np.pad(z[components], ((0, 0), (0, hp - h), (0, wp - w)), mode="edge")[:, None]
-            return self.transforms.analysis(np.ascontiguousarray(zp, np.float32))
-
         if band_fill is not None:
             band_fill = np.asarray(band_fill, bool)
             if band_fill.shape != tile.shape:
                 raise InputError(f"band_fill shape {band_fill.shape} != tile shape {tile.shape}")
             band_fill = band_fill if band_fill.any() and self.adaptive is not None else None
         return AnalyzedTile(shape=(c, h, w), dtype=tile.dtype, spectral=st, variance=variance.astype(np.float32),
-                            analysis=analysis, valid=valid, z=z if self.ladder.residual_levels else None,
+                            analysis=self._analysis(z), valid=valid, z=z if self.ladder.residual_levels else None,
                             band_fill=band_fill, scene=scene,
                             latent_shape=(self.latents.channels, hp // STRIDE, wp // STRIDE))
+
+    def _analysis(self, z: np.ndarray):
+        """The analysis network for components ``z: float32[C, H, W]``, run for the components a level first needs
+        (padded to a multiple of :data:`STRIDE` by repeating the edge)."""
+        c, h, w = z.shape
+        hp, wp = -(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE
+
+        def analysis(components: np.ndarray) -> np.ndarray:
+            zp = np.pad(z[components], ((0, 0), (0, hp - h), (0, wp - w)), mode="edge")[:, None]
+            return self.transforms.analysis(np.ascontiguousarray(zp, np.float32))
+        return analysis
+
+    def weighted(self, a: AnalyzedTile, level: int | None, step: float | None = None) -> AnalyzedTile:
+        """``a`` with its components weighted for the residual step ``step`` (default: ``a.step``, else ``level``'s
+        preset, or a latent-only level's coarse step): the rotation's rows scaled so that the bands' mean PSNR,
+        not their summed error, is what one step serves (:mod:`cvae.edge.codec.weighting`); marked final
+        (:attr:`AnalyzedTile.weighted`), so a tile already weighted comes back as it is. Tiles of one band, of
+        factorised bundles, or analysed without a residual are not weighted. :meth:`plan`,
+        :meth:`estimate_bytes` and :meth:`encode` take a tile as it is: the encoder weighs each tile for the level it
+        codes (:func:`cvae.edge.encoder.prepare_tile`, :meth:`compress`); a search over steps weighs once and keeps
+        that tile (``--psnr`` at its first estimate, ``--tile-bytes`` at the level found)."""
+        if a.weighted or self.adaptive is None or a.z is None or a.shape[0] < 2 or not callable(a.analysis):
+            return a
+        if step is None:
+            step = a.step
+        if step is None and level is not None:
+            model = self.hybrid.model
+            step = model.preset_step(level) if self.has_residual(level) else model.coarse_step(level)
+        if step is None:
+            return a
+        step = stepcode.on_grid(step)
+        cached = a.cache.weighted
+        if cached is not None and cached[0] == step:
+            return cached[1]
+        st = a.spectral
+        samples = weighting.error_samples(Planner.z_subbands(a))
+        share = max(float(a.valid.mean()), 1e-3) if a.valid is not None else 1.0
+        scale = (st.hi.astype(np.float64) - st.lo.astype(np.float64)) if np.dtype(a.dtype).kind in "iu" else None
+        cov = weighting.error_covariance(samples, step, share)
+        err = weighting.band_errors(cov, st.matrix, scale)
+        m = weighting.weighted_matrix(st.matrix, weighting.row_scales(cov, err, st.matrix, st.hi > st.lo))
+        out = dataclasses.replace(a, weighted=True) if m is None else self._reweigh(a, m)
+        a.cache.weighted = (step, out)
+        return out
+
+    def _reweigh(self, a: AnalyzedTile, matrix: np.ndarray) -> AnalyzedTile:
+        """``a`` rotated by ``matrix`` (int8[C, C]) instead of its own: the components made from ``a``'s (a linear
+        map, so nodata pixels stay 0), their variances and analysis network; a fresh cache."""
+        assert a.z is not None
+        c, h, w = a.shape
+        old = a.spectral.matrix.astype(np.float64) / MATRIX_SCALE
+        t = (matrix.astype(np.float64) / MATRIX_SCALE) @ np.linalg.inv(old)
+        z = (t.astype(np.float32) @ a.z.reshape(c, -1)).reshape(c, h, w)
+        flat = z[:, a.valid] if a.valid is not None else z.reshape(c, -1)
+        variance = flat.var(axis=1) if flat.shape[1] else np.zeros(c, np.float32)
+        return dataclasses.replace(a, spectral=dataclasses.replace(a.spectral, matrix=matrix), z=z,
+                                   variance=variance.astype(np.float32), analysis=self._analysis(z), weighted=True,
+                                   cache=TileCache())
 
     def symbols(self, a: AnalyzedTile, level: int) -> np.ndarray:
         """int32[C, M, h, w]: the quantised latents at ``level``'s ladder latent level of the components coded there
@@ -231,7 +285,7 @@ class TileCodec:
     def compress(self, tile: np.ndarray, level: int, valid: np.ndarray | None = None,
                  band_range: tuple[np.ndarray, np.ndarray] | None = None) -> bytes:
         """``tile: native[C, H, W]`` (uint8/uint16/int16/int32/float) -> bytes at rate ``level``."""
-        return self.encode(self.analyze(tile, valid, band_range), level)
+        return self.encode(self.weighted(self.analyze(tile, valid, band_range), level), level)
 
     def bound(self, tile: np.ndarray, max_error, valid: np.ndarray | None = None,
               band_fill: np.ndarray | None = None) -> BoundedTile:

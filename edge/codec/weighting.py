@@ -1,0 +1,130 @@
+"""Component weights matched to the quality measure: the residual of a multiband tile quantised more finely on the
+components that carry the bands erring least.
+
+Why: a multiband scene's quality is the mean over bands of each band's PSNR (``cvae.edge.quality``, the project's
+scorer, the remote-sensing habit), so a band's error counts in proportion to 1 / (its error): lowering the error of
+a band that already errs little gains as many dB as lowering a large one by the same share. One step for every
+KLT component minimises the *sum* of the band errors instead. At high rates the two agree (every component errs
+step^2 / 12, every band the same); at low and middle rates the weak components round mostly to zero and the bands
+err unevenly (1.5 to 4 dB apart on the 6-12 band validation scenes), and the sum is the wrong target.
+
+How: from the tile's wavelet coefficients, the error each component would make at the step
+(:func:`component_errors`, the rounding model ``--psnr``'s step estimate uses), carried to the bands through the
+inverse rotation (``W = Rinv^2``); each band's sensitivity ``s_b = 1 / err_b``; each component's weight
+``g_c = sum_b W_bc s_b``, the derivative of the sum of the bands' log errors. The high-rate optimum of that sum is
+component c quantised with a step proportional to ``g_c^-1/2``: the encoder multiplies row ``c`` of the tile's
+int8 rotation by ``h_c = g_c^1/2`` (normalised to a geometric mean of 1, so the determinant stays near 1, and kept
+in ``[H_MIN, H_MAX]`` and int8's range), which scales the component itself, so the one step the tile sends is
+``step / h_c`` in the component's own units. No format change: the header sends any invertible rotation and the
+decoder inverts what it reads (docs/bitstream.md, "Decoding a tile"); only the encoder decides.
+
+Measured (``benchmarks/experiments/band_weights.py``): see its docstring."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cvae.edge.codec.spectral import MATRIX_SCALE
+
+__all__ = ["ZERO_FLOOR", "ZERO_RISE", "H_MIN", "H_MAX", "MIN_DET", "error_samples", "error_covariance",
+           "band_errors", "rounded_mse", "row_scales", "weighted_matrix"]
+
+#: the model of the planner's rate-distortion quantisation: a coefficient of x steps codes as 0 under
+#: ZERO_FLOOR + ZERO_RISE * p0^2 steps (p0: the component's share rounding to zero), else as the nearest integer.
+#: ZERO_RISE was fitted to the quantisation's squared error on six validation scenes (steps 0.0025-0.3); ZERO_FLOOR
+#: (0.6 then) was refitted with the per-band estimate to the fewest tries of the search over the 8 validation scenes
+#: at 35, 40 and 45 dB: 0.6 705 tries, 0.63 660, 0.66 699 (the mean-error estimate with 0.6: 700; its first tries
+#: landed +0.7 to +1.1 dB above their aim on the 6-7 band Landsat scenes, now +0.04 to +0.3 there, -0.15 on
+#: Sentinel-2 T33NZA)
+ZERO_FLOOR, ZERO_RISE = 0.63, 0.2
+#: the row scales' range: a component's step at most 2x finer or coarser than the tile's
+H_MIN, H_MAX = 0.5, 2.0
+#: rotations whose |det| falls under this are not sent (decoders reject under 0.25: bitstream.py)
+MIN_DET = 0.5
+#: coefficients sampled per component for the error model
+SAMPLES = 32768
+
+
+def error_samples(subbands: list[list[np.ndarray]]) -> np.ndarray:
+    """float32[C, N]: the wavelet coefficients ``subbands[c]`` (every subband of each component, finest to
+    coarsest, as :func:`wavelet.forward`) at about :data:`SAMPLES` places in all, the same places in every component
+    (their quantisation errors are correlated across components: the KLT decorrelates the tile's pixels, which its
+    low frequencies dominate, not its details)."""
+    flat = [np.concatenate([x.reshape(-1) for x in bands]) for bands in subbands]
+    every = max(1, len(flat) * flat[0].size // SAMPLES)
+    return np.stack([f[::every] for f in flat]).astype(np.float32)
+
+
+def error_covariance(samples: np.ndarray, step: float, share: float = 1.0) -> np.ndarray:
+    """float64[C, C]: the covariance per valid pixel of the components' errors quantised with ``step`` (the subbands
+    are scaled so that one step suits them all: their error is about the pixels'), from :func:`error_samples`: the
+    planner rounds to the nearest, then its rate-distortion choice zeroes coefficients under about 0.6 to 0.8 steps
+    (the more of a component's coefficients round to zero, the more an isolated one costs: ZERO_FLOOR, ZERO_RISE).
+    ``share``: the tile's share of valid pixels (nodata zeros err nothing). The diagonal is each component's error."""
+    x = samples.astype(np.float64) * (1 / step)
+    mag = np.abs(x)
+    zero = ZERO_FLOOR + ZERO_RISE * np.mean(mag < 0.5, axis=1) ** 2
+    e = x - np.where(mag < zero[:, None], 0.0, np.sign(x) * np.floor(mag + 0.5))
+    return (e @ e.T) * (step * step / max(e.shape[1], 1) / share)
+
+
+def band_errors(cov: np.ndarray, matrix: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+    """float64[B]: each band's mean squared error (in its normalised units) from the components' error covariance
+    ``cov`` through the inverse of the int8 rotation ``matrix`` (``diag(Rinv cov Rinv^T)``); ``scale``: float[B]
+    digital numbers per normalised unit of an integer band (the decoder rounds to integers: the error too,
+    :func:`rounded_mse`), None for float data."""
+    inv = np.linalg.inv(matrix.astype(np.float64) / MATRIX_SCALE)
+    band = np.einsum("bc,cd,bd->b", inv, cov, inv)
+    if scale is not None:
+        dn2 = np.square(np.where(scale > 0, scale, 1.0).astype(np.float64))
+        band = rounded_mse(band * dn2) / dn2
+    return band
+
+
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def rounded_mse(var: np.ndarray) -> np.ndarray:
+    """float64[B]: the mean square of an error of variance ``var`` (digital numbers squared) rounded to an integer
+    (an integer sample decoded with a float error ``e`` comes back ``round(e)`` off), taking ``e`` Gaussian:
+    ``sum_k (2k - 1) P(|e| >= k - 1/2)``. About ``var + 1/12`` from a variance of 1 up; far less below (an error
+    mostly under half a digital number rounds away: fine steps on 8-bit bands)."""
+    var = np.asarray(var, np.float64)
+    out = var + 1 / 12
+    small = var < 9.0  # sigma under 3: the sum, to 9 sigma
+    if small.any():
+        sigma = np.sqrt(np.maximum(var[small], 1e-300))
+        k = np.arange(1, 29, dtype=np.float64)[:, None]
+        out[small] = np.sum((2 * k - 1) * _erfc((k - 0.5) / (sigma * math.sqrt(2))), axis=0)
+    return out
+
+
+def row_scales(cov: np.ndarray, band_err: np.ndarray, matrix: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """float64[C]: the scale ``h_c`` of each row of the int8 rotation ``matrix`` (module docstring) from the
+    components' error covariance ``cov`` and the bands' errors ``band_err`` at the tile's step; ``used: bool[B]`` the
+    bands the quality counts (a flat band counts nowhere). ``g_c``: how much the sum of the bands' log errors falls
+    per unit of component c's own error as its step shrinks (``sum_b s_b Rinv_bc (Rinv cov)_bc / cov_cc``; with
+    uncorrelated errors ``sum_b s_b Rinv_bc^2``). All ones where fewer than two bands count."""
+    c = matrix.shape[0]
+    if int(used.sum()) < 2:
+        return np.ones(c)
+    inv = np.linalg.inv(matrix.astype(np.float64) / MATRIX_SCALE)  # [band, component]
+    sens = np.where(used, 1.0 / np.maximum(band_err, 1e-30), 0.0)
+    sens /= sens[used].mean()
+    diag = np.diag(cov)
+    g = np.einsum("b,bc,bc->c", sens, inv, inv @ cov) / np.maximum(diag, 1e-30)
+    g = np.where(diag > 1e-30, g, np.square(inv).T @ sens)
+    h = np.sqrt(np.maximum(g, 1e-12))
+    h = np.clip(h / math.exp(float(np.mean(np.log(h)))), H_MIN, H_MAX)
+    room = MATRIX_SCALE / np.maximum(np.abs(matrix.astype(np.float64)).max(axis=1), 1.0)  # int8's range
+    return np.minimum(h, room)
+
+
+def weighted_matrix(matrix: np.ndarray, h: np.ndarray) -> np.ndarray | None:
+    """int8[C, C]: ``matrix`` with row ``c`` scaled by ``h[c]``; None where that is ``matrix`` itself or would come
+    near singular (|det| under :data:`MIN_DET`)."""
+    m = np.clip(np.round(matrix.astype(np.float64) * h[:, None]), -127, 127).astype(np.int8)
+    if np.array_equal(m, matrix) or abs(np.linalg.det(m.astype(np.float64) / MATRIX_SCALE)) < MIN_DET:
+        return None
+    return m
