@@ -38,9 +38,12 @@ step() {
 
 step "the 8 validation scenes (held-out sources)" ".dev/val/*.tif" \
     "python benchmarks/tools/make_validation_set.py --out $VAL --seen .dev/val_seen"
-step "median -12.7% against the strongest JPEG 2000, per scene (include block)" \
+step "median -13.6% against the strongest JPEG 2000, per scene (include block)" \
     "$R/scorer_validation.txt $R/scorer_validation_rd.json" \
     "rm -rf $W/scorer && mkdir -p $W $R && { echo '# python ../shared/tools/rd_vs_jpeg2000.py .dev/val WORK   (bundle $B, $DATE)'; python ../shared/tools/rd_vs_jpeg2000.py $VAL $W/scorer; } > $R/scorer_validation.txt && cp $W/scorer/rd.json $R/scorer_validation_rd.json"
+step "the component weights: -2.9% / -1.4% BD-rate on the scorer's PSNR, +2.5% / +2.4% on the mean error's" \
+    "$R/band_weights.json $R/band_weights.md" \
+    "python benchmarks/experiments/band_weights.py $SCENES --mode-search residual --out $R"
 step "levels 0-1 as a coarse residual, no network: Sentinel-2 -9.3% against -7.8% (plan.LATENT_LEVELS)" \
     "$R/latent_levels.json $R/latent_levels.md" \
     "python benchmarks/experiments/latent_levels.py $SCENES --rd $R/scorer_validation_rd.json --out $R"

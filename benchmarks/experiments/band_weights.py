@@ -2,9 +2,9 @@
 
 Each scene is coded tile by tile at every level twice in the same run, as ``cvae-encode --level`` cuts and codes it
 (512-pixel tiles on the latent-only levels, 256 elsewhere; the scene's band ranges; ``TileCodec.analyze`` /
-``encode`` / ``decompress``): with the rotation's rows weighted for each tile's step (what the codec does) and with
-the tile's own KLT rows left as they are (``TileCodec.weighted`` replaced by the identity for that pass: one step for
-every component, the summed band error served). Bytes are the tiles' (no packets, the same in both), PSNR the
+``encode`` / ``decompress``): with the rotation's rows weighted for the level (``TileCodec.weighted``, what the
+encoder does) and with the tile's own KLT rows left as they are (one step for every component, the summed band
+error served). Bytes are the tiles' (no packets, the same in both), PSNR the
 independent scorer's (per band over valid pixels, the band's valid range as peak, mean over bands); the BD-rate is of
 the weighted curve against the unweighted one (negative: the weights save bits).
 
@@ -37,7 +37,7 @@ def _psnr(orig: np.ndarray, rec: np.ndarray, mask: np.ndarray) -> float:
     return 10 * math.log10(peak ** 2 / max(mse, 1e-12)) if peak > 0 else float("nan")
 
 
-def curve(codec, r, band_range, masks, levels) -> list[dict]:
+def curve(codec, r, band_range, masks, levels, weigh: bool) -> list[dict]:
     from cvae.edge.encoder import DEFAULT_TILE, LOW_RATE_TILE
     from cvae.edge.io.tiling import tile_grid
 
@@ -49,7 +49,8 @@ def curve(codec, r, band_range, masks, levels) -> list[dict]:
         size = DEFAULT_TILE if codec.has_residual(level) else LOW_RATE_TILE
         for w in tile_grid(orig.shape[1], orig.shape[2], size):
             valid = r.valid[w.slices] if r.valid is not None else None
-            data = codec.encode(codec.analyze(orig[:, w.slices[0], w.slices[1]], valid, band_range=band_range), level)
+            a = codec.analyze(orig[:, w.slices[0], w.slices[1]], valid, band_range=band_range)
+            data = codec.encode(codec.weighted(a, level) if weigh else a, level)
             nbytes += len(data)
             rec[:, w.slices[0], w.slices[1]] = codec.decompress(data).pixels
         bands = [_psnr(orig[k], rec[k], masks[k]) for k in range(orig.shape[0])]
@@ -62,7 +63,6 @@ def curve(codec, r, band_range, masks, levels) -> list[dict]:
 
 def run(scenes: list[Path], mode_search: str, log=print) -> dict:
     from cvae.edge.bundle import Bundle
-    from cvae.edge.codec.tile import TileCodec
     from cvae.edge.io.raster import band_ranges, read_raster
 
     bd_rate = sibling("ablation_scorer")._bd_rate()
@@ -70,19 +70,14 @@ def run(scenes: list[Path], mode_search: str, log=print) -> dict:
     bundle = Bundle.load()
     codec = bundle.codec("onnxruntime", threads=1, mode_search=None if mode_search == "default" else mode_search)
     levels = list(range(codec.levels))
-    weighted = TileCodec.weighted
     records = []
     for path in scenes:
         r = read_raster(path)
         c = r.pixels.shape[0]
         br = band_ranges(r.pixels, r.valid, r.nodata)
         masks = [valid_of(r.pixels[k], r.nodata) for k in range(c)]
-        try:
-            TileCodec.weighted = lambda self, a, level, step=None: a  # type: ignore[method-assign]
-            plain = curve(codec, r, br, masks, levels)
-        finally:
-            TileCodec.weighted = weighted  # type: ignore[method-assign]
-        weighed = curve(codec, r, br, masks, levels)
+        plain = curve(codec, r, br, masks, levels, weigh=False)
+        weighed = curve(codec, r, br, masks, levels, weigh=True)
         bd = bd_rate([p["bpp"] for p in plain], [p["psnr"] for p in plain],
                      [p["bpp"] for p in weighed], [p["psnr"] for p in weighed])
         bd_sum = bd_rate([p["bpp"] for p in plain], [p["psnr_of_mean"] for p in plain],
