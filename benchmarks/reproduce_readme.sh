@@ -44,6 +44,9 @@ step "median -13.6% against the strongest JPEG 2000, per scene (include block)" 
 step "the component weights: -2.9% / -1.4% BD-rate on the scorer's PSNR, +2.5% / +2.4% on the mean error's" \
     "$R/band_weights.json $R/band_weights.md" \
     "python benchmarks/experiments/band_weights.py $SCENES --mode-search residual --out $R"
+step "JPEG 2000 + KLT given the same weights: -0.2% BD-rate for it, ours -11.1% against it" \
+    "$R/weighted_peers.json $R/weighted_peers.md" \
+    "python benchmarks/experiments/weighted_peers.py $VAL $R/scorer_validation_rd.json --out $R"
 step "levels 0-1 as a coarse residual, no network: Sentinel-2 -9.3% against -7.8% (plan.LATENT_LEVELS)" \
     "$R/latent_levels.json $R/latent_levels.md" \
     "python benchmarks/experiments/latent_levels.py $SCENES --rd $R/scorer_validation_rd.json --out $R"

@@ -1,0 +1,172 @@
+"""The component weights given to the JPEG 2000 peer: how much of our weights' gain would JPEG 2000 get too?
+
+Our encoder scales each tile's KLT rows so that one step serves the scorer's PSNR (the mean of the bands' PSNRs)
+rather than the bands' summed error (:mod:`cvae.edge.codec.weighting`); the scorer's ``j2k_klt`` peer (the strongest
+JPEG 2000 on 7 of the 8 validation scenes) does not get that. Here it does: for each scene and OpenJPEG quality level
+of the scorer (``range(24, 101, 3)``), ``j2k_klt`` exactly as the scorer codes it (bands normalised by their valid
+range, nodata at the band mean, the scene's KLT, one common scale to uint16, one multi-component codestream, side
+information counted), then again with the KLT's rows scaled by weights computed as ours are (``weighting.row_scales``:
+the same formula, bounds and normalisation) from that level's *measured* errors: the covariance of the decoded
+components' errors and each band's error (an oracle two-pass encoder: ours models them instead, and measured no
+better with the oracle). PSNR and BD-rate as the scorer's. Prints, per scene, the weighted peer against the plain one
+and our curve (the scorer's ``rd.json``) against both.
+
+    python benchmarks/experiments/weighted_peers.py .dev/val benchmarks/results/782c7ed21f22/scorer_validation_rd.json
+
+Writes ``weighted_peers.json`` and ``weighted_peers.md`` (``--out``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # bench_common, run as a script
+from bench_common import DEFAULT_OUT, machine_info, repo_path, sibling, utc_now, write_results  # noqa: E402
+
+LEVELS = range(24, 101, 3)
+
+
+def _psnr(orig: np.ndarray, rec: np.ndarray, mask: np.ndarray) -> float:
+    o = orig[mask].astype(np.float64)
+    peak = o.max() - o.min()
+    mse = np.mean((o - rec[mask].astype(np.float64)) ** 2)
+    return 10 * math.log10(peak ** 2 / max(mse, 1e-12)) if peak > 0 else float("nan")
+
+
+def klt_curves(orig: np.ndarray, masks: list[np.ndarray]) -> tuple[list, list]:
+    """``(plain, weighted)``: [(bpp, PSNR)] of the scorer's j2k_klt over :data:`LEVELS`, and of the same with the
+    rows of its KLT weighted from each level's measured errors."""
+    import imagecodecs
+
+    from cvae.edge.codec import weighting
+
+    c, h, w = orig.shape
+    x = orig.astype(np.float64)
+    lo = np.array([x[b][masks[b]].min() if masks[b].any() else 0.0 for b in range(c)])
+    hi = np.array([x[b][masks[b]].max() if masks[b].any() else 1.0 for b in range(c)])
+    sc = np.where(hi > lo, hi - lo, 1.0)
+    n = (x - lo[:, None, None]) / sc[:, None, None]
+    mean = np.array([n[b][masks[b]].mean() if masks[b].any() else 0.0 for b in range(c)])
+    n -= mean[:, None, None]
+    for b in range(c):
+        n[b][~masks[b]] = 0.0
+    allv = np.logical_and.reduce(masks)
+    klt = np.eye(c)
+    if c > 1 and allv.sum() > c:
+        ev, v = np.linalg.eigh(np.cov(n[:, allv]))
+        klt = v[:, np.argsort(ev)[::-1]].T
+    side_bits = (c * c + 4 * c) * 32
+    for b in range(c):
+        if not masks[b].all() and (b == 0 or not np.array_equal(masks[b], masks[0])):
+            side_bits += 8 * len(zlib.compress(np.packbits(masks[b]).tobytes(), 9))
+    info = np.iinfo(orig.dtype) if orig.dtype.kind in "ui" else None
+
+    def code(a: np.ndarray, level: int):
+        z = (a @ n.reshape(c, -1)).reshape(c, h, w)
+        zmin, zmax = z.reshape(c, -1).min(1), z.reshape(c, -1).max(1)
+        s = 65535.0 / max(float((zmax - zmin).max()), 1e-9)
+        zi = np.clip(np.round((z - zmin[:, None, None]) * s), 0, 65535).astype(np.uint16)
+        img = np.ascontiguousarray(np.moveaxis(zi, 0, -1)) if c > 1 else zi[0]
+        e = imagecodecs.jpeg2k_encode(img, level=level, mct=False)
+        d = imagecodecs.jpeg2k_decode(e).astype(np.float64)
+        d = np.moveaxis(d, -1, 0) if c > 1 else d[None]
+        zr = d / s + zmin[:, None, None]
+        rec = ((np.linalg.inv(a) @ zr.reshape(c, -1)).reshape(c, h, w) + mean[:, None, None]) * sc[:, None, None] + \
+            lo[:, None, None]
+        if info is not None:
+            rec = np.clip(np.round(rec), info.min, info.max)
+        q = float(np.nanmean([_psnr(orig[b], rec[b], masks[b]) for b in range(c)]))
+        return (len(e) * 8 + side_bits) / (c * h * w), q, z, zr, rec
+
+    plain, weighted = [], []
+    for level in LEVELS:
+        bpp, q, z, zr, rec = code(klt, level)
+        plain.append((bpp, q))
+        if c == 1:
+            weighted.append((bpp, q))
+            continue
+        err = (zr - z)[:, allv]
+        cov = err @ err.T / max(err.shape[1], 1)
+        band = np.array([np.mean(((orig[b].astype(np.float64) - rec[b]) / sc[b])[masks[b]] ** 2) for b in range(c)])
+        matrix = klt * weighting.MATRIX_SCALE  # row_scales reads an int8-scaled rotation; the float one here
+        hs = weighting.row_scales(cov, np.maximum(band, 1e-30), matrix, hi > lo)
+        bpp_w, q_w, *_ = code(klt * hs[:, None], level)
+        weighted.append((bpp_w, q_w))
+    return plain, weighted
+
+
+def run(scenes_dir: Path, rd_json: Path, log=print) -> dict:
+    import rasterio
+
+    bd_rate = sibling("ablation_scorer")._bd_rate()
+    valid_of = sibling("ladder_eval")._valid
+    rd = json.loads(rd_json.read_text())
+    records = []
+    for path in sorted(scenes_dir.glob("*.tif")):
+        name = path.stem
+        ours = rd.get(name, {}).get("ours")
+        if not ours:
+            continue
+        with rasterio.open(path) as ds:
+            orig, nodata = ds.read(), ds.nodata
+        masks = [valid_of(orig[b], nodata) for b in range(orig.shape[0])]
+        plain, weighted = klt_curves(orig, masks)
+
+        def bd(a, b):
+            return bd_rate([p[0] for p in a], [p[1] for p in a], [p[0] for p in b], [p[1] for p in b])
+
+        ours_pts = [(p[0], p[1]) for p in ours]
+        rec = {"scene": name, "bands": int(orig.shape[0]), "plain": plain, "weighted": weighted,
+               "weighted_vs_plain": bd(plain, weighted), "ours_vs_plain": bd(plain, ours_pts),
+               "ours_vs_weighted": bd(weighted, ours_pts)}
+        records.append(rec)
+        log(f"{name}: weighted j2k_klt vs plain {rec['weighted_vs_plain']:+.2f}%; ours vs plain "
+            f"{rec['ours_vs_plain']:+.2f}%, vs weighted {rec['ours_vs_weighted']:+.2f}%")
+
+    def med(key):
+        v = [r[key] for r in records if r[key] == r[key]]
+        return statistics.median(v) if v else None
+
+    return {"date": utc_now(), "machine": machine_info(), "rd_json": repo_path(rd_json), "scenes": records,
+            "median": {k: med(k) for k in ("weighted_vs_plain", "ours_vs_plain", "ours_vs_weighted")}}
+
+
+def markdown(rec: dict, command: str) -> str:
+    m = rec["median"]
+    lines = [f"# The component weights given to JPEG 2000 + KLT ({rec['date'][:10]})", "", f"`{command}`", "",
+             "BD-rate (the scorer's PSNR and PCHIP Bjontegaard; negative: fewer bits) of the scorer's j2k_klt with its "
+             "KLT rows weighted from each level's measured errors (as our encoder weighs its tiles') against the plain "
+             "one, and of our curve (the scorer's rd.json) against each. Medians over the scenes: weighted vs plain "
+             f"{m['weighted_vs_plain']:+.2f}%, ours vs plain {m['ours_vs_plain']:+.2f}%, ours vs weighted "
+             f"{m['ours_vs_weighted']:+.2f}%.", "",
+             "| scene | bands | weighted j2k_klt vs plain | ours vs plain j2k_klt | ours vs weighted j2k_klt |",
+             "|---|---|---|---|---|"]
+    for r in rec["scenes"]:
+        lines.append(f"| {r['scene']} | {r['bands']} | {r['weighted_vs_plain']:+.2f}% | {r['ours_vs_plain']:+.2f}% | "
+                     f"{r['ours_vs_weighted']:+.2f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("scenes_dir", type=Path)
+    p.add_argument("rd_json", type=Path)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    a = p.parse_args(argv)
+    rec = run(a.scenes_dir, a.rd_json)
+    command = (f"python {repo_path(__file__)} {repo_path(a.scenes_dir)} {repo_path(a.rd_json)} "
+               f"--out {repo_path(a.out)}")
+    rec["command"] = command
+    write_results(a.out, "weighted_peers", rec, markdown(rec, command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
