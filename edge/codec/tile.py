@@ -197,10 +197,13 @@ class TileCodec:
             return self.transforms.analysis(np.ascontiguousarray(zp, np.float32))
         return analysis
 
-    def weighted(self, a: AnalyzedTile, level: int | None, step: float | None = None) -> AnalyzedTile:
-        """``a`` with its components weighted for the residual step ``step`` (default: ``a.step``, else ``level``'s
-        preset, or a latent-only level's coarse step): the rotation's rows scaled so that the bands' mean PSNR,
-        not their summed error, is what one step serves (:mod:`cvae.edge.codec.weighting`); marked final
+    def weighted(self, a: AnalyzedTile, level: int | None, step: float | None = None,
+                 details: bool = True) -> AnalyzedTile:
+        """``a`` with its rotation chosen and its components weighted for the residual step ``step`` (default:
+        ``a.step``, else ``level``'s preset, or a latent-only level's coarse step): the tile's own KLT or the
+        principal axes of its detail coefficients (``details``; :func:`weighting.detail_rotation`), whichever
+        :func:`weighting.rate_proxy` says codes cheaper at the step, then that rotation's rows scaled so that the
+        bands' mean PSNR, not their summed error, is what one step serves (:mod:`cvae.edge.codec.weighting`); marked final
         (:attr:`AnalyzedTile.weighted`), so a tile already weighted comes back as it is. Tiles of one band, of
         factorised bundles, or analysed without a residual are not weighted. :meth:`plan`,
         :meth:`estimate_bytes` and :meth:`encode` take a tile as it is: the encoder weighs each tile for the level it
@@ -220,12 +223,22 @@ class TileCodec:
         if cached is not None and cached[0] == step:
             return cached[1]
         st = a.spectral
-        samples = weighting.error_samples(Planner.z_subbands(a))
+        subbands = Planner.z_subbands(a)
+        samples = weighting.error_samples(subbands)
+        rotation = st.matrix
+        alt = weighting.detail_rotation(subbands, st.matrix) if details else None
+        if alt is not None:  # the details' own axes where they code cheaper at this step
+            t = (alt.astype(np.float64) / MATRIX_SCALE) @ np.linalg.inv(st.matrix.astype(np.float64) / MATRIX_SCALE)
+            moved = (t @ samples.astype(np.float64)).astype(np.float32)
+            if weighting.rate_proxy(moved, step) < weighting.rate_proxy(samples, step):
+                rotation, samples = alt, moved
         share = max(float(a.valid.mean()), 1e-3) if a.valid is not None else 1.0
         scale = (st.hi.astype(np.float64) - st.lo.astype(np.float64)) if np.dtype(a.dtype).kind in "iu" else None
         cov = weighting.error_covariance(samples, step, share)
-        err = weighting.band_errors(cov, st.matrix, scale)
-        m = weighting.weighted_matrix(st.matrix, weighting.row_scales(cov, err, st.matrix, st.hi > st.lo))
+        err = weighting.band_errors(cov, rotation, scale)
+        m = weighting.weighted_matrix(rotation, weighting.row_scales(cov, err, rotation, st.hi > st.lo))
+        if m is None and rotation is not st.matrix:
+            m = rotation
         out = dataclasses.replace(a, weighted=True) if m is None else self._reweigh(a, m)
         a.cache.weighted = (step, out)
         return out

@@ -29,8 +29,9 @@ def test_tile_budget_is_never_exceeded_and_filled_between_presets(scene_path, bu
         side, bodies = _tile_bodies(enc)
         steps = {bitstream.unpack_tile(b, side)[0].step for b in bodies}
         presets = {stepcode.code_of(float(s)) for s in codec.ladder.step if s > 0}
-        # each tile its own step, none the ladder's (two similar tiles may meet on one code: 5 codes for 6 tiles in v10)
-        assert not steps & presets and len(steps) >= len(sizes) - 1
+        # each tile its own step between the presets (two similar tiles may meet on one code; a tile whose preset
+        # already fills 99% of the budget keeps it: one of 6 since the details' rotation)
+        assert len(steps - presets) >= len(sizes) - 2
 
 
 def _tile_bodies(enc):
