@@ -38,13 +38,13 @@ step() {
 
 step "the 8 validation scenes (held-out sources)" ".dev/val/*.tif" \
     "python benchmarks/tools/make_validation_set.py --out $VAL --seen .dev/val_seen"
-step "median -13.6% against the strongest JPEG 2000, per scene (include block)" \
+step "median -16.1% against the strongest JPEG 2000, per scene (include block)" \
     "$R/scorer_validation.txt $R/scorer_validation_rd.json" \
     "rm -rf $W/scorer && mkdir -p $W $R && { echo '# python ../shared/tools/rd_vs_jpeg2000.py .dev/val WORK   (bundle $B, $DATE)'; python ../shared/tools/rd_vs_jpeg2000.py $VAL $W/scorer; } > $R/scorer_validation.txt && cp $W/scorer/rd.json $R/scorer_validation_rd.json"
-step "the component weights: -2.9% / -1.4% BD-rate on the scorer's PSNR, +2.5% / +2.4% on the mean error's" \
+step "the weights: +2.5% / +2.4% on the mean error's PSNR (Elkton, Landsat-5); the details' axes on top" \
     "$R/band_weights.json $R/band_weights.md" \
     "python benchmarks/experiments/band_weights.py $SCENES --mode-search residual --out $R"
-step "JPEG 2000 + KLT given the same weights: -0.2% BD-rate for it, ours -11.1% against it" \
+step "JPEG 2000 + KLT given our rotations and weights: up to -6.5% for it, ours -10.6% against its best" \
     "$R/weighted_peers.json $R/weighted_peers.md" \
     "python benchmarks/experiments/weighted_peers.py $VAL $R/scorer_validation_rd.json --out $R"
 step "levels 0-1 as a coarse residual, no network: Sentinel-2 -9.3% against -7.8% (plan.LATENT_LEVELS)" \
