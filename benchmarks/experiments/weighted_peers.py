@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,81 +33,55 @@ from bench_common import DEFAULT_OUT, machine_info, repo_path, sibling, utc_now,
 LEVELS = range(24, 101, 3)
 
 
-def _psnr(orig: np.ndarray, rec: np.ndarray, mask: np.ndarray) -> float:
-    o = orig[mask].astype(np.float64)
-    peak = o.max() - o.min()
-    mse = np.mean((o - rec[mask].astype(np.float64)) ** 2)
-    return 10 * math.log10(peak ** 2 / max(mse, 1e-12)) if peak > 0 else float("nan")
-
-
-def klt_curves(orig: np.ndarray, masks: list[np.ndarray]) -> tuple[list, list]:
-    """``(plain, weighted)``: [(bpp, PSNR)] of the scorer's j2k_klt over :data:`LEVELS`, and of the same with the
-    rows of its KLT weighted from each level's measured errors."""
+def klt_curves(orig: np.ndarray, masks: list[np.ndarray]) -> tuple[list, list, list]:
+    """``(plain, weighted, details)``: [(bpp, PSNR)] of the scorer's j2k_klt over :data:`LEVELS`, of the same with
+    the rows of its KLT weighted from each level's measured errors, and with the weighted principal axes of the
+    scene's detail coefficients instead of its KLT."""
     import imagecodecs
 
     from cvae.edge.codec import wavelet, weighting
 
+    peer = sibling("av1_peer")
     c, h, w = orig.shape
-    x = orig.astype(np.float64)
-    lo = np.array([x[b][masks[b]].min() if masks[b].any() else 0.0 for b in range(c)])
-    hi = np.array([x[b][masks[b]].max() if masks[b].any() else 1.0 for b in range(c)])
-    sc = np.where(hi > lo, hi - lo, 1.0)
-    n = (x - lo[:, None, None]) / sc[:, None, None]
-    mean = np.array([n[b][masks[b]].mean() if masks[b].any() else 0.0 for b in range(c)])
-    n -= mean[:, None, None]
-    for b in range(c):
-        n[b][~masks[b]] = 0.0
+    plain_plan = peer.KltPlan.from_scene(orig, masks)
+    klt, scale = plain_plan.matrix, plain_plan.scale
+    used = np.array([np.ptp(orig[b][masks[b]]) > 0 if masks[b].any() else False for b in range(c)])
     allv = np.logical_and.reduce(masks)
-    klt = np.eye(c)
-    if c > 1 and allv.sum() > c:
-        ev, v = np.linalg.eigh(np.cov(n[:, allv]))
-        klt = v[:, np.argsort(ev)[::-1]].T
-    side_bits = (c * c + 4 * c) * 32
-    for b in range(c):
-        if not masks[b].all() and (b == 0 or not np.array_equal(masks[b], masks[0])):
-            side_bits += 8 * len(zlib.compress(np.packbits(masks[b]).tobytes(), 9))
-    info = np.iinfo(orig.dtype) if orig.dtype.kind in "ui" else None
 
-    def code(a: np.ndarray, level: int):
-        z = (a @ n.reshape(c, -1)).reshape(c, h, w)
-        zmin, zmax = z.reshape(c, -1).min(1), z.reshape(c, -1).max(1)
-        s = 65535.0 / max(float((zmax - zmin).max()), 1e-9)
-        zi = np.clip(np.round((z - zmin[:, None, None]) * s), 0, 65535).astype(np.uint16)
-        img = np.ascontiguousarray(np.moveaxis(zi, 0, -1)) if c > 1 else zi[0]
+    def code(plan, level: int):
+        img = np.ascontiguousarray(np.moveaxis(plan.components, 0, -1)) if c > 1 else plan.components[0]
         e = imagecodecs.jpeg2k_encode(img, level=level, mct=False)
         d = imagecodecs.jpeg2k_decode(e).astype(np.float64)
         d = np.moveaxis(d, -1, 0) if c > 1 else d[None]
-        zr = d / s + zmin[:, None, None]
-        rec = ((np.linalg.inv(a) @ zr.reshape(c, -1)).reshape(c, h, w) + mean[:, None, None]) * sc[:, None, None] + \
-            lo[:, None, None]
-        if info is not None:
-            rec = np.clip(np.round(rec), info.min, info.max)
-        q = float(np.nanmean([_psnr(orig[b], rec[b], masks[b]) for b in range(c)]))
-        return (len(e) * 8 + side_bits) / (c * h * w), q, z, zr, rec
+        rec = plan.restore(d, orig.dtype)
+        q = float(np.nanmean([peer.psnr_scorer(orig[b], rec[b], masks[b]) for b in range(c)]))
+        return (len(e) * 8 + plan.side_bits) / (c * h * w), q, d, rec
 
+    n = peer.KltPlan.normalised(orig, masks)[3]
     # the principal axes of the scene's detail coefficients (every wavelet subband but LL), as our tiles may use
     detail = klt
-    if c > 1:
-        levels = wavelet.levels_for(h, w)
+    levels = wavelet.levels_for(h, w)
+    if c > 1 and levels:
         sub = [wavelet.forward(n[b].astype(np.float32), levels) for b in range(c)]
-        if levels:
-            xd = np.stack([np.concatenate([x.reshape(-1) for x in bands[:-1]]) for bands in sub]).astype(np.float64)
-            ev, v = np.linalg.eigh(xd @ xd.T)
-            detail = v[:, np.argsort(ev)[::-1]].T
+        xd = np.stack([np.concatenate([x.reshape(-1) for x in bands[:-1]]) for bands in sub]).astype(np.float64)
+        ev, v = np.linalg.eigh(xd @ xd.T)
+        detail = v[:, np.argsort(ev)[::-1]].T
 
     def weighted_point(rotation: np.ndarray, level: int) -> tuple[float, float]:
-        bpp, q, z, zr, rec = code(rotation, level)
-        err = (zr - z)[:, allv]
+        plan = peer.KltPlan.from_scene(orig, masks, rotation)
+        _, _, d, rec = code(plan, level)
+        z = (rotation @ n.reshape(c, -1)).reshape(c, h, w)
+        err = (d / plan.step + plan.zmin[:, None, None] - z)[:, allv]  # the components' errors
         cov = err @ err.T / max(err.shape[1], 1)
-        band = np.array([np.mean(((orig[b].astype(np.float64) - rec[b]) / sc[b])[masks[b]] ** 2) for b in range(c)])
+        band = np.array([np.mean(((orig[b].astype(np.float64) - rec[b]) / scale[b])[masks[b]] ** 2) for b in range(c)])
         matrix = rotation * weighting.MATRIX_SCALE  # row_scales reads an int8-scaled rotation; the float one here
-        hs = weighting.row_scales(cov, np.maximum(band, 1e-30), matrix, hi > lo)
-        bpp_w, q_w, *_ = code(rotation * hs[:, None], level)
+        hs = weighting.row_scales(cov, np.maximum(band, 1e-30), matrix, used)
+        bpp_w, q_w, *_ = code(peer.KltPlan.from_scene(orig, masks, rotation * hs[:, None]), level)
         return bpp_w, q_w
 
     plain, weighted, details = [], [], []
     for level in LEVELS:
-        bpp, q, *_ = code(klt, level)
+        bpp, q, *_ = code(plain_plan, level)
         plain.append((bpp, q))
         weighted.append((bpp, q) if c == 1 else weighted_point(klt, level))
         details.append((bpp, q) if c == 1 else weighted_point(detail, level))

@@ -65,10 +65,11 @@ class KltPlan:
     components: np.ndarray
     side_bits: int
 
-    @classmethod
-    def from_scene(cls, orig: np.ndarray, masks: Sequence[np.ndarray]) -> KltPlan:
-        """``orig: int[C, H, W]``, ``masks``: C bool[H, W] (True = valid) -> the plan (j2k_klt's steps exactly)."""
-        c, h, w = orig.shape
+    @staticmethod
+    def normalised(orig: np.ndarray, masks: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """``(lo, scale, mean, n)``: j2k_klt's bands normalised by their valid range, less their valid mean, nodata
+        at 0 (the band mean); ``n: float64[C, H, W]``."""
+        c = orig.shape[0]
         x = orig.astype(np.float64)
         lo = np.array([x[b][masks[b]].min() if masks[b].any() else 0.0 for b in range(c)])
         hi = np.array([x[b][masks[b]].max() if masks[b].any() else 1.0 for b in range(c)])
@@ -78,11 +79,20 @@ class KltPlan:
         n -= mean[:, None, None]
         for b in range(c):
             n[b][~masks[b]] = 0.0  # nodata = the band mean
+        return lo, scale, mean, n
+
+    @classmethod
+    def from_scene(cls, orig: np.ndarray, masks: Sequence[np.ndarray], matrix: np.ndarray | None = None) -> KltPlan:
+        """``orig: int[C, H, W]``, ``masks``: C bool[H, W] (True = valid) -> the plan (j2k_klt's steps exactly);
+        ``matrix``: float64[C, C] rotating the normalised bands instead of the scene's KLT (for comparison)."""
+        c, h, w = orig.shape
+        lo, scale, mean, n = cls.normalised(orig, masks)
         every = np.logical_and.reduce(masks)
-        matrix = np.eye(c)
-        if c > 1 and every.sum() > c:
-            ev, vec = np.linalg.eigh(np.cov(n[:, every]))
-            matrix = vec[:, np.argsort(ev)[::-1]].T
+        if matrix is None:
+            matrix = np.eye(c)
+            if c > 1 and every.sum() > c:
+                ev, vec = np.linalg.eigh(np.cov(n[:, every]))
+                matrix = vec[:, np.argsort(ev)[::-1]].T
         z = (matrix @ n.reshape(c, -1)).reshape(c, h, w)
         zmin, zmax = z.reshape(c, -1).min(1), z.reshape(c, -1).max(1)
         step = FULL_SCALE / max(float((zmax - zmin).max()), 1e-9)
