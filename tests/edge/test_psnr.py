@@ -66,9 +66,9 @@ def test_without_history_or_flat_tiles_each_tile_aims_at_the_scene_aim():
 def test_flat_tiles_to_come_leave_the_others_room_and_a_miss_is_made_up_by_those_after_it():
     flat = _target([1e9, 1e9, 1e-3, 1e-3])  # the last two err almost nothing however coarsely coded
     assert _db(flat, 0) < 40.0 - 2  # two tiles carry the scene's error: 3 dB lower each, about
-    t = _target([1e9] * 4)
+    t = _target([1e9] * 6)
     t.commit(0, *_err(38.0))  # tile 0 fell 2 dB short ...
-    assert _db(t, 2) > 40.0 + SCENE_AIM_DB  # ... tiles 2 and 3 (and 1, in flight) make up for it
+    assert _db(t, 2) > 40.0 + SCENE_AIM_DB  # ... tiles 2 to 5 (and 1, in flight) make up for it
     t2 = _target([1e9] * 2, lag=1)
     t2.commit(0, *_err(20.0))
     assert _db(t2, 1) == EXACT_DB or _db(t2, 1) > 45  # one tile left: it takes the whole deficit
@@ -80,7 +80,7 @@ def test_flat_tiles_to_come_leave_the_others_room_and_a_miss_is_made_up_by_those
 def test_a_tile_waits_for_the_tiles_lag_before_it_whatever_finishes_first():
     import threading
 
-    t = _target([1e9] * 4, lag=2)
+    t = _target([1e9] * 6, lag=2)
     got = []
     worker = threading.Thread(target=lambda: got.append(_db(t, 2)))
     worker.start()
@@ -90,6 +90,26 @@ def test_a_tile_waits_for_the_tiles_lag_before_it_whatever_finishes_first():
     t.commit(0, *_err(40.0 + SCENE_AIM_DB))
     worker.join(5)
     assert got == [pytest.approx(40.0 + SCENE_AIM_DB, abs=1e-6)]
+
+
+def test_the_last_lag_tiles_each_wait_for_every_tile_before_them():
+    """The tail (the last LAG tiles): no tile after them would see a miss of theirs, so each sees the one just
+    before it, and the scene lands on the last tile's tolerance, not on each tile's (small scenes landed under the
+    target when every tile was held to its own PSNR)."""
+    import threading
+
+    t = _target([1e9] * 6, lag=2)
+    assert [t.known(u) for u in range(6)] == [0, 0, 1, 2, 4, 5]
+    for u in range(4):
+        t.commit(u, *_err(40.0 + SCENE_AIM_DB))
+    got = []
+    worker = threading.Thread(target=lambda: got.append(_db(t, 5)))
+    worker.start()
+    worker.join(0.2)
+    assert worker.is_alive() and not got  # tile 5 waits for tile 4
+    t.commit(4, *_err(38.0))  # ... which fell 2 dB short: tile 5 takes the whole deficit
+    worker.join(5)
+    assert got and got[0] > 42.0
 
 
 def test_a_tile_that_fails_still_lets_the_scene_go_on(codec):
