@@ -199,21 +199,48 @@ def prepare_tile(codec: TileCodec, px: np.ndarray, valid: np.ndarray, info: Rast
     return codec.weighted(a, level), level
 
 
-def psnr_target(info: RasterInfo, psnr: float | None, tiles: int):
+def psnr_target(info: RasterInfo, psnr: float | None, windows: list[TileWindow], codec: TileCodec | None = None,
+                path: str | Path | None = None):
     """The scene's :class:`~cvae.edge.quality.SceneTarget` for ``psnr`` (None without a target): what
-    :func:`prepare_tile` holds the scene's ``tiles`` to, in scene order, from the scan's per-tile statistics (made
-    on the same tile grid: ``scan_raster(rows=tile_size)``)."""
+    :func:`prepare_tile` holds the scene's tiles (``windows``) to, in scene order, from the scan's per-tile statistics
+    (made on the same tile grid: ``scan_raster(rows=tile_size)``) and, given the ``codec`` and the scene's ``path``,
+    each tile's error curve (:func:`scene_curves`: the scene coded at one step)."""
     if psnr is None:
         return None
     from cvae.edge.quality import SceneTarget
 
     c = info.shape[0]
     lo, hi = info.band_range if info.band_range is not None else (np.zeros(c), np.ones(c))
+    peaks = np.asarray(hi, np.float64) - np.asarray(lo, np.float64)
     stats = info.tile_stats
-    if stats is None or stats.shape[:2] != (tiles, c):
-        raise ValueError(f"psnr_target: the scan's tile statistics do not cover the {tiles} tiles of this grid "
+    if stats is None or stats.shape[:2] != (len(windows), c):
+        raise ValueError(f"psnr_target: the scan's tile statistics do not cover the {len(windows)} tiles of this grid "
                          "(scan the raster with rows = the tile size)")
-    return SceneTarget(psnr, np.asarray(hi, np.float64) - np.asarray(lo, np.float64), stats[..., 0], stats[..., 2])
+    curves = scene_curves(path, info, codec, windows, psnr, peaks) \
+        if codec is not None and path is not None and len(windows) > SceneTarget.LAG else None  # else all tail
+    return SceneTarget(psnr, peaks, stats[..., 0], stats[..., 2], curves=curves)
+
+
+def scene_curves(path: str | Path, info: RasterInfo, codec: TileCodec, windows: list[TileWindow], psnr: float,
+                 peaks: np.ndarray) -> np.ndarray | None:
+    """float64[T, G, C]: each tile's modelled error per valid pixel and band at each of
+    :func:`~cvae.edge.quality.curve_steps` (:func:`~cvae.edge.psnr_search.error_curve`), from a pass over the scene
+    before it is coded (memory: one row of tiles and the curves); None for a ladder without residual levels."""
+    from cvae.edge.io.raster import open_rows
+    from cvae.edge.psnr_search import error_curve
+    from cvae.edge.quality import curve_steps
+
+    if not (codec.ladder.step > 0).any():
+        return None
+    steps = curve_steps(psnr)
+    out = np.zeros((len(windows), len(steps), info.shape[0]))
+    with open_rows(path, info) as rows:
+        for u, win in enumerate(windows):
+            px, valid = rows.tile(win)
+            if valid.any():
+                fill = band_fill_mask(px, valid, info.nodata, info.zero_fill)
+                out[u] = error_curve(codec.analyze(px, valid, band_range=info.band_range, band_fill=fill), peaks, steps)
+    return out
 
 
 def scene_units(rows: RowReader, windows: tuple[TileWindow, ...] | list[TileWindow], units: Iterable[int],
@@ -320,7 +347,7 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
 def _encode_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
                  writer: pk.PacketWriter | None, progress, sink, info: RasterInfo, rows: RowReader) -> EncodedScene:
     _, h, w = info.shape
-    target = psnr_target(info, opts.psnr, len(list(tile_grid(h, w, tile_size_for(codec, opts)))))
+    target = psnr_target(info, opts.psnr, list(tile_grid(h, w, tile_size_for(codec, opts))), codec, path)
 
     def code(px: np.ndarray, valid: np.ndarray, side: bitstream.SceneSide | None, unit: int):
         """One tile, start to bytes: what may run in parallel with the other tiles of its row."""

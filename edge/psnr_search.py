@@ -12,9 +12,17 @@ from cvae.edge.codec import bitstream, stepcode, weighting
 from cvae.edge.codec.plan import Planner
 from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.errors import InputError
-from cvae.edge.quality import BOUND_DN, MAX_ERROR_LIMIT, SEARCH_STEPS, SLOPE_DB, Gauge, bound_for_mse, solve_falling
+from cvae.edge.quality import MAX_ERROR_LIMIT, SLOPE_DB, WINDOW_DB, Gauge, bound_for_mse, solve_falling
 
-__all__ = ["best", "by_levels"]
+__all__ = ["best", "at_scene_step", "error_curve", "by_levels"]
+
+#: the most residual steps tried per tile (the best that reaches the target is kept when none lands in the window)
+SEARCH_STEPS = 8
+#: error bounds are tried when the step found is finer than this many digital numbers in some band (2.0 until
+#: 2026-12-06: 1.5 codes the same bytes on NAIP and Landsat-5 at 45, 51, 53 and 55 dB, where bounds win at 51 dB and
+#: up, and spares the bounded tries on NAIP at 45-51 dB (CPU time 0.44 -> 0.22 s, 0.98 -> 0.30 s); 1.0 spares more
+#: but costs NAIP 8% more bytes at 55 dB)
+BOUND_DN = 1.5
 
 
 def best(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None,
@@ -24,9 +32,48 @@ def best(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, valid: np.ndarray, f
     decoded pixels)``; ``window``: the lowest PSNR accepted, the aim, the highest the step search stops at.
     ``lenient`` (a scene's tile, whose miss the tiles after it make up for): the step is searched with the residual
     alone (no network), then the tile is planned at it once, networks and all, and kept as it comes out."""
+    return _rivals(codec, a, px, valid, fill, coded, gauge, window, lenient,
+                   _by_step(codec, a, px, coded, gauge, window, lenient))
+
+
+def at_scene_step(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None,
+                  coded: np.ndarray, gauge: Gauge,
+                  step: float) -> tuple[int, AnalyzedTile | BoundedTile, int, float, np.ndarray]:
+    """A tile of a scene coded at the scene's one step (:meth:`~cvae.edge.quality.SceneTarget.scene_step`): weighted
+    for it, planned once, networks and all; the latent-only levels and error bounds (module docstring) replace it
+    where they reach its PSNR for fewer bytes."""
+    step = stepcode.on_grid(min(max(step, stepcode.STEP_MIN), stepcode.STEP_MAX))
+    w = codec.weighted(a, None, step)
+    level = codec.level_for_step(step)
+    p = codec.hybrid.planner.plan(w, level, step)
+    rec = codec.hybrid.pixels(w, level, p)
+    q = gauge.db(px, rec, coded)
+    found = (int(round(codec.hybrid.plan_bytes(w, p))), dataclasses.replace(w, step=step, search=None), level, q, rec)
+    return _rivals(codec, a, px, valid, fill, coded, gauge, (q, q, q + WINDOW_DB), True, found)
+
+
+def error_curve(a: AnalyzedTile, peaks: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """float64[len(steps), C]: the tile's modelled mean squared error per valid pixel in each band (its squared
+    units: ``peaks ** 2`` times :func:`_band_model`'s) of its residual alone quantised with each of ``steps``, from
+    every :data:`CURVE_EVERY`-th coefficient of the model's sample; zeros for a tile analysed without a residual."""
+    if a.z is None:
+        return np.zeros((len(steps), len(peaks)))
+    model = _band_model(a, peaks, CURVE_EVERY)
+    return np.stack([model(float(s)) for s in steps]) * np.square(peaks)
+
+
+#: the scene's error curves (:func:`error_curve`, read before the scene is coded) thin the step estimate's sample by
+#: this much: a curve point costs a sixteenth of an estimate's
+CURVE_EVERY = 4
+
+
+def _rivals(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None,
+            coded: np.ndarray, gauge: Gauge, window: tuple[float, float, float], lenient: bool,
+            found: tuple[int, AnalyzedTile, int, float, np.ndarray]
+            ) -> tuple[int, AnalyzedTile | BoundedTile, int, float, np.ndarray]:
+    """:func:`best` given the step ``found``: the latent-only levels and the error bounds that compete with it."""
     target = window[0]
     residual_levels = np.flatnonzero(codec.ladder.step > 0)
-    found = _by_step(codec, a, px, coded, gauge, window, lenient)
     # lenient: the step found stands even where it missed (the tiles after it make up for it) unless another
     # candidate reaches the share for fewer bytes; alone, a tile must reach its target
     best: tuple[int, AnalyzedTile | BoundedTile, int, float, np.ndarray] | None = \
@@ -144,23 +191,32 @@ def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[floa
     PSNR of their mean error; with the covariance, not the components' errors alone: their details' errors are
     correlated (each band's modelled error within 0.3 dB of the coded tile's on Sentinel-2 T33NZA 20 m and NAIP at
     levels 2-8, the components' errors alone up to 2 dB off)."""
-    samples = weighting.error_samples(Planner.z_subbands(a))
+    model = _band_model(a, peaks)
     used = peaks > 0
     if not used.any():
         used = np.ones_like(used)
-    integer = np.dtype(a.dtype).kind in "iu"  # the decoder rounds to integers: the error too, in digital numbers
-    scale = np.where(peaks > 0, peaks, 1.0) if integer else None
-    share = max(float(a.valid.mean()), 1e-3) if a.valid is not None else 1.0  # nodata zeros err nothing
 
     def db(step: float) -> float:
-        band = weighting.band_errors(weighting.error_covariance(samples, step, share), a.spectral.matrix, scale)
-        return float(np.mean(-10 * np.log10(np.maximum(band[used], 1e-30))))
+        return float(np.mean(-10 * np.log10(np.maximum(model(step)[used], 1e-30))))
 
     x, q = solve_falling(lambda x: db(math.exp(x)), aim, math.log(math.sqrt(12.0) * 10 ** (-aim / 20)),
                          math.log(stepcode.STEP_MIN), math.log(stepcode.STEP_MAX), -20 / math.log(10), SOLVE_DB)
     step = math.exp(x)
     slope = (db(step * 1.1) - q) / math.log(1.1)
     return step, min(-2.0, max(-12.0, slope)) if math.isfinite(slope) and slope < 0 else SLOPE_DB
+
+
+def _band_model(a: AnalyzedTile, peaks: np.ndarray, every: int = 1):
+    """``step -> float64[C]``: each band's modelled mean squared error (normalised: peak 1) of the tile's residual
+    alone quantised with ``step`` (:func:`_estimate_step`), from every ``every``-th coefficient of the sample."""
+    samples = weighting.error_samples(Planner.z_subbands(a))[:, ::every]
+    integer = np.dtype(a.dtype).kind in "iu"  # the decoder rounds to integers: the error too, in digital numbers
+    scale = np.where(peaks > 0, peaks, 1.0) if integer else None
+    share = max(float(a.valid.mean()), 1e-3) if a.valid is not None else 1.0  # nodata zeros err nothing
+
+    def model(step: float) -> np.ndarray:
+        return weighting.band_errors(weighting.error_covariance(samples, step, share), a.spectral.matrix, scale)
+    return model
 
 
 rounded_mse = weighting.rounded_mse

@@ -12,19 +12,26 @@ cannot carry a tile whose other bands err more than their share. Tile format v7 
 (:mod:`cvae.edge.codec.stepcode`), so a tile can land on its share instead of on the ladder's 12 levels (which
 overshot by up to 1.7 dB).
 
-A tile's candidates, all measured on the pixels the decoder will make (``HybridKind.pixels``, the decoder's float
+On a scene of more than LAG tiles, the tiles before the tail (the last LAG) are not searched: each is coded once at
+the scene's one step (:meth:`SceneTarget.scene_step`), the step that lands the scene on its aim given the tiles known
+so far and every other tile's error curve, modelled in a pass over the scene before it is coded
+(:func:`cvae.edge.encoder.scene_curves`); the latent-only levels and bounds below still replace it where they reach
+its PSNR for fewer bytes. The tail's tiles are searched to their shares and land the scene. One step spends the bits
+at equal rate-distortion slopes: -13% / -6% / -4% bytes on Landsat-8 b2 at 35 / 40 / 45 dB against a PSNR share per
+tile, within 1% elsewhere (``benchmarks/experiments/psnr_one_step.py``).
+
+A searched tile's candidates, all measured on the pixels the decoder will make (``HybridKind.pixels``, the decoder's float
 steps on the encoder's own integers), the fewest bytes winning among those that reach the tile's share:
 
 - **a residual step**: a secant search on ``(ln step, PSNR)`` from a wavelet-domain estimate (the error of
-  quantising a sample of the tile's coefficients, no coding: :func:`_estimate_step`), with the residual alone (no
-  network), keeping brackets, until the tile lands within TILE_TOL_DB of its share (TAIL_TOL_DB for the scene's
-  last tile, whose miss no tile after it makes up for); then the codec's own plan at that step (networks and all,
-  once), kept as it comes out (at most :data:`SEARCH_STEPS` plans);
+  quantising a sample of the tile's coefficients, no coding), with the residual alone (no network), keeping
+  brackets, until the tile lands within TILE_TOL_DB of its share (TAIL_TOL_DB for the scene's last tile); then the
+  codec's own plan at that step (networks and all, once), kept as it comes out (at most ``SEARCH_STEPS`` plans);
 - the **latent-only levels** (the ladder's levels without a residual), when the step found is coarser than the
   coarsest residual preset (below it they cannot reach the share);
-- **an error bound per band** (near-lossless, no network), when the step found is under :data:`BOUND_DN` digital
-  numbers in some band: from the largest ``E_b`` whose uniform quantisation error ``E(E + 1) / 3`` meets the
-  band's share, halved until the tile reaches it or doubled while it still does.
+- **an error bound per band** (near-lossless, no network), when the step found is under ``BOUND_DN`` digital
+  numbers in some band (both :mod:`cvae.edge.psnr_search`): from the largest ``E_b`` whose uniform quantisation
+  error ``E(E + 1) / 3`` meets the band's share, halved until the tile reaches it or doubled while it still does.
 
 Called for one tile alone (no :class:`SceneTarget`), the tile is searched into ``[DB, DB + WINDOW_DB]`` with the
 codec's own plans. A bundle without residual levels keeps the ladder's levels (the lowest that reaches the target,
@@ -39,7 +46,7 @@ import threading
 
 import numpy as np
 
-from cvae.edge.codec import bitstream
+from cvae.edge.codec import bitstream, stepcode
 from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.errors import InputError
 
@@ -59,8 +66,7 @@ SCENE_AIM_DB = 0.1
 MAX_DIP_DB = 3.0
 #: with a scene to land (SceneTarget), a tile is searched to within this of its share of the target
 TILE_TOL_DB = 0.2
-#: ... and the scene's last tile, whose miss no tile after it sees, to within this (the tiles of the tail before it
-#: each see every tile before them: SceneTarget.known)
+#: ... and the scene's last tile, whose miss no tile after it sees, to within this (SceneTarget.known)
 TAIL_TOL_DB = 0.05
 #: SceneTarget's tile targets put the scene within this of its aim (dB)
 TARGET_SOLVE_DB = 1e-4
@@ -69,13 +75,10 @@ OFFSET_DB = 0.5
 #: dB per unit of ln(step) when the estimate has none (a uniform quantiser's is -8.7 at high rates; tiles measure
 #: about -4 to -10 at the validation set's rates)
 SLOPE_DB = -6.0
-#: the most residual steps tried per tile (the best that reaches the target is kept when none lands in the window)
-SEARCH_STEPS = 8
-#: error bounds are tried when the step found is finer than this many digital numbers in some band (2.0 until
-#: 2026-12-06: 1.5 codes the same bytes on NAIP and Landsat-5 at 45, 51, 53 and 55 dB, where bounds win at 51 dB and
-#: up, and spares the bounded tries on NAIP at 45-51 dB (CPU time 0.44 -> 0.22 s, 0.98 -> 0.30 s); 1.0 spares more
-#: but costs NAIP 8% more bytes at 55 dB)
-BOUND_DN = 1.5
+#: SceneTarget.scene_step: the known tiles' error against their curves scales the others' by at most this (or 1 / it)
+RATIO_MAX = 4.0
+#: SceneTarget.scene_step: a tile's step is within this factor of the tile's before it
+STEP_SWING = 1.25
 #: the largest error bound a v4 tile carries (digital numbers, per band; bitstream.PREDICTIVE_LIMIT)
 MAX_ERROR_LIMIT = bitstream.PREDICTIVE_LIMIT
 
@@ -239,24 +242,32 @@ class SceneTarget:
     little more of each one after it; never below ``target - MAX_DIP_DB``. Deterministic whatever the threads: tile
     ``u`` sees exactly the tiles ``0 .. u - LAG`` (it waits for them: up to LAG tiles are prepared at once; those
     between count as yet to come), and is searched to within TILE_TOL_DB of it; a tile of the tail (the last LAG)
-    sees every tile before it (:meth:`known`), so only the scene's last tile is held to TAIL_TOL_DB (when the tail's
-    tiles saw only the tiles LAG before them, a scene of LAG tiles or fewer was held to each tile's own PSNR: the
-    tiles spread their band errors differently, and the scene's PSNR, pooled over them, fell up to 0.11 dB under
-    the target on synthetic 4-tile scenes). Thread-safe.
+    sees every tile before it (:meth:`known`), so only the scene's last tile is held to TAIL_TOL_DB (each held to
+    its own PSNR, 4-tile scenes pooled up to 0.11 dB under the target). Thread-safe.
 
     ``counts``, ``variances``: float64[T, C] samples coded per tile (row-major) and band, and their variance."""
 
     LAG = 8
 
-    def __init__(self, target: float, peaks: np.ndarray, counts: np.ndarray, variances: np.ndarray, lag: int = LAG):
+    def __init__(self, target: float, peaks: np.ndarray, counts: np.ndarray, variances: np.ndarray, lag: int = LAG,
+                 curves: np.ndarray | None = None):
         self.target, self.peaks, self.lag = target, np.asarray(peaks, np.float64), lag
         self.tiles = len(counts)
         self.counts, self.variances = np.asarray(counts, np.float64), np.asarray(variances, np.float64)
         c = len(self.peaks)
         self._done: dict[int, tuple[np.ndarray, ...]] = {}
-        #: per count of leading tiles known: their summed (squared errors, samples, band offsets, tiles offset)
-        self._prefix: list[tuple[np.ndarray, ...]] = [(np.zeros(c), np.zeros(c), np.zeros(c), np.zeros(c))]
+        #: per count of leading tiles known: their summed (squared errors, samples, band offsets, tiles offset,
+        #: squared errors of the tiles coded at the scene's step, and what their curves said of them)
+        self._prefix: list[tuple[np.ndarray, ...]] = [tuple(np.zeros(c) for _ in range(6))]
         self._cond = threading.Condition()
+        #: curves (:meth:`scene_step`): per tile the samples-weighted modelled error at each of CURVE_STEPS, and
+        #: their sums over the tiles from each one to the last (float64[T + 1, G, C], log)
+        self._scene_steps: dict[int, float | None] = {}  # scene_step's answers (each tile's, computed once)
+        self.curves = None if curves is None else np.asarray(curves, np.float64) * self.counts[:, None, :]
+        if self.curves is not None:
+            rest = np.concatenate([np.cumsum(self.curves[::-1], axis=0)[::-1], np.zeros((1, *self.curves.shape[1:]))])
+            self._log_rest = np.log(np.maximum(rest, 1e-300))
+            self._log_steps = np.log(curve_steps(target))
 
     def known(self, unit: int) -> int:
         """How many leading tiles tile ``unit`` waits for: ``unit - LAG + 1``, and in the last LAG (the tail,
@@ -271,11 +282,11 @@ class SceneTarget:
         knows (:meth:`known`)."""
         aim = self.target + SCENE_AIM_DB
         upto = self.known(unit)  # tiles 0 .. upto - 1 are known
-        sse, done, dsum, dcount = self._prefix[0]
+        sse, done, dsum, dcount = self._prefix[0][:4]
         if upto:
             with self._cond:
                 self._cond.wait_for(lambda: len(self._prefix) - 1 >= upto)
-                sse, done, dsum, dcount = self._prefix[upto]
+                sse, done, dsum, dcount = self._prefix[upto][:4]
         keep = self.peaks > 0
         n, var = self.counts[upto:, keep], self.variances[upto:, keep]  # the tiles not known yet, this one among them
         p2 = self.peaks[keep] ** 2
@@ -303,11 +314,67 @@ class SceneTarget:
             expected[keep] = r[unit - upto]  # this tile's row
         return t, ShareGauge(self.peaks, t, weights, expected)
 
+    def scene_step(self, unit: int) -> float | None:
+        """The residual step tile ``unit`` is coded at (None without curves; module docstring): the one step that,
+        given to it and every tile still to come, lands the scene on its aim, the tiles it knows (:meth:`known`) at
+        their errors, those in flight at their curves at the steps they were given, the others at their curves at
+        it (``curves``: float64[T, G, C], each tile's modelled error per sample at :func:`curve_steps`), the curves
+        scaled per band by the latest LAG known tiles' errors against theirs; within STEP_SWING of the step before.
+        Without the curves (the tiles seen so far standing for those to come) Landsat-8 b2 landed 1.2 dB over."""
+        if self.curves is None:
+            return None
+        with self._cond:
+            if unit in self._scene_steps:
+                return self._scene_steps[unit]
+        upto = self.known(unit)
+        # the tiles between (in flight) are coded at the steps they were given: each a function of the tiles it
+        # knows, so computed here alike whichever thread asks first
+        flight = [self.scene_step(v) for v in range(upto, unit)]
+        with self._cond:
+            self._cond.wait_for(lambda: len(self._prefix) - 1 >= upto)
+            sse, done, _, _, actual, modelled = self._prefix[upto]
+            # the curves' error, from the latest tiles known (it drifts across a scene)
+            actual, modelled = actual - self._prefix[max(0, upto - self.lag)][4], \
+                modelled - self._prefix[max(0, upto - self.lag)][5]
+        total = done + self.counts[upto:].sum(axis=0)
+        keep = (self.peaks > 0) & (total > 0)
+        step = None
+        if keep.any():
+            ratio = np.where(modelled > 0, np.clip(actual / np.maximum(modelled, 1e-300), 1 / RATIO_MAX, RATIO_MAX), 1.0)
+            known = sse + ratio * sum((self.curve_at(v, s) for v, s in zip(range(upto, unit), flight) if s is not None),
+                                      np.zeros(len(self.peaks)))
+            p2, rest, xs = self.peaks[keep] ** 2, self._log_rest[unit][:, keep], self._log_steps
+
+            def scene_db(x: float) -> float:
+                i = int(np.clip(np.searchsorted(xs, x) - 1, 0, len(xs) - 2))
+                t = (x - xs[i]) / (xs[i + 1] - xs[i])  # beyond the grid: the end segment extended (log-log)
+                err = known[keep] + ratio[keep] * np.exp(rest[i] + t * (rest[i + 1] - rest[i]))
+                return float(np.mean(10 * np.log10(p2 * total[keep] / np.maximum(err, 1e-300))))
+
+            x, _ = solve_falling(scene_db, self.target + SCENE_AIM_DB, float(xs[len(xs) // 2]),
+                                 math.log(stepcode.STEP_MIN), math.log(stepcode.STEP_MAX), SLOPE_DB, TARGET_SOLVE_DB)
+            step = math.exp(x)
+            before = self.scene_step(unit - 1) if unit > 0 else None
+            if before is not None:  # a tail that cannot make up for a miss (flat tiles) must not buy 0.01 dB
+                step = min(max(step, before / STEP_SWING), before * STEP_SWING)
+        with self._cond:
+            self._scene_steps[unit] = step
+        return step
+
+    def curve_at(self, unit: int, step: float) -> np.ndarray:
+        """float64[C]: tile ``unit``'s curve (samples-weighted) at ``step`` (log-log between the grid's steps)."""
+        assert self.curves is not None
+        lc, x = np.log(np.maximum(self.curves[unit], 1e-300)), math.log(step)
+        i = int(np.clip(np.searchsorted(self._log_steps, x) - 1, 0, len(self._log_steps) - 2))
+        t = (x - self._log_steps[i]) / (self._log_steps[i + 1] - self._log_steps[i])
+        return np.where(self.curves[unit].max(axis=0) > 0, np.exp(lc[i] + t * (lc[i + 1] - lc[i])), 0.0)
+
     def commit(self, unit: int, sse: np.ndarray | None = None, n: np.ndarray | None = None,
-               target: float | None = None) -> None:
+               target: float | None = None, step: float | None = None) -> None:
         """Tile ``unit``'s squared errors and coded samples per band (none: a tile not coded here, e.g. written
         before a restart, or failed: it counts for nothing); a tile that landed within OFFSET_DB of its ``target``
-        also teaches the spread between bands (each band's PSNR less the tile's)."""
+        also teaches the spread between bands (each band's PSNR less the tile's); ``step``: the scene's step it was
+        coded at (:meth:`scene_step`), its error against its curve's there scales the curves of the tiles to come."""
         zero = np.zeros(len(self.peaks))
         sse = zero if sse is None else sse
         n = zero if n is None else n
@@ -317,12 +384,21 @@ class SceneTarget:
             band = 10 * np.log10(self.peaks ** 2 / np.maximum(sse / n, 1e-300))
             if abs(float(band.mean()) - target) <= OFFSET_DB and band.max() < EXACT_DB:
                 d, dn = band - band.mean(), np.ones(len(self.peaks))
+        actual, modelled = (sse, self.curve_at(unit, step)) if step is not None and self.curves is not None \
+            else (zero, zero)
         with self._cond:
-            self._done[unit] = (sse, n, d, dn)
+            self._done[unit] = (sse, n, d, dn, actual, modelled)
             while len(self._prefix) - 1 in self._done:
                 part = self._done[len(self._prefix) - 1]
                 self._prefix.append(tuple(a + b for a, b in zip(self._prefix[-1], part)))
             self._cond.notify_all()
+
+
+def curve_steps(target: float) -> np.ndarray:
+    """float64[G]: the steps (normalised) :meth:`SceneTarget.scene_step`'s curves are modelled at for ``target`` dB:
+    a quarter to 8 times a uniform quantiser's ``sqrt(12) 10^(-target / 20)``, in half octaves."""
+    s0 = math.sqrt(12.0) * 10 ** (-(target + SCENE_AIM_DB) / 20)
+    return np.clip(s0 * 2.0 ** (np.arange(-4, 7) / 2), stepcode.STEP_MIN, stepcode.STEP_MAX)
 
 
 def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None,
@@ -354,13 +430,18 @@ def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: n
             return a, 0, EXACT_DB
         residual_levels = np.flatnonzero(codec.ladder.step > 0)
         best: tuple[int, AnalyzedTile | BoundedTile, int, float, np.ndarray]
+        step = state.scene_step(unit) if state is not None and unit < state.tiles - state.lag and len(residual_levels) \
+            else None  # one step for the scene's tiles; the tail (the last LAG) lands it
         if not len(residual_levels):
             best = psnr_search.by_levels(codec, a, px, coded, gauge, window[0], scene)
+        elif step is not None:
+            best = psnr_search.at_scene_step(codec, a, px, valid, fill, coded, gauge, step)
         else:
             best = psnr_search.best(codec, a, px, valid, fill, coded, gauge, window, state is not None)
         if state is not None:
             sse, n = Gauge.errors(px, best[4], coded)
-            state.commit(unit, sse, n, window[1])
+            coded_step = best[1].step if step is not None and isinstance(best[1], AnalyzedTile) else None
+            state.commit(unit, sse, n, window[1], None if coded_step is None else float(coded_step))
             committed = True
         return best[1], best[2], best[3]
     finally:

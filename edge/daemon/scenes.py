@@ -193,7 +193,7 @@ class SceneCoding:
 
         failed = []  # set when a unit written before a crash could not be recorded after those before it failed
         clock = [0.0]  # when the unit being submitted was taken up
-        target = psnr_target(job.info, self.cfg.psnr, len(job.windows))  # --psnr: each tile held to the scene's PSNR so far
+        target = psnr_target(job.info, self.cfg.psnr, list(job.windows), self.codec, job.path)  # --psnr: the scene's step
 
         def skipped(unit: int) -> None:  # a tile written before a restart counts for nothing in the scene's PSNR
             if target is not None and job.stream.is_tile(unit):

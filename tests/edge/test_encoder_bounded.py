@@ -128,7 +128,8 @@ def test_psnr_target_lands_the_scene_just_above_it(tmp_path, bundle, codec, pixe
 
 
 def test_psnr_packets_do_not_depend_on_the_threads(tmp_path, bundle, codec, pixels):
-    """Tile u is held to the tiles 0 .. u - LAG, whichever finish first: the same bytes on 1 and 3 threads."""
+    """Tile u is held to the tiles 0 .. u - LAG (its scene step to them and the steps of the tiles between), whichever
+    finish first: the same bytes on 1 and 3 threads."""
     path = _scene(tmp_path / "s.tif", pixels, nodata=0)
     one = encode_scene(path, bundle, codec, EncodeOptions(psnr=40.0, tile_size=64, scene_id=3, threads=1))
     three = encode_scene(path, bundle, codec, EncodeOptions(psnr=40.0, tile_size=64, scene_id=3, threads=3))
