@@ -204,7 +204,7 @@ def psnr_target(info: RasterInfo, psnr: float | None, windows: list[TileWindow],
     """The scene's :class:`~cvae.edge.quality.SceneTarget` for ``psnr`` (None without a target): what
     :func:`prepare_tile` holds the scene's tiles (``windows``) to, in scene order, from the scan's per-tile statistics
     (made on the same tile grid: ``scan_raster(rows=tile_size)``) and, given the ``codec`` and the scene's ``path``,
-    each tile's error curve (:func:`scene_curves`: the scene coded at one step)."""
+    each tile's error curve on scenes of more than 2 LAG tiles (:func:`scene_curves`: most of them coded at one step)."""
     if psnr is None:
         return None
     from cvae.edge.quality import SceneTarget
@@ -217,7 +217,7 @@ def psnr_target(info: RasterInfo, psnr: float | None, windows: list[TileWindow],
         raise ValueError(f"psnr_target: the scan's tile statistics do not cover the {len(windows)} tiles of this grid "
                          "(scan the raster with rows = the tile size)")
     curves = scene_curves(path, info, codec, windows, psnr, peaks) \
-        if codec is not None and path is not None and len(windows) > SceneTarget.LAG else None  # else all tail
+        if codec is not None and path is not None and len(windows) > 2 * SceneTarget.LAG else None  # else most: tail
     return SceneTarget(psnr, peaks, stats[..., 0], stats[..., 2], curves=curves)
 
 

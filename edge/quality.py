@@ -12,7 +12,7 @@ cannot carry a tile whose other bands err more than their share. Tile format v7 
 (:mod:`cvae.edge.codec.stepcode`), so a tile can land on its share instead of on the ladder's 12 levels (which
 overshot by up to 1.7 dB).
 
-On a scene of more than LAG tiles, the tiles before the tail (the last LAG) are not searched: each is coded once at
+On a scene of more than 2 LAG tiles, the tiles before the tail (the last LAG) are not searched: each is coded once at
 the scene's one step (:meth:`SceneTarget.scene_step`), the step that lands the scene on its aim given the tiles known
 so far and every other tile's error curve, modelled in a pass over the scene before it is coded
 (:func:`cvae.edge.encoder.scene_curves`); the latent-only levels and bounds below still replace it where they reach

@@ -11,7 +11,7 @@ bytes against PSNR, linear) at the PSNR ``--psnr`` reached. Both decoded by the 
     python benchmarks/experiments/psnr_one_step.py .dev/val/*.tif --targets 35 40 45
 
 The one step is found here by sweeping (tens of encodes); the encoder finds it in one pass over the scene's
-error curves (:meth:`cvae.edge.quality.SceneTarget.scene_step`, scenes of more than SceneTarget.LAG tiles; the last
+error curves (:meth:`cvae.edge.quality.SceneTarget.scene_step`, scenes of more than 2 SceneTarget.LAG tiles; the last
 LAG tiles are searched to their PSNR shares to land the scene). Before it (a PSNR share per tile), ``--psnr`` spent
 +4.9% to +16.5% more on the Landsat-8 scenes (commit 493f465's psnr_one_step.md).
 """
