@@ -12,16 +12,14 @@ cannot carry a tile whose other bands err more than their share. Tile format v7 
 (:mod:`cvae.edge.codec.stepcode`), so a tile can land on its share instead of on the ladder's 12 levels (which
 overshot by up to 1.7 dB).
 
-On a scene of more than 2 LAG tiles, the tiles before the tail (the last LAG) are not searched: each is coded once at
-the scene's one step (:meth:`SceneTarget.scene_step`), the step that lands the scene on its aim given the tiles known
-so far and every other tile's error curve, modelled in a pass over the scene before it is coded
-(:func:`cvae.edge.encoder.scene_curves`); the latent-only levels and bounds below still replace it where they reach
-its PSNR for fewer bytes. The tail's tiles are searched to their shares and land the scene. One step spends the bits
-at equal rate-distortion slopes: -13% / -6% / -4% bytes on Landsat-8 b2 at 35 / 40 / 45 dB against a PSNR share per
-tile, within 1% elsewhere (``benchmarks/experiments/psnr_one_step.py``).
+On a scene of more than 2 LAG tiles, those before the tail (the last LAG) are coded once at the scene's one step
+(:meth:`SceneTarget.scene_step`, from every tile's error curve modelled before coding: encoder.scene_curves; the
+latent-only levels and bounds below replace it where they reach its PSNR for fewer bytes); the tail is searched to its
+shares and lands the scene. One step spends at equal rate-distortion slopes: -13% / -6% / -4% bytes on Landsat-8 b2 at
+35 / 40 / 45 dB against a PSNR share per tile, within 1% elsewhere (``benchmarks/experiments/psnr_one_step.py``).
 
-A searched tile's candidates, all measured on the pixels the decoder will make (``HybridKind.pixels``, the decoder's float
-steps on the encoder's own integers), the fewest bytes winning among those that reach the tile's share:
+A searched tile's candidates, measured on the pixels the decoder will make (``HybridKind.pixels``), the fewest bytes
+winning among those that reach the tile's share:
 
 - **a residual step**: a secant search on ``(ln step, PSNR)`` from a wavelet-domain estimate (the error of
   quantising a sample of the tile's coefficients, no coding), with the residual alone (no network), keeping
@@ -77,7 +75,8 @@ OFFSET_DB = 0.5
 SLOPE_DB = -6.0
 #: SceneTarget.scene_step: the known tiles' error against their curves scales the others' by at most this (or 1 / it)
 RATIO_MAX = 4.0
-#: SceneTarget.scene_step: a tile's step is within this factor of the tile's before it
+#: SceneTarget.scene_step: a tile's step is within this factor of the tile's before it (a tail of flat tiles that
+#: cannot make up for a miss must not buy the scene's last 0.01 dB near-losslessly: Landsat-8 b2, 52 kB for one tile)
 STEP_SWING = 1.25
 #: the largest error bound a v4 tile carries (digital numbers, per band; bitstream.PREDICTIVE_LIMIT)
 MAX_ERROR_LIMIT = bitstream.PREDICTIVE_LIMIT
@@ -260,9 +259,9 @@ class SceneTarget:
         #: squared errors of the tiles coded at the scene's step, and what their curves said of them)
         self._prefix: list[tuple[np.ndarray, ...]] = [tuple(np.zeros(c) for _ in range(6))]
         self._cond = threading.Condition()
-        #: curves (:meth:`scene_step`): per tile the samples-weighted modelled error at each of CURVE_STEPS, and
-        #: their sums over the tiles from each one to the last (float64[T + 1, G, C], log)
         self._scene_steps: dict[int, float | None] = {}  # scene_step's answers (each tile's, computed once)
+        #: curves (:meth:`scene_step`): per tile the samples-weighted modelled error at each of curve_steps(), and
+        #: (log) their sums over the tiles from each one to the last, float64[T + 1, G, C]
         self.curves = None if curves is None else np.asarray(curves, np.float64) * self.counts[:, None, :]
         if self.curves is not None:
             rest = np.concatenate([np.cumsum(self.curves[::-1], axis=0)[::-1], np.zeros((1, *self.curves.shape[1:]))])
@@ -319,17 +318,21 @@ class SceneTarget:
         given to it and every tile still to come, lands the scene on its aim, the tiles it knows (:meth:`known`) at
         their errors, those in flight at their curves at the steps they were given, the others at their curves at
         it (``curves``: float64[T, G, C], each tile's modelled error per sample at :func:`curve_steps`), the curves
-        scaled per band by the latest LAG known tiles' errors against theirs; within STEP_SWING of the step before.
-        Without the curves (the tiles seen so far standing for those to come) Landsat-8 b2 landed 1.2 dB over."""
+        scaled per band by the latest LAG known tiles' errors against theirs; within STEP_SWING of the step before."""
         if self.curves is None:
             return None
         with self._cond:
-            if unit in self._scene_steps:
-                return self._scene_steps[unit]
+            start = unit  # the steps of the tiles in flight and before it first, oldest first (no recursion)
+            while start > 0 and start - 1 not in self._scene_steps:
+                start -= 1
+        for v in range(start, unit + 1):
+            if v not in self._scene_steps:
+                self._scene_steps[v] = self._solve_step(v)  # each a function of the tiles v knows: alike on any thread
+        return self._scene_steps[unit]
+
+    def _solve_step(self, unit: int) -> float | None:
+        """:meth:`scene_step` for a tile whose tiles before it have theirs."""
         upto = self.known(unit)
-        # the tiles between (in flight) are coded at the steps they were given: each a function of the tiles it
-        # knows, so computed here alike whichever thread asks first
-        flight = [self.scene_step(v) for v in range(upto, unit)]
         with self._cond:
             self._cond.wait_for(lambda: len(self._prefix) - 1 >= upto)
             sse, done, _, _, actual, modelled = self._prefix[upto]
@@ -338,36 +341,34 @@ class SceneTarget:
                 modelled - self._prefix[max(0, upto - self.lag)][5]
         total = done + self.counts[upto:].sum(axis=0)
         keep = (self.peaks > 0) & (total > 0)
-        step = None
-        if keep.any():
-            ratio = np.where(modelled > 0, np.clip(actual / np.maximum(modelled, 1e-300), 1 / RATIO_MAX, RATIO_MAX), 1.0)
-            known = sse + ratio * sum((self.curve_at(v, s) for v, s in zip(range(upto, unit), flight) if s is not None),
-                                      np.zeros(len(self.peaks)))
-            p2, rest, xs = self.peaks[keep] ** 2, self._log_rest[unit][:, keep], self._log_steps
+        if not keep.any():
+            return None
+        ratio = np.where(modelled > 0, np.clip(actual / np.maximum(modelled, 1e-300), 1 / RATIO_MAX, RATIO_MAX), 1.0)
+        flight = [(v, self._scene_steps[v]) for v in range(upto, unit)]  # coded at the steps they were given
+        known = sse + ratio * sum((self.curve_at(v, s) for v, s in flight if s is not None), np.zeros(len(self.peaks)))
+        p2, rest = self.peaks[keep] ** 2, self._log_rest[unit][:, keep]
 
-            def scene_db(x: float) -> float:
-                i = int(np.clip(np.searchsorted(xs, x) - 1, 0, len(xs) - 2))
-                t = (x - xs[i]) / (xs[i + 1] - xs[i])  # beyond the grid: the end segment extended (log-log)
-                err = known[keep] + ratio[keep] * np.exp(rest[i] + t * (rest[i + 1] - rest[i]))
-                return float(np.mean(10 * np.log10(p2 * total[keep] / np.maximum(err, 1e-300))))
+        def scene_db(x: float) -> float:
+            err = known[keep] + ratio[keep] * self._between(rest, x)
+            return float(np.mean(10 * np.log10(p2 * total[keep] / np.maximum(err, 1e-300))))
 
-            x, _ = solve_falling(scene_db, self.target + SCENE_AIM_DB, float(xs[len(xs) // 2]),
-                                 math.log(stepcode.STEP_MIN), math.log(stepcode.STEP_MAX), SLOPE_DB, TARGET_SOLVE_DB)
-            step = math.exp(x)
-            before = self.scene_step(unit - 1) if unit > 0 else None
-            if before is not None:  # a tail that cannot make up for a miss (flat tiles) must not buy 0.01 dB
-                step = min(max(step, before / STEP_SWING), before * STEP_SWING)
-        with self._cond:
-            self._scene_steps[unit] = step
-        return step
+        x, _ = solve_falling(scene_db, self.target + SCENE_AIM_DB, float(self._log_steps[len(self._log_steps) // 2]),
+                             math.log(stepcode.STEP_MIN), math.log(stepcode.STEP_MAX), SLOPE_DB, TARGET_SOLVE_DB)
+        before = self._scene_steps.get(unit - 1)
+        return math.exp(x) if before is None else min(max(math.exp(x), before / STEP_SWING), before * STEP_SWING)
+
+    def _between(self, logs: np.ndarray, x: float) -> np.ndarray:
+        """``exp(logs)`` (``logs``: [G, ...], at the curves' steps) at ln(step) ``x``, linear in ln(step) between
+        the grid's steps, its end segments extended beyond them."""
+        xs = self._log_steps
+        i = int(np.clip(np.searchsorted(xs, x) - 1, 0, len(xs) - 2))
+        return np.exp(logs[i] + (x - xs[i]) / (xs[i + 1] - xs[i]) * (logs[i + 1] - logs[i]))
 
     def curve_at(self, unit: int, step: float) -> np.ndarray:
-        """float64[C]: tile ``unit``'s curve (samples-weighted) at ``step`` (log-log between the grid's steps)."""
+        """float64[C]: tile ``unit``'s curve (samples-weighted) at ``step`` (0 where it is 0 throughout)."""
         assert self.curves is not None
-        lc, x = np.log(np.maximum(self.curves[unit], 1e-300)), math.log(step)
-        i = int(np.clip(np.searchsorted(self._log_steps, x) - 1, 0, len(self._log_steps) - 2))
-        t = (x - self._log_steps[i]) / (self._log_steps[i + 1] - self._log_steps[i])
-        return np.where(self.curves[unit].max(axis=0) > 0, np.exp(lc[i] + t * (lc[i + 1] - lc[i])), 0.0)
+        c = self.curves[unit]
+        return np.where(c.max(axis=0) > 0, self._between(np.log(np.maximum(c, 1e-300)), math.log(step)), 0.0)
 
     def commit(self, unit: int, sse: np.ndarray | None = None, n: np.ndarray | None = None,
                target: float | None = None, step: float | None = None) -> None:

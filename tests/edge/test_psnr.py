@@ -307,3 +307,25 @@ def test_a_scene_of_busy_and_smooth_tiles_lands_at_one_step_for_fewer_bytes(tmp_
     assert one_step.tiles == 36
     assert target <= db <= target + 0.2 and target <= db_shares <= target + 0.2
     assert one_step.nbytes < 0.95 * shares.nbytes
+
+
+def _curved(tiles: int, target: float = 40.0):
+    """A SceneTarget whose every tile errs as a uniform quantiser would: step^2 / 12 (peak 1000, one band)."""
+    from cvae.edge.quality import curve_steps
+
+    steps = curve_steps(target)
+    curves = np.broadcast_to((steps ** 2 / 12 * 1000.0 ** 2)[None, :, None], (tiles, len(steps), 1))
+    return SceneTarget(target, np.array([1000.0]), np.full((tiles, 1), 100.0), np.full((tiles, 1), 1e9), curves=curves)
+
+
+def test_the_scene_step_lands_the_curves_on_the_aim_and_survives_a_long_restart():
+    """With nothing known, the one step is where the curves put the scene on its aim (a uniform quantiser:
+    sqrt(12) 10^(-aim / 20) of the peak); after a restart that left 1400 tiles unknown (committed as nothing), a tile
+    far on still gets its step (the steps before it computed in order, not by recursion) and keeps to it."""
+    t = _curved(40)
+    assert t.scene_step(0) == pytest.approx(math.sqrt(12) * 10 ** (-(40.0 + SCENE_AIM_DB) / 20), rel=1e-3)
+    long = _curved(1500)
+    for u in range(1400):
+        long.commit(u)
+    step = long.scene_step(1400)
+    assert step == pytest.approx(long.scene_step(1400)) and 0 < step < 1
