@@ -12,17 +12,17 @@ from cvae.edge.codec import bitstream, stepcode, weighting
 from cvae.edge.codec.plan import Planner
 from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.errors import InputError
-from cvae.edge.quality import MAX_ERROR_LIMIT, SLOPE_DB, WINDOW_DB, Gauge, bound_for_mse, solve_falling
+from cvae.edge.quality import MAX_ERROR_LIMIT, SLOPE_DB, WINDOW_DB, Gauge, solve_falling
 
-__all__ = ["best", "at_scene_step", "error_curve", "by_levels"]
+__all__ = ["best", "at_scene_step", "error_curve", "by_levels", "bound_for_mse"]
 
 #: the most residual steps tried per tile (the best that reaches the target is kept when none lands in the window)
 SEARCH_STEPS = 8
-#: error bounds are tried when the step found is finer than this many digital numbers in some band (2.0 until
-#: 2026-12-06: 1.5 codes the same bytes on NAIP and Landsat-5 at 45, 51, 53 and 55 dB, where bounds win at 51 dB and
-#: up, and spares the bounded tries on NAIP at 45-51 dB (CPU time 0.44 -> 0.22 s, 0.98 -> 0.30 s); 1.0 spares more
-#: but costs NAIP 8% more bytes at 55 dB)
-BOUND_DN = 1.5
+#: error bounds are tried when the step found is finer than this many digital numbers in the median band (until
+#: 2026-12-07 in some band, 1.5: Landsat-5 at 45 dB tried and lost bounds on its tiles, one band at 1.1 DN, the median
+#: at 1.6; the median at 1.3 codes the same bytes on Landsat-5, NAIP, Elkton and the Sentinel-2 patch at 45-55 dB,
+#: where bounds win at 53 dB and up with medians of 0.9-1.15 DN; 2.0 until 2026-12-06)
+BOUND_DN = 1.3
 
 
 def best(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None,
@@ -92,7 +92,7 @@ def _rivals(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, valid: np.ndarray
             if best is None or nbytes < best[0]:
                 best = (nbytes, w, level, q, rec)
     step_dn = (found[1].step or 0.0) * gauge.peaks[gauge.peaks > 0]
-    if (found[3] < target and not lenient) or (len(step_dn) and step_dn.min() < BOUND_DN):
+    if (found[3] < target and not lenient) or (len(step_dn) and np.median(step_dn) < BOUND_DN):
         bounded = _by_bound(codec, px, valid, fill, coded, gauge, window, best[0] if best is not None else None)
         if bounded is not None and (best is None or bounded[0] <= best[0]):
             best = bounded
@@ -110,8 +110,8 @@ def _by_step(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, coded: np.ndarra
     hybrid = codec.hybrid
     first, slope = _estimate_step(a, window[1], gauge.peaks)  # slope: dB per ln(step), until two tries measure it
     w = codec.weighted(a, None, first)  # the components weighted once, at the estimate: the search keeps that tile
-    if w.cache is not a.cache:  # rotated: the estimate again, on the tile the search codes
-        first, slope = _estimate_step(w, window[1], gauge.peaks)
+    if w.cache is not a.cache:  # rotated: the estimate again, on the tile the search codes, from the first
+        first, slope = _estimate_step(w, window[1], gauge.peaks, first)
     a = w
     search = "residual" if lenient else None
     tried, slope = _secant(codec, hybrid.planner_for(search), a, px, coded, gauge, window, math.log(first), slope,
@@ -180,7 +180,8 @@ def _secant(codec: TileCodec, planner: Planner, a: AnalyzedTile, px: np.ndarray,
     return tried, slope
 
 
-def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[float, float]:
+def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray,
+                   guess: float | None = None) -> tuple[float, float]:
     """``(step, slope)``: the step at which the tile's residual alone would score ``aim`` dB, and there the PSNR's
     change per unit of ln(step), estimated in the wavelet domain, no coding: a root (:func:`solve_falling`) of the
     PSNR the gauge would measure, the mean over bands of each band's, from the covariance of the components' errors
@@ -190,7 +191,8 @@ def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[floa
     (the weak components zeroed at coarse steps, 6-7 band Landsat scenes), the mean of their PSNRs is well above the
     PSNR of their mean error; with the covariance, not the components' errors alone: their details' errors are
     correlated (each band's modelled error within 0.3 dB of the coded tile's on Sentinel-2 T33NZA 20 m and NAIP at
-    levels 2-8, the components' errors alone up to 2 dB off)."""
+    levels 2-8, the components' errors alone up to 2 dB off). ``guess``: the step the root is sought from (the
+    estimate on the unrotated tile), else a uniform quantiser's."""
     model = _band_model(a, peaks)
     used = peaks > 0
     if not used.any():
@@ -199,7 +201,8 @@ def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray) -> tuple[floa
     def db(step: float) -> float:
         return float(np.mean(-10 * np.log10(np.maximum(model(step)[used], 1e-30))))
 
-    x, q = solve_falling(lambda x: db(math.exp(x)), aim, math.log(math.sqrt(12.0) * 10 ** (-aim / 20)),
+    start = guess if guess is not None else math.sqrt(12.0) * 10 ** (-aim / 20)  # else a uniform quantiser's
+    x, q = solve_falling(lambda x: db(math.exp(x)), aim, math.log(start),
                          math.log(stepcode.STEP_MIN), math.log(stepcode.STEP_MAX), -20 / math.log(10), SOLVE_DB)
     step = math.exp(x)
     slope = (db(step * 1.1) - q) / math.log(1.1)
@@ -225,6 +228,12 @@ rounded_mse = weighting.rounded_mse
 #: the first step estimate stops within this many dB of its aim (:func:`~cvae.edge.quality.solve_falling`; about 0.15%
 #: of a step at the estimate's slopes, well inside its own error)
 SOLVE_DB = 0.01
+
+
+def bound_for_mse(mse: np.ndarray) -> np.ndarray:
+    """int64[C]: the largest E with E(E + 1) / 3 <= mse (the mean square error of uniform rounding to 2E + 1)."""
+    e = np.floor((np.sqrt(1 + 12 * np.maximum(mse, 0)) - 1) / 2).astype(np.int64)
+    return np.maximum(e, 0)
 
 
 def _by_bound(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: np.ndarray | None, coded: np.ndarray,
@@ -268,22 +277,30 @@ def _by_bound(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: np.ndar
 #: 0.175 -> 0.160 s at 45 dB, 0.33 -> 0.23 s at 50, 0.46 -> 0.41 s at 55); 1.0 costs NAIP 0.25% at 55 dB
 #: (benchmarks/results/782c7ed21f22/round32_dropped.md)
 STRIP_MARGIN = 1.05
-#: the rows of the strip :func:`_strip_bytes` codes (the whole tile when it has no more)
-STRIP_ROWS = 64
+#: the rows (or columns, of a tile wider than tall) of the strip :func:`_strip_bytes` codes: this many, or a quarter
+#: of a smaller tile's, at least STRIP_MIN_ROWS (the whole tile is coded when it has fewer than 4 STRIP_MIN_ROWS).
+#: Until 2026-12-07 tiles of up to 128 rows were coded whole: on Landsat-5 at 45 dB an edge tile of 54 x 256 pixels
+#: coded and decoded near-lossless bounds that lost by 39% to the step
+STRIP_ROWS, STRIP_MIN_ROWS = 64, 16
 
 
 def _strip_bytes(codec: TileCodec, px: np.ndarray, e: np.ndarray, valid: np.ndarray, fill: np.ndarray | None) -> float:
-    """The bytes of the tile coded to bounds ``e``, estimated from its middle :data:`STRIP_ROWS` rows coded alone
-    (scaled by the rows; the coder starts them cold, so it overstates a little): a quarter of a 256-row tile's
-    encode, no decode."""
+    """The bytes of the tile coded to bounds ``e``, estimated from its middle rows (:data:`STRIP_ROWS`; columns where
+    the tile is wider than tall) coded alone (scaled by their count; the coder starts them cold, so it overstates a
+    little): a quarter of the tile's encode, no decode; 0 for a tile too small to sample."""
+    across = px.shape[2] > px.shape[1]  # columns: the strip's every row holds a short run of the tile's row
+    if across:
+        px, valid = px.transpose(0, 2, 1), valid.T
+        fill = None if fill is None else fill.transpose(0, 2, 1)
     h = px.shape[1]
-    if h <= 2 * STRIP_ROWS:
+    n = min(STRIP_ROWS, h // 4)
+    if n < STRIP_MIN_ROWS:
         return 0.0  # small tiles: code them whole
-    r0 = (h - STRIP_ROWS) // 2
-    rows = slice(r0, r0 + STRIP_ROWS)
-    strip = codec.bound(np.ascontiguousarray(px[:, rows]), e, valid[rows],
+    r0 = (h - n) // 2
+    rows = slice(r0, r0 + n)
+    strip = codec.bound(np.ascontiguousarray(px[:, rows]), e, np.ascontiguousarray(valid[rows]),
                         None if fill is None else np.ascontiguousarray(fill[:, rows]))
-    return len(codec.encode(strip, 0)) * h / STRIP_ROWS
+    return len(codec.encode(strip, 0)) * h / n
 
 
 def by_levels(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, coded: np.ndarray, gauge: Gauge,

@@ -23,12 +23,12 @@ winning among those that reach the tile's share:
 
 - **a residual step**: a secant search on ``(ln step, PSNR)`` from a wavelet-domain estimate (the error of
   quantising a sample of the tile's coefficients, no coding), with the residual alone (no network), keeping
-  brackets, until the tile lands within TILE_TOL_DB of its share (TAIL_TOL_DB for the scene's last tile); then the
-  codec's own plan at that step (networks and all, once), kept as it comes out (at most ``SEARCH_STEPS`` plans);
+  brackets, until the tile lands within TILE_TOL_DB of its share (the scene's last tile: where the scene lands within
+  TAIL_TOL_DB of its aim); then the codec's own plan at that step (networks and all, once), kept as it comes out;
 - the **latent-only levels** (the ladder's levels without a residual), when the step found is coarser than the
   coarsest residual preset (below it they cannot reach the share);
 - **an error bound per band** (near-lossless, no network), when the step found is under ``BOUND_DN`` digital
-  numbers in some band (both :mod:`cvae.edge.psnr_search`): from the largest ``E_b`` whose uniform quantisation
+  numbers in the median band (both :mod:`cvae.edge.psnr_search`): from the largest ``E_b`` whose uniform quantisation
   error ``E(E + 1) / 3`` meets the band's share, halved until the tile reaches it or doubled while it still does.
 
 Called for one tile alone (no :class:`SceneTarget`), the tile is searched into ``[DB, DB + WINDOW_DB]`` with the
@@ -48,7 +48,7 @@ from cvae.edge.codec import bitstream, stepcode
 from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.errors import InputError
 
-__all__ = ["psnr_db", "psnr_bands", "tile_psnr", "choose_for_psnr", "Gauge", "ShareGauge", "SceneTarget", "WINDOW_DB", "bound_for_mse", "check_psnr", "check_max_error", "TargetError",
+__all__ = ["psnr_db", "psnr_bands", "tile_psnr", "choose_for_psnr", "Gauge", "ShareGauge", "SceneTarget", "WINDOW_DB", "check_psnr", "check_max_error", "TargetError",
            "PSNR_MIN", "PSNR_MAX", "MAX_ERROR_LIMIT", "solve_falling"]
 
 #: PSNR counted for a band decoded exactly (keeps the mean finite)
@@ -64,7 +64,8 @@ SCENE_AIM_DB = 0.1
 MAX_DIP_DB = 3.0
 #: with a scene to land (SceneTarget), a tile is searched to within this of its share of the target
 TILE_TOL_DB = 0.2
-#: ... and the scene's last tile, whose miss no tile after it sees, to within this (SceneTarget.known)
+#: ... and the scene's last tile, whose miss no tile after it sees, to the PSNRs that land the scene within this of
+#: its aim (SceneTarget.tile_target; 0.05 dB of the tile's own PSNR until 2026-12-07)
 TAIL_TOL_DB = 0.05
 #: SceneTarget's tile targets put the scene within this of its aim (dB)
 TARGET_SOLVE_DB = 1e-4
@@ -181,12 +182,6 @@ def solve_falling(fn, aim: float, x: float, lo: float, hi: float, slope: float, 
     return x, q
 
 
-def bound_for_mse(mse: np.ndarray) -> np.ndarray:
-    """int64[C]: the largest E with E(E + 1) / 3 <= mse (the mean square error of uniform rounding to 2E + 1)."""
-    e = np.floor((np.sqrt(1 + 12 * np.maximum(mse, 0)) - 1) / 2).astype(np.int64)
-    return np.maximum(e, 0)
-
-
 class Gauge:
     """What a candidate coding of one tile scores: its PSNR (:func:`tile_psnr`: the mean over bands, the scene's
     peaks), with the band errors behind it."""
@@ -274,11 +269,13 @@ class SceneTarget:
         only the last must land within TAIL_TOL_DB of its share."""
         return unit if unit >= self.tiles - self.lag else max(0, unit - self.lag + 1)
 
-    def tile_target(self, unit: int) -> tuple[float, Gauge]:
-        """``(t, gauge)``: the PSNR tile ``unit`` is searched to (dB), and the gauge that scores a coding of it: by
-        what it does to the scene (:class:`ShareGauge`) once tiles before it have shown how the bands' PSNRs
-        spread, else its own PSNR (:class:`Gauge`: the tile's spread stands for the scene's); waits for the tiles it
-        knows (:meth:`known`)."""
+    def tile_target(self, unit: int) -> tuple[float, Gauge, tuple[float, float]]:
+        """``(t, gauge, (low, high))``: the PSNR tile ``unit`` is searched to (dB), the gauge that scores a coding of
+        it: by what it does to the scene (:class:`ShareGauge`) once tiles before it have shown how the bands' PSNRs
+        spread, else its own PSNR (:class:`Gauge`: the tile's spread stands for the scene's), and the PSNRs the
+        search may stop between: ``t`` +- TILE_TOL_DB, for the scene's last tile those that land the scene within
+        TAIL_TOL_DB of its aim (a small last tile moves the scene little); waits for the tiles it knows
+        (:meth:`known`)."""
         aim = self.target + SCENE_AIM_DB
         upto = self.known(unit)  # tiles 0 .. upto - 1 are known
         sse, done, dsum, dcount = self._prefix[0][:4]
@@ -299,19 +296,23 @@ class SceneTarget:
         def scene_db(t: float) -> float:  # the scene's PSNR then (flat tiles err less than t however coded)
             return float(np.mean(10 * np.log10(p2 / np.maximum((sse[keep] + rest(t).sum(axis=0)) / total, 1e-300))))
 
-        t = aim
-        if (total > 0).all():  # the scene's PSNR rises with the tiles' (solved in -t, from t = aim)
-            x, _ = solve_falling(lambda x: scene_db(-x), aim, -aim, -EXACT_DB, -(self.target - MAX_DIP_DB), -1.0,
-                                 TARGET_SOLVE_DB)
-            t = -x
+        def solve(at: float) -> float:  # the scene's PSNR rises with the tiles' (solved in -t, from t = aim)
+            return -solve_falling(lambda x: scene_db(-x), at, -aim, -EXACT_DB, -(self.target - MAX_DIP_DB), -1.0,
+                                  TARGET_SOLVE_DB)[0]
+
+        t, ends = aim, (aim - TILE_TOL_DB, aim + TILE_TOL_DB)
+        if (total > 0).all():
+            t = solve(aim)
+            ends = (solve(aim - TAIL_TOL_DB), solve(aim + TAIL_TOL_DB)) if unit == self.tiles - 1 else \
+                (t - TILE_TOL_DB, t + TILE_TOL_DB)
         weights, expected = np.zeros(len(self.peaks)), np.zeros(len(self.peaks))
         if not (dcount[keep] > 0).all():
-            return t, Gauge(self.peaks)
+            return t, Gauge(self.peaks), ends
         if (total > 0).all():
             r = rest(t)
             weights[keep] = 1 / np.maximum(sse[keep] + r.sum(axis=0), 1e-300)  # the scene's sensitivity per band
             expected[keep] = r[unit - upto]  # this tile's row
-        return t, ShareGauge(self.peaks, t, weights, expected)
+        return t, ShareGauge(self.peaks, t, weights, expected), ends
 
     def scene_step(self, unit: int) -> float | None:
         """The residual step tile ``unit`` is coded at (None without curves; module docstring): the one step that,
@@ -423,9 +424,8 @@ def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: n
         gauge = Gauge(peaks)
         window = (target, target + WINDOW_DB / 2, target + WINDOW_DB)  # lowest accepted, aim, highest
         if state is not None:  # the tile's share of the scene's target: the tiles after it make up for a miss ...
-            aim, gauge = state.tile_target(unit)
-            tol = TILE_TOL_DB if unit < state.tiles - 1 else TAIL_TOL_DB  # ... but not for the last
-            window = (aim - tol, aim, aim + tol)
+            aim, gauge, (low, high) = state.tile_target(unit)  # ... but the last less
+            window = (low, aim, high)
         a = codec.analyze(px, valid, band_range=band_range, band_fill=fill, scene=scene)
         if not coded.any():
             return a, 0, EXACT_DB

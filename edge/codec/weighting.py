@@ -110,11 +110,14 @@ def error_covariance(samples: np.ndarray, step: float, share: float = 1.0) -> np
     planner rounds to the nearest, then its rate-distortion choice zeroes coefficients under about 0.6 to 0.8 steps
     (the more of a component's coefficients round to zero, the more an isolated one costs: ZERO_FLOOR, ZERO_RISE).
     ``share``: the tile's share of valid pixels (nodata zeros err nothing). The diagonal is each component's error."""
-    x = samples.astype(np.float64) * (1 / step)
+    # in float32 (the samples' own precision; 3x faster than float64, covariances within 1e-6 of it): ``--psnr``
+    # evaluates this 8-10 times per tile searched, and 11 times per tile in the curves' pass
+    x = np.asarray(samples, np.float32) * np.float32(1 / step)
     mag = np.abs(x)
-    zero = ZERO_FLOOR + ZERO_RISE * np.mean(mag < 0.5, axis=1) ** 2
-    e = x - np.where(mag < zero[:, None], 0.0, np.sign(x) * np.floor(mag + 0.5))
-    return (e @ e.T) * (step * step / max(e.shape[1], 1) / share)
+    n = max(x.shape[1], 1)
+    zero = (ZERO_FLOOR + ZERO_RISE * (np.count_nonzero(mag < 0.5, axis=1) / n) ** 2).astype(np.float32)
+    e = np.where(mag < zero[:, None], x, x - np.rint(x))  # zeroed, else rounded to the nearest (ties: no matter)
+    return (e @ e.T).astype(np.float64) * (step * step / n / share)
 
 
 def band_errors(cov: np.ndarray, matrix: np.ndarray, scale: np.ndarray | None) -> np.ndarray:

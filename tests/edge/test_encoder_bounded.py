@@ -161,7 +161,7 @@ def test_psnr_mixes_rate_levels_and_bounds_on_a_real_scene(shared_data, tmp_path
 
 
 def test_bound_for_mse_is_the_loosest_uniform_bound():
-    from cvae.edge.quality import bound_for_mse
+    from cvae.edge.psnr_search import bound_for_mse
 
     e = bound_for_mse(np.array([0.0, 0.66, 0.67, 2.0, 100.0]))
     assert e.tolist() == [0, 0, 1, 2, 16]  # E(E+1)/3: 0, 0.67, 2, 90.7 (E=16) <= 100 < 102 (E=17)

@@ -112,6 +112,28 @@ def test_the_last_lag_tiles_each_wait_for_every_tile_before_them():
     assert got and got[0] > 42.0
 
 
+def test_the_last_tile_may_stop_wherever_the_scene_lands_within_the_tail_tolerance():
+    """The scene's last tile is searched to the PSNRs that land the *scene* within TAIL_TOL_DB of its aim: a tile that
+    is the whole scene gets aim +- TAIL_TOL_DB, a small last tile a window as wide as its share allows (each try
+    outside the window is one more plan)."""
+    from cvae.edge.quality import TAIL_TOL_DB, TILE_TOL_DB
+
+    aim = 40.0 + SCENE_AIM_DB
+    alone = _target([1e9], lag=1)
+    t, _, (low, high) = alone.tile_target(0)
+    assert (low, t, high) == pytest.approx((aim - TAIL_TOL_DB, aim, aim + TAIL_TOL_DB), abs=1e-3)
+    counts = np.array([[10000.0], [10000.0], [2000.0]])  # the last tile: 9% of the samples
+    small = SceneTarget(40.0, np.array([1000.0]), counts, np.full((3, 1), 1e9), lag=1)
+    for u in range(2):
+        small.commit(u, *_err(aim, 10000.0))
+    t, _, (low, high) = small.tile_target(2)
+    assert t == pytest.approx(aim, abs=1e-3) and high - t > 0.4 and t - low > 0.4
+    for end, landed in ((low, aim - TAIL_TOL_DB), (high, aim + TAIL_TOL_DB)):  # the scene, were the tile to land there
+        sse = 2 * _err(aim, 10000.0)[0] + _err(end, 2000.0)[0]
+        assert 10 * np.log10(1000.0 ** 2 * 22000 / sse[0]) == pytest.approx(landed, abs=1e-3)
+    assert _target([1e9] * 3, lag=1).tile_target(0)[2] == pytest.approx((aim - TILE_TOL_DB, aim + TILE_TOL_DB))
+
+
 def test_a_tile_that_fails_still_lets_the_scene_go_on(codec):
     from cvae.edge.quality import choose_for_psnr
 
@@ -180,6 +202,11 @@ def test_bounds_whose_strip_estimate_cannot_win_are_not_coded(codec):
     assert psnr_search._by_bound(codec, px, valid, None, coded, gauge, window, cap=full[0] // 2) is None
     kept = psnr_search._by_bound(codec, px, valid, None, coded, gauge, window, cap=full[0])
     assert kept is not None and kept[0] == full[0]
+    for edge in (px[:, :48], px[:, :, :48]):  # a short, wide edge tile: strips of columns (and the other way)
+        whole = len(codec.encode(codec.bound(np.ascontiguousarray(edge), np.zeros(2, np.int64),
+                                             np.ones(edge.shape[1:], bool)), 0))
+        short = psnr_search._strip_bytes(codec, edge, np.zeros(2, np.int64), np.ones(edge.shape[1:], bool), None)
+        assert 0.9 * whole <= short <= 1.3 * whole
 
 
 def test_the_first_step_estimate_scores_the_mean_of_the_bands_psnrs(codec, shared_data):
