@@ -108,11 +108,11 @@ def _by_step(codec: TileCodec, a: AnalyzedTile, px: np.ndarray, coded: np.ndarra
     run the networks), the search goes on from there with them (the networks run once per latent level: each
     further try costs the residual's quantisation only)."""
     hybrid = codec.hybrid
-    first, slope = _estimate_step(a, window[1], gauge.peaks)  # slope: dB per ln(step), until two tries measure it
-    w = codec.weighted(a, None, first)  # the components weighted once, at the estimate: the search keeps that tile
-    if w.cache is not a.cache:  # rotated: the estimate again, on the tile the search codes, from the first
-        first, slope = _estimate_step(w, window[1], gauge.peaks, first)
-    a = w
+    # the components weighted once, at a rough estimate (a quarter of the sample): the search keeps that tile ...
+    rough = _estimate_step(a, window[1], gauge.peaks, every=CURVE_EVERY)[0]
+    a = codec.weighted(a, None, rough)
+    # ... and starts from the estimate on it (slope: dB per ln(step), until two tries measure it)
+    first, slope = _estimate_step(a, window[1], gauge.peaks, rough)
     search = "residual" if lenient else None
     tried, slope = _secant(codec, hybrid.planner_for(search), a, px, coded, gauge, window, math.log(first), slope,
                            SEARCH_STEPS)
@@ -180,8 +180,8 @@ def _secant(codec: TileCodec, planner: Planner, a: AnalyzedTile, px: np.ndarray,
     return tried, slope
 
 
-def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray,
-                   guess: float | None = None) -> tuple[float, float]:
+def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray, guess: float | None = None,
+                   every: int = 1) -> tuple[float, float]:
     """``(step, slope)``: the step at which the tile's residual alone would score ``aim`` dB, and there the PSNR's
     change per unit of ln(step), estimated in the wavelet domain, no coding: a root (:func:`solve_falling`) of the
     PSNR the gauge would measure, the mean over bands of each band's, from the covariance of the components' errors
@@ -192,8 +192,8 @@ def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray,
     PSNR of their mean error; with the covariance, not the components' errors alone: their details' errors are
     correlated (each band's modelled error within 0.3 dB of the coded tile's on Sentinel-2 T33NZA 20 m and NAIP at
     levels 2-8, the components' errors alone up to 2 dB off). ``guess``: the step the root is sought from (the
-    estimate on the unrotated tile), else a uniform quantiser's."""
-    model = _band_model(a, peaks)
+    rough estimate the tile was weighted at), else a uniform quantiser's; ``every``: :func:`_band_model`'s."""
+    model = _band_model(a, peaks, every)
     used = peaks > 0
     if not used.any():
         used = np.ones_like(used)
