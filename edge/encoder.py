@@ -223,7 +223,7 @@ def psnr_target(info: RasterInfo, psnr: float | None, windows: list[TileWindow],
 
 def scene_curves(path: str | Path, info: RasterInfo, codec: TileCodec, windows: list[TileWindow], psnr: float,
                  peaks: np.ndarray) -> np.ndarray | None:
-    """float64[T, G, C]: each tile's modelled error per valid pixel and band at each of
+    """float32[T, G, C]: each tile's modelled error per valid pixel and band at each of
     :func:`~cvae.edge.quality.curve_steps` (:func:`~cvae.edge.psnr_search.error_curve`), from a pass over the scene
     before it is coded (memory: one row of tiles and the curves); None for a ladder without residual levels."""
     from cvae.edge.io.raster import open_rows
@@ -233,7 +233,7 @@ def scene_curves(path: str | Path, info: RasterInfo, codec: TileCodec, windows: 
     if not (codec.ladder.step > 0).any():
         return None
     steps = curve_steps(psnr)
-    out = np.zeros((len(windows), len(steps), info.shape[0]))
+    out = np.zeros((len(windows), len(steps), info.shape[0]), np.float32)
     with open_rows(path, info) as rows:
         for u, win in enumerate(windows):
             px, valid = rows.tile(win)

@@ -256,17 +256,17 @@ class SceneTarget:
         self._cond = threading.Condition()
         self._scene_steps: dict[int, float | None] = {}  # scene_step's answers (each tile's, computed once)
         #: curves (:meth:`scene_step`): per tile the samples-weighted modelled error at each of curve_steps(), and
-        #: (log) their sums over the tiles from each one to the last, float64[T + 1, G, C]
-        self.curves = None if curves is None else np.asarray(curves, np.float64) * self.counts[:, None, :]
+        #: their sums over the tiles from each one to the last, float32[T + 1, G, C] (1.1 kB per tile of 13 bands)
+        self.curves = None if curves is None else \
+            np.asarray(curves, np.float32) * self.counts[:, None, :].astype(np.float32)
         if self.curves is not None:
-            rest = np.concatenate([np.cumsum(self.curves[::-1], axis=0)[::-1], np.zeros((1, *self.curves.shape[1:]))])
-            self._log_rest = np.log(np.maximum(rest, 1e-300))
+            self._rest = np.zeros((self.tiles + 1, *self.curves.shape[1:]), np.float32)
+            np.cumsum(self.curves[::-1], axis=0, out=self._rest[-2::-1])
             self._log_steps = np.log(curve_steps(target))
 
     def known(self, unit: int) -> int:
-        """How many leading tiles tile ``unit`` waits for: ``unit - LAG + 1``, and in the last LAG (the tail,
-        whose misses no later tile would see) every tile before it, so that each makes up for the one before and
-        only the last must land within TAIL_TOL_DB of its share."""
+        """How many leading tiles tile ``unit`` waits for: ``unit - LAG + 1``, and in the last LAG (the tail, whose
+        misses no later tile would see) every tile before it: each makes up for the one before, the last lands."""
         return unit if unit >= self.tiles - self.lag else max(0, unit - self.lag + 1)
 
     def tile_target(self, unit: int) -> tuple[float, Gauge, tuple[float, float]]:
@@ -347,7 +347,7 @@ class SceneTarget:
         ratio = np.where(modelled > 0, np.clip(actual / np.maximum(modelled, 1e-300), 1 / RATIO_MAX, RATIO_MAX), 1.0)
         flight = [(v, self._scene_steps[v]) for v in range(upto, unit)]  # coded at the steps they were given
         known = sse + ratio * sum((self.curve_at(v, s) for v, s in flight if s is not None), np.zeros(len(self.peaks)))
-        p2, rest = self.peaks[keep] ** 2, self._log_rest[unit][:, keep]
+        p2, rest = self.peaks[keep] ** 2, np.log(np.maximum(self._rest[unit][:, keep].astype(np.float64), 1e-300))
 
         def scene_db(x: float) -> float:
             err = known[keep] + ratio[keep] * self._between(rest, x)
@@ -368,7 +368,7 @@ class SceneTarget:
     def curve_at(self, unit: int, step: float) -> np.ndarray:
         """float64[C]: tile ``unit``'s curve (samples-weighted) at ``step`` (0 where it is 0 throughout)."""
         assert self.curves is not None
-        c = self.curves[unit]
+        c = self.curves[unit].astype(np.float64)
         return np.where(c.max(axis=0) > 0, self._between(np.log(np.maximum(c, 1e-300)), math.log(step)), 0.0)
 
     def commit(self, unit: int, sse: np.ndarray | None = None, n: np.ndarray | None = None,
