@@ -300,11 +300,11 @@ class SceneTarget:
             return -solve_falling(lambda x: scene_db(-x), at, -aim, -EXACT_DB, -(self.target - MAX_DIP_DB), -1.0,
                                   TARGET_SOLVE_DB)[0]
 
-        t, ends = aim, (aim - TILE_TOL_DB, aim + TILE_TOL_DB)
+        last, t = unit == self.tiles - 1, aim
+        ends = (aim - TAIL_TOL_DB, aim + TAIL_TOL_DB) if last else (aim - TILE_TOL_DB, aim + TILE_TOL_DB)
         if (total > 0).all():
             t = solve(aim)
-            ends = (solve(aim - TAIL_TOL_DB), solve(aim + TAIL_TOL_DB)) if unit == self.tiles - 1 else \
-                (t - TILE_TOL_DB, t + TILE_TOL_DB)
+            ends = (solve(aim - TAIL_TOL_DB), solve(aim + TAIL_TOL_DB)) if last else (t - TILE_TOL_DB, t + TILE_TOL_DB)
         weights, expected = np.zeros(len(self.peaks)), np.zeros(len(self.peaks))
         if not (dcount[keep] > 0).all():
             return t, Gauge(self.peaks), ends
