@@ -318,7 +318,7 @@ class SceneTarget:
         """The residual step tile ``unit`` is coded at (None without curves; module docstring): the one step that,
         given to it and every tile still to come, lands the scene on its aim, the tiles it knows (:meth:`known`) at
         their errors, those in flight at their curves at the steps they were given, the others at their curves at
-        it (``curves``: float64[T, G, C], each tile's modelled error per sample at :func:`curve_steps`), the curves
+        it (``curves``: [T, G, C], each tile's modelled error per sample at :func:`curve_steps`), the curves
         scaled per band by the latest LAG known tiles' errors against theirs; within STEP_SWING of the step before."""
         if self.curves is None:
             return None

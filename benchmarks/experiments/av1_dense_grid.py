@@ -4,7 +4,7 @@ on the interpolation between them?
 
 For each scene: the scorer's own AV1 points (``av1_validation.json``, written by ``rd_vs_av1.py``) plus AV1 at
 quantizers ``EXTRA`` (``benchmarks/harness/av1_peer.py``, the same preprocessing, masks as the scorer's
-``valid_mask``), and our curve from the scorer's ``rd.json``; the BD-rate (the scorer's PCHIP Bjontegaard) of ours
+``valid_mask``: ``ladder_eval._valid``), and our curve from the scorer's ``rd.json``; the BD-rate (the scorer's PCHIP Bjontegaard) of ours
 against the scorer's grid and against the dense one.
 
     python benchmarks/experiments/av1_dense_grid.py .dev/val benchmarks/results/782c7ed21f22/scorer_validation_rd.json \\
@@ -13,47 +13,25 @@ against the scorer's grid and against the dense one.
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 from av1_peer import av1_klt_curve  # noqa: E402
+from bench_common import sibling  # noqa: E402
 
 #: quantizers added to the scorer's grid: between 20, 14, 8 and 3
 EXTRA = (17, 11, 6, 5, 4)
 
 
-def valid_mask(a: np.ndarray, nodata) -> np.ndarray:
-    """The scorer's valid pixels (``rd_vs_av1.valid_mask``): != nodata, else uint16 zeros where over 1% are zero."""
-    if nodata is not None:
-        return a != nodata
-    if a.dtype == np.uint16 and (a == 0).mean() > 0.01:
-        return a != 0
-    return np.ones(a.shape, bool)
-
-
 def bd_rate(c1, c2) -> float:
-    """The scorer's BD-rate (``rd_vs_av1.bd_rate``) of curve ``c2`` against ``c1``: [(bpp, dB)] each, in %."""
-    from scipy.interpolate import PchipInterpolator
-
-    def curve(c):
-        pts = sorted((p, math.log(r)) for r, p in c if p >= 20 and r > 0)
-        xs, ys = [], []
-        for p, lr in pts:
-            if not xs or p > xs[-1] + 1e-6:
-                xs.append(p)
-                ys.append(lr)
-        return xs, ys
-    x1, y1 = curve(c1)
-    x2, y2 = curve(c2)
-    lo, hi = max(x1[0], x2[0]), min(x1[-1], x2[-1])
-    g = np.linspace(lo, hi, 200)
-    diff = PchipInterpolator(x2, y2)(g) - PchipInterpolator(x1, y1)(g)
-    return (math.exp(float(np.trapezoid(diff, g)) / (hi - lo)) - 1) * 100
+    """The scorer's BD-rate (``rd_vs_jpeg2000.bd_rate``, the one ``rd_vs_av1.py`` uses too) of curve ``c2`` against
+    ``c1``, each [(bpp, dB)], in %."""
+    bd = sibling("ablation_scorer")._bd_rate()
+    return bd([r for r, _ in c1], [p for _, p in c1], [r for r, _ in c2], [p for _, p in c2])
 
 
 def main(argv: list[str]) -> int:
@@ -67,7 +45,7 @@ def main(argv: list[str]) -> int:
     for name in rd:
         with rasterio.open(scenes / f"{name}.tif") as src:
             orig, nodata = src.read(), src.nodata
-        masks = [valid_mask(orig[b], nodata) for b in range(orig.shape[0])]
+        masks = [sibling("ladder_eval")._valid(orig[b], nodata) for b in range(orig.shape[0])]  # the scorer's
         extra = av1_klt_curve(orig, masks, EXTRA)
         base = [tuple(p) for p in av1[name]["avif_klt"]]
         a, b = bd_rate(base, rd[name]["ours"]), bd_rate(sorted(base + extra), rd[name]["ours"])
