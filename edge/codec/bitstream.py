@@ -1,6 +1,6 @@
-"""The tile bitstream, format versions 1 to 10: the one module that owns its bytes (docs/bitstream.md).
+"""The tile bitstream, format versions 1 to 11: the one module that owns its bytes (docs/bitstream.md).
 
-This release writes v10 (lossy tiles of adaptive bundles), v9 (error-bounded tiles, any bundle; v4 and v8 read only)
+This release writes v10 and v11 (lossy tiles of adaptive bundles; v11 where detail levels have their own rotation), v9 (error-bounded tiles, any bundle; v4 and v8 read only)
 and v1 (factorised bundles, none shipped); v2, v3, v5, v6 and v7 are read only. What each version holds is one
 :class:`TileFormat` in :data:`FORMATS`: the byte layer, the tile kinds and the decoder ask it
 (``header.format.coded_mask``, ``.coefs_stream``, ``.mixed_coefs``, ...) instead of testing version numbers. All
@@ -21,6 +21,7 @@ integers big-endian. Layout::
     C x (f32 lo, f32 hi)    band value range, native units (not with flag bit3)
     C x f16 mean            band mean after normalisation
     C*C x i8 matrix         rotation rows * 127 (only with flag bit1)
+    level_rotations (v11):  u8 bit j-1 set: wavelet detail level j has its own rotation, then C*C x i8 for each
     ceil(C/8) B present     bit k (MSB first) set when component k is coded
     streams = 1 (v1): [payload]   varint length, then one range-coder stream holding every present component in
                             order (only when at least one component is present)
@@ -49,6 +50,7 @@ from typing import NamedTuple, Sequence, Union
 import numpy as np
 
 from cvae.edge.codec import bitstream_v4 as _v4
+from cvae.edge.codec import bitstream_v11 as _levels
 from cvae.edge.codec import mask as _mask
 from cvae.edge.codec.bitstream_v4 import PALETTE_SPAN, PREDICTIVE_LIMIT
 from cvae.edge.codec.wire import Reader as _Reader
@@ -61,7 +63,7 @@ __all__ = ["VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE
            "Streams", "UnpackedTile", "SceneSide", "PREDICTIVE_LIMIT", "VERSIONS", "RESIDUAL_NONE",
            "RESIDUAL_PIXELS", "RESIDUAL_WAVELET", "TileHeader", "pack_tile", "unpack_tile", "header_size", "DTYPES", "MAX_BANDS",
            "MODEL_ID_BYTES", "MAX_EDGE", "peek_shape", "varint_size", "max_binary_decisions", "PALETTE_SPAN",
-           "VERSION_REPLICATION", "VERSION_FEEDBACK", "VERSION_MIXING"]
+           "VERSION_REPLICATION", "VERSION_FEEDBACK", "VERSION_MIXING", "VERSION_LEVELS"]
 
 VERSION = 1            # factorised entropy model
 VERSION_ADAPTIVE = 2   # explicitly transmitted scale indexes (adaptive bundles)
@@ -73,6 +75,7 @@ VERSION_STEP = 7       # v6's layout; a tile with a residual carries its quantis
 VERSION_REPLICATION = 8  # v4's layout with a predictor per band: v4's or the replication mode
 VERSION_FEEDBACK = 9   # v8's layout; mode 0 also reads its own errors and 11 bands, 22 contexts, warm-up (written)
 VERSION_MIXING = 10    # v7's layout; the residual's coefficients coded by the mixing coder (written)
+VERSION_LEVELS = 11    # v10's layout; detail levels of the residual may have their own rotation (written)
 #: residual kinds (v2+ header byte): none, 32 x 32 pixel blocks (v2), wavelet subbands in 16 x 16 blocks (v3+)
 RESIDUAL_NONE, RESIDUAL_PIXELS, RESIDUAL_WAVELET = 0, 1, 2
 
@@ -97,6 +100,7 @@ class TileFormat:
     feedback: bool = False          # samples formats: v9's coder (error feedback, 11 bands, 22 contexts, warm-up)
     step_code: bool = False         # a tile with a residual carries its step (u16 after the mode bytes)
     mixed_coefs: bool = False       # coefs_stream formats: version 10's mixing coder codes the coefficients (else v5's)
+    level_rotations: bool = False   # a byte of detail levels with their own rotation, and those rotations (v11)
 
     @property
     def mode_bytes(self) -> bool:
@@ -130,6 +134,8 @@ FORMATS: dict[int, TileFormat] = {f.version: f for f in (
                samples=True, band_modes=True, feedback=True),
     TileFormat(VERSION_MIXING, "hybrid", written=True, streams=3, residual_kinds=(RESIDUAL_NONE, RESIDUAL_WAVELET),
                coded_mask=True, scene_range=True, step_code=True, mixed_coefs=True),
+    TileFormat(VERSION_LEVELS, "hybrid", written=True, streams=3, residual_kinds=(RESIDUAL_NONE, RESIDUAL_WAVELET),
+               coded_mask=True, scene_range=True, step_code=True, mixed_coefs=True, level_rotations=True),
 )}
 VERSIONS = tuple(FORMATS)
 #: the formats with transition-coded masks and per-band fill (a view of FORMATS)
@@ -225,6 +231,8 @@ class TileHeader:
     modes: np.ndarray | None = None  # v8, v9: uint8[C] each band's predictor, 0 v4's, 1 the replication mode (None: 0)
     scene_range: bool = False   # v6+: lo, hi are the scene's (SceneSide), not sent in the tile
     step: int | None = None     # v7, v10 with a residual: the step code (cvae.edge.codec.stepcode); None otherwise
+    #: v11: per wavelet detail level j = 1.. (index j - 1) its own int8[C, C] rotation, or None: the tile's matrix
+    level_matrices: tuple | None = None
 
     @property
     def format(self) -> TileFormat:
@@ -326,6 +334,10 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: Payload, valid: np.nd
     out += h.mean.astype(">f2").tobytes()
     if not identity:
         out += h.matrix.astype(np.int8).tobytes()
+    if fmt.level_rotations:
+        out += _levels.pack(h.level_matrices, c, h.height, h.width)
+    elif h.level_matrices is not None and any(m is not None for m in h.level_matrices):
+        raise ValueError(f"pack_tile: a version {h.version} tile has no level rotations")
     present = np.asarray(present, bool)
     if fmt.mode_bytes:
         if present.shape != (c,) or not isinstance(payload, tuple) or len(payload) != fmt.streams:
@@ -405,6 +417,7 @@ def unpack_tile(data: bytes, scene: SceneSide | None = None) -> UnpackedTile:
             raise CorruptTileError("rotation matrix is singular")
     else:
         matrix = (np.eye(c) * 127).astype(np.int8)
+    levels = _levels.unpack(r, c, height, width) if fmt.level_rotations else None
     bits = np.unpackbits(np.frombuffer(r.take((c + 7) // 8), np.uint8))
     if bits[c:].any():
         raise CorruptTileError("padding bits of the component map are set")
@@ -422,7 +435,7 @@ def unpack_tile(data: bytes, scene: SceneSide | None = None) -> UnpackedTile:
     header = TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height, width=width,
                         lo=lohi[:, 0].copy(), hi=lohi[:, 1].copy(), mean=mean, matrix=matrix, version=version,
                         latent=latent, residual=int(residual), band_fill=band_fill,
-                        scene_range=bool(flags & _F_SCENE_RANGE), step=step)
+                        scene_range=bool(flags & _F_SCENE_RANGE), step=step, level_matrices=levels)
     return UnpackedTile(header, present, payload, valid)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from cvae.edge.codec import adaptive as am
-from cvae.edge.codec import bitstream, coefs, rangecoder, residual, stepcode, wavelet
+from cvae.edge.codec import bitstream, coefs, levels, rangecoder, residual, stepcode, wavelet
 from cvae.edge.codec.hybrid_model import HybridModel
 from cvae.edge.codec.latents import (STRIDE, AnalyzedTile, Ladder, LatentModel, decode_stream, scene_range,
                                      tile_header, to_pixels)
@@ -41,7 +41,9 @@ class HybridKind:
     """Writes and reads the tiles of an adaptive bundle's ladder (the formats of kind 'hybrid')."""
 
     name = "hybrid"
-    version = next(f.version for f in _FORMATS if f.written)
+    version = next(f.version for f in _FORMATS if f.written and not f.level_rotations)
+    #: the format of a residual-only tile whose detail levels have their own rotations (Plan.level_matrices)
+    levels_version = next(f.version for f in _FORMATS if f.written and f.level_rotations)
     versions = tuple(f.version for f in _FORMATS)
 
     def __init__(self, latents: LatentModel, model_id: bytes, adaptive: am.AdaptiveModel, ladder: Ladder,
@@ -133,7 +135,9 @@ class HybridKind:
                 z += p.recon  # the planner's inverse(subbands) * step, the decoder's float steps
             else:
                 step = stepcode.step_of(stepcode.code_of(p.step))
-                for k, comp in enumerate(p.coefs):
+                comps = p.coefs if p.level_matrices is None else levels.to_main(list(p.coefs), p.level_matrices,
+                                                                                  a.spectral.matrix)
+                for k, comp in enumerate(comps):
                     z[k] += wavelet.inverse([x.astype(np.float32) for x in comp], wavelet.levels_for(h, w)) * step
         header = tile_header(a, self.model_id, level, self.version, p.latent, p.residual)
         return to_pixels(z, header)
@@ -144,8 +148,9 @@ class HybridKind:
         side = rangecoder.encode(p.side, p.side_rows, it.cdf, it.cdf_length, it.offset, it.precision) if len(p.side) else b""
         t = self.tables_for(p.latent)
         main = rangecoder.encode(p.main, p.main_rows, t.cdf, t.cdf_length, t.offset, t.precision) if len(p.main) else b""
-        header = tile_header(a, self.model_id, level if p.level is None else p.level, self.version, p.latent, p.residual,
-                             stepcode.code_of(p.step) if p.residual else None)
+        header = tile_header(a, self.model_id, level if p.level is None else p.level,
+                             self.version if p.level_matrices is None else self.levels_version, p.latent, p.residual,
+                             stepcode.code_of(p.step) if p.residual else None, p.level_matrices)
         return bitstream.pack_tile(header, p.present, (side, main, p.coefs_stream), a.valid)
 
     # -- decoder --------------------------------------------------------------------------------------------
@@ -211,7 +216,10 @@ class HybridKind:
             step = stepcode.step_of(header.step) if header.format.step_code and header.step is not None else \
                 np.float32(self.ladder.step[level])
             if header.format.coefs_stream:  # the coefficients in the coefs stream's coding order
-                for k, comp in enumerate(coefs.split(values[n_lat:], c, h, w)):
+                comps = coefs.split(values[n_lat:], c, h, w)
+                if header.level_matrices is not None:  # v11: each detail level to the tile's matrix (levels.to_main)
+                    comps = levels.to_main(comps, header.level_matrices, header.matrix)
+                for k, comp in enumerate(comps):
                     z[k] += wavelet.inverse([x.astype(np.float32) for x in comp], wavelet.levels_for(h, w)) * step
             else:
                 z += _legacy_residual(values[n_lat:], header) * step

@@ -73,6 +73,9 @@ class AnalyzedTile:
     search: str | None = None
     #: whether the rotation's rows are final (:meth:`TileCodec.weighted` chose them; :mod:`cvae.edge.codec.weighting`)
     weighted: bool = False
+    #: per wavelet detail level (index j - 1) the rotation a residual-only tile codes it with, or None: the tile's
+    #: matrix (tile format v11, :mod:`cvae.edge.codec.levels`); None: every level under the matrix
+    level_matrices: tuple | None = None
     cache: TileCache = field(default_factory=TileCache, compare=False, repr=False)  # parts, plans, g_s output
 
     @property
@@ -171,9 +174,11 @@ def scene_range(a: AnalyzedTile) -> bool:
 
 
 def tile_header(a: AnalyzedTile, model_id: bytes, level: int, version: int, latent: int = 0,
-                residual: int = bitstream.RESIDUAL_NONE, step: int | None = None) -> bitstream.TileHeader:
+                residual: int = bitstream.RESIDUAL_NONE, step: int | None = None,
+                level_matrices: tuple | None = None) -> bitstream.TileHeader:
     """The header of ``a`` coded at ``level`` in format ``version`` (band fill travels in the formats with coded
-    masks; those with scene ranges refer to the scene's band ranges where they are the tile's)."""
+    masks; those with scene ranges refer to the scene's band ranges where they are the tile's; ``level_matrices``
+    the residual's level rotations, v11)."""
     fmt = bitstream.FORMATS[version]
     return bitstream.TileHeader(model_id=model_id[:bitstream.MODEL_ID_BYTES], level=level, dtype=a.dtype,
                                 bands=a.shape[0], height=a.shape[1], width=a.shape[2], lo=a.spectral.lo,
@@ -181,7 +186,8 @@ def tile_header(a: AnalyzedTile, model_id: bytes, level: int, version: int, late
                                 latent=latent, residual=residual,
                                 band_fill=a.band_fill if fmt.coded_mask else None,
                                 scene_range=fmt.scene_range and scene_range(a),
-                                step=step if fmt.step_code and residual else None)
+                                step=step if fmt.step_code and residual else None,
+                                level_matrices=level_matrices if fmt.level_rotations else None)
 
 
 def decode_stream(data: bytes, rows: np.ndarray, t: EntropyTables, what: str) -> np.ndarray:

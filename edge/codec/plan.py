@@ -24,6 +24,7 @@ import numpy as np
 from cvae.edge.codec import adaptive as am
 from cvae.edge.codec import bitstream, stepcode, wavelet
 from cvae.edge.codec import coefs as coefs_mod
+from cvae.edge.codec import levels as levels_mod
 from cvae.edge.codec.hybrid_model import HybridModel
 from cvae.edge.codec.latents import AnalyzedTile
 
@@ -134,6 +135,7 @@ class ResidualPart:
     recon: np.ndarray | None = None  # float32[C, H, W] what the decoder adds: inverse(subbands) * step
     comp_err: np.ndarray | None = None   # float64[C] ``err`` per component
     stream: bytes = b""           # the coefficients coded (the ``coefs`` stream)
+    level_matrices: tuple | None = None  # the detail levels' own rotations they were coded under (v11), or None
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ class Plan:
     recon: np.ndarray | None = None  # with a residual: float32[C, H, W] the residual the decoder adds
     level: int | None = None      # the level the tile names when not the one asked (a latent-only level's tile
     #                               coded as a coarse residual names the residual level of its step)
+    level_matrices: tuple | None = None  # a residual-only tile's level rotations (tile format v11), or None
 
     @property
     def mode(self) -> str:
@@ -253,7 +256,13 @@ class Planner:
             return cached[1]
         # candidates: (latent level, its latent part, the residual part or None)
         candidates: list[tuple[int, LatentPart, ResidualPart | None]] = []
-        alone = self.residual_part(a, level, None, step) if step is not None else None
+        # the residual alone: under the detail levels' own rotations where the tile has them (a candidate of its
+        # own), under the tile's matrix where a latent level with a residual merges it per component
+        merged = any(res for _, res in searched)
+        alone = self.residual_part(a, level, None, step) if step is not None and \
+            (merged or a.level_matrices is None) else None
+        rotated = self.residual_part(a, level, None, step, rotate=True) if step is not None and \
+            a.level_matrices is not None else None
         for lat, res in searched:
             if not res:
                 candidates.append((lat, self.latent_part(a, lat), None))
@@ -261,7 +270,9 @@ class Planner:
                 mixed = self.with_latents(a, level, lat, step, alone)
                 if mixed is not None:
                     candidates.append((lat, *mixed))
-        if alone is not None and not (len(searched) == 1 and candidates):
+        if rotated is not None:
+            candidates.append((k.latent_level(level), self.no_latents(a), rotated))
+        elif alone is not None and not (len(searched) == 1 and candidates):
             # the residual alone (no synthesis to run, so every search weighs it), unless a single searched latent
             # level already chose per component against it, on the coded bits
             candidates.append((k.latent_level(level), self.no_latents(a), alone))
@@ -278,7 +289,9 @@ class Planner:
         assert best is not None  # every level searches at least one mode
         _, lat, latent, resid = best
         coefs, stream = (resid.arrays, resid.stream) if resid is not None else (None, b"")
-        total = latent.bits + 8 * len(stream)  # the residual was coded when it was quantised: its size is exact
+        lm = resid.level_matrices if resid is not None else None
+        # the residual was coded when it was quantised: its size is exact (and v11's rotations, with their byte)
+        total = latent.bits + 8 * len(stream) + (8.0 + sum(8 * m.size for m in lm if m is not None) if lm else 0.0)
         coded = latent.idx != am.ZERO
         main = np.concatenate([latent.groups[i, :n] for i, n in zip(np.flatnonzero(coded), latent.sizes[coded])]
                               or [np.zeros(0, np.int32)]).astype(np.int32)
@@ -287,7 +300,8 @@ class Planner:
                     main=main, main_rows=main_rows, bits=total, latent=lat,
                     residual=bitstream.RESIDUAL_WAVELET if resid is not None else bitstream.RESIDUAL_NONE,
                     coefs=coefs, coefs_stream=stream, step=float(step) if resid is not None and step else 0.0,
-                    err=resid.err if resid is not None else None, recon=resid.recon if resid is not None else None)
+                    err=resid.err if resid is not None else None, recon=resid.recon if resid is not None else None,
+                    level_matrices=lm)
         a.cache.plan = (key, plan)
         return plan
 
@@ -368,14 +382,15 @@ class Planner:
         return keep
 
     def residual_part(self, a: AnalyzedTile, level: int, lat: int | None, step: float | None = None,
-                      keep: np.ndarray | None = None) -> ResidualPart:
+                      keep: np.ndarray | None = None, rotate: bool = False) -> ResidualPart:
         """The residual of latent level ``lat``'s reconstruction with the latents of the components ``keep``
         (``lat=None``: of nothing, the components themselves) as wavelet subbands quantised with ``step`` (default:
         ``level``'s preset): rounded to the nearest, then coded with the coder's greedy rate-distortion choice at the
         step's slope (:func:`coefs.encode_rdo`: each nonzero coefficient as itself or one step toward zero; against
         the four rounding offsets per subband it replaced, median -1.49% BD-rate on the validation scenes, every scene
         better: benchmarks/experiments/coef_rdoq_psnr.py). Its coefficients, stream, and squared error over valid
-        pixels (in pixels, per component)."""
+        pixels (in pixels, per component). ``rotate`` (``lat=None``, a tile with ``level_matrices``): each detail
+        level coded under its own rotation (tile format v11, :mod:`cvae.edge.codec.levels`)."""
         step = self.model.preset_step(level) if step is None else float(step)
         assert a.z is not None  # a tile analysed for coding has its components
         r = a.z - self.reconstruction(a, lat, keep) if lat is not None else a.z  # a.z: nodata already 0
@@ -383,22 +398,26 @@ class Planner:
             r[:, ~a.valid] = 0.0  # nodata costs nothing
         c, h, w = r.shape
         levels = wavelet.levels_for(h, w)
-        scaled = [[x.astype(np.float64) / step for x in
-                   (wavelet.forward(r[comp], levels) if lat is not None else self.z_subbands(a)[comp])]
-                  for comp in range(c)]
+        lm = a.level_matrices if rotate and lat is None else None
+        bands = [wavelet.forward(r[comp], levels) for comp in range(c)] if lat is not None else self.z_subbands(a)
+        if lm is not None:
+            bands = levels_mod.to_levels(bands, lm, a.spectral.matrix)
+        scaled = [[x.astype(np.float64) / step for x in comp] for comp in bands]
         nearest = [[(np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int32) for x in bands] for bands in scaled]
         # D + lambda R in units of the step: (x - v)^2 + rd_lambda(step) / step^2 * bits
         stream, arrays = coefs_mod.encode_rdo(nearest, scaled, h, w, rd_lambda(step) / (step * step), self.mixed)
         recon = np.zeros((c, h, w), np.float32)
         comp_err = np.zeros(c)
+        back = arrays if lm is None else levels_mod.to_main(arrays, lm, a.spectral.matrix)
         for comp in range(c):
-            recon[comp] = wavelet.inverse([x.astype(np.float32) for x in arrays[comp]], levels) * np.float32(step)
+            recon[comp] = wavelet.inverse([x.astype(np.float32) for x in back[comp]], levels) * np.float32(step)
             e = r[comp] - recon[comp]
             if a.valid is not None:
                 e = e[a.valid]
             comp_err[comp] = float(np.sum(e.astype(np.float64) ** 2))
-        return ResidualPart(arrays=tuple(arrays), bits=8.0 * len(stream), err=float(comp_err.sum()), recon=recon,
-                            comp_err=comp_err, stream=stream)
+        side = 8.0 * sum(int(m.size) for m in lm if m is not None) if lm is not None else 0.0  # v11's rotations
+        return ResidualPart(arrays=tuple(arrays), bits=8.0 * len(stream) + side, err=float(comp_err.sum()),
+                            recon=recon, comp_err=comp_err, stream=stream, level_matrices=lm)
 
     @staticmethod
     def no_latents(a: AnalyzedTile) -> LatentPart:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cvae.edge.codec import adaptive as am
-from cvae.edge.codec import bitstream, stepcode, weighting
+from cvae.edge.codec import bitstream, levels, stepcode, weighting
 from cvae.edge.codec.factorized import FactorizedKind
 from cvae.edge.codec.hybrid import HybridKind
 from cvae.edge.codec.kinds import LearnedKind, SampleKind, TileKind
@@ -240,6 +240,9 @@ class TileCodec:
         if m is None and rotation is not st.matrix:
             m = rotation
         out = dataclasses.replace(a, weighted=True) if m is None else self._reweigh(a, m)
+        lm = levels.rotations(Planner.z_subbands(out), out.spectral.matrix, step, share, scale, st.hi > st.lo)
+        if lm is not None:  # detail levels coded along their own axes where that pays (tile format v11)
+            out = dataclasses.replace(out, level_matrices=lm)
         a.cache.weighted = (step, out)
         return out
 
