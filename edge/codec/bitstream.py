@@ -320,7 +320,7 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: Payload, valid: np.nd
     if fmt.samples:
         if not isinstance(payload, bytes):
             raise ValueError(f"pack_tile: a version {h.version} tile takes payload bytes")
-        return bytes(out + _v4.pack_fields(h, payload) + _coded_masks(valid, band_fill))
+        return bytes(out + _v4.pack_fields(h, payload) + _mask.coded_masks(valid, band_fill))
     if fmt.mode_bytes:
         if int(h.residual) not in fmt.residual_kinds:
             raise ValueError(f"pack_tile: residual kind {int(h.residual)} does not exist in format version {h.version}")
@@ -353,19 +353,10 @@ def pack_tile(h: TileHeader, present: np.ndarray, payload: Payload, valid: np.nd
         if payload is not None:
             out += _varint(len(payload)) + payload
     if fmt.coded_mask:
-        return bytes(out + _coded_masks(valid, band_fill))
+        return bytes(out + _mask.coded_masks(valid, band_fill))
     if valid is not None:  # v1, v2: zlib of the packed bits (no fill masks)
         z = zlib.compress(np.packbits(valid).tobytes(), 9)
         out += _varint(len(z)) + z
-    return bytes(out)
-
-
-def _coded_masks(valid: np.ndarray | None, band_fill: np.ndarray | None) -> bytes:
-    """v3+: the valid mask, then each band's fill mask, each as two varint-prefixed transition streams."""
-    out = bytearray()
-    for m in ([valid] if valid is not None else []) + (list(band_fill) if band_fill is not None else []):
-        for stream in _mask.encode_mask(m):
-            out += _varint(len(stream)) + stream
     return bytes(out)
 
 
@@ -385,8 +376,8 @@ def unpack_tile(data: bytes, scene: SceneSide | None = None) -> UnpackedTile:
         raise CorruptTileError(f"unknown flag bits {flags:#x} for tile format version {version}")
     if fmt.samples:
         f = _v4.unpack_fields(r, c, fmt.band_modes)
-        valid = _coded_mask(r, height, width) if flags & _F_MASK else None
-        band_fill = _band_fill(r, flags, c, height, width)
+        valid = _mask.read_coded(r, height, width) if flags & _F_MASK else None
+        band_fill = (_mask.band_fills(r, c, height, width) if flags & _F_BAND_FILL else None)
         r.check_consumed()
         return UnpackedTile(TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height,
                                        width=width, lo=f.lo, hi=f.hi, mean=np.zeros(c, np.float32),
@@ -429,33 +420,11 @@ def unpack_tile(data: bytes, scene: SceneSide | None = None) -> UnpackedTile:
         payload = r.take(r.varint()) if present.any() else None
     valid = None
     if flags & _F_MASK:
-        valid = _coded_mask(r, height, width) if fmt.coded_mask else _zlib_mask(r.take(r.varint()), height, width)
-    band_fill = _band_fill(r, flags, c, height, width)
+        valid = _mask.read_coded(r, height, width) if fmt.coded_mask else _mask.zlib_mask(r.take(r.varint()), height, width)
+    band_fill = (_mask.band_fills(r, c, height, width) if flags & _F_BAND_FILL else None)
     r.check_consumed()
     header = TileHeader(model_id=model_id, level=level, dtype=DTYPES[dcode], bands=c, height=height, width=width,
                         lo=lohi[:, 0].copy(), hi=lohi[:, 1].copy(), mean=mean, matrix=matrix, version=version,
                         latent=latent, residual=int(residual), band_fill=band_fill,
                         scene_range=bool(flags & _F_SCENE_RANGE), step=step, level_matrices=levels)
     return UnpackedTile(header, present, payload, valid)
-
-
-def _zlib_mask(z: bytes, height: int, width: int) -> np.ndarray:
-    """v1, v2: the valid mask as a zlib stream of its packed bits."""
-    try:
-        raw = zlib.decompressobj().decompress(z, (height * width + 7) // 8 + 1)
-    except zlib.error as e:
-        raise CorruptTileError(f"valid mask does not decompress: {e}") from e
-    if len(raw) != (height * width + 7) // 8:
-        raise CorruptTileError("valid mask has the wrong size")
-    return np.unpackbits(np.frombuffer(raw, np.uint8))[:height * width].reshape(height, width).astype(bool)
-
-
-def _coded_mask(r: _Reader, height: int, width: int) -> np.ndarray:
-    """bool[H, W]: one mask as two varint-prefixed transition streams (:mod:`cvae.edge.codec.mask`)."""
-    return _mask.decode_mask(r.take(r.varint()), r.take(r.varint()), height, width)
-
-
-def _band_fill(r: _Reader, flags: int, c: int, height: int, width: int) -> np.ndarray | None:
-    if not flags & _F_BAND_FILL:
-        return None
-    return np.stack([_coded_mask(r, height, width) for _ in range(c)])

@@ -26,13 +26,15 @@ Table rows (all with escape, docs/range_coder.md): 0 choice (uniform over 0..15)
 """
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from cvae.edge.codec import rangecoder
 from cvae.edge.codec.tables import PRECISION, EntropyTables
 from cvae.edge.errors import CorruptTileError
 
-__all__ = ["encode_mask", "decode_mask", "TABLES"]
+__all__ = ["encode_mask", "decode_mask", "TABLES", "coded_masks", "read_coded", "band_fills", "zlib_mask"]
 
 _CHOICES = 16
 _ROW_CHOICE, _ROW_CHANGE, _ROW_GAP, _ROW_DELTA = 0, 1, 2, 3
@@ -207,3 +209,37 @@ def decode_mask(s1: bytes, s2: bytes, height: int, width: int) -> np.ndarray:
                 out[r, a:b] = True
             value = not value
     return out
+
+
+# The tile layer's mask fields (cvae.edge.codec.bitstream calls these; docs/bitstream.md)
+
+def coded_masks(valid: np.ndarray | None, band_fill: np.ndarray | None) -> bytes:
+    """v3+: the valid mask, then each band's fill mask, each as two varint-prefixed transition streams."""
+    from cvae.edge.codec.wire import varint
+
+    out = bytearray()
+    for m in ([valid] if valid is not None else []) + (list(band_fill) if band_fill is not None else []):
+        for stream in encode_mask(m):
+            out += varint(len(stream)) + stream
+    return bytes(out)
+
+
+def read_coded(r, height: int, width: int) -> np.ndarray:
+    """bool[H, W]: one mask as two varint-prefixed transition streams, from the tile reader ``r``."""
+    return decode_mask(r.take(r.varint()), r.take(r.varint()), height, width)
+
+
+def band_fills(r, c: int, height: int, width: int) -> np.ndarray:
+    """bool[C, H, W]: the bands' fill masks, each as :func:`read_coded`."""
+    return np.stack([read_coded(r, height, width) for _ in range(c)])
+
+
+def zlib_mask(z: bytes, height: int, width: int) -> np.ndarray:
+    """v1, v2: the valid mask as a zlib stream of its packed bits."""
+    try:
+        raw = zlib.decompressobj().decompress(z, (height * width + 7) // 8 + 1)
+    except zlib.error as e:
+        raise CorruptTileError(f"valid mask does not decompress: {e}") from e
+    if len(raw) != (height * width + 7) // 8:
+        raise CorruptTileError("valid mask has the wrong size")
+    return np.unpackbits(np.frombuffer(raw, np.uint8))[:height * width].reshape(height, width).astype(bool)

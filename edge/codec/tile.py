@@ -198,7 +198,7 @@ class TileCodec:
         return analysis
 
     def weighted(self, a: AnalyzedTile, level: int | None, step: float | None = None,
-                 details: bool = True) -> AnalyzedTile:
+                 details: bool = True, rotations: bool = True) -> AnalyzedTile:
         """``a`` with its rotation chosen and its components weighted for the residual step ``step`` (default:
         ``a.step``, else ``level``'s preset, or a latent-only level's coarse step): the tile's own KLT or the
         principal axes of its detail coefficients (``details``; :func:`weighting.detail_rotation`), whichever
@@ -240,7 +240,8 @@ class TileCodec:
         if m is None and rotation is not st.matrix:
             m = rotation
         out = dataclasses.replace(a, weighted=True) if m is None else self._reweigh(a, m)
-        lm = levels.rotations(Planner.z_subbands(out), out.spectral.matrix, step, share, scale, st.hi > st.lo)
+        lm = levels.rotations(Planner.z_subbands(out), out.spectral.matrix, step, share, scale, st.hi > st.lo) \
+            if rotations else None
         if lm is not None:  # detail levels coded along their own axes where that pays (tile format v11)
             out = dataclasses.replace(out, level_matrices=lm)
         a.cache.weighted = (step, out)

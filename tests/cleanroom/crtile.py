@@ -68,6 +68,7 @@ class Tile:
     hi: np.ndarray | None = None
     mean: np.ndarray | None = None  # float16[C]
     matrix: np.ndarray | None = None  # int8[C, C]
+    level_matrices: dict = field(default_factory=dict)  # version 11: detail level j -> int8[C, C]
     present: list = field(default_factory=list)
     side: bytes = b""
     main: bytes = b""
@@ -108,7 +109,7 @@ def _masks(r: Reader, t: Tile):
 def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
     r = Reader(data)
     version = r.u8()
-    if version not in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10):
+    if version not in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11):
         raise CleanroomError(f"unknown tile version {version}")
     model_id = r.take(4)
     level = r.u8()
@@ -119,7 +120,7 @@ def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
     H = r.u16()
     W = r.u16()
     flags = r.u8()
-    allowed = 0b011 | (0b100 if version >= 3 else 0) | (0b1000 if version in (6, 7, 10) else 0)
+    allowed = 0b011 | (0b100 if version >= 3 else 0) | (0b1000 if version in (6, 7, 10, 11) else 0)
     if flags & ~allowed:
         raise CleanroomError("unknown flag bits")
     if not 1 <= C <= 32:
@@ -163,10 +164,10 @@ def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
         _masks(r, t)
         r.done()
         return t
-    if version in (2, 3, 5, 6, 7, 10):
+    if version in (2, 3, 5, 6, 7, 10, 11):
         t.lat = r.u8()
         t.residual = r.u8()
-        if version in (7, 10) and t.residual != 0:
+        if version in (7, 10, 11) and t.residual != 0:
             t.step_code = r.u16()
     if flags & 8:
         if scene_band_range is None:
@@ -179,6 +180,16 @@ def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
     t.mean = np.frombuffer(r.take(2 * C), ">f2").astype(np.float16)
     if flags & 2:
         t.matrix = np.frombuffer(r.take(C * C), np.int8).reshape(C, C).copy()
+    if version == 11:  # a byte: bit j-1 = detail level j has its own rotation; then those, C*C int8 each
+        lmask = r.u8()
+        if lmask >> levels_for(H, W):
+            raise CleanroomError("level rotation beyond the tile's wavelet levels")
+        for j in range(1, levels_for(H, W) + 1):
+            if lmask >> (j - 1) & 1:
+                m = np.frombuffer(r.take(C * C), np.int8).reshape(C, C).copy()
+                if abs(np.linalg.det(m.astype(np.float64) / 127.0)) < 0.25:
+                    raise CleanroomError("singular level rotation")
+                t.level_matrices[j] = m
     pb = r.take((C + 7) // 8)
     t.present = [(pb[k // 8] >> (7 - k % 8)) & 1 for k in range(C)]
     if version == 1:
@@ -187,7 +198,7 @@ def parse_tile(data: bytes, scene_band_range: bytes | None = None) -> Tile:
     else:
         t.side = r.blob()
         t.main = r.blob()
-        if version in (5, 6, 7, 10):
+        if version in (5, 6, 7, 10, 11):
             t.coefs = r.blob()
             if (len(t.coefs) == 0) != (t.residual == 0):
                 raise CleanroomError("coefs stream must be empty exactly when residual kind is 0")
@@ -767,7 +778,7 @@ def decode_tile_integers(t: Tile, bundle: Bundle | None):
     latents = np.array(values[:nlat], dtype=np.int64).reshape(P, M, h, w) if P else None
     residual = None
     J = levels_for(t.H, t.W)
-    if t.version == 10 and t.residual == 2:
+    if t.version in (10, 11) and t.residual == 2:
         shapes = subband_shapes(t.H, t.W, J) if J else {("LL", 0): (t.H, t.W)}
         comps, flat = decode_coefs_v10(t.coefs, t.C, t.H, t.W, coef_order(J), shapes)
         values = values + flat
@@ -820,6 +831,13 @@ def decode_tile_pixels(t: Tile, bundle: Bundle | None, step: np.float32 | None =
             step = np.float32(4096 + m) * np.float32(2.0 ** -(12 + e))
         elif step is None:
             step = bundle.step[t.level]
+        main = t.matrix.astype(np.float64) / 127.0 if t.matrix is not None else np.eye(t.C)
+        for j, mj in t.level_matrices.items():  # version 11: level j's details to the tile's components
+            S = main @ np.linalg.inv(mj.astype(np.float64) / 127.0)
+            for name in ("HL", "LH", "HH"):
+                v = np.tensordot(S, np.stack([residual[c][(name, j)].astype(np.float64) for c in range(t.C)]), axes=1)
+                for c in range(t.C):
+                    residual[c][(name, j)] = v[c].astype(np.float32)
         for c in range(t.C):
             z[c] = z[c] + inverse_wavelet(residual[c], J) * np.float32(step)
     return to_pixels(t, z)

@@ -220,7 +220,7 @@ def _roundtrip(tmp_path, src, args):
 SCENE_CASES = [
     ("s2", ["--max-error", "0"], 9),
     ("s2", ["--max-error", "2"], 9),
-    ("s2", ["--level", "9", "--tile-size", "64"], 10),
+    ("s2", ["--level", "9", "--tile-size", "64"], 10),  # 10: v10, or v11 where a tile's levels have rotations
     ("s2", ["--level", "7", "--tile-size", "64"], 10),
     ("naip", ["--max-error", "0"], 9),
     ("naip", ["--max-error", "2", "--tile-size", "64"], 9),
@@ -234,7 +234,10 @@ SCENE_CASES = [
 def test_scene_matches_cvae_decode(tmp_path, which, args, version):
     src = _scene(tmp_path, which)
     meta, ours, info = _roundtrip(tmp_path, src, args)
-    assert {i[2] for i in info} == {version}
+    versions = {i[2] for i in info}
+    assert versions == {version} or (version == 10 and versions <= {10, 11}), versions
+    if which == "naip" and version == 10:  # NAIP's finest level has axes of its own: version 11 decoded here
+        assert 11 in versions
     if version == 10:
         assert all(not any(i[4]) for i in info), "expected residual-only tiles (no network)"
     if args[:2] == ["--max-error", "0"]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvae.edge.codec import bitstream
+from cvae.edge.codec import bitstream, hybrid
 from cvae.edge.codec.tile import KINDS
 from cvae.edge.errors import CorruptTileError
 
@@ -16,19 +16,29 @@ GOLDEN = Path(__file__).parent / "golden"
 CODEC = Path(bitstream.__file__).parent
 #: the names that encode version numbers; only the format descriptions (bitstream.py) may test them
 VERSION_NAMES = {"VERSION", "VERSION_ADAPTIVE", "VERSION_WAVELET", "VERSION_PREDICTIVE", "VERSION_CONTEXT",
-                 "VERSION_SCENE", "VERSION_STEP", "VERSION_REPLICATION", "VERSION_FEEDBACK", "VERSION_MIXING", "VERSIONS", "ADAPTIVE_VERSIONS", "CONTEXT_VERSIONS", "CODED_MASK_VERSIONS"}
+                 "VERSION_SCENE", "VERSION_STEP", "VERSION_REPLICATION", "VERSION_FEEDBACK", "VERSION_MIXING", "VERSION_LEVELS", "VERSIONS", "ADAPTIVE_VERSIONS", "CONTEXT_VERSIONS", "CODED_MASK_VERSIONS"}
 
 
 def test_each_kind_reads_its_formats_and_writes_exactly_one():
+    """One format per kind, and the hybrid kind's v11 for the residual-only tiles with level rotations."""
     assert sorted(v for k in KINDS for v in k.versions) == sorted(bitstream.FORMATS)
     for k in KINDS:
-        written = [f.version for f in bitstream.formats_of(k.name) if f.written]
+        written = [f.version for f in bitstream.formats_of(k.name) if f.written and not f.level_rotations]
         assert written == [k.version], k.name
+    rotated = [f.version for f in bitstream.FORMATS.values() if f.written and f.level_rotations]
+    assert rotated == [hybrid.HybridKind.levels_version] == [11]
 
 
-def test_shipped_formats_are_v10_lossy_and_v9_bounded():
+def test_shipped_formats_are_v10_v11_lossy_and_v9_bounded():
     shipped = {f.version for f in bitstream.FORMATS.values() if f.written and f.kind != "factorized"}
-    assert shipped == {10, 9}
+    assert shipped == {10, 11, 9}
+
+
+def test_v11_is_v10_with_level_rotations():
+    import dataclasses
+
+    v10, v11 = bitstream.FORMATS[bitstream.VERSION_MIXING], bitstream.FORMATS[bitstream.VERSION_LEVELS]
+    assert dataclasses.replace(v11, version=10, level_rotations=False) == v10
 
 
 def test_v10_is_v7_with_the_mixing_coefficient_coder():
@@ -38,7 +48,7 @@ def test_v10_is_v7_with_the_mixing_coefficient_coder():
     v7, v10 = bitstream.FORMATS[bitstream.VERSION_STEP], bitstream.FORMATS[bitstream.VERSION_MIXING]
     assert v10.mixed_coefs and not v7.mixed_coefs and not v7.written
     assert dataclasses.replace(v10, version=7, written=False, mixed_coefs=False) == v7
-    assert [f.version for f in bitstream.FORMATS.values() if f.mixed_coefs] == [10]
+    assert [f.version for f in bitstream.FORMATS.values() if f.mixed_coefs] == [10, 11]
 
 
 def test_no_module_of_the_codec_but_bitstream_tests_version_numbers():
