@@ -1,6 +1,6 @@
 /*
  * _wavelet.c -- one level of the CDF 9/7 lifting (JPEG 2000's irreversible filter) both ways, in C, for
- * cvae.edge.codec.wavelet (the residual of tile format v3).
+ * cvae.edge.codec.wavelet (the residual of tile format v3); and mix(), tile format v11's map of a level's components.
  *
  * The same float32 operations in the same order as the numpy lifting it replaces (wavelet._lift_fwd and
  * _lift_inv, kept as the reference and compared in tests/edge/codec/test_wavelet.py): every step is one IEEE
@@ -225,9 +225,68 @@ static PyObject *run(PyObject *args, int inverse)
 static PyObject *wv_forward(PyObject *self, PyObject *args) { return run(args, 0); }
 static PyObject *wv_inverse(PyObject *self, PyObject *args) { return run(args, 1); }
 
+/* mix(t, x, y, c, n): y[r][p] = sum_k t[r][k] x[k][p], k = 0..c-1 in order, each product and sum one IEEE double
+ * operation rounded to nearest (no fused multiply-add: -ffp-contract=off), so the same bits on any platform: the
+ * map of tile format v11's level rotations (cvae.edge.codec.levels._mix, whose numpy loop is its reference).
+ * t float64[c][c], x and y float64[c][n], C order. */
+static PyObject *wv_mix(PyObject *self, PyObject *args)
+{
+    PyObject *ot, *ox, *oy;
+    Py_ssize_t c, n;
+    if (!PyArg_ParseTuple(args, "OOOnn", &ot, &ox, &oy, &c, &n))
+        return NULL;
+    if (c < 1 || c > 64 || n < 0) {
+        PyErr_SetString(PyExc_ValueError, "mix: c must lie in 1..64 and n be non-negative");
+        return NULL;
+    }
+    Py_buffer v[3];
+    int have[3] = {0, 0, 0};
+    PyObject *objs[3] = {ot, ox, oy};
+    const Py_ssize_t count[3] = {c * c, c * n, c * n};
+    for (int i = 0; i < 3; i++) {
+        if (PyObject_GetBuffer(objs[i], &v[i], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (i == 2 ? PyBUF_WRITABLE : 0)) < 0)
+            goto fail;
+        have[i] = 1;
+        if (v[i].itemsize != 8 || !v[i].format || strcmp(v[i].format, "d") != 0 || v[i].len != count[i] * 8) {
+            PyErr_SetString(PyExc_ValueError, "mix: expected float64 t[c, c], x[c, n], y[c, n]");
+            goto fail;
+        }
+    }
+    {
+        const double *t = v[0].buf, *x = v[1].buf;
+        double *y = v[2].buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t p0 = 0; p0 < n; p0 += 256) { /* blocks of positions: x's block stays in cache */
+            const Py_ssize_t m = n - p0 < 256 ? n - p0 : 256;
+            for (Py_ssize_t r = 0; r < c; r++) {
+                double *yr = y + r * n + p0;
+                const double t0 = t[r * c];
+                for (Py_ssize_t p = 0; p < m; p++)
+                    yr[p] = t0 * x[p0 + p];
+                for (Py_ssize_t k = 1; k < c; k++) {
+                    const double tk = t[r * c + k];
+                    const double *xk = x + k * n + p0;
+                    for (Py_ssize_t p = 0; p < m; p++)
+                        yr[p] = yr[p] + tk * xk[p];
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    for (int i = 0; i < 3; i++)
+        PyBuffer_Release(&v[i]);
+    Py_RETURN_NONE;
+fail:
+    for (int i = 0; i < 3; i++)
+        if (have[i])
+            PyBuffer_Release(&v[i]);
+    return NULL;
+}
+
 static PyMethodDef wv_methods[] = {
     {"forward", wv_forward, METH_VARARGS, "forward(a, h, w, ll, lh, hl, hh): one level of a[h, w] into the four"},
     {"inverse", wv_inverse, METH_VARARGS, "inverse(a, h, w, ll, lh, hl, hh): the four back into a[h, w]"},
+    {"mix", wv_mix, METH_VARARGS, "mix(t, x, y, c, n): y = t x, each sum in order k = 0..c-1 (float64)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef wv_module = {PyModuleDef_HEAD_INIT, "_wavelet", NULL, -1, wv_methods};
