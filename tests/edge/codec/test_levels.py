@@ -167,3 +167,19 @@ def test_the_golden_v11_tile_decodes_to_its_integers_and_pixels(residual):
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="the goldens were written on x86-64")
 def test_encoder_writes_the_golden_v11_tile(residual):
     assert golden.encode(residual) == golden.FILE.read_bytes()
+
+
+def test_the_c_map_is_its_numpy_reference_bit_for_bit():
+    """``_wavelet.mix`` (the decoder's map) computes the float64 operations of ``levels._mix_reference`` in the same
+    order: the same bits (and so the same on every platform with IEEE doubles and no fused multiply-add)."""
+    from cvae.edge.codec import _wavelet
+
+    rng = np.random.default_rng(4)
+    for c, n in ((1, 7), (4, 1000), (12, 513)):
+        t = rng.normal(size=(c, c))
+        x = np.round(rng.normal(size=(c, n)) * 1000)
+        y = np.empty_like(x)
+        _wavelet.mix(t, x, y, c, n)
+        np.testing.assert_array_equal(y, levels._mix_reference(t, x))
+    with pytest.raises(ValueError, match="float64"):
+        _wavelet.mix(np.eye(2, dtype=np.float32), np.zeros((2, 3)), np.zeros((2, 3)), 2, 3)
