@@ -7,7 +7,7 @@ of ``.npy`` files (numpy's documented format: a short ASCII header giving dtype,
 little-endian array).
 
 Per golden (``tile_v2.bin``, ``tile_v3_*.bin``, ``tile_v5_*.bin``, ``tile_v6_*.bin``, ``tile_v7_*.bin``,
-``tile_v10_*.bin``: adaptive formats):
+``tile_v10_*.bin``, ``tile_v11_residual.bin``: adaptive formats):
 
 ``indexes``       int32[G]   the scale indexes decoded from ``side``, in group order (docs/bitstream.md, version 2)
 ``values``        int32[N]   every symbol in group order, 0 for the groups of index 0 (latent groups, then for v2/v3
@@ -19,8 +19,9 @@ Per golden (``tile_v2.bin``, ``tile_v3_*.bin``, ``tile_v5_*.bin``, ``tile_v6_*.b
 ``band_fill``     bool[C, H, W] the decoded per-band fill masks (all False without flag bit 2)
 ``mask_stream1``, ``mask_stream2``  int32[...]  with flag bit 0: the rANS symbols of the valid mask's two streams
                              (stream 1: ``choice`` then the row changes; stream 2: the transition symbols)
-``step_code``, ``step``  int64[], float32[]  v7 and v10 tiles with a residual: the header's step code and the step it names
-                             (the one float here: exact by construction, docs/bitstream.md, version 7)
+``step_code``, ``step``  int64[], float32[]  v7, v10 and v11 tiles with a residual: the header's step code and the step
+                             it names (the one float here: exact by construction, docs/bitstream.md, version 7)
+``level_mask``, ``level_matrices``  int64[], int8[k, C, C]  v11: the level rotations' byte and its k matrices in level order
 ``pixels``        [C, H, W] in the tile's dtype: only for tiles with no component present (no network runs,
                              the decoded samples are exact on every platform)
 
@@ -52,7 +53,7 @@ from cvae.edge.codec.tile import TileCodec
 
 HERE = Path(__file__).resolve().parent
 ADAPTIVE = ["tile_v2.bin"] + [f"tile_v{v}_{n}.bin" for v in (3, 5, 6, 7, 10) for n in ("residual", "hybrid", "masked")] + \
-    ["tile_v7_stepped.bin", "tile_v10_stepped.bin"]
+    ["tile_v7_stepped.bin", "tile_v10_stepped.bin", "tile_v11_residual.bin"]
 V4 = "tile_v4.bin"
 V8 = "tile_v8.bin"  # version 8 (error-bounded, a predictor per band): the same arrays as tile_v4.bin, and ``modes``
 V9 = "tile_v9.bin"  # version 9 (v8's layout, v9's coder): the same arrays as tile_v8.bin
@@ -109,6 +110,11 @@ def adaptive_expected(codec: TileCodec, golden: str) -> dict[str, np.ndarray]:
     if header.step is not None:
         out["step_code"] = np.int64(header.step)
         out["step"] = stepcode.step_of(header.step)
+    if header.level_matrices is not None:  # v11: the level rotations' byte and matrices, in level order
+        lm = header.level_matrices
+        out["level_mask"] = np.int64(sum(1 << j for j, m in enumerate(lm) if m is not None))
+        out["level_matrices"] = np.stack([m for m in lm if m is not None]).astype(np.int8) if any(
+            m is not None for m in lm) else np.zeros((0, header.bands, header.bands), np.int8)
     _masks(out, data, header, valid)
     if not present.any():
         out["pixels"] = codec.decompress(data, scene).pixels

@@ -47,10 +47,11 @@ def encode(codec: TileCodec) -> bytes:
 
 
 def describe_v11(codec: TileCodec, data: bytes) -> dict:
+    """``{"residual": describe(...)}`` with the level rotations, keyed as the other versions' integers files."""
     header = bitstream.unpack_tile(data).header
     out = describe(codec, data)
     out["level_matrices"] = [None if m is None else m.astype(int).tolist() for m in header.level_matrices]
-    return out
+    return {"residual": out}
 
 
 def write(codec: TileCodec) -> bytes:
