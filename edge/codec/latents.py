@@ -43,8 +43,8 @@ class TileCache:
     plan: "tuple[tuple, Plan] | None" = None  # the latest plan and its (level, step, modes searched)
     gate: bool | None = None  # 'auto''s network gate for this tile (Planner.network_pays), once computed
     z_bands: list[list[np.ndarray]] | None = None  # per component: the CDF 9/7 subbands of z (Planner.z_subbands)
-    #: the latest (step, tile) of :meth:`TileCodec.weighted`: the tile with its components weighted for that step
-    weighted: "tuple[float, AnalyzedTile] | None" = None
+    #: the latest ((step, details, rotations), tile) of :meth:`TileCodec.weighted`: the tile weighted for that step
+    weighted: "tuple[tuple[float, bool, bool], AnalyzedTile] | None" = None
 
 
 @dataclass(frozen=True)

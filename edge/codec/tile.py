@@ -220,7 +220,7 @@ class TileCodec:
             return a
         step = stepcode.on_grid(step)
         cached = a.cache.weighted
-        if cached is not None and cached[0] == step:
+        if cached is not None and cached[0] == (step, details, rotations):
             return cached[1]
         st = a.spectral
         subbands = Planner.z_subbands(a)
@@ -244,7 +244,7 @@ class TileCodec:
             if rotations else None
         if lm is not None:  # detail levels coded along their own axes where that pays (tile format v11)
             out = dataclasses.replace(out, level_matrices=lm)
-        a.cache.weighted = (step, out)
+        a.cache.weighted = ((step, details, rotations), out)
         return out
 
     def _reweigh(self, a: AnalyzedTile, matrix: np.ndarray) -> AnalyzedTile:
