@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from cvae.edge.codec import bitstream, stepcode, weighting
+from cvae.edge.codec import bitstream, levels, stepcode, weighting
 from cvae.edge.codec.plan import Planner
 from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.errors import InputError
@@ -211,15 +211,44 @@ def _estimate_step(a: AnalyzedTile, aim: float, peaks: np.ndarray, guess: float 
 
 def _band_model(a: AnalyzedTile, peaks: np.ndarray, every: int = 1):
     """``step -> float64[C]``: each band's modelled mean squared error (normalised: peak 1) of the tile's residual
-    alone quantised with ``step`` (:func:`_estimate_step`), from every ``every``-th coefficient of the sample."""
-    samples = weighting.error_samples(Planner.z_subbands(a))[:, ::every]
+    alone quantised with ``step`` (:func:`_estimate_step`), from every ``every``-th coefficient of the sample. A tile
+    with level rotations (tile format v11) is modelled as it is coded: each detail level with its own rotation in its
+    own components, the rest under the tile's matrix, the bands' errors summed by each part's share of the
+    coefficients (before the decoder's rounding to integers, which applies to the sum)."""
     integer = np.dtype(a.dtype).kind in "iu"  # the decoder rounds to integers: the error too, in digital numbers
     scale = np.where(peaks > 0, peaks, 1.0) if integer else None
     share = max(float(a.valid.mean()), 1e-3) if a.valid is not None else 1.0  # nodata zeros err nothing
+    parts = _model_parts(a)
 
     def model(step: float) -> np.ndarray:
-        return weighting.band_errors(weighting.error_covariance(samples, step, share), a.spectral.matrix, scale)
+        band = np.zeros(len(peaks))
+        for x, m, w in parts:
+            band += w * weighting.band_errors(weighting.error_covariance(x[:, ::every], step, share), m, None)
+        if scale is None:
+            return band
+        dn2 = np.square(scale.astype(np.float64))
+        return weighting.rounded_mse(band * dn2) / dn2
     return model
+
+
+def _model_parts(a: AnalyzedTile) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """``[(samples float32[C, n], int8 rotation[C, C], share of the coefficients)]``: the tile's coefficients as its
+    residual alone codes them (:func:`weighting.error_samples` of each part)."""
+    bands = Planner.z_subbands(a)
+    if a.level_matrices is None:
+        return [(weighting.error_samples(bands), a.spectral.matrix, 1.0)]
+    mapped = levels.to_levels(bands, a.level_matrices, a.spectral.matrix)
+    total = sum(b.size for b in bands[0])
+    own = {3 * j + o for j, m in enumerate(a.level_matrices) if m is not None for o in range(3)}
+    rest = [i for i in range(len(bands[0])) if i not in own]
+    parts = [(weighting.error_samples([[comp[i] for i in rest] for comp in bands]), a.spectral.matrix,
+              sum(bands[0][i].size for i in rest) / total)]
+    for j, m in enumerate(a.level_matrices):
+        if m is not None:
+            idx = [3 * j + o for o in range(3)]
+            parts.append((weighting.error_samples([[comp[i] for i in idx] for comp in mapped]), m,
+                          sum(bands[0][i].size for i in idx) / total))
+    return parts
 
 
 rounded_mse = weighting.rounded_mse
