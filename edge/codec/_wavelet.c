@@ -20,6 +20,7 @@
 #include <Python.h>
 
 #include <float.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,9 +227,11 @@ static PyObject *wv_forward(PyObject *self, PyObject *args) { return run(args, 0
 static PyObject *wv_inverse(PyObject *self, PyObject *args) { return run(args, 1); }
 
 /* mix(t, x, y, c, n): y[r][p] = sum_k t[r][k] x[k][p], k = 0..c-1 in order, each product and sum one IEEE double
- * operation rounded to nearest (no fused multiply-add: -ffp-contract=off), so the same bits on any platform: the
- * map of tile format v11's level rotations (cvae.edge.codec.levels._mix, whose numpy loop is its reference).
- * t float64[c][c], x and y float64[c][n], C order. */
+ * operation rounded to nearest (no fused multiply-add: -ffp-contract=off), then stored as y's type (float64, or
+ * float32 rounded to nearest once), so the same bits on any platform: the map of tile format v11's level rotations
+ * (cvae.edge.codec.levels._mix_reference is its numpy reference). t float64[c][c]; x float64 or int32[c][n]; y
+ * float64 or float32[c][n]; C order. */
+#define MIX_BLOCK 256
 static PyObject *wv_mix(PyObject *self, PyObject *args)
 {
     PyObject *ot, *ox, *oy;
@@ -242,32 +245,57 @@ static PyObject *wv_mix(PyObject *self, PyObject *args)
     Py_buffer v[3];
     int have[3] = {0, 0, 0};
     PyObject *objs[3] = {ot, ox, oy};
-    const Py_ssize_t count[3] = {c * c, c * n, c * n};
     for (int i = 0; i < 3; i++) {
         if (PyObject_GetBuffer(objs[i], &v[i], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (i == 2 ? PyBUF_WRITABLE : 0)) < 0)
             goto fail;
         have[i] = 1;
-        if (v[i].itemsize != 8 || !v[i].format || strcmp(v[i].format, "d") != 0 || v[i].len != count[i] * 8) {
-            PyErr_SetString(PyExc_ValueError, "mix: expected float64 t[c, c], x[c, n], y[c, n]");
-            goto fail;
-        }
+    }
+    const int t_ok = v[0].itemsize == 8 && v[0].format && strcmp(v[0].format, "d") == 0 && v[0].len == c * c * 8;
+    const int x_d = v[1].itemsize == 8 && v[1].format && strcmp(v[1].format, "d") == 0;
+    const int x_i = v[1].itemsize == 4 && v[1].format && (strcmp(v[1].format, "i") == 0 || strcmp(v[1].format, "l") == 0);
+    const int y_d = v[2].itemsize == 8 && v[2].format && strcmp(v[2].format, "d") == 0;
+    const int y_f = v[2].itemsize == 4 && v[2].format && strcmp(v[2].format, "f") == 0;
+    if (!t_ok || !(x_d || x_i) || !(y_d || y_f) || v[1].len != c * n * v[1].itemsize ||
+        v[2].len != c * n * v[2].itemsize) {
+        PyErr_SetString(PyExc_ValueError, "mix: expected t float64[c, c], x float64 or int32[c, n], y float64 or "
+                                          "float32[c, n]");
+        goto fail;
     }
     {
-        const double *t = v[0].buf, *x = v[1].buf;
-        double *y = v[2].buf;
+        const double *t = v[0].buf;
         Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t p0 = 0; p0 < n; p0 += 256) { /* blocks of positions: x's block stays in cache */
-            const Py_ssize_t m = n - p0 < 256 ? n - p0 : 256;
+        double acc[MIX_BLOCK];
+        for (Py_ssize_t p0 = 0; p0 < n; p0 += MIX_BLOCK) { /* blocks of positions: x's block stays in cache */
+            const Py_ssize_t m = n - p0 < MIX_BLOCK ? n - p0 : MIX_BLOCK;
             for (Py_ssize_t r = 0; r < c; r++) {
-                double *yr = y + r * n + p0;
-                const double t0 = t[r * c];
-                for (Py_ssize_t p = 0; p < m; p++)
-                    yr[p] = t0 * x[p0 + p];
-                for (Py_ssize_t k = 1; k < c; k++) {
+                for (Py_ssize_t k = 0; k < c; k++) {
                     const double tk = t[r * c + k];
-                    const double *xk = x + k * n + p0;
+                    if (x_d) {
+                        const double *xk = (const double *)v[1].buf + k * n + p0;
+                        if (k == 0)
+                            for (Py_ssize_t p = 0; p < m; p++)
+                                acc[p] = tk * xk[p];
+                        else
+                            for (Py_ssize_t p = 0; p < m; p++)
+                                acc[p] = acc[p] + tk * xk[p];
+                    } else {
+                        const int32_t *xk = (const int32_t *)v[1].buf + k * n + p0;
+                        if (k == 0)
+                            for (Py_ssize_t p = 0; p < m; p++)
+                                acc[p] = tk * (double)xk[p];
+                        else
+                            for (Py_ssize_t p = 0; p < m; p++)
+                                acc[p] = acc[p] + tk * (double)xk[p];
+                    }
+                }
+                if (y_d) {
+                    double *yr = (double *)v[2].buf + r * n + p0;
                     for (Py_ssize_t p = 0; p < m; p++)
-                        yr[p] = yr[p] + tk * xk[p];
+                        yr[p] = acc[p];
+                } else {
+                    float *yr = (float *)v[2].buf + r * n + p0;
+                    for (Py_ssize_t p = 0; p < m; p++)
+                        yr[p] = (float)acc[p];
                 }
             }
         }

@@ -96,28 +96,24 @@ def _apply(subbands: list[list[np.ndarray]], maps: list[np.ndarray | None], dtyp
     """``subbands`` with level ``j``'s details (component vectors) multiplied by ``maps[j - 1]`` where it is not
     None, in float64, then ``dtype``; ``exact`` (the decoder's map, and the encoder's prediction of it): ``v_r =
     sum_k maps[r, k] x_k`` with ``k = 0..C-1`` in order, each operation rounded (the same bits on every platform:
-    ``_wavelet.mix``), else a matrix product in the library's order (the encoder's map to the levels, which only it
-    computes). The other subbands are the same arrays, unconverted."""
+    ``_wavelet.mix``, on int32 coefficients as they are), else a matrix product in the library's order (the encoder's
+    map to the levels, which only it computes). The other subbands are the same arrays, unconverted."""
     out = [list(bands) for bands in subbands]
     c = len(subbands)
     for j, t in enumerate(maps, start=1):
         if t is None:
             continue
-        idx = [3 * (j - 1) + o for o in range(3)]
-        sizes = [subbands[0][i].size for i in idx]
-        x = np.stack([np.concatenate([np.asarray(bands[i], np.float64).reshape(-1) for i in idx])
-                      for bands in subbands])  # [C, N]: the level's three subbands, per component
-        if exact:
-            y = np.empty_like(x)
-            _wavelet.mix(np.ascontiguousarray(t, np.float64), x, y, c, x.shape[1])
-        else:
-            y = t @ x
-        y = y.astype(dtype, copy=False)
-        for r, bands in enumerate(out):
-            at = 0
-            for i, n in zip(idx, sizes):
-                bands[i] = y[r, at:at + n].reshape(subbands[r][i].shape)
-                at += n
+        for i in range(3 * (j - 1), 3 * j):
+            shape = subbands[0][i].shape
+            x = np.stack([np.asarray(bands[i]) for bands in subbands]).reshape(c, -1)
+            if exact:
+                x = x if x.dtype == np.int32 else x.astype(np.float64)
+                y = np.empty(x.shape, dtype)
+                _wavelet.mix(np.ascontiguousarray(t, np.float64), x, y, c, x.shape[1])
+            else:
+                y = (t @ x).astype(dtype, copy=False)
+            for r in range(c):
+                out[r][i] = y[r].reshape(shape)
     return out
 
 
