@@ -183,3 +183,24 @@ def test_the_c_map_is_its_numpy_reference_bit_for_bit():
         np.testing.assert_array_equal(y, levels._mix_reference(t, x))
     with pytest.raises(ValueError, match="float64"):
         _wavelet.mix(np.eye(2, dtype=np.float32), np.zeros((2, 3)), np.zeros((2, 3)), 2, 3)
+
+
+@pytest.mark.parametrize("case", ["masked", "two_bands", "edge_40x72", "twelve_bands"])
+def test_v11_tiles_of_every_shape_decode_to_the_planners_prediction(residual, case):
+    """Nodata, 2 and 12 bands, a small edge tile (two wavelet levels): each written as v11 at a low and a high level,
+    and decoded to exactly what the planner predicted on its valid pixels."""
+    base = golden.texture_tile(n=128)
+    valid = None
+    px = {"masked": base, "two_bands": base[:2], "edge_40x72": base[:, :40, :72],
+          "twelve_bands": np.concatenate([base, base[::-1] // 2 + 100, base[[1, 3, 0, 2]]])}[case]
+    if case == "masked":
+        valid = np.zeros((128, 128), bool)
+        valid[:100] = True
+    for level in (3, 9):
+        a = residual.weighted(residual.analyze(px, valid) if valid is not None else residual.analyze(px), level)
+        data = residual.encode(a, level)
+        header = bitstream.unpack_tile(data).header
+        assert header.version == bitstream.VERSION_LEVELS and header.level_matrices[0] is not None, (case, level)
+        got, want = residual.decompress(data).pixels, residual.hybrid.pixels(a, level, residual.plan(a, level))
+        keep = np.ones(px.shape[1:], bool) if valid is None else valid
+        np.testing.assert_array_equal(got[:, keep], want[:, keep])
