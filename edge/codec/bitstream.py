@@ -404,7 +404,7 @@ def unpack_tile(data: bytes, scene: SceneSide | None = None) -> UnpackedTile:
         raise CorruptTileError("band ranges or means are not finite or not ordered")
     if flags & _F_MATRIX:
         matrix = np.frombuffer(r.take(c * c), np.int8).reshape(c, c).copy()
-        if abs(np.linalg.det(matrix.astype(np.float64) / 127)) < 0.25:
+        if abs(np.linalg.det(matrix.astype(np.float64) / 127)) < _levels.MIN_DET:
             raise CorruptTileError("rotation matrix is singular")
     else:
         matrix = (np.eye(c) * 127).astype(np.int8)

@@ -11,7 +11,7 @@ from cvae.edge.errors import CorruptTileError
 
 __all__ = ["pack", "unpack", "MIN_DET"]
 
-#: a level rotation whose |det| (of its rows / 127) is under this is refused, as the tile's own matrix is
+#: a rotation whose |det| (of its rows / 127) is under this is refused: the tile's own matrix (bitstream) and its levels
 MIN_DET = 0.25
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from cvae.edge.codec import rangecoder
 from cvae.edge.codec.tables import PRECISION, EntropyTables
+from cvae.edge.codec.wire import varint
 from cvae.edge.errors import CorruptTileError
 
 __all__ = ["encode_mask", "decode_mask", "TABLES", "coded_masks", "read_coded", "band_fills", "zlib_mask"]
@@ -215,8 +216,6 @@ def decode_mask(s1: bytes, s2: bytes, height: int, width: int) -> np.ndarray:
 
 def coded_masks(valid: np.ndarray | None, band_fill: np.ndarray | None) -> bytes:
     """v3+: the valid mask, then each band's fill mask, each as two varint-prefixed transition streams."""
-    from cvae.edge.codec.wire import varint
-
     out = bytearray()
     for m in ([valid] if valid is not None else []) + (list(band_fill) if band_fill is not None else []):
         for stream in encode_mask(m):

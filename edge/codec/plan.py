@@ -290,8 +290,8 @@ class Planner:
         _, lat, latent, resid = best
         coefs, stream = (resid.arrays, resid.stream) if resid is not None else (None, b"")
         lm = resid.level_matrices if resid is not None else None
-        # the residual was coded when it was quantised: its size is exact (and v11's rotations, with their byte)
-        total = latent.bits + 8 * len(stream) + (8.0 + sum(8 * m.size for m in lm if m is not None) if lm else 0.0)
+        # the residual was coded when it was quantised: its size is exact (its bits count v11's rotations; + their byte)
+        total = latent.bits + (resid.bits + (8.0 if lm else 0.0) if resid is not None else 0.0)
         coded = latent.idx != am.ZERO
         main = np.concatenate([latent.groups[i, :n] for i, n in zip(np.flatnonzero(coded), latent.sizes[coded])]
                               or [np.zeros(0, np.int32)]).astype(np.int32)
@@ -402,7 +402,7 @@ class Planner:
         bands = [wavelet.forward(r[comp], levels) for comp in range(c)] if lat is not None else self.z_subbands(a)
         if lm is not None:
             bands = levels_mod.to_levels(bands, lm, a.spectral.matrix)
-        scaled = [[x.astype(np.float64) / step for x in comp] for comp in bands]
+        scaled = [[np.asarray(x, np.float64) / step for x in comp] for comp in bands]
         nearest = [[(np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int32) for x in bands] for bands in scaled]
         # D + lambda R in units of the step: (x - v)^2 + rd_lambda(step) / step^2 * bits
         stream, arrays = coefs_mod.encode_rdo(nearest, scaled, h, w, rd_lambda(step) / (step * step), self.mixed)
