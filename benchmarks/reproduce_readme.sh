@@ -44,6 +44,12 @@ step "median -18.8% against the strongest JPEG 2000, per scene (include block)" 
 step "tile format v11 (the detail levels' own rotations) against v10: NAIP, T33NZA 20 m, Elkton" \
     "$R/level_rotations.json $R/level_rotations.md" \
     "python benchmarks/experiments/level_rotations.py $SCENES --out $R"
+step "a second level_speed run: 0.61-1.08x and 0.74-1.03x OpenJPEG's time, one core" \
+    "$R/level_speed_round39.json $R/level_speed_round39.md" \
+    "python benchmarks/harness/level_speed.py $VAL/s2_t33nza_10m_b2348.tif $VAL/l8_lc81210442015044_b234.tif --levels all --repeats 2 --name level_speed_round39 --out $R"
+step "reconstruction offsets' ceiling (round39_dropped.md): +0.0031 dB median" \
+    "$R/reconstruction_offsets.json $R/reconstruction_offsets.md" \
+    "python benchmarks/experiments/reconstruction_offsets.py $SCENES --levels 3 6 9 --out $R"
 step "the weights: +2.5% / +2.4% on the mean error's PSNR (Elkton, Landsat-5); the details' axes on top" \
     "$R/band_weights.json $R/band_weights.md" \
     "python benchmarks/experiments/band_weights.py $SCENES --mode-search residual --out $R"
