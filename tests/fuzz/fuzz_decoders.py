@@ -1,6 +1,6 @@
 """A seeded mutation fuzz run of every C decoder, built with ASan + UBSan (tests/fuzz/build_sanitized.py).
 
-    python tests/fuzz/fuzz_decoders.py --inputs 100000 [--seed 1] [--jobs 2]
+    python tests/fuzz/fuzz_decoders.py --inputs 100000 [--seed 1] [--jobs 2] [--targets tile_v11 ...]
 
 The parent builds the sanitized extensions into a temporary folder, then runs ``--jobs`` children under
 ``LD_PRELOAD`` of the ASan runtime; each child loads the sanitized modules in place of the tree's
@@ -12,9 +12,10 @@ Targets and their seeds (every tile format that reaches C, and the v4 coder at i
 
     rangecoder      the golden rANS stream (range coder format 1) with its tables: ``rangecoder.decode``
     tile_v1         the golden v1 tile (packets_v1.bin's body): unpack, then its payload through ``rangecoder.decode``
-    tile_v2..v10    the golden tiles (tests/edge/codec/golden): ``TileCodec.parse_integers`` (v2, v3, v5, v6, v7,
-                    v10: the rANS and coefficient decoders) and ``TileCodec.decompress`` (the predictive decoder, the
-                    inverse wavelet; a tile that needs the synthesis network stops there)
+    tile_v2..v11    the golden tiles (tests/edge/codec/golden): ``TileCodec.parse_integers`` (v2, v3, v5, v6, v7,
+                    v10, v11: the rANS and coefficient decoders) and ``TileCodec.decompress`` (the predictive decoder,
+                    v11's level rotations (``_wavelet.mix``), the inverse wavelet; a tile that needs the synthesis
+                    network stops there)
     v4_extreme      v4 tiles encoded here with bounds at the format's limits (|lo|, |hi|, E up to 2^33), masks,
                     replicated bands and palettes: ``decompress``
     coefs           v5 coefficient streams of odd-sized subbands with values up to 2^30: ``coefs.decode_values``
@@ -74,7 +75,7 @@ CALLS: dict[str, int] = {}
 def _count_calls() -> None:
     """Wrap the sanitized decoders' entry points to count the inputs that reach C."""
     for mod, fn in (("_rangecoder", "decode"), ("_predictive", "decode"), ("_coefs", "decode"), ("_coefs", "decode_mixed"),
-                    ("_wavelet", "inverse")):
+                    ("_wavelet", "inverse"), ("_wavelet", "mix")):
         m = sys.modules[f"cvae.edge.codec.{mod}"]
         inner = getattr(m, fn)
         key = f"{mod}.{fn}"
@@ -231,6 +232,7 @@ def _targets():
         "tile_v6": tile_target([f"tile_v6_{n}.bin" for n in ("residual", "hybrid", "masked")]),
         "tile_v7": tile_target([f"tile_v7_{n}.bin" for n in ("residual", "hybrid", "masked", "stepped")]),
         "tile_v10": tile_target([f"tile_v10_{n}.bin" for n in ("residual", "hybrid", "masked", "stepped")]),
+        "tile_v11": tile_target(["tile_v11_residual.bin"]),
         "tile_v8": tile_target(["tile_v8.bin"], v4),
         "tile_v9": tile_target(["tile_v9.bin"], v4),
         "v4_extreme": (extreme + crafted, [payload_start(s) for s in extreme + crafted], v4, len(extreme)),
@@ -368,24 +370,27 @@ def child(so_dir: Path, counts: dict[str, int], seed: int) -> int:
 # The parent: build, split the inputs over the children, collect.
 
 TARGETS = ("rangecoder", "tile_v1", "tile_v2", "tile_v3", "tile_v4", "tile_v5", "tile_v6", "tile_v7", "tile_v8",
-           "tile_v9", "tile_v10", "v4_extreme", "coefs", "coefs_v10")
+           "tile_v9", "tile_v10", "tile_v11", "v4_extreme", "coefs", "coefs_v10")
 #: share of the inputs per target (the fast direct targets get more, the slow whole-tile ones fewer)
 WEIGHTS = {"rangecoder": 1, "tile_v1": 1, "tile_v2": 1, "tile_v3": 1, "tile_v4": 1, "tile_v5": 1, "tile_v6": 1,
-           "tile_v7": 1, "tile_v8": 1, "tile_v9": 1, "tile_v10": 1, "v4_extreme": 1, "coefs": 1, "coefs_v10": 1}
+           "tile_v7": 1, "tile_v8": 1, "tile_v9": 1, "tile_v10": 1, "tile_v11": 1, "v4_extreme": 1, "coefs": 1, "coefs_v10": 1}
 
 
-def split(total: int, jobs: int) -> list[dict[str, int]]:
-    """``total`` inputs over TARGETS (by WEIGHTS), each target's share over ``jobs`` children."""
-    wsum = sum(WEIGHTS.values())
-    per = {t: total * WEIGHTS[t] // wsum for t in TARGETS}
-    per[TARGETS[0]] += total - sum(per.values())
-    return [{t: per[t] // jobs + (1 if j < per[t] % jobs else 0) for t in TARGETS} for j in range(jobs)]
+def split(total: int, jobs: int, targets: tuple[str, ...] = TARGETS) -> list[dict[str, int]]:
+    """``total`` inputs over ``targets`` (by WEIGHTS), each target's share over ``jobs`` children."""
+    wsum = sum(WEIGHTS[t] for t in targets)
+    per = {t: total * WEIGHTS[t] // wsum for t in targets}
+    per[targets[0]] += total - sum(per.values())
+    return [{t: per[t] // jobs + (1 if j < per[t] % jobs else 0) for t in targets} for j in range(jobs)]
 
 
 def run(inputs: int, seed: int = 1, jobs: int = 1, build_dir: Path | None = None,
-        timeout: float | None = None) -> tuple[int, str, dict[str, int]]:
+        timeout: float | None = None, targets: tuple[str, ...] = TARGETS) -> tuple[int, str, dict[str, int]]:
     """Build, fuzz; ``(exit status, all output, inputs per target)``. Status 0: every child finished, no
-    sanitizer report, no finding."""
+    sanitizer report, no finding. ``targets``: a subset of TARGETS (default all)."""
+    unknown = sorted(set(targets) - set(TARGETS))
+    if unknown or not targets:
+        raise ValueError(f"fuzz targets {unknown or '(none)'}: choose from {', '.join(TARGETS)}")
     from build_sanitized import asan_runtime, build, compiler  # a sibling script
 
     cc = compiler()
@@ -399,12 +404,12 @@ def run(inputs: int, seed: int = 1, jobs: int = 1, build_dir: Path | None = None
                    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1", PYTHONPATH=os.pathsep.join([str(HERE), str(GOLDEN)]),
                    OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
         procs = []
-        for j, counts in enumerate(split(inputs, jobs)):
+        for j, counts in enumerate(split(inputs, jobs, tuple(targets))):
             cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(so_dir), "--seed", f"{seed}.{j}",
                    "--counts", json.dumps(counts)]
             procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                           text=True))
-        status, out, done = 0, [], {t: 0 for t in TARGETS}
+        status, out, done = 0, [], {t: 0 for t in targets}
         for p in procs:
             try:
                 text, _ = p.communicate(timeout=timeout)
@@ -430,13 +435,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", default="1")
     ap.add_argument("--jobs", type=int, default=1, help="children in parallel")
     ap.add_argument("--build-dir", type=Path, help="keep the sanitized modules here (default: a temporary folder)")
+    ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS, metavar="TARGET",
+                    help=f"fuzz only these targets (default: all): {', '.join(TARGETS)}")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--counts", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
         return child(a.child, json.loads(a.counts), a.seed)
     t0 = time.perf_counter()
-    status, text, done = run(a.inputs, a.seed, a.jobs, a.build_dir)
+    status, text, done = run(a.inputs, a.seed, a.jobs, a.build_dir, targets=tuple(a.targets))
     print(text)
     print(f"inputs per target: {json.dumps(done)}; total {sum(done.values())}; "
           f"{time.perf_counter() - t0:.0f} s; {'CLEAN' if status == 0 else 'FAILED'}")
