@@ -19,7 +19,7 @@ import numpy as np
 from cvae.edge.bundle import Bundle
 from cvae.edge.codec import bitstream
 from cvae.edge.codec import packets as pk
-from cvae.edge.codec.tile import BoundedTile, TileCodec
+from cvae.edge.codec.tile import AnalyzedTile, BoundedTile, TileCodec
 from cvae.edge.errors import InputError
 from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, WHOLE_SCENE_MAX_SAMPLES, Raster, RasterInfo, RowReader,
                                  as_integers, band_fill_mask, band_ranges, header_samples, open_scene, read_raster)
@@ -200,11 +200,12 @@ def prepare_tile(codec: TileCodec, px: np.ndarray, valid: np.ndarray, info: Rast
 
 
 def psnr_target(info: RasterInfo, psnr: float | None, windows: list[TileWindow], codec: TileCodec | None = None,
-                path: str | Path | None = None):
+                path: str | Path | None = None, side: bitstream.SceneSide | None = None):
     """The scene's :class:`~cvae.edge.quality.SceneTarget` for ``psnr`` (None without a target): what
     :func:`prepare_tile` holds the scene's tiles (``windows``) to, in scene order, from the scan's per-tile statistics
     (made on the same tile grid: ``scan_raster(rows=tile_size)``) and, given the ``codec`` and the scene's ``path``,
-    each tile's error curve on scenes of more than 2 LAG tiles (:func:`scene_curves`: most of them coded at one step)."""
+    each tile's error curve on scenes of more than 2 LAG tiles (:func:`scene_curves`: most of them coded at one step;
+    the tiles it analyses, with the scene's ``side`` as :attr:`SceneStream.side`, are kept for their coding)."""
     if psnr is None:
         return None
     from cvae.edge.quality import SceneTarget
@@ -216,16 +217,25 @@ def psnr_target(info: RasterInfo, psnr: float | None, windows: list[TileWindow],
     if stats is None or stats.shape[:2] != (len(windows), c):
         raise ValueError(f"psnr_target: the scan's tile statistics do not cover the {len(windows)} tiles of this grid "
                          "(scan the raster with rows = the tile size)")
-    curves = scene_curves(path, info, codec, windows, psnr, peaks) \
+    keep: dict[int, AnalyzedTile] = {}
+    curves = scene_curves(path, info, codec, windows, psnr, peaks, side, keep) \
         if codec is not None and path is not None and len(windows) > 2 * SceneTarget.LAG else None  # else most: tail
-    return SceneTarget(psnr, peaks, stats[..., 0], stats[..., 2], curves=curves)
+    return SceneTarget(psnr, peaks, stats[..., 0], stats[..., 2], curves=curves, analyzed=keep)
+
+
+#: what :func:`scene_curves` keeps of the tiles it analyses for their coding (the first ones, up to this many bytes of
+#: components and subbands): analysing a tile costs about a tenth of its ``--psnr`` encode, and memory stays bounded
+ANALYSIS_KEEP_BYTES = 64 << 20
 
 
 def scene_curves(path: str | Path, info: RasterInfo, codec: TileCodec, windows: list[TileWindow], psnr: float,
-                 peaks: np.ndarray) -> np.ndarray | None:
+                 peaks: np.ndarray, side: bitstream.SceneSide | None = None,
+                 keep: dict[int, AnalyzedTile] | None = None) -> np.ndarray | None:
     """float32[T, G, C]: each tile's modelled error per valid pixel and band at each of
     :func:`~cvae.edge.quality.curve_steps` (:func:`~cvae.edge.psnr_search.error_curve`), from a pass over the scene
-    before it is coded (memory: one row of tiles and the curves); None for a ladder without residual levels."""
+    before it is coded (memory: one row of tiles and the curves); None for a ladder without residual levels.
+    ``keep``: filled with the analysed tiles (as :func:`prepare_tile` analyses them, ``side`` being the scene's
+    :attr:`SceneStream.side`) by tile, the first up to :data:`ANALYSIS_KEEP_BYTES`."""
     from cvae.edge.io.raster import open_rows
     from cvae.edge.psnr_search import error_curve
     from cvae.edge.quality import curve_steps
@@ -234,12 +244,17 @@ def scene_curves(path: str | Path, info: RasterInfo, codec: TileCodec, windows: 
         return None
     steps = curve_steps(psnr)
     out = np.zeros((len(windows), len(steps), info.shape[0]), np.float32)
+    kept = 0
     with open_rows(path, info) as rows:
         for u, win in enumerate(windows):
             px, valid = rows.tile(win)
             if valid.any():
                 fill = band_fill_mask(px, valid, info.nodata, info.zero_fill)
-                out[u] = error_curve(codec.analyze(px, valid, band_range=info.band_range, band_fill=fill), peaks, steps)
+                a = codec.analyze(px, valid, band_range=info.band_range, band_fill=fill, scene=side)
+                out[u] = error_curve(a, peaks, steps)
+                size = 2 * a.z.nbytes if a.z is not None else 0  # the components and their subbands (error_curve's)
+                if keep is not None and kept + size <= ANALYSIS_KEEP_BYTES:
+                    keep[u], kept = a, kept + size
     return out
 
 
@@ -346,10 +361,7 @@ def _encode_by_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: En
 
 def _encode_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: EncodeOptions,
                  writer: pk.PacketWriter | None, progress, sink, info: RasterInfo, rows: RowReader) -> EncodedScene:
-    _, h, w = info.shape
-    target = psnr_target(info, opts.psnr, list(tile_grid(h, w, tile_size_for(codec, opts))), codec, path)
-
-    def code(px: np.ndarray, valid: np.ndarray, side: bitstream.SceneSide | None, unit: int):
+    def code(px: np.ndarray, valid: np.ndarray, side: bitstream.SceneSide | None, unit: int, target):
         """One tile, start to bytes: what may run in parallel with the other tiles of its row."""
         a, level = prepare_tile(codec, px, valid, info, opts.level, opts.tile_bytes, opts.max_error, opts.psnr,
                                 scene=side, target=target, unit=unit)
@@ -358,10 +370,11 @@ def _encode_rows(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
     def tiles(windows, stream: SceneStream):
         # 2 x threads tiles in flight (scene_units), each read, prepared and coded on the pool. Memory: those tiles
         # and at most two rows of pixels, whatever the scene's size.
+        target = psnr_target(info, opts.psnr, list(windows), codec, path, stream.side)
         threads = max(1, opts.threads)
         with ThreadPoolExecutor(threads) as pool:
             def submit(unit, win, px, valid):
-                return pool.submit(code, px, valid, stream.side, unit)
+                return pool.submit(code, px, valid, stream.side, unit, target)
 
             for _, coded in scene_units(rows, windows, range(len(windows)), submit, 2 * threads):
                 yield coded.result()

@@ -132,9 +132,7 @@ def psnr_bands(orig: np.ndarray, rec: np.ndarray, valid: np.ndarray, peaks: np.n
     for b in range(orig.shape[0]):
         m = valid[b] if valid.ndim == 3 else valid
         o = orig[b][m].astype(np.float64)
-        if o.size == 0:
-            continue
-        peak = o.max() - o.min() if peaks is None else peaks[b]
+        peak = (o.max() - o.min() if peaks is None else peaks[b]) if o.size else 0  # no valid sample: left out
         if peak <= 0:
             continue
         mse = float(np.mean((o - rec[b][m].astype(np.float64)) ** 2))
@@ -244,9 +242,9 @@ class SceneTarget:
     LAG = 8
 
     def __init__(self, target: float, peaks: np.ndarray, counts: np.ndarray, variances: np.ndarray, lag: int = LAG,
-                 curves: np.ndarray | None = None):
+                 curves: np.ndarray | None = None, analyzed: dict[int, AnalyzedTile] | None = None):
         self.target, self.peaks, self.lag = target, np.asarray(peaks, np.float64), lag
-        self.tiles = len(counts)
+        self.tiles, self.analyzed = len(counts), analyzed or {}  # tiles analysed already (choose_for_psnr takes them)
         self.counts, self.variances = np.asarray(counts, np.float64), np.asarray(variances, np.float64)
         c = len(self.peaks)
         self._done: dict[int, tuple[np.ndarray, ...]] = {}
@@ -426,7 +424,8 @@ def choose_for_psnr(codec: TileCodec, px: np.ndarray, valid: np.ndarray, fill: n
         if state is not None:  # the tile's share of the scene's target: the tiles after it make up for a miss ...
             aim, gauge, (low, high) = state.tile_target(unit)  # ... but the last less
             window = (low, aim, high)
-        a = codec.analyze(px, valid, band_range=band_range, band_fill=fill, scene=scene)
+        a = (state.analyzed.pop(unit, None) if state is not None else None) or \
+            codec.analyze(px, valid, band_range=band_range, band_fill=fill, scene=scene)
         if not coded.any():
             return a, 0, EXACT_DB
         residual_levels = np.flatnonzero(codec.ladder.step > 0)

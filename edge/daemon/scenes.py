@@ -193,7 +193,8 @@ class SceneCoding:
 
         failed = []  # set when a unit written before a crash could not be recorded after those before it failed
         clock = [0.0]  # when the unit being submitted was taken up
-        target = psnr_target(job.info, self.cfg.psnr, list(job.windows), self.codec, job.path)  # --psnr: the scene's step
+        target = psnr_target(job.info, self.cfg.psnr, list(job.windows), self.codec, job.path,  # --psnr: the scene's
+                             job.stream.side)  # step, and the tiles its curve pass analysed
 
         def skipped(unit: int) -> None:  # a tile written before a restart counts for nothing in the scene's PSNR
             if target is not None and job.stream.is_tile(unit):

@@ -336,6 +336,43 @@ def test_a_scene_of_busy_and_smooth_tiles_lands_at_one_step_for_fewer_bytes(tmp_
     assert one_step.nbytes < 0.95 * shares.nbytes
 
 
+
+def test_the_tiles_the_curve_pass_analysed_are_coded_from_that_analysis_to_the_same_bytes(tmp_path, bundle, monkeypatch):
+    """--psnr's curve pass analyses every tile of a scene of more than 2 LAG tiles; the tiles it keeps (the first,
+    up to ANALYSIS_KEEP_BYTES) are not analysed again for their coding, and the packets are the same bytes as when
+    each tile is analysed twice (3 bands, 36 tiles: the scene's band ranges travel in its metadata)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    import cvae.edge.encoder as encoder
+    from cvae.edge.codec.tile import TileCodec
+    from cvae.edge.encoder import EncodeOptions, encode_scene
+
+    codec = bundle.codec("onnxruntime", mode_search="residual")
+    rng = np.random.default_rng(5)
+    base = rng.normal(0, 1, (384, 384)).cumsum(1) * 30 + rng.normal(0, 40, (384, 384)) + 3000
+    px = np.stack([base * k + rng.normal(0, 20, base.shape) for k in (1.0, 0.8, 1.3)]).clip(0, 65535)
+    path = tmp_path / "three.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=384, height=384, count=3, dtype="uint16",
+                       crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10)) as d:
+        d.write(px.astype(np.uint16))
+    calls = []
+    analyze = TileCodec.analyze
+    monkeypatch.setattr(TileCodec, "analyze", lambda self, *a, **kw: calls.append(1) or analyze(self, *a, **kw))
+
+    def encode(budget):
+        monkeypatch.setattr(encoder, "ANALYSIS_KEEP_BYTES", budget)
+        calls.clear()
+        enc = encode_scene(path, bundle, codec, EncodeOptions(psnr=40.0, tile_size=64, scene_id=7))
+        return b"".join(enc.packets), len(calls)
+
+    kept, n_kept = encode(64 << 20)
+    twice, n_twice = encode(0)
+    some, n_some = encode(5 * 2 * 3 * 64 * 64 * 4)  # five tiles' components and subbands
+    assert kept == twice == some
+    assert (n_kept, n_twice, n_some) == (36, 72, 67)
+
+
 def _curved(tiles: int, target: float = 40.0):
     """A SceneTarget whose every tile errs as a uniform quantiser would: step^2 / 12 (peak 1000, one band)."""
     from cvae.edge.quality import curve_steps
