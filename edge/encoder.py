@@ -7,6 +7,7 @@ nodata, tiling, model id) goes first, every ``metadata_every`` tiles, and last.
 from __future__ import annotations
 
 import dataclasses
+import math
 import secrets
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,8 @@ from cvae.edge.errors import InputError
 from cvae.edge.io.raster import (DEFAULT_MAX_SAMPLES, WHOLE_SCENE_MAX_SAMPLES, Raster, RasterInfo, RowReader,
                                  as_integers, band_fill_mask, band_ranges, header_samples, open_scene, read_raster)
 from cvae.edge.io.tiling import TileWindow, tile_grid
-from cvae.edge.rate import BUDGET_FILL, allocate_scene, choose_level, choose_rate  # noqa: F401 (part of this API)
+from cvae.edge.rate import (BUDGET_FILL, allocate_scene, choose_level, choose_rate,  # noqa: F401 (part of this API)
+                            fill_scene)
 from cvae.edge.scene_metadata import scene_metadata
 
 
@@ -338,12 +340,11 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
                                   band_fill=band_fill_mask(pixels[:, w.slices[0], w.slices[1]], raster.valid[w.slices],
                                                            raster.nodata, zero_fill), scene=stream.side)
                     for w in windows]  # one network pass per tile, kept: the levels are chosen from estimates
-        est = np.array([[codec.estimate_bytes(codec.weighted(a, lv), lv) for lv in range(codec.levels)]
-                        for a in analyzed])
+        w = writer if writer is not None else pk.PacketWriter(opts.apid, max_data_field=opts.max_data_field)
+        est = np.array([[w.wire_bytes(int(math.ceil(codec.estimate_bytes(codec.weighted(a, lv), lv))))
+                         for lv in range(codec.levels)] for a in analyzed])
         copies = metadata_copies(len(windows), stream.metadata_every)
-        plan = allocate_scene(est, scene_bytes - (len(stream.meta) * copies + 27 * len(windows)))
-        for a, level in zip(analyzed, plan):
-            yield codec.weighted(a, int(level)), int(level)
+        yield from fill_scene(codec, analyzed, est, scene_bytes - copies * w.wire_bytes(len(stream.meta)), w.wire_bytes)
 
     return _packetize(path, bundle, codec, opts, writer, progress, header, raster.pixels.dtype, tiles, sink,
                       band_range)

@@ -10,7 +10,7 @@ import numpy as np
 from cvae.edge.codec import stepcode
 from cvae.edge.codec.tile import TileCodec
 
-__all__ = ["BUDGET_FILL", "choose_level", "choose_rate", "allocate_scene"]
+__all__ = ["BUDGET_FILL", "choose_level", "choose_rate", "allocate_scene", "fill_scene"]
 
 
 def choose_level(codec: TileCodec, analyzed, budget: int) -> int:
@@ -90,3 +90,42 @@ def allocate_scene(estimates: np.ndarray, budget: float) -> np.ndarray:
             return levels
         levels[i] += 1
         spent += step[i]
+
+
+def fill_scene(codec: TileCodec, analyzed: list, estimates: np.ndarray, budget: int, wire) -> list:
+    """``[(tile, level)]`` for a scene budget of ``budget`` bytes on the wire (what the tiles' packets may take):
+    each tile's level from :func:`allocate_scene` on ``estimates`` (float[T, L], wire bytes), then its share of the
+    budget: its estimate at that level plus what the levels leave, in proportion; each tile filled to its share by
+    :func:`choose_rate` (coded sizes: never over it, a residual level at least BUDGET_FILL of it); a tile the levels
+    put at the top level stays there (a scene budget buys nothing finer than the ladder). What tiles could not spend
+    (a tile at its finest step, or whose masks the estimates missed) goes to the tiles that filled theirs; what a tile
+    over its share took (nothing cheaper) comes from the others (two rounds at most).
+    ``wire(n)``: the wire bytes of an ``n``-byte tile body. Over the budget only where nothing is cheaper (every tile
+    at level 0)."""
+    t = len(analyzed)
+    levels = allocate_scene(estimates, budget)
+    base = estimates[np.arange(t), levels]
+    shares = np.floor(base + max(budget - base.sum(), 0.0) * base / max(base.sum(), 1e-9)).astype(np.int64)
+    chosen: list = [None] * t
+    sizes = np.zeros(t, np.int64)
+    top = levels == estimates.shape[1] - 1
+    for i in np.flatnonzero(top):
+        chosen[i] = (codec.weighted(analyzed[i], int(levels[i])), int(levels[i]))
+        sizes[i] = wire(len(codec.encode(*chosen[i])))
+    todo = np.flatnonzero(~top)
+    for _ in range(3):
+        for i in todo:
+            body = int(shares[i]) - (wire(int(shares[i])) - int(shares[i]))  # the share less its framing
+            while body > 0 and wire(body) > shares[i]:
+                body -= 1
+            chosen[i] = choose_rate(codec, analyzed[i], max(body, 1))
+            sizes[i] = wire(len(codec.encode(*chosen[i])))
+        left = budget - int(sizes.sum())
+        # under: more for the tiles that filled their shares; over (a tile over its share had nothing cheaper): less
+        # for the others, in proportion
+        move = ((sizes >= BUDGET_FILL * shares) if left > 0 else (sizes <= shares)) & ~top
+        if 0 <= left < (1 - BUDGET_FILL) * budget or not move.any():
+            break
+        shares[move] += np.floor(left * sizes[move] / max(int(sizes[move].sum()), 1)).astype(np.int64)
+        todo = np.flatnonzero(move)
+    return chosen

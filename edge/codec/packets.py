@@ -104,6 +104,11 @@ class PacketWriter:
         if self.max_segment < 1:
             raise ValueError(f"max_data_field: {max_data_field} leaves no room for data")
 
+    def wire_bytes(self, n: int) -> int:
+        """The bytes a body of ``n`` bytes takes as this writer's packets (headers, CRCs, seals included)."""
+        per = PRIMARY + SECONDARY + CRC_BYTES + (OVERHEAD if self.sealer is not None else 0)
+        return n + max(1, -(-n // self.max_segment)) * per
+
     def packets(self, header: SecondaryHeader, body: bytes) -> list[bytes]:
         """Segment ``body`` into as many packets as it needs (first/continuation/last)."""
         chunks = [body[i:i + self.max_segment] for i in range(0, len(body), self.max_segment)] or [b""]
