@@ -47,6 +47,9 @@ step "tile format v11 (the detail levels' own rotations) against v10: NAIP, T33N
 step "a second level_speed run: 0.61-1.08x and 0.74-1.03x OpenJPEG's time, one core" \
     "$R/level_speed_round39.json $R/level_speed_round39.md" \
     "python benchmarks/harness/level_speed.py $VAL/s2_t33nza_10m_b2348.tif $VAL/l8_lc81210442015044_b234.tif --levels all --repeats 2 --name level_speed_round39 --out $R"
+step "--scene-bytes spends 99.1-100% of the budget" \
+    "$R/budget_fill.json $R/budget_fill.md" \
+    "python benchmarks/harness/budget_fill.py $SCENES --out $R"
 step "reconstruction offsets' ceiling (round39_dropped.md): +0.0031 dB median" \
     "$R/reconstruction_offsets.json $R/reconstruction_offsets.md" \
     "python benchmarks/experiments/reconstruction_offsets.py $SCENES --levels 3 6 9 --out $R"
