@@ -33,8 +33,9 @@ def choose_rate(codec: TileCodec, analyzed, budget: int):
     down to the finest step a tile carries) whose tile fills the budget (at least BUDGET_FILL of it, never over:
     tile format v7 carries the step; a bisection on ln(step) with the planner's sizes, each kept one checked by
     coding; a level whose estimate fits but whose tile does not gives way to the one below; the components weighted
-    once, at that level's preset: :meth:`TileCodec.weighted`). A tile at a latent-only
-    level (a budget under the first residual level's size) keeps that size."""
+    once, at that level's preset: :meth:`TileCodec.weighted`). A tile at a latent-only level (a budget under the first
+    residual level's size) keeps that size, unless the codec codes that level as a coarse residual (mode searches
+    'auto' and 'residual': :meth:`HybridModel.coarse_step`), whose step is then searched the same way."""
     level = choose_level(codec, analyzed, budget)
     size = len(codec.encode(codec.weighted(analyzed, level), level))
     while size > budget and level > 0:  # the estimate fitted, the tile does not (its masks are not estimated)
@@ -42,10 +43,11 @@ def choose_rate(codec: TileCodec, analyzed, budget: int):
         size = len(codec.encode(codec.weighted(analyzed, level), level))
     analyzed = codec.weighted(analyzed, level)  # weighted at the level found: the search below keeps that tile
     steps = codec.ladder.step
-    if steps[level] <= 0 or size > budget:  # a latent-only level (or nothing fits): its size is the tile's
+    at = _coarse_steps(codec, analyzed) if steps[level] <= 0 else steps
+    if at is None or size > budget:  # latents (or nothing fits): its size is the tile's
         return analyzed, level
-    finer = [float(steps[lv]) for lv in range(level + 1, codec.levels) if steps[lv] > 0] + [stepcode.STEP_MIN]
-    coarse, fine = math.log(float(steps[level])), math.log(finer[0])  # fits; does not fit (or the finest step)
+    finer = [float(at[lv]) for lv in range(level + 1, codec.levels) if at[lv] > 0] + [stepcode.STEP_MIN]
+    coarse, fine = math.log(float(at[level])), math.log(finer[0])  # fits; does not fit (or the finest step)
     best = (size, analyzed, level)
     for _ in range(12):
         if best[0] >= BUDGET_FILL * budget:
@@ -65,6 +67,19 @@ def choose_rate(codec: TileCodec, analyzed, budget: int):
             if n > best[0]:
                 best = (n, a, lv)
     return best[1], best[2]
+
+
+def _coarse_steps(codec: TileCodec, analyzed) -> np.ndarray | None:
+    """Each level's residual step where the codec codes the latent-only levels as a coarse residual (their
+    :meth:`HybridModel.coarse_step`, the others the ladder's), or None where it codes their latents."""
+    hybrid = getattr(codec, "hybrid", None)
+    if hybrid is None or analyzed.z is None or hybrid.planner.mode_search not in ("auto", "residual") or \
+            not codec.ladder.residual_levels:
+        return None
+    steps = np.array(codec.ladder.step, np.float64)
+    for lv in np.flatnonzero(steps <= 0):
+        steps[lv] = hybrid.model.coarse_step(int(lv))
+    return steps
 
 
 def allocate_scene(estimates: np.ndarray, budget: float) -> np.ndarray:

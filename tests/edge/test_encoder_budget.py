@@ -64,3 +64,22 @@ def test_allocate_scene_upgrades_cheapest_steps_first():
     np.testing.assert_array_equal(allocate_scene(est, 32), [0, 2, 0])
     np.testing.assert_array_equal(allocate_scene(est, 62), [1, 2, 1])  # uniform level 1 (61), then the +1 step
     np.testing.assert_array_equal(allocate_scene(est, 1000), [2, 2, 2])
+
+
+def test_a_budget_under_the_first_residual_level_is_filled_at_a_coarse_step(scene_path, bundle, codec):
+    """With the default search the latent-only levels are coarse residuals (steps 0.41 and 0.29): a tile budget
+    between level 0's size and level 2's takes a step between them and spends 99-100% of it (before: level 0 or 1's
+    size, 64-70% of such budgets on the 20 m Sentinel-2 scene)."""
+    import rasterio
+
+    from cvae.edge.rate import choose_rate
+
+    with rasterio.open(scene_path) as ds:
+        px = ds.read(window=((0, 256), (0, 256)))
+    a = codec.analyze(px, px[0] != 255, band_range=(np.zeros(4), np.full(4, 254.0)))
+    sizes = [len(codec.encode(codec.weighted(a, lv), lv)) for lv in (0, 1, 2)]
+    for budget in (int(0.5 * (sizes[0] + sizes[1])), int(0.5 * (sizes[1] + sizes[2]))):
+        tile, level = choose_rate(codec, a, budget)
+        n = len(codec.encode(tile, level))
+        assert 0.99 * budget <= n <= budget, (budget, n, sizes)
+        assert 0.2 < tile.step < 0.41
