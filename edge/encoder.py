@@ -344,7 +344,7 @@ def encode_scene(path: str | Path, bundle: Bundle, codec: TileCodec, opts: Encod
         est = np.array([[w.wire_bytes(int(math.ceil(codec.estimate_bytes(codec.weighted(a, lv), lv))))
                          for lv in range(codec.levels)] for a in analyzed])
         copies = metadata_copies(len(windows), stream.metadata_every)
-        yield from fill_scene(codec, analyzed, est, scene_bytes - copies * w.wire_bytes(len(stream.meta)), w.wire_bytes)
+        yield from fill_scene(codec, analyzed, est, scene_bytes - copies * w.wire_bytes(len(stream.meta)), w)
 
     return _packetize(path, bundle, codec, opts, writer, progress, header, raster.pixels.dtype, tiles, sink,
                       band_range)

@@ -218,16 +218,14 @@ def _band_model(a: AnalyzedTile, peaks: np.ndarray, every: int = 1):
     integer = np.dtype(a.dtype).kind in "iu"  # the decoder rounds to integers: the error too, in digital numbers
     scale = np.where(peaks > 0, peaks, 1.0) if integer else None
     share = max(float(a.valid.mean()), 1e-3) if a.valid is not None else 1.0  # nodata zeros err nothing
-    parts = _model_parts(a)
+    parts = [(x[:, ::every], m, w) for x, m, w in _model_parts(a)]
+    dn2 = np.square(scale.astype(np.float64)) if scale is not None else None
 
     def model(step: float) -> np.ndarray:
         band = np.zeros(len(peaks))
         for x, m, w in parts:
-            band += w * weighting.band_errors(weighting.error_covariance(x[:, ::every], step, share), m, None)
-        if scale is None:
-            return band
-        dn2 = np.square(scale.astype(np.float64))
-        return weighting.rounded_mse(band * dn2) / dn2
+            band += w * weighting.band_errors(weighting.error_covariance(x, step, share), m, None)
+        return band if dn2 is None else weighting.rounded_mse(band * dn2) / dn2
     return model
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
@@ -36,21 +37,26 @@ def choose_rate(codec: TileCodec, analyzed, budget: int):
     once, at that level's preset: :meth:`TileCodec.weighted`). A tile at a latent-only level (a budget under the first
     residual level's size) keeps that size, unless the codec codes that level as a coarse residual (mode searches
     'auto' and 'residual': :meth:`HybridModel.coarse_step`), whose step is then searched the same way."""
+    return _fill(codec, analyzed, budget)[1:]
+
+
+def _fill(codec: TileCodec, analyzed, budget: int) -> tuple[bytes, Any, int]:
+    """:func:`choose_rate`'s search: ``(coded tile, tile, level)``."""
     level = choose_level(codec, analyzed, budget)
-    size = len(codec.encode(codec.weighted(analyzed, level), level))
-    while size > budget and level > 0:  # the estimate fitted, the tile does not (its masks are not estimated)
+    data = codec.encode(codec.weighted(analyzed, level), level)
+    while len(data) > budget and level > 0:  # the estimate fitted, the tile does not (its masks are not estimated)
         level -= 1
-        size = len(codec.encode(codec.weighted(analyzed, level), level))
+        data = codec.encode(codec.weighted(analyzed, level), level)
     analyzed = codec.weighted(analyzed, level)  # weighted at the level found: the search below keeps that tile
     steps = codec.ladder.step
     at = _coarse_steps(codec, analyzed) if steps[level] <= 0 else steps
-    if at is None or size > budget:  # latents (or nothing fits): its size is the tile's
-        return analyzed, level
+    if at is None or len(data) > budget:  # latents (or nothing fits): its size is the tile's
+        return data, analyzed, level
     finer = [float(at[lv]) for lv in range(level + 1, codec.levels) if at[lv] > 0] + [stepcode.STEP_MIN]
     coarse, fine = math.log(float(at[level])), math.log(finer[0])  # fits; does not fit (or the finest step)
-    best = (size, analyzed, level)
+    best = (data, analyzed, level)
     for _ in range(12):
-        if best[0] >= BUDGET_FILL * budget:
+        if len(best[0]) >= BUDGET_FILL * budget:
             break
         mid = (coarse + fine) / 2
         step = stepcode.on_grid(math.exp(mid))
@@ -59,26 +65,26 @@ def choose_rate(codec: TileCodec, analyzed, budget: int):
             fine = mid
             continue
         a = dataclasses.replace(analyzed, step=step)
-        n = len(codec.encode(a, lv))
-        if n > budget:
+        coded = codec.encode(a, lv)
+        if len(coded) > budget:
             fine = mid
         else:
             coarse = mid
-            if n > best[0]:
-                best = (n, a, lv)
-    return best[1], best[2]
+            if len(coded) > len(best[0]):
+                best = (coded, a, lv)
+    return best
 
 
 def _coarse_steps(codec: TileCodec, analyzed) -> np.ndarray | None:
-    """Each level's residual step where the codec codes the latent-only levels as a coarse residual (their
-    :meth:`HybridModel.coarse_step`, the others the ladder's), or None where it codes their latents."""
+    """Each level's residual step: the ladder's, and a latent-only level's coarse step where the planner codes it as
+    a coarse residual (:meth:`Planner.coarse`); None where the first latent-only level codes latents."""
     hybrid = getattr(codec, "hybrid", None)
-    if hybrid is None or analyzed.z is None or hybrid.planner.mode_search not in ("auto", "residual") or \
-            not codec.ladder.residual_levels:
-        return None
     steps = np.array(codec.ladder.step, np.float64)
-    for lv in np.flatnonzero(steps <= 0):
-        steps[lv] = hybrid.model.coarse_step(int(lv))
+    latent = [int(lv) for lv in np.flatnonzero(steps <= 0)]
+    if hybrid is None or not all(hybrid.planner.coarse(analyzed, lv) for lv in latent):
+        return None
+    for lv in latent:
+        steps[lv] = hybrid.model.coarse_step(lv)
     return steps
 
 
@@ -107,16 +113,16 @@ def allocate_scene(estimates: np.ndarray, budget: float) -> np.ndarray:
         spent += step[i]
 
 
-def fill_scene(codec: TileCodec, analyzed: list, estimates: np.ndarray, budget: int, wire) -> list:
-    """``[(tile, level)]`` for a scene budget of ``budget`` bytes on the wire (what the tiles' packets may take):
-    each tile's level from :func:`allocate_scene` on ``estimates`` (float[T, L], wire bytes), then its share of the
-    budget: its estimate at that level plus what the levels leave, in proportion; each tile filled to its share by
-    :func:`choose_rate` (coded sizes: never over it, a residual level at least BUDGET_FILL of it); a tile the levels
-    put at the top level stays there (a scene budget buys nothing finer than the ladder). What tiles could not spend
-    (a tile at its finest step, or whose masks the estimates missed) goes to the tiles that filled theirs; what a tile
-    over its share took (nothing cheaper) comes from the others (two rounds at most).
-    ``wire(n)``: the wire bytes of an ``n``-byte tile body. Over the budget only where nothing is cheaper (every tile
-    at level 0)."""
+def fill_scene(codec: TileCodec, analyzed: list, estimates: np.ndarray, budget: int, writer) -> list:
+    """``[(tile, level, coded tile)]`` for a scene budget of ``budget`` bytes on the wire (what the tiles' packets may
+    take): each tile's level from :func:`allocate_scene` on ``estimates`` (float[T, L], wire bytes), then its share
+    of the budget: its estimate at that level plus what the levels leave, in proportion; each tile filled to its
+    share by :func:`choose_rate` (coded sizes: never over it, a residual level at least BUDGET_FILL of it); a tile
+    the levels put at the top level stays there (a scene budget buys nothing finer than the ladder). What tiles could
+    not spend (a tile at its finest step, or whose masks the estimates missed) goes to the tiles that filled theirs;
+    what a tile over its share took (nothing cheaper) comes from the others (two rounds at most). ``writer``: the
+    :class:`~cvae.edge.codec.packets.PacketWriter` whose packets count (its ``wire_bytes``). Over the budget only
+    where nothing is cheaper (every tile at level 0)."""
     t = len(analyzed)
     levels = allocate_scene(estimates, budget)
     base = estimates[np.arange(t), levels]
@@ -125,16 +131,15 @@ def fill_scene(codec: TileCodec, analyzed: list, estimates: np.ndarray, budget: 
     sizes = np.zeros(t, np.int64)
     top = levels == estimates.shape[1] - 1
     for i in np.flatnonzero(top):
-        chosen[i] = (codec.weighted(analyzed[i], int(levels[i])), int(levels[i]))
-        sizes[i] = wire(len(codec.encode(*chosen[i])))
+        a = codec.weighted(analyzed[i], int(levels[i]))
+        chosen[i] = (a, int(levels[i]), codec.encode(a, int(levels[i])))
+        sizes[i] = writer.wire_bytes(len(chosen[i][2]))
     todo = np.flatnonzero(~top)
     for _ in range(3):
         for i in todo:
-            body = int(shares[i]) - (wire(int(shares[i])) - int(shares[i]))  # the share less its framing
-            while body > 0 and wire(body) > shares[i]:
-                body -= 1
-            chosen[i] = choose_rate(codec, analyzed[i], max(body, 1))
-            sizes[i] = wire(len(codec.encode(*chosen[i])))
+            share = int(shares[i])  # less its framing, which a body of that size needs at most
+            data, a, lv = _fill(codec, analyzed[i], max(2 * share - writer.wire_bytes(share), 1))
+            chosen[i], sizes[i] = (a, lv, data), writer.wire_bytes(len(data))
         left = budget - int(sizes.sum())
         # under: more for the tiles that filled their shares; over (a tile over its share had nothing cheaper): less
         # for the others, in proportion

@@ -195,16 +195,14 @@ class Planner:
         return k.modes(level)
 
     def tile_modes(self, a: AnalyzedTile, level: int, step: float | None = None) -> list[tuple[int, bool]]:
-        """:meth:`searched_modes` for tile ``a``: none on a residual level whose network 'auto''s gate turns the tile
-        away from (:meth:`network_pays`; the residual alone, no network)."""
+        """:meth:`searched_modes` for ``a``; none where 'auto''s gate turns it from the network (network_pays)."""
         searched = self.searched_modes(level, step)
         if searched and self.mode_search == "auto" and self.model.has_residual(level) and not self.network_pays(a):
             return []
         return searched
 
     def network_free(self, level: int, step: float | None = None) -> bool:
-        """Whether ``level`` coded at ``step`` (default: its own) codes the residual alone without running the
-        network (``'auto'``)."""
+        """Whether ``level`` at ``step`` (default: its own) codes the residual alone, with no network (``'auto'``)."""
         k = self.model
         if not (self.mode_search == "auto" and k.has_residual(level)):
             return False
@@ -244,11 +242,8 @@ class Planner:
             step = k.preset_step(level) if step is None else step
         elif step is not None:
             raise ValueError(f"level {level} codes latents only: it takes no residual step")
-        elif self.mode_search in ("auto", "residual") and a.z is not None and k.ladder.residual_levels:
-            if not self.searched_modes(level):  # a coarse residual alone, no network (LATENT_LEVELS, 'residual')
-                return self._coarse(a, level, network=False)
-            if LATENT_LEVELS == "hybrid" or not self.network_pays(a):  # 'gate' codes the latents where it passes
-                return self._coarse(a, level, network=True)
+        elif self.coarse(a, level):  # with no searched mode: no network (LATENT_LEVELS, 'residual')
+            return self._coarse(a, level, network=bool(self.searched_modes(level)))
         searched = self.tile_modes(a, level, step) if network else []
         key = (level, step, tuple(searched))  # searches that try the same modes make the same plan
         cached = a.cache.plan
@@ -304,6 +299,11 @@ class Planner:
                     level_matrices=lm)
         a.cache.plan = (key, plan)
         return plan
+
+    def coarse(self, a: AnalyzedTile, level: int) -> bool:
+        """Whether latent-only ``level`` codes ``a`` as a coarse residual (:meth:`_coarse`), not its latents."""
+        return self.mode_search in ("auto", "residual") and a.z is not None and self.model.ladder.residual_levels > 0 \
+            and (not self.searched_modes(level) or LATENT_LEVELS == "hybrid" or not self.network_pays(a))
 
     def _coarse(self, a: AnalyzedTile, level: int, network: bool) -> Plan:
         """Latent-only level ``level``'s tile as a residual at its coarse step (``HybridModel.coarse_step``), naming
