@@ -132,11 +132,12 @@ def _medians(records: list[dict], key: str) -> dict:
 
 
 def run(scenes: list[Path], repeats: int, rate_levels: int, log=print,
-        bounds: tuple[int, ...] | None = None) -> dict:
-    """``bounds``: the E to measure (default BOUNDS, and WIDE_BOUNDS on data of more than 8 bits)."""
+        bounds: tuple[int, ...] | None = None, bundle_dir: str | Path | None = None) -> dict:
+    """``bounds``: the E to measure (default BOUNDS, and WIDE_BOUNDS on data of more than 8 bits); ``bundle_dir``:
+    the model bundle of the rate levels set beside the bounds (default: the shipped one)."""
     from cvae.edge.bundle import Bundle
 
-    bundle = Bundle.load()
+    bundle = Bundle.load(bundle_dir)
     codec = bundle.codec("onnxruntime")
     records = []
     for path in scenes:

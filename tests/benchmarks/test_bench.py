@@ -170,6 +170,28 @@ def test_speed_on_tiny_scene_times_every_stage(bench, bench_speed, tiny_scene, t
     assert rec["peak_rss_mb"] > 0 and "read_packetize ms" in (tmp_path / "speed.md").read_text()
 
 
+def test_bounded_on_tiny_scene_measures_each_bound_against_the_peers(bench, tiny_scene, tmp_path):
+    """cvae-bench bounded: the error-bounded harness from the dev-board command, every decode within its bound."""
+    argv = ["bounded", "--data", str(tiny_scene), "--bounds", "0,2", "--repeats", "1", "--rate-levels", "0",
+            "--out", str(tmp_path), "--name", "bb"]
+    assert bench.main(argv) == 0
+    rec = json.loads((tmp_path / "bb.json").read_text())
+    ((lossless, near),) = [s["bounds"] for s in rec["scenes"]]
+    assert (lossless["max_error"], near["max_error"]) == (0, 2)
+    assert lossless["ours"]["max_abs_error"] == 0 and 0 < near["ours"]["max_abs_error"] <= 2
+    assert near["ours"]["bits_per_sample"] < lossless["ours"]["bits_per_sample"]
+    assert lossless["ours"]["encode_msamples_per_s"] > 0 and "bits_per_sample" in lossless["jpegls"]
+    assert rec["command"].startswith("python benchmarks/bench.py bounded")
+    assert (tmp_path / "bb.md").is_file() and "E     median" in (tmp_path / "bb_summary.txt").read_text()
+
+
+@pytest.mark.parametrize("bounds,message", [("1,x", "comma-separated whole numbers"),
+                                            ("-1", r"0 \(lossless\) or more")])
+def test_bounded_refuses_a_malformed_bound_list(bench, tiny_scene, tmp_path, bounds, message):
+    with pytest.raises(SystemExit, match=message):
+        bench.main(["bounded", "--data", str(tiny_scene), "--bounds", bounds, "--out", str(tmp_path)])
+
+
 def test_timed_pipeline_builds_the_packets_encode_scene_builds(bench_speed, tiny_scene, bundle, codec, tmp_path):
     from cvae.edge.encoder import EncodeOptions, encode_scene
 
