@@ -93,14 +93,16 @@ def _bounds(text: str | None) -> tuple[int, ...] | None:
     try:
         bounds = tuple(int(x) for x in text.split(","))
     except ValueError:
-        raise SystemExit(f"--bounds {text!r}: give comma-separated whole numbers of digital numbers, e.g. 0,1,2")
+        raise SystemExit(f"--bounds {text!r}: give comma-separated whole numbers of digital numbers, "
+                         "e.g. 0,1,2") from None
     if any(e < 0 for e in bounds):
         raise SystemExit(f"--bounds {text!r}: an error bound is 0 (lossless) or more")
     return bounds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, run ``bench_rd.run_rd`` or ``bench_speed.run_speed``, write NAME.json and NAME.md."""
+    """Parse ``argv``, run ``bench_rd.run_rd``, ``bench_speed.run_speed`` or ``bounded_bench.run``, write NAME.json and
+    NAME.md (bounded: NAME_summary.txt too)."""
     bench_rd, bench_speed = sibling("bench_rd"), sibling("bench_speed")
     p = build_parser()
     a = p.parse_args(argv)
