@@ -136,17 +136,15 @@ def blend(r: np.ndarray, p: np.ndarray, b: int) -> np.ndarray:
     return np.rint(num / den)
 
 
-def ceilings(codec, mod, tiles) -> dict:
-    """Part 2 on one scene's tiles: estimated bits of each residual field, and v9's real bytes."""
+def dumped(codec, mod, tiles):
+    """Each tile coded lossless by ``mod`` (a module built with EXP_DUMP) and decoded back through it: ``(bytes,
+    prediction, value, coded mask, band modes)``, the first three int64[C, H, W] (0 where nothing was coded)."""
     from cvae.edge.codec import bitstream, predictive
 
-    keep = predictive._predictive
-    out = dict.fromkeys(["v9", "tile_ls", "block_ls", "blend"], 0.0) | {"bytes": 0}
-    predictive._predictive = mod
+    keep, predictive._predictive = predictive._predictive, mod
     try:
         for t, va, fill in tiles:
             data = codec.compress_bounded(t, 0, va, fill)
-            out["bytes"] += len(data)
             c, h, w = t.shape
             buf = np.full(2 * c * h * w, NO_VALUE, np.int64)
             mod.dump(buf)
@@ -156,23 +154,29 @@ def ceilings(codec, mod, tiles) -> dict:
                 mod.dump(None)
             p, r = buf[:c * h * w].reshape(c, h, w), buf[c * h * w:].reshape(c, h, w)
             m = p != NO_VALUE
-            p, r = np.where(m, p, 0), np.where(m, r, 0)
-            modes = bitstream.unpack_tile(data)[0].modes
-            for b in range(c):
-                mb = m[b][None]
-                own = estimate_bits((r[b] - p[b])[None], mb)
-                out["v9"] += own
-                if modes[b] or mb.sum() < 200:
-                    for k in ("tile_ls", "block_ls", "blend"):
-                        out[k] += own
-                    continue
-                f, y = features(r, p, b), r[b].astype(np.float64)
-                wt = np.linalg.lstsq(f[m[b]], y[m[b]], rcond=None)[0]
-                for k, pred in (("tile_ls", np.rint(f @ wt)), ("block_ls", block_ls(f, y, m[b], p[b])),
-                                ("blend", blend(r, p, b))):
-                    out[k] += estimate_bits((y - pred).astype(np.int64)[None], mb)
+            yield data, np.where(m, p, 0), np.where(m, r, 0), m, bitstream.unpack_tile(data)[0].modes
     finally:
         predictive._predictive = keep
+
+
+def ceilings(codec, mod, tiles) -> dict:
+    """Part 2 on one scene's tiles: estimated bits of each residual field, and v9's real bytes."""
+    out = dict.fromkeys(["v9", "tile_ls", "block_ls", "blend"], 0.0) | {"bytes": 0}
+    for data, p, r, m, modes in dumped(codec, mod, tiles):
+        out["bytes"] += len(data)
+        for b in range(len(modes)):
+            mb = m[b][None]
+            own = estimate_bits((r[b] - p[b])[None], mb)
+            out["v9"] += own
+            if modes[b] or mb.sum() < 200:
+                for k in ("tile_ls", "block_ls", "blend"):
+                    out[k] += own
+                continue
+            f, y = features(r, p, b), r[b].astype(np.float64)
+            wt = np.linalg.lstsq(f[m[b]], y[m[b]], rcond=None)[0]
+            for k, pred in (("tile_ls", np.rint(f @ wt)), ("block_ls", block_ls(f, y, m[b], p[b])),
+                            ("blend", blend(r, p, b))):
+                out[k] += estimate_bits((y - pred).astype(np.int64)[None], mb)
     return out
 
 

@@ -44,29 +44,12 @@ SAMPLES_PER_BAND, EPOCHS, SEED = 6000, 40, 0
 
 def bands(codec, mod, path: Path):
     """v9's residuals, predictions, values, mask and the previous band's residuals, per band coded in mode 0."""
-    from cvae.edge.codec import bitstream, predictive
-
     tiles, _ = sibling("predictor_modes")._tiles(path)
-    keep, predictive._predictive = predictive._predictive, mod
-    try:
-        for t, va, f in tiles:
-            data = codec.compress_bounded(t, 0, va, f)
-            c, h, w = t.shape
-            buf = np.full(2 * c * h * w, pc.NO_VALUE, np.int64)
-            mod.dump(buf)
-            try:
-                codec.decompress(data)
-            finally:
-                mod.dump(None)
-            p, r = buf[:c * h * w].reshape(c, h, w), buf[c * h * w:].reshape(c, h, w)
-            m = p != pc.NO_VALUE
-            e = np.where(m, r - p, 0).astype(np.float64)
-            modes = bitstream.unpack_tile(data)[0].modes
-            for b in range(c):
-                yield (e[b], np.where(m[b], p[b], 0).astype(np.float64), np.where(m[b], r[b], 0).astype(np.float64),
-                       m[b], e[b - 1] if b > 0 else None, int(modes[b]))
-    finally:
-        predictive._predictive = keep
+    for _, p, r, m, modes in pc.dumped(codec, mod, tiles):
+        e = (r - p).astype(np.float64)
+        for b in range(len(modes)):
+            yield (e[b], p[b].astype(np.float64), r[b].astype(np.float64), m[b], e[b - 1] if b > 0 else None,
+                   int(modes[b]))
 
 
 def features(e, p, r, eb) -> tuple[np.ndarray, np.ndarray]:
